@@ -1,0 +1,118 @@
+/*
+ * perf_common — an nccl-tests style benchmark driver shared by the ppuccl
+ * benchmarks and their MPI counterparts.
+ *
+ * It depends on neither MPI nor libppuccl: ppuccl.h is included only for the
+ * datatype and reduction-op enums. A program fills a perf_backend_t with its
+ * communication primitives, describes the collective with a perf_coll_t and
+ * calls perf_parse_args() then perf_run().
+ */
+#ifndef PPU_PERF_COMMON_H
+#define PPU_PERF_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ppuccl.h"
+
+/* Value of -d all / -o all. */
+#define PERF_ALL (-1)
+
+typedef struct perf_opts {
+    size_t min_bytes;  /* -b, default 8 */
+    size_t max_bytes;  /* -e, default 64M */
+    double factor;     /* -f, default 2 (used when step == 0) */
+    size_t step;       /* -i, additive step in bytes, 0 = use factor */
+    int iters;         /* -n, default 20 */
+    int warmup;        /* -w, default 5 */
+    int check;         /* -c, default 1 */
+    int dtype;         /* -d, ppu_datatype_t or PERF_ALL, default float */
+    int op;            /* -o, ppu_redop_t or PERF_ALL, default sum */
+    int root;          /* -r, default 0 */
+    int blocking;      /* -z, accepted and ignored */
+    int timeout_s;     /* -T, 0 = none */
+    int nprocs;        /* -p, local ranks to fork (ppuccl program only), 0 = none */
+} perf_opts_t;
+
+/* Communication primitives, filled in by the program. Every function returns
+ * 0 on success and non-zero on failure. */
+typedef struct perf_backend {
+    const char *name; /* "ppuccl", "MPI": first word of the header */
+    int rank, nranks;
+    void *ctx;        /* passed back to every function */
+    /* Runs the collective once; send == recv (+offset) for in-place. count is
+     * the collective's parameter count (perf_counts_t.param). root and op are
+     * ignored by collectives that do not use them. */
+    int (*run)(void *ctx, const void *send, void *recv, size_t count,
+               int dtype, int op, int root);
+    int (*barrier)(void *ctx);
+    /* In-place allreduce of n doubles over all ranks: max if is_max, else sum. */
+    int (*reduce_double)(void *ctx, double *v, size_t n, int is_max);
+    /* Optional (NULL = everything supported). Returns non-zero when the
+     * backend can run this datatype / op. */
+    int (*supports)(void *ctx, int dtype, int op);
+} perf_backend_t;
+
+/* Element counts for one row, derived from count = bytes / type size. */
+typedef struct perf_counts {
+    size_t send;         /* elements in each rank's send buffer */
+    size_t recv;         /* elements in each rank's receive buffer */
+    size_t param;        /* count argument given to backend->run */
+    size_t inplace_off;  /* in-place: send = recv + inplace_off elements */
+} perf_counts_t;
+
+/* Describes one collective; one small file per collective fills it. */
+typedef struct perf_coll {
+    const char *name;  /* "allreduce": used in the header */
+    int uses_op;       /* 0: redop column prints "none", op loop skipped */
+    int uses_root;     /* 0: root column prints -1 */
+    void (*counts)(size_t count, int nranks, perf_counts_t *c);
+    /* Bus bandwidth = algbw * bus_factor(nranks). */
+    double (*bus_factor)(int nranks);
+    /* Fills this rank's send buffer (c->send elements). */
+    void (*fill)(void *send, const perf_counts_t *c, int dtype, int op,
+                 int root, int rank, int nranks);
+    /* Writes the expected receive buffer (c->recv elements) and returns how
+     * many leading elements to compare (0: nothing to check on this rank). */
+    size_t (*expected)(void *exp, const perf_counts_t *c, int dtype, int op,
+                       int root, int rank, int nranks);
+} perf_coll_t;
+
+/* Parses nccl-tests flags. Returns 0 on success, 1 after -h (help printed),
+ * 2 on an unknown flag or a bad value (message printed on stderr). */
+int perf_parse_args(int argc, char **argv, perf_opts_t *opts);
+/* Runs the sweep; only rank 0 prints. Returns 0 when everything ran and
+ * validated, 1 on wrong values or a backend failure, 2 when the requested
+ * datatype / op is not supported by the backend. */
+int perf_run(const perf_opts_t *opts, const perf_backend_t *be,
+             const perf_coll_t *coll);
+
+/* ---- helpers for collective descriptions ------------------------------- */
+size_t perf_type_size(int dtype);
+const char *perf_type_name(int dtype);
+const char *perf_op_name(int op);
+/* Deterministic test value of element idx on rank: a small integer chosen so
+ * that reducing it over nranks with op is exact in dtype in any order. */
+int64_t perf_value(int dtype, int op, int rank, int nranks, size_t idx);
+/* Exact reduction of perf_value(dtype, op, r, nranks, idx) over all ranks. */
+int64_t perf_reduce_value(int dtype, int op, int nranks, size_t idx);
+/* Stores the integer v as element idx of buf in dtype. */
+void perf_store(void *buf, size_t idx, int dtype, int64_t v);
+/* Stores the result of op for the exact reduction acc: AVG divides by
+ * nranks (integers truncate, floats round in the type), others store acc. */
+void perf_store_result(void *buf, size_t idx, int dtype, int op, int64_t acc,
+                       int nranks);
+/* Number of elements of a that differ from b (floats compared by value). */
+size_t perf_count_wrong(const void *a, const void *b, size_t n, int dtype);
+/* Local float <-> half / bfloat16 conversions, round to nearest even. */
+uint16_t perf_float_to_half(float f);
+float perf_half_to_float(uint16_t h);
+uint16_t perf_float_to_bf16(float f);
+float perf_bf16_to_float(uint16_t b);
+
+/* The all-reduce description, shared by ppu_allreduce_perf and
+ * mpi_allreduce_perf (defined in perf_common.c; it is the template for the
+ * descriptions of later collectives). */
+extern const perf_coll_t perf_coll_allreduce;
+
+#endif /* PPU_PERF_COMMON_H */

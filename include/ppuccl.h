@@ -1,0 +1,124 @@
+/*
+ * ppuccl — collective communication for PPU accelerator clusters.
+ *
+ * The only public header. Every function returns ppu_result_t; output
+ * arguments come last and are written only on success. When a call fails,
+ * ppu_get_last_error(comm) (or ppu_get_last_error(NULL) for calls that have
+ * no communicator yet) returns a sentence naming what failed and where.
+ */
+#ifndef PPUCCL_H
+#define PPUCCL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PPU_VERSION_MAJOR 0
+#define PPU_VERSION_MINOR 1
+#define PPU_VERSION_PATCH 0
+/* Encoded as major*10000 + minor*100 + patch. */
+#define PPU_VERSION_CODE \
+    (PPU_VERSION_MAJOR * 10000 + PPU_VERSION_MINOR * 100 + PPU_VERSION_PATCH)
+
+/* Result codes. Values are stable: never renumber, only append. */
+typedef enum {
+    PPU_SUCCESS = 0,
+    PPU_SYSTEM_ERROR = 1,     /* an OS call failed (memory, sockets, shm) */
+    PPU_INTERNAL_ERROR = 2,   /* a bug in ppuccl */
+    PPU_INVALID_ARGUMENT = 3, /* a bad value was passed */
+    PPU_INVALID_USAGE = 4,    /* a valid value at the wrong time */
+    PPU_REMOTE_ERROR = 5,     /* a peer failed or broke the protocol */
+    PPU_IN_PROGRESS = 6,      /* queued work has not finished yet */
+    PPU_TIMEOUT = 7,          /* a wait on a peer passed PPU_TIMEOUT_MS */
+    PPU_ABORTED = 8,          /* the communicator was aborted */
+    PPU_NUM_RESULTS
+} ppu_result_t;
+
+typedef enum {
+    PPU_INT8 = 0,
+    PPU_UINT8 = 1,
+    PPU_INT32 = 2,
+    PPU_UINT32 = 3,
+    PPU_INT64 = 4,
+    PPU_UINT64 = 5,
+    PPU_FLOAT16 = 6,
+    PPU_BFLOAT16 = 7,
+    PPU_FLOAT32 = 8,
+    PPU_FLOAT64 = 9,
+    PPU_NUM_DATATYPES
+} ppu_datatype_t;
+
+typedef enum {
+    PPU_SUM = 0,
+    PPU_PROD = 1,
+    PPU_MAX = 2,
+    PPU_MIN = 3,
+    PPU_AVG = 4, /* sum, divided once by the rank count at the end */
+    PPU_NUM_REDOPS
+} ppu_redop_t;
+
+#define PPU_UNIQUE_ID_BYTES 128
+/* Opaque rendezvous token: the root's address and a random secret.
+ * Create it on one rank with ppu_get_unique_id and hand it to the others. */
+typedef struct {
+    char internal[PPU_UNIQUE_ID_BYTES];
+} ppu_unique_id_t;
+
+typedef struct ppu_comm *ppu_comm_t;
+typedef struct ppu_stream *ppu_stream_t;
+
+/* ---- library ---------------------------------------------------------- */
+ppu_result_t ppu_get_version(int *version);
+const char *ppu_get_error_string(ppu_result_t result);
+/* The last error recorded on comm, or the calling thread's last error for
+ * comm == NULL. Never NULL; "" when nothing failed. */
+const char *ppu_get_last_error(ppu_comm_t comm);
+/* Size in bytes of one element of datatype; 0 for an unknown datatype. */
+size_t ppu_datatype_size(ppu_datatype_t datatype);
+
+/* ---- communicators ---------------------------------------------------- */
+/* Starts the rendezvous root in this process and returns its token. */
+ppu_result_t ppu_get_unique_id(ppu_unique_id_t *id);
+/* Collective over nranks processes (or threads) that share the same id. */
+ppu_result_t ppu_comm_init_rank(ppu_comm_t *comm, int nranks,
+                                ppu_unique_id_t id, int rank);
+/* n communicators inside this process, rank i in comms[i]; each is then
+ * driven by its own thread or its own stream. */
+ppu_result_t ppu_comm_init_all(ppu_comm_t *comms, int n);
+/* Rank and size from the environment: PPU_RANK / PPU_WORLD_SIZE /
+ * PPU_ROOT_ADDR, or Open MPI's OMPI_COMM_WORLD_RANK / _SIZE. */
+ppu_result_t ppu_comm_init_env(ppu_comm_t *comm);
+/* Waits for the communicator's queued work, then frees it. */
+ppu_result_t ppu_comm_destroy(ppu_comm_t comm);
+/* Stops in-flight work on every stream, then frees the communicator.
+ * Safe to call from any thread. */
+ppu_result_t ppu_comm_abort(ppu_comm_t comm);
+ppu_result_t ppu_comm_count(ppu_comm_t comm, int *count);
+ppu_result_t ppu_comm_user_rank(ppu_comm_t comm, int *rank);
+/* The first error raised asynchronously (stream workers), or PPU_SUCCESS. */
+ppu_result_t ppu_comm_get_async_error(ppu_comm_t comm, ppu_result_t *async_error);
+
+/* ---- streams ---------------------------------------------------------- */
+/* A stream is an in-order host work queue served by its own thread.
+ * Passing NULL as a stream runs the call on the caller's thread. */
+ppu_result_t ppu_stream_create(ppu_stream_t *stream);
+/* Waits for all queued work; returns the first error it raised. */
+ppu_result_t ppu_stream_synchronize(ppu_stream_t stream);
+/* PPU_SUCCESS when idle, PPU_IN_PROGRESS while work is queued, or the
+ * first error queued work raised. */
+ppu_result_t ppu_stream_query(ppu_stream_t stream);
+ppu_result_t ppu_stream_destroy(ppu_stream_t stream);
+
+/* ---- collectives ------------------------------------------------------ */
+/* In place when sendbuf == recvbuf. */
+ppu_result_t ppu_allreduce(const void *sendbuf, void *recvbuf, size_t count,
+                           ppu_datatype_t datatype, ppu_redop_t op,
+                           ppu_comm_t comm, ppu_stream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PPUCCL_H */

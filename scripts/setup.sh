@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the Debian packages ppuccl needs to build, test and benchmark.
+# Idempotent: packages already present are left alone. Uses sudo when not root.
+set -euo pipefail
+
+PKGS=(build-essential cmake pkg-config
+      libhwloc-dev libopenmpi-dev openmpi-bin libcriterion-dev
+      libibverbs-dev librdmacm-dev)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,543 @@
+/* Bootstrap: every rank says hello to the root (rank, size, its own listen
+ * address), the root answers with the table of all ranks, then each rank
+ * connects to the next one, forming the ring used by allgather/barrier.
+ *
+ * Wire format (big endian): header {magic, version, type, secret[16], len}
+ * followed by len payload bytes. A connection whose header is not ours,
+ * whose secret is wrong, or that stalls is closed and logged; the
+ * listener keeps serving the real ranks. */
+#include "bootstrap.h"
+
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "log.h"
+#include "param.h"
+#include "wait.h"
+
+#define BOOT_MAGIC 0x50504231u /* "PPB1" */
+#define BOOT_VERSION 1
+#define ID_MAGIC 0x50504944u /* "PPID" */
+#define HELLO_TIMEOUT_NS (2ull * 1000000000ull)
+#define MAX_RANKS 65536
+
+enum { MSG_HELLO = 1, MSG_TABLE = 2, MSG_ABORT = 3, MSG_RING = 4 };
+
+struct wire_hdr {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;
+    uint8_t secret[PPU_BOOT_SECRET_BYTES];
+    uint32_t len;
+} __attribute__((packed));
+
+struct wire_addr { /* one rank's entry in the table */
+    uint16_t family;
+    uint16_t port; /* network order already */
+    uint8_t addr[16];
+    uint64_t host_hash;
+} __attribute__((packed));
+
+struct wire_hello {
+    uint32_t rank;
+    uint32_t nranks;
+    struct wire_addr addr;
+} __attribute__((packed));
+
+/* ---- unique id ---- */
+
+void ppu_id_pack(const struct ppu_id_fields *f, ppu_unique_id_t *id)
+{
+    memset(id, 0, sizeof *id);
+    uint8_t *p = (uint8_t *)id->internal;
+    uint32_t magic = htonl(ID_MAGIC);
+    uint16_t ver = htons(BOOT_VERSION), fam = htons((uint16_t)f->root.sa.sa_family);
+    memcpy(p, &magic, 4);
+    memcpy(p + 4, &ver, 2);
+    memcpy(p + 6, &fam, 2);
+    if (f->root.sa.sa_family == AF_INET) {
+        memcpy(p + 8, &f->root.in4.sin_port, 2);
+        memcpy(p + 10, &f->root.in4.sin_addr, 4);
+    } else {
+        memcpy(p + 8, &f->root.in6.sin6_port, 2);
+        memcpy(p + 10, &f->root.in6.sin6_addr, 16);
+    }
+    memcpy(p + 32, f->secret, PPU_BOOT_SECRET_BYTES);
+}
+
+ppu_result_t ppu_id_unpack(const ppu_unique_id_t *id, struct ppu_id_fields *f)
+{
+    const uint8_t *p = (const uint8_t *)id->internal;
+    uint32_t magic;
+    uint16_t ver, fam;
+    memcpy(&magic, p, 4);
+    memcpy(&ver, p + 4, 2);
+    memcpy(&fam, p + 6, 2);
+    if (ntohl(magic) != ID_MAGIC || ntohs(ver) != BOOT_VERSION)
+        return PPU_INVALID_ARGUMENT;
+    memset(f, 0, sizeof *f);
+    fam = ntohs(fam);
+    if (fam == AF_INET) {
+        f->root.in4.sin_family = AF_INET;
+        memcpy(&f->root.in4.sin_port, p + 8, 2);
+        memcpy(&f->root.in4.sin_addr, p + 10, 4);
+    } else if (fam == AF_INET6) {
+        f->root.in6.sin6_family = AF_INET6;
+        memcpy(&f->root.in6.sin6_port, p + 8, 2);
+        memcpy(&f->root.in6.sin6_addr, p + 10, 16);
+    } else {
+        return PPU_INVALID_ARGUMENT;
+    }
+    memcpy(f->secret, p + 32, PPU_BOOT_SECRET_BYTES);
+    return PPU_SUCCESS;
+}
+
+uint64_t ppu_host_hash(void)
+{
+    char buf[512] = {0};
+    size_t o = 0;
+    gethostname(buf, 128);
+    o = strlen(buf);
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        o += fread(buf + o, 1, 64, f);
+        fclose(f);
+    }
+    ssize_t n = readlink("/proc/self/ns/net", buf + o, sizeof buf - o - 1);
+    if (n > 0)
+        o += (size_t)n;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < o; i++)
+        h = (h ^ (uint8_t)buf[i]) * 1099511628211ull;
+    return h;
+}
+
+/* ---- wire helpers ---- */
+
+static int secret_equal(const uint8_t *a, const uint8_t *b)
+{
+    uint8_t d = 0;
+    for (int i = 0; i < PPU_BOOT_SECRET_BYTES; i++)
+        d |= a[i] ^ b[i];
+    return d == 0;
+}
+
+static ppu_result_t send_msg(int fd, const uint8_t *secret, int type, const void *payload,
+                             uint32_t len, uint64_t deadline)
+{
+    struct wire_hdr h;
+    h.magic = htonl(BOOT_MAGIC);
+    h.version = htons(BOOT_VERSION);
+    h.type = htons((uint16_t)type);
+    memcpy(h.secret, secret, PPU_BOOT_SECRET_BYTES);
+    h.len = htonl(len);
+    PPU_CHECK(ppu_socket_send(fd, &h, sizeof h, deadline));
+    return len ? ppu_socket_send(fd, payload, len, deadline) : PPU_SUCCESS;
+}
+
+/* Read and check a header. why gets a reason when the bytes are not ours. */
+static ppu_result_t recv_hdr(int fd, const uint8_t *secret, int type, uint32_t max_len,
+                             uint32_t *len, uint64_t deadline, const char **why)
+{
+    struct wire_hdr h;
+    ppu_result_t r = ppu_socket_recv(fd, &h, sizeof h, deadline);
+    if (r != PPU_SUCCESS) {
+        *why = r == PPU_TIMEOUT ? "sent no complete header in time" : "closed before a header";
+        return r;
+    }
+    if (ntohl(h.magic) != BOOT_MAGIC) {
+        *why = "bytes are not the ppuccl bootstrap protocol";
+        return PPU_REMOTE_ERROR;
+    }
+    if (ntohs(h.version) != BOOT_VERSION) {
+        *why = "wrong protocol version";
+        return PPU_REMOTE_ERROR;
+    }
+    if (!secret_equal(h.secret, secret)) {
+        *why = "wrong secret";
+        return PPU_REMOTE_ERROR;
+    }
+    *len = ntohl(h.len);
+    int t = ntohs(h.type);
+    if (t != type || *len > max_len) {
+        *why = t != type ? "unexpected message type" : "length too large";
+        return PPU_REMOTE_ERROR;
+    }
+    return PPU_SUCCESS;
+}
+
+static void addr_to_wire(const union ppu_sockaddr *a, uint64_t hash, struct wire_addr *w)
+{
+    memset(w, 0, sizeof *w);
+    w->family = htons((uint16_t)a->sa.sa_family);
+    if (a->sa.sa_family == AF_INET) {
+        w->port = a->in4.sin_port;
+        memcpy(w->addr, &a->in4.sin_addr, 4);
+    } else {
+        w->port = a->in6.sin6_port;
+        memcpy(w->addr, &a->in6.sin6_addr, 16);
+    }
+    w->host_hash = htobe64(hash);
+}
+
+static void addr_from_wire(const struct wire_addr *w, union ppu_sockaddr *a)
+{
+    memset(a, 0, sizeof *a);
+    if (ntohs(w->family) == AF_INET6) {
+        a->in6.sin6_family = AF_INET6;
+        a->in6.sin6_port = w->port;
+        memcpy(&a->in6.sin6_addr, w->addr, 16);
+    } else {
+        a->in4.sin_family = AF_INET;
+        a->in4.sin_port = w->port;
+        memcpy(&a->in4.sin_addr, w->addr, 4);
+    }
+}
+
+static void log_dropped(const char *who, const union ppu_sockaddr *peer, const char *why)
+{
+    char s[64];
+    ppu_socket_str(peer, s, sizeof s);
+    PPU_WARN(PPU_SUB_BOOT, "%s dropped a connection from %s: %s", who, s, why);
+}
+
+/* ---- root ---- */
+
+struct root_state {
+    int lfd;
+    uint8_t secret[PPU_BOOT_SECRET_BYTES];
+    uint64_t timeout_ns;
+};
+
+static void root_abort(struct root_state *rs, int *fds, struct wire_addr *table, int nranks)
+{
+    char msg[1024];
+    int o = snprintf(msg, sizeof msg, "bootstrap root timed out waiting for rank(s)");
+    int missing = 0;
+    for (int i = 0; i < nranks && o < (int)sizeof msg - 16; i++)
+        if (fds[i] < 0) {
+            o += snprintf(msg + o, sizeof msg - (size_t)o, "%s %d", missing ? "," : "", i);
+            missing++;
+        }
+    snprintf(msg + o, sizeof msg - (size_t)o, " of %d to connect", nranks);
+    PPU_WARN(PPU_SUB_BOOT, "%s", msg);
+    uint64_t dl = ppu_now_ns() + HELLO_TIMEOUT_NS;
+    for (int i = 0; i < nranks; i++)
+        if (fds[i] >= 0)
+            send_msg(fds[i], rs->secret, MSG_ABORT, msg, (uint32_t)strlen(msg) + 1, dl);
+    (void)table;
+}
+
+static void *root_main(void *arg)
+{
+    struct root_state *rs = arg;
+    int nranks = 0, have = 0;
+    int *fds = NULL;
+    struct wire_addr *table = NULL;
+    uint64_t deadline = UINT64_MAX; /* starts at the first hello */
+    for (;;) {
+        int fd;
+        union ppu_sockaddr peer;
+        ppu_result_t r = ppu_socket_accept(rs->lfd, deadline, &fd, &peer);
+        if (r == PPU_TIMEOUT) {
+            root_abort(rs, fds, table, nranks);
+            break;
+        }
+        if (r != PPU_SUCCESS)
+            continue;
+        uint32_t len;
+        const char *why = "";
+        struct wire_hello hello;
+        uint64_t hdl = ppu_now_ns() + HELLO_TIMEOUT_NS;
+        r = recv_hdr(fd, rs->secret, MSG_HELLO, sizeof hello, &len, hdl, &why);
+        if (r == PPU_SUCCESS && len != sizeof hello) {
+            why = "hello has the wrong length";
+            r = PPU_REMOTE_ERROR;
+        }
+        if (r == PPU_SUCCESS && (r = ppu_socket_recv(fd, &hello, sizeof hello, hdl)) != PPU_SUCCESS)
+            why = "truncated hello";
+        if (r == PPU_SUCCESS) {
+            uint32_t rk = ntohl(hello.rank), nr = ntohl(hello.nranks);
+            if (nr == 0 || nr > MAX_RANKS || rk >= nr) {
+                why = "rank or size out of range";
+                r = PPU_REMOTE_ERROR;
+            } else if (nranks && (int)nr != nranks) {
+                why = "rank count differs from the other ranks'";
+                r = PPU_REMOTE_ERROR;
+            } else {
+                if (!nranks) {
+                    nranks = (int)nr;
+                    fds = malloc(sizeof *fds * (size_t)nranks);
+                    table = calloc((size_t)nranks, sizeof *table);
+                    for (int i = 0; i < nranks; i++)
+                        fds[i] = -1;
+                    deadline = ppu_now_ns() + rs->timeout_ns;
+                }
+                if (fds[rk] >= 0) {
+                    why = "a second hello for the same rank";
+                    r = PPU_REMOTE_ERROR;
+                } else {
+                    fds[rk] = fd;
+                    table[rk] = hello.addr;
+                    have++;
+                }
+            }
+        }
+        if (r != PPU_SUCCESS) {
+            log_dropped("bootstrap root", &peer, why);
+            close(fd);
+            continue;
+        }
+        if (have == nranks) {
+            uint64_t dl = ppu_now_ns() + rs->timeout_ns;
+            uint32_t tlen = (uint32_t)(sizeof *table * (size_t)nranks);
+            for (int i = 0; i < nranks; i++)
+                send_msg(fds[i], rs->secret, MSG_TABLE, table, tlen, dl);
+            PPU_INFO(PPU_SUB_BOOT, "bootstrap root: all %d ranks connected", nranks);
+            break;
+        }
+    }
+    for (int i = 0; fds && i < nranks; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+    free(table);
+    close(rs->lfd);
+    free(rs);
+    return NULL;
+}
+
+ppu_result_t ppu_bootstrap_root_start(union ppu_sockaddr *root, const uint8_t *secret,
+                                      ppu_unique_id_t *id, char *err, size_t errlen)
+{
+    struct root_state *rs = calloc(1, sizeof *rs);
+    if (!rs)
+        return PPU_SYSTEM_ERROR;
+    char s[64];
+    ppu_socket_str(root, s, sizeof s);
+    if (ppu_socket_listen(root, &rs->lfd) != PPU_SUCCESS) {
+        snprintf(err, errlen, "bootstrap root cannot listen on %s: %s", s, strerror(errno));
+        free(rs);
+        return PPU_SYSTEM_ERROR;
+    }
+    memcpy(rs->secret, secret, PPU_BOOT_SECRET_BYTES);
+    rs->timeout_ns = (uint64_t)ppu_param_int(PPU_P_BOOTSTRAP_TIMEOUT_MS) * 1000000ull;
+    struct ppu_id_fields f;
+    f.root = *root;
+    memcpy(f.secret, secret, PPU_BOOT_SECRET_BYTES);
+    pthread_t t;
+    if (pthread_create(&t, NULL, root_main, rs) != 0) {
+        close(rs->lfd);
+        free(rs);
+        snprintf(err, errlen, "cannot start the bootstrap root thread");
+        return PPU_SYSTEM_ERROR;
+    }
+    pthread_detach(t);
+    ppu_id_pack(&f, id);
+    ppu_socket_str(root, s, sizeof s);
+    PPU_INFO(PPU_SUB_BOOT, "bootstrap root listening on %s", s);
+    return PPU_SUCCESS;
+}
+
+/* ---- ranks ---- */
+
+/* Accept from the ring predecessor, dropping anything else. */
+static ppu_result_t accept_prev(struct ppu_bootstrap *bs, int lfd, uint64_t deadline)
+{
+    for (;;) {
+        int fd;
+        union ppu_sockaddr peer;
+        PPU_CHECK(ppu_socket_accept(lfd, deadline, &fd, &peer));
+        uint64_t hdl = ppu_now_ns() + HELLO_TIMEOUT_NS;
+        if (hdl > deadline)
+            hdl = deadline;
+        uint32_t len, rk = 0;
+        const char *why = "";
+        ppu_result_t r = recv_hdr(fd, bs->secret, MSG_RING, 4, &len, hdl, &why);
+        if (r == PPU_SUCCESS && (len != 4 || ppu_socket_recv(fd, &rk, 4, hdl) != PPU_SUCCESS)) {
+            why = "truncated ring hello";
+            r = PPU_REMOTE_ERROR;
+        }
+        int prev = (bs->rank + bs->nranks - 1) % bs->nranks;
+        if (r == PPU_SUCCESS && (int)ntohl(rk) != prev) {
+            why = "ring hello from an unexpected rank";
+            r = PPU_REMOTE_ERROR;
+        }
+        if (r == PPU_SUCCESS) {
+            bs->prev_fd = fd;
+            return PPU_SUCCESS;
+        }
+        log_dropped("bootstrap listener", &peer, why);
+        close(fd);
+    }
+}
+
+ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
+                                struct ppu_bootstrap **bs_out, char *err, size_t errlen)
+{
+    struct ppu_id_fields f;
+    if (ppu_id_unpack(id, &f) != PPU_SUCCESS) {
+        snprintf(err, errlen, "the unique id is not valid (not made by ppu_get_unique_id "
+                              "of this version)");
+        return PPU_INVALID_ARGUMENT;
+    }
+    ppu_result_t res;
+    struct ppu_bootstrap *bs = calloc(1, sizeof *bs);
+    if (!bs)
+        return PPU_SYSTEM_ERROR;
+    bs->rank = rank;
+    bs->nranks = nranks;
+    bs->next_fd = bs->prev_fd = -1;
+    memcpy(bs->secret, f.secret, sizeof bs->secret);
+    bs->timeout_ns = (uint64_t)ppu_param_int(PPU_P_BOOTSTRAP_TIMEOUT_MS) * 1000000ull;
+    bs->host_hash = calloc((size_t)nranks, sizeof *bs->host_hash);
+    struct wire_addr *table = calloc((size_t)nranks, sizeof *table);
+    int lfd = -1, rfd = -1;
+    char root_s[64];
+    ppu_socket_str(&f.root, root_s, sizeof root_s);
+    uint64_t deadline = ppu_now_ns() + bs->timeout_ns;
+    if (!bs->host_hash || !table) {
+        res = PPU_SYSTEM_ERROR;
+        goto err_free;
+    }
+
+    /* Our own listener, on the root's interface when the root is local. */
+    union ppu_sockaddr me;
+    if (ppu_socket_is_loopback(&f.root)) {
+        me = f.root;
+    } else {
+        PPU_CHECK_GOTO(ppu_socket_pick_addr(&me, err, errlen), res, err_free);
+        if (me.sa.sa_family != f.root.sa.sa_family)
+            me = f.root; /* same family as the root, bound below to any port */
+    }
+    if (me.sa.sa_family == AF_INET)
+        me.in4.sin_port = 0;
+    else
+        me.in6.sin6_port = 0;
+    res = ppu_socket_listen(&me, &lfd);
+    if (res != PPU_SUCCESS) {
+        snprintf(err, errlen, "rank %d cannot listen for its ring peer: %s", rank, strerror(errno));
+        goto err_free;
+    }
+
+    res = ppu_socket_connect(&f.root, deadline, &rfd);
+    if (res != PPU_SUCCESS) {
+        snprintf(err, errlen, "rank %d could not reach the bootstrap root at %s within %llu ms",
+                 rank, root_s, (unsigned long long)(bs->timeout_ns / 1000000));
+        goto err_close;
+    }
+    struct wire_hello hello = {htonl((uint32_t)rank), htonl((uint32_t)nranks), {0}};
+    bs->host_hash[rank] = ppu_host_hash();
+    addr_to_wire(&me, bs->host_hash[rank], &hello.addr);
+    PPU_CHECK_GOTO(send_msg(rfd, bs->secret, MSG_HELLO, &hello, sizeof hello, deadline), res,
+                   err_close);
+    uint32_t len;
+    const char *why = "";
+    /* The root answers once every rank said hello, or with an abort. */
+    struct wire_hdr peek;
+    res = ppu_socket_recv(rfd, &peek, sizeof peek, deadline + HELLO_TIMEOUT_NS);
+    if (res == PPU_SUCCESS && ntohs(peek.type) == MSG_ABORT) {
+        char msg[4096] = "";
+        len = ntohl(peek.len);
+        if (len < sizeof msg && ppu_socket_recv(rfd, msg, len, deadline) == PPU_SUCCESS)
+            msg[len ? len - 1 : 0] = '\0';
+        snprintf(err, errlen, "rank %d: %s (root %s)", rank, msg, root_s);
+        res = PPU_TIMEOUT;
+        goto err_close;
+    }
+    if (res == PPU_SUCCESS) {
+        len = ntohl(peek.len);
+        if (ntohl(peek.magic) != BOOT_MAGIC || ntohs(peek.type) != MSG_TABLE ||
+            !secret_equal(peek.secret, bs->secret) || len != sizeof *table * (size_t)nranks) {
+            why = "the root sent a malformed table";
+            res = PPU_REMOTE_ERROR;
+        } else {
+            res = ppu_socket_recv(rfd, table, len, deadline);
+        }
+    }
+    if (res != PPU_SUCCESS) {
+        snprintf(err, errlen, "rank %d: no rank table from the bootstrap root %s (%s)", rank,
+                 root_s, res == PPU_TIMEOUT ? "timed out" : *why ? why : "connection lost");
+        goto err_close;
+    }
+    close(rfd);
+    rfd = -1;
+    for (int i = 0; i < nranks; i++)
+        bs->host_hash[i] = be64toh(table[i].host_hash);
+
+    if (nranks > 1) {
+        int next = (rank + 1) % nranks;
+        union ppu_sockaddr na;
+        addr_from_wire(&table[next], &na);
+        res = ppu_socket_connect(&na, deadline, &bs->next_fd);
+        uint32_t rk = htonl((uint32_t)rank);
+        if (res == PPU_SUCCESS)
+            res = send_msg(bs->next_fd, bs->secret, MSG_RING, &rk, 4, deadline);
+        if (res == PPU_SUCCESS)
+            res = accept_prev(bs, lfd, deadline);
+        if (res != PPU_SUCCESS) {
+            snprintf(err, errlen, "rank %d could not join the bootstrap ring (next rank %d, "
+                     "previous rank %d): %s", rank, next, (rank + nranks - 1) % nranks,
+                     ppu_get_error_string(res));
+            goto err_close;
+        }
+    }
+    close(lfd);
+    free(table);
+    *bs_out = bs;
+    return PPU_SUCCESS;
+
+err_close:
+    if (rfd >= 0)
+        close(rfd);
+    if (lfd >= 0)
+        close(lfd);
+err_free:
+    free(table);
+    ppu_bootstrap_close(bs);
+    return res;
+}
+
+ppu_result_t ppu_bootstrap_allgather(struct ppu_bootstrap *bs, void *data, size_t size)
+{
+    int n = bs->nranks, r = bs->rank;
+    uint64_t deadline = ppu_now_ns() + bs->timeout_ns;
+    for (int s = 0; s < n - 1; s++) {
+        int sb = (r - s + n) % n, rb = (r - s - 1 + n) % n;
+        PPU_CHECK(ppu_socket_sendrecv(bs->next_fd, (char *)data + (size_t)sb * size, size,
+                                      bs->prev_fd, (char *)data + (size_t)rb * size, size,
+                                      deadline));
+    }
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_bootstrap_barrier(struct ppu_bootstrap *bs)
+{
+    uint8_t *tmp = calloc((size_t)bs->nranks, 1);
+    if (!tmp)
+        return PPU_SYSTEM_ERROR;
+    ppu_result_t r = ppu_bootstrap_allgather(bs, tmp, 1);
+    free(tmp);
+    return r;
+}
+
+void ppu_bootstrap_close(struct ppu_bootstrap *bs)
+{
+    if (!bs)
+        return;
+    if (bs->next_fd >= 0)
+        close(bs->next_fd);
+    if (bs->prev_fd >= 0)
+        close(bs->prev_fd);
+    free(bs->host_hash);
+    free(bs);
+}

@@ -1,0 +1,440 @@
+/* Communicator lifecycle: unique ids, init (explicit, threaded, from the
+ * environment), destroy, abort, queries, and the registry of live
+ * communicators that lets every entry point reject a stale handle. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "comm.h"
+#include "log.h"
+#include "param.h"
+#include "wait.h"
+
+/* ---- registry ---- */
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ppu_comm **reg;
+static size_t reg_n, reg_cap;
+
+static ppu_result_t reg_add(struct ppu_comm *c)
+{
+    pthread_mutex_lock(&reg_lock);
+    if (reg_n == reg_cap) {
+        size_t cap = reg_cap ? 2 * reg_cap : 16;
+        struct ppu_comm **n = realloc(reg, cap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&reg_lock);
+            return PPU_SYSTEM_ERROR;
+        }
+        reg = n;
+        reg_cap = cap;
+    }
+    reg[reg_n++] = c;
+    pthread_mutex_unlock(&reg_lock);
+    return PPU_SUCCESS;
+}
+
+/* Removes c; returns 0 if it was not registered (already destroyed). */
+static int reg_remove(struct ppu_comm *c)
+{
+    int found = 0;
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < reg_n; i++)
+        if (reg[i] == c) {
+            reg[i] = reg[--reg_n];
+            found = 1;
+            break;
+        }
+    pthread_mutex_unlock(&reg_lock);
+    return found;
+}
+
+int ppu_comm_is_live(struct ppu_comm *c)
+{
+    int found = 0;
+    if (!c)
+        return 0;
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < reg_n && !found; i++)
+        found = reg[i] == c;
+    pthread_mutex_unlock(&reg_lock);
+    return found;
+}
+
+/* ---- ids ---- */
+
+ppu_result_t ppu_get_version(int *version)
+{
+    if (!version)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_get_version: version is NULL");
+    *version = PPU_VERSION_CODE;
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_get_unique_id(ppu_unique_id_t *id)
+{
+    if (!id)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_get_unique_id: id is NULL");
+    char err[256];
+    union ppu_sockaddr root;
+    ppu_result_t r = ppu_socket_pick_addr(&root, err, sizeof err);
+    if (r != PPU_SUCCESS)
+        return ppu_fail(NULL, r, "ppu_get_unique_id: %s", err);
+    uint8_t secret[PPU_BOOT_SECRET_BYTES];
+    if (getrandom(secret, sizeof secret, 0) != (ssize_t)sizeof secret)
+        return ppu_fail(NULL, PPU_SYSTEM_ERROR, "ppu_get_unique_id: getrandom failed");
+    r = ppu_bootstrap_root_start(&root, secret, id, err, sizeof err);
+    return r == PPU_SUCCESS ? r : ppu_fail(NULL, r, "ppu_get_unique_id: %s", err);
+}
+
+/* ---- init ---- */
+
+static void comm_free(struct ppu_comm *c)
+{
+    ppu_comm_disconnect(c);
+    if (c->plan_valid)
+        ppu_sched_free(&c->plan);
+    ppu_bootstrap_close(c->bs);
+    free(c->scratch);
+    pthread_mutex_destroy(&c->exec_lock);
+    pthread_mutex_destroy(&c->err_lock);
+    c->magic = 0;
+    free(c);
+}
+
+ppu_result_t ppu_comm_init_rank(ppu_comm_t *out, int nranks, ppu_unique_id_t id, int rank)
+{
+    if (!out)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_init_rank: comm is NULL");
+    if (nranks < 1 || nranks > PPU_TOPO_MAX_CHIPS)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
+                        "ppu_comm_init_rank: nranks is %d; it must be 1..%d", nranks,
+                        PPU_TOPO_MAX_CHIPS);
+    if (rank < 0 || rank >= nranks)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
+                        "ppu_comm_init_rank: rank is %d; it must be 0..%d", rank, nranks - 1);
+    ppu_log_set_rank(rank);
+    struct ppu_comm *c = calloc(1, sizeof *c);
+    if (!c)
+        return ppu_fail(NULL, PPU_SYSTEM_ERROR, "ppu_comm_init_rank: out of memory");
+    c->magic = PPU_COMM_MAGIC;
+    c->rank = rank;
+    c->nranks = nranks;
+    pthread_mutex_init(&c->exec_lock, NULL);
+    pthread_mutex_init(&c->err_lock, NULL);
+    c->timeout_ns = (uint64_t)ppu_param_int(PPU_P_TIMEOUT_MS) * 1000000ull;
+    c->spin = (uint64_t)ppu_param_int(PPU_P_SPIN);
+    long long chunk = ppu_param_int(PPU_P_CHUNK_SIZE);
+    c->chunk_bytes = chunk >= 4096 ? (size_t)chunk & ~(size_t)63 : 4096;
+    c->direct_min = (size_t)ppu_param_int(PPU_P_CMA_MIN_BYTES);
+    c->scratch = aligned_alloc(64, c->chunk_bytes);
+    char err[PPU_ERR_LEN];
+    ppu_result_t r = c->scratch ? PPU_SUCCESS : PPU_SYSTEM_ERROR;
+    if (r == PPU_SUCCESS)
+        r = ppu_bootstrap_init(&id, rank, nranks, &c->bs, err, sizeof err);
+    if (r != PPU_SUCCESS) {
+        ppu_fail(NULL, r, "ppu_comm_init_rank: %s", c->scratch ? err : "out of memory");
+        comm_free(c);
+        return r;
+    }
+    r = ppu_comm_connect(c);
+    if (r == PPU_SUCCESS)
+        r = reg_add(c);
+    if (r != PPU_SUCCESS) {
+        ppu_fail(NULL, r, "ppu_comm_init_rank: %s", c->last_error[0] ? c->last_error
+                                                                       : "connection setup failed");
+        comm_free(c);
+        return r;
+    }
+    PPU_INFO(PPU_SUB_INIT, "rank %d of %d ready", rank, nranks);
+    *out = c;
+    return PPU_SUCCESS;
+}
+
+struct init_all_arg {
+    ppu_comm_t comm;
+    ppu_unique_id_t id;
+    int n, rank;
+    ppu_result_t r;
+    char err[PPU_ERR_LEN];
+};
+
+static void *init_all_thread(void *p)
+{
+    struct init_all_arg *a = p;
+    a->r = ppu_comm_init_rank(&a->comm, a->n, a->id, a->rank);
+    if (a->r != PPU_SUCCESS)
+        snprintf(a->err, sizeof a->err, "%s", ppu_get_last_error(NULL));
+    return NULL;
+}
+
+ppu_result_t ppu_comm_init_all(ppu_comm_t *comms, int n)
+{
+    if (!comms)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_init_all: comms is NULL");
+    if (n < 1 || n > PPU_TOPO_MAX_CHIPS)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
+                        "ppu_comm_init_all: n is %d; it must be 1..%d", n, PPU_TOPO_MAX_CHIPS);
+    ppu_unique_id_t id;
+    PPU_CHECK(ppu_get_unique_id(&id));
+    struct init_all_arg *args = calloc((size_t)n, sizeof *args);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    if (!args || !th) {
+        free(args);
+        free(th);
+        return ppu_fail(NULL, PPU_SYSTEM_ERROR, "ppu_comm_init_all: out of memory");
+    }
+    int started = 0;
+    for (; started < n; started++) {
+        args[started] = (struct init_all_arg){NULL, id, n, started, PPU_SUCCESS, ""};
+        if (pthread_create(&th[started], NULL, init_all_thread, &args[started]) != 0)
+            break;
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    ppu_result_t r = started == n ? PPU_SUCCESS : PPU_SYSTEM_ERROR;
+    int bad = -1;
+    for (int i = 0; i < started; i++)
+        if (args[i].r != PPU_SUCCESS && bad < 0) {
+            r = args[i].r;
+            bad = i;
+        }
+    if (r == PPU_SUCCESS) {
+        for (int i = 0; i < n; i++)
+            comms[i] = args[i].comm;
+    } else {
+        for (int i = 0; i < started; i++)
+            if (args[i].comm)
+                ppu_comm_destroy(args[i].comm);
+        if (bad >= 0)
+            ppu_fail(NULL, r, "ppu_comm_init_all: rank %d: %s", bad, args[bad].err);
+        else
+            ppu_fail(NULL, r, "ppu_comm_init_all: could not start %d threads", n);
+    }
+    free(args);
+    free(th);
+    return r;
+}
+
+/* ---- init from the environment ---- */
+
+static int env_int(const char *a, const char *b, int *v)
+{
+    const char *s = getenv(a);
+    if (!s || !*s)
+        s = b ? getenv(b) : NULL;
+    if (!s || !*s)
+        return 0;
+    char *end;
+    long x = strtol(s, &end, 10);
+    if (*end || x < 0 || x > 1000000)
+        return -1;
+    *v = (int)x;
+    return 1;
+}
+
+/* A job key shared by the ranks of one mpirun, or NULL. */
+static const char *launcher_job_key(void)
+{
+    const char *k = getenv("PMIX_NAMESPACE");
+    if (!k || !*k)
+        k = getenv("OMPI_MCA_ess_base_jobid");
+    return k && *k ? k : NULL;
+}
+
+static void secret_from_string(const char *s, uint8_t *secret)
+{
+    uint64_t h1 = 1469598103934665603ull, h2 = 0x9e3779b97f4a7c15ull;
+    for (const char *p = s; *p; p++) {
+        h1 = (h1 ^ (uint8_t)*p) * 1099511628211ull;
+        h2 = (h2 ^ (uint8_t)*p) * 0x100000001b3ull + 0x7f4a7c15;
+    }
+    memcpy(secret, &h1, 8);
+    memcpy(secret + 8, &h2, 8);
+}
+
+/* With PPU_ROOT_ADDR: rank 0 listens there; everyone derives the same id. */
+static ppu_result_t id_from_root_addr(const char *addr, int rank, ppu_unique_id_t *id)
+{
+    struct ppu_id_fields f;
+    memset(&f, 0, sizeof f);
+    if (ppu_socket_parse(addr, &f.root) != PPU_SUCCESS)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
+                        "ppu_comm_init_env: PPU_ROOT_ADDR='%s' is not host:port", addr);
+    const char *sec = ppu_param_str(PPU_P_BOOTSTRAP_SECRET);
+    const char *key = launcher_job_key();
+    if (*sec)
+        secret_from_string(sec, f.secret);
+    else if (key)
+        secret_from_string(key, f.secret);
+    else
+        PPU_WARN(PPU_SUB_BOOT, "PPU_ROOT_ADDR without PPU_BOOTSTRAP_SECRET: any process that can "
+                               "reach %s can join this job", addr);
+    if (rank != 0) {
+        ppu_id_pack(&f, id);
+        return PPU_SUCCESS;
+    }
+    char err[256];
+    ppu_result_t r = ppu_bootstrap_root_start(&f.root, f.secret, id, err, sizeof err);
+    return r == PPU_SUCCESS ? r : ppu_fail(NULL, r, "ppu_comm_init_env: %s", err);
+}
+
+/* Without PPU_ROOT_ADDR, ranks of one mpirun on one host meet through an
+ * owner-only file named after the job: rank 0 writes the id, others read. */
+static ppu_result_t id_from_file(const char *key, int rank, ppu_unique_id_t *id, char *path,
+                                 size_t plen)
+{
+    uint8_t h[PPU_BOOT_SECRET_BYTES];
+    secret_from_string(key, h);
+    snprintf(path, plen, "/tmp/ppuccl-%u-%02x%02x%02x%02x%02x%02x%02x%02x.id", (unsigned)getuid(),
+             h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+    if (rank == 0) {
+        PPU_CHECK(ppu_get_unique_id(id));
+        char tmp[600];
+        snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid());
+        int fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, id, sizeof *id) != (ssize_t)sizeof *id || close(fd) != 0 ||
+            rename(tmp, path) != 0) {
+            if (fd >= 0)
+                unlink(tmp);
+            return ppu_fail(NULL, PPU_SYSTEM_ERROR, "ppu_comm_init_env: cannot write %s: %s",
+                            path, strerror(errno));
+        }
+        return PPU_SUCCESS;
+    }
+    uint64_t deadline = ppu_now_ns() + (uint64_t)ppu_param_int(PPU_P_BOOTSTRAP_TIMEOUT_MS) * 1000000ull;
+    for (;;) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            struct stat st;
+            ssize_t n = -1;
+            if (fstat(fd, &st) == 0 && st.st_uid == getuid() && !(st.st_mode & 077))
+                n = read(fd, id, sizeof *id);
+            close(fd);
+            if (n == (ssize_t)sizeof *id)
+                return PPU_SUCCESS;
+        }
+        if (ppu_now_ns() > deadline)
+            return ppu_fail(NULL, PPU_TIMEOUT, "ppu_comm_init_env: rank %d found no id from rank 0 "
+                            "in %s (set PPU_ROOT_ADDR for jobs across hosts)", rank, path);
+        usleep(10000);
+    }
+}
+
+ppu_result_t ppu_comm_init_env(ppu_comm_t *comm)
+{
+    if (!comm)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_init_env: comm is NULL");
+    int rank = -1, size = -1, lsize = -1;
+    int hr = env_int("PPU_RANK", "OMPI_COMM_WORLD_RANK", &rank);
+    int hs = env_int("PPU_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", &size);
+    if (hr <= 0 || hs <= 0)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
+                        "ppu_comm_init_env: set PPU_RANK and PPU_WORLD_SIZE (or launch with "
+                        "mpirun, which sets OMPI_COMM_WORLD_RANK/SIZE)%s",
+                        hr < 0 || hs < 0 ? "; a value there is not a number" : "");
+    const char *root = ppu_param_str(PPU_P_ROOT_ADDR);
+    const char *key = launcher_job_key();
+    ppu_unique_id_t id;
+    char path[512] = "";
+    ppu_result_t r;
+    if (*root) {
+        r = id_from_root_addr(root, rank, &id);
+    } else if (key && env_int("OMPI_COMM_WORLD_LOCAL_SIZE", NULL, &lsize) > 0 && lsize == size) {
+        r = id_from_file(key, rank, &id, path, sizeof path);
+    } else {
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
+                        "ppu_comm_init_env: PPU_ROOT_ADDR is not set (host:port where rank 0 "
+                        "listens); it is only optional under mpirun on a single host");
+    }
+    if (r != PPU_SUCCESS)
+        return r;
+    r = ppu_comm_init_rank(comm, size, id, rank);
+    if (rank == 0 && path[0])
+        unlink(path);
+    return r;
+}
+
+/* ---- teardown ---- */
+
+static void wait_pending(struct ppu_comm *c)
+{
+    struct ppu_waiter w = {0, 100};
+    while (atomic_load(&c->pending) > 0)
+        ppu_wait_idle(&w);
+}
+
+ppu_result_t ppu_comm_destroy(ppu_comm_t comm)
+{
+    if (!ppu_comm_is_live(comm))
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
+                        "ppu_comm_destroy: comm is not a live communicator (NULL, already "
+                        "destroyed, or never initialized)");
+    wait_pending(comm);
+    if (!reg_remove(comm))
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_destroy: comm was destroyed twice");
+    pthread_mutex_lock(&comm->exec_lock); /* no collective in flight */
+    pthread_mutex_unlock(&comm->exec_lock);
+    comm_free(comm);
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_comm_abort(ppu_comm_t comm)
+{
+    if (!ppu_comm_is_live(comm))
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
+                        "ppu_comm_abort: comm is not a live communicator");
+    atomic_store(&comm->aborted, 1);
+    wait_pending(comm); /* queued work sees the flag and fails at once */
+    if (!reg_remove(comm))
+        return PPU_SUCCESS; /* another thread finished the teardown */
+    pthread_mutex_lock(&comm->exec_lock);
+    pthread_mutex_unlock(&comm->exec_lock);
+    comm_free(comm);
+    return PPU_SUCCESS;
+}
+
+/* ---- queries ---- */
+
+#define CHECK_LIVE(fn, comm)                                                               \
+    do {                                                                                   \
+        if (!ppu_comm_is_live(comm))                                                       \
+            return ppu_fail(NULL, PPU_INVALID_ARGUMENT,                                    \
+                            fn ": comm is not a live communicator (NULL, destroyed, or "   \
+                               "never initialized)");                                      \
+    } while (0)
+
+ppu_result_t ppu_comm_count(ppu_comm_t comm, int *count)
+{
+    CHECK_LIVE("ppu_comm_count", comm);
+    if (!count)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT, "ppu_comm_count: count is NULL");
+    *count = comm->nranks;
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_comm_user_rank(ppu_comm_t comm, int *rank)
+{
+    CHECK_LIVE("ppu_comm_user_rank", comm);
+    if (!rank)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT, "ppu_comm_user_rank: rank is NULL");
+    *rank = comm->rank;
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_comm_get_async_error(ppu_comm_t comm, ppu_result_t *async_error)
+{
+    CHECK_LIVE("ppu_comm_get_async_error", comm);
+    if (!async_error)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
+                        "ppu_comm_get_async_error: async_error is NULL");
+    *async_error = atomic_load(&comm->async_error);
+    return PPU_SUCCESS;
+}

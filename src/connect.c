@@ -1,0 +1,189 @@
+/* From the bootstrap to working links: pick the server topology, search it
+ * for link-disjoint rings, give each channel a ring, and connect one send
+ * and one receive link per channel through the transport. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "check.h"
+#include "comm.h"
+#include "log.h"
+#include "param.h"
+
+static ppu_result_t pick_topology(struct ppu_comm *comm)
+{
+    for (int i = 0; i < comm->nranks; i++)
+        if (comm->bs->host_hash[i] != comm->bs->host_hash[comm->rank])
+            return ppu_fail(comm, PPU_INVALID_USAGE,
+                            "rank %d is on another host than rank %d; this build of ppuccl links "
+                            "ranks on one host only (simulated ICN)", i, comm->rank);
+    char err[256];
+    const char *preset = ppu_param_str(PPU_P_SIM_TOPO);
+    ppu_result_t r = ppu_topo_sim_preset(preset, comm->nranks, &comm->topo, err, sizeof err);
+    if (r != PPU_SUCCESS)
+        return ppu_fail(comm, r, "%s", err);
+    ppu_topo_restrict(&comm->topo, comm->nranks);
+    if (ppu_topo_diameter(&comm->topo) < 0) {
+        char who[256] = "";
+        size_t o = 0;
+        int seen[PPU_TOPO_MAX_CHIPS] = {1}, stack[PPU_TOPO_MAX_CHIPS] = {0}, sp = 1;
+        while (sp) {
+            int u = stack[--sp];
+            for (int v = 0; v < comm->nranks; v++)
+                if (!seen[v] && ppu_topo_up(&comm->topo, u, v)) {
+                    seen[v] = 1;
+                    stack[sp++] = v;
+                }
+        }
+        for (int v = 0; v < comm->nranks && o < sizeof who - 8; v++)
+            if (!seen[v])
+                o += (size_t)snprintf(who + o, sizeof who - o, "%s%d", o ? "," : "", v);
+        return ppu_fail(comm, PPU_INVALID_USAGE,
+                        "topology %s: chips %s cannot reach chip 0 over up links", comm->topo.name, who);
+    }
+    return PPU_SUCCESS;
+}
+
+static ppu_result_t pick_rings(struct ppu_comm *comm)
+{
+    int rings[PPU_TOPO_MAX_RINGS][PPU_TOPO_MAX_CHIPS];
+    int nrings = ppu_topo_find_rings(&comm->topo, PPU_TOPO_MAX_RINGS, rings);
+    if (nrings == 0)
+        return ppu_fail(comm, PPU_INVALID_USAGE,
+                        "topology %s holds no ring through all %d chips", comm->topo.name,
+                        comm->nranks);
+    long long want = ppu_param_int(PPU_P_NCHANNELS);
+    int n = want > 0 ? (int)want : (nrings < 4 ? nrings : 4);
+    if (n > PPU_MAX_CHANNELS)
+        n = PPU_MAX_CHANNELS;
+    comm->nchannels = n;
+    for (int c = 0; c < n; c++) {
+        struct ppu_channel *ch = &comm->ch[c];
+        memcpy(ch->ring, rings[c % nrings], sizeof ch->ring);
+        for (int i = 0; i < comm->nranks; i++)
+            if (ch->ring[i] == comm->rank)
+                ch->pos = i;
+        ch->next = ch->ring[(ch->pos + 1) % comm->nranks];
+        ch->prev = ch->ring[(ch->pos + comm->nranks - 1) % comm->nranks];
+        if (comm->rank == 0) {
+            char s[256];
+            ppu_topo_ring_str(ch->ring, comm->nranks, s, sizeof s);
+            PPU_INFO(PPU_SUB_INIT, "channel %d ring %s%s", c, s,
+                     c >= nrings ? " (shares links with an earlier channel)" : "");
+        }
+    }
+    PPU_INFO(PPU_SUB_INIT, "topology %s, %d ranks, %d link-disjoint ring(s) found, %d channel(s), "
+             "chunk %zu B", comm->topo.name, comm->nranks, nrings, n, comm->chunk_bytes);
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
+{
+    PPU_CHECK(pick_topology(comm));
+    PPU_CHECK(pick_rings(comm));
+    int n = comm->nranks, nc = comm->nchannels;
+    if (n == 1)
+        return PPU_SUCCESS;
+    int allow_direct = ppu_param_int(PPU_P_CMA) != 0;
+    /* Let peers of the same user read our memory where Yama restricts it. */
+    if (allow_direct)
+        prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+    size_t isz = PPU_CONNECT_INFO_BYTES;
+    char *info = calloc((size_t)n * (size_t)nc, isz);
+    if (!info)
+        return PPU_SYSTEM_ERROR;
+    ppu_result_t r = PPU_SUCCESS;
+    for (int c = 0; c < nc; c++) {
+        struct ppu_channel *ch = &comm->ch[c];
+        struct ppu_link_params p = {comm->rank, 0, c, comm->chunk_bytes,
+                                    (int)ppu_param_int(PPU_P_FIFO_SLOTS), allow_direct};
+        ch->recv.ops = ch->send.ops = &ppu_icn_sim_ops;
+        ch->recv.params = p;
+        ch->recv.params.peer_rank = ch->prev;
+        ch->send.params = p;
+        ch->send.params.peer_rank = ch->next;
+        r = ch->recv.ops->recv_setup(&ch->recv, info + ((size_t)comm->rank * nc + c) * isz);
+        if (r != PPU_SUCCESS) {
+            ch->recv.ops = ch->send.ops = NULL;
+            ppu_fail(comm, r, "rank %d could not create the shared-memory FIFO for link %d->%d "
+                     "(PPU_FIFO_SLOTS and PPU_CHUNK_SIZE, /dev/shm space)", comm->rank, ch->prev,
+                     comm->rank);
+            goto out;
+        }
+    }
+    PPU_CHECK_GOTO(ppu_bootstrap_allgather(comm->bs, info, (size_t)nc * isz), r, out);
+    for (int c = 0; c < nc; c++) {
+        struct ppu_channel *ch = &comm->ch[c];
+        r = ch->send.ops->send_connect(&ch->send, info + ((size_t)ch->next * nc + c) * isz);
+        if (r != PPU_SUCCESS) {
+            ch->send.ops = NULL;
+            ppu_fail(comm, r, "rank %d could not attach to the FIFO of link %d->%d", comm->rank,
+                     comm->rank, ch->next);
+            goto out;
+        }
+    }
+    PPU_CHECK_GOTO(ppu_bootstrap_barrier(comm->bs), r, out);
+    for (int c = 0; c < nc; c++)
+        PPU_CHECK_GOTO(comm->ch[c].recv.ops->recv_finish(&comm->ch[c].recv), r, out);
+    PPU_CHECK_GOTO(ppu_bootstrap_barrier(comm->bs), r, out);
+    for (int c = 0; c < nc; c++)
+        PPU_CHECK_GOTO(comm->ch[c].send.ops->send_finish(&comm->ch[c].send), r, out);
+    PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s) over icn_sim, %s", comm->rank, nc,
+             comm->ch[0].send.direct ? "single-copy (direct) transfers"
+                                     : "copies through the FIFO");
+out:
+    free(info);
+    return r;
+}
+
+static void write_stats(struct ppu_comm *comm)
+{
+    const char *pat = ppu_param_str(PPU_P_SIM_STATS_FILE);
+    if (!*pat)
+        return;
+    char path[512];
+    size_t o = 0;
+    for (const char *p = pat; *p && o < sizeof path - 16; p++) {
+        if (p[0] == '%' && p[1] == 'r') {
+            o += (size_t)snprintf(path + o, sizeof path - o, "%d", comm->rank);
+            p++;
+        } else {
+            path[o++] = *p;
+        }
+    }
+    path[o] = '\0';
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        PPU_WARN(PPU_SUB_INIT, "cannot write PPU_SIM_STATS_FILE %s", path);
+        return;
+    }
+    /* One line per destination: channels that share a link add up. */
+    for (int dst = 0; dst < comm->nranks; dst++) {
+        uint64_t bytes = 0, msgs = 0;
+        int used = 0;
+        for (int c = 0; c < comm->nchannels; c++)
+            if (comm->ch[c].send.ops && comm->ch[c].next == dst) {
+                bytes += comm->ch[c].send.bytes;
+                msgs += comm->ch[c].send.msgs;
+                used = 1;
+            }
+        if (used)
+            fprintf(f, "%d %d %llu %llu\n", comm->rank, dst, (unsigned long long)bytes,
+                    (unsigned long long)msgs);
+    }
+    fclose(f);
+}
+
+void ppu_comm_disconnect(struct ppu_comm *comm)
+{
+    write_stats(comm);
+    for (int c = 0; c < comm->nchannels; c++) {
+        struct ppu_channel *ch = &comm->ch[c];
+        if (ch->send.ops)
+            ch->send.ops->close(&ch->send);
+        if (ch->recv.ops)
+            ch->recv.ops->close(&ch->recv);
+        ch->send.ops = ch->recv.ops = NULL;
+    }
+}

@@ -1,0 +1,83 @@
+#include "param.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+static const struct ppu_param_def table[PPU_P_COUNT] = {
+    [PPU_P_DEBUG] = {"PPU_DEBUG", "WARN", "Log level: NONE, WARN, INFO or TRACE."},
+    [PPU_P_DEBUG_SUBSYS] = {"PPU_DEBUG_SUBSYS", "ALL",
+        "Comma list of INIT,COLL,NET,TOPO,SHM,BOOT,ENV; a leading ^ excludes."},
+    [PPU_P_DEBUG_FILE] = {"PPU_DEBUG_FILE", "",
+        "Write logs to this file instead of stderr; %h is the host, %p the pid."},
+    [PPU_P_TIMEOUT_MS] = {"PPU_TIMEOUT_MS", "300000",
+        "Longest wait on a peer inside a collective before it fails with PPU_TIMEOUT."},
+    [PPU_P_BOOTSTRAP_TIMEOUT_MS] = {"PPU_BOOTSTRAP_TIMEOUT_MS", "60000",
+        "Longest wait for all ranks to meet at communicator init."},
+    [PPU_P_SOCKET_IFNAME] = {"PPU_SOCKET_IFNAME", "",
+        "Network interface for bootstrap sockets (e.g. eth0, lo); default: the "
+        "first non-loopback interface that is up, else loopback."},
+    [PPU_P_ROOT_ADDR] = {"PPU_ROOT_ADDR", "",
+        "host:port of the rendezvous root for ppu_comm_init_env; rank 0 listens there."},
+    [PPU_P_RANK] = {"PPU_RANK", "", "This process's rank for ppu_comm_init_env."},
+    [PPU_P_WORLD_SIZE] = {"PPU_WORLD_SIZE", "", "The rank count for ppu_comm_init_env."},
+    [PPU_P_BOOTSTRAP_SECRET] = {"PPU_BOOTSTRAP_SECRET", "",
+        "Shared secret (hex) for ppu_comm_init_env with PPU_ROOT_ADDR; connections "
+        "without it are dropped."},
+    [PPU_P_SIM_TOPO] = {"PPU_SIM_TOPO", "auto",
+        "Simulated server wiring: fullmesh8, server16, ring8, hypercube16, or auto "
+        "(fullmesh8 up to 8 ranks, server16 up to 16)."},
+    [PPU_P_SIM_STATS_FILE] = {"PPU_SIM_STATS_FILE", "",
+        "At communicator destroy, each rank writes 'src dst bytes messages' per "
+        "link it sent on to this file; %r is the rank."},
+    [PPU_P_NCHANNELS] = {"PPU_NCHANNELS", "0",
+        "Channels (link-disjoint rings) to use; 0 picks automatically."},
+    [PPU_P_CHUNK_SIZE] = {"PPU_CHUNK_SIZE", "262144",
+        "Bytes per pipelined chunk (one FIFO slot) on simulated links."},
+    [PPU_P_FIFO_SLOTS] = {"PPU_FIFO_SLOTS", "8", "Slots in each simulated link's FIFO."},
+    [PPU_P_SPIN] = {"PPU_SPIN", "2000",
+        "Polls of a peer before a waiting rank yields its core."},
+    [PPU_P_CMA] = {"PPU_CMA", "1",
+        "Move large chunks between processes with one kernel copy (process_vm_readv) "
+        "instead of copying through the FIFO; 0 disables."},
+    [PPU_P_CMA_MIN_BYTES] = {"PPU_CMA_MIN_BYTES", "65536",
+        "Smallest chunk moved by single copy; smaller chunks go through the FIFO."},
+};
+
+static const char *values[PPU_P_COUNT];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void read_all(void)
+{
+    for (int i = 0; i < PPU_P_COUNT; i++) {
+        const char *env = getenv(table[i].name);
+        values[i] = env ? env : table[i].def;
+        if (env)
+            PPU_INFO(PPU_SUB_ENV, "%s set by environment to '%s' (default '%s')",
+                     table[i].name, env, table[i].def);
+    }
+}
+
+const struct ppu_param_def *ppu_param_table(void) { return table; }
+
+const char *ppu_param_str(enum ppu_param p)
+{
+    pthread_once(&once, read_all);
+    return values[p];
+}
+
+long long ppu_param_int(enum ppu_param p)
+{
+    const char *s = ppu_param_str(p);
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 0);
+    if (errno || end == s || *end) {
+        PPU_WARN(PPU_SUB_ENV, "%s='%s' is not an integer; using default %s",
+                 table[p].name, s, table[p].def);
+        v = strtoll(table[p].def, NULL, 0);
+    }
+    return v;
+}

@@ -1,0 +1,341 @@
+/* Reduction kernels: dst = a op b for every datatype x op, host memory.
+ *
+ * Buffers may be unaligned and dst may be a or b, so every kernel works on
+ * blocks: a block of each operand is copied into local arrays, combined there
+ * and copied out. The local arrays cannot alias and the inner trip count is a
+ * constant, which lets gcc vectorize the combine loop even at -O2 (its
+ * "very cheap" cost model refuses alias checks and scalar epilogues). The
+ * copies are fixed-size memcpy calls that compile to unaligned vector moves.
+ *
+ * float16 and bfloat16 blocks are widened to float, combined with the float
+ * kernel and rounded back to nearest even. */
+#include <string.h>
+
+#include "reduce.h"
+
+#define BLOCK_BYTES 512 /* bytes of each operand per block */
+#define HALF_BLOCK 256  /* elements per float16/bfloat16 block */
+
+/* Element ops. Integer SUM/PROD only ever run on unsigned types (signed
+ * SUM/PROD use the unsigned kernel of the same width: the bits are equal and
+ * unsigned arithmetic wraps without undefined behaviour). uint8 operands
+ * promote to int, where 255 * 255 cannot overflow. */
+#define OP_ADD(x, y) ((x) + (y))
+#define OP_MUL(x, y) ((x) * (y))
+#define OP_MAX(x, y) ((x) > (y) ? (x) : (y))
+#define OP_MIN(x, y) ((x) < (y) ? (x) : (y))
+/* Float MAX/MIN return NaN when either operand is NaN. */
+#define OP_FMAX(x, y) ((x) > (y) || (x) != (x) ? (x) : (y))
+#define OP_FMIN(x, y) ((x) < (y) || (x) != (x) ? (x) : (y))
+
+/* Body of a kernel with parameters (dst, a, b, count): dst[i] = F(a[i], b[i])
+ * over elements of type T. The last partial block is zero-padded so that the
+ * combine loop always runs the full constant length. */
+#define STAGED(T, F)                                                        \
+    do {                                                                    \
+        enum { N_ = BLOCK_BYTES / sizeof(T) };                              \
+        unsigned char *d_ = dst;                                            \
+        const unsigned char *a_ = a, *b_ = b;                               \
+        T x_[N_], y_[N_];                                                   \
+        for (; count >= (size_t)N_; count -= N_) {                          \
+            memcpy(x_, a_, sizeof x_);                                      \
+            memcpy(y_, b_, sizeof y_);                                      \
+            for (size_t j_ = 0; j_ < (size_t)N_; j_++)                      \
+                x_[j_] = F(x_[j_], y_[j_]);                                 \
+            memcpy(d_, x_, sizeof x_);                                      \
+            d_ += sizeof x_;                                                \
+            a_ += sizeof x_;                                                \
+            b_ += sizeof x_;                                                \
+        }                                                                   \
+        if (count > 0) {                                                    \
+            memset(x_, 0, sizeof x_);                                       \
+            memset(y_, 0, sizeof y_);                                       \
+            memcpy(x_, a_, count * sizeof(T));                              \
+            memcpy(y_, b_, count * sizeof(T));                              \
+            for (size_t j_ = 0; j_ < (size_t)N_; j_++)                      \
+                x_[j_] = F(x_[j_], y_[j_]);                                 \
+            memcpy(d_, x_, count * sizeof(T));                              \
+        }                                                                   \
+    } while (0)
+
+/* One kernel per type: SUM/PROD/MAX/MIN for unsigned and float types,
+ * MAX/MIN for signed types. op is never PPU_AVG here. */
+#define UNSIGNED_KERNEL(name, T)                                            \
+    static void name(void *dst, const void *a, const void *b, size_t count, \
+                     ppu_redop_t op)                                        \
+    {                                                                       \
+        switch (op) {                                                       \
+        case PPU_SUM: STAGED(T, OP_ADD); break;                             \
+        case PPU_PROD: STAGED(T, OP_MUL); break;                            \
+        case PPU_MAX: STAGED(T, OP_MAX); break;                             \
+        case PPU_MIN: STAGED(T, OP_MIN); break;                             \
+        default: break;                                                     \
+        }                                                                   \
+    }
+#define SIGNED_KERNEL(name, T)                                              \
+    static void name(void *dst, const void *a, const void *b, size_t count, \
+                     ppu_redop_t op)                                        \
+    {                                                                       \
+        if (op == PPU_MAX)                                                  \
+            STAGED(T, OP_MAX);                                              \
+        else                                                                \
+            STAGED(T, OP_MIN);                                              \
+    }
+#define FLOAT_KERNEL(name, T)                                               \
+    static void name(void *dst, const void *a, const void *b, size_t count, \
+                     ppu_redop_t op)                                        \
+    {                                                                       \
+        switch (op) {                                                       \
+        case PPU_SUM: STAGED(T, OP_ADD); break;                             \
+        case PPU_PROD: STAGED(T, OP_MUL); break;                            \
+        case PPU_MAX: STAGED(T, OP_FMAX); break;                            \
+        case PPU_MIN: STAGED(T, OP_FMIN); break;                            \
+        default: break;                                                     \
+        }                                                                   \
+    }
+
+UNSIGNED_KERNEL(reduce_u8, uint8_t)
+UNSIGNED_KERNEL(reduce_u32, uint32_t)
+UNSIGNED_KERNEL(reduce_u64, uint64_t)
+SIGNED_KERNEL(reduce_i8, int8_t)
+SIGNED_KERNEL(reduce_i32, int32_t)
+SIGNED_KERNEL(reduce_i64, int64_t)
+FLOAT_KERNEL(reduce_f32, float)
+FLOAT_KERNEL(reduce_f64, double)
+
+/* ---- float16 / bfloat16 conversions ----------------------------------- */
+
+static inline uint32_t f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static inline float u2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* cond ? x : y as a bit blend: the conversions below are branch-free (the
+ * float ops of their subnormal paths always run) so the block loops
+ * vectorize; gcc does not if-convert possibly trapping float ops. */
+static inline uint32_t blend(int cond, uint32_t x, uint32_t y)
+{
+    uint32_t m = 0u - (uint32_t)cond;
+    return (x & m) | (y & ~m);
+}
+
+static inline uint16_t float_to_half(float f)
+{
+    uint32_t x = f2u(f);
+    uint32_t ax = x & 0x7fffffffu;
+    uint32_t sign = (x >> 16) & 0x8000u;
+    /* Normal half (|f| >= 2^-14): rebias the exponent (127 -> 15) and round
+     * the 13 dropped mantissa bits to nearest even; a carry out of the
+     * mantissa correctly bumps the exponent. */
+    uint32_t normal = (ax - 0x38000000u + 0xfffu + ((ax >> 13) & 1u)) >> 13;
+    /* Subnormal half (|f| < 2^-14): the ulp of floats in [0.5, 1) is 2^-24,
+     * the half subnormal step, so adding 0.5f makes the FPU round |f| to a
+     * multiple of 2^-24 (nearest even) and the low bits are the result
+     * (1024 = the smallest normal, which is also its half encoding). This
+     * assumes the default rounding mode; FTZ/DAZ cannot change the result. */
+    uint32_t subnormal = f2u(u2f(ax) + 0.5f) - 0x3f000000u;
+    uint32_t r = blend(ax < 0x38800000u, subnormal, normal);
+    /* 65520 = 65504 + half an ulp, a tie that rounds to the even infinity. */
+    r = blend(ax >= 0x477ff000u, 0x7c00u, r);
+    /* NaN: keep the top payload bits and force the quiet bit. */
+    r = blend(ax > 0x7f800000u, 0x7e00u | ((ax >> 13) & 0x3ffu), r);
+    return (uint16_t)(sign | r);
+}
+
+static inline float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t em = h & 0x7fffu;
+    /* Normal: rebias the exponent (15 -> 127). */
+    uint32_t r = (em << 13) + 0x38000000u;
+    /* Subnormal or zero: mantissa * 2^-24, exact in float. */
+    uint32_t subnormal = f2u((float)(int32_t)em * 0x1p-24f);
+    /* Infinity or NaN; NaNs come out quiet. */
+    uint32_t special = 0x7f800000u | (em << 13) | (em > 0x7c00u ? 0x400000u : 0u);
+    r = blend(em < 0x400u, subnormal, r);
+    r = blend(em >= 0x7c00u, special, r);
+    return u2f(sign | r);
+}
+
+static inline uint16_t float_to_bf16(float f)
+{
+    uint32_t x = f2u(f);
+    /* Round the 16 dropped bits to nearest even; overflow carries into the
+     * exponent and reaches infinity (0x7f80) exactly when it should. */
+    uint32_t r = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    uint32_t nan = (x >> 16) | 0x40u; /* quiet */
+    return (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? nan : r);
+}
+
+static inline float bf16_to_float(uint16_t b)
+{
+    uint32_t x = (uint32_t)b << 16;
+    return u2f((b & 0x7fffu) > 0x7f80u ? x | 0x400000u : x);
+}
+
+uint16_t ppu_float_to_half(float f) { return float_to_half(f); }
+float ppu_half_to_float(uint16_t h) { return half_to_float(h); }
+uint16_t ppu_float_to_bf16(float f) { return float_to_bf16(f); }
+float ppu_bf16_to_float(uint16_t b) { return bf16_to_float(b); }
+
+/* Loads n (<= HALF_BLOCK) 16-bit elements from src into f as floats; the
+ * rest of f is zero. The conversion loop always has the constant length. */
+static void widen_block(float *f, const void *src, size_t n, int bf16)
+{
+    uint16_t h[HALF_BLOCK];
+    if (n == HALF_BLOCK) {
+        memcpy(h, src, sizeof h);
+    } else {
+        memset(h, 0, sizeof h);
+        memcpy(h, src, n * sizeof *h);
+    }
+    if (bf16)
+        for (size_t j = 0; j < HALF_BLOCK; j++)
+            f[j] = bf16_to_float(h[j]);
+    else
+        for (size_t j = 0; j < HALF_BLOCK; j++)
+            f[j] = half_to_float(h[j]);
+}
+
+/* Rounds HALF_BLOCK floats back and stores the first n to dst. */
+static void narrow_block(void *dst, const float *f, size_t n, int bf16)
+{
+    uint16_t h[HALF_BLOCK];
+    if (bf16)
+        for (size_t j = 0; j < HALF_BLOCK; j++)
+            h[j] = float_to_bf16(f[j]);
+    else
+        for (size_t j = 0; j < HALF_BLOCK; j++)
+            h[j] = float_to_half(f[j]);
+    if (n == HALF_BLOCK)
+        memcpy(dst, h, sizeof h);
+    else
+        memcpy(dst, h, n * sizeof *h);
+}
+
+/* x[j] = x[j] op y[j] over one block of floats. */
+static void combine_block(float *restrict x, const float *restrict y, ppu_redop_t op)
+{
+#define COMBINE(F)                                                          \
+    for (size_t j = 0; j < HALF_BLOCK; j++)                                 \
+        x[j] = F(x[j], y[j]);                                               \
+    break
+    switch (op) {
+    case PPU_SUM: COMBINE(OP_ADD);
+    case PPU_PROD: COMBINE(OP_MUL);
+    case PPU_MAX: COMBINE(OP_FMAX);
+    case PPU_MIN: COMBINE(OP_FMIN);
+    default: break;
+    }
+#undef COMBINE
+}
+
+static void reduce_half(void *dst, const void *a, const void *b, size_t count,
+                        ppu_redop_t op, int bf16)
+{
+    unsigned char *d = dst;
+    const unsigned char *pa = a, *pb = b;
+    float x[HALF_BLOCK], y[HALF_BLOCK];
+    while (count > 0) {
+        size_t n = count < HALF_BLOCK ? count : HALF_BLOCK;
+        widen_block(x, pa, n, bf16);
+        widen_block(y, pb, n, bf16);
+        combine_block(x, y, op);
+        narrow_block(d, x, n, bf16);
+        d += 2 * n;
+        pa += 2 * n;
+        pb += 2 * n;
+        count -= n;
+    }
+}
+
+void ppu_reduce2(void *dst, const void *a, const void *b, size_t count,
+                 ppu_datatype_t datatype, ppu_redop_t op)
+{
+    if (count == 0)
+        return;
+    if (op == PPU_AVG)
+        op = PPU_SUM;
+    if (op != PPU_SUM && op != PPU_PROD && op != PPU_MAX && op != PPU_MIN)
+        return;
+    int minmax = op == PPU_MAX || op == PPU_MIN;
+    switch (datatype) {
+    case PPU_INT8:
+        (minmax ? reduce_i8 : reduce_u8)(dst, a, b, count, op);
+        break;
+    case PPU_UINT8: reduce_u8(dst, a, b, count, op); break;
+    case PPU_INT32:
+        (minmax ? reduce_i32 : reduce_u32)(dst, a, b, count, op);
+        break;
+    case PPU_UINT32: reduce_u32(dst, a, b, count, op); break;
+    case PPU_INT64:
+        (minmax ? reduce_i64 : reduce_u64)(dst, a, b, count, op);
+        break;
+    case PPU_UINT64: reduce_u64(dst, a, b, count, op); break;
+    case PPU_FLOAT16: reduce_half(dst, a, b, count, op, 0); break;
+    case PPU_BFLOAT16: reduce_half(dst, a, b, count, op, 1); break;
+    case PPU_FLOAT32: reduce_f32(dst, a, b, count, op); break;
+    case PPU_FLOAT64: reduce_f64(dst, a, b, count, op); break;
+    default: break;
+    }
+}
+
+/* ---- AVG finish --------------------------------------------------------- */
+
+/* buf[i] = buf[i] / nranks for elements of type T, dividing in type W. */
+#define DIVIDE_LOOP(T, W)                                                   \
+    do {                                                                    \
+        unsigned char *p_ = buf;                                            \
+        W n_ = (W)nranks;                                                   \
+        for (size_t i_ = 0; i_ < count; i_++, p_ += sizeof(T)) {            \
+            T v_;                                                           \
+            memcpy(&v_, p_, sizeof v_);                                     \
+            v_ = (T)((W)v_ / n_);                                           \
+            memcpy(p_, &v_, sizeof v_);                                     \
+        }                                                                   \
+    } while (0)
+
+static void finish_half(void *buf, size_t count, int nranks, int bf16)
+{
+    unsigned char *p = buf;
+    float x[HALF_BLOCK];
+    float n = (float)nranks;
+    while (count > 0) {
+        size_t m = count < HALF_BLOCK ? count : HALF_BLOCK;
+        widen_block(x, p, m, bf16);
+        for (size_t j = 0; j < HALF_BLOCK; j++)
+            x[j] /= n;
+        narrow_block(p, x, m, bf16);
+        p += 2 * m;
+        count -= m;
+    }
+}
+
+void ppu_reduce_finish(void *buf, size_t count, ppu_datatype_t datatype,
+                       ppu_redop_t op, int nranks)
+{
+    if (op != PPU_AVG || count == 0 || nranks <= 1)
+        return;
+    switch (datatype) {
+    case PPU_INT8: DIVIDE_LOOP(int8_t, int32_t); break;
+    case PPU_UINT8: DIVIDE_LOOP(uint8_t, uint32_t); break;
+    case PPU_INT32: DIVIDE_LOOP(int32_t, int64_t); break;
+    case PPU_UINT32: DIVIDE_LOOP(uint32_t, uint32_t); break;
+    case PPU_INT64: DIVIDE_LOOP(int64_t, int64_t); break;
+    case PPU_UINT64: DIVIDE_LOOP(uint64_t, uint64_t); break;
+    case PPU_FLOAT16: finish_half(buf, count, nranks, 0); break;
+    case PPU_BFLOAT16: finish_half(buf, count, nranks, 1); break;
+    case PPU_FLOAT32: DIVIDE_LOOP(float, float); break;
+    case PPU_FLOAT64: DIVIDE_LOOP(double, double); break;
+    default: break;
+    }
+}

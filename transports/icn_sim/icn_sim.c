@@ -1,0 +1,314 @@
+/* Simulated ICN link: one directed link = one shared-memory FIFO owned by
+ * the receiver. Slots hold either the bytes themselves or, on direct links,
+ * a reference (address, length) into the sender's memory that the receiver
+ * reads with one kernel copy (process_vm_readv), or with no copy at all
+ * when both ends are threads of one process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../transport.h"
+
+#define ICN_MAGIC 0x50505549434e3031ull /* "PPUICN01" */
+#define ICN_MAX_SLOTS 64
+#define ICN_PROBE 0x5a5aa5a5c3c33c3cull
+
+struct icn_desc {
+    uint64_t bytes;
+    uint64_t addr; /* nonzero: a reference into the sender's memory */
+};
+
+struct icn_hdr {
+    uint64_t magic;
+    uint32_t nslots;
+    uint32_t pad;
+    uint64_t slot_bytes;
+    int32_t sender_pid;
+    int32_t receiver_pid;
+    uint64_t probe_addr;  /* sender's address of a word holding ICN_PROBE */
+    _Atomic int32_t direct; /* receiver's verdict: can it read sender memory */
+    _Alignas(64) _Atomic uint64_t head; /* messages posted (sender) */
+    _Alignas(64) _Atomic uint64_t tail; /* messages released (receiver) */
+    _Alignas(64) struct icn_desc desc[ICN_MAX_SLOTS];
+};
+
+struct icn_info { /* connect info, receiver -> sender */
+    char name[64];
+    uint64_t size;
+};
+
+struct icn_link {
+    struct icn_hdr *hdr;
+    char *slots;
+    size_t map_size;
+    char name[64];
+    int owner;            /* receiver side created the segment */
+    uint64_t cached_head; /* receiver: last head seen */
+    uint64_t cached_tail; /* sender: last tail seen */
+    uint64_t pos;         /* sender: next to post; receiver: next to read */
+    pid_t peer_pid;
+    uint64_t probe;       /* sender: the word the receiver probes */
+};
+
+static size_t hdr_bytes(void) { return (sizeof(struct icn_hdr) + 4095) & ~(size_t)4095; }
+
+static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
+{
+    const struct ppu_link_params *p = &link->params;
+    if (p->nslots < 1 || p->nslots > ICN_MAX_SLOTS)
+        return PPU_INVALID_ARGUMENT;
+    struct icn_link *l = calloc(1, sizeof *l);
+    if (!l)
+        return PPU_SYSTEM_ERROR;
+    unsigned char rnd[8];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        goto err_free;
+    snprintf(l->name, sizeof l->name, "/ppuccl-%d-%02x%02x%02x%02x%02x%02x%02x%02x",
+             (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    l->map_size = hdr_bytes() + (size_t)p->nslots * p->slot_bytes;
+    int fd = shm_open(l->name, O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd < 0)
+        goto err_free;
+    if (ftruncate(fd, (off_t)l->map_size) != 0)
+        goto err_unlink;
+    void *m = mmap(NULL, l->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        goto err_unlink;
+    close(fd);
+    l->hdr = m;
+    l->slots = (char *)m + hdr_bytes();
+    l->owner = 1;
+    l->hdr->nslots = (uint32_t)p->nslots;
+    l->hdr->slot_bytes = p->slot_bytes;
+    l->hdr->receiver_pid = (int32_t)getpid();
+    l->hdr->magic = ICN_MAGIC;
+    link->priv = l;
+    struct icn_info info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.name, sizeof info.name, "%s", l->name);
+    info.size = l->map_size;
+    memcpy(info_out, &info, sizeof info);
+    return PPU_SUCCESS;
+err_unlink:
+    close(fd);
+    shm_unlink(l->name);
+err_free:
+    free(l);
+    return PPU_SYSTEM_ERROR;
+}
+
+static ppu_result_t icn_send_connect(struct ppu_link *link, const void *info_in)
+{
+    struct icn_info info;
+    memcpy(&info, info_in, sizeof info);
+    info.name[sizeof info.name - 1] = '\0';
+    struct icn_link *l = calloc(1, sizeof *l);
+    if (!l)
+        return PPU_SYSTEM_ERROR;
+    int fd = shm_open(info.name, O_RDWR, 0600);
+    if (fd < 0)
+        goto err_free;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != info.size)
+        goto err_close;
+    void *m = mmap(NULL, info.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        goto err_close;
+    close(fd);
+    l->hdr = m;
+    l->map_size = info.size;
+    l->slots = (char *)m + hdr_bytes();
+    if (l->hdr->magic != ICN_MAGIC || l->hdr->slot_bytes != link->params.slot_bytes ||
+        l->hdr->nslots != (uint32_t)link->params.nslots) {
+        munmap(m, info.size);
+        free(l);
+        return PPU_INTERNAL_ERROR;
+    }
+    l->probe = ICN_PROBE;
+    l->hdr->sender_pid = (int32_t)getpid();
+    l->hdr->probe_addr = (uint64_t)(uintptr_t)&l->probe;
+    link->priv = l;
+    return PPU_SUCCESS;
+err_close:
+    close(fd);
+err_free:
+    free(l);
+    return PPU_SYSTEM_ERROR;
+}
+
+/* Every sender has attached: the name is no longer needed. Decide whether
+ * this receiver can read the sender's memory. */
+static ppu_result_t icn_recv_finish(struct ppu_link *link)
+{
+    struct icn_link *l = link->priv;
+    shm_unlink(l->name);
+    l->name[0] = '\0';
+    l->peer_pid = l->hdr->sender_pid;
+    int direct = 0;
+    if (link->params.allow_direct) {
+        if (l->peer_pid == getpid()) {
+            direct = 1;
+        } else {
+            uint64_t word = 0;
+            struct iovec local = {&word, sizeof word};
+            struct iovec remote = {(void *)(uintptr_t)l->hdr->probe_addr, sizeof word};
+            direct = process_vm_readv(l->peer_pid, &local, 1, &remote, 1, 0) ==
+                         (ssize_t)sizeof word && word == ICN_PROBE;
+        }
+    }
+    atomic_store_explicit(&l->hdr->direct, direct, memory_order_release);
+    return PPU_SUCCESS;
+}
+
+static ppu_result_t icn_send_finish(struct ppu_link *link)
+{
+    struct icn_link *l = link->priv;
+    link->direct = atomic_load_explicit(&l->hdr->direct, memory_order_acquire);
+    return PPU_SUCCESS;
+}
+
+static int icn_has_credit(struct icn_link *l)
+{
+    uint64_t n = l->hdr->nslots;
+    if (l->pos - l->cached_tail < n)
+        return 1;
+    l->cached_tail = atomic_load_explicit(&l->hdr->tail, memory_order_acquire);
+    return l->pos - l->cached_tail < n;
+}
+
+static ppu_result_t icn_send_reserve(struct ppu_link *link, void **slot)
+{
+    struct icn_link *l = link->priv;
+    if (!icn_has_credit(l))
+        return PPU_IN_PROGRESS;
+    *slot = l->slots + (l->pos % l->hdr->nslots) * l->hdr->slot_bytes;
+    return PPU_SUCCESS;
+}
+
+static void icn_post(struct ppu_link *link, struct icn_link *l, size_t bytes, uint64_t addr)
+{
+    struct icn_desc *d = &l->hdr->desc[l->pos % l->hdr->nslots];
+    d->bytes = bytes;
+    d->addr = addr;
+    l->pos++;
+    atomic_store_explicit(&l->hdr->head, l->pos, memory_order_release);
+    link->bytes += bytes;
+    link->msgs++;
+}
+
+static ppu_result_t icn_send_commit(struct ppu_link *link, size_t bytes)
+{
+    struct icn_link *l = link->priv;
+    icn_post(link, l, bytes, 0);
+    return PPU_SUCCESS;
+}
+
+static ppu_result_t icn_send_ref(struct ppu_link *link, const void *src, size_t bytes)
+{
+    struct icn_link *l = link->priv;
+    if (!link->direct)
+        return PPU_INTERNAL_ERROR;
+    if (!icn_has_credit(l))
+        return PPU_IN_PROGRESS;
+    icn_post(link, l, bytes, (uint64_t)(uintptr_t)src);
+    return PPU_SUCCESS;
+}
+
+static ppu_result_t icn_send_drained(struct ppu_link *link)
+{
+    struct icn_link *l = link->priv;
+    if (l->cached_tail == l->pos)
+        return PPU_SUCCESS;
+    l->cached_tail = atomic_load_explicit(&l->hdr->tail, memory_order_acquire);
+    return l->cached_tail == l->pos ? PPU_SUCCESS : PPU_IN_PROGRESS;
+}
+
+static ppu_result_t icn_recv_peek(struct ppu_link *link, struct ppu_msg *msg)
+{
+    struct icn_link *l = link->priv;
+    if (l->pos == l->cached_head) {
+        l->cached_head = atomic_load_explicit(&l->hdr->head, memory_order_acquire);
+        if (l->pos == l->cached_head)
+            return PPU_IN_PROGRESS;
+    }
+    const struct icn_desc *d = &l->hdr->desc[l->pos % l->hdr->nslots];
+    msg->bytes = d->bytes;
+    if (d->addr == 0)
+        msg->ptr = l->slots + (l->pos % l->hdr->nslots) * l->hdr->slot_bytes;
+    else if (l->peer_pid == getpid())
+        msg->ptr = (const void *)(uintptr_t)d->addr;
+    else
+        msg->ptr = NULL;
+    return PPU_SUCCESS;
+}
+
+static ppu_result_t icn_recv_read(struct ppu_link *link, void *dst, size_t offset, size_t bytes)
+{
+    struct icn_link *l = link->priv;
+    const struct icn_desc *d = &l->hdr->desc[l->pos % l->hdr->nslots];
+    if (offset + bytes > d->bytes)
+        return PPU_INTERNAL_ERROR;
+    if (d->addr == 0) {
+        memcpy(dst, l->slots + (l->pos % l->hdr->nslots) * l->hdr->slot_bytes + offset, bytes);
+        return PPU_SUCCESS;
+    }
+    if (l->peer_pid == getpid()) {
+        memcpy(dst, (const char *)(uintptr_t)d->addr + offset, bytes);
+        return PPU_SUCCESS;
+    }
+    size_t done = 0;
+    while (done < bytes) {
+        struct iovec local = {(char *)dst + done, bytes - done};
+        struct iovec remote = {(char *)(uintptr_t)d->addr + offset + done, bytes - done};
+        ssize_t n = process_vm_readv(l->peer_pid, &local, 1, &remote, 1, 0);
+        if (n <= 0)
+            return n < 0 && errno == ESRCH ? PPU_REMOTE_ERROR : PPU_SYSTEM_ERROR;
+        done += (size_t)n;
+    }
+    return PPU_SUCCESS;
+}
+
+static ppu_result_t icn_recv_release(struct ppu_link *link)
+{
+    struct icn_link *l = link->priv;
+    l->pos++;
+    atomic_store_explicit(&l->hdr->tail, l->pos, memory_order_release);
+    return PPU_SUCCESS;
+}
+
+static void icn_close(struct ppu_link *link)
+{
+    struct icn_link *l = link->priv;
+    if (!l)
+        return;
+    if (l->name[0])
+        shm_unlink(l->name);
+    if (l->hdr)
+        munmap(l->hdr, l->map_size);
+    free(l);
+    link->priv = NULL;
+}
+
+const struct ppu_transport_ops ppu_icn_sim_ops = {
+    .name = "icn_sim",
+    .recv_setup = icn_recv_setup,
+    .send_connect = icn_send_connect,
+    .recv_finish = icn_recv_finish,
+    .send_finish = icn_send_finish,
+    .send_reserve = icn_send_reserve,
+    .send_commit = icn_send_commit,
+    .send_ref = icn_send_ref,
+    .send_drained = icn_send_drained,
+    .recv_peek = icn_recv_peek,
+    .recv_read = icn_recv_read,
+    .recv_release = icn_recv_release,
+    .close = icn_close,
+};

@@ -1,0 +1,72 @@
+/* The contract every transport fills: one ops table, designated
+ * initializers, listed in priority order in transports/registry.c.
+ *
+ * Connection setup runs in phases driven by the core; between phases the
+ * core exchanges connect info and barriers through the bootstrap:
+ *   recv_setup   (receiver) creates the link's buffer, writes connect info
+ *   send_connect (sender)   attaches using the receiver's info
+ *   recv_finish  (receiver) after every sender attached: unlink names, probe
+ *   send_finish  (sender)   after every receiver finished
+ *
+ * Data path: no call blocks. PPU_IN_PROGRESS means "not yet, poll again".
+ * A transport never includes core headers. */
+#ifndef PPU_TRANSPORT_H
+#define PPU_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ppuccl.h"
+
+#define PPU_CONNECT_INFO_BYTES 128
+
+struct ppu_link_params {
+    int self_rank, peer_rank, channel;
+    size_t slot_bytes;    /* largest message */
+    int nslots;           /* messages in flight */
+    int allow_direct;     /* may messages refer to the sender's memory? */
+};
+
+/* What a receiver finds at the head of its FIFO. */
+struct ppu_msg {
+    const void *ptr; /* readable here, or NULL when remote */
+    size_t bytes;
+};
+
+struct ppu_transport_ops;
+
+struct ppu_link {
+    const struct ppu_transport_ops *ops;
+    struct ppu_link_params params;
+    int direct;        /* messages may be references (send_ref) */
+    uint64_t bytes;    /* sent on this link, for PPU_SIM_STATS_FILE */
+    uint64_t msgs;
+    void *priv;
+};
+
+struct ppu_transport_ops {
+    const char *name;
+    /* Connection phases (see above). */
+    ppu_result_t (*recv_setup)(struct ppu_link *link, void *info /* PPU_CONNECT_INFO_BYTES */);
+    ppu_result_t (*send_connect)(struct ppu_link *link, const void *info);
+    ppu_result_t (*recv_finish)(struct ppu_link *link);
+    ppu_result_t (*send_finish)(struct ppu_link *link);
+    /* Sender: a slot of at least params.slot_bytes to fill, then commit. */
+    ppu_result_t (*send_reserve)(struct ppu_link *link, void **slot);
+    ppu_result_t (*send_commit)(struct ppu_link *link, size_t bytes);
+    /* Sender, direct links only: post a reference to bytes at src. src must
+     * stay unchanged until send_drained reports the receiver consumed it. */
+    ppu_result_t (*send_ref)(struct ppu_link *link, const void *src, size_t bytes);
+    /* PPU_SUCCESS once the receiver released every message sent so far. */
+    ppu_result_t (*send_drained)(struct ppu_link *link);
+    /* Receiver: look at the oldest message; copy it out (needed when
+     * msg->ptr is NULL); release it so the sender may reuse the slot. */
+    ppu_result_t (*recv_peek)(struct ppu_link *link, struct ppu_msg *msg);
+    ppu_result_t (*recv_read)(struct ppu_link *link, void *dst, size_t offset, size_t bytes);
+    ppu_result_t (*recv_release)(struct ppu_link *link);
+    void (*close)(struct ppu_link *link);
+};
+
+extern const struct ppu_transport_ops ppu_icn_sim_ops;
+
+
+#endif
