@@ -448,7 +448,8 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
     if (res == PPU_SUCCESS && ntohs(peek.type) == MSG_ABORT) {
         char msg[4096] = "";
         len = ntohl(peek.len);
-        if (len < sizeof msg && ppu_socket_recv(rfd, msg, len, deadline) == PPU_SUCCESS)
+        uint64_t mdl = ppu_now_ns() + HELLO_TIMEOUT_NS; /* it comes at our own deadline */
+        if (len < sizeof msg && ppu_socket_recv(rfd, msg, len, mdl) == PPU_SUCCESS)
             msg[len ? len - 1 : 0] = '\0';
         snprintf(err, errlen, "rank %d: %s (root %s)", rank, msg, root_s);
         res = PPU_TIMEOUT;

@@ -1,0 +1,90 @@
+/* The rendezvous survives hostile connections and names missing ranks. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bootstrap.h"
+#include "ranks.h"
+
+static int connect_root(const ppu_unique_id_t *id)
+{
+    struct ppu_id_fields f;
+    cr_assert_eq(ppu_id_unpack(id, &f), PPU_SUCCESS);
+    int fd = socket(f.root.sa.sa_family, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    socklen_t len = f.root.sa.sa_family == AF_INET ? sizeof f.root.in4 : sizeof f.root.in6;
+    cr_assert_eq(connect(fd, &f.root.sa, len), 0);
+    return fd;
+}
+
+static int sum_ok(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    int v = rank + 1, out = 0;
+    if (ppu_allreduce(&v, &out, 1, PPU_INT32, PPU_SUM, comm, NULL) != PPU_SUCCESS)
+        return 1;
+    return out == n * (n + 1) / 2 ? 0 : 2;
+}
+
+/* A header with the right magic and version but a wrong secret, raw
+ * garbage, a truncated header, and a silent connection all reach the root
+ * before the real ranks; init still completes on every rank. */
+Test(bootstrap, wrong_secret_and_garbage_are_dropped, .timeout = 60)
+{
+    ppu_unique_id_t id;
+    cr_assert_eq(ppu_get_unique_id(&id), PPU_SUCCESS);
+    int silent = connect_root(&id); /* slow loris: never sends */
+
+    int fd = connect_root(&id);
+    unsigned char hdr[28] = {0};
+    uint32_t magic = htonl(0x50504231u), len = htonl(28);
+    uint16_t ver = htons(1), type = htons(1);
+    memcpy(hdr, &magic, 4);
+    memcpy(hdr + 4, &ver, 2);
+    memcpy(hdr + 6, &type, 2);
+    memset(hdr + 8, 0x77, 16); /* not the secret */
+    memcpy(hdr + 24, &len, 4);
+    cr_assert_eq(write(fd, hdr, sizeof hdr), (ssize_t)sizeof hdr);
+
+    int g = connect_root(&id);
+    const char junk[] = "GET / HTTP/1.0\r\n\r\n and more bytes that are not ours";
+    cr_assert_eq(write(g, junk, sizeof junk), (ssize_t)sizeof junk);
+
+    int t = connect_root(&id);
+    cr_assert_eq(write(t, hdr, 5), 5); /* truncated, then closed */
+    close(t);
+
+    cr_assert_eq(run_ranks(3, sum_ok, NULL, 50), 0, "init failed after hostile connections");
+    close(silent);
+    close(fd);
+    close(g);
+}
+
+/* Two of three ranks come: both fail with PPU_TIMEOUT and the message
+ * names the missing rank. */
+Test(bootstrap, missing_rank_is_named, .timeout = 60)
+{
+    setenv("PPU_BOOTSTRAP_TIMEOUT_MS", "1500", 1);
+    ppu_unique_id_t id;
+    cr_assert_eq(ppu_get_unique_id(&id), PPU_SUCCESS);
+    pid_t pids[2];
+    for (int r = 0; r < 2; r++) {
+        pids[r] = fork();
+        if (pids[r] == 0) {
+            ppu_comm_t c;
+            ppu_result_t res = ppu_comm_init_rank(&c, 3, id, r);
+            const char *msg = ppu_get_last_error(NULL);
+            int ok = res == PPU_TIMEOUT && strstr(msg, "rank(s) 2 of 3") != NULL;
+            if (!ok)
+                fprintf(stderr, "rank %d: result %d, message '%s'\n", r, res, msg);
+            _exit(ok ? 0 : 1);
+        }
+    }
+    for (int r = 0; r < 2; r++) {
+        int st;
+        waitpid(pids[r], &st, 0);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d did not report the missing rank", r);
+    }
+}
