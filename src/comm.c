@@ -130,10 +130,10 @@ ppu_result_t ppu_comm_init_rank(ppu_comm_t *out, int nranks, ppu_unique_id_t id,
     pthread_mutex_init(&c->exec_lock, NULL);
     pthread_mutex_init(&c->err_lock, NULL);
     c->timeout_ns = (uint64_t)ppu_param_int(PPU_P_TIMEOUT_MS) * 1000000ull;
-    c->spin = (uint64_t)ppu_param_int(PPU_P_SPIN);
     long long chunk = ppu_param_int(PPU_P_CHUNK_SIZE);
     c->chunk_bytes = chunk >= 4096 ? (size_t)chunk & ~(size_t)63 : 4096;
     c->direct_min = (size_t)ppu_param_int(PPU_P_CMA_MIN_BYTES);
+    c->channel_min_bytes = (size_t)ppu_param_int(PPU_P_CHANNEL_MIN_BYTES);
     c->scratch = aligned_alloc(64, c->chunk_bytes);
     char err[PPU_ERR_LEN];
     ppu_result_t r = c->scratch ? PPU_SUCCESS : PPU_SYSTEM_ERROR;
@@ -144,6 +144,14 @@ ppu_result_t ppu_comm_init_rank(ppu_comm_t *out, int nranks, ppu_unique_id_t id,
         comm_free(c);
         return r;
     }
+    long long spin = ppu_param_int(PPU_P_SPIN);
+    if (spin < 0) {
+        int local = 0;
+        for (int i = 0; i < nranks; i++)
+            local += c->bs->host_hash[i] == c->bs->host_hash[rank];
+        spin = local > sysconf(_SC_NPROCESSORS_ONLN) ? 0 : 2000;
+    }
+    c->spin = (uint64_t)spin;
     r = ppu_comm_connect(c);
     if (r == PPU_SUCCESS)
         r = reg_add(c);

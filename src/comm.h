@@ -32,6 +32,7 @@ struct ppu_comm {
     struct ppu_channel ch[PPU_MAX_CHANNELS];
 
     size_t chunk_bytes;
+    size_t channel_min_bytes; /* PPU_CHANNEL_MIN_BYTES */
     size_t direct_min; /* smallest chunk sent as a reference (PPU_CMA_MIN_BYTES) */
     uint64_t timeout_ns;
     uint64_t spin;

@@ -180,9 +180,14 @@ static ppu_result_t get_plan(struct ppu_comm *comm, const struct ppu_coll_args *
     int pos[PPU_MAX_CHANNELS];
     for (int c = 0; c < comm->nchannels; c++)
         pos[c] = comm->ch[c].pos;
-    size_t chunk = comm->chunk_bytes / ppu_datatype_size(a->datatype);
-    PPU_CHECK(ppu_sched_ring_allreduce(p, a->count, comm->nranks, pos, comm->nchannels,
-                                       chunk ? chunk : 1, a->op));
+    size_t es = ppu_datatype_size(a->datatype), chunk = comm->chunk_bytes / es;
+    /* Small buffers on fewer channels: a channel costs 2(n-1) handoffs
+     * whatever its size, so each must carry at least PPU_CHANNEL_MIN_BYTES. */
+    size_t per = comm->channel_min_bytes ? comm->channel_min_bytes : 1;
+    size_t want = (a->count * es + per - 1) / per;
+    int nch = want < (size_t)comm->nchannels ? (int)(want ? want : 1) : comm->nchannels;
+    PPU_CHECK(ppu_sched_ring_allreduce(p, a->count, comm->nranks, pos, nch, chunk ? chunk : 1,
+                                       a->op));
     p->count = a->count;
     p->datatype = a->datatype;
     p->op = a->op;

@@ -34,11 +34,14 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "link it sent on to this file; %r is the rank."},
     [PPU_P_NCHANNELS] = {"PPU_NCHANNELS", "0",
         "Channels (link-disjoint rings) to use; 0 picks automatically."},
+    [PPU_P_CHANNEL_MIN_BYTES] = {"PPU_CHANNEL_MIN_BYTES", "262144",
+        "Least bytes a channel carries: smaller calls use fewer channels."},
     [PPU_P_CHUNK_SIZE] = {"PPU_CHUNK_SIZE", "262144",
         "Bytes per pipelined chunk (one FIFO slot) on simulated links."},
     [PPU_P_FIFO_SLOTS] = {"PPU_FIFO_SLOTS", "8", "Slots in each simulated link's FIFO."},
-    [PPU_P_SPIN] = {"PPU_SPIN", "2000",
-        "Polls of a peer before a waiting rank yields its core."},
+    [PPU_P_SPIN] = {"PPU_SPIN", "-1",
+        "Polls of a peer before a waiting rank yields its core; -1: 2000, or 0 when "
+        "this host runs more ranks than it has cores."},
     [PPU_P_CMA] = {"PPU_CMA", "1",
         "Move large chunks between processes with one kernel copy (process_vm_readv) "
         "instead of copying through the FIFO; 0 disables."},

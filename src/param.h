@@ -17,6 +17,7 @@ enum ppu_param {
     PPU_P_SIM_TOPO,
     PPU_P_SIM_STATS_FILE,
     PPU_P_NCHANNELS,
+    PPU_P_CHANNEL_MIN_BYTES,
     PPU_P_CHUNK_SIZE,
     PPU_P_FIFO_SLOTS,
     PPU_P_SPIN,

@@ -35,10 +35,10 @@ static inline int ppu_wait_idle(struct ppu_waiter *w)
     uint64_t n = ++w->polls;
     if (n < w->spin) {
         ppu_cpu_relax();
-    } else if (n < w->spin + 20000) {
-        sched_yield();
+    } else if (n < w->spin + 200000) {
+        sched_yield(); /* oversubscribed cores: let the peer run */
     } else {
-        struct timespec ts = {0, 20000}; /* long waits: 20 us naps */
+        struct timespec ts = {0, 50000}; /* long waits (~0.1 s+): 50 us naps */
         nanosleep(&ts, NULL);
     }
     return (n & 255) == 0;
