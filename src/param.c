@@ -24,7 +24,8 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_RANK] = {"PPU_RANK", "", "This process's rank for ppu_comm_init_env."},
     [PPU_P_WORLD_SIZE] = {"PPU_WORLD_SIZE", "", "The rank count for ppu_comm_init_env."},
     [PPU_P_BOOTSTRAP_SECRET] = {"PPU_BOOTSTRAP_SECRET", "",
-        "Shared secret (hex) for ppu_comm_init_env with PPU_ROOT_ADDR; connections "
+        "Shared secret string for ppu_comm_init_env with PPU_ROOT_ADDR (default: derived "
+        "from the launcher's job id); connections "
         "without it are dropped."},
     [PPU_P_SIM_TOPO] = {"PPU_SIM_TOPO", "auto",
         "Simulated server wiring: fullmesh8, server16, ring8, hypercube16, or auto "

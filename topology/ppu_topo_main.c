@@ -4,13 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "param.h"
 #include "topo.h"
 
 static int usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [--sim PRESET] [--ranks N]\n"
+    fprintf(stderr, "usage: %s [--sim PRESET] [--ranks N] | --params\n"
                     "  PRESET: fullmesh8 (default), server16, ring8, hypercube16\n"
-                    "  N: ranks on the server (default: every chip)\n", argv0);
+                    "  N: ranks on the server (default: every chip)\n"
+                    "  --params: print every PPU_* parameter as a Markdown table\n", argv0);
     return 2;
 }
 
@@ -28,6 +30,15 @@ static void hops(const struct ppu_topo *t, int d[][PPU_TOPO_MAX_CHIPS])
                     d[a][b] = d[a][k] + d[k][b];
 }
 
+static int print_params(void)
+{
+    const struct ppu_param_def *t = ppu_param_table();
+    printf("| parameter | default | meaning |\n|---|---|---|\n");
+    for (int i = 0; i < PPU_P_COUNT; i++)
+        printf("| `%s` | `%s` | %s |\n", t[i].name, *t[i].def ? t[i].def : "(unset)", t[i].help);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *preset = "fullmesh8";
@@ -35,6 +46,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--sim") && i + 1 < argc)
             preset = argv[++i];
+        else if (!strcmp(argv[i], "--params"))
+            return print_params();
         else if (!strcmp(argv[i], "--ranks") && i + 1 < argc)
             ranks = atoi(argv[++i]);
         else
