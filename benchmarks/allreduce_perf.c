@@ -78,14 +78,30 @@ static void kill_all(const pid_t *pids, int n, int sig) {
         if (pids[i] > 0) kill(pids[i], sig);
 }
 
-/* -p N: fork N ranks that rendezvous on a unique id created here. */
+/* Rank 0 creates the unique id (its bootstrap root thread lives there) and
+ * writes it to every other rank's pipe; the parent forks before any thread
+ * exists, which keeps fork() safe under sanitizers too. */
+static void get_id(int rank, int n, int (*pipes)[2], ppu_unique_id_t *id) {
+    if (rank == 0) {
+        ppu_result_t r = ppu_get_unique_id(id);
+        if (r != PPU_SUCCESS) die(NULL, 0, "ppu_get_unique_id", r);
+        for (int k = 1; k < n; k++)
+            if (write(pipes[k][1], id, sizeof *id) != (ssize_t)sizeof *id) die(NULL, 0, "write id", PPU_SYSTEM_ERROR);
+    } else if (read(pipes[rank][0], id, sizeof *id) != (ssize_t)sizeof *id) {
+        fprintf(stderr, "%s: rank %d got no unique id from rank 0\n", prog, rank);
+        _exit(1);
+    }
+}
+
+/* -p N: fork N ranks that rendezvous on a unique id made by rank 0. */
 static int run_local(const perf_opts_t *opts) {
     int n = opts->nprocs, live = 0, rc = 0;
-    ppu_unique_id_t id;
-    ppu_result_t r = ppu_get_unique_id(&id);
-    if (r != PPU_SUCCESS) die(NULL, -1, "ppu_get_unique_id", r);
+    ppu_result_t r;
     pid_t *pids = calloc((size_t)n, sizeof *pids);
-    if (!pids) { perror(prog); return 1; }
+    int (*pipes)[2] = calloc((size_t)n, sizeof *pipes);
+    if (!pids || !pipes) { perror(prog); return 1; }
+    for (int i = 0; i < n; i++)
+        if (pipe(pipes[i]) != 0) { perror(prog); return 1; }
     fflush(stdout);
     fflush(stderr);
     for (int i = 0; i < n; i++) {
@@ -98,6 +114,8 @@ static int run_local(const perf_opts_t *opts) {
         }
         if (pid == 0) {
             ppu_comm_t comm;
+            ppu_unique_id_t id;
+            get_id(i, n, pipes, &id);
             if ((r = ppu_comm_init_rank(&comm, n, id, i)) != PPU_SUCCESS)
                 die(NULL, i, "ppu_comm_init_rank", r);
             int crc = run_rank(opts, comm);
@@ -108,6 +126,11 @@ static int run_local(const perf_opts_t *opts) {
         pids[i] = pid;
         live++;
     }
+    for (int i = 0; i < n; i++) {
+        close(pipes[i][0]);
+        close(pipes[i][1]);
+    }
+    free(pipes);
     double guard = opts->timeout_s > 0 ? opts->timeout_s + 2.0 : DEFAULT_GUARD_S;
     struct timespec t0, now, nap = {0, 10 * 1000 * 1000};
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -14,20 +14,52 @@
 
 #include "ppuccl.h"
 
+/* Sanitizer builds run several times slower: their time limits scale. */
+#ifndef PPU_TEST_SLOWDOWN
+#define PPU_TEST_SLOWDOWN 1
+#endif
+
 typedef int (*rank_fn)(ppu_comm_t comm, int rank, int nranks, void *arg);
 
-/* Runs fn in n forked ranks; returns the number of ranks that failed. */
-static inline int run_ranks(int n, rank_fn fn, void *arg, int timeout_s)
+/* Rank r's side of the id hand-off: rank 0 creates the id (its bootstrap
+ * root thread then lives in rank 0) and writes it to every other rank's
+ * pipe. Forking before any thread exists keeps fork() safe even under
+ * sanitizers, whose allocators are not fork-safe with threads running. */
+static inline int ranks_get_id(int r, int n, int (*pipes)[2], ppu_unique_id_t *id)
 {
-    ppu_unique_id_t id;
-    if (ppu_get_unique_id(&id) != PPU_SUCCESS) {
-        fprintf(stderr, "ppu_get_unique_id: %s\n", ppu_get_last_error(NULL));
-        return n;
+    if (r == 0) {
+        if (ppu_get_unique_id(id) != PPU_SUCCESS)
+            return -1;
+        for (int k = 1; k < n; k++)
+            if (write(pipes[k][1], id, sizeof *id) != (ssize_t)sizeof *id)
+                return -1;
+        return 0;
     }
+    return read(pipes[r][0], id, sizeof *id) == (ssize_t)sizeof *id ? 0 : -1;
+}
+
+/* Runs fn in n forked ranks; returns the number of ranks that failed. With
+ * given_id NULL the ranks make their own id; otherwise they use it. */
+static inline int run_ranks_id(int n, const ppu_unique_id_t *given_id, rank_fn fn, void *arg,
+                               int timeout_s)
+{
     pid_t pids[64];
+    int pipes[64][2];
+    for (int r = 0; r < n; r++)
+        if (pipe(pipes[r]) != 0)
+            return n;
+    fflush(stdout);
+    fflush(stderr);
     for (int r = 0; r < n; r++) {
         pids[r] = fork();
         if (pids[r] == 0) {
+            ppu_unique_id_t id;
+            if (given_id)
+                id = *given_id;
+            else if (ranks_get_id(r, n, pipes, &id) != 0) {
+                fprintf(stderr, "rank %d: no unique id: %s\n", r, ppu_get_last_error(NULL));
+                _exit(2);
+            }
             ppu_comm_t comm;
             if (ppu_comm_init_rank(&comm, n, id, r) != PPU_SUCCESS) {
                 fprintf(stderr, "rank %d init: %s\n", r, ppu_get_last_error(NULL));
@@ -40,7 +72,12 @@ static inline int run_ranks(int n, rank_fn fn, void *arg, int timeout_s)
             _exit(rc);
         }
     }
+    for (int r = 0; r < n; r++) {
+        close(pipes[r][0]);
+        close(pipes[r][1]);
+    }
     int failed = 0, left = n;
+    timeout_s *= PPU_TEST_SLOWDOWN;
     time_t end = time(NULL) + timeout_s;
     while (left > 0) {
         int st;
@@ -65,6 +102,11 @@ static inline int run_ranks(int n, rank_fn fn, void *arg, int timeout_s)
         }
     }
     return failed;
+}
+
+static inline int run_ranks(int n, rank_fn fn, void *arg, int timeout_s)
+{
+    return run_ranks_id(n, NULL, fn, arg, timeout_s);
 }
 
 #endif

@@ -85,7 +85,7 @@ ParameterizedTestParameters(allreduce, every_type_op_count_1_2_3)
     static int ranks[] = {1, 2, 3};
     return cr_make_param_array(int, ranks, 3);
 }
-ParameterizedTest(int *n, allreduce, every_type_op_count_1_2_3, .timeout = 300)
+ParameterizedTest(int *n, allreduce, every_type_op_count_1_2_3, .timeout = 300 * PPU_TEST_SLOWDOWN)
 {
     run_case(*n, SIZE_MAX, -1);
 }
@@ -97,7 +97,7 @@ ParameterizedTestParameters(allreduce, every_op_count_8)
     static int types[PPU_NUM_DATATYPES] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     return cr_make_param_array(int, types, PPU_NUM_DATATYPES);
 }
-ParameterizedTest(int *dt, allreduce, every_op_count_8, .timeout = 300)
+ParameterizedTest(int *dt, allreduce, every_op_count_8, .timeout = 300 * PPU_TEST_SLOWDOWN)
 {
     run_case(8, SIZE_MAX, *dt);
 }
@@ -107,7 +107,7 @@ ParameterizedTestParameters(allreduce, every_op_count_16)
     static int types[PPU_NUM_DATATYPES] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     return cr_make_param_array(int, types, PPU_NUM_DATATYPES);
 }
-ParameterizedTest(int *dt, allreduce, every_op_count_16, .timeout = 300)
+ParameterizedTest(int *dt, allreduce, every_op_count_16, .timeout = 300 * PPU_TEST_SLOWDOWN)
 {
     run_case(16, SIZE_MAX, *dt);
 }

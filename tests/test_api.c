@@ -113,7 +113,7 @@ static int bad_then_good(ppu_comm_t comm, int rank, int n, void *arg)
     return out[0] == n * (n - 1) / 2.0 && out[1] == n && out[2] == 2 * n ? 0 : 13;
 }
 
-Test(api, bad_input_leaves_peers_intact, .timeout = 60)
+Test(api, bad_input_leaves_peers_intact, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
     cr_assert_eq(run_ranks(4, bad_then_good, NULL, 50), 0);
 }

@@ -31,7 +31,7 @@ static int sum_ok(ppu_comm_t comm, int rank, int n, void *arg)
 /* A header with the right magic and version but a wrong secret, raw
  * garbage, a truncated header, and a silent connection all reach the root
  * before the real ranks; init still completes on every rank. */
-Test(bootstrap, wrong_secret_and_garbage_are_dropped, .timeout = 60)
+Test(bootstrap, wrong_secret_and_garbage_are_dropped, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
     ppu_unique_id_t id;
     cr_assert_eq(ppu_get_unique_id(&id), PPU_SUCCESS);
@@ -56,7 +56,7 @@ Test(bootstrap, wrong_secret_and_garbage_are_dropped, .timeout = 60)
     cr_assert_eq(write(t, hdr, 5), 5); /* truncated, then closed */
     close(t);
 
-    cr_assert_eq(run_ranks(3, sum_ok, NULL, 50), 0, "init failed after hostile connections");
+    cr_assert_eq(run_ranks_id(3, &id, sum_ok, NULL, 50), 0, "init failed after hostile connections");
     close(silent);
     close(fd);
     close(g);
@@ -64,7 +64,7 @@ Test(bootstrap, wrong_secret_and_garbage_are_dropped, .timeout = 60)
 
 /* Two of three ranks come: both fail with PPU_TIMEOUT and the message
  * names the missing rank. */
-Test(bootstrap, missing_rank_is_named, .timeout = 60)
+Test(bootstrap, missing_rank_is_named, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
     setenv("PPU_BOOTSTRAP_TIMEOUT_MS", "1500", 1);
     ppu_unique_id_t id;

@@ -20,7 +20,7 @@ static int one_sum(ppu_comm_t comm, int rank, int n, void *arg)
 /* 8 ranks on the full mesh: the ring all-reduce moves 2(n-1) x count
  * elements in all, several links of each rank carry data (several
  * link-disjoint rings), and no rank sends to itself. */
-Test(links, ring_traffic_over_several_links, .timeout = 120)
+Test(links, ring_traffic_over_several_links, .timeout = 120 * PPU_TEST_SLOWDOWN)
 {
     char pat[64];
     snprintf(pat, sizeof pat, "/tmp/ppu_links_%d.%%r", (int)getpid());

@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "ppuccl.h"
+#ifndef PPU_TEST_SLOWDOWN
+#define PPU_TEST_SLOWDOWN 1
+#endif
 
 #define NT 4
 #define COUNT (300000 + 7)
@@ -28,7 +31,7 @@ static void *rank_thread(void *p)
     return NULL;
 }
 
-Test(threads, init_all_one_thread_per_rank, .timeout = 60)
+Test(threads, init_all_one_thread_per_rank, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
     ppu_comm_t comms[NT];
     cr_assert_eq(ppu_comm_init_all(comms, NT), PPU_SUCCESS, "%s", ppu_get_last_error(NULL));
@@ -51,7 +54,7 @@ Test(threads, init_all_one_thread_per_rank, .timeout = 60)
 
 /* One thread drives every rank through its own stream: calls return at
  * once, the work runs in order, synchronize waits for it. */
-Test(threads, streams_in_order_from_one_thread, .timeout = 60)
+Test(threads, streams_in_order_from_one_thread, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
     ppu_comm_t comms[NT];
     ppu_stream_t streams[NT];

@@ -26,7 +26,7 @@ static int rank0_waits_alone(ppu_comm_t comm, int rank, int n, void *arg)
     return ppu_allreduce(v, v, 1000, PPU_FLOAT32, PPU_SUM, comm, NULL) == PPU_INVALID_USAGE ? 0 : 2;
 }
 
-Test(timeout, missing_peer_is_named, .timeout = 30)
+Test(timeout, missing_peer_is_named, .timeout = 30 * PPU_TEST_SLOWDOWN)
 {
     setenv("PPU_TIMEOUT_MS", "400", 1);
     cr_assert_eq(run_ranks(2, rank0_waits_alone, NULL, 20), 0);
@@ -39,7 +39,7 @@ static void *abort_later(void *p)
     return NULL;
 }
 
-Test(timeout, abort_ends_a_stuck_collective, .timeout = 30)
+Test(timeout, abort_ends_a_stuck_collective, .timeout = 30 * PPU_TEST_SLOWDOWN)
 {
     ppu_unique_id_t id;
     cr_assert_eq(ppu_get_unique_id(&id), PPU_SUCCESS);
