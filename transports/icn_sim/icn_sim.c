@@ -5,6 +5,7 @@
  * when both ends are threads of one process. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ struct icn_link {
     size_t map_size;
     char name[64];
     int owner;            /* receiver side created the segment */
+    int mapped;           /* this side mmapped it (else borrows the owner's map) */
     uint64_t cached_head; /* receiver: last head seen */
     uint64_t cached_tail; /* sender: last tail seen */
     uint64_t pos;         /* sender: next to post; receiver: next to read */
@@ -59,6 +61,44 @@ struct icn_link {
 };
 
 static size_t hdr_bytes(void) { return (sizeof(struct icn_hdr) + 4095) & ~(size_t)4095; }
+
+/* Segments this process created and has not closed, by name. A sender in
+ * the same process (ranks as threads) uses the owner's mapping instead of
+ * a second one: one address per byte keeps the FIFO's atomics visible to
+ * ThreadSanitizer and saves address space. */
+static pthread_mutex_t local_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct icn_link *local_segs[256];
+
+static void local_add(struct icn_link *l)
+{
+    pthread_mutex_lock(&local_lock);
+    for (size_t i = 0; i < sizeof local_segs / sizeof local_segs[0]; i++)
+        if (!local_segs[i]) {
+            local_segs[i] = l;
+            break;
+        }
+    pthread_mutex_unlock(&local_lock);
+}
+
+static void local_remove(struct icn_link *l)
+{
+    pthread_mutex_lock(&local_lock);
+    for (size_t i = 0; i < sizeof local_segs / sizeof local_segs[0]; i++)
+        if (local_segs[i] == l)
+            local_segs[i] = NULL;
+    pthread_mutex_unlock(&local_lock);
+}
+
+static struct icn_hdr *local_find(const char *name, size_t size)
+{
+    struct icn_hdr *h = NULL;
+    pthread_mutex_lock(&local_lock);
+    for (size_t i = 0; i < sizeof local_segs / sizeof local_segs[0] && !h; i++)
+        if (local_segs[i] && !strcmp(local_segs[i]->name, name) && local_segs[i]->map_size == size)
+            h = local_segs[i]->hdr;
+    pthread_mutex_unlock(&local_lock);
+    return h;
+}
 
 static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
 {
@@ -86,6 +126,7 @@ static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
     l->hdr = m;
     l->slots = (char *)m + hdr_bytes();
     l->owner = 1;
+    l->mapped = 1;
     l->hdr->nslots = (uint32_t)p->nslots;
     l->hdr->slot_bytes = p->slot_bytes;
     l->hdr->receiver_pid = (int32_t)getpid();
@@ -96,6 +137,7 @@ static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
     snprintf(info.name, sizeof info.name, "%s", l->name);
     info.size = l->map_size;
     memcpy(info_out, &info, sizeof info);
+    local_add(l);
     return PPU_SUCCESS;
 err_unlink:
     close(fd);
@@ -113,22 +155,29 @@ static ppu_result_t icn_send_connect(struct ppu_link *link, const void *info_in)
     struct icn_link *l = calloc(1, sizeof *l);
     if (!l)
         return PPU_SYSTEM_ERROR;
-    int fd = shm_open(info.name, O_RDWR, 0600);
-    if (fd < 0)
-        goto err_free;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != info.size)
-        goto err_close;
-    void *m = mmap(NULL, info.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
-        goto err_close;
-    close(fd);
+    void *m = local_find(info.name, info.size);
+    if (!m) {
+        int fd = shm_open(info.name, O_RDWR, 0600);
+        if (fd < 0)
+            goto err_free;
+        struct stat st;
+        if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != info.size) {
+            close(fd);
+            goto err_free;
+        }
+        m = mmap(NULL, info.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (m == MAP_FAILED)
+            goto err_free;
+        l->mapped = 1;
+    }
     l->hdr = m;
     l->map_size = info.size;
     l->slots = (char *)m + hdr_bytes();
     if (l->hdr->magic != ICN_MAGIC || l->hdr->slot_bytes != link->params.slot_bytes ||
         l->hdr->nslots != (uint32_t)link->params.nslots) {
-        munmap(m, info.size);
+        if (l->mapped)
+            munmap(m, info.size);
         free(l);
         return PPU_INTERNAL_ERROR;
     }
@@ -137,8 +186,6 @@ static ppu_result_t icn_send_connect(struct ppu_link *link, const void *info_in)
     l->hdr->probe_addr = (uint64_t)(uintptr_t)&l->probe;
     link->priv = l;
     return PPU_SUCCESS;
-err_close:
-    close(fd);
 err_free:
     free(l);
     return PPU_SYSTEM_ERROR;
@@ -289,9 +336,11 @@ static void icn_close(struct ppu_link *link)
     struct icn_link *l = link->priv;
     if (!l)
         return;
+    if (l->owner)
+        local_remove(l);
     if (l->name[0])
         shm_unlink(l->name);
-    if (l->hdr)
+    if (l->hdr && l->mapped)
         munmap(l->hdr, l->map_size);
     free(l);
     link->priv = NULL;
