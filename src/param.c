@@ -43,9 +43,10 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_SPIN] = {"PPU_SPIN", "-1",
         "Polls of a peer before a waiting rank yields its core; -1: 2000, or 0 when "
         "this host runs more ranks than it has cores."},
-    [PPU_P_CMA] = {"PPU_CMA", "1",
-        "Move large chunks between processes with one kernel copy (process_vm_readv) "
-        "instead of copying through the FIFO; 0 disables."},
+    [PPU_P_CMA] = {"PPU_CMA", "0",
+        "1: move large chunks between processes with one kernel copy (process_vm_readv) "
+        "instead of through the FIFO. Off by default: slower on the 2-core test host. "
+        "Ranks that are threads of one process always pass references."},
     [PPU_P_CMA_MIN_BYTES] = {"PPU_CMA_MIN_BYTES", "65536",
         "Smallest chunk moved by single copy; smaller chunks go through the FIFO."},
 };

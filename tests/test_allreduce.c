@@ -111,3 +111,18 @@ ParameterizedTest(int *dt, allreduce, every_op_count_16, .timeout = 300 * PPU_TE
 {
     run_case(16, SIZE_MAX, *dt);
 }
+
+/* The single-copy path (process_vm_readv), off by default: every datatype
+ * and op with references for every chunk of 4 KiB and more. */
+ParameterizedTestParameters(allreduce, every_type_op_count_cma)
+{
+    static int ranks[] = {2, 3};
+    return cr_make_param_array(int, ranks, 2);
+}
+ParameterizedTest(int *n, allreduce, every_type_op_count_cma, .timeout = 300 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_CMA", "1", 1);
+    setenv("PPU_CMA_MIN_BYTES", "4096", 1);
+    setenv("PPU_CHUNK_SIZE", "65536", 1);
+    run_case(*n, SIZE_MAX, -1);
+}

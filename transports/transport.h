@@ -24,6 +24,7 @@ struct ppu_link_params {
     size_t slot_bytes;    /* largest message */
     int nslots;           /* messages in flight */
     int allow_direct;     /* may messages refer to the sender's memory? */
+    int allow_cma;        /* ...also across processes (one kernel copy)? */
 };
 
 /* What a receiver finds at the head of its FIFO. */

@@ -52,7 +52,6 @@ struct icn_link {
     size_t map_size;
     char name[64];
     int owner;            /* receiver side created the segment */
-    int mapped;           /* this side mmapped it (else borrows the owner's map) */
     uint64_t cached_head; /* receiver: last head seen */
     uint64_t cached_tail; /* sender: last tail seen */
     uint64_t pos;         /* sender: next to post; receiver: next to read */
@@ -62,42 +61,75 @@ struct icn_link {
 
 static size_t hdr_bytes(void) { return (sizeof(struct icn_hdr) + 4095) & ~(size_t)4095; }
 
-/* Segments this process created and has not closed, by name. A sender in
- * the same process (ranks as threads) uses the owner's mapping instead of
- * a second one: one address per byte keeps the FIFO's atomics visible to
- * ThreadSanitizer and saves address space. */
-static pthread_mutex_t local_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct icn_link *local_segs[256];
+/* Mappings in this process, shared by the links that use them. A sender
+ * in the owner's process (ranks as threads) takes a reference to the
+ * owner's mapping instead of mapping the segment again: one address per
+ * byte keeps the FIFO's atomics visible to ThreadSanitizer, and the count
+ * keeps the mapping alive until the last link closes, whichever rank
+ * destroys its communicator first. */
+struct icn_map {
+    char name[64]; /* cleared once the name is unlinked */
+    void *addr;
+    size_t size;
+    int refs;
+};
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct icn_map maps[256];
 
-static void local_add(struct icn_link *l)
+static int map_add(const char *name, void *addr, size_t size)
 {
-    pthread_mutex_lock(&local_lock);
-    for (size_t i = 0; i < sizeof local_segs / sizeof local_segs[0]; i++)
-        if (!local_segs[i]) {
-            local_segs[i] = l;
+    int ok = 0;
+    pthread_mutex_lock(&maps_lock);
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0] && !ok; i++)
+        if (!maps[i].addr) {
+            snprintf(maps[i].name, sizeof maps[i].name, "%s", name);
+            maps[i].addr = addr;
+            maps[i].size = size;
+            maps[i].refs = 1;
+            ok = 1;
+        }
+    pthread_mutex_unlock(&maps_lock);
+    return ok;
+}
+
+/* A new reference to the named mapping, or NULL when this process has none. */
+static void *map_get(const char *name, size_t size)
+{
+    void *addr = NULL;
+    pthread_mutex_lock(&maps_lock);
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0] && !addr; i++)
+        if (maps[i].addr && maps[i].name[0] && !strcmp(maps[i].name, name) && maps[i].size == size) {
+            maps[i].refs++;
+            addr = maps[i].addr;
+        }
+    pthread_mutex_unlock(&maps_lock);
+    return addr;
+}
+
+static void map_forget_name(void *addr)
+{
+    pthread_mutex_lock(&maps_lock);
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
+        if (maps[i].addr == addr)
+            maps[i].name[0] = '\0';
+    pthread_mutex_unlock(&maps_lock);
+}
+
+/* Drop a reference; the last one unmaps. */
+static void map_put(void *addr, size_t size)
+{
+    int unmap = 1;
+    pthread_mutex_lock(&maps_lock);
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
+        if (maps[i].addr == addr) {
+            unmap = --maps[i].refs == 0;
+            if (unmap)
+                maps[i].addr = NULL;
             break;
         }
-    pthread_mutex_unlock(&local_lock);
-}
-
-static void local_remove(struct icn_link *l)
-{
-    pthread_mutex_lock(&local_lock);
-    for (size_t i = 0; i < sizeof local_segs / sizeof local_segs[0]; i++)
-        if (local_segs[i] == l)
-            local_segs[i] = NULL;
-    pthread_mutex_unlock(&local_lock);
-}
-
-static struct icn_hdr *local_find(const char *name, size_t size)
-{
-    struct icn_hdr *h = NULL;
-    pthread_mutex_lock(&local_lock);
-    for (size_t i = 0; i < sizeof local_segs / sizeof local_segs[0] && !h; i++)
-        if (local_segs[i] && !strcmp(local_segs[i]->name, name) && local_segs[i]->map_size == size)
-            h = local_segs[i]->hdr;
-    pthread_mutex_unlock(&local_lock);
-    return h;
+    pthread_mutex_unlock(&maps_lock);
+    if (unmap)
+        munmap(addr, size);
 }
 
 static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
@@ -126,7 +158,6 @@ static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
     l->hdr = m;
     l->slots = (char *)m + hdr_bytes();
     l->owner = 1;
-    l->mapped = 1;
     l->hdr->nslots = (uint32_t)p->nslots;
     l->hdr->slot_bytes = p->slot_bytes;
     l->hdr->receiver_pid = (int32_t)getpid();
@@ -137,7 +168,12 @@ static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
     snprintf(info.name, sizeof info.name, "%s", l->name);
     info.size = l->map_size;
     memcpy(info_out, &info, sizeof info);
-    local_add(l);
+    if (!map_add(l->name, m, l->map_size)) {
+        munmap(m, l->map_size);
+        shm_unlink(l->name);
+        free(l);
+        return PPU_SYSTEM_ERROR;
+    }
     return PPU_SUCCESS;
 err_unlink:
     close(fd);
@@ -155,7 +191,7 @@ static ppu_result_t icn_send_connect(struct ppu_link *link, const void *info_in)
     struct icn_link *l = calloc(1, sizeof *l);
     if (!l)
         return PPU_SYSTEM_ERROR;
-    void *m = local_find(info.name, info.size);
+    void *m = map_get(info.name, info.size);
     if (!m) {
         int fd = shm_open(info.name, O_RDWR, 0600);
         if (fd < 0)
@@ -169,15 +205,17 @@ static ppu_result_t icn_send_connect(struct ppu_link *link, const void *info_in)
         close(fd);
         if (m == MAP_FAILED)
             goto err_free;
-        l->mapped = 1;
+        if (!map_add("", m, info.size)) {
+            munmap(m, info.size);
+            goto err_free;
+        }
     }
     l->hdr = m;
     l->map_size = info.size;
     l->slots = (char *)m + hdr_bytes();
     if (l->hdr->magic != ICN_MAGIC || l->hdr->slot_bytes != link->params.slot_bytes ||
         l->hdr->nslots != (uint32_t)link->params.nslots) {
-        if (l->mapped)
-            munmap(m, info.size);
+        map_put(m, info.size);
         free(l);
         return PPU_INTERNAL_ERROR;
     }
@@ -197,13 +235,14 @@ static ppu_result_t icn_recv_finish(struct ppu_link *link)
 {
     struct icn_link *l = link->priv;
     shm_unlink(l->name);
+    map_forget_name(l->hdr);
     l->name[0] = '\0';
     l->peer_pid = l->hdr->sender_pid;
     int direct = 0;
     if (link->params.allow_direct) {
         if (l->peer_pid == getpid()) {
             direct = 1;
-        } else {
+        } else if (link->params.allow_cma) {
             uint64_t word = 0;
             struct iovec local = {&word, sizeof word};
             struct iovec remote = {(void *)(uintptr_t)l->hdr->probe_addr, sizeof word};
@@ -336,12 +375,10 @@ static void icn_close(struct ppu_link *link)
     struct icn_link *l = link->priv;
     if (!l)
         return;
-    if (l->owner)
-        local_remove(l);
     if (l->name[0])
         shm_unlink(l->name);
-    if (l->hdr && l->mapped)
-        munmap(l->hdr, l->map_size);
+    if (l->hdr)
+        map_put(l->hdr, l->map_size);
     free(l);
     link->priv = NULL;
 }
