@@ -14,6 +14,6 @@ echo
 # INFO from INIT: each rank says which topology, rings and transport it set up.
 export PPU_DEBUG=${PPU_DEBUG:-INFO} PPU_DEBUG_SUBSYS=${PPU_DEBUG_SUBSYS:-INIT}
 if [ $# -eq 0 ]; then
-  set -- -b 8 -e 64M -f 4 -n 20 -w 5
+  set -- -b 8 -e 64M -f 2 -n 20 -w 5
 fi
 exec "$BUILD_DIR/bin/ppu_allreduce_perf" -p "$NP" "$@"
