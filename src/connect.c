@@ -6,10 +6,33 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "../topology/topo_host.h"
+#include "../topology/topo_xml.h"
 #include "check.h"
 #include "comm.h"
+#include "discover.h"
 #include "log.h"
 #include "param.h"
+
+static void bind_near_chip(struct ppu_comm *comm)
+{
+    if (ppu_param_int(PPU_P_CPU_AFFINITY) == 0)
+        return;
+    struct ppu_host host;
+    char err[128], cpus[128];
+    if (ppu_host_discover(&host, err, sizeof err) != PPU_SUCCESS)
+        return;
+    if (!strcmp(comm->topo.source, "preset"))
+        ppu_discover_assign_numa(&comm->topo, host.nnuma);
+    int numa = comm->topo.numa[comm->rank];
+    if (numa < 0)
+        return;
+    if (ppu_host_bind_numa(numa, cpus, sizeof cpus) == PPU_SUCCESS)
+        PPU_INFO(PPU_SUB_TOPO, "rank %d bound to NUMA node %d (CPUs %s), near its chip", comm->rank,
+                 numa, cpus);
+    else
+        PPU_INFO(PPU_SUB_TOPO, "rank %d: could not bind to NUMA node %d", comm->rank, numa);
+}
 
 static ppu_result_t pick_topology(struct ppu_comm *comm)
 {
@@ -18,30 +41,32 @@ static ppu_result_t pick_topology(struct ppu_comm *comm)
             return ppu_fail(comm, PPU_INVALID_USAGE,
                             "rank %d is on another host than rank %d; this build of ppuccl links "
                             "ranks on one host only (simulated ICN)", i, comm->rank);
-    char err[256];
-    const char *preset = ppu_param_str(PPU_P_SIM_TOPO);
-    ppu_result_t r = ppu_topo_sim_preset(preset, comm->nranks, &comm->topo, err, sizeof err);
+    char err[512];
+    ppu_result_t r = ppu_discover_topology(comm->nranks, &comm->topo, err, sizeof err);
     if (r != PPU_SUCCESS)
         return ppu_fail(comm, r, "%s", err);
-    ppu_topo_restrict(&comm->topo, comm->nranks);
-    if (ppu_topo_diameter(&comm->topo) < 0) {
-        char who[256] = "";
-        size_t o = 0;
-        int seen[PPU_TOPO_MAX_CHIPS] = {1}, stack[PPU_TOPO_MAX_CHIPS] = {0}, sp = 1;
-        while (sp) {
-            int u = stack[--sp];
-            for (int v = 0; v < comm->nranks; v++)
-                if (!seen[v] && ppu_topo_up(&comm->topo, u, v)) {
-                    seen[v] = 1;
-                    stack[sp++] = v;
-                }
-        }
-        for (int v = 0; v < comm->nranks && o < sizeof who - 8; v++)
-            if (!seen[v])
-                o += (size_t)snprintf(who + o, sizeof who - o, "%s%d", o ? "," : "", v);
-        return ppu_fail(comm, PPU_INVALID_USAGE,
-                        "topology %s: chips %s cannot reach chip 0 over up links", comm->topo.name, who);
+    struct ppu_topo *t = &comm->topo;
+    if (t->nchips < comm->nranks)
+        return ppu_fail(comm, PPU_INVALID_USAGE, "topology %s (%s) has %d chips, fewer than the %d ranks",
+                        t->name, t->source, t->nchips, comm->nranks);
+    ppu_topo_restrict(t, comm->nranks);
+    for (int i = 1; i < comm->nranks; i++)
+        if (t->server[i] != t->server[0])
+            return ppu_fail(comm, PPU_INVALID_USAGE,
+                            "topology %s puts ranks on %d servers; links between servers need a "
+                            "network transport, which this build does not have yet", t->name,
+                            t->nservers);
+    if (comm->rank == 0 && *ppu_param_str(PPU_P_TOPO_DUMP_FILE)) {
+        if (ppu_topo_save_xml(t, ppu_param_str(PPU_P_TOPO_DUMP_FILE), err, sizeof err) != PPU_SUCCESS)
+            PPU_WARN(PPU_SUB_TOPO, "PPU_TOPO_DUMP_FILE: %s", err);
     }
+    char who[256];
+    ppu_topo_unreachable(t, who, sizeof who);
+    if (who[0])
+        return ppu_fail(comm, PPU_INVALID_USAGE,
+                        "topology %s: chips %s cannot reach chip 0 over links that are up, so no "
+                        "ring joins all %d ranks", t->name, who, comm->nranks);
+    bind_near_chip(comm);
     return PPU_SUCCESS;
 }
 
@@ -73,8 +98,9 @@ static ppu_result_t pick_rings(struct ppu_comm *comm)
                      c >= nrings ? " (shares links with an earlier channel)" : "");
         }
     }
-    PPU_INFO(PPU_SUB_INIT, "topology %s, %d ranks, %d link-disjoint ring(s) found, %d channel(s), "
-             "chunk %zu B", comm->topo.name, comm->nranks, nrings, n, comm->chunk_bytes);
+    PPU_INFO(PPU_SUB_INIT, "topology %s (from %s), %d ranks, %d link-disjoint ring(s) found, "
+             "%d channel(s), chunk %zu B", comm->topo.name, comm->topo.source, comm->nranks, nrings,
+             n, comm->chunk_bytes);
     return PPU_SUCCESS;
 }
 

@@ -27,9 +27,22 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "Shared secret string for ppu_comm_init_env with PPU_ROOT_ADDR (default: derived "
         "from the launcher's job id); connections "
         "without it are dropped."},
+    [PPU_P_TOPO_FILE] = {"PPU_TOPO_FILE", "",
+        "Topology file (XML, see topology/TOPOLOGY_FILE.md) to use instead of the probe "
+        "and the presets."},
+    [PPU_P_TOPO_DUMP_FILE] = {"PPU_TOPO_DUMP_FILE", "",
+        "Rank 0 writes the topology it discovered to this file, in the PPU_TOPO_FILE format."},
+    [PPU_P_SYSFS_ROOT] = {"PPU_SYSFS_ROOT", "/sys/class/ppu",
+        "Where the hardware probe looks for PPU chips (layout: topology/README.md)."},
     [PPU_P_SIM_TOPO] = {"PPU_SIM_TOPO", "auto",
         "Simulated server wiring: fullmesh8, server16, ring8, hypercube16, or auto "
         "(fullmesh8 up to 8 ranks, server16 up to 16)."},
+    [PPU_P_SIM_LINKS_DOWN] = {"PPU_SIM_LINKS_DOWN", "",
+        "Links of the simulated topology to mark down, e.g. 0-3,2-5; rings avoid them."},
+    [PPU_P_SIM_SERVERS] = {"PPU_SIM_SERVERS", "1",
+        "Split the local ranks into this many simulated servers (equal sizes)."},
+    [PPU_P_CPU_AFFINITY] = {"PPU_CPU_AFFINITY", "1",
+        "Bind each rank to the CPUs of its chip's NUMA node when known; 0 leaves it alone."},
     [PPU_P_SIM_STATS_FILE] = {"PPU_SIM_STATS_FILE", "",
         "At communicator destroy, each rank writes 'src dst bytes messages' per "
         "link it sent on to this file; %r is the rank."},

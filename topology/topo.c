@@ -1,26 +1,40 @@
 #include "topo.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 
-static void connect(struct ppu_topo *t, int a, int b)
+void ppu_topo_connect(struct ppu_topo *t, int a, int b, int state)
 {
     if (a == b)
         return;
-    t->link[a][b] = PPU_LINK_UP;
-    t->link[b][a] = PPU_LINK_UP;
+    t->link[a][b] = t->link[b][a] = (unsigned char)state;
+    t->gbps[a][b] = t->gbps[b][a] = (float)t->link_gbps;
+    t->latency_us[a][b] = t->latency_us[b][a] = (float)t->link_latency_us;
+}
+
+static void connect(struct ppu_topo *t, int a, int b) { ppu_topo_connect(t, a, b, PPU_LINK_UP); }
+
+void ppu_topo_init(struct ppu_topo *t, const char *name, int nchips)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    snprintf(t->source, sizeof t->source, "preset");
+    t->nchips = nchips;
+    t->nservers = 1;
+    t->ports_per_chip = 7;
+    t->link_gbps = 50.0;       /* 700 GB/s over 7 links, 2 directions */
+    t->link_latency_us = 1.0;
+    memset(t->port, PPU_TOPO_NO_PORT, sizeof t->port);
+    for (int i = 0; i < PPU_TOPO_MAX_CHIPS; i++)
+        t->numa[i] = -1;
 }
 
 static void init_common(struct ppu_topo *t, const char *name, int nchips)
 {
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->nchips = nchips;
-    t->ports_per_chip = 7;
-    t->link_gbps = 50.0;       /* 700 GB/s over 7 links, 2 directions */
-    t->link_latency_us = 1.0;
+    ppu_topo_init(t, name, nchips);
 }
 
 /* 8 chips, each with 7 ICN links: a complete graph. */
@@ -206,4 +220,173 @@ void ppu_topo_ring_str(const int *ring, int n, char *buf, size_t len)
     buf[0] = '\0';
     for (int i = 0; i <= n && o < len; i++)
         o += (size_t)snprintf(buf + o, len - o, i ? ">%d" : "%d", ring[i % n]);
+}
+
+ppu_result_t ppu_topo_set_down(struct ppu_topo *t, const char *list, char *err, size_t errlen)
+{
+    const char *p = list;
+    while (*p) {
+        char *end;
+        long a = strtol(p, &end, 10);
+        if (end == p || *end != '-')
+            goto bad;
+        p = end + 1;
+        long b = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ','))
+            goto bad;
+        p = *end ? end + 1 : end;
+        if (a < 0 || b < 0 || a >= t->nchips || b >= t->nchips || t->link[a][b] == PPU_LINK_NONE) {
+            snprintf(err, errlen, "PPU_SIM_LINKS_DOWN: %ld-%ld is not a link of topology %s", a, b,
+                     t->name);
+            return PPU_INVALID_ARGUMENT;
+        }
+        t->link[a][b] = t->link[b][a] = PPU_LINK_DOWN;
+    }
+    return PPU_SUCCESS;
+bad:
+    snprintf(err, errlen, "PPU_SIM_LINKS_DOWN='%s' is not a list like 0-3,2-5", list);
+    return PPU_INVALID_ARGUMENT;
+}
+
+ppu_result_t ppu_topo_sim_build(const char *preset, int nservers, int per_server,
+                                struct ppu_topo *t, char *err, size_t errlen)
+{
+    if (nservers < 1 || per_server < 1 || nservers * per_server > PPU_TOPO_MAX_CHIPS) {
+        snprintf(err, errlen, "%d simulated server(s) of %d chip(s) exceed %d chips", nservers,
+                 per_server, PPU_TOPO_MAX_CHIPS);
+        return PPU_INVALID_ARGUMENT;
+    }
+    struct ppu_topo one;
+    ppu_result_t r = ppu_topo_sim_preset(preset, per_server, &one, err, errlen);
+    if (r != PPU_SUCCESS)
+        return r;
+    ppu_topo_restrict(&one, per_server);
+    *t = one;
+    t->nchips = nservers * per_server;
+    t->nservers = nservers;
+    for (int s = 0; s < nservers; s++)
+        for (int a = 0; a < per_server; a++) {
+            int ga = s * per_server + a;
+            t->server[ga] = s;
+            for (int b = 0; b < per_server; b++) {
+                int gb = s * per_server + b;
+                t->link[ga][gb] = one.link[a][b];
+                t->gbps[ga][gb] = one.gbps[a][b];
+                t->latency_us[ga][gb] = one.latency_us[a][b];
+                t->port[ga][gb] = one.port[a][b];
+            }
+        }
+    if (nservers > 1)
+        snprintf(t->name, sizeof t->name, "%dx%.20s", nservers, one.name);
+    return PPU_SUCCESS;
+}
+
+void ppu_topo_hops(const struct ppu_topo *t, int hops[][PPU_TOPO_MAX_CHIPS],
+                   int next[][PPU_TOPO_MAX_CHIPS])
+{
+    int n = t->nchips;
+    for (int s = 0; s < n; s++) {
+        int queue[PPU_TOPO_MAX_CHIPS], qh = 0, qt = 0;
+        for (int i = 0; i < n; i++) {
+            hops[s][i] = -1;
+            next[s][i] = -1;
+        }
+        hops[s][s] = 0;
+        queue[qt++] = s;
+        while (qh < qt) {
+            int u = queue[qh++];
+            for (int v = 0; v < n; v++)
+                if (hops[s][v] < 0 && ppu_topo_up(t, u, v)) {
+                    hops[s][v] = hops[s][u] + 1;
+                    next[s][v] = u == s ? v : next[s][u];
+                    queue[qt++] = v;
+                }
+        }
+    }
+}
+
+int ppu_topo_bfs_tree(const struct ppu_topo *t, int root, int *parent)
+{
+    int n = t->nchips, depth[PPU_TOPO_MAX_CHIPS], queue[PPU_TOPO_MAX_CHIPS], qh = 0, qt = 0;
+    int worst = 0;
+    for (int i = 0; i < n; i++) {
+        parent[i] = -1;
+        depth[i] = -1;
+    }
+    depth[root] = 0;
+    queue[qt++] = root;
+    while (qh < qt) {
+        int u = queue[qh++];
+        for (int v = 0; v < n; v++)
+            if (depth[v] < 0 && ppu_topo_up(t, u, v)) {
+                depth[v] = depth[u] + 1;
+                parent[v] = u;
+                if (depth[v] > worst)
+                    worst = depth[v];
+                queue[qt++] = v;
+            }
+    }
+    return worst;
+}
+
+int ppu_topo_mesh_groups(const struct ppu_topo *t, int *group)
+{
+    int n = t->nchips, ngroups = 0;
+    for (int i = 0; i < n; i++)
+        group[i] = -1;
+    for (int seed = 0; seed < n; seed++) {
+        if (group[seed] >= 0)
+            continue;
+        int members[PPU_TOPO_MAX_CHIPS], m = 0;
+        members[m++] = seed;
+        group[seed] = ngroups;
+        for (int c = seed + 1; c < n; c++) {
+            if (group[c] >= 0 || t->server[c] != t->server[seed])
+                continue;
+            int all = 1;
+            for (int k = 0; k < m && all; k++)
+                all = ppu_topo_up(t, c, members[k]);
+            if (all) {
+                members[m++] = c;
+                group[c] = ngroups;
+            }
+        }
+        ngroups++;
+    }
+    return ngroups;
+}
+
+void ppu_topo_rails(const struct ppu_topo *t, int *rail)
+{
+    for (int c = 0; c < t->nchips; c++) {
+        rail[c] = -1;
+        int local = 0;
+        for (int k = 0; k < c; k++)
+            local += t->server[k] == t->server[c];
+        int nth = 0;
+        for (int i = 0; i < t->nnics; i++) {
+            const struct ppu_topo_nic *nic = &t->nic[i];
+            if (nic->chip == c) {
+                rail[c] = i;
+                break;
+            }
+            if (nic->server == t->server[c] && nic->chip < 0 && nth++ == local && rail[c] < 0)
+                rail[c] = i;
+        }
+    }
+}
+
+void ppu_topo_unreachable(const struct ppu_topo *t, char *buf, size_t len)
+{
+    int hops[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS], next[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS];
+    ppu_topo_hops(t, hops, next);
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int c = 0; c < t->nchips; c++) {
+        int first = 0;
+        while (t->server[first] != t->server[c])
+            first++;
+        if (hops[first][c] < 0 && o + 8 < len)
+            o += (size_t)snprintf(buf + o, len - o, "%s%d", o ? "," : "", c);
+    }
 }

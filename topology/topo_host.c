@@ -1,0 +1,87 @@
+#include "topo_host.h"
+
+#include <hwloc.h>
+#include <stdio.h>
+#include <string.h>
+
+static int numa_of(hwloc_topology_t topo, hwloc_obj_t obj)
+{
+    hwloc_obj_t anc = hwloc_get_non_io_ancestor_obj(topo, obj);
+    if (!anc || !anc->nodeset || hwloc_bitmap_iszero(anc->nodeset))
+        return -1;
+    /* a device under the whole machine is local to every node: unknown */
+    if (hwloc_bitmap_weight(anc->nodeset) != 1)
+        return -1;
+    return hwloc_bitmap_first(anc->nodeset);
+}
+
+static void pci_of(hwloc_obj_t obj, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (hwloc_obj_t p = obj->parent; p; p = p->parent)
+        if (p->type == HWLOC_OBJ_PCI_DEVICE) {
+            snprintf(buf, len, "%04x:%02x:%02x.%x", p->attr->pcidev.domain, p->attr->pcidev.bus,
+                     p->attr->pcidev.dev, p->attr->pcidev.func);
+            return;
+        }
+}
+
+static ppu_result_t load(hwloc_topology_t *topo, char *err, size_t errlen)
+{
+    if (hwloc_topology_init(topo) != 0) {
+        snprintf(err, errlen, "hwloc_topology_init failed");
+        return PPU_SYSTEM_ERROR;
+    }
+    hwloc_topology_set_io_types_filter(*topo, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+    if (hwloc_topology_load(*topo) != 0) {
+        hwloc_topology_destroy(*topo);
+        snprintf(err, errlen, "hwloc_topology_load failed");
+        return PPU_SYSTEM_ERROR;
+    }
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_host_discover(struct ppu_host *h, char *err, size_t errlen)
+{
+    hwloc_topology_t topo;
+    memset(h, 0, sizeof *h);
+    ppu_result_t r = load(&topo, err, errlen);
+    if (r != PPU_SUCCESS)
+        return r;
+    h->npackages = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PACKAGE);
+    h->nnuma = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
+    h->ncores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+    h->npus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
+    h->npci = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PCI_DEVICE);
+    for (hwloc_obj_t o = hwloc_get_next_osdev(topo, NULL); o && h->nnets < PPU_HOST_MAX_NETS;
+         o = hwloc_get_next_osdev(topo, o)) {
+        hwloc_obj_osdev_type_t t = o->attr->osdev.type;
+        if (t != HWLOC_OBJ_OSDEV_NETWORK && t != HWLOC_OBJ_OSDEV_OPENFABRICS)
+            continue;
+        struct ppu_host_net *n = &h->net[h->nnets++];
+        snprintf(n->name, sizeof n->name, "%s", o->name ? o->name : "?");
+        n->rdma = t == HWLOC_OBJ_OSDEV_OPENFABRICS;
+        n->numa = numa_of(topo, o);
+        pci_of(o, n->pci, sizeof n->pci);
+    }
+    hwloc_topology_destroy(topo);
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_host_bind_numa(int numa, char *cpus, size_t len)
+{
+    hwloc_topology_t topo;
+    char err[128];
+    ppu_result_t r = load(&topo, err, sizeof err);
+    if (r != PPU_SUCCESS)
+        return r;
+    hwloc_obj_t node = hwloc_get_numanode_obj_by_os_index(topo, (unsigned)numa);
+    if (!node || !node->cpuset || hwloc_bitmap_iszero(node->cpuset)) {
+        hwloc_topology_destroy(topo);
+        return PPU_INVALID_ARGUMENT;
+    }
+    int rc = hwloc_set_cpubind(topo, node->cpuset, HWLOC_CPUBIND_THREAD);
+    hwloc_bitmap_list_snprintf(cpus, len, node->cpuset);
+    hwloc_topology_destroy(topo);
+    return rc == 0 ? PPU_SUCCESS : PPU_SYSTEM_ERROR;
+}
