@@ -10,6 +10,7 @@
 #include "discover.h"
 #include "ranks.h"
 #include "topo.h"
+#include "topo_xml.h"
 
 static int count_links(const struct ppu_topo *t, int state)
 {
@@ -274,4 +275,28 @@ Test(topo, init_refuses_servers_without_network, .timeout = 60 * PPU_TEST_SLOWDO
     cr_assert_eq(expect_init_error(4, "network transport"), 0);
     setenv("PPU_SIM_SERVERS", "3", 1);
     cr_assert_eq(expect_init_error(4, "PPU_SIM_SERVERS=3 must divide"), 0);
+}
+
+/* 4 ranks on a topology file with link 0-2 down; rank 0 dumps what it
+ * discovered, and the dump loads back to the same links. */
+Test(topo, communicator_on_a_topology_file, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    struct ppu_topo t, back;
+    char err[256], in[64], out[64];
+    snprintf(in, sizeof in, "/tmp/ppu_topo_in_%d.xml", (int)getpid());
+    snprintf(out, sizeof out, "/tmp/ppu_topo_out_%d.xml", (int)getpid());
+    cr_assert_eq(ppu_topo_sim_build("fullmesh8", 1, 4, &t, err, sizeof err), PPU_SUCCESS);
+    cr_assert_eq(ppu_topo_set_down(&t, "0-2", err, sizeof err), PPU_SUCCESS);
+    cr_assert_eq(ppu_topo_save_xml(&t, in, err, sizeof err), PPU_SUCCESS, "%s", err);
+    setenv("PPU_TOPO_FILE", in, 1);
+    setenv("PPU_TOPO_DUMP_FILE", out, 1);
+    cr_assert_eq(run_ranks(4, sum_check, NULL, 50), 0);
+    cr_assert_eq(ppu_topo_load_xml(out, &back, err, sizeof err), PPU_SUCCESS, "%s", err);
+    cr_expect_eq(back.nchips, 4);
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            cr_expect_eq(back.link[a][b], t.link[a][b], "link %d-%d", a, b);
+    cr_expect_eq(back.link[0][2], PPU_LINK_DOWN);
+    unlink(in);
+    unlink(out);
 }

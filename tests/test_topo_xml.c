@@ -55,7 +55,8 @@ static void assert_same(const struct ppu_topo *x, const struct ppu_topo *y)
     cr_assert_eq(x->nchips, y->nchips);
     cr_assert_eq(x->nservers, y->nservers);
     cr_assert_eq(x->ports_per_chip, y->ports_per_chip);
-    cr_assert_eq(x->link_gbps, y->link_gbps, "link_gbps %.17g vs %.17g", x->link_gbps, y->link_gbps);
+    cr_assert_eq(x->link_gbps, y->link_gbps, "link_gbps %.17g vs %.17g", x->link_gbps,
+                 y->link_gbps);
     cr_assert_eq(x->link_latency_us, y->link_latency_us);
     int n = x->nchips;
     for (int a = 0; a < n; a++) {
@@ -136,7 +137,8 @@ static const char example[] =
     "  <link a=\"5\" b=\"7\" gbps=\"25\" latency_us=\"2.5\"/>\n"
     "  <link a=\"6\" b=\"7\"/>\n"
     "  <!-- One cable between the servers. -->\n"
-    "  <link a=\"3\" b=\"4\" port_a=\"6\" port_b=\"6\" gbps=\"12.5\" latency_us=\"3\" state=\"up\"/>\n"
+    "  <link a=\"3\" b=\"4\" port_a=\"6\" port_b=\"6\" gbps=\"12.5\" latency_us=\"3\"\n"
+    "        state=\"up\"/>\n"
     "</ppu_topology>\n";
 
 Test(topo_xml, parse_example)
@@ -503,9 +505,11 @@ Test(topo_xml, errors_numbers)
                      "<chip %s/>\n</server>\n</ppu_topology>\n", bad_int[i].attr);
         expect_error(doc, "topo.xml:4:", "<chip>", bad_int[i].what);
     }
-    expect_error("<ppu_topology ports_per_chip=\"255\"></ppu_topology>", "topo.xml:1:", "<ppu_topology>",
+    expect_error("<ppu_topology ports_per_chip=\"255\"></ppu_topology>", "topo.xml:1:",
+                 "<ppu_topology>",
                  "ports_per_chip=\"255\" is out of range (1..254)");
-    expect_error("<ppu_topology link_latency_us=\"-0.5\"></ppu_topology>", "topo.xml:1:", "<ppu_topology>",
+    expect_error("<ppu_topology link_latency_us=\"-0.5\"></ppu_topology>", "topo.xml:1:",
+                 "<ppu_topology>",
                  "out of range");
     expect_error("<ppu_topology version=\"2\"/>", "topo.xml:1:", "<ppu_topology>",
                  "version=\"2\" is not supported");
@@ -527,7 +531,8 @@ Test(topo_xml, errors_chips_and_servers)
     expect_error("<ppu_topology>\n<server id=\"0\">\n</server>\n</ppu_topology>\n",
                  "topo.xml:4:", "<ppu_topology>", "no chip is declared");
     expect_error("<ppu_topology/>", "topo.xml:1:", "<ppu_topology>", "no chip is declared");
-    expect_error("<ppu_topology>\n<server host=\"x\">\n</server></ppu_topology>", "topo.xml:2:", "<server>",
+    expect_error("<ppu_topology>\n<server host=\"x\">\n</server></ppu_topology>", "topo.xml:2:",
+                 "<server>",
                  "attribute id is missing");
     expect_error("<ppu_topology>\n<chip id=\"0\"/>\n</ppu_topology>\n", "topo.xml:2:", "<chip>",
                  "must be inside <server>");
@@ -535,17 +540,19 @@ Test(topo_xml, errors_chips_and_servers)
                  "<server>", "must be inside <ppu_topology>, not <server>");
     expect_error("<ppu_topology>\n<server id=\"0\">\n<chip id=\"0\">\n<chip id=\"1\"/>\n",
                  "topo.xml:4:", "<chip>", "<chip> cannot contain elements");
-    expect_error("<ppu_topology>\n<server id=\"0\">\n<chip id=\"0\" pci=\"0000:00:00.0-way-too-long\"/>\n</server></ppu_topology>",
+    expect_error("<ppu_topology>\n<server id=\"0\">\n"
+                 "<chip id=\"0\" pci=\"0000:00:00.0-way-too-long\"/>\n</server></ppu_topology>",
                  "topo.xml:3:", "<chip>", "longer than 19 characters");
     /* Limits */
     expect_tail_error(1, "<server id=\"1\">\n<chip id=\"64\"/>\n</server>\n", "topo.xml:7:",
-                      "<chip>", "at most 64 chips (the limit PPU_TOPO_MAX_CHIPS)");
+                      "<chip>", "at most 64 chips, PPU_TOPO_MAX_CHIPS");
     expect_tail_error(1, "<server id=\"64\">\n</server>\n", "topo.xml:6:", "<server>",
-                      "at most 64 servers (the limit PPU_TOPO_MAX_CHIPS)");
+                      "at most 64 servers, PPU_TOPO_MAX_CHIPS");
     /* 65 NICs: the 65th is on line 4 + 65. */
     size_t cap = 65 * 64 + 256, o = 0;
     char *doc = malloc(cap);
-    o += (size_t)snprintf(doc + o, cap - o, "<ppu_topology>\n<server id=\"0\">\n<chip id=\"0\"/>\n");
+    o += (size_t)snprintf(doc + o, cap - o,
+                          "<ppu_topology>\n<server id=\"0\">\n<chip id=\"0\"/>\n");
     for (int i = 0; i < 65; i++)
         o += (size_t)snprintf(doc + o, cap - o, "<nic name=\"eth%d\"/>\n", i);
     snprintf(doc + o, cap - o, "</server>\n</ppu_topology>\n");
@@ -649,8 +656,46 @@ Test(topo_xml, errors_syntax)
     snprintf(doc, sizeof doc, "<ppu_topology name=\"%0300d\">", 0);
     expect_error(doc, "topo.xml:1:", "<ppu_topology>", "longer than 255 bytes");
     /* Unknown attribute lists the allowed ones. */
-    expect_error("<ppu_topology>\n<server id=\"0\"><chip id=\"0\" nuna=\"1\"/>\n</server></ppu_topology>", "topo.xml:2:",
+    expect_error("<ppu_topology>\n<server id=\"0\"><chip id=\"0\" nuna=\"1\"/>\n"
+                 "</server></ppu_topology>", "topo.xml:2:",
                  "<chip>", "unknown attribute nuna=\"1\" (allowed: id, numa, pci, host)");
+}
+
+/* Hostile inputs: deep nesting, huge values, many attributes, long runs of
+ * markup characters, an over-sized file. */
+Test(topo_xml, hostile_inputs)
+{
+    size_t n = 1 << 20;
+    char *buf = malloc(n + 64);
+    struct ppu_topo t;
+    char err[ERRLEN];
+    static const char *const units[] = {"<server id=\"0\">", "<", "\"", "<!--", "<?xml",
+                                        "<ppu_topology ", "a=\"1\" ", "&#x1F600;", " ", "\n"};
+    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+        size_t o = (size_t)snprintf(buf, n, "<ppu_topology name=\"");
+        if (u < 2 || u == 5)
+            o = (size_t)snprintf(buf, n, "<ppu_topology>");
+        size_t ul = strlen(units[u]);
+        while (o + ul <= n) {
+            memcpy(buf + o, units[u], ul);
+            o += ul;
+        }
+        err[0] = '\0';
+        cr_assert_eq(parse_exact(buf, o, "big.xml", &t, err), PPU_INVALID_ARGUMENT, "unit %zu", u);
+        cr_assert(strncmp(err, "big.xml:", 8) == 0, "%s", err);
+    }
+    /* An over-sized file is refused before parsing. */
+    char path[] = "/tmp/topo_xml_big_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    memset(buf, ' ', n);
+    for (size_t w = 0; w <= PPU_TOPO_XML_MAX_BYTES / n; w++)
+        cr_assert_eq(write(fd, buf, n), (ssize_t)n);
+    close(fd);
+    cr_assert_eq(ppu_topo_load_xml(path, &t, err, sizeof err), PPU_INVALID_ARGUMENT);
+    cr_assert(strstr(err, path) && strstr(err, "larger than"), "%s", err);
+    unlink(path);
+    free(buf);
 }
 
 /* ---- robustness ------------------------------------------------------ */

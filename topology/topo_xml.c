@@ -722,8 +722,10 @@ static ppu_result_t get_chip_ref(struct parser *p, const struct xattr *a, int *o
         return xfail(&p->r, a->line, p->ev.name, "whole number expected in attribute %s=\"%s\"",
                      a->name, show(a->value, b, sizeof b));
     if (s < 0 || v < 0 || v >= PPU_TOPO_MAX_CHIPS || !p->known[v]) {
-        if (p->nknown)
+        if (p->nknown > 1)
             snprintf(rb, sizeof rb, "chips are 0..%d", p->nknown - 1);
+        else if (p->nknown == 1)
+            snprintf(rb, sizeof rb, "the only chip is 0");
         else
             snprintf(rb, sizeof rb, "no chip is declared");
         return xfail(&p->r, a->line, p->ev.name, "attribute %s=\"%s\" names no chip (%s)",
@@ -771,8 +773,8 @@ static ppu_result_t on_server(struct parser *p)
     struct xattr *a;
     int id;
     char range[96];
-    snprintf(range, sizeof range, "at most %d servers (the limit PPU_TOPO_MAX_CHIPS), ids 0..%d",
-             PPU_TOPO_MAX_CHIPS, PPU_TOPO_MAX_CHIPS - 1);
+    snprintf(range, sizeof range, "ids 0..%d: at most %d servers, PPU_TOPO_MAX_CHIPS",
+             PPU_TOPO_MAX_CHIPS - 1, PPU_TOPO_MAX_CHIPS);
     TRY(check_attrs(p, allowed));
     TRY(need_attr(p, "id", &a));
     TRY(get_int(p, a, 0, PPU_TOPO_MAX_CHIPS - 1, range, &id));
@@ -795,8 +797,8 @@ static ppu_result_t on_chip(struct parser *p)
     struct xattr *a;
     int id;
     char range[96];
-    snprintf(range, sizeof range, "at most %d chips (the limit PPU_TOPO_MAX_CHIPS), ids 0..%d",
-             PPU_TOPO_MAX_CHIPS, PPU_TOPO_MAX_CHIPS - 1);
+    snprintf(range, sizeof range, "ids 0..%d: at most %d chips, PPU_TOPO_MAX_CHIPS",
+             PPU_TOPO_MAX_CHIPS - 1, PPU_TOPO_MAX_CHIPS);
     TRY(check_attrs(p, allowed));
     TRY(need_attr(p, "id", &a));
     TRY(get_int(p, a, 0, PPU_TOPO_MAX_CHIPS - 1, range, &id));
@@ -1226,7 +1228,8 @@ ppu_result_t ppu_topo_check_xml(const struct ppu_topo *t, char *err, size_t errl
         BAD("topology has %d NICs, not 0..%d", t->nnics, PPU_TOPO_MAX_NICS);
     for (int i = 0; i < t->nnics; i++) {
         const struct ppu_topo_nic *c = &t->nic[i];
-        if (!terminated(c->name, sizeof c->name) || !c->name[0] || !terminated(c->pci, sizeof c->pci))
+        if (!terminated(c->name, sizeof c->name) || !c->name[0] ||
+            !terminated(c->pci, sizeof c->pci))
             BAD("NIC %d has an empty or unterminated name or pci", i);
         if (c->server < 0 || c->server >= t->nservers)
             BAD("NIC %s is on server %d of %d", c->name, c->server, t->nservers);
@@ -1280,8 +1283,8 @@ ppu_result_t ppu_topo_dump_xml(const struct ppu_topo *t, FILE *f)
     for (int a = 0; a < n; a++)
         for (int b = a + 1; b < n; b++)
             nlinks += t->link[a][b] != PPU_LINK_NONE;
-    fprintf(f, "<?xml version=\"1.0\"?>\n<!-- ppuccl topology: %d chips on %d servers, %d "
-               "links, %d NICs -->\n<ppu_topology version=\"1\"", n, t->nservers, nlinks,
+    fprintf(f, "<?xml version=\"1.0\"?>\n<!-- written by ppuccl: chips %d, servers %d, "
+               "links %d, NICs %d -->\n<ppu_topology version=\"1\"", n, t->nservers, nlinks,
             t->nnics);
     put_attr(f, "name", t->name);
     put_int(f, "ports_per_chip", t->ports_per_chip);
