@@ -1,5 +1,6 @@
 #include "topo.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,14 +145,16 @@ int ppu_topo_diameter(const struct ppu_topo *t)
 }
 
 /* Depth-first search for a Hamiltonian cycle over links not yet taken.
- * The budget bounds the search on graphs with no such cycle. */
+ * A step budget bounds the work on graphs with no such cycle; the search
+ * depends on nothing but the graph and a fixed seed, so every rank finds
+ * the same rings. */
 struct ring_search {
     const struct ppu_topo *t;
     unsigned char used[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS];
     int path[PPU_TOPO_MAX_CHIPS];
     unsigned char on_path[PPU_TOPO_MAX_CHIPS];
+    int order[PPU_TOPO_MAX_CHIPS]; /* neighbour order of this attempt */
     long budget;
-    int rot; /* rotates the neighbour order so successive rings differ */
 };
 
 static int free_link(const struct ring_search *s, int a, int b)
@@ -167,7 +170,7 @@ static int dfs(struct ring_search *s, int depth)
     if (depth == n)
         return free_link(s, u, s->path[0]);
     for (int k = 0; k < n; k++) {
-        int v = (u + 1 + k + s->rot) % n;
+        int v = (u + s->order[k]) % n;
         if (s->on_path[v] || !free_link(s, u, v))
             continue;
         s->path[depth] = v;
@@ -177,6 +180,60 @@ static int dfs(struct ring_search *s, int depth)
         s->on_path[v] = 0;
     }
     return 0;
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* One greedy attempt: take rings (and, if pair_reverse, each ring's reverse
+ * when its links are free) until none is left. Returns the count. */
+static int greedy_rings(struct ring_search *s, uint64_t *rng, int max_rings, long *total,
+                        int pair_reverse, int rings[][PPU_TOPO_MAX_CHIPS])
+{
+    int n = s->t->nchips, found = 0;
+    memset(s->used, 0, sizeof s->used);
+    while (found < max_rings && *total > 0) {
+        for (int k = 0; k < n; k++)
+            s->order[k] = k + 1;
+        for (int k = n - 1; k > 0; k--) { /* random neighbour order */
+            int j = (int)(xorshift(rng) % (uint64_t)(k + 1));
+            int tmp = s->order[k];
+            s->order[k] = s->order[j];
+            s->order[j] = tmp;
+        }
+        memset(s->on_path, 0, sizeof s->on_path);
+        s->path[0] = 0;
+        s->on_path[0] = 1;
+        s->budget = 20000 < *total ? 20000 : *total;
+        long before = s->budget;
+        int ok = dfs(s, 1);
+        *total -= before - (s->budget > 0 ? s->budget : 0);
+        if (!ok)
+            break;
+        int rev_free = pair_reverse;
+        for (int i = 0; i < n; i++) {
+            int a = s->path[i], b = s->path[(i + 1) % n];
+            s->used[a][b] = 1;
+            rings[found][i] = a;
+        }
+        found++;
+        for (int i = 0; i < n && rev_free; i++)
+            rev_free = free_link(s, s->path[(i + 1) % n], s->path[i]);
+        if (rev_free && found < max_rings) {
+            for (int i = 0; i < n; i++) {
+                int a = s->path[(n - i) % n], b = s->path[(n - i - 1 + n) % n];
+                s->used[a][b] = 1;
+                rings[found][i] = a;
+            }
+            found++;
+        }
+    }
+    return found;
 }
 
 int ppu_topo_find_rings(const struct ppu_topo *t, int max_rings,
@@ -190,28 +247,35 @@ int ppu_topo_find_rings(const struct ppu_topo *t, int max_rings,
             rings[0][0] = 0;
         return max_rings > 0 ? 1 : 0;
     }
-    struct ring_search s;
+    /* No chip can be in more rings than it has outgoing links. */
+    int bound = max_rings;
+    for (int a = 0; a < n; a++) {
+        int deg = 0;
+        for (int b = 0; b < n; b++)
+            deg += ppu_topo_up(t, a, b);
+        if (deg < bound)
+            bound = deg;
+    }
+    static _Thread_local struct ring_search s;
+    static _Thread_local int trial[PPU_TOPO_MAX_RINGS][PPU_TOPO_MAX_CHIPS];
     memset(&s, 0, sizeof s);
     s.t = t;
-    int found = 0;
-    /* Greedy: take a cycle, retire its directed links, look again with a
-     * different neighbour order. */
-    for (int attempt = 0; attempt < 4 * n && found < max_rings; attempt++) {
-        memset(s.on_path, 0, sizeof s.on_path);
-        s.path[0] = 0;
-        s.on_path[0] = 1;
-        s.budget = 200000;
-        s.rot = attempt;
-        if (!dfs(&s, 1))
-            continue;
-        for (int i = 0; i < n; i++) {
-            int a = s.path[i], b = s.path[(i + 1) % n];
-            s.used[a][b] = 1;
-            rings[found][i] = a;
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    long total = 3000000; /* DFS steps over all attempts: a few ms */
+    int best = 0;
+    for (int attempt = 0; attempt < 400 && total > 0 && best < bound; attempt++) {
+        /* Pairing each ring with its reverse balances both directions of a
+         * link; unpaired attempts can pack more rings (7 on a full mesh
+         * of 8 needs them). */
+        int got = greedy_rings(&s, &rng, max_rings, &total, attempt % 2 == 0, trial);
+        if (got > best) {
+            best = got;
+            memcpy(rings, trial, sizeof trial[0] * (size_t)got);
         }
-        found++;
+        if (attempt == 0 && got == 0)
+            break; /* no ring at all: do not spend the budget proving it */
     }
-    return found;
+    return best;
 }
 
 void ppu_topo_ring_str(const int *ring, int n, char *buf, size_t len)
