@@ -117,29 +117,42 @@ void ppu_topo_restrict(struct ppu_topo *topo, int n)
     topo->nchips = n;
 }
 
+/* Breadth-first search over up links from root: dist[c] hops (-1 not
+ * reached), parent[c] on a shortest path (-1 for root and unreached),
+ * first[c] the first hop from root towards c (-1 likewise). Returns the
+ * largest distance reached. */
+static int bfs(const struct ppu_topo *t, int root, int *dist, int *parent, int *first)
+{
+    int n = t->nchips, queue[PPU_TOPO_MAX_CHIPS], qh = 0, qt = 0, worst = 0;
+    for (int i = 0; i < n; i++)
+        dist[i] = parent[i] = first[i] = -1;
+    dist[root] = 0;
+    queue[qt++] = root;
+    while (qh < qt) {
+        int u = queue[qh++];
+        for (int v = 0; v < n; v++)
+            if (dist[v] < 0 && ppu_topo_up(t, u, v)) {
+                dist[v] = dist[u] + 1;
+                parent[v] = u;
+                first[v] = u == root ? v : first[u];
+                if (dist[v] > worst)
+                    worst = dist[v];
+                queue[qt++] = v;
+            }
+    }
+    return worst;
+}
+
 int ppu_topo_diameter(const struct ppu_topo *t)
 {
-    int n = t->nchips, worst = 0;
-    for (int s = 0; s < n; s++) {
-        int dist[PPU_TOPO_MAX_CHIPS], queue[PPU_TOPO_MAX_CHIPS], qh = 0, qt = 0;
-        for (int i = 0; i < n; i++)
-            dist[i] = -1;
-        dist[s] = 0;
-        queue[qt++] = s;
-        while (qh < qt) {
-            int u = queue[qh++];
-            for (int v = 0; v < n; v++)
-                if (dist[v] < 0 && ppu_topo_up(t, u, v)) {
-                    dist[v] = dist[u] + 1;
-                    queue[qt++] = v;
-                }
-        }
-        for (int i = 0; i < n; i++) {
+    int worst = 0, dist[PPU_TOPO_MAX_CHIPS], parent[PPU_TOPO_MAX_CHIPS], first[PPU_TOPO_MAX_CHIPS];
+    for (int s = 0; s < t->nchips; s++) {
+        int d = bfs(t, s, dist, parent, first);
+        for (int i = 0; i < t->nchips; i++)
             if (dist[i] < 0)
                 return -1;
-            if (dist[i] > worst)
-                worst = dist[i];
-        }
+        if (d > worst)
+            worst = d;
     }
     return worst;
 }
@@ -348,49 +361,15 @@ ppu_result_t ppu_topo_sim_build(const char *preset, int nservers, int per_server
 void ppu_topo_hops(const struct ppu_topo *t, int hops[][PPU_TOPO_MAX_CHIPS],
                    int next[][PPU_TOPO_MAX_CHIPS])
 {
-    int n = t->nchips;
-    for (int s = 0; s < n; s++) {
-        int queue[PPU_TOPO_MAX_CHIPS], qh = 0, qt = 0;
-        for (int i = 0; i < n; i++) {
-            hops[s][i] = -1;
-            next[s][i] = -1;
-        }
-        hops[s][s] = 0;
-        queue[qt++] = s;
-        while (qh < qt) {
-            int u = queue[qh++];
-            for (int v = 0; v < n; v++)
-                if (hops[s][v] < 0 && ppu_topo_up(t, u, v)) {
-                    hops[s][v] = hops[s][u] + 1;
-                    next[s][v] = u == s ? v : next[s][u];
-                    queue[qt++] = v;
-                }
-        }
-    }
+    int parent[PPU_TOPO_MAX_CHIPS];
+    for (int s = 0; s < t->nchips; s++)
+        bfs(t, s, hops[s], parent, next[s]);
 }
 
 int ppu_topo_bfs_tree(const struct ppu_topo *t, int root, int *parent)
 {
-    int n = t->nchips, depth[PPU_TOPO_MAX_CHIPS], queue[PPU_TOPO_MAX_CHIPS], qh = 0, qt = 0;
-    int worst = 0;
-    for (int i = 0; i < n; i++) {
-        parent[i] = -1;
-        depth[i] = -1;
-    }
-    depth[root] = 0;
-    queue[qt++] = root;
-    while (qh < qt) {
-        int u = queue[qh++];
-        for (int v = 0; v < n; v++)
-            if (depth[v] < 0 && ppu_topo_up(t, u, v)) {
-                depth[v] = depth[u] + 1;
-                parent[v] = u;
-                if (depth[v] > worst)
-                    worst = depth[v];
-                queue[qt++] = v;
-            }
-    }
-    return worst;
+    int dist[PPU_TOPO_MAX_CHIPS], first[PPU_TOPO_MAX_CHIPS];
+    return bfs(t, root, dist, parent, first);
 }
 
 int ppu_topo_mesh_groups(const struct ppu_topo *t, int *group)

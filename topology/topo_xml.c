@@ -767,22 +767,32 @@ static ppu_result_t on_root(struct parser *p)
     return PPU_SUCCESS;
 }
 
+/* The element's id attribute: in range, and declared once (lines[id]
+ * remembers where); counts the declaration. what: "chips" or "servers". */
+static ppu_result_t declare_id(struct parser *p, const char *what, size_t *lines, int *count,
+                               int *id)
+{
+    struct xattr *a;
+    char range[96];
+    snprintf(range, sizeof range, "ids 0..%d: at most %d %s, PPU_TOPO_MAX_CHIPS",
+             PPU_TOPO_MAX_CHIPS - 1, PPU_TOPO_MAX_CHIPS, what);
+    TRY(need_attr(p, "id", &a));
+    TRY(get_int(p, a, 0, PPU_TOPO_MAX_CHIPS - 1, range, id));
+    if (lines[*id])
+        return xfail(&p->r, a->line, p->ev.name, "id %d declared twice (first at line %zu)", *id,
+                     lines[*id]);
+    lines[*id] = p->ev.line;
+    (*count)++;
+    return PPU_SUCCESS;
+}
+
 static ppu_result_t on_server(struct parser *p)
 {
     static const char *const allowed[] = {"id", "host", NULL};
     struct xattr *a;
     int id;
-    char range[96];
-    snprintf(range, sizeof range, "ids 0..%d: at most %d servers, PPU_TOPO_MAX_CHIPS",
-             PPU_TOPO_MAX_CHIPS - 1, PPU_TOPO_MAX_CHIPS);
     TRY(check_attrs(p, allowed));
-    TRY(need_attr(p, "id", &a));
-    TRY(get_int(p, a, 0, PPU_TOPO_MAX_CHIPS - 1, range, &id));
-    if (p->server_line[id])
-        return xfail(&p->r, a->line, p->ev.name, "id %d declared twice (first at line %zu)", id,
-                     p->server_line[id]);
-    p->server_line[id] = p->ev.line;
-    p->nservers++;
+    TRY(declare_id(p, "servers", p->server_line, &p->nservers, &id));
     p->server = id;
     p->host[0] = '\0';
     if ((a = find_attr(&p->ev, "host")))
@@ -796,17 +806,8 @@ static ppu_result_t on_chip(struct parser *p)
     struct ppu_topo *t = &p->t;
     struct xattr *a;
     int id;
-    char range[96];
-    snprintf(range, sizeof range, "ids 0..%d: at most %d chips, PPU_TOPO_MAX_CHIPS",
-             PPU_TOPO_MAX_CHIPS - 1, PPU_TOPO_MAX_CHIPS);
     TRY(check_attrs(p, allowed));
-    TRY(need_attr(p, "id", &a));
-    TRY(get_int(p, a, 0, PPU_TOPO_MAX_CHIPS - 1, range, &id));
-    if (p->chip_line[id])
-        return xfail(&p->r, a->line, p->ev.name, "id %d declared twice (first at line %zu)", id,
-                     p->chip_line[id]);
-    p->chip_line[id] = p->ev.line;
-    p->nchips++;
+    TRY(declare_id(p, "chips", p->chip_line, &p->nchips, &id));
     t->server[id] = p->server;
     snprintf(t->host[id], sizeof t->host[id], "%s", p->host);
     if ((a = find_attr(&p->ev, "numa")))
