@@ -131,9 +131,16 @@ ppu_result_t ppu_comm_init_rank(ppu_comm_t *out, int nranks, ppu_unique_id_t id,
     pthread_mutex_init(&c->err_lock, NULL);
     c->timeout_ns = (uint64_t)ppu_param_int(PPU_P_TIMEOUT_MS) * 1000000ull;
     long long chunk = ppu_param_int(PPU_P_CHUNK_SIZE);
-    c->chunk_bytes = chunk >= 4096 ? (size_t)chunk & ~(size_t)63 : 4096;
+    c->chunk_bytes = chunk >= 4096 ? (size_t)chunk & ~(size_t)4095 : 4096; /* whole pages: mesh slots fit in scratch */
     c->direct_min = (size_t)ppu_param_int(PPU_P_CMA_MIN_BYTES);
     c->channel_min_bytes = (size_t)ppu_param_int(PPU_P_CHANNEL_MIN_BYTES);
+    c->oneshot_max = (size_t)ppu_param_int(PPU_P_ONESHOT_MAX_BYTES);
+    if (c->oneshot_max > c->chunk_bytes)
+        c->oneshot_max = c->chunk_bytes;
+    const char *algo = ppu_param_str(PPU_P_ALGO);
+    c->algo_forced = !strcmp(algo, "ring") ? PPU_ALGO_RING : !strcmp(algo, "oneshot") ? PPU_ALGO_ONESHOT : -1;
+    if (*algo && c->algo_forced < 0)
+        PPU_WARN(PPU_SUB_COLL, "PPU_ALGO=%s is not ring or oneshot; choosing automatically", algo);
     c->scratch = aligned_alloc(64, c->chunk_bytes);
     char err[PPU_ERR_LEN];
     ppu_result_t r = c->scratch ? PPU_SUCCESS : PPU_SYSTEM_ERROR;

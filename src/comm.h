@@ -30,6 +30,12 @@ struct ppu_comm {
     struct ppu_topo topo;
     int nchannels;
     struct ppu_channel ch[PPU_MAX_CHANNELS];
+    /* Direct links to every peer, when all ranks form one mesh group. */
+    int mesh;
+    struct ppu_link mesh_send[PPU_TOPO_MAX_CHIPS], mesh_recv[PPU_TOPO_MAX_CHIPS];
+    size_t oneshot_max; /* PPU_ONESHOT_MAX_BYTES */
+    size_t mesh_slot;   /* bytes in one mesh-link slot: the largest one-shot call */
+    int algo_forced;    /* PPU_ALGO: -1 auto, else enum ppu_algo */
 
     size_t chunk_bytes;
     size_t channel_min_bytes; /* PPU_CHANNEL_MIN_BYTES */

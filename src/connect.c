@@ -104,6 +104,90 @@ static ppu_result_t pick_rings(struct ppu_comm *comm)
     return PPU_SUCCESS;
 }
 
+/* Connect a set of links in the transport's phases. Every rank publishes
+ * connect info for nkeys receive links (recv[k], NULL where it has none);
+ * each send link names the peer and the key of the receive link it feeds. */
+struct send_spec {
+    struct ppu_link *link;
+    int peer, key;
+};
+
+static ppu_result_t connect_set(struct ppu_comm *comm, int nkeys, struct ppu_link **recv,
+                                const struct send_spec *send, int nsend)
+{
+    size_t isz = PPU_CONNECT_INFO_BYTES, row = (size_t)nkeys * isz;
+    char *info = calloc((size_t)comm->nranks, row);
+    if (!info)
+        return PPU_SYSTEM_ERROR;
+    ppu_result_t r = PPU_SUCCESS;
+    for (int k = 0; k < nkeys; k++) {
+        if (!recv[k])
+            continue;
+        r = recv[k]->ops->recv_setup(recv[k], info + (size_t)comm->rank * row + (size_t)k * isz);
+        if (r != PPU_SUCCESS) {
+            recv[k]->ops = NULL;
+            ppu_fail(comm, r, "rank %d could not create the shared-memory FIFO for link %d->%d "
+                     "(PPU_FIFO_SLOTS and PPU_CHUNK_SIZE, /dev/shm space)", comm->rank,
+                     recv[k]->params.peer_rank, comm->rank);
+            goto out;
+        }
+    }
+    PPU_CHECK_GOTO(ppu_bootstrap_allgather(comm->bs, info, row), r, out);
+    for (int i = 0; i < nsend; i++) {
+        struct ppu_link *l = send[i].link;
+        r = l->ops->send_connect(l, info + (size_t)send[i].peer * row + (size_t)send[i].key * isz);
+        if (r != PPU_SUCCESS) {
+            l->ops = NULL;
+            ppu_fail(comm, r, "rank %d could not attach to the FIFO of link %d->%d", comm->rank,
+                     comm->rank, send[i].peer);
+            goto out;
+        }
+    }
+    PPU_CHECK_GOTO(ppu_bootstrap_barrier(comm->bs), r, out);
+    for (int k = 0; k < nkeys; k++)
+        if (recv[k])
+            PPU_CHECK_GOTO(recv[k]->ops->recv_finish(recv[k]), r, out);
+    PPU_CHECK_GOTO(ppu_bootstrap_barrier(comm->bs), r, out);
+    for (int i = 0; i < nsend; i++)
+        PPU_CHECK_GOTO(send[i].link->ops->send_finish(send[i].link), r, out);
+out:
+    free(info);
+    return r;
+}
+
+static void link_init(struct ppu_link *l, const struct ppu_link_params *p, int peer)
+{
+    l->ops = &ppu_icn_sim_ops;
+    l->params = *p;
+    l->params.peer_rank = peer;
+}
+
+/* Direct links to every peer, when all ranks are one hop apart: the
+ * one-shot all-reduce's links. Slots hold one small call each. */
+static ppu_result_t connect_mesh(struct ppu_comm *comm, int allow_cma)
+{
+    int group[PPU_TOPO_MAX_CHIPS], n = comm->nranks;
+    if (n < 2 || ppu_topo_mesh_groups(&comm->topo, group) != 1)
+        return PPU_SUCCESS;
+    size_t slot = (comm->oneshot_max + 4095) & ~(size_t)4095;
+    struct ppu_link_params p = {comm->rank, 0, -1, slot ? slot : 4096, 2, 1, allow_cma};
+    struct ppu_link *recv[PPU_TOPO_MAX_CHIPS] = {0};
+    struct send_spec send[PPU_TOPO_MAX_CHIPS];
+    int ns = 0;
+    for (int peer = 0; peer < n; peer++) {
+        if (peer == comm->rank)
+            continue;
+        link_init(&comm->mesh_recv[peer], &p, peer);
+        recv[peer] = &comm->mesh_recv[peer];
+        link_init(&comm->mesh_send[peer], &p, peer);
+        send[ns++] = (struct send_spec){&comm->mesh_send[peer], peer, comm->rank};
+    }
+    PPU_CHECK(connect_set(comm, n, recv, send, ns));
+    comm->mesh = 1;
+    comm->mesh_slot = p.slot_bytes;
+    return PPU_SUCCESS;
+}
+
 ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
 {
     PPU_CHECK(pick_topology(comm));
@@ -119,53 +203,26 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
     /* Let peers of the same user read our memory where Yama restricts it. */
     if (allow_cma)
         prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
-    size_t isz = PPU_CONNECT_INFO_BYTES;
-    char *info = calloc((size_t)n * (size_t)nc, isz);
-    if (!info)
-        return PPU_SYSTEM_ERROR;
-    ppu_result_t r = PPU_SUCCESS;
+    struct ppu_link_params p = {comm->rank, 0, 0, comm->chunk_bytes,
+                                (int)ppu_param_int(PPU_P_FIFO_SLOTS), 1, allow_cma};
+    struct ppu_link *recv[PPU_MAX_CHANNELS];
+    struct send_spec send[PPU_MAX_CHANNELS];
     for (int c = 0; c < nc; c++) {
         struct ppu_channel *ch = &comm->ch[c];
-        struct ppu_link_params p = {comm->rank, 0, c, comm->chunk_bytes,
-                                    (int)ppu_param_int(PPU_P_FIFO_SLOTS), 1, allow_cma};
-        ch->recv.ops = ch->send.ops = &ppu_icn_sim_ops;
-        ch->recv.params = p;
-        ch->recv.params.peer_rank = ch->prev;
-        ch->send.params = p;
-        ch->send.params.peer_rank = ch->next;
-        r = ch->recv.ops->recv_setup(&ch->recv, info + ((size_t)comm->rank * nc + c) * isz);
-        if (r != PPU_SUCCESS) {
-            ch->recv.ops = ch->send.ops = NULL;
-            ppu_fail(comm, r, "rank %d could not create the shared-memory FIFO for link %d->%d "
-                     "(PPU_FIFO_SLOTS and PPU_CHUNK_SIZE, /dev/shm space)", comm->rank, ch->prev,
-                     comm->rank);
-            goto out;
-        }
+        p.channel = c;
+        link_init(&ch->recv, &p, ch->prev);
+        link_init(&ch->send, &p, ch->next);
+        recv[c] = &ch->recv;
+        send[c] = (struct send_spec){&ch->send, ch->next, c};
     }
-    PPU_CHECK_GOTO(ppu_bootstrap_allgather(comm->bs, info, (size_t)nc * isz), r, out);
-    for (int c = 0; c < nc; c++) {
-        struct ppu_channel *ch = &comm->ch[c];
-        r = ch->send.ops->send_connect(&ch->send, info + ((size_t)ch->next * nc + c) * isz);
-        if (r != PPU_SUCCESS) {
-            ch->send.ops = NULL;
-            ppu_fail(comm, r, "rank %d could not attach to the FIFO of link %d->%d", comm->rank,
-                     comm->rank, ch->next);
-            goto out;
-        }
-    }
-    PPU_CHECK_GOTO(ppu_bootstrap_barrier(comm->bs), r, out);
-    for (int c = 0; c < nc; c++)
-        PPU_CHECK_GOTO(comm->ch[c].recv.ops->recv_finish(&comm->ch[c].recv), r, out);
-    PPU_CHECK_GOTO(ppu_bootstrap_barrier(comm->bs), r, out);
-    for (int c = 0; c < nc; c++)
-        PPU_CHECK_GOTO(comm->ch[c].send.ops->send_finish(&comm->ch[c].send), r, out);
-    PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s) over icn_sim, %s", comm->rank, nc,
+    PPU_CHECK(connect_set(comm, nc, recv, send, nc));
+    PPU_CHECK(connect_mesh(comm, allow_cma));
+    PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s)%s over icn_sim, %s", comm->rank, nc,
+             comm->mesh ? " + direct links to every peer (one-shot)" : "",
              !comm->ch[0].send.direct ? "copies through the FIFO"
              : comm->ch[0].recv.params.allow_cma ? "single-copy (process_vm_readv) for large chunks"
                                                  : "references between threads (no copy)");
-out:
-    free(info);
-    return r;
+    return PPU_SUCCESS;
 }
 
 static void write_stats(struct ppu_comm *comm)
@@ -199,7 +256,12 @@ static void write_stats(struct ppu_comm *comm)
                 msgs += comm->ch[c].send.msgs;
                 used = 1;
             }
-        if (used)
+        if (comm->mesh_send[dst].ops) {
+            bytes += comm->mesh_send[dst].bytes;
+            msgs += comm->mesh_send[dst].msgs;
+            used = 1;
+        }
+        if (used && msgs > 0) /* the links it sent on */
             fprintf(f, "%d %d %llu %llu\n", comm->rank, dst, (unsigned long long)bytes,
                     (unsigned long long)msgs);
     }
@@ -217,4 +279,13 @@ void ppu_comm_disconnect(struct ppu_comm *comm)
             ch->recv.ops->close(&ch->recv);
         ch->send.ops = ch->recv.ops = NULL;
     }
+    for (int peer = 0; peer < comm->nranks; peer++) {
+        struct ppu_link *l[2] = {&comm->mesh_send[peer], &comm->mesh_recv[peer]};
+        for (int k = 0; k < 2; k++)
+            if (l[k]->ops) {
+                l[k]->ops->close(l[k]);
+                l[k]->ops = NULL;
+            }
+    }
+    comm->mesh = 0;
 }

@@ -25,29 +25,34 @@ struct exec_ctx {
 static ppu_result_t run_step(struct exec_ctx *x, struct ppu_channel *ch, const struct ppu_step *st)
 {
     uint32_t f = st->flags;
+    struct ppu_comm *comm = x->comm;
     size_t nb = st->count * x->esize;
-    const char *inp = x->in + st->offset * x->esize;
-    char *outp = x->out + st->offset * x->esize;
+    const char *inp = (f & PPU_STEP_TMP_IN ? (const char *)comm->scratch : x->in) + st->offset * x->esize;
+    char *outp = (f & PPU_STEP_TMP_OUT ? (char *)comm->scratch : x->out) + st->offset * x->esize;
+    struct ppu_link *rl = st->recv_peer >= 0 ? &comm->mesh_recv[st->recv_peer] : &ch->recv;
+    struct ppu_link *sl = st->send_peer >= 0 ? &comm->mesh_send[st->send_peer] : &ch->send;
     struct ppu_msg msg = {NULL, 0};
     void *slot = NULL;
 
     if (f & PPU_STEP_RECV) {
-        ppu_result_t r = ch->recv.ops->recv_peek(&ch->recv, &msg);
+        ppu_result_t r = rl->ops->recv_peek(rl, &msg);
         if (r != PPU_SUCCESS)
             return r;
         if (msg.bytes != nb)
-            return ppu_fail(x->comm, PPU_REMOTE_ERROR,
+            return ppu_fail(comm, PPU_REMOTE_ERROR,
                             "rank %d expected a %zu-byte chunk from rank %d but got %zu bytes: "
                             "the ranks called different collectives or counts",
-                            x->comm->rank, nb, ch->prev, msg.bytes);
+                            comm->rank, nb, rl->params.peer_rank, msg.bytes);
     }
     if (f & PPU_STEP_SEND) {
-        ppu_result_t r = ch->send.ops->send_reserve(&ch->send, &slot);
+        ppu_result_t r = sl->ops->send_reserve(sl, &slot);
         if (r != PPU_SUCCESS)
             return r;
     }
-    /* References pay a syscall on the reader's side: only for big chunks. */
-    int direct_send = (f & PPU_STEP_SEND) && ch->send.direct && nb >= x->comm->direct_min;
+    /* References pay a syscall on the reader's side: only for big chunks,
+     * and only on ring links, whose drain the executor waits for. */
+    int direct_send = (f & PPU_STEP_SEND) && sl->direct && nb >= comm->direct_min &&
+                      st->send_peer < 0;
     const void *rdata = msg.ptr;
     char *dst;
     if (direct_send)
@@ -58,30 +63,33 @@ static ppu_result_t run_step(struct exec_ctx *x, struct ppu_channel *ch, const s
     if ((f & PPU_STEP_RECV) && !rdata) {
         /* Remote memory: one kernel copy, straight to the output when the
          * message only needs placing there. */
-        void *to = (!(f & PPU_STEP_INPUT) && dst == outp) ? outp : x->comm->scratch;
-        PPU_CHECK(ch->recv.ops->recv_read(&ch->recv, to, 0, nb));
+        void *to = (!(f & PPU_STEP_INPUT) && dst == outp) ? outp : comm->scratch;
+        PPU_CHECK(rl->ops->recv_read(rl, to, 0, nb));
         rdata = to;
     }
-    if ((f & PPU_STEP_RECV) && (f & PPU_STEP_INPUT))
+    if (f & PPU_STEP_ACCUM) /* output = output op (message or input) */
+        ppu_reduce2(outp, outp, (f & PPU_STEP_RECV) ? rdata : (const void *)inp, st->count, x->dt,
+                    x->op);
+    else if ((f & PPU_STEP_RECV) && (f & PPU_STEP_INPUT))
         ppu_reduce2(dst, rdata, inp, st->count, x->dt, x->op);
     else if ((f & PPU_STEP_RECV) && dst != rdata)
         memcpy(dst, rdata, nb);
     else if (!(f & PPU_STEP_RECV) && dst && dst != inp)
         memcpy(dst, inp, nb);
     if (f & PPU_STEP_FINISH)
-        ppu_reduce_finish(dst, st->count, x->dt, x->op, x->comm->nranks);
+        ppu_reduce_finish(dst, st->count, x->dt, x->op, comm->nranks);
     if ((f & PPU_STEP_OUTPUT) && dst != outp)
         memcpy(outp, dst ? dst : inp, nb);
     if (f & PPU_STEP_SEND) {
         if (direct_send) {
-            PPU_CHECK(ch->send.ops->send_ref(&ch->send, dst ? dst : inp, nb));
-            x->refs_out[ch - x->comm->ch] = 1;
+            PPU_CHECK(sl->ops->send_ref(sl, dst ? dst : inp, nb));
+            x->refs_out[ch - comm->ch] = 1;
+        } else {
+            PPU_CHECK(sl->ops->send_commit(sl, nb));
         }
-        else
-            PPU_CHECK(ch->send.ops->send_commit(&ch->send, nb));
     }
     if (f & PPU_STEP_RECV)
-        PPU_CHECK(ch->recv.ops->recv_release(&ch->recv));
+        PPU_CHECK(rl->ops->recv_release(rl));
     return PPU_SUCCESS;
 }
 
@@ -90,12 +98,13 @@ static ppu_result_t timeout_error(struct ppu_comm *comm, const struct ppu_coll_a
 {
     struct ppu_channel *ch = &comm->ch[c];
     char what[160];
+    int from = st && st->recv_peer >= 0 ? st->recv_peer : ch->prev;
+    int to = st && st->send_peer >= 0 ? st->send_peer : ch->next;
     if (st && (st->flags & PPU_STEP_RECV))
-        snprintf(what, sizeof what, "data from rank %d on link %d->%d", ch->prev, ch->prev,
-                 comm->rank);
+        snprintf(what, sizeof what, "data from rank %d on link %d->%d", from, from, comm->rank);
     else if (st)
         snprintf(what, sizeof what, "a free slot on link %d->%d (rank %d not reading)",
-                 comm->rank, ch->next, ch->next);
+                 comm->rank, to, to);
     else
         snprintf(what, sizeof what, "rank %d to finish reading on link %d->%d", ch->next,
                  comm->rank, ch->next);
@@ -181,6 +190,21 @@ static ppu_result_t get_plan(struct ppu_comm *comm, const struct ppu_coll_args *
     for (int c = 0; c < comm->nchannels; c++)
         pos[c] = comm->ch[c].pos;
     size_t es = ppu_datatype_size(a->datatype), chunk = comm->chunk_bytes / es;
+    /* One-shot: every rank one hop from every other, and small enough for
+     * one slot; it needs 1 step where a ring needs 2(n-1). */
+    int oneshot = comm->mesh && a->count * es <= comm->oneshot_max;
+    if (comm->algo_forced == PPU_ALGO_RING)
+        oneshot = 0;
+    else if (comm->algo_forced == PPU_ALGO_ONESHOT)
+        oneshot = comm->mesh && a->count * es <= comm->mesh_slot;
+    if (oneshot) {
+        PPU_CHECK(ppu_sched_oneshot_allreduce(p, a->count, comm->nranks, comm->rank, a->op));
+        goto done;
+    }
+    if (comm->algo_forced == PPU_ALGO_ONESHOT)
+        PPU_INFO(PPU_SUB_COLL, "PPU_ALGO=oneshot does not apply to allreduce count=%zu %s here "
+                 "(%s); using ring", a->count, ppu_datatype_name(a->datatype),
+                 comm->mesh ? "larger than PPU_ONESHOT_MAX_BYTES" : "ranks are not all one hop apart");
     /* Small buffers on fewer channels: a channel costs 2(n-1) handoffs
      * whatever its size, so each must carry at least PPU_CHANNEL_MIN_BYTES. */
     size_t per = comm->channel_min_bytes ? comm->channel_min_bytes : 1;
@@ -188,6 +212,10 @@ static ppu_result_t get_plan(struct ppu_comm *comm, const struct ppu_coll_args *
     int nch = want < (size_t)comm->nchannels ? (int)(want ? want : 1) : comm->nchannels;
     PPU_CHECK(ppu_sched_ring_allreduce(p, a->count, comm->nranks, pos, nch, chunk ? chunk : 1,
                                        a->op));
+done:
+    PPU_INFO(PPU_SUB_COLL, "allreduce count=%zu %s %s: %s, %d channel(s)", a->count,
+             ppu_datatype_name(a->datatype), ppu_redop_name(a->op),
+             p->algo == PPU_ALGO_ONESHOT ? "oneshot" : "ring", p->nchannels);
     p->count = a->count;
     p->datatype = a->datatype;
     p->op = a->op;

@@ -46,6 +46,11 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_SIM_STATS_FILE] = {"PPU_SIM_STATS_FILE", "",
         "At communicator destroy, each rank writes 'src dst bytes messages' per "
         "link it sent on to this file; %r is the rank."},
+    [PPU_P_ALGO] = {"PPU_ALGO", "",
+        "Force the all-reduce algorithm: ring or oneshot (oneshot needs every rank one hop "
+        "from every other and a buffer of at most PPU_CHUNK_SIZE; otherwise ring, logged)."},
+    [PPU_P_ONESHOT_MAX_BYTES] = {"PPU_ONESHOT_MAX_BYTES", "32768",
+        "Largest all-reduce that uses one-shot when ranks form a full mesh."},
     [PPU_P_NCHANNELS] = {"PPU_NCHANNELS", "0",
         "Channels (link-disjoint rings) to use; 0 picks automatically."},
     [PPU_P_CHANNEL_MIN_BYTES] = {"PPU_CHANNEL_MIN_BYTES", "262144",

@@ -24,7 +24,7 @@ static void add(struct ppu_sched_channel *c, uint32_t flags, size_t off, size_t 
 {
     if (cnt == 0)
         return;
-    c->steps[c->nsteps++] = (struct ppu_step){flags, 0, off, cnt};
+    c->steps[c->nsteps++] = (struct ppu_step){flags, -1, -1, off, cnt};
 }
 
 ppu_result_t ppu_sched_ring_allreduce(struct ppu_sched *s, size_t count, int n,
@@ -90,4 +90,31 @@ void ppu_sched_free(struct ppu_sched *s)
         s->ch[c].steps = NULL;
     }
     s->nchannels = 0;
+}
+
+ppu_result_t ppu_sched_oneshot_allreduce(struct ppu_sched *s, size_t count, int n, int rank,
+                                         ppu_redop_t op)
+{
+    memset(s, 0, sizeof *s);
+    s->nchannels = 1;
+    s->algo = PPU_ALGO_ONESHOT;
+    struct ppu_sched_channel *ch = &s->ch[0];
+    ch->steps = malloc(sizeof *ch->steps * (2 * (size_t)n + 1));
+    if (!ch->steps)
+        return PPU_SYSTEM_ERROR;
+    if (count == 0)
+        return PPU_SUCCESS;
+    for (int k = 1; k < n; k++) { /* everyone sends first: nobody waits to send */
+        int p = (rank + k) % n;
+        ch->steps[ch->nsteps++] = (struct ppu_step){PPU_STEP_INPUT | PPU_STEP_SEND, (int16_t)p, -1, 0, count};
+    }
+    for (int r = 0; r < n; r++) {
+        uint32_t acc = r == 0 ? 0 : PPU_STEP_ACCUM;
+        uint32_t from = r == rank ? PPU_STEP_INPUT : PPU_STEP_RECV;
+        ch->steps[ch->nsteps++] = (struct ppu_step){from | acc | PPU_STEP_OUTPUT | PPU_STEP_TMP_OUT, -1,
+                                                    (int16_t)(r == rank ? -1 : r), 0, count};
+    }
+    ch->steps[ch->nsteps++] = (struct ppu_step){PPU_STEP_INPUT | PPU_STEP_TMP_IN | PPU_STEP_OUTPUT |
+                                                (op == PPU_AVG ? PPU_STEP_FINISH : 0), -1, -1, 0, count};
+    return PPU_SUCCESS;
 }

@@ -126,3 +126,17 @@ ParameterizedTest(int *n, allreduce, every_type_op_count_cma, .timeout = 300 * P
     setenv("PPU_CHUNK_SIZE", "65536", 1);
     run_case(*n, SIZE_MAX, -1);
 }
+
+/* Small calls on a full mesh take one-shot by default; the ring must stay
+ * correct for them too (PPU_ALGO=ring), and forced one-shot must accept
+ * what fits a slot and fall back to the ring for the rest. */
+ParameterizedTestParameters(allreduce, small_counts_forced_algo)
+{
+    static int cases[] = {2, 3, 8, -2, -3, -8}; /* > 0: ring, < 0: oneshot */
+    return cr_make_param_array(int, cases, 6);
+}
+ParameterizedTest(int *c, allreduce, small_counts_forced_algo, .timeout = 300 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_ALGO", *c > 0 ? "ring" : "oneshot", 1);
+    run_case(*c > 0 ? *c : -*c, *c > 0 ? 1023 : SIZE_MAX, -1);
+}

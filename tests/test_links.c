@@ -47,3 +47,40 @@ Test(links, ring_traffic_over_several_links, .timeout = 120 * PPU_TEST_SLOWDOWN)
     }
     cr_expect_eq(total, 2ull * 7 * COUNT * sizeof(float));
 }
+
+static int small_sum(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    double v[100];
+    for (int i = 0; i < 100; i++)
+        v[i] = rank;
+    if (ppu_allreduce(v, v, 100, PPU_FLOAT64, PPU_SUM, comm, NULL) != PPU_SUCCESS)
+        return 1;
+    return v[99] != n * (n - 1) / 2.0;
+}
+
+/* A small call on a full mesh is one-shot: each rank sends its whole
+ * buffer once on its direct link to each peer, and nothing else. */
+Test(links, oneshot_uses_every_direct_link_once, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "/tmp/ppu_links1_%d.%%r", (int)getpid());
+    setenv("PPU_SIM_STATS_FILE", pat, 1);
+    cr_assert_eq(run_ranks(4, small_sum, NULL, 50), 0);
+    for (int r = 0; r < 4; r++) {
+        char path[80];
+        snprintf(path, sizeof path, "/tmp/ppu_links1_%d.%d", (int)getpid(), r);
+        FILE *f = fopen(path, "r");
+        cr_assert(f, "no stats file %s", path);
+        int src, dst, seen[4] = {0}, lines = 0;
+        unsigned long long bytes, msgs;
+        while (fscanf(f, "%d %d %llu %llu", &src, &dst, &bytes, &msgs) == 4) {
+            cr_expect(dst != r && !seen[dst]++);
+            cr_expect_eq(bytes, 100 * sizeof(double), "%d->%d carried %llu bytes", src, dst, bytes);
+            cr_expect_eq(msgs, 1);
+            lines++;
+        }
+        fclose(f);
+        unlink(path);
+        cr_expect_eq(lines, 3, "rank %d sent on %d links, expected its 3 direct links", r, lines);
+    }
+}
