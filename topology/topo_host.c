@@ -1,6 +1,7 @@
 #include "topo_host.h"
 
 #include <hwloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,13 +46,24 @@ static ppu_result_t load(hwloc_topology_t *topo, char *err, size_t errlen)
     return PPU_SUCCESS;
 }
 
-ppu_result_t ppu_host_discover(struct ppu_host *h, char *err, size_t errlen)
+/* The host does not change while we run: load hwloc once per process.
+ * Loading it from several threads at once also races inside libudev
+ * (ThreadSanitizer, ranks as threads), and binding uses the one topology
+ * under a lock. */
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
+static hwloc_topology_t host_topo;
+static struct ppu_host host_info;
+static ppu_result_t host_result;
+static char host_err[128];
+
+static void discover_once(void)
 {
-    hwloc_topology_t topo;
-    memset(h, 0, sizeof *h);
-    ppu_result_t r = load(&topo, err, errlen);
-    if (r != PPU_SUCCESS)
-        return r;
+    struct ppu_host *h = &host_info;
+    host_result = load(&host_topo, host_err, sizeof host_err);
+    if (host_result != PPU_SUCCESS)
+        return;
+    hwloc_topology_t topo = host_topo;
     h->npackages = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PACKAGE);
     h->nnuma = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
     h->ncores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
@@ -68,24 +80,31 @@ ppu_result_t ppu_host_discover(struct ppu_host *h, char *err, size_t errlen)
         n->numa = numa_of(topo, o);
         pci_of(o, n->pci, sizeof n->pci);
     }
-    hwloc_topology_destroy(topo);
+}
+
+ppu_result_t ppu_host_discover(struct ppu_host *h, char *err, size_t errlen)
+{
+    pthread_once(&host_once, discover_once);
+    if (host_result != PPU_SUCCESS) {
+        snprintf(err, errlen, "%s", host_err);
+        return host_result;
+    }
+    *h = host_info;
     return PPU_SUCCESS;
 }
 
 ppu_result_t ppu_host_bind_numa(int numa, char *cpus, size_t len)
 {
-    hwloc_topology_t topo;
-    char err[128];
-    ppu_result_t r = load(&topo, err, sizeof err);
-    if (r != PPU_SUCCESS)
-        return r;
-    hwloc_obj_t node = hwloc_get_numanode_obj_by_os_index(topo, (unsigned)numa);
-    if (!node || !node->cpuset || hwloc_bitmap_iszero(node->cpuset)) {
-        hwloc_topology_destroy(topo);
-        return PPU_INVALID_ARGUMENT;
+    pthread_once(&host_once, discover_once);
+    if (host_result != PPU_SUCCESS)
+        return host_result;
+    pthread_mutex_lock(&host_lock);
+    hwloc_obj_t node = hwloc_get_numanode_obj_by_os_index(host_topo, (unsigned)numa);
+    int rc = -1;
+    if (node && node->cpuset && !hwloc_bitmap_iszero(node->cpuset)) {
+        rc = hwloc_set_cpubind(host_topo, node->cpuset, HWLOC_CPUBIND_THREAD);
+        hwloc_bitmap_list_snprintf(cpus, len, node->cpuset);
     }
-    int rc = hwloc_set_cpubind(topo, node->cpuset, HWLOC_CPUBIND_THREAD);
-    hwloc_bitmap_list_snprintf(cpus, len, node->cpuset);
-    hwloc_topology_destroy(topo);
-    return rc == 0 ? PPU_SUCCESS : PPU_SYSTEM_ERROR;
+    pthread_mutex_unlock(&host_lock);
+    return !node ? PPU_INVALID_ARGUMENT : rc == 0 ? PPU_SUCCESS : PPU_SYSTEM_ERROR;
 }
