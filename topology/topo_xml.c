@@ -662,17 +662,30 @@ static ppu_result_t need_attr(struct parser *p, const char *name, struct xattr *
     return PPU_SUCCESS;
 }
 
+/* Scan a whole number; fails with a message when the value is not one.
+ * *s is scan_int's verdict (< 0: out of the long long range). */
+static ppu_result_t scan_whole(struct parser *p, const struct xattr *a, long long *v, int *s)
+{
+    char b[48];
+    *v = 0;
+    *s = scan_int(a->value, v);
+    if (*s == 0)
+        return xfail(&p->r, a->line, p->ev.name, "whole number expected in attribute %s=\"%s\"",
+                     a->name, show(a->value, b, sizeof b));
+    return PPU_SUCCESS;
+}
+
 /* Integer in lo..hi. range: how to describe the range in a message, or
  * NULL for "lo..hi". */
 static ppu_result_t get_int(struct parser *p, const struct xattr *a, long long lo, long long hi,
                             const char *range, int *out)
 {
     char b[48], rb[64];
-    long long v = 0;
-    int s = scan_int(a->value, &v);
-    if (s == 0)
-        return xfail(&p->r, a->line, p->ev.name, "whole number expected in attribute %s=\"%s\"",
-                     a->name, show(a->value, b, sizeof b));
+    long long v;
+    int s;
+    ppu_result_t r = scan_whole(p, a, &v, &s);
+    if (r != PPU_SUCCESS)
+        return r;
     if (s < 0 || v < lo || v > hi) {
         if (!range) {
             snprintf(rb, sizeof rb, "%lld..%lld", lo, hi);
@@ -716,11 +729,11 @@ static ppu_result_t get_string(struct parser *p, const struct xattr *a, char *ds
 static ppu_result_t get_chip_ref(struct parser *p, const struct xattr *a, int *out)
 {
     char b[48], rb[48];
-    long long v = 0;
-    int s = scan_int(a->value, &v);
-    if (s == 0)
-        return xfail(&p->r, a->line, p->ev.name, "whole number expected in attribute %s=\"%s\"",
-                     a->name, show(a->value, b, sizeof b));
+    long long v;
+    int s;
+    ppu_result_t r = scan_whole(p, a, &v, &s);
+    if (r != PPU_SUCCESS)
+        return r;
     if (s < 0 || v < 0 || v >= PPU_TOPO_MAX_CHIPS || !p->known[v]) {
         if (p->nknown > 1)
             snprintf(rb, sizeof rb, "chips are 0..%d", p->nknown - 1);
