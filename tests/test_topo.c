@@ -91,6 +91,17 @@ Test(topo, disconnected_chips_are_named)
     cr_expect_eq(ppu_topo_diameter(&t), -1);
     int rings[PPU_TOPO_MAX_RINGS][PPU_TOPO_MAX_CHIPS];
     cr_expect_eq(ppu_topo_find_rings(&t, 4, rings), 0);
+    /* servers' chips interleaved, as a topology file may have them:
+     * server 0 = {0,2,4}, server 1 = {1,3,5}; chip 4 is cut off */
+    ppu_topo_init(&t, "interleaved", 6);
+    t.nservers = 2;
+    for (int c = 0; c < 6; c++)
+        t.server[c] = c % 2;
+    ppu_topo_connect(&t, 0, 2, PPU_LINK_UP);
+    ppu_topo_connect(&t, 1, 3, PPU_LINK_UP);
+    ppu_topo_connect(&t, 3, 5, PPU_LINK_UP);
+    ppu_topo_unreachable(&t, who, sizeof who);
+    cr_expect_str_eq(who, "4");
 }
 
 Test(topo, servers_groups_rails_paths)

@@ -33,15 +33,10 @@ void ppu_topo_init(struct ppu_topo *t, const char *name, int nchips)
         t->numa[i] = -1;
 }
 
-static void init_common(struct ppu_topo *t, const char *name, int nchips)
-{
-    ppu_topo_init(t, name, nchips);
-}
-
 /* 8 chips, each with 7 ICN links: a complete graph. */
 static void preset_fullmesh8(struct ppu_topo *t)
 {
-    init_common(t, "fullmesh8", 8);
+    ppu_topo_init(t, "fullmesh8", 8);
     for (int a = 0; a < 8; a++)
         for (int b = a + 1; b < 8; b++)
             connect(t, a, b);
@@ -53,7 +48,7 @@ static void preset_fullmesh8(struct ppu_topo *t)
  * every chip's two boards-neighbours are one hop away. */
 static void preset_server16(struct ppu_topo *t)
 {
-    init_common(t, "server16", 16);
+    ppu_topo_init(t, "server16", 16);
     static const int offs[] = {1, 2, 4, 8};
     for (int a = 0; a < 16; a++)
         for (size_t k = 0; k < sizeof offs / sizeof offs[0]; k++)
@@ -63,7 +58,7 @@ static void preset_server16(struct ppu_topo *t)
 /* 8 chips in a single bidirectional ring (a degraded or cheap server). */
 static void preset_ring8(struct ppu_topo *t)
 {
-    init_common(t, "ring8", 8);
+    ppu_topo_init(t, "ring8", 8);
     t->ports_per_chip = 2;
     for (int a = 0; a < 8; a++)
         connect(t, a, (a + 1) % 8);
@@ -72,7 +67,7 @@ static void preset_ring8(struct ppu_topo *t)
 /* 16 chips as a 4-dimensional hypercube (4 of 7 ports used). */
 static void preset_hypercube16(struct ppu_topo *t)
 {
-    init_common(t, "hypercube16", 16);
+    ppu_topo_init(t, "hypercube16", 16);
     t->ports_per_chip = 4;
     for (int a = 0; a < 16; a++)
         for (int d = 0; d < 4; d++)
@@ -421,15 +416,20 @@ void ppu_topo_rails(const struct ppu_topo *t, int *rail)
 
 void ppu_topo_unreachable(const struct ppu_topo *t, char *buf, size_t len)
 {
-    int hops[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS], next[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS];
-    ppu_topo_hops(t, hops, next);
+    int dist[PPU_TOPO_MAX_CHIPS], parent[PPU_TOPO_MAX_CHIPS], first[PPU_TOPO_MAX_CHIPS];
     size_t o = 0;
     buf[0] = '\0';
-    for (int c = 0; c < t->nchips; c++) {
-        int first = 0;
-        while (t->server[first] != t->server[c])
-            first++;
-        if (hops[first][c] < 0 && o + 8 < len)
+    /* A search from each server's first chip, redone only when the server
+     * changes (a topology file may interleave servers' chips). */
+    for (int c = 0, root = -1; c < t->nchips; c++) {
+        int head = 0;
+        while (t->server[head] != t->server[c])
+            head++;
+        if (head != root) {
+            bfs(t, head, dist, parent, first);
+            root = head;
+        }
+        if (dist[c] < 0 && o + 8 < len)
             o += (size_t)snprintf(buf + o, len - o, "%s%d", o ? "," : "", c);
     }
 }
