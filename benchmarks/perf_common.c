@@ -149,7 +149,7 @@ size_t perf_count_wrong(const void *a, const void *b, size_t n, int t) {
 static void ar_counts(size_t count, int nranks, perf_counts_t *c) {
     (void)nranks;
     c->send = c->recv = c->param = count;
-    c->inplace_off = 0;
+    c->inplace_send_off = c->inplace_recv_off = 0;
 }
 static double ar_bus_factor(int n) { return 2.0 * (n - 1) / n; }
 static void ar_fill(void *send, const perf_counts_t *c, int t, int op, int root,
@@ -164,8 +164,9 @@ static size_t ar_expected(void *exp, const perf_counts_t *c, int t, int op, int 
         perf_store_result(exp, i, t, op, perf_reduce_value(t, op, nranks, i), nranks);
     return c->recv;
 }
-const perf_coll_t perf_coll_allreduce = {"allreduce", 1, 0, ar_counts, ar_bus_factor,
-                                         ar_fill, ar_expected};
+const perf_coll_t perf_coll_allreduce = {
+    .name = "allreduce", .uses_op = 1, .counts = ar_counts, .bus_factor = ar_bus_factor,
+    .fill = ar_fill, .expected = ar_expected};
 
 /* ---- argument parsing -------------------------------------------------- */
 static int parse_size(const char *s, size_t *out) {
@@ -323,28 +324,31 @@ static int print_header(const perf_opts_t *o, const perf_backend_t *be, const pe
 
 typedef struct { char *send, *recv, *exp; double bw_sum; long bw_n; double wrong; } sweep_t;
 
-/* One row group: check run (separate), warmup, timed loop. */
+/* One row group: check run (separate), warmup, timed loop. In place, send
+ * and recv lie in sw->recv, which holds max(send, recv) elements. */
 static int run_place(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *coll,
                      sweep_t *sw, const perf_counts_t *c, int t, int op, int in_place) {
-    size_t ts = perf_type_size(t);
-    char *sendp = in_place ? sw->recv + c->inplace_off * ts : sw->send;
+    size_t ts = perf_type_size(t), rk = (size_t)be->rank;
+    size_t nbuf = in_place && c->send > c->recv ? c->send : c->recv;
+    char *sendp = in_place ? sw->recv + rk * c->inplace_send_off * ts : sw->send;
+    char *recvp = in_place ? sw->recv + rk * c->inplace_recv_off * ts : sw->recv;
     double wrong = 0;
     if (o->check) {
         coll->fill(sw->send, c, t, op, o->root, be->rank, be->nranks);
-        memset(sw->recv, 0xff, c->recv * ts); /* NaN / -1 sentinel */
+        memset(sw->recv, 0xff, nbuf * ts); /* NaN / -1 sentinel */
         if (in_place) memcpy(sendp, sw->send, c->send * ts);
-        if (be->run(be->ctx, sendp, sw->recv, c->param, t, op, o->root)) return -1;
+        if (be->run(be->ctx, sendp, recvp, c->param, t, op, o->root)) return -1;
         size_t n = coll->expected(sw->exp, c, t, op, o->root, be->rank, be->nranks);
-        wrong = (double)perf_count_wrong(sw->recv, sw->exp, n, t);
+        wrong = (double)perf_count_wrong(recvp, sw->exp, n, t);
         if (be->reduce_double(be->ctx, &wrong, 1, 0)) return -1;
         sw->wrong += wrong;
     }
     for (int i = 0; i < o->warmup; i++)
-        if (be->run(be->ctx, sendp, sw->recv, c->param, t, op, o->root)) return -1;
+        if (be->run(be->ctx, sendp, recvp, c->param, t, op, o->root)) return -1;
     if (be->barrier(be->ctx)) return -1;
     double t0 = now_s();
     for (int i = 0; i < o->iters; i++)
-        if (be->run(be->ctx, sendp, sw->recv, c->param, t, op, o->root)) return -1;
+        if (be->run(be->ctx, sendp, recvp, c->param, t, op, o->root)) return -1;
     double sec = (now_s() - t0) / o->iters;
     if (be->reduce_double(be->ctx, &sec, 1, 1)) return -1;
     double bytes = (double)(c->send > c->recv ? c->send : c->recv) * (double)ts;
@@ -387,7 +391,8 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
     }
     if (print_header(o, be, coll)) return 1;
 
-    /* Buffers sized for the largest row of any datatype. */
+    /* Buffers sized for the largest row of any datatype; recv also holds
+     * both sides of an in-place call. */
     size_t maxs = 1, maxr = 1;
     for (int k = 0; k < nt; k++) {
         perf_counts_t c;
@@ -395,6 +400,7 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
         coll->counts(o->max_bytes / ts, be->nranks, &c);
         if (c.send * ts > maxs) maxs = c.send * ts;
         if (c.recv * ts > maxr) maxr = c.recv * ts;
+        if (!coll->no_inplace && c.send * ts > maxr) maxr = c.send * ts;
     }
     sweep_t sw = {malloc(maxs), malloc(maxr), malloc(maxr), 0, 0, 0};
     if (!sw.send || !sw.recv || !sw.exp) {
@@ -421,14 +427,19 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
                 if (c.param == 0) continue;
                 if (be->rank == 0)
                     printf("%12zu  %12zu  %8s  %6s  %6d", (c.send > c.recv ? c.send : c.recv) * ts,
-                           count, perf_type_name(t), perf_op_name(ops[j]),
+                           c.param, perf_type_name(t), perf_op_name(ops[j]),
                            coll->uses_root ? o->root : -1);
-                for (int place = 0; place < 2 && !rc; place++)
+                for (int place = 0; place < 2 && !rc; place++) {
+                    if (place && coll->no_inplace) {
+                        if (be->rank == 0) printf("  %7s  %6s  %6s  %6s", "N/A", "N/A", "N/A", "N/A");
+                        continue;
+                    }
                     if (run_place(o, be, coll, &sw, &c, t, ops[j], place)) {
                         fprintf(stderr, "\nperf: rank %d: %s failed (%zu bytes %s %s)\n", be->rank,
                                 coll->name, s, perf_type_name(t), perf_op_name(ops[j]));
                         rc = 1;
                     }
+                }
                 if (be->rank == 0) { printf("\n"); fflush(stdout); }
             }
         }

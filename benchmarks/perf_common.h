@@ -40,9 +40,10 @@ typedef struct perf_backend {
     const char *name; /* "ppuccl", "MPI": first word of the header */
     int rank, nranks;
     void *ctx;        /* passed back to every function */
-    /* Runs the collective once; send == recv (+offset) for in-place. count is
-     * the collective's parameter count (perf_counts_t.param). root and op are
-     * ignored by collectives that do not use them. */
+    /* Runs the collective once. In place, send and recv point into one buffer
+     * (perf_counts_t's in-place offsets). count is the collective's parameter
+     * count (perf_counts_t.param). root and op are ignored by collectives
+     * that do not use them (op is -1 there). */
     int (*run)(void *ctx, const void *send, void *recv, size_t count,
                int dtype, int op, int root);
     int (*barrier)(void *ctx);
@@ -53,12 +54,19 @@ typedef struct perf_backend {
     int (*supports)(void *ctx, int dtype, int op);
 } perf_backend_t;
 
-/* Element counts for one row, derived from count = bytes / type size. */
+/* Element counts for one row, derived from count = bytes / type size. The
+ * size column is max(send, recv) bytes, the count column param, and algbw
+ * uses max(send, recv) bytes (as nccl-tests). */
 typedef struct perf_counts {
     size_t send;         /* elements in each rank's send buffer */
     size_t recv;         /* elements in each rank's receive buffer */
     size_t param;        /* count argument given to backend->run */
-    size_t inplace_off;  /* in-place: send = recv + inplace_off elements */
+    /* In place, send and recv share one buffer of max(send, recv) elements:
+     * send = buf + rank * inplace_send_off, recv = buf + rank *
+     * inplace_recv_off (nccl-tests' sendInplaceOffset / recvInplaceOffset).
+     * Both 0: send == recv. */
+    size_t inplace_send_off;
+    size_t inplace_recv_off;
 } perf_counts_t;
 
 /* Describes one collective; one small file per collective fills it. */
@@ -66,6 +74,7 @@ typedef struct perf_coll {
     const char *name;  /* "allreduce": used in the header */
     int uses_op;       /* 0: redop column prints "none", op loop skipped */
     int uses_root;     /* 0: root column prints -1 */
+    int no_inplace;    /* 1: no in-place variant, its columns print N/A */
     void (*counts)(size_t count, int nranks, perf_counts_t *c);
     /* Bus bandwidth = algbw * bus_factor(nranks). */
     double (*bus_factor)(int nranks);
@@ -110,9 +119,20 @@ float perf_half_to_float(uint16_t h);
 uint16_t perf_float_to_bf16(float f);
 float perf_bf16_to_float(uint16_t b);
 
-/* The all-reduce description, shared by ppu_allreduce_perf and
- * mpi_allreduce_perf (defined in perf_common.c; it is the template for the
- * descriptions of later collectives). */
-extern const perf_coll_t perf_coll_allreduce;
+/* The collective descriptions, each shared by ppu_<coll>_perf and
+ * mpi_<coll>_perf: all-reduce in perf_common.c, the others in perf_colls.c.
+ * Sizes, counts and bus factors follow nccl-tests. */
+extern const perf_coll_t perf_coll_allreduce;      /* bus 2(n-1)/n */
+extern const perf_coll_t perf_coll_broadcast;      /* root's count elements to all; bus 1 */
+extern const perf_coll_t perf_coll_reduce;         /* to root only; bus 1 */
+/* size = the gathered bytes, count = size / type / nranks per rank; bus (n-1)/n */
+extern const perf_coll_t perf_coll_allgather;
+/* size = the bytes sent per rank, count = size / type / nranks received; bus (n-1)/n */
+extern const perf_coll_t perf_coll_reduce_scatter;
+/* size = the bytes sent (and received) per rank, count per peer = size / type /
+ * nranks; no in-place; bus (n-1)/n */
+extern const perf_coll_t perf_coll_alltoall;
+/* count elements to rank + 1, from rank - 1 (mod nranks); no in-place; bus 1 */
+extern const perf_coll_t perf_coll_sendrecv;
 
 #endif /* PPU_PERF_COMMON_H */

@@ -118,6 +118,67 @@ ppu_result_t ppu_allreduce(const void *sendbuf, void *recvbuf, size_t count,
                            ppu_datatype_t datatype, ppu_redop_t op,
                            ppu_comm_t comm, ppu_stream_t stream);
 
+/* Every rank's root-rank buffer goes to all: count elements from sendbuf on
+ * root into recvbuf on every rank (sendbuf is read on root only; in place
+ * when sendbuf == recvbuf on root). */
+ppu_result_t ppu_broadcast(const void *sendbuf, void *recvbuf, size_t count,
+                           ppu_datatype_t datatype, int root, ppu_comm_t comm,
+                           ppu_stream_t stream);
+/* Reduce count elements from every rank into recvbuf on root (recvbuf is
+ * not touched, and may be NULL, on other ranks). */
+ppu_result_t ppu_reduce(const void *sendbuf, void *recvbuf, size_t count,
+                        ppu_datatype_t datatype, ppu_redop_t op, int root,
+                        ppu_comm_t comm, ppu_stream_t stream);
+/* sendcount elements from every rank land at recvbuf + rank * sendcount.
+ * In place when sendbuf == recvbuf + rank * sendcount. */
+ppu_result_t ppu_allgather(const void *sendbuf, void *recvbuf, size_t sendcount,
+                           ppu_datatype_t datatype, ppu_comm_t comm,
+                           ppu_stream_t stream);
+/* sendbuf holds nranks blocks of recvcount; rank r receives the reduction
+ * of block r. In place when recvbuf == sendbuf + rank * recvcount. */
+ppu_result_t ppu_reduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
+                                ppu_datatype_t datatype, ppu_redop_t op,
+                                ppu_comm_t comm, ppu_stream_t stream);
+/* Block p of sendbuf (count elements) goes to rank p, which stores it as
+ * its block r. sendbuf and recvbuf must not overlap. */
+ppu_result_t ppu_alltoall(const void *sendbuf, void *recvbuf, size_t count,
+                          ppu_datatype_t datatype, ppu_comm_t comm,
+                          ppu_stream_t stream);
+/* As MPI_Alltoallv: sendcounts[p] elements from sendbuf + sdispls[p] go to
+ * rank p, recvcounts[p] elements from rank p land at recvbuf + rdispls[p]
+ * (counts and displacements in elements). The arrays are copied. */
+ppu_result_t ppu_alltoallv(const void *sendbuf, const size_t *sendcounts,
+                           const size_t *sdispls, void *recvbuf,
+                           const size_t *recvcounts, const size_t *rdispls,
+                           ppu_datatype_t datatype, ppu_comm_t comm,
+                           ppu_stream_t stream);
+/* Point to point. Sends and receives between a pair of ranks match in the
+ * order they were issued; counts and datatypes must agree. A send to or
+ * receive from the calling rank itself works inside a group. */
+ppu_result_t ppu_send(const void *sendbuf, size_t count, ppu_datatype_t datatype,
+                      int peer, ppu_comm_t comm, ppu_stream_t stream);
+ppu_result_t ppu_recv(void *recvbuf, size_t count, ppu_datatype_t datatype,
+                      int peer, ppu_comm_t comm, ppu_stream_t stream);
+/* Returns once every rank has called it. */
+ppu_result_t ppu_barrier(ppu_comm_t comm, ppu_stream_t stream);
+
+/* ---- groups ----------------------------------------------------------- */
+/* Calls between ppu_group_start and ppu_group_end (per thread, nestable)
+ * are only recorded; the outermost ppu_group_end issues them together, so
+ * a set of sends and receives, or collectives on several communicators
+ * driven by one thread, completes where one call at a time would wait
+ * forever. Calls in a group must all use the same stream. Argument errors
+ * are reported by the call itself; errors while running by ppu_group_end. */
+ppu_result_t ppu_group_start(void);
+ppu_result_t ppu_group_end(void);
+
+/* ---- communicator split ----------------------------------------------- */
+/* Collective over comm: ranks passing the same color form a new
+ * communicator, ordered by key, then by rank in comm. A rank passing
+ * PPU_SPLIT_NOCOLOR gets *newcomm = NULL. */
+#define PPU_SPLIT_NOCOLOR (-1)
+ppu_result_t ppu_comm_split(ppu_comm_t comm, int color, int key, ppu_comm_t *newcomm);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,25 +1,39 @@
 #!/usr/bin/env bash
-# Compare ppuccl's all-reduce with Open MPI's MPI_Allreduce on one machine.
+# Compare a ppuccl collective with Open MPI's on one machine (all-reduce by
+# default: ppu_allreduce vs MPI_Allreduce).
 #
-# Runs build/bin/ppu_allreduce_perf -p NP and
-# mpirun -np NP build/bin/mpi_allreduce_perf with the same flags, keeps both
+# Runs build/bin/ppu_COLL_perf -p NP and
+# mpirun -np NP build/bin/mpi_COLL_perf with the same flags, keeps both
 # raw outputs in OUT_DIR, and prints out-of-place bus bandwidth per size with
 # the ratio ppuccl/ompi, plus the latency at the smallest size.
 #
-# Environment (defaults): NP (2) MIN (8) MAX (64M) ITERS (20) FACTOR (2)
-#   WARMUP (5) DTYPE (float) OP (sum) BUILD_DIR (<repo>/build)
-#   OUT_DIR (BUILD_DIR/compare) EXTRA_FLAGS (more flags for both programs)
+# Environment (defaults): COLL (allreduce; or broadcast reduce allgather
+#   reduce_scatter alltoall sendrecv) NP (2) MIN (8) MAX (64M) ITERS (20)
+#   FACTOR (2) WARMUP (5) DTYPE (float) OP (sum, ignored by collectives
+#   without one) BUILD_DIR (<repo>/build) OUT_DIR (BUILD_DIR/compare)
+#   EXTRA_FLAGS (more flags for both programs, e.g. "-r 1" for the root)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
-NP=${NP:-2} MIN=${MIN:-8} MAX=${MAX:-64M} ITERS=${ITERS:-20}
+COLL=${COLL:-allreduce} NP=${NP:-2} MIN=${MIN:-8} MAX=${MAX:-64M} ITERS=${ITERS:-20}
 FACTOR=${FACTOR:-2} WARMUP=${WARMUP:-5} DTYPE=${DTYPE:-float} OP=${OP:-sum}
 OUT_DIR=${OUT_DIR:-$BUILD_DIR/compare}
-PPU_BIN=$BUILD_DIR/bin/ppu_allreduce_perf
-MPI_BIN=$BUILD_DIR/bin/mpi_allreduce_perf
 
 die() { echo "compare_mpi: $*" >&2; exit 1; }
+# TITLE names the collective in the table; REDUCES: whether OP applies.
+case $COLL in
+  allreduce) TITLE=all-reduce REDUCES=1 ;;
+  broadcast) TITLE=broadcast REDUCES=0 ;;
+  reduce) TITLE=reduce REDUCES=1 ;;
+  allgather) TITLE=all-gather REDUCES=0 ;;
+  reduce_scatter) TITLE=reduce-scatter REDUCES=1 ;;
+  alltoall) TITLE=all-to-all REDUCES=0 ;;
+  sendrecv) TITLE=sendrecv REDUCES=0 ;;
+  *) die "unknown COLL '$COLL': allreduce broadcast reduce allgather reduce_scatter alltoall sendrecv" ;;
+esac
+PPU_BIN=$BUILD_DIR/bin/ppu_${COLL}_perf
+MPI_BIN=$BUILD_DIR/bin/mpi_${COLL}_perf
 for b in "$PPU_BIN" "$MPI_BIN"; do
   [ -x "$b" ] || die "$b is missing: build first (cmake -S . -B build && cmake --build build)"
 done
@@ -31,24 +45,27 @@ MPIRUN=(mpirun --oversubscribe -np "$NP")
 [ "$(id -u)" -eq 0 ] && MPIRUN=(mpirun --allow-run-as-root --oversubscribe -np "$NP")
 
 mkdir -p "$OUT_DIR"
-PPU_OUT=$OUT_DIR/ppuccl_allreduce.txt
-MPI_OUT=$OUT_DIR/ompi_allreduce.txt
+PPU_OUT=$OUT_DIR/ppuccl_${COLL}.txt
+MPI_OUT=$OUT_DIR/ompi_${COLL}.txt
 
 echo "compare_mpi: $PPU_BIN -p $NP ${FLAGS[*]}"
 rc=0; "$PPU_BIN" -p "$NP" "${FLAGS[@]}" >"$PPU_OUT" 2>&1 || rc=$?
-[ "$rc" -eq 0 ] || { tail -n 20 "$PPU_OUT" >&2; die "ppu_allreduce_perf failed (exit $rc); full output: $PPU_OUT"; }
+[ "$rc" -eq 0 ] || { tail -n 20 "$PPU_OUT" >&2; die "ppu_${COLL}_perf failed (exit $rc); full output: $PPU_OUT"; }
 echo "compare_mpi: ${MPIRUN[*]} $MPI_BIN ${FLAGS[*]}"
 rc=0; "${MPIRUN[@]}" "$MPI_BIN" "${FLAGS[@]}" >"$MPI_OUT" 2>&1 || rc=$?
-[ "$rc" -eq 0 ] || { tail -n 20 "$MPI_OUT" >&2; die "mpi_allreduce_perf failed (exit $rc); full output: $MPI_OUT"; }
+[ "$rc" -eq 0 ] || { tail -n 20 "$MPI_OUT" >&2; die "mpi_${COLL}_perf failed (exit $rc); full output: $MPI_OUT"; }
 
 # Rows: size count type redop root | time algbw busbw #wrong (out-of-place) | in-place
-awk -v np="$NP" -v dtype="$DTYPE" -v op="$OP" '
+# (the in-place columns of alltoall and sendrecv are N/A: only out-of-place is used)
+what="$TITLE $DTYPE"
+if [ "$REDUCES" -eq 1 ]; then what="$what $OP"; fi
+awk -v np="$NP" -v what="$what" '
   function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "n/a" }
   /^#/ || NF < 13 { next }
   FNR == NR { if (!($1 in pbw)) order[n++] = $1; pbw[$1] = $8; pt[$1] = $6; next }
   { mbw[$1] = $8; mt[$1] = $6 }
   END {
-    printf "# all-reduce %s %s, %d ranks: out-of-place bus bandwidth (GB/s)\n", dtype, op, np
+    printf "# %s, %d ranks: out-of-place bus bandwidth (GB/s)\n", what, np
     printf "%12s  %12s  %12s  %8s\n", "size(B)", "ppuccl", "ompi", "ppu/ompi"
     small = ""
     for (i = 0; i < n; i++) {

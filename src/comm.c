@@ -99,8 +99,7 @@ ppu_result_t ppu_get_unique_id(ppu_unique_id_t *id)
 static void comm_free(struct ppu_comm *c)
 {
     ppu_comm_disconnect(c);
-    if (c->plan_valid)
-        ppu_sched_free(&c->plan);
+    ppu_plan_free(c);
     ppu_bootstrap_close(c->bs);
     free(c->scratch);
     pthread_mutex_destroy(&c->exec_lock);
@@ -109,7 +108,16 @@ static void comm_free(struct ppu_comm *c)
     free(c);
 }
 
+static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, int rank,
+                              const struct ppu_topo *parent_topo, const int *parent_chips);
+
 ppu_result_t ppu_comm_init_rank(ppu_comm_t *out, int nranks, ppu_unique_id_t id, int rank)
+{
+    return comm_init(out, nranks, id, rank, NULL, NULL);
+}
+
+static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, int rank,
+                              const struct ppu_topo *parent_topo, const int *parent_chips)
 {
     if (!out)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_init_rank: comm is NULL");
@@ -135,15 +143,24 @@ ppu_result_t ppu_comm_init_rank(ppu_comm_t *out, int nranks, ppu_unique_id_t id,
     c->direct_min = (size_t)ppu_param_int(PPU_P_CMA_MIN_BYTES);
     c->channel_min_bytes = (size_t)ppu_param_int(PPU_P_CHANNEL_MIN_BYTES);
     c->oneshot_max = (size_t)ppu_param_int(PPU_P_ONESHOT_MAX_BYTES);
-    if (c->oneshot_max > c->chunk_bytes)
-        c->oneshot_max = c->chunk_bytes;
-    const char *algo = ppu_param_str(PPU_P_ALGO);
-    c->algo_forced = !strcmp(algo, "ring") ? PPU_ALGO_RING : !strcmp(algo, "oneshot") ? PPU_ALGO_ONESHOT : -1;
-    if (*algo && c->algo_forced < 0)
-        PPU_WARN(PPU_SUB_COLL, "PPU_ALGO=%s is not ring or oneshot; choosing automatically", algo);
+    /* Peer-link messages: whole pages, no bigger than a ring chunk, so one
+     * always fits the scratch buffer (one-shot reduces a chunk there). */
+    long long p2p = ppu_param_int(PPU_P_P2P_CHUNK_SIZE);
+    c->peer_slot = p2p >= 4096 ? (size_t)p2p & ~(size_t)4095 : 4096;
+    if (c->peer_slot > c->chunk_bytes)
+        c->peer_slot = c->chunk_bytes;
+    long long ll = ppu_param_int(PPU_P_LL_MAX_BYTES);
+    c->ll_max = ll > 0 ? ((size_t)ll + 7) & ~(size_t)7 : 0;
+    if (c->ll_max > c->peer_slot)
+        c->ll_max = c->peer_slot;
     c->scratch = aligned_alloc(64, c->chunk_bytes);
     char err[PPU_ERR_LEN];
     ppu_result_t r = c->scratch ? PPU_SUCCESS : PPU_SYSTEM_ERROR;
+    if (r == PPU_SUCCESS && (r = ppu_plan_init(c)) != PPU_SUCCESS) {
+        ppu_fail(NULL, r, "ppu_comm_init_rank: %s", c->last_error);
+        comm_free(c);
+        return r;
+    }
     if (r == PPU_SUCCESS)
         r = ppu_bootstrap_init(&id, rank, nranks, &c->bs, err, sizeof err);
     if (r != PPU_SUCCESS) {
@@ -159,7 +176,11 @@ ppu_result_t ppu_comm_init_rank(ppu_comm_t *out, int nranks, ppu_unique_id_t id,
         spin = local > sysconf(_SC_NPROCESSORS_ONLN) ? 0 : 2000;
     }
     c->spin = (uint64_t)spin;
+    c->parent_topo = parent_topo;
+    c->parent_chips = parent_chips;
     r = ppu_comm_connect(c);
+    c->parent_topo = NULL;
+    c->parent_chips = NULL;
     if (r == PPU_SUCCESS)
         r = reg_add(c);
     if (r != PPU_SUCCESS) {
@@ -374,6 +395,87 @@ ppu_result_t ppu_comm_init_env(ppu_comm_t *comm)
     r = ppu_comm_init_rank(comm, size, id, rank);
     if (rank == 0 && path[0])
         unlink(path);
+    return r;
+}
+
+/* ---- split ---- */
+
+struct split_entry {
+    int32_t color, key;
+    ppu_unique_id_t id; /* the new communicator's id, filled by its first rank */
+};
+
+static int cmp_split(const void *x, const void *y)
+{
+    const struct split_entry *a = x, *b = y;
+    return a->key != b->key ? (a->key < b->key ? -1 : 1) : 0;
+}
+
+ppu_result_t ppu_comm_split(ppu_comm_t comm, int color, int key, ppu_comm_t *newcomm)
+{
+    const char *fn = "ppu_comm_split";
+    if (!ppu_comm_is_live(comm))
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "%s: comm is not a live communicator", fn);
+    if (!newcomm)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT, "%s: newcomm is NULL", fn);
+    if (color < 0 && color != PPU_SPLIT_NOCOLOR)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
+                        "%s: color is %d; it must be >= 0 or PPU_SPLIT_NOCOLOR", fn, color);
+    if (ppu_group_depth() > 0)
+        return ppu_fail(comm, PPU_INVALID_USAGE, "%s: cannot be called inside a group", fn);
+    *newcomm = NULL;
+    int n = comm->nranks;
+    struct split_entry *all = calloc((size_t)n, sizeof *all);
+    int *members = calloc((size_t)n, sizeof *members);
+    if (!all || !members) {
+        free(all);
+        free(members);
+        return ppu_fail(comm, PPU_SYSTEM_ERROR, "%s: out of memory", fn);
+    }
+    /* Round 1: everyone's color and key. Round 2: the first rank of each
+     * color (by key, then rank) makes the new communicator's id. The
+     * bootstrap is the parent's; no collective may run meanwhile. */
+    pthread_mutex_lock(&comm->exec_lock);
+    all[comm->rank].color = color;
+    all[comm->rank].key = key;
+    ppu_result_t r = ppu_bootstrap_allgather(comm->bs, all, sizeof *all);
+    int nm = 0, me = -1;
+    if (r == PPU_SUCCESS && color != PPU_SPLIT_NOCOLOR) {
+        /* members ordered by key, ties by parent rank (stable: insertion) */
+        for (int i = 0; i < n; i++)
+            if (all[i].color == color) {
+                int j = nm++;
+                while (j > 0 && cmp_split(&all[i], &all[members[j - 1]]) < 0) {
+                    members[j] = members[j - 1];
+                    j--;
+                }
+                members[j] = i;
+            }
+        for (int j = 0; j < nm; j++)
+            if (members[j] == comm->rank)
+                me = j;
+    }
+    memset(&all[comm->rank].id, 0, sizeof all[comm->rank].id);
+    if (r == PPU_SUCCESS && me == 0)
+        r = ppu_get_unique_id(&all[comm->rank].id);
+    /* a rank that failed to make an id still joins the exchange, so that
+     * nobody waits for it; its members then fail to connect */
+    ppu_result_t r2 = ppu_bootstrap_allgather(comm->bs, all, sizeof *all);
+    pthread_mutex_unlock(&comm->exec_lock);
+    if (r == PPU_SUCCESS)
+        r = r2;
+    if (r == PPU_SUCCESS && me >= 0) {
+        int chips[PPU_TOPO_MAX_CHIPS];
+        for (int j = 0; j < nm; j++)
+            chips[j] = members[j]; /* rank i of comm holds chip i of comm->topo */
+        r = comm_init(newcomm, nm, all[members[0]].id, me, &comm->topo, chips);
+        if (r != PPU_SUCCESS)
+            ppu_fail(comm, r, "%s: color %d: %s", fn, color, ppu_get_last_error(NULL));
+    } else if (r != PPU_SUCCESS) {
+        ppu_fail(comm, r, "%s: exchanging colors over the bootstrap failed", fn);
+    }
+    free(all);
+    free(members);
     return r;
 }
 

@@ -15,6 +15,39 @@
 #define PPU_MAX_CHANNELS 16
 #define PPU_COMM_MAGIC 0x505055434f4d4d31ull
 #define PPU_ERR_LEN 512
+#define PPU_PLAN_CACHE 16
+
+enum ppu_coll {
+    PPU_COLL_ALLREDUCE = 0,
+    PPU_COLL_BROADCAST,
+    PPU_COLL_REDUCE,
+    PPU_COLL_ALLGATHER,
+    PPU_COLL_REDUCE_SCATTER,
+    PPU_COLL_ALLTOALL,
+    PPU_COLL_ALLTOALLV,
+    PPU_COLL_SEND,
+    PPU_COLL_RECV,
+    PPU_NUM_COLLS
+};
+
+/* The planner's cost model: alpha per message hop, beta per link, and the
+ * rank's own memory bandwidth (every byte a rank reduces or copies). */
+struct ppu_model {
+    double alpha_us[2]; /* per enum ppu_proto */
+    double link_gbps;
+    double mem_gbps;
+};
+
+struct ppu_plan {
+    int valid;
+    enum ppu_coll coll;
+    size_t count;
+    ppu_datatype_t datatype;
+    ppu_redop_t op;
+    int root, inplace;
+    uint64_t used; /* plan_clock at last use */
+    struct ppu_sched sched;
+};
 
 struct ppu_channel {
     int ring[PPU_TOPO_MAX_CHIPS]; /* ranks in ring order */
@@ -28,14 +61,25 @@ struct ppu_comm {
     int rank, nranks;
     struct ppu_bootstrap *bs;
     struct ppu_topo topo;
+    /* while a split communicator connects: its parent's topology and the
+     * parent chip each new rank holds */
+    const struct ppu_topo *parent_topo;
+    const int *parent_chips;
     int nchannels;
     struct ppu_channel ch[PPU_MAX_CHANNELS];
-    /* Direct links to every peer, when all ranks form one mesh group. */
-    int mesh;
-    struct ppu_link mesh_send[PPU_TOPO_MAX_CHIPS], mesh_recv[PPU_TOPO_MAX_CHIPS];
+    int rings[PPU_MAX_CHANNELS][PPU_TOPO_MAX_CHIPS]; /* the channels' rings, for builders */
+    /* Links to every peer: over the ICN link between the two chips where the
+     * topology has one (peer_icn[p]), else staged through host memory. */
+    struct ppu_link peer_send[PPU_TOPO_MAX_CHIPS], peer_recv[PPU_TOPO_MAX_CHIPS];
+    uint8_t peer_icn[PPU_TOPO_MAX_CHIPS];
+    int mesh;           /* every rank one ICN hop from every other */
     size_t oneshot_max; /* PPU_ONESHOT_MAX_BYTES */
-    size_t mesh_slot;   /* bytes in one mesh-link slot: the largest one-shot call */
-    int algo_forced;    /* PPU_ALGO: -1 auto, else enum ppu_algo */
+    size_t peer_slot;   /* bytes in one peer-link slot (a message) */
+    size_t ll_max;      /* PPU_LL_MAX_BYTES: largest low-latency message */
+    /* PPU_ALGO / PPU_PROTO: per collective, a bit mask of the algorithms
+     * and protocols allowed (0: all) */
+    unsigned algo_mask[PPU_NUM_COLLS], proto_mask[PPU_NUM_COLLS];
+    struct ppu_model model; /* per-step latency and per-link bandwidth */
 
     size_t chunk_bytes;
     size_t channel_min_bytes; /* PPU_CHANNEL_MIN_BYTES */
@@ -51,16 +95,16 @@ struct ppu_comm {
     _Atomic ppu_result_t async_error;
     atomic_int broken;         /* a collective failed mid-way: links unusable */
 
-    struct ppu_sched plan; /* the last schedule, reused for the same key */
-    int plan_valid;
+    struct ppu_plan plans[PPU_PLAN_CACHE]; /* schedules, reused for the same key */
+    uint64_t plan_clock;
+
+    int32_t barrier_word; /* ppu_barrier's one-element all-reduce */
 
     pthread_mutex_t err_lock;
     char last_error[PPU_ERR_LEN];
 };
 
 /* A collective as queued on a stream or run inline. */
-enum ppu_coll { PPU_COLL_ALLREDUCE = 0 };
-
 struct ppu_coll_args {
     enum ppu_coll coll;
     const void *sendbuf;
@@ -68,8 +112,9 @@ struct ppu_coll_args {
     size_t count;
     ppu_datatype_t datatype;
     ppu_redop_t op;
-    int root;
+    int root; /* broadcast, reduce; the peer of send and recv */
     struct ppu_comm *comm;
+    size_t *v; /* alltoallv: sendcounts, sdispls, recvcounts, rdispls (4 x nranks), owned */
 };
 
 /* comm registry: is this pointer a live communicator? */
@@ -77,10 +122,26 @@ int ppu_comm_is_live(struct ppu_comm *comm);
 /* Set up links and rings after the bootstrap (connect.c). */
 ppu_result_t ppu_comm_connect(struct ppu_comm *comm);
 void ppu_comm_disconnect(struct ppu_comm *comm);
-/* Run one collective to completion on the calling thread (exec.c). */
+/* Run collectives to completion on the calling thread (exec.c): one call,
+ * or a group's calls together. */
 ppu_result_t ppu_coll_run(struct ppu_coll_args *args);
-/* Queue one collective on a stream (stream.c). */
-ppu_result_t ppu_stream_enqueue(struct ppu_stream *stream, const struct ppu_coll_args *args);
+ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n);
+/* Queue collectives on a stream, run as one group (stream.c); the stream
+ * takes the args (and their v arrays). */
+ppu_result_t ppu_stream_enqueue(struct ppu_stream *stream, struct ppu_coll_args *args, int n);
+/* The schedule for one call: from the plan cache, or built into *owned
+ * (and *sched == owned) for calls that are not cached (plan.c). */
+ppu_result_t ppu_plan_get(struct ppu_comm *comm, const struct ppu_coll_args *a,
+                          struct ppu_sched *owned, const struct ppu_sched **sched);
+/* The p2p ops of a group on one communicator as one schedule. */
+ppu_result_t ppu_plan_p2p(struct ppu_comm *comm, const struct ppu_coll_args *ops, int n,
+                          struct ppu_sched *s);
+/* Parse PPU_ALGO / PPU_PROTO and set up the cost model at init. */
+ppu_result_t ppu_plan_init(struct ppu_comm *comm);
+void ppu_plan_free(struct ppu_comm *comm);
+const char *ppu_coll_name(enum ppu_coll c);
+/* Depth of this thread's open group (coll.c). */
+int ppu_group_depth(void);
 
 const char *ppu_datatype_name(ppu_datatype_t dt);
 const char *ppu_redop_name(ppu_redop_t op);

@@ -42,14 +42,20 @@ static ppu_result_t pick_topology(struct ppu_comm *comm)
                             "rank %d is on another host than rank %d; this build of ppuccl links "
                             "ranks on one host only (simulated ICN)", i, comm->rank);
     char err[512];
-    ppu_result_t r = ppu_discover_topology(comm->nranks, &comm->topo, err, sizeof err);
-    if (r != PPU_SUCCESS)
-        return ppu_fail(comm, r, "%s", err);
     struct ppu_topo *t = &comm->topo;
-    if (t->nchips < comm->nranks)
-        return ppu_fail(comm, PPU_INVALID_USAGE, "topology %s (%s) has %d chips, fewer than the %d ranks",
-                        t->name, t->source, t->nchips, comm->nranks);
-    ppu_topo_restrict(t, comm->nranks);
+    if (comm->parent_topo) {
+        /* split: the parent's chips that this communicator's ranks hold */
+        ppu_topo_select(t, comm->parent_topo, comm->parent_chips, comm->nranks);
+    } else {
+        ppu_result_t r = ppu_discover_topology(comm->nranks, t, err, sizeof err);
+        if (r != PPU_SUCCESS)
+            return ppu_fail(comm, r, "%s", err);
+        if (t->nchips < comm->nranks)
+            return ppu_fail(comm, PPU_INVALID_USAGE,
+                            "topology %s (%s) has %d chips, fewer than the %d ranks", t->name,
+                            t->source, t->nchips, comm->nranks);
+        ppu_topo_restrict(t, comm->nranks);
+    }
     for (int i = 1; i < comm->nranks; i++)
         if (t->server[i] != t->server[0])
             return ppu_fail(comm, PPU_INVALID_USAGE,
@@ -89,6 +95,7 @@ static ppu_result_t pick_rings(struct ppu_comm *comm)
         for (int i = 0; i < comm->nranks; i++)
             if (ch->ring[i] == comm->rank)
                 ch->pos = i;
+        memcpy(comm->rings[c], ch->ring, sizeof comm->rings[c]);
         ch->next = ch->ring[(ch->pos + 1) % comm->nranks];
         ch->prev = ch->ring[(ch->pos + comm->nranks - 1) % comm->nranks];
         if (comm->rank == 0) {
@@ -162,30 +169,29 @@ static void link_init(struct ppu_link *l, const struct ppu_link_params *p, int p
     l->params.peer_rank = peer;
 }
 
-/* Direct links to every peer, when all ranks are one hop apart: the
- * one-shot all-reduce's links. Slots hold one small call each. */
-static ppu_result_t connect_mesh(struct ppu_comm *comm, int allow_cma)
+/* Links to every peer: the mesh algorithms', all-to-all's and send/recv's.
+ * Where the topology has an ICN link between the two chips the link is
+ * that; otherwise it stands for a path staged through host memory (what a
+ * PPU without a direct link would use) and only point-to-point calls and
+ * alltoallv, which have no routed form, use it; the stats file says so. */
+static ppu_result_t connect_peers(struct ppu_comm *comm, int allow_cma)
 {
     int group[PPU_TOPO_MAX_CHIPS], n = comm->nranks;
-    if (n < 2 || ppu_topo_mesh_groups(&comm->topo, group) != 1)
-        return PPU_SUCCESS;
-    size_t slot = (comm->oneshot_max + 4095) & ~(size_t)4095;
-    struct ppu_link_params p = {comm->rank, 0, -1, slot ? slot : 4096, 2, 1, allow_cma};
+    comm->mesh = n >= 2 && ppu_topo_mesh_groups(&comm->topo, group) == 1;
+    struct ppu_link_params p = {comm->rank, 0, -1, comm->peer_slot, 4, 1, allow_cma, comm->ll_max};
     struct ppu_link *recv[PPU_TOPO_MAX_CHIPS] = {0};
     struct send_spec send[PPU_TOPO_MAX_CHIPS];
     int ns = 0;
     for (int peer = 0; peer < n; peer++) {
         if (peer == comm->rank)
             continue;
-        link_init(&comm->mesh_recv[peer], &p, peer);
-        recv[peer] = &comm->mesh_recv[peer];
-        link_init(&comm->mesh_send[peer], &p, peer);
-        send[ns++] = (struct send_spec){&comm->mesh_send[peer], peer, comm->rank};
+        comm->peer_icn[peer] = ppu_topo_up(&comm->topo, comm->rank, peer);
+        link_init(&comm->peer_recv[peer], &p, peer);
+        recv[peer] = &comm->peer_recv[peer];
+        link_init(&comm->peer_send[peer], &p, peer);
+        send[ns++] = (struct send_spec){&comm->peer_send[peer], peer, comm->rank};
     }
-    PPU_CHECK(connect_set(comm, n, recv, send, ns));
-    comm->mesh = 1;
-    comm->mesh_slot = p.slot_bytes;
-    return PPU_SUCCESS;
+    return connect_set(comm, n, recv, send, ns);
 }
 
 ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
@@ -204,7 +210,7 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
     if (allow_cma)
         prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
     struct ppu_link_params p = {comm->rank, 0, 0, comm->chunk_bytes,
-                                (int)ppu_param_int(PPU_P_FIFO_SLOTS), 1, allow_cma};
+                                (int)ppu_param_int(PPU_P_FIFO_SLOTS), 1, allow_cma, comm->ll_max};
     struct ppu_link *recv[PPU_MAX_CHANNELS];
     struct send_spec send[PPU_MAX_CHANNELS];
     for (int c = 0; c < nc; c++) {
@@ -216,9 +222,9 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
         send[c] = (struct send_spec){&ch->send, ch->next, c};
     }
     PPU_CHECK(connect_set(comm, nc, recv, send, nc));
-    PPU_CHECK(connect_mesh(comm, allow_cma));
-    PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s)%s over icn_sim, %s", comm->rank, nc,
-             comm->mesh ? " + direct links to every peer (one-shot)" : "",
+    PPU_CHECK(connect_peers(comm, allow_cma));
+    PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s) + links to every peer (%s) over icn_sim, %s",
+             comm->rank, nc, comm->mesh ? "all one ICN hop away" : "some staged through host memory",
              !comm->ch[0].send.direct ? "copies through the FIFO"
              : comm->ch[0].recv.params.allow_cma ? "single-copy (process_vm_readv) for large chunks"
                                                  : "references between threads (no copy)");
@@ -256,14 +262,15 @@ static void write_stats(struct ppu_comm *comm)
                 msgs += comm->ch[c].send.msgs;
                 used = 1;
             }
-        if (comm->mesh_send[dst].ops) {
-            bytes += comm->mesh_send[dst].bytes;
-            msgs += comm->mesh_send[dst].msgs;
+        if (comm->peer_send[dst].ops) {
+            bytes += comm->peer_send[dst].bytes;
+            msgs += comm->peer_send[dst].msgs;
             used = 1;
         }
-        if (used && msgs > 0) /* the links it sent on */
-            fprintf(f, "%d %d %llu %llu\n", comm->rank, dst, (unsigned long long)bytes,
-                    (unsigned long long)msgs);
+        /* the links it sent on; "host": no ICN link, staged through host memory */
+        if (used && msgs > 0)
+            fprintf(f, "%d %d %llu %llu %s\n", comm->rank, dst, (unsigned long long)bytes,
+                    (unsigned long long)msgs, comm->peer_icn[dst] ? "icn" : "host");
     }
     fclose(f);
 }
@@ -280,7 +287,7 @@ void ppu_comm_disconnect(struct ppu_comm *comm)
         ch->send.ops = ch->recv.ops = NULL;
     }
     for (int peer = 0; peer < comm->nranks; peer++) {
-        struct ppu_link *l[2] = {&comm->mesh_send[peer], &comm->mesh_recv[peer]};
+        struct ppu_link *l[2] = {&comm->peer_send[peer], &comm->peer_recv[peer]};
         for (int k = 0; k < 2; k++)
             if (l[k]->ops) {
                 l[k]->ops->close(l[k]);

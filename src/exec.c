@@ -1,8 +1,11 @@
-/* The executor: runs a schedule's steps over the channels' links. Channels
- * are interleaved on one thread; a step runs only when its message has
- * arrived and its send slot is free, so no call here blocks, and the loop
- * waits (spin, yield, nap) with a deadline and the abort flag checked. */
+/* The executor: runs schedules' steps over the links. Every channel of
+ * every task (one task per communicator phase) is interleaved on one
+ * thread; a step runs only when its message has arrived and its send slot
+ * is free, so no call here blocks, and the loop waits (spin, yield, nap)
+ * with a deadline and the abort flags checked. A group's calls on several
+ * communicators run in one loop, so none waits on a call not yet made. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -11,146 +14,208 @@
 #include "reduce.h"
 #include "wait.h"
 
-struct exec_ctx {
+struct exec_task {
     struct ppu_comm *comm;
-    const char *in;
-    char *out;
+    const struct ppu_coll_args *a; /* the call, for buffers and messages */
+    const struct ppu_sched *s;
     size_t esize;
-    ppu_datatype_t dt;
-    ppu_redop_t op;
-    int refs_out[PPU_MAX_CHANNELS]; /* a channel sent references: drain at the end */
+    size_t *idx;     /* next step per channel */
+    uint8_t *state;  /* per channel: 0 running, 1 draining, 2 done */
+    int left;        /* channels not done */
 };
 
+static const char *in_buf(const struct exec_task *t, int c)
+{
+    const void *p = t->s->ch[c].in ? t->s->ch[c].in : t->a->sendbuf;
+    return p;
+}
+
+static char *out_buf(const struct exec_task *t, int c)
+{
+    return t->s->ch[c].out ? t->s->ch[c].out : t->a->recvbuf;
+}
+
+static struct ppu_link *recv_link(struct ppu_comm *comm, int c, const struct ppu_step *st)
+{
+    return st->recv_peer >= 0 ? &comm->peer_recv[st->recv_peer] : &comm->ch[c].recv;
+}
+
+static struct ppu_link *send_link(struct ppu_comm *comm, int c, const struct ppu_step *st)
+{
+    return st->send_peer >= 0 ? &comm->peer_send[st->send_peer] : &comm->ch[c].send;
+}
+
 /* PPU_IN_PROGRESS when the step cannot run yet. */
-static ppu_result_t run_step(struct exec_ctx *x, struct ppu_channel *ch, const struct ppu_step *st)
+static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *st, int *refs)
 {
     uint32_t f = st->flags;
-    struct ppu_comm *comm = x->comm;
-    size_t nb = st->count * x->esize;
-    const char *inp = (f & PPU_STEP_TMP_IN ? (const char *)comm->scratch : x->in) + st->offset * x->esize;
-    char *outp = (f & PPU_STEP_TMP_OUT ? (char *)comm->scratch : x->out) + st->offset * x->esize;
-    struct ppu_link *rl = st->recv_peer >= 0 ? &comm->mesh_recv[st->recv_peer] : &ch->recv;
-    struct ppu_link *sl = st->send_peer >= 0 ? &comm->mesh_send[st->send_peer] : &ch->send;
+    struct ppu_comm *comm = t->comm;
+    size_t es = t->esize, nb = st->count * es;
+    const char *inp = (f & PPU_STEP_TMP_IN ? (const char *)comm->scratch
+                       : f & PPU_STEP_IN_OUT ? out_buf(t, c) : in_buf(t, c)) + st->in_off * es;
+    char *outp = (f & PPU_STEP_TMP_OUT ? (char *)comm->scratch : out_buf(t, c)) + st->out_off * es;
+    struct ppu_link *rl = (f & PPU_STEP_RECV) ? recv_link(comm, c, st) : NULL;
+    struct ppu_link *sl = (f & PPU_STEP_SEND) ? send_link(comm, c, st) : NULL;
     struct ppu_msg msg = {NULL, 0};
     void *slot = NULL;
 
-    if (f & PPU_STEP_RECV) {
+    if (rl) {
         ppu_result_t r = rl->ops->recv_peek(rl, &msg);
         if (r != PPU_SUCCESS)
             return r;
         if (msg.bytes != nb)
             return ppu_fail(comm, PPU_REMOTE_ERROR,
-                            "rank %d expected a %zu-byte chunk from rank %d but got %zu bytes: "
-                            "the ranks called different collectives or counts",
-                            comm->rank, nb, rl->params.peer_rank, msg.bytes);
+                            "%s #%llu: rank %d expected a %zu-byte message from rank %d but got "
+                            "%zu bytes: the ranks called different collectives or counts",
+                            ppu_coll_name(t->a->coll), (unsigned long long)comm->seq, comm->rank,
+                            nb, rl->params.peer_rank, msg.bytes);
     }
-    if (f & PPU_STEP_SEND) {
+    if (sl) {
         ppu_result_t r = sl->ops->send_reserve(sl, &slot);
         if (r != PPU_SUCCESS)
             return r;
     }
     /* References pay a syscall on the reader's side: only for big chunks,
      * and only on ring links, whose drain the executor waits for. */
-    int direct_send = (f & PPU_STEP_SEND) && sl->direct && nb >= comm->direct_min &&
-                      st->send_peer < 0;
+    int direct_send = sl && sl->direct && nb >= comm->direct_min && st->send_peer < 0 &&
+                      t->s->proto == PPU_PROTO_SIMPLE &&
+                      (!(f & (PPU_STEP_RECV | PPU_STEP_ACCUM)) ||
+                       (f & (PPU_STEP_OUTPUT | PPU_STEP_REF_OUT)));
     const void *rdata = msg.ptr;
     char *dst;
     if (direct_send)
-        dst = (f & (PPU_STEP_OUTPUT | PPU_STEP_RECV)) ? outp : NULL;
+        dst = (f & (PPU_STEP_OUTPUT | PPU_STEP_RECV | PPU_STEP_ACCUM | PPU_STEP_REF_OUT)) ? outp
+                                                                                       : NULL;
     else
-        dst = (f & PPU_STEP_SEND) ? slot : outp;
+        dst = sl ? slot : outp;
 
-    if ((f & PPU_STEP_RECV) && !rdata) {
+    if (rl && !rdata) {
         /* Remote memory: one kernel copy, straight to the output when the
          * message only needs placing there. */
-        void *to = (!(f & PPU_STEP_INPUT) && dst == outp) ? outp : comm->scratch;
+        void *to = (!(f & (PPU_STEP_INPUT | PPU_STEP_ACCUM)) && dst == outp) ? outp : comm->scratch;
         PPU_CHECK(rl->ops->recv_read(rl, to, 0, nb));
         rdata = to;
     }
-    if (f & PPU_STEP_ACCUM) /* output = output op (message or input) */
-        ppu_reduce2(outp, outp, (f & PPU_STEP_RECV) ? rdata : (const void *)inp, st->count, x->dt,
-                    x->op);
-    else if ((f & PPU_STEP_RECV) && (f & PPU_STEP_INPUT))
-        ppu_reduce2(dst, rdata, inp, st->count, x->dt, x->op);
-    else if ((f & PPU_STEP_RECV) && dst != rdata)
+    if (f & PPU_STEP_ACCUM) { /* output = output op (message or input) */
+        ppu_reduce2(outp, outp, rl ? rdata : (const void *)inp, st->count, t->a->datatype,
+                    t->a->op);
+        if (dst != outp && dst)
+            memcpy(dst, outp, nb);
+    } else if (rl && (f & PPU_STEP_INPUT)) {
+        ppu_reduce2(dst, rdata, inp, st->count, t->a->datatype, t->a->op);
+    } else if (rl && dst != rdata) {
         memcpy(dst, rdata, nb);
-    else if (!(f & PPU_STEP_RECV) && dst && dst != inp)
+    } else if (!rl && dst && dst != inp) {
         memcpy(dst, inp, nb);
+    }
     if (f & PPU_STEP_FINISH)
-        ppu_reduce_finish(dst, st->count, x->dt, x->op, comm->nranks);
+        ppu_reduce_finish(dst, st->count, t->a->datatype, t->a->op, comm->nranks);
     if ((f & PPU_STEP_OUTPUT) && dst != outp)
         memcpy(outp, dst ? dst : inp, nb);
-    if (f & PPU_STEP_SEND) {
+    if (sl) {
         if (direct_send) {
             PPU_CHECK(sl->ops->send_ref(sl, dst ? dst : inp, nb));
-            x->refs_out[ch - comm->ch] = 1;
+            *refs = 1;
         } else {
             PPU_CHECK(sl->ops->send_commit(sl, nb));
         }
     }
-    if (f & PPU_STEP_RECV)
+    if (rl)
         PPU_CHECK(rl->ops->recv_release(rl));
     return PPU_SUCCESS;
 }
 
-static ppu_result_t timeout_error(struct ppu_comm *comm, const struct ppu_coll_args *a,
-                                  int c, const struct ppu_step *st)
+static ppu_result_t timeout_error(const struct exec_task *t, int c)
 {
-    struct ppu_channel *ch = &comm->ch[c];
-    char what[160];
-    int from = st && st->recv_peer >= 0 ? st->recv_peer : ch->prev;
-    int to = st && st->send_peer >= 0 ? st->send_peer : ch->next;
-    if (st && (st->flags & PPU_STEP_RECV))
+    struct ppu_comm *comm = t->comm;
+    const struct ppu_sched_channel *sc = &t->s->ch[c];
+    const struct ppu_step *st = t->idx[c] < sc->nsteps ? &sc->steps[t->idx[c]] : NULL;
+    int ring = c < comm->nchannels;
+    char what[200];
+    if (st && (st->flags & PPU_STEP_RECV)) {
+        int from = st->recv_peer >= 0 ? st->recv_peer : comm->ch[c].prev;
         snprintf(what, sizeof what, "data from rank %d on link %d->%d", from, from, comm->rank);
-    else if (st)
+    } else if (st) {
+        int to = st->send_peer >= 0 ? st->send_peer : comm->ch[c].next;
         snprintf(what, sizeof what, "a free slot on link %d->%d (rank %d not reading)",
                  comm->rank, to, to);
-    else
-        snprintf(what, sizeof what, "rank %d to finish reading on link %d->%d", ch->next,
-                 comm->rank, ch->next);
+    } else {
+        int to = ring ? comm->ch[c].next : -1;
+        snprintf(what, sizeof what, "rank %d to finish reading on link %d->%d", to, comm->rank, to);
+    }
+    const struct ppu_coll_args *a = t->a;
     return ppu_fail(comm, PPU_TIMEOUT,
-                    "allreduce #%llu (count=%zu %s %s) on rank %d timed out after %llu ms on "
-                    "channel %d waiting for %s",
+                    "%s #%llu (count=%zu %s %s) on rank %d timed out after %llu ms on "
+                    "channel %d (%s) waiting for %s", ppu_coll_name(a->coll),
                     (unsigned long long)comm->seq, a->count, ppu_datatype_name(a->datatype),
                     ppu_redop_name(a->op), comm->rank,
-                    (unsigned long long)(comm->timeout_ns / 1000000), c, what);
+                    (unsigned long long)(comm->timeout_ns / 1000000), c,
+                    ppu_algo_name(t->s->algo), what);
 }
 
-static ppu_result_t execute(struct ppu_comm *comm, const struct ppu_sched *s,
-                            const struct ppu_coll_args *a)
+/* Progress one task: a few steps per channel per visit keeps every
+ * channel's links busy. Returns PPU_SUCCESS with *progressed set. */
+static ppu_result_t task_progress(struct exec_task *t, int *progressed)
 {
-    struct exec_ctx x = {comm, a->sendbuf, a->recvbuf, ppu_datatype_size(a->datatype),
-                         a->datatype, a->op, {0}};
-    size_t idx[PPU_MAX_CHANNELS] = {0};
-    int left = s->nchannels;
-    int done[PPU_MAX_CHANNELS] = {0};
-    struct ppu_waiter w = {0, comm->spin};
+    const struct ppu_sched *s = t->s;
+    for (int c = 0; c < s->nchannels; c++) {
+        if (t->state[c] == 2)
+            continue;
+        const struct ppu_sched_channel *sc = &s->ch[c];
+        if (sc->after >= 0 && t->state[sc->after] != 2)
+            continue;
+        int refs = t->state[c] == 1;
+        for (int k = 0; k < 4 && t->idx[c] < sc->nsteps; k++) {
+            ppu_result_t r = run_step(t, c, &sc->steps[t->idx[c]], &refs);
+            if (r == PPU_IN_PROGRESS)
+                break;
+            if (r != PPU_SUCCESS)
+                return r;
+            t->idx[c]++;
+            *progressed = 1;
+        }
+        if (refs)
+            t->state[c] = 1;
+        if (t->idx[c] == sc->nsteps) {
+            struct ppu_link *sl = &t->comm->ch[c].send;
+            /* Referenced memory must outlive the receiver's reads. */
+            if (t->state[c] == 0 || sl->ops->send_drained(sl) == PPU_SUCCESS) {
+                t->state[c] = 2;
+                t->left--;
+                *progressed = 1;
+            }
+        }
+    }
+    return PPU_SUCCESS;
+}
+
+static void set_proto(struct ppu_comm *comm, int proto)
+{
+    for (int c = 0; c < comm->nchannels; c++)
+        comm->ch[c].send.ll = proto == PPU_PROTO_LL;
+    for (int p = 0; p < comm->nranks; p++)
+        comm->peer_send[p].ll = proto == PPU_PROTO_LL;
+}
+
+/* Run every task to the end, interleaved. */
+static ppu_result_t execute(struct exec_task *tasks, int ntasks)
+{
+    int left = 0;
+    for (int i = 0; i < ntasks; i++) {
+        set_proto(tasks[i].comm, tasks[i].s->proto);
+        left += tasks[i].left > 0;
+    }
+    struct ppu_waiter w = {0, tasks[0].comm->spin};
     uint64_t deadline = 0;
     while (left > 0) {
         int progressed = 0;
-        for (int c = 0; c < s->nchannels; c++) {
-            if (done[c])
+        for (int i = 0; i < ntasks; i++) {
+            struct exec_task *t = &tasks[i];
+            if (t->left == 0)
                 continue;
-            const struct ppu_sched_channel *sc = &s->ch[c];
-            /* A few steps per visit keeps every channel's links busy. */
-            for (int k = 0; k < 4 && idx[c] < sc->nsteps; k++) {
-                ppu_result_t r = run_step(&x, &comm->ch[c], &sc->steps[idx[c]]);
-                if (r == PPU_IN_PROGRESS)
-                    break;
-                if (r != PPU_SUCCESS)
-                    return r;
-                idx[c]++;
-                progressed = 1;
-            }
-            if (idx[c] == sc->nsteps) {
-                struct ppu_link *sl = &comm->ch[c].send;
-                /* Referenced memory must outlive the receiver's reads. */
-                if (!x.refs_out[c] || sl->ops->send_drained(sl) == PPU_SUCCESS) {
-                    done[c] = 1;
-                    left--;
-                    progressed = 1;
-                }
-            }
+            PPU_CHECK(task_progress(t, &progressed));
+            if (t->left == 0)
+                left--;
         }
         if (progressed) {
             ppu_wait_reset(&w);
@@ -159,95 +224,182 @@ static ppu_result_t execute(struct ppu_comm *comm, const struct ppu_sched *s,
         }
         if (!ppu_wait_idle(&w))
             continue;
-        if (atomic_load_explicit(&comm->aborted, memory_order_relaxed))
-            return ppu_fail(comm, PPU_ABORTED, "allreduce #%llu on rank %d: communicator aborted",
-                            (unsigned long long)comm->seq, comm->rank);
         uint64_t now = ppu_now_ns();
-        if (!deadline)
-            deadline = now + comm->timeout_ns;
-        if (now > deadline) {
-            for (int c = 0; c < s->nchannels; c++)
-                if (!done[c])
-                    return timeout_error(comm, a, c,
-                                         idx[c] < s->ch[c].nsteps ? &s->ch[c].steps[idx[c]] : NULL);
+        for (int i = 0; i < ntasks; i++) {
+            struct exec_task *t = &tasks[i];
+            if (t->left == 0)
+                continue;
+            if (atomic_load_explicit(&t->comm->aborted, memory_order_relaxed))
+                return ppu_fail(t->comm, PPU_ABORTED, "%s #%llu on rank %d: communicator aborted",
+                                ppu_coll_name(t->a->coll), (unsigned long long)t->comm->seq,
+                                t->comm->rank);
+            if (deadline && now > deadline)
+                for (int c = 0; c < t->s->nchannels; c++)
+                    if (t->state[c] != 2)
+                        return timeout_error(t, c);
         }
+        if (!deadline)
+            deadline = now + tasks[0].comm->timeout_ns;
     }
     return PPU_SUCCESS;
 }
 
-static ppu_result_t get_plan(struct ppu_comm *comm, const struct ppu_coll_args *a,
-                             const struct ppu_sched **out)
+/* One communicator's share of a run: its calls, in order; consecutive
+ * sends and receives become one phase (a single p2p schedule). */
+struct comm_run {
+    struct ppu_comm *comm;
+    struct ppu_coll_args **ops;
+    int nops, next;   /* ops, and the first not yet started */
+    struct ppu_sched owned;
+    int owns;
+    struct exec_task task;
+};
+
+static int is_p2p(const struct ppu_coll_args *a)
 {
-    struct ppu_sched *p = &comm->plan;
-    if (comm->plan_valid && p->count == a->count && p->datatype == a->datatype && p->op == a->op) {
-        *out = p;
-        return PPU_SUCCESS;
+    return a->coll == PPU_COLL_SEND || a->coll == PPU_COLL_RECV;
+}
+
+static void task_clear(struct comm_run *cr)
+{
+    free(cr->task.idx);
+    free(cr->task.state);
+    cr->task.idx = NULL;
+    cr->task.state = NULL;
+    if (cr->owns)
+        ppu_sched_free(&cr->owned);
+    cr->owns = 0;
+}
+
+/* Plan this communicator's next phase into its task. */
+static ppu_result_t next_phase(struct comm_run *cr)
+{
+    task_clear(cr);
+    struct ppu_comm *comm = cr->comm;
+    struct ppu_coll_args *a = cr->ops[cr->next];
+    const struct ppu_sched *s;
+    comm->seq++;
+    if (is_p2p(a)) {
+        int k = cr->next;
+        while (k < cr->nops && is_p2p(cr->ops[k]))
+            k++;
+        /* ops are pointers into one array when they come from a group */
+        struct ppu_coll_args tmp[k - cr->next > 0 ? k - cr->next : 1];
+        for (int i = cr->next; i < k; i++)
+            tmp[i - cr->next] = *cr->ops[i];
+        PPU_CHECK(ppu_plan_p2p(comm, tmp, k - cr->next, &cr->owned));
+        cr->owns = 1;
+        s = &cr->owned;
+        cr->next = k;
+    } else {
+        ppu_result_t r = ppu_plan_get(comm, a, &cr->owned, &s);
+        if (r != PPU_SUCCESS)
+            return r;
+        cr->owns = s == &cr->owned;
+        cr->next++;
     }
-    if (comm->plan_valid)
-        ppu_sched_free(p);
-    comm->plan_valid = 0;
-    int pos[PPU_MAX_CHANNELS];
-    for (int c = 0; c < comm->nchannels; c++)
-        pos[c] = comm->ch[c].pos;
-    size_t es = ppu_datatype_size(a->datatype), chunk = comm->chunk_bytes / es;
-    /* One-shot: every rank one hop from every other, and small enough for
-     * one slot; it needs 1 step where a ring needs 2(n-1). */
-    int oneshot = comm->mesh && a->count * es <= comm->oneshot_max;
-    if (comm->algo_forced == PPU_ALGO_RING)
-        oneshot = 0;
-    else if (comm->algo_forced == PPU_ALGO_ONESHOT)
-        oneshot = comm->mesh && a->count * es <= comm->mesh_slot;
-    if (oneshot) {
-        PPU_CHECK(ppu_sched_oneshot_allreduce(p, a->count, comm->nranks, comm->rank, a->op));
-        goto done;
-    }
-    if (comm->algo_forced == PPU_ALGO_ONESHOT)
-        PPU_INFO(PPU_SUB_COLL, "PPU_ALGO=oneshot does not apply to allreduce count=%zu %s here "
-                 "(%s); using ring", a->count, ppu_datatype_name(a->datatype),
-                 comm->mesh ? "larger than PPU_ONESHOT_MAX_BYTES" : "ranks are not all one hop apart");
-    /* Small buffers on fewer channels: a channel costs 2(n-1) handoffs
-     * whatever its size, so each must carry at least PPU_CHANNEL_MIN_BYTES. */
-    size_t per = comm->channel_min_bytes ? comm->channel_min_bytes : 1;
-    size_t want = (a->count * es + per - 1) / per;
-    int nch = want < (size_t)comm->nchannels ? (int)(want ? want : 1) : comm->nchannels;
-    PPU_CHECK(ppu_sched_ring_allreduce(p, a->count, comm->nranks, pos, nch, chunk ? chunk : 1,
-                                       a->op));
-done:
-    PPU_INFO(PPU_SUB_COLL, "allreduce count=%zu %s %s: %s, %d channel(s)", a->count,
-             ppu_datatype_name(a->datatype), ppu_redop_name(a->op),
-             p->algo == PPU_ALGO_ONESHOT ? "oneshot" : "ring", p->nchannels);
-    p->count = a->count;
-    p->datatype = a->datatype;
-    p->op = a->op;
-    comm->plan_valid = 1;
-    *out = p;
+    struct exec_task *t = &cr->task;
+    t->comm = comm;
+    t->a = a;
+    t->s = s;
+    t->esize = s->esize;
+    t->left = s->nchannels;
+    t->idx = calloc((size_t)s->nchannels + 1, sizeof *t->idx);
+    t->state = calloc((size_t)s->nchannels + 1, 1);
+    if (!t->idx || !t->state)
+        return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
+    for (int c = 0; c < s->nchannels; c++)
+        if (s->ch[c].nsteps == 0) {
+            t->state[c] = 2;
+            t->left--;
+        }
     return PPU_SUCCESS;
+}
+
+static int cmp_comm(const void *x, const void *y)
+{
+    const struct comm_run *a = x, *b = y;
+    return a->comm < b->comm ? -1 : a->comm > b->comm;
+}
+
+static ppu_result_t usable(struct ppu_comm *comm)
+{
+    if (atomic_load(&comm->aborted))
+        return ppu_fail(comm, PPU_ABORTED, "rank %d: the communicator was aborted", comm->rank);
+    if (atomic_load(&comm->broken))
+        return ppu_fail(comm, PPU_INVALID_USAGE,
+                        "rank %d: the communicator's links are in an unknown state after an "
+                        "earlier collective failed; destroy it and create a new one", comm->rank);
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n)
+{
+    if (n <= 0)
+        return PPU_SUCCESS;
+    struct comm_run *runs = calloc((size_t)n, sizeof *runs);
+    struct ppu_coll_args **ops = calloc((size_t)n, sizeof *ops);
+    struct exec_task *tasks = calloc((size_t)n, sizeof *tasks);
+    if (!runs || !ops || !tasks) {
+        free(runs);
+        free(ops);
+        free(tasks);
+        return ppu_fail(args[0].comm, PPU_SYSTEM_ERROR, "out of memory running a group");
+    }
+    /* Bucket the calls by communicator, keeping their order. */
+    int nruns = 0;
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (j < nruns && runs[j].comm != args[i].comm)
+            j++;
+        if (j == nruns)
+            runs[nruns++].comm = args[i].comm;
+        runs[j].nops++;
+    }
+    qsort(runs, (size_t)nruns, sizeof *runs, cmp_comm); /* lock order */
+    int at = 0;
+    for (int j = 0; j < nruns; j++) {
+        runs[j].ops = ops + at;
+        for (int i = 0; i < n; i++)
+            if (args[i].comm == runs[j].comm)
+                ops[at++] = &args[i];
+    }
+    for (int j = 0; j < nruns; j++) {
+        ppu_log_set_rank(runs[j].comm->rank);
+        pthread_mutex_lock(&runs[j].comm->exec_lock);
+    }
+    ppu_result_t r = PPU_SUCCESS;
+    for (int j = 0; j < nruns && r == PPU_SUCCESS; j++)
+        r = usable(runs[j].comm);
+    /* Phase k of every communicator runs together. Every rank of a
+     * communicator has its calls in the same order, so phase k only ever
+     * waits on phase k of the same communicator elsewhere. */
+    while (r == PPU_SUCCESS) {
+        int nt = 0;
+        for (int j = 0; j < nruns && r == PPU_SUCCESS; j++) {
+            if (runs[j].next == runs[j].nops)
+                continue;
+            r = next_phase(&runs[j]);
+            if (r == PPU_SUCCESS)
+                tasks[nt++] = runs[j].task;
+        }
+        if (r != PPU_SUCCESS || nt == 0)
+            break;
+        r = execute(tasks, nt);
+    }
+    for (int j = 0; j < nruns; j++) {
+        if (r != PPU_SUCCESS)
+            atomic_store(&runs[j].comm->broken, 1);
+        task_clear(&runs[j]);
+        pthread_mutex_unlock(&runs[j].comm->exec_lock);
+    }
+    free(runs);
+    free(ops);
+    free(tasks);
+    return r;
 }
 
 ppu_result_t ppu_coll_run(struct ppu_coll_args *a)
 {
-    struct ppu_comm *comm = a->comm;
-    ppu_log_set_rank(comm->rank);
-    pthread_mutex_lock(&comm->exec_lock);
-    ppu_result_t r;
-    comm->seq++;
-    if (atomic_load(&comm->aborted)) {
-        r = ppu_fail(comm, PPU_ABORTED, "rank %d: the communicator was aborted", comm->rank);
-        goto out;
-    }
-    if (atomic_load(&comm->broken)) {
-        r = ppu_fail(comm, PPU_INVALID_USAGE,
-                     "rank %d: the communicator's links are in an unknown state after an "
-                     "earlier collective failed; destroy it and create a new one", comm->rank);
-        goto out;
-    }
-    const struct ppu_sched *plan;
-    r = get_plan(comm, a, &plan);
-    if (r == PPU_SUCCESS)
-        r = execute(comm, plan, a);
-    if (r != PPU_SUCCESS)
-        atomic_store(&comm->broken, 1);
-out:
-    pthread_mutex_unlock(&comm->exec_lock);
-    return r;
+    return ppu_coll_run_group(a, 1);
 }

@@ -47,8 +47,16 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "At communicator destroy, each rank writes 'src dst bytes messages' per "
         "link it sent on to this file; %r is the rank."},
     [PPU_P_ALGO] = {"PPU_ALGO", "",
-        "Force the all-reduce algorithm: ring or oneshot (oneshot needs every rank one hop "
-        "from every other and a buffer of at most PPU_CHUNK_SIZE; otherwise ring, logged)."},
+        "Algorithms the planner may use: names for every collective (ring,tree,oneshot,"
+        "twoshot,pairwise) or per collective (allreduce:twoshot;alltoall:ring). A name "
+        "that does not apply to a call is logged and the planner chooses."},
+    [PPU_P_PROTO] = {"PPU_PROTO", "",
+        "Protocols the planner may use, same syntax as PPU_ALGO: ll (data and flag in "
+        "one word, small messages) and simple (pipelined chunks)."},
+    [PPU_P_LL_MAX_BYTES] = {"PPU_LL_MAX_BYTES", "8192",
+        "Largest message sent with the low-latency protocol; 0 turns it off."},
+    [PPU_P_P2P_CHUNK_SIZE] = {"PPU_P2P_CHUNK_SIZE", "131072",
+        "Bytes per message on direct peer links (mesh algorithms, all-to-all, send/recv)."},
     [PPU_P_ONESHOT_MAX_BYTES] = {"PPU_ONESHOT_MAX_BYTES", "32768",
         "Largest all-reduce that uses one-shot when ranks form a full mesh."},
     [PPU_P_NCHANNELS] = {"PPU_NCHANNELS", "0",

@@ -1,11 +1,15 @@
-/* Ring all-reduce as a schedule. With n ranks the channel's share of the
- * buffer is cut into n blocks; block b ends up reduced on the rank at ring
- * position b. At position p:
- *   send block p-1 (input)
- *   n-2 times: recv block p-s-2, add input, send it on
- *   recv block p, add input, finish, write output, send  (last RS step)
- *   n-2 times: recv block p-t-1, write output, send it on (all-gather)
- *   recv block p+1, write output
+/* Ring schedules: reduce-scatter, all-gather, all-reduce (one then the
+ * other), all-to-all forwarded hop by hop, and the pipelined chains of
+ * broadcast and reduce. Each channel has its own link-disjoint ring and
+ * its own share of every block.
+ *
+ * Ring reduce-scatter/all-gather at ring position p, where blk(d) is the
+ * block owned by the rank d places further round the ring:
+ *   send blk(-1) (input)
+ *   n-2 times: recv blk(-s-2), add input, send it on
+ *   recv blk(0), add input, finish, write output  [all-reduce: and send]
+ *   all-gather: n-2 times: recv blk(-t-1), write output, send it on
+ *               recv blk(1), write output
  * Every block is cut into the same number of chunks so that sender and
  * receiver agree on every message; empty chunks are skipped on both sides. */
 #include <stdlib.h>
@@ -13,108 +17,292 @@
 
 #include "schedule.h"
 
-static void block_range(size_t start, size_t len, int n, int b, size_t *bs, size_t *bl)
+void ppu_sched_part(size_t start, size_t len, int n, int b, size_t *ps, size_t *pl)
 {
     size_t base = len / (size_t)n, rem = len % (size_t)n, ub = (size_t)b;
-    *bs = start + ub * base + (ub < rem ? ub : rem);
-    *bl = base + (ub < rem ? 1 : 0);
+    *ps = start + ub * base + (ub < rem ? ub : rem);
+    *pl = base + (ub < rem ? 1 : 0);
 }
 
-static void add(struct ppu_sched_channel *c, uint32_t flags, size_t off, size_t cnt)
+ppu_result_t ppu_sched_add(struct ppu_sched_channel *c, uint32_t flags, int send_peer,
+                           int recv_peer, size_t in_off, size_t out_off, size_t count)
 {
-    if (cnt == 0)
-        return;
-    c->steps[c->nsteps++] = (struct ppu_step){flags, -1, -1, off, cnt};
-}
-
-ppu_result_t ppu_sched_ring_allreduce(struct ppu_sched *s, size_t count, int n,
-                                      const int *ring_pos, int nchannels,
-                                      size_t chunk_elems, ppu_redop_t op)
-{
-    memset(s, 0, sizeof *s);
-    s->nchannels = nchannels;
-    uint32_t fin = op == PPU_AVG ? PPU_STEP_FINISH : 0;
-    for (int c = 0; c < nchannels; c++) {
-        size_t cstart, clen;
-        block_range(0, count, nchannels, c, &cstart, &clen);
-        size_t biggest = (clen + (size_t)n - 1) / (size_t)n;
-        size_t iters = biggest ? (biggest + chunk_elems - 1) / chunk_elems : 0;
-        size_t per_iter = n == 1 ? 1 : 2 * (size_t)n - 1;
-        struct ppu_sched_channel *ch = &s->ch[c];
-        ch->steps = malloc(sizeof *ch->steps * (iters * per_iter + 1));
-        if (!ch->steps) {
-            ppu_sched_free(s);
+    if (count == 0)
+        return PPU_SUCCESS;
+    if (c->nsteps == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 16;
+        struct ppu_step *st = realloc(c->steps, cap * sizeof *st);
+        if (!st)
             return PPU_SYSTEM_ERROR;
-        }
-        int p = ring_pos[c];
-        for (size_t it = 0; it < iters; it++) {
-            /* chunk it of block b: [off, off + cnt) */
-#define CHUNK(b, off, cnt)                                                         \
-    do {                                                                           \
-        size_t bs_, bl_;                                                           \
-        block_range(cstart, clen, n, (((b) % n) + n) % n, &bs_, &bl_);             \
-        size_t lo_ = it * chunk_elems;                                             \
-        (off) = bs_ + lo_;                                                         \
-        (cnt) = lo_ < bl_ ? (bl_ - lo_ < chunk_elems ? bl_ - lo_ : chunk_elems) : 0; \
-    } while (0)
-            size_t off, cnt;
-            if (n == 1) {
-                CHUNK(0, off, cnt);
-                add(ch, PPU_STEP_INPUT | PPU_STEP_OUTPUT | fin, off, cnt);
-                continue;
-            }
-            CHUNK(p - 1, off, cnt);
-            add(ch, PPU_STEP_INPUT | PPU_STEP_SEND, off, cnt);
-            for (int st = 0; st < n - 2; st++) {
-                CHUNK(p - st - 2, off, cnt);
-                add(ch, PPU_STEP_RECV | PPU_STEP_INPUT | PPU_STEP_SEND, off, cnt);
-            }
-            CHUNK(p, off, cnt);
-            add(ch, PPU_STEP_RECV | PPU_STEP_INPUT | fin | PPU_STEP_OUTPUT | PPU_STEP_SEND, off, cnt);
-            for (int t = 0; t < n - 2; t++) {
-                CHUNK(p - t - 1, off, cnt);
-                add(ch, PPU_STEP_RECV | PPU_STEP_OUTPUT | PPU_STEP_SEND, off, cnt);
-            }
-            CHUNK(p + 1, off, cnt);
-            add(ch, PPU_STEP_RECV | PPU_STEP_OUTPUT, off, cnt);
-#undef CHUNK
-        }
+        c->steps = st;
+        c->cap = cap;
     }
+    c->steps[c->nsteps++] =
+        (struct ppu_step){flags, (int16_t)send_peer, (int16_t)recv_peer, in_off, out_off, count};
     return PPU_SUCCESS;
 }
 
 void ppu_sched_free(struct ppu_sched *s)
 {
-    for (int c = 0; c < s->nchannels; c++) {
+    for (int c = 0; s->ch && c < s->nchannels; c++)
         free(s->ch[c].steps);
-        s->ch[c].steps = NULL;
-    }
+    free(s->ch);
+    s->ch = NULL;
     s->nchannels = 0;
 }
 
-ppu_result_t ppu_sched_oneshot_allreduce(struct ppu_sched *s, size_t count, int n, int rank,
-                                         ppu_redop_t op)
+ppu_result_t ppu_sched_init(struct ppu_sched *s, int nch, int algo)
 {
     memset(s, 0, sizeof *s);
-    s->nchannels = 1;
-    s->algo = PPU_ALGO_ONESHOT;
-    struct ppu_sched_channel *ch = &s->ch[0];
-    ch->steps = malloc(sizeof *ch->steps * (2 * (size_t)n + 1));
-    if (!ch->steps)
+    s->ch = calloc((size_t)(nch > 0 ? nch : 1), sizeof *s->ch);
+    if (!s->ch)
         return PPU_SYSTEM_ERROR;
-    if (count == 0)
-        return PPU_SUCCESS;
-    for (int k = 1; k < n; k++) { /* everyone sends first: nobody waits to send */
-        int p = (rank + k) % n;
-        ch->steps[ch->nsteps++] = (struct ppu_step){PPU_STEP_INPUT | PPU_STEP_SEND, (int16_t)p, -1, 0, count};
-    }
-    for (int r = 0; r < n; r++) {
-        uint32_t acc = r == 0 ? 0 : PPU_STEP_ACCUM;
-        uint32_t from = r == rank ? PPU_STEP_INPUT : PPU_STEP_RECV;
-        ch->steps[ch->nsteps++] = (struct ppu_step){from | acc | PPU_STEP_OUTPUT | PPU_STEP_TMP_OUT, -1,
-                                                    (int16_t)(r == rank ? -1 : r), 0, count};
-    }
-    ch->steps[ch->nsteps++] = (struct ppu_step){PPU_STEP_INPUT | PPU_STEP_TMP_IN | PPU_STEP_OUTPUT |
-                                                (op == PPU_AVG ? PPU_STEP_FINISH : 0), -1, -1, 0, count};
+    for (int c = 0; c < nch; c++)
+        s->ch[c].after = -1;
+    s->nchannels = nch;
+    s->algo = algo;
     return PPU_SUCCESS;
+}
+
+size_t ppu_sched_nsteps(const struct ppu_sched *s)
+{
+    size_t n = 0;
+    for (int c = 0; c < s->nchannels; c++)
+        n += s->ch[c].nsteps;
+    return n;
+}
+
+/* Where each rank's block of one channel lives, indexed by rank. */
+struct ring_blocks {
+    size_t in[64], out[64], len[64];
+};
+
+enum ring_mode { RING_RS, RING_AG, RING_AR };
+
+#define ADD(...)                                                  \
+    do {                                                          \
+        if (ppu_sched_add(__VA_ARGS__) != PPU_SUCCESS)            \
+            return PPU_SYSTEM_ERROR;                              \
+    } while (0)
+
+static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mode, int n,
+                                 const int *ring, int p, const struct ring_blocks *b,
+                                 size_t chunk, uint32_t fin)
+{
+    size_t biggest = 0;
+    for (int i = 0; i < n; i++)
+        biggest = b->len[i] > biggest ? b->len[i] : biggest;
+    size_t iters = (biggest + chunk - 1) / chunk;
+    const uint32_t R = PPU_STEP_RECV, I = PPU_STEP_INPUT, O = PPU_STEP_OUTPUT, S = PPU_STEP_SEND;
+    for (size_t it = 0; it < iters; it++) {
+        size_t lo = it * chunk;
+/* chunk `it` of the block d places round the ring: rank, offsets, count */
+#define BLK(d) ring[((p + (d)) % n + n) % n]
+#define CNT(q) (lo < b->len[q] ? (b->len[q] - lo < chunk ? b->len[q] - lo : chunk) : 0)
+#define IN(q) (b->in[q] + lo)
+#define OUT(q) (b->out[q] + lo)
+        int q;
+        if (n == 1) {
+            q = ring[0];
+            ADD(ch, I | O | (mode == RING_AG ? 0 : fin), -1, -1, IN(q), OUT(q), CNT(q));
+            continue;
+        }
+        if (mode == RING_AG) {
+            q = BLK(0);
+            ADD(ch, I | O | S, -1, -1, IN(q), OUT(q), CNT(q));
+        } else {
+            q = BLK(-1);
+            ADD(ch, I | S, -1, -1, IN(q), 0, CNT(q));
+            /* all-reduce: partial sums sent by reference wait in the output */
+            uint32_t ro = mode == RING_AR ? PPU_STEP_REF_OUT : 0;
+            for (int s = 0; s < n - 2; s++) {
+                q = BLK(-s - 2);
+                ADD(ch, R | I | S | ro, -1, -1, IN(q), ro ? OUT(q) : 0, CNT(q));
+            }
+            q = BLK(0);
+            ADD(ch, R | I | O | fin | (mode == RING_AR ? S : 0), -1, -1, IN(q), OUT(q), CNT(q));
+        }
+        if (mode != RING_RS) {
+            for (int t = 0; t < n - 2; t++) {
+                q = BLK(-t - 1);
+                ADD(ch, R | O | S, -1, -1, 0, OUT(q), CNT(q));
+            }
+            q = BLK(1);
+            ADD(ch, R | O, -1, -1, 0, OUT(q), CNT(q));
+        }
+#undef BLK
+#undef CNT
+#undef IN
+#undef OUT
+    }
+    return PPU_SUCCESS;
+}
+
+static int ring_pos(const int *ring, int n, int rank)
+{
+    for (int i = 0; i < n; i++)
+        if (ring[i] == rank)
+            return i;
+    return 0;
+}
+
+/* Channels used for count elements: at least one element each. */
+static int channels_for(const struct ppu_sched_ctx *x, size_t count)
+{
+    int nch = x->nrings;
+    if (count < (size_t)nch)
+        nch = count ? (int)count : 1;
+    return nch;
+}
+
+static ppu_result_t ring_build(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                               enum ring_mode mode, size_t count, ppu_redop_t op)
+{
+    int n = x->nranks, nch = channels_for(x, count);
+    if (ppu_sched_init(s, nch, PPU_ALGO_RING) != PPU_SUCCESS)
+        return PPU_SYSTEM_ERROR;
+    uint32_t fin = op == PPU_AVG ? PPU_STEP_FINISH : 0;
+    struct ring_blocks b;
+    for (int c = 0; c < nch; c++) {
+        size_t cs, cl;
+        ppu_sched_part(0, count, nch, c, &cs, &cl);
+        for (int q = 0; q < n; q++) {
+            if (mode == RING_AR) { /* count is the whole buffer */
+                ppu_sched_part(cs, cl, n, q, &b.in[q], &b.len[q]);
+                b.out[q] = b.in[q];
+            } else if (mode == RING_RS) { /* count is per rank */
+                b.in[q] = (size_t)q * count + cs;
+                b.out[q] = cs;
+                b.len[q] = cl;
+            } else {
+                b.in[q] = cs;
+                b.out[q] = (size_t)q * count + cs;
+                b.len[q] = cl;
+            }
+        }
+        const int *ring = x->rings[c];
+        ppu_result_t r = ring_channel(&s->ch[c], mode, n, ring, ring_pos(ring, n, x->rank), &b,
+                                      x->chunk, fin);
+        if (r != PPU_SUCCESS) {
+            ppu_sched_free(s);
+            return r;
+        }
+    }
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_sched_ring_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t count, ppu_redop_t op)
+{
+    return ring_build(s, x, RING_AR, count, op);
+}
+
+ppu_result_t ppu_sched_ring_reduce_scatter(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                           size_t recvcount, ppu_redop_t op)
+{
+    return ring_build(s, x, RING_RS, recvcount, op);
+}
+
+ppu_result_t ppu_sched_ring_allgather(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t sendcount)
+{
+    return ring_build(s, x, RING_AG, sendcount, PPU_SUM);
+}
+
+static ppu_result_t alltoall_channel(struct ppu_sched_channel *ch, const struct ppu_sched_ctx *x,
+                                     const int *ring, size_t count, size_t cs, size_t cl)
+{
+    int n = x->nranks, p = ring_pos(ring, n, x->rank), r = x->rank;
+    const uint32_t R = PPU_STEP_RECV, I = PPU_STEP_INPUT, O = PPU_STEP_OUTPUT, S = PPU_STEP_SEND;
+    for (size_t lo = 0; lo < cl; lo += x->chunk) {
+        size_t cnt = cl - lo < x->chunk ? cl - lo : x->chunk, at = cs + lo;
+        ADD(ch, I | O, -1, -1, (size_t)r * count + at, (size_t)r * count + at, cnt);
+        /* Phase k: every rank's block for the rank k places on travels k
+         * hops; the ranks between pass it along untouched. */
+        for (int k = 1; k < n; k++) {
+            int to = ring[(p + k) % n], from = ring[(p - k + n) % n];
+            ADD(ch, I | S, -1, -1, (size_t)to * count + at, 0, cnt);
+            for (int h = 1; h < k; h++)
+                ADD(ch, R | S, -1, -1, 0, 0, cnt);
+            ADD(ch, R | O, -1, -1, 0, (size_t)from * count + at, cnt);
+        }
+    }
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_sched_ring_alltoall(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                     size_t count)
+{
+    int nch = channels_for(x, count);
+    if (ppu_sched_init(s, nch, PPU_ALGO_RING) != PPU_SUCCESS)
+        return PPU_SYSTEM_ERROR;
+    for (int c = 0; c < nch; c++) {
+        size_t cs, cl;
+        ppu_sched_part(0, count, nch, c, &cs, &cl);
+        if (alltoall_channel(&s->ch[c], x, x->rings[c], count, cs, cl) != PPU_SUCCESS) {
+            ppu_sched_free(s);
+            return PPU_SYSTEM_ERROR;
+        }
+    }
+    return PPU_SUCCESS;
+}
+
+/* Chains: the ring cut open at the root. Broadcast flows from the root to
+ * the rank before it; reduce flows from the rank after the root to it. */
+static ppu_result_t chain_build(struct ppu_sched *s, const struct ppu_sched_ctx *x, size_t count,
+                                int root, int reduce, uint32_t fin, int inplace)
+{
+    int n = x->nranks, nch = channels_for(x, count);
+    if (ppu_sched_init(s, nch, PPU_ALGO_RING) != PPU_SUCCESS)
+        return PPU_SYSTEM_ERROR;
+    const uint32_t R = PPU_STEP_RECV, I = PPU_STEP_INPUT, O = PPU_STEP_OUTPUT, S = PPU_STEP_SEND;
+    for (int c = 0; c < nch; c++) {
+        const int *ring = x->rings[c];
+        int p = ring_pos(ring, n, x->rank), rp = ring_pos(ring, n, root);
+        /* d: this rank's place in the chain, 0 first, n-1 last */
+        int d = reduce ? ((p - rp - 1) % n + n) % n : ((p - rp) % n + n) % n;
+        uint32_t f;
+        if (n == 1)
+            f = reduce ? I | O | fin : (inplace ? 0 : I | O);
+        else if (reduce)
+            f = d == 0 ? I | S : d == n - 1 ? R | I | O | fin : R | I | S;
+        else
+            f = d == 0 ? I | S | (inplace ? 0 : O) : d == n - 1 ? R | O : R | O | S;
+        size_t cs, cl;
+        ppu_sched_part(0, count, nch, c, &cs, &cl);
+        for (size_t lo = 0; f && lo < cl; lo += x->chunk) {
+            size_t cnt = cl - lo < x->chunk ? cl - lo : x->chunk;
+            if (ppu_sched_add(&s->ch[c], f, -1, -1, cs + lo, cs + lo, cnt) != PPU_SUCCESS) {
+                ppu_sched_free(s);
+                return PPU_SYSTEM_ERROR;
+            }
+        }
+    }
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_sched_chain_broadcast(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                       size_t count, int root, int inplace)
+{
+    return chain_build(s, x, count, root, 0, 0, inplace);
+}
+
+ppu_result_t ppu_sched_chain_reduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                    size_t count, ppu_redop_t op, int root)
+{
+    return chain_build(s, x, count, root, 1, op == PPU_AVG ? PPU_STEP_FINISH : 0, 0);
+}
+
+static const char *const algo_names[PPU_NUM_ALGOS] = {"ring", "tree", "oneshot", "twoshot",
+                                                      "pairwise", "direct"};
+static const char *const proto_names[PPU_NUM_PROTOS] = {"simple", "ll"};
+
+const char *ppu_algo_name(int a)
+{
+    return a >= 0 && a < PPU_NUM_ALGOS ? algo_names[a] : "?";
+}
+
+const char *ppu_proto_name(int p)
+{
+    return p >= 0 && p < PPU_NUM_PROTOS ? proto_names[p] : "?";
 }

@@ -1,5 +1,9 @@
-/* Schedules are data: an algorithm turns (collective, count, rank, ring)
- * into a list of steps per channel; one executor runs any list. */
+/* Schedules are data: an algorithm turns (collective, count, rank, links)
+ * into a list of steps per channel; one executor runs any list.
+ *
+ * Ordering rule every builder keeps: two channels of one schedule never
+ * use the same directed link, and on each link the sender's messages come
+ * in the order the receiver's steps expect them. */
 #ifndef PPU_SCHEDULE_H
 #define PPU_SCHEDULE_H
 
@@ -8,54 +12,117 @@
 #include "ppuccl.h"
 
 enum ppu_step_flags {
-    PPU_STEP_RECV = 1 << 0,   /* take a message from the channel's recv link */
-    PPU_STEP_INPUT = 1 << 1,  /* combine with (or take) input[offset] */
-    PPU_STEP_OUTPUT = 1 << 2, /* write the result to output[offset] */
-    PPU_STEP_SEND = 1 << 3,   /* send the result on the channel's send link */
+    PPU_STEP_RECV = 1 << 0,   /* take a message from the recv link */
+    PPU_STEP_INPUT = 1 << 1,  /* combine with (or take) input[in_off] */
+    PPU_STEP_OUTPUT = 1 << 2, /* write the result to output[out_off] */
+    PPU_STEP_SEND = 1 << 3,   /* send the result on the send link */
     PPU_STEP_FINISH = 1 << 4, /* apply the op's final step (AVG: divide) */
     PPU_STEP_ACCUM = 1 << 5,  /* output = output op (message or input) */
     PPU_STEP_TMP_IN = 1 << 6, /* "input" is the communicator's scratch buffer */
     PPU_STEP_TMP_OUT = 1 << 7, /* "output" is the scratch buffer */
+    PPU_STEP_IN_OUT = 1 << 8, /* "input" is the output buffer (at in_off) */
+    /* a message sent by reference may be built in output[out_off] (the
+     * output is scratch there until a later step writes it) */
+    PPU_STEP_REF_OUT = 1 << 9,
 };
 
 /* Links: a step sends and receives on its channel's ring links, unless it
- * names a peer (>= 0): then the direct mesh link to or from that rank. */
+ * names a peer (>= 0): then the direct link to or from that rank. */
 struct ppu_step {
     uint32_t flags;
     int16_t send_peer;
     int16_t recv_peer;
-    size_t offset; /* in elements, from the start of the buffers */
-    size_t count;  /* elements */
+    size_t in_off;  /* in elements, from the start of the input buffer */
+    size_t out_off; /* ... of the output buffer */
+    size_t count;   /* elements */
 };
 
 struct ppu_sched_channel {
     struct ppu_step *steps;
-    size_t nsteps;
+    size_t nsteps, cap;
+    /* p2p schedules: this channel's own buffers (NULL: the call's), and a
+     * channel that must finish first (-1: none), for ops on one link */
+    const void *in;
+    void *out;
+    int after;
 };
+
+enum ppu_algo {
+    PPU_ALGO_RING = 0,
+    PPU_ALGO_TREE,
+    PPU_ALGO_ONESHOT,
+    PPU_ALGO_TWOSHOT,
+    PPU_ALGO_PAIRWISE,
+    PPU_ALGO_DIRECT, /* point to point: sends and receives on peer links */
+    PPU_NUM_ALGOS
+};
+
+enum ppu_proto { PPU_PROTO_SIMPLE = 0, PPU_PROTO_LL, PPU_NUM_PROTOS };
 
 struct ppu_sched {
     int nchannels;
-    struct ppu_sched_channel ch[16];
-    /* the key it was built for */
-    size_t count;
-    ppu_datatype_t datatype;
-    ppu_redop_t op;
-    int algo; /* enum ppu_algo */
+    struct ppu_sched_channel *ch; /* nchannels of them */
+    int algo;  /* enum ppu_algo */
+    int proto; /* enum ppu_proto */
+    size_t esize; /* bytes per element the offsets count */
 };
 
-enum ppu_algo { PPU_ALGO_RING = 0, PPU_ALGO_ONESHOT = 1 };
+/* What a builder needs to know about the communicator. */
+struct ppu_sched_ctx {
+    int rank, nranks;
+    int nrings;
+    const int (*rings)[64]; /* rings[c][i]: rank at position i of ring c */
+    size_t chunk;           /* elements per message */
+};
 
-/* Ring all-reduce (reduce-scatter then all-gather), pipelined in chunks of
- * at most chunk_elems, the buffer split evenly over nchannels rings.
- * ring_pos is this rank's position in each channel's ring. */
-ppu_result_t ppu_sched_ring_allreduce(struct ppu_sched *s, size_t count, int nranks,
-                                      const int *ring_pos, int nchannels,
-                                      size_t chunk_elems, ppu_redop_t op);
-/* One-shot all-reduce over direct links to every peer: send the whole
- * input to each, then reduce everyone's data in rank order (so every rank
- * gets bitwise the same result) into scratch, then copy it out. */
-ppu_result_t ppu_sched_oneshot_allreduce(struct ppu_sched *s, size_t count, int nranks, int rank,
-                                         ppu_redop_t op);
+/* Collective builders. Counts follow the public API's meaning. */
+ppu_result_t ppu_sched_ring_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t count, ppu_redop_t op);
+ppu_result_t ppu_sched_ring_reduce_scatter(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                           size_t recvcount, ppu_redop_t op);
+ppu_result_t ppu_sched_ring_allgather(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t sendcount);
+ppu_result_t ppu_sched_ring_alltoall(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                     size_t count);
+ppu_result_t ppu_sched_chain_broadcast(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                       size_t count, int root, int inplace);
+ppu_result_t ppu_sched_chain_reduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                    size_t count, ppu_redop_t op, int root);
+
+/* Mesh builders: one channel over direct links to every peer. */
+ppu_result_t ppu_sched_oneshot_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                         size_t count, ppu_redop_t op);
+ppu_result_t ppu_sched_twoshot_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                         size_t count, ppu_redop_t op);
+ppu_result_t ppu_sched_direct_reduce_scatter(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                             size_t recvcount, ppu_redop_t op);
+ppu_result_t ppu_sched_direct_allgather(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                        size_t sendcount);
+/* counts/displs NULL: every block has count elements at p * count. */
+ppu_result_t ppu_sched_pairwise_alltoall(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                         size_t count, const size_t *scounts,
+                                         const size_t *sdispls, const size_t *rcounts,
+                                         const size_t *rdispls);
+/* Two trees, each carrying half the buffer: reduce up, broadcast down.
+ * parent[t][r] is r's parent in tree t (-1 at the root). */
+ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t count, ppu_redop_t op, const int parent[2][64]);
+/* Heap-shaped binary trees over rank order and its reverse: a rank inside
+ * one tree is (nearly always) a leaf of the other. */
+void ppu_sched_double_binary_tree(int n, int parent[2][64]);
+
+/* Steps helpers for builders. */
+ppu_result_t ppu_sched_add(struct ppu_sched_channel *c, uint32_t flags, int send_peer,
+                           int recv_peer, size_t in_off, size_t out_off, size_t count);
+/* Split len into n nearly equal parts: part b is [*start, *start + *plen). */
+void ppu_sched_part(size_t start, size_t len, int n, int b, size_t *pstart, size_t *plen);
+/* Start s with nch empty channels (s is overwritten). */
+ppu_result_t ppu_sched_init(struct ppu_sched *s, int nch, int algo);
 void ppu_sched_free(struct ppu_sched *s);
+/* Steps of all channels, for logs and tests. */
+size_t ppu_sched_nsteps(const struct ppu_sched *s);
+
+const char *ppu_algo_name(int algo);
+const char *ppu_proto_name(int proto);
 
 #endif

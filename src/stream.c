@@ -7,7 +7,8 @@
 #include "comm.h"
 
 struct task {
-    struct ppu_coll_args args;
+    struct ppu_coll_args *args; /* n calls run as one group, owned */
+    int n;
     struct task *next;
 };
 
@@ -37,13 +38,17 @@ static void *worker(void *p)
         s->busy = 1;
         pthread_mutex_unlock(&s->lock);
 
-        struct ppu_comm *comm = t->args.comm;
-        ppu_result_t r = ppu_coll_run(&t->args);
-        if (r != PPU_SUCCESS) {
-            ppu_result_t none = PPU_SUCCESS;
-            atomic_compare_exchange_strong(&comm->async_error, &none, r);
+        ppu_result_t r = ppu_coll_run_group(t->args, t->n);
+        for (int i = 0; i < t->n; i++) {
+            struct ppu_comm *comm = t->args[i].comm;
+            if (r != PPU_SUCCESS) {
+                ppu_result_t none = PPU_SUCCESS;
+                atomic_compare_exchange_strong(&comm->async_error, &none, r);
+            }
+            free(t->args[i].v);
+            atomic_fetch_sub(&comm->pending, 1);
         }
-        atomic_fetch_sub(&comm->pending, 1);
+        free(t->args);
         free(t);
 
         pthread_mutex_lock(&s->lock);
@@ -75,14 +80,28 @@ ppu_result_t ppu_stream_create(ppu_stream_t *out)
     return PPU_SUCCESS;
 }
 
-ppu_result_t ppu_stream_enqueue(struct ppu_stream *s, const struct ppu_coll_args *args)
+ppu_result_t ppu_stream_enqueue(struct ppu_stream *s, struct ppu_coll_args *args, int n)
 {
+    struct ppu_comm *comm0 = args->comm;
     struct task *t = malloc(sizeof *t);
-    if (!t)
-        return ppu_fail(args->comm, PPU_SYSTEM_ERROR, "stream enqueue: out of memory");
-    t->args = *args;
+    struct ppu_coll_args *own = n == 1 ? malloc(sizeof *own) : args;
+    if (!t || !own) {
+        free(t);
+        for (int i = 0; i < n; i++)
+            free(args[i].v);
+        if (n == 1)
+            free(own);
+        else
+            free(args);
+        return ppu_fail(comm0, PPU_SYSTEM_ERROR, "stream enqueue: out of memory");
+    }
+    if (n == 1)
+        *own = *args;
+    t->args = own;
+    t->n = n;
     t->next = NULL;
-    atomic_fetch_add(&args->comm->pending, 1);
+    for (int i = 0; i < n; i++)
+        atomic_fetch_add(&own[i].comm->pending, 1);
     pthread_mutex_lock(&s->lock);
     if (s->tail)
         s->tail->next = t;

@@ -34,7 +34,7 @@ Test(links, ring_traffic_over_several_links, .timeout = 120 * PPU_TEST_SLOWDOWN)
         cr_assert(f, "no stats file %s", path);
         int src, dst, links = 0;
         unsigned long long bytes, msgs;
-        while (fscanf(f, "%d %d %llu %llu", &src, &dst, &bytes, &msgs) == 4) {
+        while (fscanf(f, "%d %d %llu %llu %*s", &src, &dst, &bytes, &msgs) == 4) {
             cr_expect_eq(src, r);
             cr_expect(dst != r && dst >= 0 && dst < 8);
             cr_expect(bytes > 0 && msgs > 0);
@@ -73,7 +73,7 @@ Test(links, oneshot_uses_every_direct_link_once, .timeout = 60 * PPU_TEST_SLOWDO
         cr_assert(f, "no stats file %s", path);
         int src, dst, seen[4] = {0}, lines = 0;
         unsigned long long bytes, msgs;
-        while (fscanf(f, "%d %d %llu %llu", &src, &dst, &bytes, &msgs) == 4) {
+        while (fscanf(f, "%d %d %llu %llu %*s", &src, &dst, &bytes, &msgs) == 4) {
             cr_expect(dst != r && !seen[dst]++);
             cr_expect_eq(bytes, 100 * sizeof(double), "%d->%d carried %llu bytes", src, dst, bytes);
             cr_expect_eq(msgs, 1);

@@ -112,6 +112,36 @@ void ppu_topo_restrict(struct ppu_topo *topo, int n)
     topo->nchips = n;
 }
 
+void ppu_topo_select(struct ppu_topo *dst, const struct ppu_topo *src, const int *chips, int n)
+{
+    *dst = *src;
+    for (int a = 0; a < PPU_TOPO_MAX_CHIPS; a++)
+        for (int b = 0; b < PPU_TOPO_MAX_CHIPS; b++)
+            dst->link[a][b] = PPU_LINK_NONE;
+    for (int a = 0; a < n; a++) {
+        int ca = chips[a];
+        for (int b = 0; b < n; b++) {
+            int cb = chips[b];
+            dst->link[a][b] = src->link[ca][cb];
+            dst->gbps[a][b] = src->gbps[ca][cb];
+            dst->latency_us[a][b] = src->latency_us[ca][cb];
+            dst->port[a][b] = src->port[ca][cb];
+        }
+        dst->server[a] = src->server[ca];
+        dst->numa[a] = src->numa[ca];
+        memcpy(dst->pci[a], src->pci[ca], sizeof dst->pci[a]);
+        memcpy(dst->host[a], src->host[ca], sizeof dst->host[a]);
+    }
+    for (int i = 0; i < dst->nnics; i++) { /* rails follow their chip */
+        int c = dst->nic[i].chip;
+        dst->nic[i].chip = -1;
+        for (int a = 0; a < n; a++)
+            if (chips[a] == c)
+                dst->nic[i].chip = a;
+    }
+    dst->nchips = n;
+}
+
 /* Breadth-first search over up links from root: dist[c] hops (-1 not
  * reached), parent[c] on a shortest path (-1 for root and unreached),
  * first[c] the first hop from root towards c (-1 likewise). Returns the

@@ -63,6 +63,10 @@ ppu_result_t ppu_topo_sim_preset(const char *name, int nranks, struct ppu_topo *
  * 0..n-1 of the server). */
 void ppu_topo_restrict(struct ppu_topo *topo, int n);
 
+/* dst = the chips[0..n) of src, renumbered 0..n-1 (a split communicator's
+ * view of its parent's topology). */
+void ppu_topo_select(struct ppu_topo *dst, const struct ppu_topo *src, const int *chips, int n);
+
 static inline int ppu_topo_up(const struct ppu_topo *t, int a, int b)
 {
     return t->link[a][b] == PPU_LINK_UP;

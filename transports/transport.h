@@ -25,6 +25,7 @@ struct ppu_link_params {
     int nslots;           /* messages in flight */
     int allow_direct;     /* may messages refer to the sender's memory? */
     int allow_cma;        /* ...also across processes (one kernel copy)? */
+    size_t ll_bytes;      /* largest low-latency message; 0: none */
 };
 
 /* What a receiver finds at the head of its FIFO. */
@@ -39,6 +40,7 @@ struct ppu_link {
     const struct ppu_transport_ops *ops;
     struct ppu_link_params params;
     int direct;        /* messages may be references (send_ref) */
+    int ll;            /* sender: commit small messages in the low-latency format */
     uint64_t bytes;    /* sent on this link, for PPU_SIM_STATS_FILE */
     uint64_t msgs;
     void *priv;

@@ -2,7 +2,15 @@
  * the receiver. Slots hold either the bytes themselves or, on direct links,
  * a reference (address, length) into the sender's memory that the receiver
  * reads with one kernel copy (process_vm_readv), or with no copy at all
- * when both ends are threads of one process. */
+ * when both ends are threads of one process.
+ *
+ * Two protocols share the FIFO's positions. Simple: the bytes (or the
+ * reference) go in the slot, then the head counter is published. Low
+ * latency (LL), for small messages: every 8-byte word carries 4 bytes of
+ * data and a 4-byte flag (the message's position + 1), written in one
+ * store, in a separate LL area of the slot; the receiver polls the flags,
+ * so there is no head update to order after the data. The first word
+ * holds the length. Credits (the tail) work the same for both. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -32,6 +40,7 @@ struct icn_hdr {
     uint32_t nslots;
     uint32_t pad;
     uint64_t slot_bytes;
+    uint64_t ll_bytes;    /* largest LL message; its area follows the slots */
     int32_t sender_pid;
     int32_t receiver_pid;
     uint64_t probe_addr;  /* sender's address of a word holding ICN_PROBE */
@@ -57,9 +66,28 @@ struct icn_link {
     uint64_t pos;         /* sender: next to post; receiver: next to read */
     pid_t peer_pid;
     uint64_t probe;       /* sender: the word the receiver probes */
+    _Atomic uint64_t *ll; /* LL area: nslots x ll_words words */
+    size_t ll_words;
+    char *ll_buf;         /* receiver: the LL message being read, decoded */
+    int ll_ready;         /* receiver: ll_buf holds the message at pos */
 };
 
 static size_t hdr_bytes(void) { return (sizeof(struct icn_hdr) + 4095) & ~(size_t)4095; }
+
+/* Words of one LL slot: the length word, then 4 data bytes a word. */
+static size_t ll_words(size_t ll_bytes)
+{
+    return ll_bytes ? 1 + (ll_bytes + 3) / 4 : 0;
+}
+
+static void set_layout(struct icn_link *l, void *m, const struct ppu_link_params *p)
+{
+    l->hdr = m;
+    l->slots = (char *)m + hdr_bytes();
+    l->ll_words = ll_words(p->ll_bytes);
+    l->ll = (_Atomic uint64_t *)(void *)(l->slots + (size_t)p->nslots * p->slot_bytes);
+}
+
 
 /* Mappings in this process, shared by the links that use them. A sender
  * in the owner's process (ranks as threads) takes a reference to the
@@ -74,7 +102,7 @@ struct icn_map {
     int refs;
 };
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct icn_map maps[256];
+static struct icn_map maps[2048];
 
 static int map_add(const char *name, void *addr, size_t size)
 {
@@ -145,7 +173,11 @@ static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
         goto err_free;
     snprintf(l->name, sizeof l->name, "/ppuccl-%d-%02x%02x%02x%02x%02x%02x%02x%02x",
              (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-    l->map_size = hdr_bytes() + (size_t)p->nslots * p->slot_bytes;
+    if (p->ll_bytes > 0xffffffffu || p->slot_bytes % 8)
+        goto err_free;
+    l->map_size = hdr_bytes() + (size_t)p->nslots * (p->slot_bytes + 8 * ll_words(p->ll_bytes));
+    if (p->ll_bytes && !(l->ll_buf = malloc(p->ll_bytes)))
+        goto err_free;
     int fd = shm_open(l->name, O_CREAT | O_EXCL | O_RDWR, 0600);
     if (fd < 0)
         goto err_free;
@@ -155,11 +187,11 @@ static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
     if (m == MAP_FAILED)
         goto err_unlink;
     close(fd);
-    l->hdr = m;
-    l->slots = (char *)m + hdr_bytes();
+    set_layout(l, m, p);
     l->owner = 1;
     l->hdr->nslots = (uint32_t)p->nslots;
     l->hdr->slot_bytes = p->slot_bytes;
+    l->hdr->ll_bytes = p->ll_bytes;
     l->hdr->receiver_pid = (int32_t)getpid();
     l->hdr->magic = ICN_MAGIC;
     link->priv = l;
@@ -171,6 +203,7 @@ static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
     if (!map_add(l->name, m, l->map_size)) {
         munmap(m, l->map_size);
         shm_unlink(l->name);
+        free(l->ll_buf);
         free(l);
         return PPU_SYSTEM_ERROR;
     }
@@ -179,6 +212,7 @@ err_unlink:
     close(fd);
     shm_unlink(l->name);
 err_free:
+    free(l->ll_buf);
     free(l);
     return PPU_SYSTEM_ERROR;
 }
@@ -210,11 +244,11 @@ static ppu_result_t icn_send_connect(struct ppu_link *link, const void *info_in)
             goto err_free;
         }
     }
-    l->hdr = m;
+    set_layout(l, m, &link->params);
     l->map_size = info.size;
-    l->slots = (char *)m + hdr_bytes();
     if (l->hdr->magic != ICN_MAGIC || l->hdr->slot_bytes != link->params.slot_bytes ||
-        l->hdr->nslots != (uint32_t)link->params.nslots) {
+        l->hdr->nslots != (uint32_t)link->params.nslots ||
+        l->hdr->ll_bytes != link->params.ll_bytes) {
         map_put(m, info.size);
         free(l);
         return PPU_INTERNAL_ERROR;
@@ -290,10 +324,69 @@ static void icn_post(struct ppu_link *link, struct icn_link *l, size_t bytes, ui
     link->msgs++;
 }
 
+static _Atomic uint64_t *ll_slot(const struct icn_link *l, uint64_t pos)
+{
+    return l->ll + (pos % l->hdr->nslots) * l->ll_words;
+}
+
+/* LL: the slot's bytes, 4 a word, each word stamped with the flag. */
+static void ll_post(struct ppu_link *link, struct icn_link *l, size_t bytes)
+{
+    const char *src = l->slots + (l->pos % l->hdr->nslots) * l->hdr->slot_bytes;
+    _Atomic uint64_t *w = ll_slot(l, l->pos);
+    uint64_t flag = (uint64_t)(uint32_t)(l->pos + 1) << 32;
+    size_t i = 0;
+    for (; i + 4 <= bytes; i += 4) {
+        uint32_t v;
+        memcpy(&v, src + i, 4);
+        atomic_store_explicit(&w[1 + i / 4], flag | v, memory_order_relaxed);
+    }
+    if (i < bytes) {
+        uint32_t v = 0;
+        memcpy(&v, src + i, bytes - i);
+        atomic_store_explicit(&w[1 + i / 4], flag | v, memory_order_relaxed);
+    }
+    atomic_store_explicit(&w[0], flag | bytes, memory_order_relaxed);
+    l->pos++;
+    link->bytes += bytes;
+    link->msgs++;
+}
+
 static ppu_result_t icn_send_commit(struct ppu_link *link, size_t bytes)
 {
     struct icn_link *l = link->priv;
-    icn_post(link, l, bytes, 0);
+    if (link->ll && bytes <= l->hdr->ll_bytes)
+        ll_post(link, l, bytes);
+    else
+        icn_post(link, l, bytes, 0);
+    return PPU_SUCCESS;
+}
+
+/* The LL message at pos, decoded into ll_buf once every word carries its
+ * flag: PPU_SUCCESS, PPU_IN_PROGRESS (not all there yet), or
+ * PPU_INTERNAL_ERROR when pos holds no LL message. */
+static ppu_result_t ll_peek(struct icn_link *l, struct ppu_msg *msg)
+{
+    if (!l->ll_words)
+        return PPU_INTERNAL_ERROR;
+    _Atomic uint64_t *w = ll_slot(l, l->pos);
+    uint32_t flag = (uint32_t)(l->pos + 1);
+    uint64_t w0 = atomic_load_explicit(&w[0], memory_order_acquire);
+    if ((uint32_t)(w0 >> 32) != flag)
+        return PPU_INTERNAL_ERROR;
+    size_t bytes = (uint32_t)w0;
+    if (!l->ll_ready) {
+        for (size_t i = 0; i < bytes; i += 4) {
+            uint64_t v = atomic_load_explicit(&w[1 + i / 4], memory_order_acquire);
+            if ((uint32_t)(v >> 32) != flag)
+                return PPU_IN_PROGRESS;
+            uint32_t d = (uint32_t)v;
+            memcpy(l->ll_buf + i, &d, bytes - i < 4 ? bytes - i : 4);
+        }
+        l->ll_ready = 1;
+    }
+    msg->ptr = l->ll_buf;
+    msg->bytes = bytes;
     return PPU_SUCCESS;
 }
 
@@ -320,10 +413,19 @@ static ppu_result_t icn_send_drained(struct ppu_link *link)
 static ppu_result_t icn_recv_peek(struct ppu_link *link, struct ppu_msg *msg)
 {
     struct icn_link *l = link->priv;
-    if (l->pos == l->cached_head) {
+    ppu_result_t r = ll_peek(l, msg);
+    if (r != PPU_INTERNAL_ERROR)
+        return r;
+    /* Not (yet) an LL message. The head moves only for simple messages; a
+     * head past pos makes everything written before it visible, an LL
+     * message at pos included, so look again before taking it as simple. */
+    if (l->pos >= l->cached_head) {
         l->cached_head = atomic_load_explicit(&l->hdr->head, memory_order_acquire);
-        if (l->pos == l->cached_head)
+        if (l->pos >= l->cached_head)
             return PPU_IN_PROGRESS;
+        r = ll_peek(l, msg);
+        if (r != PPU_INTERNAL_ERROR)
+            return r;
     }
     const struct icn_desc *d = &l->hdr->desc[l->pos % l->hdr->nslots];
     msg->bytes = d->bytes;
@@ -365,6 +467,7 @@ static ppu_result_t icn_recv_read(struct ppu_link *link, void *dst, size_t offse
 static ppu_result_t icn_recv_release(struct ppu_link *link)
 {
     struct icn_link *l = link->priv;
+    l->ll_ready = 0;
     l->pos++;
     atomic_store_explicit(&l->hdr->tail, l->pos, memory_order_release);
     return PPU_SUCCESS;
@@ -379,6 +482,7 @@ static void icn_close(struct ppu_link *link)
         shm_unlink(l->name);
     if (l->hdr)
         map_put(l->hdr, l->map_size);
+    free(l->ll_buf);
     free(l);
     link->priv = NULL;
 }

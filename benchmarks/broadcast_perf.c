@@ -1,0 +1,15 @@
+/*
+ * ppu_broadcast_perf — ppu_broadcast through the shared perf_common driver
+ * (nccl-tests flags and output; main() in ppu_perf_main.c). -r picks the root.
+ *
+ *   ppu_broadcast_perf -p 4 -b 8 -e 64M -f 2 -r 1
+ */
+#include "ppu_perf_main.h"
+
+static ppu_result_t run(const ppu_perf_call_t *a) {
+    return ppu_broadcast(a->send, a->recv, a->count, a->dtype, a->root, a->comm, NULL);
+}
+
+int main(int argc, char **argv) {
+    return ppu_perf_main(argc, argv, &perf_coll_broadcast, "ppu_broadcast", run);
+}

@@ -1,0 +1,195 @@
+/*
+ * ppu_perf_main — shared main() of the ppu_<coll>_perf programs (see
+ * ppu_perf_main.h).
+ *
+ *   ppu_<coll>_perf -p 4 -b 8 -e 64M -f 2     fork 4 local ranks
+ *   mpirun -np 4 ppu_<coll>_perf -b 8 -e 64M  one rank per MPI process
+ *                                             (ppu_comm_init_env; MPI
+ *                                             itself is not used)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ppu_perf_main.h"
+
+#define DEFAULT_GUARD_S 600 /* -p wall-clock guard when -T is not given */
+#define FAIL_GRACE_S 10     /* after one rank fails, the others get this long */
+
+static const char *prog = "ppu_perf";
+static const perf_coll_t *g_coll; /* the program's collective */
+static const char *g_call;        /* its ppuccl call, for messages */
+static ppu_perf_fn g_fn;
+
+static void die(ppu_comm_t comm, int rank, const char *what, ppu_result_t r) {
+    const char *msg = ppu_get_last_error(comm);
+    char who[32] = "";
+    if (rank >= 0) snprintf(who, sizeof who, " rank %d:", rank);
+    fprintf(stderr, "%s:%s %s failed: %s%s%s\n", prog, who, what,
+            ppu_get_error_string(r), *msg ? ": " : "", msg);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(1);
+}
+
+typedef struct { ppu_comm_t comm; int rank, nranks; } ppu_ctx_t;
+
+static int be_run(void *ctx, const void *send, void *recv, size_t count, int t, int op, int root) {
+    ppu_ctx_t *c = ctx;
+    ppu_perf_call_t call = {send, recv, count, (ppu_datatype_t)t, (ppu_redop_t)op, root,
+                            c->rank, c->nranks, c->comm};
+    ppu_result_t r = g_fn(&call);
+    if (r != PPU_SUCCESS) die(c->comm, c->rank, g_call, r);
+    return 0;
+}
+
+static int be_reduce_double(void *ctx, double *v, size_t n, int is_max) {
+    ppu_ctx_t *c = ctx;
+    ppu_result_t r = ppu_allreduce(v, v, n, PPU_FLOAT64, is_max ? PPU_MAX : PPU_SUM, c->comm, NULL);
+    if (r != PPU_SUCCESS) die(c->comm, c->rank, "ppu_allreduce (driver)", r);
+    return 0;
+}
+
+static int be_barrier(void *ctx) {
+    double x = 0;
+    return be_reduce_double(ctx, &x, 1, 0);
+}
+
+/* Runs the benchmark on an initialised communicator, then frees it. */
+static int run_rank(const perf_opts_t *opts, ppu_comm_t comm) {
+    ppu_ctx_t ctx = {comm, -1, 0};
+    ppu_result_t r;
+    if ((r = ppu_comm_user_rank(comm, &ctx.rank)) != PPU_SUCCESS) die(comm, -1, "ppu_comm_user_rank", r);
+    if ((r = ppu_comm_count(comm, &ctx.nranks)) != PPU_SUCCESS) die(comm, ctx.rank, "ppu_comm_count", r);
+    perf_backend_t be = {"ppuccl", ctx.rank, ctx.nranks, &ctx, be_run, be_barrier,
+                         be_reduce_double, NULL};
+    int rc = perf_run(opts, &be, g_coll);
+    if ((r = ppu_comm_destroy(comm)) != PPU_SUCCESS) die(NULL, ctx.rank, "ppu_comm_destroy", r);
+    return rc;
+}
+
+static void kill_all(const pid_t *pids, int n, int sig) {
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0) kill(pids[i], sig);
+}
+
+/* Rank 0 creates the unique id (its bootstrap root thread lives there) and
+ * writes it to every other rank's pipe; the parent forks before any thread
+ * exists, which keeps fork() safe under sanitizers too. */
+static void get_id(int rank, int n, int (*pipes)[2], ppu_unique_id_t *id) {
+    if (rank == 0) {
+        ppu_result_t r = ppu_get_unique_id(id);
+        if (r != PPU_SUCCESS) die(NULL, 0, "ppu_get_unique_id", r);
+        for (int k = 1; k < n; k++)
+            if (write(pipes[k][1], id, sizeof *id) != (ssize_t)sizeof *id) die(NULL, 0, "write id", PPU_SYSTEM_ERROR);
+    } else if (read(pipes[rank][0], id, sizeof *id) != (ssize_t)sizeof *id) {
+        fprintf(stderr, "%s: rank %d got no unique id from rank 0\n", prog, rank);
+        _exit(1);
+    }
+}
+
+/* -p N: fork N ranks that rendezvous on a unique id made by rank 0. */
+static int run_local(const perf_opts_t *opts) {
+    int n = opts->nprocs, live = 0, rc = 0;
+    ppu_result_t r;
+    pid_t *pids = calloc((size_t)n, sizeof *pids);
+    int (*pipes)[2] = calloc((size_t)n, sizeof *pipes);
+    if (!pids || !pipes) { perror(prog); return 1; }
+    for (int i = 0; i < n; i++)
+        if (pipe(pipes[i]) != 0) { perror(prog); return 1; }
+    fflush(stdout);
+    fflush(stderr);
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "%s: fork of rank %d failed: %s\n", prog, i, strerror(errno));
+            kill_all(pids, n, SIGKILL);
+            rc = 1;
+            break;
+        }
+        if (pid == 0) {
+            ppu_comm_t comm;
+            ppu_unique_id_t id;
+            get_id(i, n, pipes, &id);
+            if ((r = ppu_comm_init_rank(&comm, n, id, i)) != PPU_SUCCESS)
+                die(NULL, i, "ppu_comm_init_rank", r);
+            int crc = run_rank(opts, comm);
+            fflush(stdout);
+            fflush(stderr);
+            _exit(crc); /* not exit(): skip atexit handlers inherited from the parent */
+        }
+        pids[i] = pid;
+        live++;
+    }
+    for (int i = 0; i < n; i++) {
+        close(pipes[i][0]);
+        close(pipes[i][1]);
+    }
+    free(pipes);
+    double guard = opts->timeout_s > 0 ? opts->timeout_s + 2.0 : DEFAULT_GUARD_S;
+    struct timespec t0, now, nap = {0, 10 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double deadline = guard;
+    int killed = 0;
+    while (live > 0) {
+        int st;
+        pid_t pid = waitpid(-1, &st, WNOHANG);
+        if (pid < 0 && errno != EINTR) break;
+        if (pid > 0) {
+            int i = 0;
+            while (i < n && pids[i] != pid) i++;
+            if (i == n) continue;
+            pids[i] = 0;
+            live--;
+            int bad = !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+            if (bad && !killed) {
+                if (WIFEXITED(st))
+                    fprintf(stderr, "%s: rank %d (pid %d) exited with code %d\n", prog, i, (int)pid, WEXITSTATUS(st));
+                else
+                    fprintf(stderr, "%s: rank %d (pid %d) killed by signal %d (%s)\n", prog, i, (int)pid,
+                            WTERMSIG(st), strsignal(WTERMSIG(st)));
+            }
+            if (bad && rc == 0) {
+                rc = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                double el = (double)(now.tv_sec - t0.tv_sec) + 1e-9 * (double)(now.tv_nsec - t0.tv_nsec);
+                if (el + FAIL_GRACE_S < deadline) deadline = el + FAIL_GRACE_S;
+            }
+            continue;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double el = (double)(now.tv_sec - t0.tv_sec) + 1e-9 * (double)(now.tv_nsec - t0.tv_nsec);
+        if (!killed && el > deadline) {
+            fprintf(stderr, "%s: %d rank(s) still running after %.0f s; killing them\n", prog, live, el);
+            kill_all(pids, n, SIGKILL);
+            killed = 1;
+            if (rc == 0) rc = 1;
+        }
+        nanosleep(&nap, NULL);
+    }
+    free(pids);
+    return rc;
+}
+
+int ppu_perf_main(int argc, char **argv, const perf_coll_t *coll, const char *call,
+                  ppu_perf_fn fn) {
+    perf_opts_t opts;
+    if (argc > 0) prog = argv[0];
+    g_coll = coll;
+    g_call = call;
+    g_fn = fn;
+    int rc = perf_parse_args(argc, argv, &opts);
+    if (rc) return rc == 1 ? 0 : rc; /* 1: -h */
+    if (opts.nprocs) return run_local(&opts);
+    ppu_comm_t comm;
+    ppu_result_t r = ppu_comm_init_env(&comm);
+    if (r != PPU_SUCCESS) die(NULL, -1, "ppu_comm_init_env", r);
+    return run_rank(&opts, comm);
+}

@@ -1,0 +1,259 @@
+/* Schedules over direct peer links: one-shot and two-shot all-reduce,
+ * direct reduce-scatter and all-gather, pairwise all-to-all(v), and the
+ * double binary tree. Each is one channel whose steps go round the peers
+ * in an order every rank shares, so a directed link's messages reach the
+ * receiver in the order its steps expect them. Sends of a chunk to every
+ * peer come before the receives of that chunk: all links carry data at
+ * once and nobody waits to send. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "schedule.h"
+
+#define ADD(...)                                                  \
+    do {                                                          \
+        if (ppu_sched_add(__VA_ARGS__) != PPU_SUCCESS)            \
+            goto oom;                                             \
+    } while (0)
+
+static const uint32_t R = PPU_STEP_RECV, I = PPU_STEP_INPUT, O = PPU_STEP_OUTPUT,
+                      S = PPU_STEP_SEND, A = PPU_STEP_ACCUM, IO = PPU_STEP_IN_OUT,
+                      F = PPU_STEP_FINISH;
+
+static struct ppu_sched_channel *one_channel(struct ppu_sched *s, int algo)
+{
+    return ppu_sched_init(s, 1, algo) == PPU_SUCCESS ? &s->ch[0] : NULL;
+}
+
+static size_t clip(size_t len, size_t lo, size_t chunk)
+{
+    return lo < len ? (len - lo < chunk ? len - lo : chunk) : 0;
+}
+
+ppu_result_t ppu_sched_oneshot_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                         size_t count, ppu_redop_t op)
+{
+    struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_ONESHOT);
+    if (!ch)
+        return PPU_SYSTEM_ERROR;
+    int n = x->nranks, r = x->rank;
+    for (size_t lo = 0; lo < count; lo += x->chunk) {
+        size_t cnt = clip(count, lo, x->chunk);
+        for (int k = 1; k < n; k++)
+            ADD(ch, I | S, (r + k) % n, -1, lo, 0, cnt);
+        /* Everyone's chunk reduced in rank order into scratch: every rank
+         * computes bitwise the same result. */
+        for (int q = 0; q < n; q++)
+            ADD(ch, (q == r ? I : R) | (q ? A : 0) | O | PPU_STEP_TMP_OUT, -1, q == r ? -1 : q, lo,
+                0, cnt);
+        ADD(ch, I | PPU_STEP_TMP_IN | O | (op == PPU_AVG ? F : 0), -1, -1, 0, lo, cnt);
+    }
+    return PPU_SUCCESS;
+oom:
+    ppu_sched_free(s);
+    return PPU_SYSTEM_ERROR;
+}
+
+/* Reduce-scatter straight to each block's owner over its own link. bs/bl:
+ * block q at input offset bs[q]; out_own: where this rank's block goes. */
+static ppu_result_t direct_rs_chunk(struct ppu_sched_channel *ch, int n, int r, const size_t *bs,
+                                    const size_t *bl, size_t out_own, size_t lo, size_t chunk,
+                                    uint32_t fin)
+{
+    for (int k = 1; k < n; k++) {
+        int p = (r + k) % n;
+        ADD(ch, I | S, p, -1, bs[p] + lo, 0, clip(bl[p], lo, chunk));
+    }
+    size_t cnt = clip(bl[r], lo, chunk);
+    ADD(ch, I | O, -1, -1, bs[r] + lo, out_own + lo, cnt);
+    for (int k = 1; k < n; k++)
+        ADD(ch, R | A | O, -1, (r - k + n) % n, 0, out_own + lo, cnt);
+    if (fin)
+        ADD(ch, I | IO | O | fin, -1, -1, out_own + lo, out_own + lo, cnt);
+    return PPU_SUCCESS;
+oom:
+    return PPU_SYSTEM_ERROR;
+}
+
+static size_t max_of(const size_t *v, int n)
+{
+    size_t m = 0;
+    for (int i = 0; i < n; i++)
+        m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+ppu_result_t ppu_sched_twoshot_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                         size_t count, ppu_redop_t op)
+{
+    struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_TWOSHOT);
+    if (!ch)
+        return PPU_SYSTEM_ERROR;
+    int n = x->nranks, r = x->rank;
+    size_t bs[64], bl[64];
+    for (int q = 0; q < n; q++)
+        ppu_sched_part(0, count, n, q, &bs[q], &bl[q]);
+    uint32_t fin = op == PPU_AVG ? F : 0;
+    size_t big = max_of(bl, n);
+    for (size_t lo = 0; lo < big; lo += x->chunk) {
+        /* shot 1: block p to its owner p; this rank reduces block r */
+        if (direct_rs_chunk(ch, n, r, bs, bl, bs[r], lo, x->chunk, fin) != PPU_SUCCESS)
+            goto oom;
+        /* shot 2: the reduced block r to everyone, theirs from them */
+        for (int k = 1; k < n; k++)
+            ADD(ch, I | IO | S, (r + k) % n, -1, bs[r] + lo, 0, clip(bl[r], lo, x->chunk));
+        for (int k = 1; k < n; k++) {
+            int p = (r - k + n) % n;
+            ADD(ch, R | O, -1, p, 0, bs[p] + lo, clip(bl[p], lo, x->chunk));
+        }
+    }
+    return PPU_SUCCESS;
+oom:
+    ppu_sched_free(s);
+    return PPU_SYSTEM_ERROR;
+}
+
+ppu_result_t ppu_sched_direct_reduce_scatter(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                             size_t recvcount, ppu_redop_t op)
+{
+    struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_PAIRWISE);
+    if (!ch)
+        return PPU_SYSTEM_ERROR;
+    int n = x->nranks;
+    size_t bs[64], bl[64];
+    for (int q = 0; q < n; q++) {
+        bs[q] = (size_t)q * recvcount;
+        bl[q] = recvcount;
+    }
+    for (size_t lo = 0; lo < recvcount; lo += x->chunk)
+        if (direct_rs_chunk(ch, n, x->rank, bs, bl, 0, lo, x->chunk,
+                            op == PPU_AVG ? F : 0) != PPU_SUCCESS) {
+            ppu_sched_free(s);
+            return PPU_SYSTEM_ERROR;
+        }
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_sched_direct_allgather(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                        size_t sendcount)
+{
+    struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_PAIRWISE);
+    if (!ch)
+        return PPU_SYSTEM_ERROR;
+    int n = x->nranks, r = x->rank;
+    for (size_t lo = 0; lo < sendcount; lo += x->chunk) {
+        size_t cnt = clip(sendcount, lo, x->chunk);
+        for (int k = 1; k < n; k++)
+            ADD(ch, I | S, (r + k) % n, -1, lo, 0, cnt);
+        ADD(ch, I | O, -1, -1, lo, (size_t)r * sendcount + lo, cnt);
+        for (int k = 1; k < n; k++) {
+            int p = (r - k + n) % n;
+            ADD(ch, R | O, -1, p, 0, (size_t)p * sendcount + lo, cnt);
+        }
+    }
+    return PPU_SUCCESS;
+oom:
+    ppu_sched_free(s);
+    return PPU_SYSTEM_ERROR;
+}
+
+ppu_result_t ppu_sched_pairwise_alltoall(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                         size_t count, const size_t *scounts,
+                                         const size_t *sdispls, const size_t *rcounts,
+                                         const size_t *rdispls)
+{
+    struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_PAIRWISE);
+    if (!ch)
+        return PPU_SYSTEM_ERROR;
+    int n = x->nranks, r = x->rank;
+    size_t sc[64], sd[64], rc[64], rd[64];
+    for (int q = 0; q < n; q++) {
+        sc[q] = scounts ? scounts[q] : count;
+        sd[q] = sdispls ? sdispls[q] : (size_t)q * count;
+        rc[q] = rcounts ? rcounts[q] : count;
+        rd[q] = rdispls ? rdispls[q] : (size_t)q * count;
+    }
+    size_t big = max_of(sc, n), bigr = max_of(rc, n);
+    big = bigr > big ? bigr : big;
+    for (size_t lo = 0; lo < big; lo += x->chunk) {
+        size_t own = clip(sc[r], lo, x->chunk);
+        /* the rank's own block: in place only if it already sits there */
+        if (rc[r] == sc[r])
+            ADD(ch, I | O, -1, -1, sd[r] + lo, rd[r] + lo, own);
+        /* step k pairs every rank with the ranks k before and after it,
+         * so every link carries one block per chunk round */
+        for (int k = 1; k < n; k++) {
+            int p = (r + k) % n;
+            ADD(ch, I | S, p, -1, sd[p] + lo, 0, clip(sc[p], lo, x->chunk));
+        }
+        for (int k = 1; k < n; k++) {
+            int p = (r - k + n) % n;
+            ADD(ch, R | O, -1, p, 0, rd[p] + lo, clip(rc[p], lo, x->chunk));
+        }
+    }
+    return PPU_SUCCESS;
+oom:
+    ppu_sched_free(s);
+    return PPU_SYSTEM_ERROR;
+}
+
+void ppu_sched_double_binary_tree(int n, int parent[2][64])
+{
+    for (int r = 0; r < n; r++) {
+        parent[0][r] = r == 0 ? -1 : (r - 1) / 2;
+        int i = n - 1 - r; /* r's place in the reversed order */
+        parent[1][r] = i == 0 ? -1 : n - 1 - (i - 1) / 2;
+    }
+}
+
+ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t count, ppu_redop_t op, const int parent[2][64])
+{
+    struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_TREE);
+    if (!ch)
+        return PPU_SYSTEM_ERROR;
+    int n = x->nranks, r = x->rank;
+    int kids[2][64], nkids[2] = {0, 0};
+    for (int t = 0; t < 2; t++)
+        for (int q = 0; q < n; q++)
+            if (parent[t][q] == r)
+                kids[t][nkids[t]++] = q;
+    size_t hs[2], hl[2];
+    for (int t = 0; t < 2; t++)
+        ppu_sched_part(0, count, 2, t, &hs[t], &hl[t]);
+    uint32_t fin = op == PPU_AVG ? F : 0;
+    /* Order of messages: chunk, then up before down, then tree 0 before
+     * tree 1; every rank lists its steps in that order, which keeps each
+     * link's messages in step with their receiver. */
+    for (size_t lo = 0; lo < hl[0]; lo += x->chunk) {
+        for (int t = 0; t < 2; t++) {
+            size_t cnt = clip(hl[t], lo, x->chunk), at = hs[t] + lo;
+            int up = parent[t][r];
+            if (nkids[t] == 0) {
+                if (up >= 0)
+                    ADD(ch, I | S, up, -1, at, 0, cnt);
+                else
+                    ADD(ch, I | O | fin, -1, -1, at, at, cnt);
+                continue;
+            }
+            ADD(ch, R | I | O, -1, kids[t][0], at, at, cnt);
+            for (int k = 1; k < nkids[t]; k++)
+                ADD(ch, R | A | O, -1, kids[t][k], 0, at, cnt);
+            if (up >= 0)
+                ADD(ch, I | IO | S, up, -1, at, 0, cnt);
+            else if (fin)
+                ADD(ch, I | IO | O | fin, -1, -1, at, at, cnt);
+        }
+        for (int t = 0; t < 2; t++) {
+            size_t cnt = clip(hl[t], lo, x->chunk), at = hs[t] + lo;
+            if (parent[t][r] >= 0)
+                ADD(ch, R | O, -1, parent[t][r], 0, at, cnt);
+            for (int k = 0; k < nkids[t]; k++)
+                ADD(ch, I | IO | S, kids[t][k], -1, at, 0, cnt);
+        }
+    }
+    return PPU_SUCCESS;
+oom:
+    ppu_sched_free(s);
+    return PPU_SYSTEM_ERROR;
+}
