@@ -168,13 +168,13 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
         comm_free(c);
         return r;
     }
+    int local = 0, cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 0; i < nranks; i++)
+        local += c->bs->host_hash[i] == c->bs->host_hash[rank];
+    ppu_plan_model(c, local, cores);
     long long spin = ppu_param_int(PPU_P_SPIN);
-    if (spin < 0) {
-        int local = 0;
-        for (int i = 0; i < nranks; i++)
-            local += c->bs->host_hash[i] == c->bs->host_hash[rank];
-        spin = local > sysconf(_SC_NPROCESSORS_ONLN) ? 0 : 2000;
-    }
+    if (spin < 0)
+        spin = local > cores ? 0 : 2000;
     c->spin = (uint64_t)spin;
     c->parent_topo = parent_topo;
     c->parent_chips = parent_chips;

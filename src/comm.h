@@ -30,12 +30,13 @@ enum ppu_coll {
     PPU_NUM_COLLS
 };
 
-/* The planner's cost model: alpha per message hop, beta per link, and the
- * rank's own memory bandwidth (every byte a rank reduces or copies). */
+/* The planner's cost model: alpha per message hop, and the slower of two
+ * bandwidths: bytes on the busiest link over the link's, and the bytes a
+ * rank copies or reduces over its memory's (per enum ppu_proto). */
 struct ppu_model {
-    double alpha_us[2]; /* per enum ppu_proto */
-    double link_gbps;
-    double mem_gbps;
+    double alpha_us;
+    double link_gbps[2];
+    double mem_gbps[2];
 };
 
 struct ppu_plan {
@@ -73,6 +74,11 @@ struct ppu_comm {
     struct ppu_link peer_send[PPU_TOPO_MAX_CHIPS], peer_recv[PPU_TOPO_MAX_CHIPS];
     uint8_t peer_icn[PPU_TOPO_MAX_CHIPS];
     int mesh;           /* every rank one ICN hop from every other */
+    /* the tree all-reduce's two trees (parent per rank, -1 at a root):
+     * double binary trees on a mesh, breadth-first trees over the links
+     * from rank 0 and from the last rank otherwise */
+    int tree_parent[2][PPU_TOPO_MAX_CHIPS];
+    int tree_depth, tree_fanout; /* deepest leaf, most children of a rank */
     size_t oneshot_max; /* PPU_ONESHOT_MAX_BYTES */
     size_t peer_slot;   /* bytes in one peer-link slot (a message) */
     size_t ll_max;      /* PPU_LL_MAX_BYTES: largest low-latency message */
@@ -138,6 +144,8 @@ ppu_result_t ppu_plan_p2p(struct ppu_comm *comm, const struct ppu_coll_args *ops
                           struct ppu_sched *s);
 /* Parse PPU_ALGO / PPU_PROTO and set up the cost model at init. */
 ppu_result_t ppu_plan_init(struct ppu_comm *comm);
+/* The cost model, once the ranks on this host are known. */
+void ppu_plan_model(struct ppu_comm *comm, int local_ranks, int cores);
 void ppu_plan_free(struct ppu_comm *comm);
 const char *ppu_coll_name(enum ppu_coll c);
 /* Depth of this thread's open group (coll.c). */

@@ -178,6 +178,26 @@ static ppu_result_t connect_peers(struct ppu_comm *comm, int allow_cma)
 {
     int group[PPU_TOPO_MAX_CHIPS], n = comm->nranks;
     comm->mesh = n >= 2 && ppu_topo_mesh_groups(&comm->topo, group) == 1;
+    if (comm->mesh) {
+        int parent[2][64];
+        ppu_sched_double_binary_tree(n, parent);
+        memcpy(comm->tree_parent, parent, sizeof parent);
+        comm->tree_depth = 0; /* floor(log2 n): edges from a heap's root to its deepest leaf */
+        while ((2 << comm->tree_depth) <= n)
+            comm->tree_depth++;
+    } else {
+        int d0 = ppu_topo_bfs_tree(&comm->topo, 0, comm->tree_parent[0]);
+        int d1 = ppu_topo_bfs_tree(&comm->topo, n - 1, comm->tree_parent[1]);
+        comm->tree_depth = d0 > d1 ? d0 : d1;
+    }
+    comm->tree_fanout = 0;
+    for (int t = 0; t < 2; t++)
+        for (int q = 0; q < n; q++) {
+            int kids = 0;
+            for (int c = 0; c < n; c++)
+                kids += comm->tree_parent[t][c] == q;
+            comm->tree_fanout = kids > comm->tree_fanout ? kids : comm->tree_fanout;
+        }
     struct ppu_link_params p = {comm->rank, 0, -1, comm->peer_slot, 4, 1, allow_cma, comm->ll_max};
     struct ppu_link *recv[PPU_TOPO_MAX_CHIPS] = {0};
     struct send_spec send[PPU_TOPO_MAX_CHIPS];

@@ -119,15 +119,26 @@ ppu_result_t ppu_plan_init(struct ppu_comm *comm)
                      algo, coll_names[c]);
         comm->algo_mask[c] = 0;
     }
-    /* The links this build runs on are simulated in host shared memory:
-     * the model describes them, measured on a 2-core host (one message
-     * hop, ~1.5 us between processes; copies at several GB/s), not the
-     * topology's ICN figures, which a hardware transport would supply. */
-    comm->model.alpha_us[PPU_PROTO_SIMPLE] = 1.5;
-    comm->model.alpha_us[PPU_PROTO_LL] = 1.2;
-    comm->model.link_gbps = 6.0;
-    comm->model.mem_gbps = 8.0;
     return PPU_SUCCESS;
+}
+
+void ppu_plan_model(struct ppu_comm *comm, int local_ranks, int cores)
+{
+    /* The links of this build are simulated in host shared memory, so the
+     * model describes them as measured on the 2-core test host (see the
+     * issue 3 note): one hop ~0.25 us between processes when every rank
+     * has a core, ~5 us x oversubscription when ranks take turns on cores;
+     * copies ~16 GB/s a rank, shared when oversubscribed; an LL word
+     * moves 4 bytes, ~1 GB/s. A link is a copy here, so its bandwidth is
+     * the memory's. A hardware transport would give the topology's ICN
+     * figures (link_gbps, link_latency_us) instead. */
+    double over = cores > 0 && local_ranks > cores ? (double)local_ranks / cores : 1.0;
+    struct ppu_model *m = &comm->model;
+    m->alpha_us = over > 1 ? 5.0 * over : 0.25;
+    m->mem_gbps[PPU_PROTO_SIMPLE] = 16.0 / over;
+    m->mem_gbps[PPU_PROTO_LL] = 1.0 / over;
+    for (int p = 0; p < PPU_NUM_PROTOS; p++)
+        m->link_gbps[p] = m->mem_gbps[p];
 }
 
 void ppu_plan_free(struct ppu_comm *comm)
@@ -139,51 +150,75 @@ void ppu_plan_free(struct ppu_comm *comm)
         }
 }
 
-static int ceil_log2(int n)
+static double ceil_div(double a, double b)
 {
-    int d = 0;
-    while ((1 << d) < n)
-        d++;
-    return d;
+    double q = a / b;
+    return q <= 1 ? 1 : (double)(size_t)(q + 0.999999);
 }
 
-/* Predicted time (us) of an algorithm for S bytes on n ranks, or -1 when
- * it does not apply here. */
+/* Predicted time (us) of an algorithm for S bytes on n ranks: hops x
+ * alpha, plus the slower of the busiest link's bytes and the rank's own
+ * copies. S is the call's whole buffer (all-gather: the gathered one). */
 static double cost(const struct ppu_comm *comm, enum ppu_coll coll, int algo, int proto,
                    double S, int n)
 {
     const struct ppu_model *m = &comm->model;
-    double a = m->alpha_us[proto], bw = m->link_gbps * 1e3, mem = m->mem_gbps * 1e3; /* B/us */
-    if (proto == PPU_PROTO_LL)
-        bw /= 2; /* half of every LL word is its flag */
-    int k = comm->nchannels > 0 ? comm->nchannels : 1;
-    double nd = n;
+    double nd = n, k = comm->nchannels > 0 ? comm->nchannels : 1;
+    double c = (double)(proto == PPU_PROTO_LL ? comm->ll_max
+                        : algo == PPU_ALGO_RING ? comm->chunk_bytes : comm->peer_slot);
+    double hops, copies, link;
     switch (coll) {
     case PPU_COLL_ALLREDUCE:
         switch (algo) {
-        case PPU_ALGO_RING: /* 2(n-1) hops; 2S(n-1)/n per rank over k rings */
-            return 2 * (nd - 1) * a + 2 * S * (nd - 1) / nd / (bw * k) + 3 * S / mem;
-        case PPU_ALGO_TWOSHOT: /* 2 hops; 2S/n per link, all links at once */
-            return 2 * a + 2 * S / nd / bw + 4 * S / mem;
-        case PPU_ALGO_ONESHOT: /* 1 hop; S per link; reduce n inputs */
-            return a + S / bw + (nd + 1) * S / mem;
-        case PPU_ALGO_TREE: /* 2 log n hops; S/2 per tree edge */
-            return 2 * ceil_log2(n) * a + S / bw + 3 * S / mem;
+        case PPU_ALGO_RING: /* 2(n-1) hops, chunks pipelined behind them */
+            hops = 2 * (nd - 1) + ceil_div(S, nd * k * c) - 1;
+            copies = 4 * S * (nd - 1) / nd;
+            link = 2 * S * (nd - 1) / nd / k;
+            break;
+        case PPU_ALGO_TWOSHOT: /* 2 hops a chunk round; all links at once */
+            hops = 2 * ceil_div(S, nd * c);
+            copies = 4 * S * (nd - 1) / nd;
+            link = 2 * S / nd;
+            break;
+        case PPU_ALGO_ONESHOT: /* 1 hop; every rank reduces n inputs */
+            hops = ceil_div(S, c);
+            copies = (2 * nd - 1) * S;
+            link = S;
+            break;
+        default: /* tree: up and down, a chunk at a time; a rank with f
+                  * children takes in and sends out f half-buffers per tree */
+            hops = 2 * comm->tree_depth * ceil_div(S / 2, c);
+            copies = 2 * S * (comm->tree_fanout > 2 ? comm->tree_fanout : 2);
+            link = S;
+            break;
         }
         break;
     case PPU_COLL_ALLGATHER:
-    case PPU_COLL_REDUCE_SCATTER: /* S: the whole gathered buffer */
-        if (algo == PPU_ALGO_RING)
-            return (nd - 1) * a + S * (nd - 1) / nd / (bw * k) + 2 * S / mem;
-        return a + S / nd / bw + 2 * S / mem;
+    case PPU_COLL_REDUCE_SCATTER:
+        hops = algo == PPU_ALGO_RING ? (nd - 1) + ceil_div(S, nd * k * c) - 1 : ceil_div(S, nd * c);
+        copies = 2 * S * (nd - 1) / nd;
+        link = algo == PPU_ALGO_RING ? S * (nd - 1) / nd / k : S / nd;
+        break;
     case PPU_COLL_ALLTOALL:
-        if (algo == PPU_ALGO_RING) /* block to rank p travels p hops */
-            return (nd - 1) * a + S * (nd - 1) / 2 / (bw * k) + 2 * S / mem;
-        return a + S / nd / bw + 2 * S / mem;
-    default:
-        return (nd - 1) * a + S / (bw * k) + 2 * S / mem;
+        if (algo == PPU_ALGO_RING) { /* the block for the rank p on travels p hops */
+            hops = nd * (nd - 1) / 2 * ceil_div(S, nd * k * c);
+            copies = S * (nd - 1);
+            link = S * (nd - 1) / 2 / k;
+        } else {
+            hops = ceil_div(S, nd * c);
+            copies = 2 * S * (nd - 1) / nd;
+            link = S / nd;
+        }
+        break;
+    default: /* chains */
+        hops = (nd - 1) + ceil_div(S, k * c) - 1;
+        copies = 2 * S;
+        link = S / k;
+        break;
     }
-    return -1;
+    double bw_link = m->link_gbps[proto] * 1e3, bw_mem = m->mem_gbps[proto] * 1e3; /* B/us */
+    double tl = link / bw_link, tm = copies / bw_mem;
+    return hops * m->alpha_us + (tl > tm ? tl : tm);
 }
 
 /* Can algo run this call on this communicator? */
@@ -194,9 +229,10 @@ static int applies(const struct ppu_comm *comm, const struct ppu_coll_args *a, i
     switch (algo) {
     case PPU_ALGO_RING:
         return 1;
-    case PPU_ALGO_ONESHOT: /* reduces a chunk in scratch: direct links to all */
+    case PPU_ALGO_TREE: /* its trees' edges are links on any topology */
+        return comm->nranks > 1;
+    case PPU_ALGO_ONESHOT: /* direct links to all */
     case PPU_ALGO_TWOSHOT:
-    case PPU_ALGO_TREE:
         return comm->mesh;
     case PPU_ALGO_PAIRWISE:
         /* alltoallv has no ring form: its non-adjacent pairs are staged */
@@ -295,11 +331,9 @@ static ppu_result_t build(struct ppu_comm *comm, const struct ppu_coll_args *a, 
             : algo == PPU_ALGO_TWOSHOT ? ppu_sched_twoshot_allreduce(s, &x, a->count, a->op)
             : algo == PPU_ALGO_TREE    ? PPU_INTERNAL_ERROR
                                        : ppu_sched_ring_allreduce(s, &x, a->count, a->op);
-        if (algo == PPU_ALGO_TREE) {
-            int parent[2][64];
-            ppu_sched_double_binary_tree(comm->nranks, parent);
-            r = ppu_sched_tree_allreduce(s, &x, a->count, a->op, (const int(*)[64])parent);
-        }
+        if (algo == PPU_ALGO_TREE)
+            r = ppu_sched_tree_allreduce(s, &x, a->count, a->op,
+                                         (const int(*)[64])comm->tree_parent);
         break;
     case PPU_COLL_BROADCAST:
         r = ppu_sched_chain_broadcast(s, &x, a->count, a->root, inplace);

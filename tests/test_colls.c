@@ -287,12 +287,14 @@ Test(colls, every_collective_many_rank_counts, .timeout = 900 * PPU_TEST_SLOWDOW
 }
 
 /* On server16 (not a full mesh) the routed forms run when asked for the
- * mesh ones: twoshot and pairwise fall back (logged), results correct. */
+ * mesh ones: twoshot and pairwise fall back (logged), results correct;
+ * the tree's edges are the topology's links (breadth-first trees). */
 Test(colls, non_mesh_fallbacks, .timeout = 600 * PPU_TEST_SLOWDOWN)
 {
     run(AR, 16, "twoshot", "", 0, 0, -1);
     run(A2A, 16, "pairwise", "", 0, 0, -1);
     run(AR, 11, "tree", "ll", 0, 0, -1);
+    run(AR, 16, "tree", "simple", 1, 70001, -1);
 }
 
 /* Split 8 ranks: odd ranks in reverse order (key), even ranks by rank,
