@@ -91,6 +91,7 @@ struct ppu_comm {
     size_t channel_min_bytes; /* PPU_CHANNEL_MIN_BYTES */
     size_t direct_min; /* smallest chunk sent as a reference (PPU_CMA_MIN_BYTES) */
     uint64_t timeout_ns;
+    uint64_t next_alive_check; /* when to look for exited peers again */
     uint64_t spin;
     void *scratch; /* one chunk, for messages read from remote memory */
 

@@ -153,6 +153,29 @@ static ppu_result_t timeout_error(const struct exec_task *t, int c)
                     ppu_algo_name(t->s->algo), what);
 }
 
+/* A rank whose process exited ends every wait on this communicator with
+ * its name, within a fraction of a second, not at the timeout. */
+static ppu_result_t peers_alive(const struct exec_task *t)
+{
+    struct ppu_comm *comm = t->comm;
+    char who[256];
+    size_t o = 0;
+    int gone = 0;
+    for (int p = 0; p < comm->nranks && o < sizeof who - 16; p++) {
+        struct ppu_link *l = &comm->peer_recv[p];
+        if (p == comm->rank || !l->ops || !l->ops->peer_gone || !l->ops->peer_gone(l))
+            continue;
+        o += (size_t)snprintf(who + o, sizeof who - o, "%s%d", gone++ ? ", " : "", p);
+    }
+    if (!gone)
+        return PPU_SUCCESS;
+    return ppu_fail(comm, PPU_REMOTE_ERROR,
+                    "%s #%llu (count=%zu %s) on rank %d: rank%s %s %s exited (process gone); "
+                    "the collective cannot complete", ppu_coll_name(t->a->coll),
+                    (unsigned long long)comm->seq, t->a->count, ppu_datatype_name(t->a->datatype),
+                    comm->rank, gone > 1 ? "s" : "", who, gone > 1 ? "have" : "has");
+}
+
 /* Progress one task: a few steps per channel per visit keeps every
  * channel's links busy. Returns PPU_SUCCESS with *progressed set. */
 static ppu_result_t task_progress(struct exec_task *t, int *progressed)
@@ -233,6 +256,10 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
                 return ppu_fail(t->comm, PPU_ABORTED, "%s #%llu on rank %d: communicator aborted",
                                 ppu_coll_name(t->a->coll), (unsigned long long)t->comm->seq,
                                 t->comm->rank);
+            if (now >= t->comm->next_alive_check) {
+                t->comm->next_alive_check = now + 100000000ull; /* every 0.1 s */
+                PPU_CHECK(peers_alive(t));
+            }
             if (deadline && now > deadline)
                 for (int c = 0; c < t->s->nchannels; c++)
                     if (t->state[c] != 2)

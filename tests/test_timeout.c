@@ -67,3 +67,63 @@ Test(timeout, abort_ends_a_stuck_collective, .timeout = 30 * PPU_TEST_SLOWDOWN)
     kill(peer, SIGKILL);
     waitpid(peer, NULL, 0);
 }
+
+/* A rank killed mid-job: every other rank returns PPU_REMOTE_ERROR naming
+ * it within a few seconds, long before PPU_TIMEOUT_MS. */
+static int rank2_dies(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    enum { COUNT = 1 << 20 };
+    float *v = calloc(COUNT, sizeof *v);
+    for (int it = 0; it < 3; it++)
+        if (ppu_allreduce(v, v, COUNT, PPU_FLOAT32, PPU_SUM, comm, NULL) != PPU_SUCCESS)
+            return 1;
+    if (rank == 2)
+        raise(SIGKILL);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    ppu_result_t r = PPU_SUCCESS;
+    for (int it = 0; it < 50 && r == PPU_SUCCESS; it++)
+        r = ppu_allreduce(v, v, COUNT, PPU_FLOAT32, PPU_SUM, comm, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    const char *msg = ppu_get_last_error(comm);
+    free(v);
+    int bad = r != PPU_REMOTE_ERROR || !strstr(msg, "rank 2 has exited") || s > 5.0;
+    if (bad)
+        fprintf(stderr, "rank %d: got %d after %.2f s: '%s'\n", rank, r, s, msg);
+    usleep(500 * 1000); /* survivors stay up while the others look */
+    return bad;
+}
+
+Test(timeout, dead_peer_is_named_fast, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_TIMEOUT_MS", "60000", 1);
+    cr_expect_eq(run_ranks(4, rank2_dies, NULL, 40), 1, "only the killed rank may fail");
+}
+
+static int one_allreduce(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    int v = 1;
+    return ppu_allreduce(&v, &v, 1, PPU_INT32, PPU_SUM, comm, NULL) != PPU_SUCCESS || v != n;
+}
+
+/* A segment left by a job that died while connecting (its creator's pid
+ * is gone) is removed by the next job; one of a live process is kept. */
+Test(timeout, crashed_jobs_segments_are_cleaned, .timeout = 30 * PPU_TEST_SLOWDOWN)
+{
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    char stale[64], live[64];
+    snprintf(stale, sizeof stale, "/dev/shm/ppuccl-%d-0123456789abcdef", (int)dead);
+    snprintf(live, sizeof live, "/dev/shm/ppuccl-%d-0123456789abcdef", (int)getpid());
+    FILE *f = fopen(stale, "w"), *g = fopen(live, "w");
+    cr_assert(f && g);
+    fclose(f);
+    fclose(g);
+    cr_assert_eq(run_ranks(2, one_allreduce, NULL, 20), 0);
+    cr_expect_neq(access(stale, F_OK), 0, "%s is still there", stale);
+    cr_expect_eq(access(live, F_OK), 0, "%s of a live process was removed", live);
+    unlink(live);
+}

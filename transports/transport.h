@@ -66,6 +66,9 @@ struct ppu_transport_ops {
     ppu_result_t (*recv_peek)(struct ppu_link *link, struct ppu_msg *msg);
     ppu_result_t (*recv_read)(struct ppu_link *link, void *dst, size_t offset, size_t bytes);
     ppu_result_t (*recv_release)(struct ppu_link *link);
+    /* Nonzero when the process at the other end has exited (a dead peer
+     * ends waits at once instead of at the timeout). */
+    int (*peer_gone)(struct ppu_link *link);
     void (*close)(struct ppu_link *link);
 };
 

@@ -11,9 +11,11 @@
  * store, in a separate LL area of the slot; the receiver polls the flags,
  * so there is no head update to order after the data. The first word
  * holds the length. Credits (the tail) work the same for both. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,9 +162,41 @@ static void map_put(void *addr, size_t size)
         munmap(addr, size);
 }
 
+/* Segments of a crashed job: a name is unlinked as soon as both ends
+ * attached, so one still in /dev/shm belongs to a process that died while
+ * connecting. Ours (same owner) whose creator is gone are removed, once a
+ * process, before this process makes its own. */
+static void remove_stale_segments(void)
+{
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid;
+        char rest[64];
+        if (sscanf(e->d_name, "ppuccl-%d-%63s", &pid, rest) != 2 || pid <= 0)
+            continue;
+        char path[300];
+        struct stat st;
+        snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+        if (stat(path, &st) != 0 || st.st_uid != geteuid())
+            continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH)
+            continue; /* its creator still runs */
+        char name[300];
+        snprintf(name, sizeof name, "/%s", e->d_name);
+        shm_unlink(name);
+    }
+    closedir(d);
+}
+
+static pthread_once_t stale_once = PTHREAD_ONCE_INIT;
+
 static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
 {
     const struct ppu_link_params *p = &link->params;
+    pthread_once(&stale_once, remove_stale_segments);
     if (p->nslots < 1 || p->nslots > ICN_MAX_SLOTS)
         return PPU_INVALID_ARGUMENT;
     struct icn_link *l = calloc(1, sizeof *l);
@@ -473,6 +507,29 @@ static ppu_result_t icn_recv_release(struct ppu_link *link)
     return PPU_SUCCESS;
 }
 
+/* A process that exited, or one that is a zombie nobody has reaped yet. */
+static int icn_peer_gone(struct ppu_link *link)
+{
+    struct icn_link *l = link->priv;
+    if (!l || !l->hdr)
+        return 0;
+    pid_t pid = l->owner ? l->hdr->sender_pid : l->hdr->receiver_pid;
+    if (pid <= 0 || pid == getpid())
+        return 0;
+    if (kill(pid, 0) != 0)
+        return errno == ESRCH;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')'); /* "pid (comm) S ..." */
+    return rp && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
 static void icn_close(struct ppu_link *link)
 {
     struct icn_link *l = link->priv;
@@ -500,5 +557,6 @@ const struct ppu_transport_ops ppu_icn_sim_ops = {
     .recv_peek = icn_recv_peek,
     .recv_read = icn_recv_read,
     .recv_release = icn_recv_release,
+    .peer_gone = icn_peer_gone,
     .close = icn_close,
 };
