@@ -402,3 +402,21 @@ Test(colls, group_over_several_comms, .timeout = 120 * PPU_TEST_SLOWDOWN)
         free(in[r]);
     }
 }
+
+static void init_refused(const char *algo, const char *want)
+{
+    setenv("PPU_ALGO", algo, 1);
+    ppu_unique_id_t id;
+    cr_assert_eq(ppu_get_unique_id(&id), PPU_SUCCESS);
+    ppu_comm_t c = NULL;
+    cr_expect_eq(ppu_comm_init_rank(&c, 1, id, 0), PPU_INVALID_ARGUMENT);
+    cr_expect(strstr(ppu_get_last_error(NULL), want), "got '%s'", ppu_get_last_error(NULL));
+}
+
+/* PPU_ALGO is never silently ignored (each Test is its own process, so
+ * each reads the environment afresh). */
+Test(colls, unknown_algorithm_refused) { init_refused("ring,bogus", "'bogus' is not one"); }
+Test(colls, algorithm_foreign_to_collective_refused)
+{
+    init_refused("allreduce:twoshot;broadcast:tree", "no algorithm named for broadcast");
+}
