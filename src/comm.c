@@ -149,6 +149,7 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
     c->peer_slot = p2p >= 4096 ? (size_t)p2p & ~(size_t)4095 : 4096;
     if (c->peer_slot > c->chunk_bytes)
         c->peer_slot = c->chunk_bytes;
+    c->check_calls = ppu_param_int(PPU_P_CHECK_CALLS) != 0;
     long long ll = ppu_param_int(PPU_P_LL_MAX_BYTES);
     c->ll_max = ll > 0 ? ((size_t)ll + 7) & ~(size_t)7 : 0;
     if (c->ll_max > c->peer_slot)

@@ -96,7 +96,9 @@ struct ppu_comm {
     void *scratch; /* one chunk, for messages read from remote memory */
 
     pthread_mutex_t exec_lock; /* one collective at a time on the links */
-    uint64_t seq;              /* collectives issued */
+    uint64_t seq;              /* calls issued (phases run) */
+    uint64_t coll_seq;         /* collectives issued: the same on every rank */
+    int check_calls;           /* PPU_CHECK_CALLS: stamp and check every message */
     atomic_int aborted;
     atomic_int pending;        /* queued on streams, not yet finished */
     _Atomic ppu_result_t async_error;

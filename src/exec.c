@@ -22,7 +22,53 @@ struct exec_task {
     size_t *idx;     /* next step per channel */
     uint8_t *state;  /* per channel: 0 running, 1 draining, 2 done */
     int left;        /* channels not done */
+    uint64_t call[2]; /* the stamp this call's messages carry */
 };
+
+/* Every message carries its call: count, and the collective's sequence
+ * number, kind, datatype, op and root. Ranks that called different things
+ * are told so by name instead of hanging or mixing data. Sends and
+ * receives carry a wildcard sequence: they are not numbered alike on
+ * every rank. */
+#define CALL_P2P_SEQ 0xffffffffu
+
+static void call_stamp(const struct ppu_comm *comm, const struct ppu_coll_args *a, uint64_t *c)
+{
+    int p2p = a->coll == PPU_COLL_SEND || a->coll == PPU_COLL_RECV;
+    uint32_t seq = p2p ? CALL_P2P_SEQ : (uint32_t)comm->coll_seq;
+    c[0] = p2p || a->coll == PPU_COLL_ALLTOALLV ? 0 : (uint64_t)a->count;
+    c[1] = (uint64_t)seq << 32 | (uint64_t)(p2p ? PPU_COLL_SEND : a->coll) << 24 |
+           (uint64_t)(p2p ? 0 : a->datatype) << 16 | (uint64_t)(p2p ? 0 : a->op) << 8 |
+           (uint64_t)(uint8_t)(p2p ? 0 : a->root);
+}
+
+static int call_str(const uint64_t *c, char *buf, size_t len)
+{
+    uint32_t seq = (uint32_t)(c[1] >> 32);
+    int coll = (int)(c[1] >> 24 & 0xff), dt = (int)(c[1] >> 16 & 0xff), op = (int)(c[1] >> 8 & 0xff);
+    int root = (int)(int8_t)(c[1] & 0xff);
+    if (seq == CALL_P2P_SEQ)
+        return snprintf(buf, len, "send/recv");
+    int n = snprintf(buf, len, "%s #%u count=%llu %s", ppu_coll_name((enum ppu_coll)coll), seq,
+                     (unsigned long long)c[0], ppu_datatype_name((ppu_datatype_t)dt));
+    if (coll == PPU_COLL_ALLREDUCE || coll == PPU_COLL_REDUCE || coll == PPU_COLL_REDUCE_SCATTER)
+        n += snprintf(buf + n, len > (size_t)n ? len - (size_t)n : 0, " %s",
+                      ppu_redop_name((ppu_redop_t)op));
+    if (coll == PPU_COLL_BROADCAST || coll == PPU_COLL_REDUCE)
+        n += snprintf(buf + n, len > (size_t)n ? len - (size_t)n : 0, " root=%d", root);
+    return n;
+}
+
+static ppu_result_t call_mismatch(const struct exec_task *t, int peer, const uint64_t *theirs)
+{
+    char mine[160], other[160];
+    call_str(t->call, mine, sizeof mine);
+    call_str(theirs, other, sizeof other);
+    return ppu_fail(t->comm, PPU_INVALID_USAGE,
+                    "mismatched calls: rank %d called %s, rank %d called %s (every rank must make "
+                    "the same collective calls in the same order)", peer, other, t->comm->rank,
+                    mine);
+}
 
 static const char *in_buf(const struct exec_task *t, int c)
 {
@@ -56,13 +102,15 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
     char *outp = (f & PPU_STEP_TMP_OUT ? (char *)comm->scratch : out_buf(t, c)) + st->out_off * es;
     struct ppu_link *rl = (f & PPU_STEP_RECV) ? recv_link(comm, c, st) : NULL;
     struct ppu_link *sl = (f & PPU_STEP_SEND) ? send_link(comm, c, st) : NULL;
-    struct ppu_msg msg = {NULL, 0};
+    struct ppu_msg msg = {NULL, 0, {0, 0}};
     void *slot = NULL;
 
     if (rl) {
         ppu_result_t r = rl->ops->recv_peek(rl, &msg);
         if (r != PPU_SUCCESS)
             return r;
+        if (t->comm->check_calls && (msg.call[0] != t->call[0] || msg.call[1] != t->call[1]))
+            return call_mismatch(t, rl->params.peer_rank, msg.call);
         if (msg.bytes != nb)
             return ppu_fail(comm, PPU_REMOTE_ERROR,
                             "%s #%llu: rank %d expected a %zu-byte message from rank %d but got "
@@ -153,27 +201,62 @@ static ppu_result_t timeout_error(const struct exec_task *t, int c)
                     ppu_algo_name(t->s->algo), what);
 }
 
-/* A rank whose process exited ends every wait on this communicator with
- * its name, within a fraction of a second, not at the timeout. */
-static ppu_result_t peers_alive(const struct exec_task *t)
+/* A rank whose process exited ends the waits on it within a fraction of a
+ * second, with its name, not at the timeout. Only the ranks this task is
+ * blocked on count: a rank that finished its part may leave while its last
+ * messages are still being read. A peer found gone is looked at once more
+ * (its writes all happened before it exited) before the wait fails. */
+static int blocked_on_gone(struct exec_task *t, int c, int *peer)
 {
     struct ppu_comm *comm = t->comm;
-    char who[256];
-    size_t o = 0;
-    int gone = 0;
-    for (int p = 0; p < comm->nranks && o < sizeof who - 16; p++) {
-        struct ppu_link *l = &comm->peer_recv[p];
-        if (p == comm->rank || !l->ops || !l->ops->peer_gone || !l->ops->peer_gone(l))
-            continue;
-        o += (size_t)snprintf(who + o, sizeof who - o, "%s%d", gone++ ? ", " : "", p);
+    const struct ppu_sched_channel *sc = &t->s->ch[c];
+    if (t->state[c] == 2 || (sc->after >= 0 && t->state[sc->after] != 2))
+        return 0;
+    const struct ppu_step *st = t->idx[c] < sc->nsteps ? &sc->steps[t->idx[c]] : NULL;
+    struct ppu_link *l;
+    if (st && (st->flags & PPU_STEP_RECV))
+        l = recv_link(comm, c, st);
+    else if (st && (st->flags & PPU_STEP_SEND))
+        l = send_link(comm, c, st);
+    else if (!st && c < comm->nchannels)
+        l = &comm->ch[c].send; /* draining: the next rank still reads */
+    else
+        return 0;
+    if (!l->ops || !l->ops->peer_gone || !l->ops->peer_gone(l))
+        return 0;
+    *peer = l->params.peer_rank;
+    if (st && (st->flags & PPU_STEP_RECV)) {
+        struct ppu_msg m;
+        return l->ops->recv_peek(l, &m) == PPU_IN_PROGRESS;
     }
-    if (!gone)
-        return PPU_SUCCESS;
-    return ppu_fail(comm, PPU_REMOTE_ERROR,
-                    "%s #%llu (count=%zu %s) on rank %d: rank%s %s %s exited (process gone); "
-                    "the collective cannot complete", ppu_coll_name(t->a->coll),
-                    (unsigned long long)comm->seq, t->a->count, ppu_datatype_name(t->a->datatype),
-                    comm->rank, gone > 1 ? "s" : "", who, gone > 1 ? "have" : "has");
+    void *slot;
+    return st ? l->ops->send_reserve(l, &slot) == PPU_IN_PROGRESS
+              : l->ops->send_drained(l) == PPU_IN_PROGRESS;
+}
+
+static ppu_result_t peers_alive(struct exec_task *t)
+{
+    struct ppu_comm *comm = t->comm;
+    for (int c = 0; c < t->s->nchannels; c++) {
+        int p = -1;
+        if (!blocked_on_gone(t, c, &p))
+            continue;
+        /* the first to die may be further away: name every rank gone */
+        char gone[256];
+        size_t o = 0;
+        for (int q = 0; q < comm->nranks && o < sizeof gone - 16; q++) {
+            struct ppu_link *l = &comm->peer_recv[q];
+            if (q != comm->rank && l->ops && l->ops->peer_gone && l->ops->peer_gone(l))
+                o += (size_t)snprintf(gone + o, sizeof gone - o, "%s%d", o ? ", " : "", q);
+        }
+        return ppu_fail(comm, PPU_REMOTE_ERROR,
+                        "%s #%llu (count=%zu %s) on rank %d: rank %d has exited (process gone) "
+                        "while this rank waited on link %d-%d; the call cannot complete (ranks "
+                        "gone: %s)", ppu_coll_name(t->a->coll), (unsigned long long)comm->seq,
+                        t->a->count, ppu_datatype_name(t->a->datatype), comm->rank, p, comm->rank,
+                        p, gone);
+    }
+    return PPU_SUCCESS;
 }
 
 /* Progress one task: a few steps per channel per visit keeps every
@@ -212,12 +295,20 @@ static ppu_result_t task_progress(struct exec_task *t, int *progressed)
     return PPU_SUCCESS;
 }
 
-static void set_proto(struct ppu_comm *comm, int proto)
+/* What the comm's send links put on the messages of this task. */
+static void set_links(struct ppu_comm *comm, const struct exec_task *t)
 {
-    for (int c = 0; c < comm->nchannels; c++)
-        comm->ch[c].send.ll = proto == PPU_PROTO_LL;
-    for (int p = 0; p < comm->nranks; p++)
-        comm->peer_send[p].ll = proto == PPU_PROTO_LL;
+    int ll = t->s->proto == PPU_PROTO_LL;
+    for (int c = 0; c < comm->nchannels; c++) {
+        comm->ch[c].send.ll = ll;
+        comm->ch[c].send.call[0] = t->call[0];
+        comm->ch[c].send.call[1] = t->call[1];
+    }
+    for (int p = 0; p < comm->nranks; p++) {
+        comm->peer_send[p].ll = ll;
+        comm->peer_send[p].call[0] = t->call[0];
+        comm->peer_send[p].call[1] = t->call[1];
+    }
 }
 
 /* Run every task to the end, interleaved. */
@@ -225,7 +316,7 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
 {
     int left = 0;
     for (int i = 0; i < ntasks; i++) {
-        set_proto(tasks[i].comm, tasks[i].s->proto);
+        set_links(tasks[i].comm, &tasks[i]);
         left += tasks[i].left > 0;
     }
     struct ppu_waiter w = {0, tasks[0].comm->spin};
@@ -280,6 +371,9 @@ struct comm_run {
     struct ppu_sched owned;
     int owns;
     struct exec_task task;
+    /* progress of schedules with few channels: no allocation per call */
+    size_t idx_small[PPU_MAX_CHANNELS + 1];
+    uint8_t state_small[PPU_MAX_CHANNELS + 1];
 };
 
 static int is_p2p(const struct ppu_coll_args *a)
@@ -289,8 +383,10 @@ static int is_p2p(const struct ppu_coll_args *a)
 
 static void task_clear(struct comm_run *cr)
 {
-    free(cr->task.idx);
-    free(cr->task.state);
+    if (cr->task.idx != cr->idx_small)
+        free(cr->task.idx);
+    if (cr->task.state != cr->state_small)
+        free(cr->task.state);
     cr->task.idx = NULL;
     cr->task.state = NULL;
     if (cr->owns)
@@ -306,6 +402,8 @@ static ppu_result_t next_phase(struct comm_run *cr)
     struct ppu_coll_args *a = cr->ops[cr->next];
     const struct ppu_sched *s;
     comm->seq++;
+    if (!is_p2p(a))
+        comm->coll_seq++;
     if (is_p2p(a)) {
         int k = cr->next;
         while (k < cr->nops && is_p2p(cr->ops[k]))
@@ -326,13 +424,22 @@ static ppu_result_t next_phase(struct comm_run *cr)
         cr->next++;
     }
     struct exec_task *t = &cr->task;
+    if (comm->check_calls)
+        call_stamp(comm, a, t->call);
+    else
+        t->call[0] = t->call[1] = 0;
     t->comm = comm;
     t->a = a;
     t->s = s;
     t->esize = s->esize;
     t->left = s->nchannels;
-    t->idx = calloc((size_t)s->nchannels + 1, sizeof *t->idx);
-    t->state = calloc((size_t)s->nchannels + 1, 1);
+    if (s->nchannels <= PPU_MAX_CHANNELS) {
+        t->idx = memset(cr->idx_small, 0, sizeof cr->idx_small);
+        t->state = memset(cr->state_small, 0, sizeof cr->state_small);
+    } else {
+        t->idx = calloc((size_t)s->nchannels + 1, sizeof *t->idx);
+        t->state = calloc((size_t)s->nchannels + 1, 1);
+    }
     if (!t->idx || !t->state)
         return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
     for (int c = 0; c < s->nchannels; c++)
@@ -364,9 +471,14 @@ ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n)
 {
     if (n <= 0)
         return PPU_SUCCESS;
-    struct comm_run *runs = calloc((size_t)n, sizeof *runs);
-    struct ppu_coll_args **ops = calloc((size_t)n, sizeof *ops);
-    struct exec_task *tasks = calloc((size_t)n, sizeof *tasks);
+    /* one call (the common case): everything on the stack */
+    struct comm_run run1;
+    struct ppu_coll_args *op1;
+    struct exec_task task1;
+    int heap = n > 1;
+    struct comm_run *runs = heap ? calloc((size_t)n, sizeof *runs) : memset(&run1, 0, sizeof run1);
+    struct ppu_coll_args **ops = heap ? calloc((size_t)n, sizeof *ops) : &op1;
+    struct exec_task *tasks = heap ? calloc((size_t)n, sizeof *tasks) : &task1;
     if (!runs || !ops || !tasks) {
         free(runs);
         free(ops);
@@ -420,9 +532,11 @@ ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n)
         task_clear(&runs[j]);
         pthread_mutex_unlock(&runs[j].comm->exec_lock);
     }
-    free(runs);
-    free(ops);
-    free(tasks);
+    if (heap) {
+        free(runs);
+        free(ops);
+        free(tasks);
+    }
     return r;
 }
 

@@ -53,6 +53,9 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_PROTO] = {"PPU_PROTO", "",
         "Protocols the planner may use, same syntax as PPU_ALGO: ll (data and flag in "
         "one word, small messages) and simple (pipelined chunks)."},
+    [PPU_P_CHECK_CALLS] = {"PPU_CHECK_CALLS", "1",
+        "1: every message carries its call (collective, sequence number, count, type, op, "
+        "root) and ranks that called different things fail with both calls named; 0: off."},
     [PPU_P_LL_MAX_BYTES] = {"PPU_LL_MAX_BYTES", "8192",
         "Largest message sent with the low-latency protocol; 0 turns it off."},
     [PPU_P_P2P_CHUNK_SIZE] = {"PPU_P2P_CHUNK_SIZE", "131072",

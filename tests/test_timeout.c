@@ -88,7 +88,12 @@ static int rank2_dies(ppu_comm_t comm, int rank, int n, void *arg)
     double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
     const char *msg = ppu_get_last_error(comm);
     free(v);
-    int bad = r != PPU_REMOTE_ERROR || !strstr(msg, "rank 2 has exited") || s > 5.0;
+    /* its neighbours see rank 2 go; ranks further on see a neighbour that
+     * failed and left, and name every rank gone, rank 2 among them */
+    const char *gone = strstr(msg, "ranks gone: ");
+    int named = strstr(msg, "rank 2 has exited") ||
+                (gone && (strstr(gone, " 2,") || strstr(gone, " 2)") || strstr(gone, ", 2")));
+    int bad = r != PPU_REMOTE_ERROR || !named || s > 5.0;
     if (bad)
         fprintf(stderr, "rank %d: got %d after %.2f s: '%s'\n", rank, r, s, msg);
     usleep(500 * 1000); /* survivors stay up while the others look */
@@ -127,3 +132,53 @@ Test(timeout, crashed_jobs_segments_are_cleaned, .timeout = 30 * PPU_TEST_SLOWDO
     cr_expect_eq(access(live, F_OK), 0, "%s of a live process was removed", live);
     unlink(live);
 }
+
+/* Ranks that call different things fail with both calls named. */
+static int mismatch(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    int kind = *(int *)arg;
+    float v[4096] = {0};
+    ppu_result_t r;
+    if (kind == 0) /* count */
+        r = ppu_allreduce(v, v, rank == 1 ? 2048 : 1024, PPU_FLOAT32, PPU_SUM, comm, NULL);
+    else if (kind == 1) /* collective */
+        r = rank == 1 ? ppu_broadcast(v, v, 1024, PPU_FLOAT32, 0, comm, NULL)
+                      : ppu_allreduce(v, v, 1024, PPU_FLOAT32, PPU_SUM, comm, NULL);
+    else /* op */
+        r = ppu_allreduce(v, v, 1024, PPU_FLOAT32, rank == 1 ? PPU_MAX : PPU_SUM, comm, NULL);
+    const char *msg = ppu_get_last_error(comm);
+    static const char *want[3] = {"rank 1 called allreduce #1 count=2048 float32 sum",
+                                  "rank 1 called broadcast #1 count=1024 float32 root=0",
+                                  "rank 1 called allreduce #1 count=1024 float32 max"};
+    if (r == PPU_SUCCESS)
+        return 1;
+    /* the ranks that read from rank 1 name it; the others stop at the
+     * timeout, or name the rank that called like them but stopped */
+    int named = strstr(msg, "mismatched calls") &&
+                (strstr(msg, want[kind]) || strstr(msg, "called allreduce #1 count=1024"));
+    int ok = named || r == PPU_TIMEOUT || r == PPU_REMOTE_ERROR;
+    if (!ok)
+        fprintf(stderr, "rank %d: %d '%s'\n", rank, r, msg);
+    if (named && strstr(msg, want[kind])) { /* the test looks for this mark */
+        char mark[64];
+        snprintf(mark, sizeof mark, "/tmp/ppu_mismatch_%d", (int)getppid());
+        fclose(fopen(mark, "w"));
+    }
+    return !ok;
+}
+
+static void expect_mismatch(int kind)
+{
+    setenv("PPU_TIMEOUT_MS", "1500", 1);
+    setenv("PPU_ALGO", "ring", 1);
+    char mark[64];
+    snprintf(mark, sizeof mark, "/tmp/ppu_mismatch_%d", (int)getpid());
+    unlink(mark);
+    cr_expect_eq(run_ranks(4, mismatch, &kind, 30), 0);
+    cr_expect_eq(access(mark, F_OK), 0, "no rank named rank 1's call");
+    unlink(mark);
+}
+
+Test(timeout, mismatched_count_named) { expect_mismatch(0); }
+Test(timeout, mismatched_collective_named) { expect_mismatch(1); }
+Test(timeout, mismatched_op_named) { expect_mismatch(2); }

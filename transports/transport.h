@@ -32,6 +32,7 @@ struct ppu_link_params {
 struct ppu_msg {
     const void *ptr; /* readable here, or NULL when remote */
     size_t bytes;
+    uint64_t call[2]; /* the sender's link->call when it sent this message */
 };
 
 struct ppu_transport_ops;
@@ -41,6 +42,7 @@ struct ppu_link {
     struct ppu_link_params params;
     int direct;        /* messages may be references (send_ref) */
     int ll;            /* sender: commit small messages in the low-latency format */
+    uint64_t call[2];  /* sender: stamped on every message (which call sent it) */
     uint64_t bytes;    /* sent on this link, for PPU_SIM_STATS_FILE */
     uint64_t msgs;
     void *priv;

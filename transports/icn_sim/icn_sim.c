@@ -35,6 +35,7 @@
 struct icn_desc {
     uint64_t bytes;
     uint64_t addr; /* nonzero: a reference into the sender's memory */
+    uint64_t call[2]; /* the call that sent it (the core checks it) */
 };
 
 struct icn_hdr {
@@ -72,14 +73,17 @@ struct icn_link {
     size_t ll_words;
     char *ll_buf;         /* receiver: the LL message being read, decoded */
     int ll_ready;         /* receiver: ll_buf holds the message at pos */
+    uint64_t ll_call[2];  /* receiver: its call stamp */
 };
 
 static size_t hdr_bytes(void) { return (sizeof(struct icn_hdr) + 4095) & ~(size_t)4095; }
 
-/* Words of one LL slot: the length word, then 4 data bytes a word. */
+/* Words of one LL slot: the length word, the call stamp (4 words), then 4
+ * data bytes a word. */
+#define LL_HDR 5
 static size_t ll_words(size_t ll_bytes)
 {
-    return ll_bytes ? 1 + (ll_bytes + 3) / 4 : 0;
+    return ll_bytes ? LL_HDR + (ll_bytes + 3) / 4 : 0;
 }
 
 static void set_layout(struct icn_link *l, void *m, const struct ppu_link_params *p)
@@ -352,6 +356,8 @@ static void icn_post(struct ppu_link *link, struct icn_link *l, size_t bytes, ui
     struct icn_desc *d = &l->hdr->desc[l->pos % l->hdr->nslots];
     d->bytes = bytes;
     d->addr = addr;
+    d->call[0] = link->call[0];
+    d->call[1] = link->call[1];
     l->pos++;
     atomic_store_explicit(&l->hdr->head, l->pos, memory_order_release);
     link->bytes += bytes;
@@ -369,16 +375,19 @@ static void ll_post(struct ppu_link *link, struct icn_link *l, size_t bytes)
     const char *src = l->slots + (l->pos % l->hdr->nslots) * l->hdr->slot_bytes;
     _Atomic uint64_t *w = ll_slot(l, l->pos);
     uint64_t flag = (uint64_t)(uint32_t)(l->pos + 1) << 32;
+    for (int k = 0; k < 4; k++)
+        atomic_store_explicit(&w[1 + k], flag | (uint32_t)(link->call[k / 2] >> (32 * (k % 2))),
+                              memory_order_relaxed);
     size_t i = 0;
     for (; i + 4 <= bytes; i += 4) {
         uint32_t v;
         memcpy(&v, src + i, 4);
-        atomic_store_explicit(&w[1 + i / 4], flag | v, memory_order_relaxed);
+        atomic_store_explicit(&w[LL_HDR + i / 4], flag | v, memory_order_relaxed);
     }
     if (i < bytes) {
         uint32_t v = 0;
         memcpy(&v, src + i, bytes - i);
-        atomic_store_explicit(&w[1 + i / 4], flag | v, memory_order_relaxed);
+        atomic_store_explicit(&w[LL_HDR + i / 4], flag | v, memory_order_relaxed);
     }
     atomic_store_explicit(&w[0], flag | bytes, memory_order_relaxed);
     l->pos++;
@@ -410,8 +419,17 @@ static ppu_result_t ll_peek(struct icn_link *l, struct ppu_msg *msg)
         return PPU_INTERNAL_ERROR;
     size_t bytes = (uint32_t)w0;
     if (!l->ll_ready) {
+        for (int k = 0; k < 4; k++) {
+            uint64_t v = atomic_load_explicit(&w[1 + k], memory_order_acquire);
+            if ((uint32_t)(v >> 32) != flag)
+                return PPU_IN_PROGRESS;
+            if (k % 2 == 0)
+                l->ll_call[k / 2] = (uint32_t)v;
+            else
+                l->ll_call[k / 2] |= (uint64_t)(uint32_t)v << 32;
+        }
         for (size_t i = 0; i < bytes; i += 4) {
-            uint64_t v = atomic_load_explicit(&w[1 + i / 4], memory_order_acquire);
+            uint64_t v = atomic_load_explicit(&w[LL_HDR + i / 4], memory_order_acquire);
             if ((uint32_t)(v >> 32) != flag)
                 return PPU_IN_PROGRESS;
             uint32_t d = (uint32_t)v;
@@ -419,6 +437,8 @@ static ppu_result_t ll_peek(struct icn_link *l, struct ppu_msg *msg)
         }
         l->ll_ready = 1;
     }
+    msg->call[0] = l->ll_call[0];
+    msg->call[1] = l->ll_call[1];
     msg->ptr = l->ll_buf;
     msg->bytes = bytes;
     return PPU_SUCCESS;
@@ -463,6 +483,8 @@ static ppu_result_t icn_recv_peek(struct ppu_link *link, struct ppu_msg *msg)
     }
     const struct icn_desc *d = &l->hdr->desc[l->pos % l->hdr->nslots];
     msg->bytes = d->bytes;
+    msg->call[0] = d->call[0];
+    msg->call[1] = d->call[1];
     if (d->addr == 0)
         msg->ptr = l->slots + (l->pos % l->hdr->nslots) * l->hdr->slot_bytes;
     else if (l->peer_pid == getpid())
