@@ -157,7 +157,8 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
     c->scratch = aligned_alloc(64, c->chunk_bytes);
     char err[PPU_ERR_LEN];
     ppu_result_t r = c->scratch ? PPU_SUCCESS : PPU_SYSTEM_ERROR;
-    if (r == PPU_SUCCESS && (r = ppu_plan_init(c)) != PPU_SUCCESS) {
+    if (r == PPU_SUCCESS && ((r = ppu_plan_init(c)) != PPU_SUCCESS ||
+                             (r = ppu_fault_parse(c)) != PPU_SUCCESS)) {
         ppu_fail(NULL, r, "ppu_comm_init_rank: %s", c->last_error);
         comm_free(c);
         return r;

@@ -9,6 +9,7 @@
 #include "../topology/topo.h"
 #include "../transports/transport.h"
 #include "bootstrap.h"
+#include "fault.h"
 #include "ppuccl.h"
 #include "schedule.h"
 
@@ -99,6 +100,8 @@ struct ppu_comm {
     uint64_t seq;              /* calls issued (phases run) */
     uint64_t coll_seq;         /* collectives issued: the same on every rank */
     int check_calls;           /* PPU_CHECK_CALLS: stamp and check every message */
+    struct ppu_fault faults[PPU_MAX_FAULTS]; /* PPU_SIM_FAULT */
+    int nfaults;
     atomic_int aborted;
     atomic_int pending;        /* queued on streams, not yet finished */
     _Atomic ppu_result_t async_error;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "comm.h"
@@ -105,6 +106,18 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
     struct ppu_msg msg = {NULL, 0, {0, 0}};
     void *slot = NULL;
 
+    if (comm->nfaults) { /* both ends of a link that is down know it */
+        int from = -1, to = -1;
+        if (rl && ppu_fault_link_down(comm, rl->params.peer_rank, comm->rank))
+            from = rl->params.peer_rank, to = comm->rank;
+        else if (sl && ppu_fault_link_down(comm, comm->rank, sl->params.peer_rank))
+            from = comm->rank, to = sl->params.peer_rank;
+        if (from >= 0)
+            return ppu_fail(comm, PPU_REMOTE_ERROR,
+                            "%s #%llu on rank %d: link %d->%d is down (PPU_SIM_FAULT)",
+                            ppu_coll_name(t->a->coll), (unsigned long long)comm->coll_seq,
+                            comm->rank, from, to);
+    }
     if (rl) {
         ppu_result_t r = rl->ops->recv_peek(rl, &msg);
         if (r != PPU_SUCCESS)
@@ -161,6 +174,13 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
     if ((f & PPU_STEP_OUTPUT) && dst != outp)
         memcpy(outp, dst ? dst : inp, nb);
     if (sl) {
+        if (comm->nfaults) {
+            uint64_t d = ppu_fault_delay_us(comm, comm->rank, sl->params.peer_rank);
+            if (d) {
+                struct timespec ts = {(time_t)(d / 1000000), (long)(d % 1000000) * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
         if (direct_send) {
             PPU_CHECK(sl->ops->send_ref(sl, dst ? dst : inp, nb));
             *refs = 1;
@@ -402,8 +422,11 @@ static ppu_result_t next_phase(struct comm_run *cr)
     struct ppu_coll_args *a = cr->ops[cr->next];
     const struct ppu_sched *s;
     comm->seq++;
-    if (!is_p2p(a))
+    if (!is_p2p(a)) {
         comm->coll_seq++;
+        if (comm->nfaults)
+            ppu_fault_at_call(comm);
+    }
     if (is_p2p(a)) {
         int k = cr->next;
         while (k < cr->nops && is_p2p(cr->ops[k]))

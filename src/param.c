@@ -46,6 +46,9 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_SIM_STATS_FILE] = {"PPU_SIM_STATS_FILE", "",
         "At communicator destroy, each rank writes 'src dst bytes messages' per "
         "link it sent on to this file; %r is the rank."},
+    [PPU_P_SIM_FAULT] = {"PPU_SIM_FAULT", "",
+        "Faults to inject, comma-separated: link=A-B:down@op=K, link=A-B:delay_us=D, "
+        "rank=R:exit@op=K (collectives counted from 1 per communicator)."},
     [PPU_P_ALGO] = {"PPU_ALGO", "",
         "Algorithms the planner may use: names for every collective (ring,tree,oneshot,"
         "twoshot,pairwise) or per collective (allreduce:twoshot;alltoall:ring). A name "

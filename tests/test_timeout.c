@@ -182,3 +182,51 @@ static void expect_mismatch(int kind)
 Test(timeout, mismatched_count_named) { expect_mismatch(0); }
 Test(timeout, mismatched_collective_named) { expect_mismatch(1); }
 Test(timeout, mismatched_op_named) { expect_mismatch(2); }
+
+/* PPU_SIM_FAULT: every rank ends with an error (or the right result) in
+ * seconds, whatever was injected. */
+static int faulty(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    const char *want = arg;
+    enum { COUNT = 100000 };
+    float *v = malloc(COUNT * sizeof *v);
+    ppu_result_t r = PPU_SUCCESS;
+    int it;
+    for (it = 0; it < 6 && r == PPU_SUCCESS; it++) {
+        for (int i = 0; i < COUNT; i++)
+            v[i] = (float)(rank + i % 3);
+        r = ppu_allreduce(v, v, COUNT, PPU_FLOAT32, PPU_SUM, comm, NULL);
+        if (r == PPU_SUCCESS && (v[0] != n * (n - 1) / 2 || v[COUNT - 1] != n * (n - 1) / 2 + n * ((COUNT - 1) % 3)))
+            r = PPU_INTERNAL_ERROR;
+    }
+    free(v);
+    const char *msg = ppu_get_last_error(comm);
+    if (!want) /* a delay: everything still right */
+        return r != PPU_SUCCESS;
+    int ok = r == PPU_REMOTE_ERROR || r == PPU_TIMEOUT;
+    if (!ok || (strstr(msg, "PPU_SIM_FAULT") && !strstr(msg, want)))
+        fprintf(stderr, "rank %d: %d after %d calls: '%s'\n", rank, r, it, msg);
+    usleep(300 * 1000);
+    return !ok;
+}
+
+Test(timeout, fault_rank_exit, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_TIMEOUT_MS", "20000", 1);
+    setenv("PPU_SIM_FAULT", "rank=2:exit@op=3", 1);
+    cr_expect_eq(run_ranks(4, faulty, "", 30), 1, "only rank 2 (exit code 99) may fail");
+}
+
+Test(timeout, fault_link_down, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_TIMEOUT_MS", "3000", 1);
+    setenv("PPU_ALGO", "twoshot", 1); /* every link carries data */
+    setenv("PPU_SIM_FAULT", "link=1-2:down@op=2", 1);
+    cr_expect_eq(run_ranks(4, faulty, "link 1->2 is down", 30), 0);
+}
+
+Test(timeout, fault_link_delay, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_SIM_FAULT", "link=0-1:delay_us=2000,link=3-2:delay_us=500", 1);
+    cr_expect_eq(run_ranks(4, faulty, NULL, 30), 0);
+}

@@ -1,0 +1,96 @@
+/* PPU_SIM_FAULT: faults injected into the simulated links, to see that
+ * every rank returns a clear error instead of hanging. A comma-separated
+ * list of
+ *   link=A-B:down@op=K       from collective K on, link A->B carries nothing:
+ *                            both ends fail the call naming the link
+ *   link=A-B:delay_us=D      every message on A->B waits D us before it is sent
+ *   rank=R:exit@op=K         rank R's process exits as collective K starts
+ * Collectives are counted per communicator from 1. Ranks are ranks of the
+ * communicator. Every rank reads the same list, so both ends of a link know
+ * it is down. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "comm.h"
+#include "fault.h"
+#include "param.h"
+
+ppu_result_t ppu_fault_parse(struct ppu_comm *comm)
+{
+    const char *spec = ppu_param_str(PPU_P_SIM_FAULT);
+    comm->nfaults = 0;
+    const char *p = spec;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[96];
+        if (len >= sizeof item)
+            return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_SIM_FAULT: '%.*s' is too long",
+                            (int)len, p);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (comm->nfaults == PPU_MAX_FAULTS)
+            return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_SIM_FAULT: more than %d faults",
+                            PPU_MAX_FAULTS);
+        struct ppu_fault *f = &comm->faults[comm->nfaults];
+        int a, b, n = 0;
+        long long v;
+        memset(f, 0, sizeof *f);
+        if (sscanf(item, "link=%d-%d:down@op=%lld%n", &a, &b, &v, &n) == 3 && !item[n]) {
+            *f = (struct ppu_fault){PPU_FAULT_DOWN, a, b, (uint64_t)v, 0};
+        } else if (sscanf(item, "link=%d-%d:delay_us=%lld%n", &a, &b, &v, &n) == 3 && !item[n]) {
+            *f = (struct ppu_fault){PPU_FAULT_DELAY, a, b, 0, (uint64_t)v};
+        } else if (sscanf(item, "rank=%d:exit@op=%lld%n", &a, &v, &n) == 2 && !item[n]) {
+            *f = (struct ppu_fault){PPU_FAULT_EXIT, a, -1, (uint64_t)v, 0};
+        } else {
+            return ppu_fail(comm, PPU_INVALID_ARGUMENT,
+                            "PPU_SIM_FAULT: '%s' is not link=A-B:down@op=K, "
+                            "link=A-B:delay_us=D or rank=R:exit@op=K", item);
+        }
+        if (f->a < 0 || f->a >= comm->nranks || (f->kind != PPU_FAULT_EXIT &&
+                                                 (f->b < 0 || f->b >= comm->nranks || f->a == f->b)))
+            return ppu_fail(comm, PPU_INVALID_ARGUMENT,
+                            "PPU_SIM_FAULT: '%s' names a rank outside 0..%d", item,
+                            comm->nranks - 1);
+        comm->nfaults++;
+        p += len + (end ? 1 : 0);
+    }
+    return PPU_SUCCESS;
+}
+
+void ppu_fault_at_call(struct ppu_comm *comm)
+{
+    for (int i = 0; i < comm->nfaults; i++) {
+        const struct ppu_fault *f = &comm->faults[i];
+        if (f->kind == PPU_FAULT_EXIT && f->a == comm->rank && comm->coll_seq == f->op) {
+            fprintf(stderr, "ppuccl: rank %d exits at collective #%llu (PPU_SIM_FAULT)\n",
+                    comm->rank, (unsigned long long)f->op);
+            fflush(stderr);
+            _exit(99);
+        }
+    }
+}
+
+int ppu_fault_link_down(const struct ppu_comm *comm, int from, int to)
+{
+    for (int i = 0; i < comm->nfaults; i++) {
+        const struct ppu_fault *f = &comm->faults[i];
+        if (f->kind == PPU_FAULT_DOWN && f->a == from && f->b == to && comm->coll_seq >= f->op)
+            return 1;
+    }
+    return 0;
+}
+
+uint64_t ppu_fault_delay_us(const struct ppu_comm *comm, int from, int to)
+{
+    uint64_t d = 0;
+    for (int i = 0; i < comm->nfaults; i++) {
+        const struct ppu_fault *f = &comm->faults[i];
+        if (f->kind == PPU_FAULT_DELAY && f->a == from && f->b == to)
+            d += f->delay_us;
+    }
+    return d;
+}
