@@ -3,9 +3,12 @@
 # Idempotent: packages already present are left alone. Uses sudo when not root.
 set -euo pipefail
 
+# python3-numpy and python3-torch belong to /usr/bin/python3: the Python
+# binding, the torch.distributed backend "ppu" and their tests.
 PKGS=(build-essential cmake pkg-config
       libhwloc-dev libopenmpi-dev openmpi-bin libcriterion-dev
-      libibverbs-dev librdmacm-dev)
+      libibverbs-dev librdmacm-dev
+      python3-numpy python3-torch)
 
 missing=()
 for p in "${PKGS[@]}"; do
