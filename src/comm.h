@@ -146,7 +146,7 @@ ppu_result_t ppu_stream_enqueue(struct ppu_stream *stream, struct ppu_coll_args 
 ppu_result_t ppu_plan_get(struct ppu_comm *comm, const struct ppu_coll_args *a,
                           struct ppu_sched *owned, const struct ppu_sched **sched);
 /* The p2p ops of a group on one communicator as one schedule. */
-ppu_result_t ppu_plan_p2p(struct ppu_comm *comm, const struct ppu_coll_args *ops, int n,
+ppu_result_t ppu_plan_p2p(struct ppu_comm *comm, struct ppu_coll_args *const *ops, int n,
                           struct ppu_sched *s);
 /* Parse PPU_ALGO / PPU_PROTO and set up the cost model at init. */
 ppu_result_t ppu_plan_init(struct ppu_comm *comm);

@@ -33,9 +33,14 @@ struct exec_task {
  * every rank. */
 #define CALL_P2P_SEQ 0xffffffffu
 
+static int is_p2p(const struct ppu_coll_args *a)
+{
+    return a->coll == PPU_COLL_SEND || a->coll == PPU_COLL_RECV;
+}
+
 static void call_stamp(const struct ppu_comm *comm, const struct ppu_coll_args *a, uint64_t *c)
 {
-    int p2p = a->coll == PPU_COLL_SEND || a->coll == PPU_COLL_RECV;
+    int p2p = is_p2p(a);
     uint32_t seq = p2p ? CALL_P2P_SEQ : (uint32_t)comm->coll_seq;
     c[0] = p2p || a->coll == PPU_COLL_ALLTOALLV ? 0 : (uint64_t)a->count;
     c[1] = (uint64_t)seq << 32 | (uint64_t)(p2p ? PPU_COLL_SEND : a->coll) << 24 |
@@ -73,8 +78,7 @@ static ppu_result_t call_mismatch(const struct exec_task *t, int peer, const uin
 
 static const char *in_buf(const struct exec_task *t, int c)
 {
-    const void *p = t->s->ch[c].in ? t->s->ch[c].in : t->a->sendbuf;
-    return p;
+    return t->s->ch[c].in ? t->s->ch[c].in : t->a->sendbuf;
 }
 
 static char *out_buf(const struct exec_task *t, int c)
@@ -396,11 +400,6 @@ struct comm_run {
     uint8_t state_small[PPU_MAX_CHANNELS + 1];
 };
 
-static int is_p2p(const struct ppu_coll_args *a)
-{
-    return a->coll == PPU_COLL_SEND || a->coll == PPU_COLL_RECV;
-}
-
 static void task_clear(struct comm_run *cr)
 {
     if (cr->task.idx != cr->idx_small)
@@ -431,11 +430,7 @@ static ppu_result_t next_phase(struct comm_run *cr)
         int k = cr->next;
         while (k < cr->nops && is_p2p(cr->ops[k]))
             k++;
-        /* ops are pointers into one array when they come from a group */
-        struct ppu_coll_args tmp[k - cr->next > 0 ? k - cr->next : 1];
-        for (int i = cr->next; i < k; i++)
-            tmp[i - cr->next] = *cr->ops[i];
-        PPU_CHECK(ppu_plan_p2p(comm, tmp, k - cr->next, &cr->owned));
+        PPU_CHECK(ppu_plan_p2p(comm, cr->ops + cr->next, k - cr->next, &cr->owned));
         cr->owns = 1;
         s = &cr->owned;
         cr->next = k;

@@ -256,7 +256,7 @@ static void choose(struct ppu_comm *comm, const struct ppu_coll_args *a, int *al
 {
     double S = (double)call_bytes(comm, a), best = -1;
     unsigned am = comm->algo_mask[a->coll], pm = comm->proto_mask[a->coll];
-    size_t per_msg = comm->nranks > 1 ? call_bytes(comm, a) / (size_t)comm->nranks : 0;
+    size_t per_msg = comm->nranks > 1 ? (size_t)S / (size_t)comm->nranks : 0;
     int n = comm->nranks;
     *algo = PPU_ALGO_RING;
     *proto = PPU_PROTO_SIMPLE;
@@ -425,7 +425,7 @@ ppu_result_t ppu_plan_get(struct ppu_comm *comm, const struct ppu_coll_args *a,
  * ops on the same link (same peer, same direction) run one after the
  * other, in the order they were issued; a send to self is paired with
  * the receive from self of the same turn. Steps count bytes. */
-ppu_result_t ppu_plan_p2p(struct ppu_comm *comm, const struct ppu_coll_args *ops, int n,
+ppu_result_t ppu_plan_p2p(struct ppu_comm *comm, struct ppu_coll_args *const *ops, int n,
                           struct ppu_sched *s)
 {
     PPU_CHECK(ppu_sched_init(s, n, PPU_ALGO_DIRECT));
@@ -437,7 +437,7 @@ ppu_result_t ppu_plan_p2p(struct ppu_comm *comm, const struct ppu_coll_args *ops
     size_t chunk = comm->peer_slot;
     int nself_s = 0, nself_r = 0;
     for (int i = 0; i < n; i++) {
-        const struct ppu_coll_args *a = &ops[i];
+        const struct ppu_coll_args *a = ops[i];
         struct ppu_sched_channel *ch = &s->ch[i];
         size_t nb = a->count * ppu_datatype_size(a->datatype);
         int peer = a->root, send = a->coll == PPU_COLL_SEND;
@@ -473,19 +473,19 @@ ppu_result_t ppu_plan_p2p(struct ppu_comm *comm, const struct ppu_coll_args *ops
     }
     /* self: the k-th send meets the k-th receive */
     for (int i = 0, j = 0; i < n; i++) {
-        if (ops[i].root != comm->rank || ops[i].coll != PPU_COLL_SEND)
+        if (ops[i]->root != comm->rank || ops[i]->coll != PPU_COLL_SEND)
             continue;
-        while (ops[j].root != comm->rank || ops[j].coll != PPU_COLL_RECV)
+        while (ops[j]->root != comm->rank || ops[j]->coll != PPU_COLL_RECV)
             j++;
-        size_t nb = ops[i].count * ppu_datatype_size(ops[i].datatype);
-        size_t nr = ops[j].count * ppu_datatype_size(ops[j].datatype);
+        size_t nb = ops[i]->count * ppu_datatype_size(ops[i]->datatype);
+        size_t nr = ops[j]->count * ppu_datatype_size(ops[j]->datatype);
         if (nb != nr) {
             ppu_sched_free(s);
             return ppu_fail(comm, PPU_INVALID_ARGUMENT,
                             "rank %d sends %zu bytes to itself but receives %zu", comm->rank, nb, nr);
         }
-        s->ch[i].in = ops[i].sendbuf;
-        s->ch[i].out = ops[j].recvbuf;
+        s->ch[i].in = ops[i]->sendbuf;
+        s->ch[i].out = ops[j]->recvbuf;
         if (ppu_sched_add(&s->ch[i], PPU_STEP_INPUT | PPU_STEP_OUTPUT, -1, -1, 0, 0, nb) != PPU_SUCCESS) {
             ppu_sched_free(s);
             return PPU_SYSTEM_ERROR;
