@@ -102,6 +102,7 @@ static void comm_free(struct ppu_comm *c)
     ppu_plan_free(c);
     ppu_bootstrap_close(c->bs);
     free(c->scratch);
+    free(c->fault_buf);
     pthread_mutex_destroy(&c->exec_lock);
     pthread_mutex_destroy(&c->err_lock);
     c->magic = 0;
@@ -150,6 +151,7 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
     if (c->peer_slot > c->chunk_bytes)
         c->peer_slot = c->chunk_bytes;
     c->check_calls = ppu_param_int(PPU_P_CHECK_CALLS) != 0;
+    c->checksum = ppu_param_int(PPU_P_CHECKSUM) != 0;
     long long ll = ppu_param_int(PPU_P_LL_MAX_BYTES);
     c->ll_max = ll > 0 ? ((size_t)ll + 7) & ~(size_t)7 : 0;
     if (c->ll_max > c->peer_slot)
@@ -515,6 +517,7 @@ ppu_result_t ppu_comm_abort(ppu_comm_t comm)
     if (!reg_remove(comm))
         return PPU_SUCCESS; /* another thread finished the teardown */
     pthread_mutex_lock(&comm->exec_lock);
+    ppu_comm_mark_failed(comm); /* peers waiting on this rank stop at once */
     pthread_mutex_unlock(&comm->exec_lock);
     comm_free(comm);
     return PPU_SUCCESS;

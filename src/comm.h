@@ -100,6 +100,9 @@ struct ppu_comm {
     uint64_t seq;              /* calls issued (phases run) */
     uint64_t coll_seq;         /* collectives issued: the same on every rank */
     int check_calls;           /* PPU_CHECK_CALLS: stamp and check every message */
+    int checksum;              /* PPU_CHECKSUM: sum every message, check on receipt */
+    void *fault_buf;           /* PPU_SIM_FAULT corrupt: the damaged copy */
+    size_t fault_buf_bytes;
     struct ppu_fault faults[PPU_MAX_FAULTS]; /* PPU_SIM_FAULT */
     int nfaults;
     atomic_int aborted;
@@ -137,6 +140,9 @@ void ppu_comm_disconnect(struct ppu_comm *comm);
 /* Run collectives to completion on the calling thread (exec.c): one call,
  * or a group's calls together. */
 ppu_result_t ppu_coll_run(struct ppu_coll_args *args);
+/* The communicator is unusable: refuse later calls and post a failure
+ * notice on every link so that peers blocked on this rank stop waiting. */
+void ppu_comm_mark_failed(struct ppu_comm *comm);
 ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n);
 /* Queue collectives on a stream, run as one group (stream.c); the stream
  * takes the args (and their v arrays). */
@@ -150,6 +156,9 @@ ppu_result_t ppu_plan_p2p(struct ppu_comm *comm, struct ppu_coll_args *const *op
                           struct ppu_sched *s);
 /* Parse PPU_ALGO / PPU_PROTO and set up the cost model at init. */
 ppu_result_t ppu_plan_init(struct ppu_comm *comm);
+/* The parsing of ppu_plan_init for the values algo and proto (PPU_ALGO /
+ * PPU_PROTO syntax) into comm->algo_mask and comm->proto_mask. */
+ppu_result_t ppu_plan_parse(struct ppu_comm *comm, const char *algo, const char *proto);
 /* The cost model, once the ranks on this host are known. */
 void ppu_plan_model(struct ppu_comm *comm, int local_ranks, int cores);
 void ppu_plan_free(struct ppu_comm *comm);

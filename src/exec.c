@@ -96,6 +96,47 @@ static struct ppu_link *send_link(struct ppu_comm *comm, int c, const struct ppu
     return st->send_peer >= 0 ? &comm->peer_send[st->send_peer] : &comm->ch[c].send;
 }
 
+/* PPU_SIM_FAULT corrupt: the message as a faulty link would deliver it,
+ * one bit flipped, in a private copy (the sender's memory stays intact). */
+static ppu_result_t corrupt(struct ppu_comm *comm, const void **data, size_t nb)
+{
+    if (comm->fault_buf_bytes < nb) {
+        void *b = realloc(comm->fault_buf, nb);
+        if (!b)
+            return ppu_fail(comm, PPU_SYSTEM_ERROR, "PPU_SIM_FAULT: out of memory");
+        comm->fault_buf = b;
+        comm->fault_buf_bytes = nb;
+    }
+    memcpy(comm->fault_buf, *data, nb);
+    ((unsigned char *)comm->fault_buf)[nb / 2] ^= 0x10;
+    *data = comm->fault_buf;
+    return PPU_SUCCESS;
+}
+
+/* PPU_CHECKSUM: bytes that differ from what the sender summed are an
+ * error naming the link, never data. */
+static ppu_result_t check_sum(const struct exec_task *t, const struct ppu_link *rl,
+                              const struct ppu_msg *msg, const void *data, size_t nb)
+{
+    struct ppu_comm *comm = t->comm;
+    int from = rl->params.peer_rank;
+    if (msg->sum == 0)
+        return ppu_fail(comm, PPU_INVALID_USAGE,
+                        "%s #%llu on rank %d: rank %d sent a message without a checksum: set "
+                        "PPU_CHECKSUM the same on every rank", ppu_coll_name(t->a->coll),
+                        (unsigned long long)comm->coll_seq, comm->rank, from);
+    uint64_t got = ppu_checksum(data, nb);
+    if (got == msg->sum)
+        return PPU_SUCCESS;
+    return ppu_fail(comm, PPU_REMOTE_ERROR,
+                    "%s #%llu (count=%zu %s) on rank %d: checksum mismatch on link %d->%d: a "
+                    "%zu-byte message arrived corrupted (sent %016llx, received %016llx); its "
+                    "data was not used", ppu_coll_name(t->a->coll),
+                    (unsigned long long)comm->coll_seq, t->a->count,
+                    ppu_datatype_name(t->a->datatype), comm->rank, from, comm->rank, nb,
+                    (unsigned long long)msg->sum, (unsigned long long)got);
+}
+
 /* PPU_IN_PROGRESS when the step cannot run yet. */
 static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *st, int *refs)
 {
@@ -107,7 +148,7 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
     char *outp = (f & PPU_STEP_TMP_OUT ? (char *)comm->scratch : out_buf(t, c)) + st->out_off * es;
     struct ppu_link *rl = (f & PPU_STEP_RECV) ? recv_link(comm, c, st) : NULL;
     struct ppu_link *sl = (f & PPU_STEP_SEND) ? send_link(comm, c, st) : NULL;
-    struct ppu_msg msg = {NULL, 0, {0, 0}};
+    struct ppu_msg msg = {NULL, 0, {0, 0}, 0};
     void *slot = NULL;
 
     if (comm->nfaults) { /* both ends of a link that is down know it */
@@ -161,6 +202,10 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
         PPU_CHECK(rl->ops->recv_read(rl, to, 0, nb));
         rdata = to;
     }
+    if (rl && nb && comm->nfaults && ppu_fault_link_corrupt(comm, rl->params.peer_rank, comm->rank))
+        PPU_CHECK(corrupt(comm, &rdata, nb));
+    if (rl && comm->checksum)
+        PPU_CHECK(check_sum(t, rl, &msg, rdata, nb));
     if (f & PPU_STEP_ACCUM) { /* output = output op (message or input) */
         ppu_reduce2(outp, outp, rl ? rdata : (const void *)inp, st->count, t->a->datatype,
                     t->a->op);
@@ -185,6 +230,8 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
                 nanosleep(&ts, NULL);
             }
         }
+        if (comm->checksum)
+            sl->sum = ppu_checksum(direct_send ? (dst ? dst : inp) : slot, nb);
         if (direct_send) {
             PPU_CHECK(sl->ops->send_ref(sl, dst ? dst : inp, nb));
             *refs = 1;
@@ -230,7 +277,7 @@ static ppu_result_t timeout_error(const struct exec_task *t, int c)
  * blocked on count: a rank that finished its part may leave while its last
  * messages are still being read. A peer found gone is looked at once more
  * (its writes all happened before it exited) before the wait fails. */
-static int blocked_on_gone(struct exec_task *t, int c, int *peer)
+static int blocked_on_gone(struct exec_task *t, int c, int *peer, const char **why)
 {
     struct ppu_comm *comm = t->comm;
     const struct ppu_sched_channel *sc = &t->s->ch[c];
@@ -246,9 +293,13 @@ static int blocked_on_gone(struct exec_task *t, int c, int *peer)
         l = &comm->ch[c].send; /* draining: the next rank still reads */
     else
         return 0;
-    if (!l->ops || !l->ops->peer_gone || !l->ops->peer_gone(l))
+    if (!l->ops)
+        return 0;
+    int failed = l->ops->peer_failed && l->ops->peer_failed(l);
+    if (!failed && !(l->ops->peer_gone && l->ops->peer_gone(l)))
         return 0;
     *peer = l->params.peer_rank;
+    *why = failed ? "has failed this call (see its error)" : "has exited (process gone)";
     if (st && (st->flags & PPU_STEP_RECV)) {
         struct ppu_msg m;
         return l->ops->recv_peek(l, &m) == PPU_IN_PROGRESS;
@@ -263,7 +314,8 @@ static ppu_result_t peers_alive(struct exec_task *t)
     struct ppu_comm *comm = t->comm;
     for (int c = 0; c < t->s->nchannels; c++) {
         int p = -1;
-        if (!blocked_on_gone(t, c, &p))
+        const char *why = "";
+        if (!blocked_on_gone(t, c, &p, &why))
             continue;
         /* the first to die may be further away: name every rank gone */
         char gone[256];
@@ -274,11 +326,11 @@ static ppu_result_t peers_alive(struct exec_task *t)
                 o += (size_t)snprintf(gone + o, sizeof gone - o, "%s%d", o ? ", " : "", q);
         }
         return ppu_fail(comm, PPU_REMOTE_ERROR,
-                        "%s #%llu (count=%zu %s) on rank %d: rank %d has exited (process gone) "
-                        "while this rank waited on link %d-%d; the call cannot complete (ranks "
-                        "gone: %s)", ppu_coll_name(t->a->coll), (unsigned long long)comm->seq,
-                        t->a->count, ppu_datatype_name(t->a->datatype), comm->rank, p, comm->rank,
-                        p, gone);
+                        "%s #%llu (count=%zu %s) on rank %d: rank %d %s while this rank waited "
+                        "on link %d-%d; the call cannot complete (ranks gone: %s)",
+                        ppu_coll_name(t->a->coll), (unsigned long long)comm->seq, t->a->count,
+                        ppu_datatype_name(t->a->datatype), comm->rank, p, why, comm->rank, p,
+                        o ? gone : "none");
     }
     return PPU_SUCCESS;
 }
@@ -546,7 +598,7 @@ ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n)
     }
     for (int j = 0; j < nruns; j++) {
         if (r != PPU_SUCCESS)
-            atomic_store(&runs[j].comm->broken, 1);
+            ppu_comm_mark_failed(runs[j].comm);
         task_clear(&runs[j]);
         pthread_mutex_unlock(&runs[j].comm->exec_lock);
     }
@@ -556,6 +608,23 @@ ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n)
         free(tasks);
     }
     return r;
+}
+
+void ppu_comm_mark_failed(struct ppu_comm *comm)
+{
+    atomic_store(&comm->broken, 1);
+    for (int c = 0; c < comm->nchannels; c++) {
+        struct ppu_link *ls[2] = {&comm->ch[c].send, &comm->ch[c].recv};
+        for (int k = 0; k < 2; k++)
+            if (ls[k]->ops && ls[k]->ops->set_failed)
+                ls[k]->ops->set_failed(ls[k]);
+    }
+    for (int p = 0; p < comm->nranks; p++) {
+        struct ppu_link *ls[2] = {&comm->peer_send[p], &comm->peer_recv[p]};
+        for (int k = 0; k < 2; k++)
+            if (ls[k]->ops && ls[k]->ops->set_failed)
+                ls[k]->ops->set_failed(ls[k]);
+    }
 }
 
 ppu_result_t ppu_coll_run(struct ppu_coll_args *a)

@@ -4,6 +4,8 @@
  *   link=A-B:down@op=K       from collective K on, link A->B carries nothing:
  *                            both ends fail the call naming the link
  *   link=A-B:delay_us=D      every message on A->B waits D us before it is sent
+ *   link=A-B:corrupt@op=K    in collective K, every message on A->B arrives
+ *                            with one bit flipped (caught with PPU_CHECKSUM=1)
  *   rank=R:exit@op=K         rank R's process exits as collective K starts
  * Collectives are counted per communicator from 1. Ranks are ranks of the
  * communicator. Every rank reads the same list, so both ends of a link know
@@ -20,7 +22,11 @@
 
 ppu_result_t ppu_fault_parse(struct ppu_comm *comm)
 {
-    const char *spec = ppu_param_str(PPU_P_SIM_FAULT);
+    return ppu_fault_parse_str(comm, ppu_param_str(PPU_P_SIM_FAULT));
+}
+
+ppu_result_t ppu_fault_parse_str(struct ppu_comm *comm, const char *spec)
+{
     comm->nfaults = 0;
     const char *p = spec;
     while (*p) {
@@ -43,12 +49,16 @@ ppu_result_t ppu_fault_parse(struct ppu_comm *comm)
             *f = (struct ppu_fault){PPU_FAULT_DOWN, a, b, (uint64_t)v, 0};
         } else if (sscanf(item, "link=%d-%d:delay_us=%lld%n", &a, &b, &v, &n) == 3 && !item[n]) {
             *f = (struct ppu_fault){PPU_FAULT_DELAY, a, b, 0, (uint64_t)v};
+        } else if (sscanf(item, "link=%d-%d:corrupt@op=%lld%n", &a, &b, &v, &n) == 3 &&
+                   !item[n]) {
+            *f = (struct ppu_fault){PPU_FAULT_CORRUPT, a, b, (uint64_t)v, 0};
         } else if (sscanf(item, "rank=%d:exit@op=%lld%n", &a, &v, &n) == 2 && !item[n]) {
             *f = (struct ppu_fault){PPU_FAULT_EXIT, a, -1, (uint64_t)v, 0};
         } else {
             return ppu_fail(comm, PPU_INVALID_ARGUMENT,
                             "PPU_SIM_FAULT: '%s' is not link=A-B:down@op=K, "
-                            "link=A-B:delay_us=D or rank=R:exit@op=K", item);
+                            "link=A-B:delay_us=D, link=A-B:corrupt@op=K or rank=R:exit@op=K",
+                            item);
         }
         if (f->a < 0 || f->a >= comm->nranks || (f->kind != PPU_FAULT_EXIT &&
                                                  (f->b < 0 || f->b >= comm->nranks || f->a == f->b)))
@@ -79,6 +89,16 @@ int ppu_fault_link_down(const struct ppu_comm *comm, int from, int to)
     for (int i = 0; i < comm->nfaults; i++) {
         const struct ppu_fault *f = &comm->faults[i];
         if (f->kind == PPU_FAULT_DOWN && f->a == from && f->b == to && comm->coll_seq >= f->op)
+            return 1;
+    }
+    return 0;
+}
+
+int ppu_fault_link_corrupt(const struct ppu_comm *comm, int from, int to)
+{
+    for (int i = 0; i < comm->nfaults; i++) {
+        const struct ppu_fault *f = &comm->faults[i];
+        if (f->kind == PPU_FAULT_CORRUPT && f->a == from && f->b == to && comm->coll_seq == f->op)
             return 1;
     }
     return 0;

@@ -48,6 +48,7 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "link it sent on to this file; %r is the rank."},
     [PPU_P_SIM_FAULT] = {"PPU_SIM_FAULT", "",
         "Faults to inject, comma-separated: link=A-B:down@op=K, link=A-B:delay_us=D, "
+        "link=A-B:corrupt@op=K (one bit of each message on A->B flipped in collective K), "
         "rank=R:exit@op=K (collectives counted from 1 per communicator)."},
     [PPU_P_ALGO] = {"PPU_ALGO", "",
         "Algorithms the planner may use: names for every collective (ring,tree,oneshot,"
@@ -59,6 +60,9 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_CHECK_CALLS] = {"PPU_CHECK_CALLS", "1",
         "1: every message carries its call (collective, sequence number, count, type, op, "
         "root) and ranks that called different things fail with both calls named; 0: off."},
+    [PPU_P_CHECKSUM] = {"PPU_CHECKSUM", "0",
+        "1: every message carries a checksum of its bytes, checked by the receiver; a "
+        "mismatch fails the call naming the link instead of returning the data."},
     [PPU_P_LL_MAX_BYTES] = {"PPU_LL_MAX_BYTES", "8192",
         "Largest message sent with the low-latency protocol; 0 turns it off."},
     [PPU_P_P2P_CHUNK_SIZE] = {"PPU_P2P_CHUNK_SIZE", "131072",

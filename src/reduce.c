@@ -339,3 +339,30 @@ void ppu_reduce_finish(void *buf, size_t count, ppu_datatype_t datatype,
     default: break;
     }
 }
+
+uint64_t ppu_checksum(const void *buf, size_t bytes)
+{
+    enum { LANES = 8 };
+    const unsigned char *p = buf;
+    uint64_t a[LANES] = {0}, b[LANES] = {0};
+    size_t i = 0;
+    for (; i + 4 * LANES <= bytes; i += 4 * LANES) {
+        uint32_t w[LANES];
+        memcpy(w, p + i, sizeof w);
+        for (int k = 0; k < LANES; k++) {
+            a[k] += w[k];
+            b[k] += a[k];
+        }
+    }
+    uint64_t tail[LANES] = {0};
+    for (size_t j = 0; i + j < bytes; j++)
+        tail[j / 4] |= (uint64_t)p[i + j] << (8 * (j % 4));
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ bytes;
+    for (int k = 0; k < LANES; k++) {
+        a[k] += tail[k];
+        b[k] += a[k];
+        h = (h ^ a[k]) * 0x100000001b3ull;
+        h = (h ^ b[k]) * 0x100000001b3ull;
+    }
+    return h ? h : 1;
+}

@@ -26,4 +26,9 @@ float ppu_half_to_float(uint16_t h);
 uint16_t ppu_float_to_bf16(float f);
 float ppu_bf16_to_float(uint16_t b);
 
+/* Checksum of a message (PPU_CHECKSUM): position-dependent sums over 8
+ * lanes of 32-bit words, so any single flipped bit, and any two swapped
+ * words, change it. Never 0, so 0 can mean "not computed". */
+uint64_t ppu_checksum(const void *buf, size_t bytes);
+
 #endif

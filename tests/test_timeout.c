@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -184,49 +185,142 @@ Test(timeout, mismatched_collective_named) { expect_mismatch(1); }
 Test(timeout, mismatched_op_named) { expect_mismatch(2); }
 
 /* PPU_SIM_FAULT: every rank ends with an error (or the right result) in
- * seconds, whatever was injected. */
+ * seconds, whatever was injected: the rank that sees the fault fails and
+ * posts a failure notice on its links; the ranks blocked on it stop at
+ * once. PPU_TIMEOUT_MS is 20 s, so a test that passes did not wait for it. */
+struct fault_case {
+    const char *want;  /* in the error of want_rank; NULL: every call succeeds */
+    int want_rank;
+    int silent;        /* 1: no error expected, but some rank's data is wrong */
+    int *wrong_ranks;  /* silent: shared memory, ranks that saw wrong data */
+};
+
 static int faulty(ppu_comm_t comm, int rank, int n, void *arg)
 {
-    const char *want = arg;
-    enum { COUNT = 100000 };
+    const struct fault_case *fc = arg;
+    enum { COUNT = 100001 };
     float *v = malloc(COUNT * sizeof *v);
     ppu_result_t r = PPU_SUCCESS;
-    int it;
+    int it, wrong = 0;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
     for (it = 0; it < 6 && r == PPU_SUCCESS; it++) {
         for (int i = 0; i < COUNT; i++)
             v[i] = (float)(rank + i % 3);
         r = ppu_allreduce(v, v, COUNT, PPU_FLOAT32, PPU_SUM, comm, NULL);
-        if (r == PPU_SUCCESS && (v[0] != n * (n - 1) / 2 || v[COUNT - 1] != n * (n - 1) / 2 + n * ((COUNT - 1) % 3)))
-            r = PPU_INTERNAL_ERROR;
+        for (int i = 0; r == PPU_SUCCESS && i < COUNT; i++)
+            wrong += v[i] != (float)(n * (n - 1) / 2 + n * (i % 3));
     }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
     free(v);
     const char *msg = ppu_get_last_error(comm);
-    if (!want) /* a delay: everything still right */
-        return r != PPU_SUCCESS;
-    int ok = r == PPU_REMOTE_ERROR || r == PPU_TIMEOUT;
-    if (!ok || (strstr(msg, "PPU_SIM_FAULT") && !strstr(msg, want)))
-        fprintf(stderr, "rank %d: %d after %d calls: '%s'\n", rank, r, it, msg);
-    usleep(300 * 1000);
-    return !ok;
+    int bad;
+    if (fc->silent)
+        bad = r != PPU_SUCCESS; /* wrong data is counted by the caller */
+    else if (!fc->want)
+        bad = r != PPU_SUCCESS || wrong;
+    else
+        bad = r != PPU_REMOTE_ERROR || wrong || s > 5.0 ||
+              (rank == fc->want_rank && !strstr(msg, fc->want));
+    if (bad)
+        fprintf(stderr, "rank %d: %d after %d calls, %.2f s, %d wrong: '%s'\n", rank, r, it, s,
+                wrong, msg);
+    usleep(300 * 1000); /* stay up: the others must not learn of it by our exit */
+    if (fc->silent && wrong)
+        __atomic_add_fetch(fc->wrong_ranks, 1, __ATOMIC_SEQ_CST);
+    return bad;
 }
 
 Test(timeout, fault_rank_exit, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
     setenv("PPU_TIMEOUT_MS", "20000", 1);
     setenv("PPU_SIM_FAULT", "rank=2:exit@op=3", 1);
-    cr_expect_eq(run_ranks(4, faulty, "", 30), 1, "only rank 2 (exit code 99) may fail");
+    struct fault_case fc = {"rank 2 has exited", 1, 0, NULL};
+    cr_expect_eq(run_ranks(4, faulty, &fc, 30), 1, "only rank 2 (exit code 99) may fail");
 }
 
 Test(timeout, fault_link_down, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
-    setenv("PPU_TIMEOUT_MS", "3000", 1);
+    setenv("PPU_TIMEOUT_MS", "20000", 1);
     setenv("PPU_ALGO", "twoshot", 1); /* every link carries data */
     setenv("PPU_SIM_FAULT", "link=1-2:down@op=2", 1);
-    cr_expect_eq(run_ranks(4, faulty, "link 1->2 is down", 30), 0);
+    struct fault_case fc = {"link 1->2 is down", 2, 0, NULL};
+    cr_expect_eq(run_ranks(4, faulty, &fc, 30), 0);
 }
 
 Test(timeout, fault_link_delay, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
     setenv("PPU_SIM_FAULT", "link=0-1:delay_us=2000,link=3-2:delay_us=500", 1);
-    cr_expect_eq(run_ranks(4, faulty, NULL, 30), 0);
+    struct fault_case fc = {NULL, -1, 0, NULL};
+    cr_expect_eq(run_ranks(4, faulty, &fc, 30), 0);
+}
+
+/* With PPU_CHECKSUM=1 a corrupted message is an error naming the link on
+ * the receiving rank, and every other rank fails fast too. LL (small
+ * chunks), simple, and messages read from the sender's memory all carry
+ * the sum. */
+static void corrupt_caught(const char *algo, const char *proto)
+{
+    setenv("PPU_TIMEOUT_MS", "20000", 1);
+    setenv("PPU_CHECKSUM", "1", 1);
+    setenv("PPU_ALGO", algo, 1);
+    setenv("PPU_PROTO", proto, 1);
+    setenv("PPU_SIM_FAULT", "link=1-2:corrupt@op=3", 1);
+    struct fault_case fc = {"checksum mismatch on link 1->2", 2, 0, NULL};
+    cr_expect_eq(run_ranks(4, faulty, &fc, 30), 0, "%s %s", algo, proto);
+}
+
+Test(timeout, fault_corrupt_caught_twoshot, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    corrupt_caught("twoshot", "simple");
+}
+
+Test(timeout, fault_corrupt_caught_ring_ll, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_CHUNK_SIZE", "4096", 1); /* ring chunks small enough for LL */
+    corrupt_caught("ring", "ll");
+}
+
+Test(timeout, fault_corrupt_caught_ring_simple, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    corrupt_caught("ring", "simple");
+}
+
+/* The same fault without checksums: no error, and wrong data on some rank
+ * (what PPU_CHECKSUM is for; it also shows the fault really corrupts). */
+Test(timeout, fault_corrupt_unchecked_is_wrong_data, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_ALGO", "twoshot", 1);
+    setenv("PPU_SIM_FAULT", "link=1-2:corrupt@op=3", 1);
+    int *shared = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                       -1, 0);
+    cr_assert(shared != MAP_FAILED);
+    *shared = 0;
+    struct fault_case fc = {NULL, -1, 1, shared};
+    cr_expect_eq(run_ranks(4, faulty, &fc, 30), 0, "no rank may see an error");
+    cr_expect(*shared >= 1, "the corrupted call must have left wrong data on some rank");
+    munmap(shared, sizeof(int));
+}
+
+Test(timeout, fault_spec_malformed_refused)
+{
+    ppu_unique_id_t id;
+    ppu_comm_t c;
+    const char *bad[] = {"link=1-2:corrupt", "link=1-9:down@op=1", "rank=0:exit", "bogus",
+                         "link=1-1:delay_us=5"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        /* parameters are read once per process: check in a child each */
+        pid_t pid = fork();
+        if (pid == 0) {
+            setenv("PPU_SIM_FAULT", bad[i], 1);
+            ppu_get_unique_id(&id);
+            ppu_result_t r = ppu_comm_init_rank(&c, 1, id, 0);
+            _exit(r == PPU_INVALID_ARGUMENT && strstr(ppu_get_last_error(NULL), "PPU_SIM_FAULT")
+                      ? 0 : 1);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "'%s' was not refused", bad[i]);
+    }
 }

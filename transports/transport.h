@@ -33,6 +33,7 @@ struct ppu_msg {
     const void *ptr; /* readable here, or NULL when remote */
     size_t bytes;
     uint64_t call[2]; /* the sender's link->call when it sent this message */
+    uint64_t sum;     /* the sender's link->sum (PPU_CHECKSUM), else 0 */
 };
 
 struct ppu_transport_ops;
@@ -43,6 +44,7 @@ struct ppu_link {
     int direct;        /* messages may be references (send_ref) */
     int ll;            /* sender: commit small messages in the low-latency format */
     uint64_t call[2];  /* sender: stamped on every message (which call sent it) */
+    uint64_t sum;      /* sender: stamped on the next message (its checksum, or 0) */
     uint64_t bytes;    /* sent on this link, for PPU_SIM_STATS_FILE */
     uint64_t msgs;
     void *priv;
@@ -71,6 +73,11 @@ struct ppu_transport_ops {
     /* Nonzero when the process at the other end has exited (a dead peer
      * ends waits at once instead of at the timeout). */
     int (*peer_gone)(struct ppu_link *link);
+    /* Failure notice: a rank whose call failed marks its links so that a
+     * peer blocked on it ends its wait at once (peer_failed nonzero)
+     * instead of at the timeout. Either may be NULL. */
+    void (*set_failed)(struct ppu_link *link);
+    int (*peer_failed)(struct ppu_link *link);
     void (*close)(struct ppu_link *link);
 };
 

@@ -36,6 +36,7 @@ struct icn_desc {
     uint64_t bytes;
     uint64_t addr; /* nonzero: a reference into the sender's memory */
     uint64_t call[2]; /* the call that sent it (the core checks it) */
+    uint64_t sum;     /* checksum of the bytes, or 0 (the core checks it) */
 };
 
 struct icn_hdr {
@@ -48,10 +49,16 @@ struct icn_hdr {
     int32_t receiver_pid;
     uint64_t probe_addr;  /* sender's address of a word holding ICN_PROBE */
     _Atomic int32_t direct; /* receiver's verdict: can it read sender memory */
+    _Atomic int32_t failed[2]; /* [0] sender, [1] receiver: its call failed */
     _Alignas(64) _Atomic uint64_t head; /* messages posted (sender) */
     _Alignas(64) _Atomic uint64_t tail; /* messages released (receiver) */
     _Alignas(64) struct icn_desc desc[ICN_MAX_SLOTS];
 };
+
+/* Words of one LL slot: the length word, the stamp (call[0], call[1] and
+ * sum, 4 bytes a word: 6 words), then 4 data bytes a word. */
+#define LL_STAMP 3
+#define LL_HDR (1 + 2 * LL_STAMP)
 
 struct icn_info { /* connect info, receiver -> sender */
     char name[64];
@@ -73,14 +80,11 @@ struct icn_link {
     size_t ll_words;
     char *ll_buf;         /* receiver: the LL message being read, decoded */
     int ll_ready;         /* receiver: ll_buf holds the message at pos */
-    uint64_t ll_call[2];  /* receiver: its call stamp */
+    uint64_t ll_stamp[LL_STAMP]; /* receiver: call[0], call[1], sum */
 };
 
 static size_t hdr_bytes(void) { return (sizeof(struct icn_hdr) + 4095) & ~(size_t)4095; }
 
-/* Words of one LL slot: the length word, the call stamp (4 words), then 4
- * data bytes a word. */
-#define LL_HDR 5
 static size_t ll_words(size_t ll_bytes)
 {
     return ll_bytes ? LL_HDR + (ll_bytes + 3) / 4 : 0;
@@ -358,6 +362,7 @@ static void icn_post(struct ppu_link *link, struct icn_link *l, size_t bytes, ui
     d->addr = addr;
     d->call[0] = link->call[0];
     d->call[1] = link->call[1];
+    d->sum = link->sum;
     l->pos++;
     atomic_store_explicit(&l->hdr->head, l->pos, memory_order_release);
     link->bytes += bytes;
@@ -375,8 +380,9 @@ static void ll_post(struct ppu_link *link, struct icn_link *l, size_t bytes)
     const char *src = l->slots + (l->pos % l->hdr->nslots) * l->hdr->slot_bytes;
     _Atomic uint64_t *w = ll_slot(l, l->pos);
     uint64_t flag = (uint64_t)(uint32_t)(l->pos + 1) << 32;
-    for (int k = 0; k < 4; k++)
-        atomic_store_explicit(&w[1 + k], flag | (uint32_t)(link->call[k / 2] >> (32 * (k % 2))),
+    const uint64_t stamp[LL_STAMP] = {link->call[0], link->call[1], link->sum};
+    for (int k = 0; k < 2 * LL_STAMP; k++)
+        atomic_store_explicit(&w[1 + k], flag | (uint32_t)(stamp[k / 2] >> (32 * (k % 2))),
                               memory_order_relaxed);
     size_t i = 0;
     for (; i + 4 <= bytes; i += 4) {
@@ -419,14 +425,14 @@ static ppu_result_t ll_peek(struct icn_link *l, struct ppu_msg *msg)
         return PPU_INTERNAL_ERROR;
     size_t bytes = (uint32_t)w0;
     if (!l->ll_ready) {
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 2 * LL_STAMP; k++) {
             uint64_t v = atomic_load_explicit(&w[1 + k], memory_order_acquire);
             if ((uint32_t)(v >> 32) != flag)
                 return PPU_IN_PROGRESS;
             if (k % 2 == 0)
-                l->ll_call[k / 2] = (uint32_t)v;
+                l->ll_stamp[k / 2] = (uint32_t)v;
             else
-                l->ll_call[k / 2] |= (uint64_t)(uint32_t)v << 32;
+                l->ll_stamp[k / 2] |= (uint64_t)(uint32_t)v << 32;
         }
         for (size_t i = 0; i < bytes; i += 4) {
             uint64_t v = atomic_load_explicit(&w[LL_HDR + i / 4], memory_order_acquire);
@@ -437,8 +443,9 @@ static ppu_result_t ll_peek(struct icn_link *l, struct ppu_msg *msg)
         }
         l->ll_ready = 1;
     }
-    msg->call[0] = l->ll_call[0];
-    msg->call[1] = l->ll_call[1];
+    msg->call[0] = l->ll_stamp[0];
+    msg->call[1] = l->ll_stamp[1];
+    msg->sum = l->ll_stamp[2];
     msg->ptr = l->ll_buf;
     msg->bytes = bytes;
     return PPU_SUCCESS;
@@ -485,6 +492,7 @@ static ppu_result_t icn_recv_peek(struct ppu_link *link, struct ppu_msg *msg)
     msg->bytes = d->bytes;
     msg->call[0] = d->call[0];
     msg->call[1] = d->call[1];
+    msg->sum = d->sum;
     if (d->addr == 0)
         msg->ptr = l->slots + (l->pos % l->hdr->nslots) * l->hdr->slot_bytes;
     else if (l->peer_pid == getpid())
@@ -552,6 +560,20 @@ static int icn_peer_gone(struct ppu_link *link)
     return rp && (rp[2] == 'Z' || rp[2] == 'X');
 }
 
+/* The ends of a link share its header: each may post a failure notice. */
+static void icn_set_failed(struct ppu_link *link)
+{
+    struct icn_link *l = link->priv;
+    if (l && l->hdr)
+        atomic_store_explicit(&l->hdr->failed[l->owner], 1, memory_order_release);
+}
+
+static int icn_peer_failed(struct ppu_link *link)
+{
+    struct icn_link *l = link->priv;
+    return l && l->hdr && atomic_load_explicit(&l->hdr->failed[!l->owner], memory_order_acquire);
+}
+
 static void icn_close(struct ppu_link *link)
 {
     struct icn_link *l = link->priv;
@@ -580,5 +602,7 @@ const struct ppu_transport_ops ppu_icn_sim_ops = {
     .recv_read = icn_recv_read,
     .recv_release = icn_recv_release,
     .peer_gone = icn_peer_gone,
+    .set_failed = icn_set_failed,
+    .peer_failed = icn_peer_failed,
     .close = icn_close,
 };
