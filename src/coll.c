@@ -107,6 +107,14 @@ int ppu_group_depth(void)
     return grp.depth;
 }
 
+int ppu_group_uses(const struct ppu_comm *comm)
+{
+    for (int i = 0; i < grp.n; i++)
+        if (grp.ops[i].comm == comm)
+            return 1;
+    return 0;
+}
+
 static ppu_result_t check_comm(const char *fn, ppu_comm_t comm)
 {
     if (!ppu_comm_is_live(comm))

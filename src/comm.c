@@ -498,6 +498,10 @@ ppu_result_t ppu_comm_destroy(ppu_comm_t comm)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
                         "ppu_comm_destroy: comm is not a live communicator (NULL, already "
                         "destroyed, or never initialized)");
+    if (ppu_group_uses(comm))
+        return ppu_fail(comm, PPU_INVALID_USAGE,
+                        "ppu_comm_destroy: this thread's open group has calls on comm; call "
+                        "ppu_group_end first (or ppu_comm_abort to give them up)");
     wait_pending(comm);
     if (!reg_remove(comm))
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_destroy: comm was destroyed twice");

@@ -165,6 +165,8 @@ void ppu_plan_free(struct ppu_comm *comm);
 const char *ppu_coll_name(enum ppu_coll c);
 /* Depth of this thread's open group (coll.c). */
 int ppu_group_depth(void);
+/* Has this thread's open group recorded a call on comm? */
+int ppu_group_uses(const struct ppu_comm *comm);
 
 const char *ppu_datatype_name(ppu_datatype_t dt);
 const char *ppu_redop_name(ppu_redop_t op);
