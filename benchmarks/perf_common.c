@@ -5,11 +5,13 @@
 #define _GNU_SOURCE
 #include "perf_common.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -455,5 +457,79 @@ out:
     free(sw.recv);
     free(sw.exp);
     if (o->timeout_s > 0) alarm(0);
+    return rc;
+}
+
+void perf_kill_ranks(const pid_t *pids, int n, int sig)
+{
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0)
+            kill(pids[i], sig);
+}
+
+static double since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) + 1e-9 * (double)(now.tv_nsec - t0->tv_nsec);
+}
+
+int perf_wait_ranks(const char *prog, pid_t *pids, int n, double guard_s,
+                    volatile sig_atomic_t *stop)
+{
+    enum { FAIL_GRACE_S = 10 }; /* after one rank fails, the others get this long */
+    int live = 0, rc = 0, killed = 0;
+    for (int i = 0; i < n; i++)
+        live += pids[i] > 0;
+    struct timespec t0, nap = {0, 10 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double deadline = guard_s;
+    while (live > 0) {
+        int st;
+        pid_t pid = waitpid(-1, &st, WNOHANG);
+        if (pid < 0 && errno != EINTR)
+            break;
+        if (pid > 0) {
+            int i = 0;
+            while (i < n && pids[i] != pid)
+                i++;
+            if (i == n)
+                continue;
+            pids[i] = 0;
+            live--;
+            int bad = !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+            if (bad && !killed) {
+                if (WIFEXITED(st))
+                    fprintf(stderr, "%s: rank %d (pid %d) exited with code %d\n", prog, i,
+                            (int)pid, WEXITSTATUS(st));
+                else
+                    fprintf(stderr, "%s: rank %d (pid %d) killed by signal %d (%s)\n", prog, i,
+                            (int)pid, WTERMSIG(st), strsignal(WTERMSIG(st)));
+            }
+            if (bad && rc == 0) {
+                rc = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+                if (since(&t0) + FAIL_GRACE_S < deadline)
+                    deadline = since(&t0) + FAIL_GRACE_S;
+            }
+            continue;
+        }
+        if (!killed && stop && *stop) {
+            fprintf(stderr, "%s: %s; killing %d rank(s)\n", prog, strsignal(*stop), live);
+            perf_kill_ranks(pids, n, SIGKILL);
+            killed = 1;
+            if (rc == 0)
+                rc = 128 + *stop;
+        }
+        double el = since(&t0);
+        if (!killed && el > deadline) {
+            fprintf(stderr, "%s: %d rank(s) still running after %.0f s; killing them\n", prog,
+                    live, el);
+            perf_kill_ranks(pids, n, SIGKILL);
+            killed = 1;
+            if (rc == 0)
+                rc = 1;
+        }
+        nanosleep(&nap, NULL);
+    }
     return rc;
 }

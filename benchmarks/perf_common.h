@@ -10,7 +10,9 @@
 #ifndef PPU_PERF_COMMON_H
 #define PPU_PERF_COMMON_H
 
+#include <signal.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #include "ppuccl.h"
@@ -134,5 +136,15 @@ extern const perf_coll_t perf_coll_reduce_scatter;
 extern const perf_coll_t perf_coll_alltoall;
 /* count elements to rank + 1, from rank - 1 (mod nranks); no in-place; bus 1 */
 extern const perf_coll_t perf_coll_sendrecv;
+
+/* -p N launchers: wait for the n forked ranks in pids[] (entries <= 0
+ * are ignored). The first rank to fail is reported and the others get 10
+ * more seconds; past guard_s wall-clock seconds, or once *stop (a signal
+ * number set by the caller's handler; may be NULL) is nonzero, every rank
+ * still running is killed. Returns 0, or the first failure's exit code
+ * (1 for a signal or a kill, 128 + signal for *stop). */
+int perf_wait_ranks(const char *prog, pid_t *pids, int n, double guard_s,
+                    volatile sig_atomic_t *stop);
+void perf_kill_ranks(const pid_t *pids, int n, int sig);
 
 #endif /* PPU_PERF_COMMON_H */

@@ -21,7 +21,6 @@
 #include "ppu_perf_main.h"
 
 #define DEFAULT_GUARD_S 600 /* -p wall-clock guard when -T is not given */
-#define FAIL_GRACE_S 10     /* after one rank fails, the others get this long */
 
 static const char *prog = "ppu_perf";
 static const perf_coll_t *g_coll; /* the program's collective */
@@ -75,11 +74,6 @@ static int run_rank(const perf_opts_t *opts, ppu_comm_t comm) {
     return rc;
 }
 
-static void kill_all(const pid_t *pids, int n, int sig) {
-    for (int i = 0; i < n; i++)
-        if (pids[i] > 0) kill(pids[i], sig);
-}
-
 /* Rank 0 creates the unique id (its bootstrap root thread lives there) and
  * writes it to every other rank's pipe; the parent forks before any thread
  * exists, which keeps fork() safe under sanitizers too. */
@@ -97,7 +91,7 @@ static void get_id(int rank, int n, int (*pipes)[2], ppu_unique_id_t *id) {
 
 /* -p N: fork N ranks that rendezvous on a unique id made by rank 0. */
 static int run_local(const perf_opts_t *opts) {
-    int n = opts->nprocs, live = 0, rc = 0;
+    int n = opts->nprocs, rc = 0;
     ppu_result_t r;
     pid_t *pids = calloc((size_t)n, sizeof *pids);
     int (*pipes)[2] = calloc((size_t)n, sizeof *pipes);
@@ -110,7 +104,7 @@ static int run_local(const perf_opts_t *opts) {
         pid_t pid = fork();
         if (pid < 0) {
             fprintf(stderr, "%s: fork of rank %d failed: %s\n", prog, i, strerror(errno));
-            kill_all(pids, n, SIGKILL);
+            perf_kill_ranks(pids, n, SIGKILL);
             rc = 1;
             break;
         }
@@ -126,7 +120,6 @@ static int run_local(const perf_opts_t *opts) {
             _exit(crc); /* not exit(): skip atexit handlers inherited from the parent */
         }
         pids[i] = pid;
-        live++;
     }
     for (int i = 0; i < n; i++) {
         close(pipes[i][0]);
@@ -134,46 +127,8 @@ static int run_local(const perf_opts_t *opts) {
     }
     free(pipes);
     double guard = opts->timeout_s > 0 ? opts->timeout_s + 2.0 : DEFAULT_GUARD_S;
-    struct timespec t0, now, nap = {0, 10 * 1000 * 1000};
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    double deadline = guard;
-    int killed = 0;
-    while (live > 0) {
-        int st;
-        pid_t pid = waitpid(-1, &st, WNOHANG);
-        if (pid < 0 && errno != EINTR) break;
-        if (pid > 0) {
-            int i = 0;
-            while (i < n && pids[i] != pid) i++;
-            if (i == n) continue;
-            pids[i] = 0;
-            live--;
-            int bad = !WIFEXITED(st) || WEXITSTATUS(st) != 0;
-            if (bad && !killed) {
-                if (WIFEXITED(st))
-                    fprintf(stderr, "%s: rank %d (pid %d) exited with code %d\n", prog, i, (int)pid, WEXITSTATUS(st));
-                else
-                    fprintf(stderr, "%s: rank %d (pid %d) killed by signal %d (%s)\n", prog, i, (int)pid,
-                            WTERMSIG(st), strsignal(WTERMSIG(st)));
-            }
-            if (bad && rc == 0) {
-                rc = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
-                clock_gettime(CLOCK_MONOTONIC, &now);
-                double el = (double)(now.tv_sec - t0.tv_sec) + 1e-9 * (double)(now.tv_nsec - t0.tv_nsec);
-                if (el + FAIL_GRACE_S < deadline) deadline = el + FAIL_GRACE_S;
-            }
-            continue;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double el = (double)(now.tv_sec - t0.tv_sec) + 1e-9 * (double)(now.tv_nsec - t0.tv_nsec);
-        if (!killed && el > deadline) {
-            fprintf(stderr, "%s: %d rank(s) still running after %.0f s; killing them\n", prog, live, el);
-            kill_all(pids, n, SIGKILL);
-            killed = 1;
-            if (rc == 0) rc = 1;
-        }
-        nanosleep(&nap, NULL);
-    }
+    int wrc = perf_wait_ranks(prog, pids, n, guard, NULL);
+    if (rc == 0) rc = wrc;
     free(pids);
     return rc;
 }
