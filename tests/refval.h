@@ -56,19 +56,23 @@ static inline uint16_t ref_encode16(double x, int is_bf16)
     return sign | (uint16_t)(exp << mb) | (uint16_t)(lrint(ldexp(m, mb + 1)) & ((1 << mb) - 1));
 }
 
-/* Write v (exact or to be rounded once) as datatype into dst[i]. */
+/* Write v (exact or to be rounded once) as datatype into dst[i]; dst need
+ * not be aligned (the tests pass unaligned buffers on purpose). */
 static inline void ref_store(void *dst, size_t i, ppu_datatype_t dt, double v, uint64_t iv)
 {
+    union { uint8_t u8; uint16_t u16; uint32_t u32; uint64_t u64; float f; double d; } x;
     switch (dt) {
-    case PPU_INT8: case PPU_UINT8: ((uint8_t *)dst)[i] = (uint8_t)iv; break;
-    case PPU_INT32: case PPU_UINT32: ((uint32_t *)dst)[i] = (uint32_t)iv; break;
-    case PPU_INT64: case PPU_UINT64: ((uint64_t *)dst)[i] = iv; break;
-    case PPU_FLOAT16: ((uint16_t *)dst)[i] = ref_encode16(ref_round_bits(v, 10, -14), 0); break;
-    case PPU_BFLOAT16: ((uint16_t *)dst)[i] = ref_encode16(ref_round_bits(v, 7, -126), 1); break;
-    case PPU_FLOAT32: ((float *)dst)[i] = (float)v; break;
-    case PPU_FLOAT64: ((double *)dst)[i] = v; break;
-    default: break;
+    case PPU_INT8: case PPU_UINT8: x.u8 = (uint8_t)iv; break;
+    case PPU_INT32: case PPU_UINT32: x.u32 = (uint32_t)iv; break;
+    case PPU_INT64: case PPU_UINT64: x.u64 = iv; break;
+    case PPU_FLOAT16: x.u16 = ref_encode16(ref_round_bits(v, 10, -14), 0); break;
+    case PPU_BFLOAT16: x.u16 = ref_encode16(ref_round_bits(v, 7, -126), 1); break;
+    case PPU_FLOAT32: x.f = (float)v; break;
+    case PPU_FLOAT64: x.d = v; break;
+    default: return;
     }
+    size_t es = ppu_datatype_size(dt);
+    memcpy((char *)dst + i * es, &x, es);
 }
 
 static inline int ref_is_signed(ppu_datatype_t dt)
