@@ -13,7 +13,7 @@ ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 || rc=$?
 # local runs; CI runs it): every test with AddressSanitizer +
 # UndefinedBehaviorSanitizer, then the multi-threaded programs (ranks as
 # threads, streams, three communicators at once) with ThreadSanitizer, which
-# Criterion cannot run under.
+# Criterion cannot run under, then each fuzz target for FUZZ_SECONDS (10).
 if [ "${PPU_TEST_SANITIZERS:-1}" != 0 ]; then
   SAN_FLAGS=(-DPPU_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo)
   echo "test.sh: whole suite again under ASan+UBSan ($BUILD_DIR-asan)"
@@ -24,6 +24,9 @@ if [ "${PPU_TEST_SANITIZERS:-1}" != 0 ]; then
   cmake -S "$ROOT" -B "$BUILD_DIR-tsan" -DPPU_SANITIZE=thread "${SAN_FLAGS[@]}" >/dev/null
   cmake --build "$BUILD_DIR-tsan" -j"$(nproc)" --target threads_plain soak_plain >/dev/null
   ctest --test-dir "$BUILD_DIR-tsan" --output-on-failure -R '^(threads_plain|soak_plain)$' || rc=$?
+  # The libFuzzer targets (fuzz/) for a bounded time each; longer runs:
+  # FUZZ_SECONDS=600 bash scripts/fuzz.sh
+  FUZZ_SECONDS=${FUZZ_SECONDS:-10} BUILD_DIR=$BUILD_DIR bash "$ROOT/scripts/fuzz.sh" || rc=$?
 fi
 after=$(ls /dev/shm | grep -c '^ppuccl-' || true)
 if [ "$after" -gt "$before" ]; then

@@ -53,6 +53,10 @@ struct wire_hello {
     struct wire_addr addr;
 } __attribute__((packed));
 
+_Static_assert(sizeof(struct wire_hdr) == PPU_BOOT_HDR_BYTES, "wire_hdr size");
+_Static_assert(sizeof(struct wire_addr) == PPU_BOOT_ADDR_BYTES, "wire_addr size");
+_Static_assert(sizeof(struct wire_hello) == PPU_BOOT_HELLO_BYTES, "wire_hello size");
+
 /* ---- unique id ---- */
 
 void ppu_id_pack(const struct ppu_id_fields *f, ppu_unique_id_t *id)
@@ -144,16 +148,15 @@ static ppu_result_t send_msg(int fd, const uint8_t *secret, int type, const void
     return len ? ppu_socket_send(fd, payload, len, deadline) : PPU_SUCCESS;
 }
 
-/* Read and check a header. why gets a reason when the bytes are not ours. */
-static ppu_result_t recv_hdr(int fd, const uint8_t *secret, int type, uint32_t max_len,
-                             uint32_t *len, uint64_t deadline, const char **why)
+ppu_result_t ppu_boot_check_hdr(const void *hdr_bytes, size_t n, const uint8_t *secret, int type,
+                                uint32_t max_len, uint32_t *len, const char **why)
 {
     struct wire_hdr h;
-    ppu_result_t r = ppu_socket_recv(fd, &h, sizeof h, deadline);
-    if (r != PPU_SUCCESS) {
-        *why = r == PPU_TIMEOUT ? "sent no complete header in time" : "closed before a header";
-        return r;
+    if (n < sizeof h) {
+        *why = "shorter than a header";
+        return PPU_REMOTE_ERROR;
     }
+    memcpy(&h, hdr_bytes, sizeof h);
     if (ntohl(h.magic) != BOOT_MAGIC) {
         *why = "bytes are not the ppuccl bootstrap protocol";
         return PPU_REMOTE_ERROR;
@@ -172,6 +175,42 @@ static ppu_result_t recv_hdr(int fd, const uint8_t *secret, int type, uint32_t m
         *why = t != type ? "unexpected message type" : "length too large";
         return PPU_REMOTE_ERROR;
     }
+    return PPU_SUCCESS;
+}
+
+/* Read and check a header. why gets a reason when the bytes are not ours. */
+static ppu_result_t recv_hdr(int fd, const uint8_t *secret, int type, uint32_t max_len,
+                             uint32_t *len, uint64_t deadline, const char **why)
+{
+    struct wire_hdr h;
+    ppu_result_t r = ppu_socket_recv(fd, &h, sizeof h, deadline);
+    if (r != PPU_SUCCESS) {
+        *why = r == PPU_TIMEOUT ? "sent no complete header in time" : "closed before a header";
+        return r;
+    }
+    return ppu_boot_check_hdr(&h, sizeof h, secret, type, max_len, len, why);
+}
+
+ppu_result_t ppu_boot_check_hello(const void *payload, size_t n, int nranks, uint32_t *rank,
+                                  uint32_t *size, const char **why)
+{
+    struct wire_hello hello;
+    if (n != sizeof hello) {
+        *why = "hello has the wrong length";
+        return PPU_REMOTE_ERROR;
+    }
+    memcpy(&hello, payload, sizeof hello);
+    uint32_t rk = ntohl(hello.rank), nr = ntohl(hello.nranks);
+    if (nr == 0 || nr > MAX_RANKS || rk >= nr) {
+        *why = "rank or size out of range";
+        return PPU_REMOTE_ERROR;
+    }
+    if (nranks && (int)nr != nranks) {
+        *why = "rank count differs from the other ranks'";
+        return PPU_REMOTE_ERROR;
+    }
+    *rank = rk;
+    *size = nr;
     return PPU_SUCCESS;
 }
 
@@ -201,6 +240,18 @@ static void addr_from_wire(const struct wire_addr *w, union ppu_sockaddr *a)
         a->in4.sin_port = w->port;
         memcpy(&a->in4.sin_addr, w->addr, 4);
     }
+}
+
+ppu_result_t ppu_boot_addr_from_wire(const void *entry, size_t n, union ppu_sockaddr *addr,
+                                     uint64_t *host_hash)
+{
+    struct wire_addr w;
+    if (n < sizeof w)
+        return PPU_INVALID_ARGUMENT;
+    memcpy(&w, entry, sizeof w);
+    addr_from_wire(&w, addr);
+    *host_hash = be64toh(w.host_hash);
+    return PPU_SUCCESS;
 }
 
 static void log_dropped(const char *who, const union ppu_sockaddr *peer, const char *why)
@@ -265,31 +316,25 @@ static void *root_main(void *arg)
         }
         if (r == PPU_SUCCESS && (r = ppu_socket_recv(fd, &hello, sizeof hello, hdl)) != PPU_SUCCESS)
             why = "truncated hello";
+        uint32_t rk = 0, nr = 0;
+        if (r == PPU_SUCCESS)
+            r = ppu_boot_check_hello(&hello, sizeof hello, nranks, &rk, &nr, &why);
         if (r == PPU_SUCCESS) {
-            uint32_t rk = ntohl(hello.rank), nr = ntohl(hello.nranks);
-            if (nr == 0 || nr > MAX_RANKS || rk >= nr) {
-                why = "rank or size out of range";
-                r = PPU_REMOTE_ERROR;
-            } else if (nranks && (int)nr != nranks) {
-                why = "rank count differs from the other ranks'";
+            if (!nranks) {
+                nranks = (int)nr;
+                fds = malloc(sizeof *fds * (size_t)nranks);
+                table = calloc((size_t)nranks, sizeof *table);
+                for (int i = 0; i < nranks; i++)
+                    fds[i] = -1;
+                deadline = ppu_now_ns() + rs->timeout_ns;
+            }
+            if (fds[rk] >= 0) {
+                why = "a second hello for the same rank";
                 r = PPU_REMOTE_ERROR;
             } else {
-                if (!nranks) {
-                    nranks = (int)nr;
-                    fds = malloc(sizeof *fds * (size_t)nranks);
-                    table = calloc((size_t)nranks, sizeof *table);
-                    for (int i = 0; i < nranks; i++)
-                        fds[i] = -1;
-                    deadline = ppu_now_ns() + rs->timeout_ns;
-                }
-                if (fds[rk] >= 0) {
-                    why = "a second hello for the same rank";
-                    r = PPU_REMOTE_ERROR;
-                } else {
-                    fds[rk] = fd;
-                    table[rk] = hello.addr;
-                    have++;
-                }
+                fds[rk] = fd;
+                table[rk] = hello.addr;
+                have++;
             }
         }
         if (r != PPU_SUCCESS) {

@@ -28,6 +28,26 @@ struct ppu_bootstrap {
 void ppu_id_pack(const struct ppu_id_fields *f, ppu_unique_id_t *id);
 ppu_result_t ppu_id_unpack(const ppu_unique_id_t *id, struct ppu_id_fields *f);
 
+/* Wire sizes (bootstrap.c): a message header, one rank's entry of the
+ * address table, a hello (rank, size, address entry). */
+#define PPU_BOOT_HDR_BYTES 28
+#define PPU_BOOT_ADDR_BYTES 28
+#define PPU_BOOT_HELLO_BYTES 36
+
+/* Check the n bytes of a received message header: magic, version, secret,
+ * type and a payload length of at most max_len (into *len). Anything else
+ * is PPU_REMOTE_ERROR and *why says what was wrong. Reads nothing but the
+ * bytes given; the pure part of receiving a header. */
+ppu_result_t ppu_boot_check_hdr(const void *hdr_bytes, size_t n, const uint8_t *secret, int type,
+                                uint32_t max_len, uint32_t *len, const char **why);
+/* Check a hello payload (n bytes) as the root does: rank < size <= 65536,
+ * and size equal to nranks unless nranks is 0 (the first hello). */
+ppu_result_t ppu_boot_check_hello(const void *payload, size_t n, int nranks, uint32_t *rank,
+                                  uint32_t *size, const char **why);
+/* Decode one address-table entry (n bytes; PPU_BOOT_ADDR_BYTES used). */
+ppu_result_t ppu_boot_addr_from_wire(const void *entry, size_t n, union ppu_sockaddr *addr,
+                                     uint64_t *host_hash);
+
 /* Start the root listener thread on root (port 0 = any); fills the id. */
 ppu_result_t ppu_bootstrap_root_start(union ppu_sockaddr *root, const uint8_t *secret,
                                       ppu_unique_id_t *id, char *err, size_t errlen);

@@ -42,17 +42,18 @@ ppu_result_t ppu_fault_parse_str(struct ppu_comm *comm, const char *spec)
             return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_SIM_FAULT: more than %d faults",
                             PPU_MAX_FAULTS);
         struct ppu_fault *f = &comm->faults[comm->nfaults];
-        int a, b, n = 0;
-        long long v;
+        long long a = -1, b = -1, v = 0; /* not int: "4294967297" must not read as 1 */
+        int n = 0;
         memset(f, 0, sizeof *f);
-        if (sscanf(item, "link=%d-%d:down@op=%lld%n", &a, &b, &v, &n) == 3 && !item[n]) {
+        if (sscanf(item, "link=%lld-%lld:down@op=%lld%n", &a, &b, &v, &n) == 3 && !item[n]) {
             *f = (struct ppu_fault){PPU_FAULT_DOWN, a, b, (uint64_t)v, 0};
-        } else if (sscanf(item, "link=%d-%d:delay_us=%lld%n", &a, &b, &v, &n) == 3 && !item[n]) {
+        } else if (sscanf(item, "link=%lld-%lld:delay_us=%lld%n", &a, &b, &v, &n) == 3 &&
+                   !item[n]) {
             *f = (struct ppu_fault){PPU_FAULT_DELAY, a, b, 0, (uint64_t)v};
-        } else if (sscanf(item, "link=%d-%d:corrupt@op=%lld%n", &a, &b, &v, &n) == 3 &&
+        } else if (sscanf(item, "link=%lld-%lld:corrupt@op=%lld%n", &a, &b, &v, &n) == 3 &&
                    !item[n]) {
             *f = (struct ppu_fault){PPU_FAULT_CORRUPT, a, b, (uint64_t)v, 0};
-        } else if (sscanf(item, "rank=%d:exit@op=%lld%n", &a, &v, &n) == 2 && !item[n]) {
+        } else if (sscanf(item, "rank=%lld:exit@op=%lld%n", &a, &v, &n) == 2 && !item[n]) {
             *f = (struct ppu_fault){PPU_FAULT_EXIT, a, -1, (uint64_t)v, 0};
         } else {
             return ppu_fail(comm, PPU_INVALID_ARGUMENT,
@@ -60,11 +61,14 @@ ppu_result_t ppu_fault_parse_str(struct ppu_comm *comm, const char *spec)
                             "link=A-B:delay_us=D, link=A-B:corrupt@op=K or rank=R:exit@op=K",
                             item);
         }
-        if (f->a < 0 || f->a >= comm->nranks || (f->kind != PPU_FAULT_EXIT &&
-                                                 (f->b < 0 || f->b >= comm->nranks || f->a == f->b)))
+        if (a < 0 || a >= comm->nranks || (f->kind != PPU_FAULT_EXIT &&
+                                           (b < 0 || b >= comm->nranks || a == b)))
             return ppu_fail(comm, PPU_INVALID_ARGUMENT,
                             "PPU_SIM_FAULT: '%s' names a rank outside 0..%d", item,
                             comm->nranks - 1);
+        if (v < 0)
+            return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_SIM_FAULT: '%s': K or D is negative",
+                            item);
         comm->nfaults++;
         p += len + (end ? 1 : 0);
     }

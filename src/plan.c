@@ -94,18 +94,20 @@ static ppu_result_t parse_masks(struct ppu_comm *comm, const char *var, const ch
 
 ppu_result_t ppu_plan_init(struct ppu_comm *comm)
 {
+    return ppu_plan_parse(comm, ppu_param_str(PPU_P_ALGO), ppu_param_str(PPU_P_PROTO));
+}
+
+ppu_result_t ppu_plan_parse(struct ppu_comm *comm, const char *algo, const char *proto)
+{
     const char *an[PPU_NUM_ALGOS], *pn[PPU_NUM_PROTOS];
     for (int i = 0; i < PPU_NUM_ALGOS; i++)
         an[i] = ppu_algo_name(i);
     for (int i = 0; i < PPU_NUM_PROTOS; i++)
         pn[i] = ppu_proto_name(i);
-    PPU_CHECK(parse_masks(comm, "PPU_ALGO", ppu_param_str(PPU_P_ALGO), an, PPU_NUM_ALGOS,
-                          comm->algo_mask));
-    PPU_CHECK(parse_masks(comm, "PPU_PROTO", ppu_param_str(PPU_P_PROTO), pn, PPU_NUM_PROTOS,
-                          comm->proto_mask));
+    PPU_CHECK(parse_masks(comm, "PPU_ALGO", algo, an, PPU_NUM_ALGOS, comm->algo_mask));
+    PPU_CHECK(parse_masks(comm, "PPU_PROTO", proto, pn, PPU_NUM_PROTOS, comm->proto_mask));
     /* A name that names no algorithm of a collective it was given for is
      * an error when the collective was named, a logged fallback otherwise. */
-    const char *algo = ppu_param_str(PPU_P_ALGO);
     for (int c = 0; c < PPU_NUM_COLLS; c++) {
         unsigned m = comm->algo_mask[c];
         if (!m || (m & coll_algos[c]))

@@ -106,6 +106,13 @@ static void print_text(const struct ppu_topo *t, const struct ppu_host *h)
                 printf("#   PPU%d (server %d) -> %s\n", c, t->server[c], t->nic[rail[c]].name);
     }
     for (int s = 0; s < t->nservers; s++) {
+        int first = 0;
+        while (first < t->nchips && t->server[first] != s)
+            first++;
+        if (first == t->nchips) { /* a topology file may list a server without chips */
+            printf("\n# server %d: no chips\n", s);
+            continue;
+        }
         int rings[PPU_TOPO_MAX_RINGS][PPU_TOPO_MAX_CHIPS], k;
         int nr = server_rings(t, s, rings, &k);
         printf("\n# server %d: %d link-disjoint directed ring(s)%s\n", s, nr,
@@ -115,9 +122,6 @@ static void print_text(const struct ppu_topo *t, const struct ppu_host *h)
             ppu_topo_ring_str(rings[r], k, buf, sizeof buf);
             printf("#   ring %d: %s\n", r, buf);
         }
-        int first = 0;
-        while (t->server[first] != s)
-            first++;
         int parent[PPU_TOPO_MAX_CHIPS];
         int depth = ppu_topo_bfs_tree(t, first, parent);
         printf("#   tree from PPU%d (depth %d):", first, depth);

@@ -280,10 +280,10 @@ int ppu_topo_find_rings(const struct ppu_topo *t, int max_rings,
     int n = t->nchips;
     if (max_rings > PPU_TOPO_MAX_RINGS)
         max_rings = PPU_TOPO_MAX_RINGS;
-    if (n <= 1) {
-        if (max_rings > 0)
+    if (n <= 1) { /* no chip (an empty server): no ring */
+        if (n == 1 && max_rings > 0)
             rings[0][0] = 0;
-        return max_rings > 0 ? 1 : 0;
+        return n == 1 && max_rings > 0 ? 1 : 0;
     }
     /* No chip can be in more rings than it has outgoing links. */
     int bound = max_rings;
@@ -320,7 +320,7 @@ void ppu_topo_ring_str(const int *ring, int n, char *buf, size_t len)
 {
     size_t o = 0;
     buf[0] = '\0';
-    for (int i = 0; i <= n && o < len; i++)
+    for (int i = 0; n > 0 && i <= n && o < len; i++)
         o += (size_t)snprintf(buf + o, len - o, i ? ">%d" : "%d", ring[i % n]);
 }
 
