@@ -183,6 +183,8 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
     c->parent_topo = parent_topo;
     c->parent_chips = parent_chips;
     r = ppu_comm_connect(c);
+    if (r == PPU_SUCCESS)
+        ppu_plan_servers(c);
     c->parent_topo = NULL;
     c->parent_chips = NULL;
     if (r == PPU_SUCCESS)

@@ -38,6 +38,8 @@ struct ppu_model {
     double alpha_us;
     double link_gbps[2];
     double mem_gbps[2];
+    double net_alpha_us; /* a message between servers */
+    double net_gbps;     /* one rank's network link */
 };
 
 struct ppu_plan {
@@ -87,6 +89,12 @@ struct ppu_comm {
      * and protocols allowed (0: all) */
     unsigned algo_mask[PPU_NUM_COLLS], proto_mask[PPU_NUM_COLLS];
     struct ppu_model model; /* per-step latency and per-link bandwidth */
+    /* Servers (topo.server[]): hierarchical algorithms need every server
+     * to hold the same number of ranks (hier_ok). local[]: this rank's
+     * server mates in rank order; rail[]: the ranks with this rank's local
+     * index, one per server in server order. */
+    int nservers, per_server, hier_ok;
+    int local[PPU_TOPO_MAX_CHIPS], rail[PPU_TOPO_MAX_CHIPS];
 
     size_t chunk_bytes;
     size_t channel_min_bytes; /* PPU_CHANNEL_MIN_BYTES */
@@ -140,6 +148,8 @@ void ppu_comm_disconnect(struct ppu_comm *comm);
 /* Run collectives to completion on the calling thread (exec.c): one call,
  * or a group's calls together. */
 ppu_result_t ppu_coll_run(struct ppu_coll_args *args);
+/* After connection: the servers' shape, for the hierarchical algorithms. */
+void ppu_plan_servers(struct ppu_comm *comm);
 /* The communicator is unusable: refuse later calls and post a failure
  * notice on every link so that peers blocked on this rank stop waiting. */
 void ppu_comm_mark_failed(struct ppu_comm *comm);

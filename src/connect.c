@@ -1,6 +1,7 @@
 /* From the bootstrap to working links: pick the server topology, search it
  * for link-disjoint rings, give each channel a ring, and connect one send
  * and one receive link per channel through the transport. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,46 @@
 #include "discover.h"
 #include "log.h"
 #include "param.h"
+#include "socket.h"
+
+/* Transports log through the core (subsystem NET) without its headers. */
+void ppu_transport_log(int level, const char *fmt, ...)
+{
+    if (!ppu_log_on(level, PPU_SUB_NET))
+        return;
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ppu_log_emit(level, PPU_SUB_NET, "%s", msg);
+}
+
+static int cross_server(const struct ppu_comm *comm, int a, int b)
+{
+    return comm->topo.server[a] != comm->topo.server[b];
+}
+
+/* PPU_NET and PPU_SOCKET_NSOCKS, checked at every init (not only when a
+ * link crosses servers), so a misconfigured job fails the same way on one
+ * server as on many. */
+static ppu_result_t check_net_params(struct ppu_comm *comm)
+{
+    const char *net = ppu_param_str(PPU_P_NET);
+    if (!strcmp(net, "ib"))
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
+                        "PPU_NET=ib: this build of ppuccl has no RDMA (ib) transport; use "
+                        "PPU_NET=socket (TCP) or leave PPU_NET unset");
+    if (*net && strcmp(net, "socket") != 0)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
+                        "PPU_NET='%s' is not a network transport of this build (socket; or "
+                        "empty for the default, socket)", net);
+    long long ns = ppu_param_int(PPU_P_SOCKET_NSOCKS);
+    if (ns < 1 || ns > 8)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
+                        "PPU_SOCKET_NSOCKS=%lld: it must be 1..8 TCP connections per link", ns);
+    return PPU_SUCCESS;
+}
 
 static void bind_near_chip(struct ppu_comm *comm)
 {
@@ -36,11 +77,7 @@ static void bind_near_chip(struct ppu_comm *comm)
 
 static ppu_result_t pick_topology(struct ppu_comm *comm)
 {
-    for (int i = 0; i < comm->nranks; i++)
-        if (comm->bs->host_hash[i] != comm->bs->host_hash[comm->rank])
-            return ppu_fail(comm, PPU_INVALID_USAGE,
-                            "rank %d is on another host than rank %d; this build of ppuccl links "
-                            "ranks on one host only (simulated ICN)", i, comm->rank);
+    PPU_CHECK(check_net_params(comm));
     char err[512];
     struct ppu_topo *t = &comm->topo;
     if (comm->parent_topo) {
@@ -56,12 +93,19 @@ static ppu_result_t pick_topology(struct ppu_comm *comm)
                             t->source, t->nchips, comm->nranks);
         ppu_topo_restrict(t, comm->nranks);
     }
-    for (int i = 1; i < comm->nranks; i++)
-        if (t->server[i] != t->server[0])
-            return ppu_fail(comm, PPU_INVALID_USAGE,
-                            "topology %s puts ranks on %d servers; links between servers need a "
-                            "network transport, which this build does not have yet", t->name,
-                            t->nservers);
+    /* ICN links are simulated in shared memory: the chips of one server
+     * must be on one host. Between servers the network transport runs, on
+     * one host or across hosts. Every rank checks every pair, so all of
+     * them refuse alike. */
+    for (int i = 0; i < comm->nranks; i++)
+        for (int j = i + 1; j < comm->nranks; j++)
+            if (t->server[i] == t->server[j] && comm->bs->host_hash[i] != comm->bs->host_hash[j])
+                return ppu_fail(comm, PPU_INVALID_USAGE,
+                                "ranks %d and %d are on different hosts, but topology %s puts "
+                                "them on one server (%d), whose ICN links this build simulates "
+                                "in one host's shared memory: give each host's ranks their own "
+                                "servers (PPU_SIM_SERVERS, or a topology file)", i, j, t->name,
+                                t->server[i]);
     if (comm->rank == 0 && *ppu_param_str(PPU_P_TOPO_DUMP_FILE)) {
         if (ppu_topo_save_xml(t, ppu_param_str(PPU_P_TOPO_DUMP_FILE), err, sizeof err) != PPU_SUCCESS)
             PPU_WARN(PPU_SUB_TOPO, "PPU_TOPO_DUMP_FILE: %s", err);
@@ -76,10 +120,159 @@ static ppu_result_t pick_topology(struct ppu_comm *comm)
     return PPU_SUCCESS;
 }
 
+/* The servers of a communicator's ranks, in the order of their first rank;
+ * rank[s][0..size[s]) lists server s's ranks in rank order. */
+struct servers {
+    int n;
+    int size[PPU_TOPO_MAX_CHIPS];
+    int rank[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS];
+};
+
+static void group_servers(const struct ppu_comm *comm, struct servers *sv)
+{
+    sv->n = 0;
+    for (int r = 0; r < comm->nranks; r++) {
+        int s = 0;
+        while (s < sv->n && comm->topo.server[sv->rank[s][0]] != comm->topo.server[r])
+            s++;
+        if (s == sv->n)
+            sv->size[sv->n++] = 0;
+        sv->rank[s][sv->size[s]++] = r;
+    }
+}
+
+/* A path through every chip of t over up links (a server without a ring,
+ * such as ring8 cut in two), by depth-first search with a step budget. */
+static int path_dfs(const struct ppu_topo *t, int *path, unsigned char *on, int depth, long *budget)
+{
+    int n = t->nchips;
+    if (depth == n)
+        return 1;
+    if (--*budget < 0)
+        return 0;
+    for (int v = 0; v < n; v++) {
+        if (on[v] || !ppu_topo_up(t, path[depth - 1], v))
+            continue;
+        on[v] = 1;
+        path[depth] = v;
+        if (path_dfs(t, path, on, depth + 1, budget))
+            return 1;
+        on[v] = 0;
+    }
+    return 0;
+}
+
+static int find_path(const struct ppu_topo *t, int *path)
+{
+    long budget = 2000000;
+    for (int start = 0; start < t->nchips && budget > 0; start++) {
+        unsigned char on[PPU_TOPO_MAX_CHIPS] = {0};
+        path[0] = start;
+        on[start] = 1;
+        if (path_dfs(t, path, on, 1, &budget))
+            return 1;
+    }
+    return 0;
+}
+
+/* Rings through ranks on several servers: each server's own link-disjoint
+ * rings, opened into paths and joined server after server by network
+ * links. Ring k enters each server at its local chip k (mod its size), so
+ * the rings' network links start and end at different chips; then each
+ * ring's reverse where its directed links are all still free (a ring
+ * never uses both directions of a link, so one ring's reverse always
+ * is). Every rank computes the same rings; *count gets how many. */
+static ppu_result_t cross_server_rings(struct ppu_comm *comm, int rings[][PPU_TOPO_MAX_CHIPS],
+                                       int *count)
+{
+    struct work {
+        struct servers sv;
+        struct ppu_topo sub;
+        int nlocal[PPU_TOPO_MAX_CHIPS];
+        int path[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS]; /* servers without a ring */
+        unsigned char used[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS];
+    } *w = calloc(1, sizeof *w);
+    int (*local)[PPU_TOPO_MAX_RINGS][PPU_TOPO_MAX_CHIPS] =
+        calloc(PPU_TOPO_MAX_CHIPS, sizeof *local);
+    int n = comm->nranks, nr = PPU_TOPO_MAX_RINGS, found = 0;
+    ppu_result_t r = PPU_SUCCESS;
+    if (!w || !local) {
+        r = ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory finding rings", comm->rank);
+        goto out;
+    }
+    group_servers(comm, &w->sv);
+    for (int s = 0; s < w->sv.n; s++) {
+        ppu_topo_select(&w->sub, &comm->topo, w->sv.rank[s], w->sv.size[s]);
+        w->nlocal[s] = ppu_topo_find_rings(&w->sub, PPU_TOPO_MAX_RINGS, local[s]);
+        if (w->nlocal[s] == 0) {
+            if (!find_path(&w->sub, w->path[s])) {
+                r = ppu_fail(comm, PPU_INVALID_USAGE,
+                             "topology %s: the %d chip(s) of server %d hold no path through all "
+                             "of them over links that are up, so no ring joins all %d ranks",
+                             comm->topo.name, w->sv.size[s], comm->topo.server[w->sv.rank[s][0]],
+                             n);
+                goto out;
+            }
+            w->nlocal[s] = -1; /* a path: one ring, entered at its start */
+        }
+        int k = w->nlocal[s] < 0 ? 1 : w->nlocal[s];
+        nr = k < nr ? k : nr;
+    }
+    for (int k = 0; k < nr; k++) {
+        int o = 0;
+        for (int s = 0; s < w->sv.n; s++) {
+            int m = w->sv.size[s];
+            const int *c = w->nlocal[s] < 0 ? w->path[s] : local[s][k];
+            int j = 0;
+            if (w->nlocal[s] > 0)
+                while (c[j] != k % m)
+                    j++;
+            for (int i = 0; i < m; i++)
+                rings[found][o++] = w->sv.rank[s][c[(j + i) % m]];
+        }
+        found++;
+    }
+    for (int k = 0; k < found; k++)
+        for (int i = 0; i < n; i++)
+            w->used[rings[k][i]][rings[k][(i + 1) % n]] = 1;
+    for (int k = 0, fwd = found; k < fwd && found < PPU_TOPO_MAX_RINGS && n > 2; k++) {
+        int ok = 1;
+        for (int i = 0; i < n && ok; i++)
+            ok = !w->used[rings[k][(i + 1) % n]][rings[k][i]];
+        if (!ok)
+            continue;
+        for (int i = 0; i < n; i++) {
+            rings[found][i] = rings[k][(n - i) % n];
+            w->used[rings[k][(i + 1) % n]][rings[k][i]] = 1;
+        }
+        found++;
+    }
+    for (int k = 0; k < found; k++) { /* start each at rank 0, as single-server rings do */
+        int tmp[PPU_TOPO_MAX_CHIPS], z = 0;
+        while (rings[k][z] != 0)
+            z++;
+        for (int i = 0; i < n; i++)
+            tmp[i] = rings[k][(z + i) % n];
+        memcpy(rings[k], tmp, (size_t)n * sizeof tmp[0]);
+    }
+    *count = found;
+out:
+    free(w);
+    free(local);
+    return r;
+}
+
 static ppu_result_t pick_rings(struct ppu_comm *comm)
 {
     int rings[PPU_TOPO_MAX_RINGS][PPU_TOPO_MAX_CHIPS];
-    int nrings = ppu_topo_find_rings(&comm->topo, PPU_TOPO_MAX_RINGS, rings);
+    int multi = 0;
+    for (int i = 1; i < comm->nranks; i++)
+        multi |= cross_server(comm, 0, i);
+    int nrings = 0;
+    if (multi)
+        PPU_CHECK(cross_server_rings(comm, rings, &nrings));
+    else
+        nrings = ppu_topo_find_rings(&comm->topo, PPU_TOPO_MAX_RINGS, rings);
     if (nrings == 0)
         return ppu_fail(comm, PPU_INVALID_USAGE,
                         "topology %s holds no ring through all %d chips", comm->topo.name,
@@ -119,6 +312,13 @@ struct send_spec {
     int peer, key;
 };
 
+static const char *setup_hint(const struct ppu_link *l)
+{
+    return l->ops == &ppu_net_socket_ops
+               ? "a TCP listener on PPU_SOCKET_IFNAME's address; the log says more"
+               : "PPU_FIFO_SLOTS and PPU_CHUNK_SIZE, /dev/shm space";
+}
+
 static ppu_result_t connect_set(struct ppu_comm *comm, int nkeys, struct ppu_link **recv,
                                 const struct send_spec *send, int nsend)
 {
@@ -132,10 +332,10 @@ static ppu_result_t connect_set(struct ppu_comm *comm, int nkeys, struct ppu_lin
             continue;
         r = recv[k]->ops->recv_setup(recv[k], info + (size_t)comm->rank * row + (size_t)k * isz);
         if (r != PPU_SUCCESS) {
+            ppu_fail(comm, r, "rank %d could not set up the receiving end of link %d->%d (%s: %s)",
+                     comm->rank, recv[k]->params.peer_rank, comm->rank, recv[k]->ops->name,
+                     setup_hint(recv[k]));
             recv[k]->ops = NULL;
-            ppu_fail(comm, r, "rank %d could not create the shared-memory FIFO for link %d->%d "
-                     "(PPU_FIFO_SLOTS and PPU_CHUNK_SIZE, /dev/shm space)", comm->rank,
-                     recv[k]->params.peer_rank, comm->rank);
             goto out;
         }
     }
@@ -144,39 +344,102 @@ static ppu_result_t connect_set(struct ppu_comm *comm, int nkeys, struct ppu_lin
         struct ppu_link *l = send[i].link;
         r = l->ops->send_connect(l, info + (size_t)send[i].peer * row + (size_t)send[i].key * isz);
         if (r != PPU_SUCCESS) {
+            ppu_fail(comm, r, "rank %d could not connect the sending end of link %d->%d (%s%s)",
+                     comm->rank, comm->rank, send[i].peer, l->ops->name,
+                     l->ops == &ppu_net_socket_ops ? ": see the log" : ": its FIFO is gone");
             l->ops = NULL;
-            ppu_fail(comm, r, "rank %d could not attach to the FIFO of link %d->%d", comm->rank,
-                     comm->rank, send[i].peer);
             goto out;
         }
     }
     PPU_CHECK_GOTO(ppu_bootstrap_barrier(comm->bs), r, out);
     for (int k = 0; k < nkeys; k++)
-        if (recv[k])
-            PPU_CHECK_GOTO(recv[k]->ops->recv_finish(recv[k]), r, out);
+        if (recv[k] && (r = recv[k]->ops->recv_finish(recv[k])) != PPU_SUCCESS) {
+            ppu_fail(comm, r, "rank %d: link %d->%d (%s) did not complete its setup: %s",
+                     comm->rank, recv[k]->params.peer_rank, comm->rank, recv[k]->ops->name,
+                     r == PPU_TIMEOUT ? "its sender did not connect within "
+                                        "PPU_BOOTSTRAP_TIMEOUT_MS (see the log)"
+                                      : "see the log");
+            goto out;
+        }
     PPU_CHECK_GOTO(ppu_bootstrap_barrier(comm->bs), r, out);
     for (int i = 0; i < nsend; i++)
-        PPU_CHECK_GOTO(send[i].link->ops->send_finish(send[i].link), r, out);
+        if ((r = send[i].link->ops->send_finish(send[i].link)) != PPU_SUCCESS) {
+            ppu_fail(comm, r, "rank %d: link %d->%d (%s) did not complete its setup", comm->rank,
+                     comm->rank, send[i].peer, send[i].link->ops->name);
+            goto out;
+        }
 out:
     free(info);
     return r;
 }
 
-static void link_init(struct ppu_link *l, const struct ppu_link_params *p, int peer)
+/* Inside a server the simulated ICN link; between servers the network. */
+static void link_init(struct ppu_comm *comm, struct ppu_link *l, const struct ppu_link_params *p,
+                      int peer)
 {
-    l->ops = &ppu_icn_sim_ops;
+    l->ops = cross_server(comm, comm->rank, peer) ? &ppu_net_socket_ops : &ppu_icn_sim_ops;
     l->params = *p;
     l->params.peer_rank = peer;
 }
 
-/* Links to every peer: the mesh algorithms', all-to-all's and send/recv's.
- * Where the topology has an ICN link between the two chips the link is
- * that; otherwise it stands for a path staged through host memory (what a
- * PPU without a direct link would use) and only point-to-point calls and
- * alltoallv, which have no routed form, use it; the stats file says so. */
-static ppu_result_t connect_peers(struct ppu_comm *comm, int allow_cma)
+/* The tree all-reduce's two trees when ranks span servers: in each server
+ * a breadth-first tree over its links from a head rank, and the heads
+ * joined by a binary tree over the servers (network links). Tree 0 is
+ * rooted at rank 0 and takes each other server's first rank as its head;
+ * tree 1 is rooted at the last rank, takes last ranks, and visits the
+ * servers in reverse, so the two trees use different network links.
+ * Returns the deeper tree's depth. */
+static int cross_server_trees(struct ppu_comm *comm, int parent[2][PPU_TOPO_MAX_CHIPS])
 {
-    int group[PPU_TOPO_MAX_CHIPS], n = comm->nranks;
+    struct servers *sv = malloc(sizeof *sv);
+    int n = comm->nranks, depth = 0;
+    if (!sv)
+        return -1;
+    group_servers(comm, sv);
+    for (int t = 0; t < 2; t++) {
+        int root = t == 0 ? 0 : n - 1, order[PPU_TOPO_MAX_CHIPS], head[PPU_TOPO_MAX_CHIPS], no = 0;
+        for (int i = 0; i < n; i++)
+            parent[t][i] = -1;
+        for (int s = 0; s < sv->n; s++)
+            if (comm->topo.server[sv->rank[s][0]] == comm->topo.server[root])
+                order[no++] = s;
+        for (int k = 0; k < sv->n; k++) {
+            int s = t == 0 ? k : sv->n - 1 - k;
+            if (comm->topo.server[sv->rank[s][0]] != comm->topo.server[root])
+                order[no++] = s;
+        }
+        for (int i = 0; i < no; i++) {
+            int s = order[i], bfs[PPU_TOPO_MAX_CHIPS];
+            head[i] = i == 0 ? root : t == 0 ? sv->rank[s][0] : sv->rank[s][sv->size[s] - 1];
+            ppu_topo_bfs_tree(&comm->topo, head[i], bfs);
+            for (int k = 0; k < sv->size[s]; k++)
+                if (sv->rank[s][k] != head[i])
+                    parent[t][sv->rank[s][k]] = bfs[sv->rank[s][k]];
+            if (i > 0)
+                parent[t][head[i]] = head[(i - 1) / 2];
+        }
+        for (int q = 0; q < n; q++) {
+            int d = 0;
+            for (int c = q; parent[t][c] >= 0 && d <= n; c = parent[t][c])
+                d++;
+            depth = d > depth ? d : depth;
+        }
+    }
+    free(sv);
+    return depth;
+}
+
+/* Links to every peer: the mesh algorithms', all-to-all's, the trees' and
+ * send/recv's. Where the topology has an ICN link between the two chips
+ * the link is that; between servers it is a network link; otherwise it
+ * stands for a path staged through host memory (what a PPU without a
+ * direct link would use) and only point-to-point calls and alltoallv,
+ * which have no routed form, use it; the stats file says which. */
+static ppu_result_t connect_peers(struct ppu_comm *comm, const struct ppu_link_params *base)
+{
+    int group[PPU_TOPO_MAX_CHIPS], n = comm->nranks, multi = 0;
+    for (int i = 1; i < n; i++)
+        multi |= cross_server(comm, 0, i);
     comm->mesh = n >= 2 && ppu_topo_mesh_groups(&comm->topo, group) == 1;
     if (comm->mesh) {
         int parent[2][64];
@@ -185,6 +448,10 @@ static ppu_result_t connect_peers(struct ppu_comm *comm, int allow_cma)
         comm->tree_depth = 0; /* floor(log2 n): edges from a heap's root to its deepest leaf */
         while ((2 << comm->tree_depth) <= n)
             comm->tree_depth++;
+    } else if (multi) {
+        comm->tree_depth = cross_server_trees(comm, comm->tree_parent);
+        if (comm->tree_depth < 0)
+            return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
     } else {
         int d0 = ppu_topo_bfs_tree(&comm->topo, 0, comm->tree_parent[0]);
         int d1 = ppu_topo_bfs_tree(&comm->topo, n - 1, comm->tree_parent[1]);
@@ -198,7 +465,10 @@ static ppu_result_t connect_peers(struct ppu_comm *comm, int allow_cma)
                 kids += comm->tree_parent[t][c] == q;
             comm->tree_fanout = kids > comm->tree_fanout ? kids : comm->tree_fanout;
         }
-    struct ppu_link_params p = {comm->rank, 0, -1, comm->peer_slot, 4, 1, allow_cma, comm->ll_max};
+    struct ppu_link_params p = *base;
+    p.channel = -1;
+    p.slot_bytes = comm->peer_slot;
+    p.nslots = 4;
     struct ppu_link *recv[PPU_TOPO_MAX_CHIPS] = {0};
     struct send_spec send[PPU_TOPO_MAX_CHIPS];
     int ns = 0;
@@ -206,12 +476,36 @@ static ppu_result_t connect_peers(struct ppu_comm *comm, int allow_cma)
         if (peer == comm->rank)
             continue;
         comm->peer_icn[peer] = ppu_topo_up(&comm->topo, comm->rank, peer);
-        link_init(&comm->peer_recv[peer], &p, peer);
+        link_init(comm, &comm->peer_recv[peer], &p, peer);
         recv[peer] = &comm->peer_recv[peer];
-        link_init(&comm->peer_send[peer], &p, peer);
+        link_init(comm, &comm->peer_send[peer], &p, peer);
         send[ns++] = (struct send_spec){&comm->peer_send[peer], peer, comm->rank};
     }
     return connect_set(comm, n, recv, send, ns);
+}
+
+/* What network links need: the address to listen on (PPU_SOCKET_IFNAME's
+ * choice, as the bootstrap's), connections per link, deadlines. */
+static ppu_result_t net_params(struct ppu_comm *comm, struct ppu_link_params *p, char *addr,
+                               size_t alen)
+{
+    union ppu_sockaddr a;
+    char err[256];
+    ppu_result_t r = ppu_socket_pick_addr(&a, err, sizeof err);
+    if (r != PPU_SUCCESS)
+        return ppu_fail(comm, r, "rank %d: no address for network links: %s", comm->rank, err);
+    ppu_socket_str(&a, addr, alen);
+    char *port = strrchr(addr, ':');
+    if (port)
+        *port = '\0';
+    memset(&p->listen_addr, 0, sizeof p->listen_addr);
+    memcpy(&p->listen_addr, &a, a.sa.sa_family == AF_INET6 ? sizeof a.in6 : sizeof a.in4);
+    p->nsocks = (int)ppu_param_int(PPU_P_SOCKET_NSOCKS);
+    long long st = ppu_param_int(PPU_P_BOOTSTRAP_TIMEOUT_MS);
+    uint64_t ct = comm->timeout_ns / 1000000ull;
+    p->setup_timeout_ms = st > 0 && st < 0x7fffffff ? (int)st : 0x7fffffff;
+    p->close_timeout_ms = ct > 0 && ct < 0x7fffffff ? (int)ct : 0x7fffffff;
+    return PPU_SUCCESS;
 }
 
 ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
@@ -229,25 +523,49 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
     /* Let peers of the same user read our memory where Yama restricts it. */
     if (allow_cma)
         prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
-    struct ppu_link_params p = {comm->rank, 0, 0, comm->chunk_bytes,
-                                (int)ppu_param_int(PPU_P_FIFO_SLOTS), 1, allow_cma, comm->ll_max};
+    struct ppu_link_params p;
+    memset(&p, 0, sizeof p);
+    p.self_rank = comm->rank;
+    p.slot_bytes = comm->chunk_bytes;
+    p.nslots = (int)ppu_param_int(PPU_P_FIFO_SLOTS);
+    p.allow_direct = 1;
+    p.allow_cma = allow_cma;
+    p.ll_bytes = comm->ll_max;
+    int nnet = 0; /* peers on other servers */
+    for (int q = 0; q < n; q++)
+        nnet += cross_server(comm, comm->rank, q);
+    char addr[80] = "";
+    if (nnet)
+        PPU_CHECK(net_params(comm, &p, addr, sizeof addr));
     struct ppu_link *recv[PPU_MAX_CHANNELS];
     struct send_spec send[PPU_MAX_CHANNELS];
     for (int c = 0; c < nc; c++) {
         struct ppu_channel *ch = &comm->ch[c];
         p.channel = c;
-        link_init(&ch->recv, &p, ch->prev);
-        link_init(&ch->send, &p, ch->next);
+        link_init(comm, &ch->recv, &p, ch->prev);
+        link_init(comm, &ch->send, &p, ch->next);
         recv[c] = &ch->recv;
         send[c] = (struct send_spec){&ch->send, ch->next, c};
     }
     PPU_CHECK(connect_set(comm, nc, recv, send, nc));
-    PPU_CHECK(connect_peers(comm, allow_cma));
+    PPU_CHECK(connect_peers(comm, &p));
     PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s) + links to every peer (%s) over icn_sim, %s",
-             comm->rank, nc, comm->mesh ? "all one ICN hop away" : "some staged through host memory",
+             comm->rank, nc, comm->mesh ? "all one ICN hop away"
+                             : nnet ? "those on its server; the others below"
+                                    : "some staged through host memory",
              !comm->ch[0].send.direct ? "copies through the FIFO"
              : comm->ch[0].recv.params.allow_cma ? "single-copy (process_vm_readv) for large chunks"
                                                  : "references between threads (no copy)");
+    if (nnet) {
+        int ring_net = 0;
+        for (int c = 0; c < nc; c++)
+            ring_net += cross_server(comm, comm->rank, comm->ch[c].next) +
+                        cross_server(comm, comm->rank, comm->ch[c].prev);
+        PPU_INFO(PPU_SUB_INIT, "rank %d: links to the %d rank(s) on other servers over net_socket "
+                 "(TCP from %s, %d connection(s) per link, one progress thread per process); "
+                 "%d of its %d ring link(s) cross servers", comm->rank, nnet, addr,
+                 p.nsocks, ring_net, 2 * nc);
+    }
     return PPU_SUCCESS;
 }
 
@@ -287,10 +605,14 @@ static void write_stats(struct ppu_comm *comm)
             msgs += comm->peer_send[dst].msgs;
             used = 1;
         }
-        /* the links it sent on; "host": no ICN link, staged through host memory */
+        /* the links it sent on; "net": to another server over the network
+         * transport; "host": no ICN link, staged through host memory */
         if (used && msgs > 0)
             fprintf(f, "%d %d %llu %llu %s\n", comm->rank, dst, (unsigned long long)bytes,
-                    (unsigned long long)msgs, comm->peer_icn[dst] ? "icn" : "host");
+                    (unsigned long long)msgs,
+                    cross_server(comm, comm->rank, dst) ? "net"
+                    : comm->peer_icn[dst]               ? "icn"
+                                                        : "host");
     }
     fclose(f);
 }

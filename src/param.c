@@ -19,6 +19,12 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_SOCKET_IFNAME] = {"PPU_SOCKET_IFNAME", "",
         "Network interface for bootstrap sockets (e.g. eth0, lo); default: the "
         "first non-loopback interface that is up, else loopback."},
+    [PPU_P_NET] = {"PPU_NET", "",
+        "Network transport for links between servers: socket (TCP), or empty for the "
+        "default (socket). ib is refused: this build has no RDMA transport."},
+    [PPU_P_SOCKET_NSOCKS] = {"PPU_SOCKET_NSOCKS", "2",
+        "TCP connections per network link, 1..8; message i of a link travels on "
+        "connection i mod n. Listeners bind to PPU_SOCKET_IFNAME's address."},
     [PPU_P_ROOT_ADDR] = {"PPU_ROOT_ADDR", "",
         "host:port of the rendezvous root for ppu_comm_init_env; rank 0 listens there."},
     [PPU_P_RANK] = {"PPU_RANK", "", "This process's rank for ppu_comm_init_env."},
@@ -44,15 +50,16 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_CPU_AFFINITY] = {"PPU_CPU_AFFINITY", "1",
         "Bind each rank to the CPUs of its chip's NUMA node when known; 0 leaves it alone."},
     [PPU_P_SIM_STATS_FILE] = {"PPU_SIM_STATS_FILE", "",
-        "At communicator destroy, each rank writes 'src dst bytes messages' per "
-        "link it sent on to this file; %r is the rank."},
+        "At communicator destroy, each rank writes 'src dst bytes messages kind' per "
+        "link it sent on to this file (kind: icn, host when staged through host memory, "
+        "net to another server); %r is the rank."},
     [PPU_P_SIM_FAULT] = {"PPU_SIM_FAULT", "",
         "Faults to inject, comma-separated: link=A-B:down@op=K, link=A-B:delay_us=D, "
         "link=A-B:corrupt@op=K (one bit of each message on A->B flipped in collective K), "
         "rank=R:exit@op=K (collectives counted from 1 per communicator)."},
     [PPU_P_ALGO] = {"PPU_ALGO", "",
         "Algorithms the planner may use: names for every collective (ring,tree,oneshot,"
-        "twoshot,pairwise) or per collective (allreduce:twoshot;alltoall:ring). A name "
+        "twoshot,pairwise,hier) or per collective (allreduce:twoshot;alltoall:ring). A name "
         "that does not apply to a call is logged and the planner chooses."},
     [PPU_P_PROTO] = {"PPU_PROTO", "",
         "Protocols the planner may use, same syntax as PPU_ALGO: ll (data and flag in "

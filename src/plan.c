@@ -29,7 +29,7 @@ const char *ppu_coll_name(enum ppu_coll c)
 /* What each collective has: the algorithms a user may name for it. */
 static const unsigned coll_algos[PPU_NUM_COLLS] = {
     [PPU_COLL_ALLREDUCE] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_TREE) | BIT(PPU_ALGO_ONESHOT) |
-                           BIT(PPU_ALGO_TWOSHOT),
+                           BIT(PPU_ALGO_TWOSHOT) | BIT(PPU_ALGO_HIER),
     [PPU_COLL_BROADCAST] = BIT(PPU_ALGO_RING),
     [PPU_COLL_REDUCE] = BIT(PPU_ALGO_RING),
     [PPU_COLL_ALLGATHER] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_PAIRWISE),
@@ -141,6 +141,49 @@ void ppu_plan_model(struct ppu_comm *comm, int local_ranks, int cores)
     m->mem_gbps[PPU_PROTO_LL] = 1.0 / over;
     for (int p = 0; p < PPU_NUM_PROTOS; p++)
         m->link_gbps[p] = m->mem_gbps[p];
+    /* Between (simulated) servers the socket transport: a message costs a
+     * system call or two on each side and a wake-up of the progress thread
+     * (~30 us measured on loopback), and a TCP stream moves ~1.5 GB/s on
+     * this host, less when ranks share cores. */
+    m->net_alpha_us = 30.0 * over;
+    m->net_gbps = 1.5 / over;
+}
+
+void ppu_plan_servers(struct ppu_comm *comm)
+{
+    const struct ppu_topo *t = &comm->topo;
+    int n = comm->nranks, me = comm->rank, sv = t->server[me];
+    int count[PPU_TOPO_MAX_CHIPS] = {0}, ids[PPU_TOPO_MAX_CHIPS], nids = 0;
+    for (int r = 0; r < n; r++) {
+        int k = 0;
+        while (k < nids && ids[k] != t->server[r])
+            k++;
+        if (k == nids)
+            ids[nids++] = t->server[r];
+        count[k]++;
+    }
+    comm->nservers = nids;
+    comm->per_server = count[0];
+    comm->hier_ok = nids > 1;
+    for (int k = 0; k < nids; k++)
+        comm->hier_ok &= count[k] == count[0];
+    if (!comm->hier_ok)
+        return;
+    int mine = 0, j = 0;
+    for (int r = 0; r < n; r++)
+        if (t->server[r] == sv) {
+            if (r == me)
+                j = mine;
+            comm->local[mine++] = r;
+        }
+    /* rail j: the j-th rank (in rank order) of every server, servers in
+     * the order they first appear */
+    for (int k = 0; k < nids; k++) {
+        int seen = 0;
+        for (int r = 0; r < n; r++)
+            if (t->server[r] == ids[k] && seen++ == j)
+                comm->rail[k] = r;
+    }
 }
 
 void ppu_plan_free(struct ppu_comm *comm)
@@ -219,8 +262,23 @@ static double cost(const struct ppu_comm *comm, enum ppu_coll coll, int algo, in
         break;
     }
     double bw_link = m->link_gbps[proto] * 1e3, bw_mem = m->mem_gbps[proto] * 1e3; /* B/us */
+    double alpha = m->alpha_us;
+    if (comm->nservers > 1) {
+        /* across servers: the busiest link is a network link (every flat
+         * algorithm crosses servers on some of its links) */
+        bw_link = m->net_gbps * 1e3 < bw_link ? m->net_gbps * 1e3 : bw_link;
+        alpha = m->net_alpha_us;
+    }
+    if (algo == PPU_ALGO_HIER) { /* ICN reduce-scatter and all-gather around a rail all-reduce */
+        double L = comm->per_server, ns = comm->nservers, sh = S / L;
+        double cp = (double)comm->peer_slot;
+        double intra = 2 * (L - 1) * m->alpha_us + 4 * S * (L - 1) / L / (m->mem_gbps[0] * 1e3);
+        double inter = (2 * (ns - 1) + ceil_div(sh, ns * cp) - 1) * m->net_alpha_us +
+                       2 * sh * (ns - 1) / ns / (m->net_gbps * 1e3);
+        return intra + inter;
+    }
     double tl = link / bw_link, tm = copies / bw_mem;
-    return hops * m->alpha_us + (tl > tm ? tl : tm);
+    return hops * alpha + (tl > tm ? tl : tm);
 }
 
 /* Can algo run this call on this communicator? */
@@ -239,6 +297,8 @@ static int applies(const struct ppu_comm *comm, const struct ppu_coll_args *a, i
     case PPU_ALGO_PAIRWISE:
         /* alltoallv has no ring form: its non-adjacent pairs are staged */
         return comm->mesh || a->coll == PPU_COLL_ALLTOALLV;
+    case PPU_ALGO_HIER: /* servers of equal size, more than one */
+        return comm->hier_ok;
     default:
         return 0;
     }
@@ -329,6 +389,8 @@ static ppu_result_t build(struct ppu_comm *comm, const struct ppu_coll_args *a, 
     ppu_result_t r = PPU_INTERNAL_ERROR;
     switch (a->coll) {
     case PPU_COLL_ALLREDUCE:
+        if (algo == PPU_ALGO_HIER)
+            break;
         r = algo == PPU_ALGO_ONESHOT   ? ppu_sched_oneshot_allreduce(s, &x, a->count, a->op)
             : algo == PPU_ALGO_TWOSHOT ? ppu_sched_twoshot_allreduce(s, &x, a->count, a->op)
             : algo == PPU_ALGO_TREE    ? PPU_INTERNAL_ERROR
@@ -363,6 +425,9 @@ static ppu_result_t build(struct ppu_comm *comm, const struct ppu_coll_args *a, 
     default:
         break;
     }
+    if (a->coll == PPU_COLL_ALLREDUCE && algo == PPU_ALGO_HIER)
+        r = ppu_sched_hier_allreduce(s, &x, a->count, a->op, comm->local, comm->per_server,
+                                     comm->rail, comm->nservers);
     if (r != PPU_SUCCESS)
         return ppu_fail(comm, r, "rank %d: cannot build the %s schedule for %s", comm->rank,
                         ppu_algo_name(algo), ppu_coll_name(a->coll));

@@ -90,8 +90,8 @@ static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mo
                                  size_t chunk, uint32_t fin)
 {
     size_t biggest = 0;
-    for (int i = 0; i < n; i++)
-        biggest = b->len[i] > biggest ? b->len[i] : biggest;
+    for (int i = 0; i < n; i++) /* the ring's members: all ranks, or a sub-ring's */
+        biggest = b->len[ring[i]] > biggest ? b->len[ring[i]] : biggest;
     size_t iters = (biggest + chunk - 1) / chunk;
     const uint32_t R = PPU_STEP_RECV, I = PPU_STEP_INPUT, O = PPU_STEP_OUTPUT, S = PPU_STEP_SEND;
     for (size_t it = 0; it < iters; it++) {
@@ -197,6 +197,64 @@ ppu_result_t ppu_sched_ring_allreduce(struct ppu_sched *s, const struct ppu_sche
     return ring_build(s, x, RING_AR, count, op);
 }
 
+/* Give a ring channel built for a sub-ring its direct peer links: every
+ * send to the next member, every receive from the previous one; with
+ * in_out, its input is the call's output buffer. */
+static void on_peer_links(struct ppu_sched_channel *ch, const int *ring, int n, int p, int in_out)
+{
+    int next = ring[(p + 1) % n], prev = ring[(p + n - 1) % n];
+    for (size_t i = 0; i < ch->nsteps; i++) {
+        struct ppu_step *st = &ch->steps[i];
+        if (st->flags & PPU_STEP_SEND)
+            st->send_peer = (int16_t)next;
+        if (st->flags & PPU_STEP_RECV)
+            st->recv_peer = (int16_t)prev;
+        st->flags &= ~(uint32_t)PPU_STEP_REF_OUT; /* peer links copy */
+        if (in_out && (st->flags & PPU_STEP_INPUT))
+            st->flags |= PPU_STEP_IN_OUT;
+    }
+}
+
+ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t count, ppu_redop_t op, const int *local, int nlocal,
+                                      const int *rail_me, int nservers)
+{
+    if (ppu_sched_init(s, 3, PPU_ALGO_HIER) != PPU_SUCCESS)
+        return PPU_SYSTEM_ERROR;
+    uint32_t fin = op == PPU_AVG ? PPU_STEP_FINISH : 0;
+    struct ring_blocks b, rb;
+    memset(&b, 0, sizeof b);
+    memset(&rb, 0, sizeof rb);
+    int me = ring_pos(local, nlocal, x->rank), rp = ring_pos(rail_me, nservers, x->rank);
+    /* 1: reduce-scatter inside the server; local member j owns part j */
+    for (int j = 0; j < nlocal; j++) {
+        int q = local[j];
+        ppu_sched_part(0, count, nlocal, j, &b.in[q], &b.len[q]);
+        b.out[q] = b.in[q];
+    }
+    size_t shard = b.in[x->rank], shard_len = b.len[x->rank];
+    ppu_result_t r = ring_channel(&s->ch[0], RING_RS, nlocal, local, me, &b, x->chunk, 0);
+    on_peer_links(&s->ch[0], local, nlocal, me, 0);
+    /* 2: all-reduce of this rank's shard along its rail, in the output */
+    for (int k = 0; k < nservers; k++) {
+        int q = rail_me[k];
+        ppu_sched_part(shard, shard_len, nservers, k, &rb.in[q], &rb.len[q]);
+        rb.out[q] = rb.in[q];
+    }
+    if (r == PPU_SUCCESS)
+        r = ring_channel(&s->ch[1], RING_AR, nservers, rail_me, rp, &rb, x->chunk, fin);
+    on_peer_links(&s->ch[1], rail_me, nservers, rp, 1);
+    s->ch[1].after = 0;
+    /* 3: all-gather inside the server, from the output */
+    if (r == PPU_SUCCESS)
+        r = ring_channel(&s->ch[2], RING_AG, nlocal, local, me, &b, x->chunk, 0);
+    on_peer_links(&s->ch[2], local, nlocal, me, 1);
+    s->ch[2].after = 1;
+    if (r != PPU_SUCCESS)
+        ppu_sched_free(s);
+    return r;
+}
+
 ppu_result_t ppu_sched_ring_reduce_scatter(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                            size_t recvcount, ppu_redop_t op)
 {
@@ -294,7 +352,7 @@ ppu_result_t ppu_sched_chain_reduce(struct ppu_sched *s, const struct ppu_sched_
 }
 
 static const char *const algo_names[PPU_NUM_ALGOS] = {"ring", "tree", "oneshot", "twoshot",
-                                                      "pairwise", "direct"};
+                                                      "pairwise", "direct", "hier"};
 static const char *const proto_names[PPU_NUM_PROTOS] = {"simple", "ll"};
 
 const char *ppu_algo_name(int a)

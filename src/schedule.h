@@ -54,6 +54,7 @@ enum ppu_algo {
     PPU_ALGO_TWOSHOT,
     PPU_ALGO_PAIRWISE,
     PPU_ALGO_DIRECT, /* point to point: sends and receives on peer links */
+    PPU_ALGO_HIER,   /* across servers: inside each server, then along rails */
     PPU_NUM_ALGOS
 };
 
@@ -110,6 +111,17 @@ ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sche
 /* Heap-shaped binary trees over rank order and its reverse: a rank inside
  * one tree is (nearly always) a leaf of the other. */
 void ppu_sched_double_binary_tree(int n, int parent[2][64]);
+
+/* Hierarchical all-reduce over servers of equal size: reduce-scatter
+ * inside each server (ring over its ranks), all-reduce of each rank's
+ * shard across servers along its rail (the ranks with the same local
+ * index, one per server: rail[j][k] is local index j on server k), then
+ * all-gather inside each server. The three phases are channels run one
+ * after the other on direct peer links. local[] lists this rank's server
+ * mates in ring order (this rank included), rail_me[] its rail. */
+ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t count, ppu_redop_t op, const int *local, int nlocal,
+                                      const int *rail_me, int nservers);
 
 /* Steps helpers for builders. */
 ppu_result_t ppu_sched_add(struct ppu_sched_channel *c, uint32_t flags, int send_peer,

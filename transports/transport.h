@@ -1,5 +1,6 @@
 /* The contract every transport fills: one ops table, designated
- * initializers, listed in priority order in transports/registry.c.
+ * initializers; src/connect.c picks one per link (icn_sim inside a server,
+ * net_socket between servers).
  *
  * Connection setup runs in phases driven by the core; between phases the
  * core exchanges connect info and barriers through the bootstrap:
@@ -15,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include "ppuccl.h"
 
 #define PPU_CONNECT_INFO_BYTES 128
@@ -26,6 +28,11 @@ struct ppu_link_params {
     int allow_direct;     /* may messages refer to the sender's memory? */
     int allow_cma;        /* ...also across processes (one kernel copy)? */
     size_t ll_bytes;      /* largest low-latency message; 0: none */
+    /* Network transports only (zero elsewhere). */
+    int nsocks;           /* connections per link (PPU_SOCKET_NSOCKS) */
+    int setup_timeout_ms; /* connection setup deadline (PPU_BOOTSTRAP_TIMEOUT_MS) */
+    int close_timeout_ms; /* longest wait at close for sent messages to leave (PPU_TIMEOUT_MS) */
+    struct sockaddr_storage listen_addr; /* receiver: where to listen (port ignored) */
 };
 
 /* What a receiver finds at the head of its FIFO. */
@@ -82,6 +89,12 @@ struct ppu_transport_ops {
 };
 
 extern const struct ppu_transport_ops ppu_icn_sim_ops;
+/* Links between servers: TCP sockets driven by a progress thread. */
+extern const struct ppu_transport_ops ppu_net_socket_ops;
+
+/* Logging for transports, provided by the core (subsystem NET): level 1
+ * warns, 2 informs, 3 traces (as PPU_DEBUG). */
+void ppu_transport_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 
 #endif

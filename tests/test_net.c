@@ -1,0 +1,782 @@
+/* Ranks on several (simulated) servers: every link between servers is the
+ * TCP transport (net_socket). Every collective against the references of
+ * refval.h on 2 servers x 4 ranks, 4 x 2 and 4 x 1, uneven servers from a
+ * topology file, ranks as threads, the stats file's net column; the
+ * transport's listener turning strangers away and its receiver refusing
+ * bad frames; a rank killed mid-job; PPU_NET and PPU_SOCKET_NSOCKS
+ * checked at init. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net_socket/net_socket.h"
+#include "ranks.h"
+#include "refval.h"
+#include "transport.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- every collective, checked (as test_colls.c, fewer types) ---- */
+
+enum { AR, BC, RD, AG, RS, A2A, A2AV, P2P, NCOLL };
+static const char *names[NCOLL] = {"allreduce", "broadcast", "reduce", "allgather",
+                                   "reduce_scatter", "alltoall", "alltoallv", "sendrecv"};
+
+static double a2a_val(int from, int to, size_t i)
+{
+    return ref_input(from * 64 + to, i, PPU_INT32, PPU_SUM);
+}
+
+static void store_val(void *buf, size_t i, ppu_datatype_t dt, double v)
+{
+    ref_store(buf, i, dt, v, (uint64_t)(int64_t)v);
+}
+
+static size_t v_count(int from, int to, size_t unit)
+{
+    return (size_t)((from + 2 * to) % 4) * unit + (size_t)to;
+}
+
+/* One call; returns the wrong elements, or 1 on an error. */
+static size_t one(ppu_comm_t comm, int r, int n, int coll, ppu_datatype_t dt, ppu_redop_t op,
+                  size_t count, int inplace, int root)
+{
+    size_t es = ppu_datatype_size(dt), nb = count * es, N = (size_t)n;
+    size_t sbytes = nb, rbytes = nb;
+    if (coll == AG)
+        rbytes = nb * N;
+    if (coll == RS || coll == A2A)
+        sbytes = nb * N;
+    if (coll == A2A)
+        rbytes = nb * N;
+    size_t vs[64], vsd[64], vr[64], vrd[64];
+    if (coll == A2AV) {
+        sbytes = rbytes = 0;
+        for (int p = 0; p < n; p++) {
+            vs[p] = v_count(r, p, count);
+            vsd[p] = sbytes / es + 3;
+            sbytes += (vs[p] + 3) * es;
+            vr[p] = v_count(p, r, count);
+            vrd[p] = rbytes / es + 1;
+            rbytes += (vr[p] + 1) * es;
+        }
+        sbytes += 3 * es;
+        rbytes += es;
+    }
+    char *sraw = malloc(sbytes + rbytes + 2), *rraw = malloc(rbytes + 2), *want = malloc(rbytes + 1);
+    char *send = sraw + 1, *recv = rraw + 1; /* not aligned to the type, on purpose */
+    memset(recv, 0xA5, rbytes);
+    size_t check = rbytes / es, bad = 0;
+    ppu_result_t res = PPU_SUCCESS;
+    switch (coll) {
+    case AR:
+        ref_fill(send, count, r, dt, op);
+        if (inplace)
+            recv = send;
+        for (size_t i = 0; i < count; i++)
+            ref_expect(want + i * es, i % REF_PERIOD, n, dt, op);
+        res = ppu_allreduce(send, recv, count, dt, op, comm, NULL);
+        break;
+    case BC:
+        if (r == root)
+            ref_fill(send, count, r, dt, PPU_SUM);
+        if (inplace && r == root)
+            memcpy(recv, send, nb);
+        ref_fill(want, count, root, dt, PPU_SUM);
+        res = ppu_broadcast(inplace ? recv : send, recv, count, dt, root, comm, NULL);
+        break;
+    case RD:
+        ref_fill(send, count, r, dt, op);
+        if (inplace)
+            recv = send;
+        for (size_t i = 0; i < count; i++)
+            ref_expect(want + i * es, i % REF_PERIOD, n, dt, op);
+        res = ppu_reduce(send, recv, count, dt, op, root, comm, NULL);
+        if (r != root)
+            check = 0;
+        break;
+    case AG:
+        for (int q = 0; q < n; q++)
+            ref_fill(want + (size_t)q * nb, count, q, dt, PPU_SUM);
+        ref_fill(send, count, r, dt, PPU_SUM);
+        if (inplace) {
+            memcpy(recv + (size_t)r * nb, send, nb);
+            send = recv + (size_t)r * nb;
+        }
+        res = ppu_allgather(send, recv, count, dt, comm, NULL);
+        break;
+    case RS:
+        ref_fill(send, count * N, r, dt, op);
+        for (size_t i = 0; i < count; i++)
+            ref_expect(want + i * es, ((size_t)r * count + i) % REF_PERIOD, n, dt, op);
+        if (inplace)
+            recv = send + (size_t)r * nb;
+        res = ppu_reduce_scatter(send, recv, count, dt, op, comm, NULL);
+        check = count;
+        break;
+    case A2A:
+        for (int p = 0; p < n; p++)
+            for (size_t i = 0; i < count; i++) {
+                store_val(send, (size_t)p * count + i, dt, a2a_val(r, p, i));
+                store_val(want, (size_t)p * count + i, dt, a2a_val(p, r, i));
+            }
+        res = ppu_alltoall(send, recv, count, dt, comm, NULL);
+        break;
+    case A2AV:
+        memcpy(want, recv, rbytes);
+        for (int p = 0; p < n; p++) {
+            for (size_t i = 0; i < vs[p]; i++)
+                store_val(send, vsd[p] + i, dt, a2a_val(r, p, i));
+            for (size_t i = 0; i < vr[p]; i++)
+                store_val(want, vrd[p] + i, dt, a2a_val(p, r, i));
+        }
+        res = ppu_alltoallv(send, vs, vsd, recv, vr, vrd, dt, comm, NULL);
+        break;
+    case P2P: {
+        /* every rank sends to the rank n/2 on (another server when the
+         * servers are halves) and to the next one, in one group */
+        int to = (r + n / 2) % n, from = (r + n - n / 2) % n;
+        int to2 = (r + 1) % n, from2 = (r + n - 1) % n;
+        char *s2 = malloc(nb + 1), *r2 = malloc(nb + 1), *w2 = malloc(nb + 1);
+        for (size_t i = 0; i < count; i++) {
+            store_val(send, i, dt, a2a_val(r, to, i));
+            store_val(want, i, dt, a2a_val(from, r, i));
+            store_val(s2, i, dt, a2a_val(r, to2, i) + 1);
+            store_val(w2, i, dt, a2a_val(from2, r, i) + 1);
+        }
+        ppu_group_start();
+        if (n > 1) {
+            res = ppu_send(send, count, dt, to, comm, NULL);
+            if (res == PPU_SUCCESS)
+                res = ppu_recv(recv, count, dt, from, comm, NULL);
+            if (res == PPU_SUCCESS)
+                res = ppu_send(s2, count, dt, to2, comm, NULL);
+            if (res == PPU_SUCCESS)
+                res = ppu_recv(r2, count, dt, from2, comm, NULL);
+        }
+        ppu_result_t e = ppu_group_end();
+        res = res != PPU_SUCCESS ? res : e;
+        if (res == PPU_SUCCESS && n > 1 && memcmp(r2, w2, nb))
+            bad++;
+        free(s2);
+        free(r2);
+        free(w2);
+        check = n > 1 ? count : 0;
+        break;
+    }
+    }
+    if (res != PPU_SUCCESS) {
+        fprintf(stderr, "rank %d %s n=%d dt=%d op=%d count=%zu inplace=%d root=%d: %s\n", r,
+                names[coll], n, dt, op, count, inplace, root, ppu_get_last_error(comm));
+        bad = 1;
+    } else {
+        for (size_t i = 0; i < check; i++)
+            if (memcmp(recv + i * es, want + i * es, es)) {
+                if (!bad)
+                    fprintf(stderr, "rank %d %s n=%d dt=%d op=%d count=%zu inplace=%d: first wrong "
+                            "element %zu of %zu\n", r, names[coll], n, dt, op, count, inplace, i,
+                            check);
+                bad++;
+            }
+    }
+    free(sraw);
+    free(rraw);
+    free(want);
+    return bad;
+}
+
+struct plan {
+    unsigned colls;   /* bit per collective */
+    size_t counts[4]; /* checked at each; 0 and an odd count among them */
+    int ncounts;
+    int all_types;    /* all-reduce over every datatype and op at counts[2] */
+};
+
+static int colls_rank(ppu_comm_t comm, int r, int n, void *arg)
+{
+    const struct plan *pl = arg;
+    size_t bad = 0;
+    for (int c = 0; c < NCOLL; c++) {
+        if (!(pl->colls >> c & 1))
+            continue;
+        int has_op = c == AR || c == RD || c == RS, has_ip = c != A2A && c != A2AV && c != P2P;
+        for (int k = 0; k < pl->ncounts; k++)
+            for (int t = 0; t < 2; t++) { /* float32 sum, int8 max */
+                ppu_datatype_t dt = t ? PPU_INT8 : PPU_FLOAT32;
+                if (t && pl->counts[k] > 100000)
+                    continue;
+                for (int ip = 0; ip < (has_ip ? 2 : 1); ip++)
+                    bad += one(comm, r, n, c, dt, has_op && t ? PPU_MAX : PPU_SUM, pl->counts[k],
+                               ip, (c == BC ? n - 1 : n / 2 + 1) % n);
+            }
+    }
+    if (pl->all_types && (pl->colls & 1u << AR))
+        for (int dt = 0; dt < PPU_NUM_DATATYPES; dt++)
+            for (int op = 0; op < PPU_NUM_REDOPS; op++)
+                bad += one(comm, r, n, AR, (ppu_datatype_t)dt, (ppu_redop_t)op, pl->counts[2], 0, 0);
+    return bad != 0;
+}
+
+static void run(int n, const char *servers, const char *algo, const char *proto,
+                const struct plan *pl)
+{
+    setenv("PPU_SIM_SERVERS", servers, 1);
+    setenv("PPU_ALGO", algo, 1);
+    setenv("PPU_PROTO", proto, 1);
+    setenv("PPU_TIMEOUT_MS", "20000", 1); /* a hang fails fast, with its message */
+    /* below every Test's .timeout: the ranks are killed before the test */
+    int failed = run_ranks(n, colls_rank, (void *)pl, 60);
+    cr_expect_eq(failed, 0, "%d ranks on %s servers, PPU_ALGO=%s PPU_PROTO=%s: %d rank(s) failed",
+                 n, servers, algo, proto, failed);
+}
+
+#define ALL_COLLS ((1u << NCOLL) - 1)
+
+/* 2 servers x 4 ranks: ring and tree all-reduce (the algorithms the
+ * planner takes here: the mesh ones need every rank one ICN hop away, so
+ * naming them falls back), then every other collective. */
+Test(net, every_collective_2x4, .timeout = 400 * PPU_TEST_SLOWDOWN)
+{
+    struct plan all = {ALL_COLLS, {0, 1, 1023, 65537}, 4, 1};
+    run(8, "2", "allreduce:ring", "", &all);
+    /* many chunks in flight: FIFOs and socket buffers fill up */
+    struct plan big = {1u << AR | 1u << BC | 1u << RD, {1048577}, 1, 0};
+    run(8, "2", "allreduce:ring", "", &big);
+    struct plan big_n = {1u << AG | 1u << RS | 1u << A2A, {131073}, 1, 0};
+    run(8, "2", "", "", &big_n);
+    struct plan ar = {1u << AR, {0, 7, 1023, 300007}, 4, 0};
+    run(8, "2", "allreduce:tree", "simple", &ar);
+    struct plan small = {1u << AR | 1u << AG | 1u << A2A, {0, 3, 257}, 3, 0};
+    run(8, "2", "allreduce:tree,twoshot", "ll", &small);
+}
+
+Test(net, every_collective_4x2, .timeout = 300 * PPU_TEST_SLOWDOWN)
+{
+    struct plan all = {ALL_COLLS, {0, 1, 1023, 65537}, 4, 0};
+    run(8, "4", "", "", &all);
+    struct plan ar = {1u << AR, {0, 5, 1023, 300007}, 4, 0};
+    run(8, "4", "allreduce:tree", "", &ar);
+}
+
+/* The hierarchical all-reduce (ICN reduce-scatter, rail all-reduce over
+ * the network, ICN all-gather): every type and op, odd and zero counts,
+ * several chunks a phase, on 2x4, 4x2 and 3x3. */
+Test(net, hierarchical_allreduce, .timeout = 400 * PPU_TEST_SLOWDOWN)
+{
+    struct plan ar = {1u << AR, {0, 7, 1023, 300007}, 4, 1};
+    run(8, "2", "allreduce:hier", "", &ar);
+    run(8, "4", "allreduce:hier", "", &ar);
+    struct plan ar9 = {1u << AR, {0, 1, 1025, 65537}, 4, 0};
+    run(9, "3", "allreduce:hier", "", &ar9);
+}
+
+/* Every rank its own server: every link is a network link. */
+Test(net, every_collective_4x1, .timeout = 300 * PPU_TEST_SLOWDOWN)
+{
+    struct plan all = {ALL_COLLS, {0, 1, 1023, 65537}, 4, 0};
+    run(4, "4", "", "", &all);
+}
+
+/* ---- uneven servers ---- */
+
+static int init_fails(ppu_comm_t comm, int r, int n, void *arg)
+{
+    (void)comm, (void)r, (void)n, (void)arg;
+    return 0; /* not reached: init must fail */
+}
+
+/* n ranks whose init must fail with `want` in the error sentence. */
+static int expect_init_error(int n, const char *want)
+{
+    pid_t pids[16];
+    ppu_unique_id_t id;
+    int pipes[16][2];
+    for (int r = 0; r < n; r++)
+        if (pipe(pipes[r]) != 0)
+            return n;
+    fflush(stderr);
+    for (int r = 0; r < n; r++) {
+        pids[r] = fork();
+        if (pids[r] == 0) {
+            if (ranks_get_id(r, n, pipes, &id) != 0)
+                _exit(2);
+            ppu_comm_t c;
+            ppu_result_t res = ppu_comm_init_rank(&c, n, id, r);
+            const char *msg = ppu_get_last_error(NULL);
+            if (res == PPU_SUCCESS || !strstr(msg, want)) {
+                fprintf(stderr, "rank %d: result %d '%s' (wanted '%s')\n", r, res, msg, want);
+                _exit(1);
+            }
+            _exit(res == PPU_INVALID_ARGUMENT || res == PPU_INVALID_USAGE ? 0 : 3);
+        }
+    }
+    int bad = 0;
+    for (int r = 0; r < n; r++) {
+        int st;
+        waitpid(pids[r], &st, 0);
+        bad += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+        close(pipes[r][0]);
+        close(pipes[r][1]);
+    }
+    return bad;
+}
+
+/* PPU_SIM_SERVERS splits ranks evenly: 3 servers for 8 ranks is refused at
+ * init. Servers of different sizes are supported from a topology file:
+ * 3 + 3 + 2 chips run every collective. */
+Test(net, uneven_servers, .timeout = 250 * PPU_TEST_SLOWDOWN)
+{
+    (void)init_fails;
+    setenv("PPU_SIM_SERVERS", "3", 1);
+    cr_expect_eq(expect_init_error(8, "PPU_SIM_SERVERS=3 must divide the 8 ranks"), 0);
+    unsetenv("PPU_SIM_SERVERS");
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/ppu_net_uneven_%d.xml", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "<ppu_topology version=\"1\" name=\"uneven332\">\n"
+               "  <server id=\"0\"><chip id=\"0\"/><chip id=\"1\"/><chip id=\"2\"/></server>\n"
+               "  <server id=\"1\"><chip id=\"3\"/><chip id=\"4\"/><chip id=\"5\"/></server>\n"
+               "  <server id=\"2\"><chip id=\"6\"/><chip id=\"7\"/></server>\n"
+               "  <link a=\"0\" b=\"1\"/><link a=\"0\" b=\"2\"/><link a=\"1\" b=\"2\"/>\n"
+               "  <link a=\"3\" b=\"4\"/><link a=\"3\" b=\"5\"/><link a=\"4\" b=\"5\"/>\n"
+               "  <link a=\"6\" b=\"7\"/>\n"
+               "</ppu_topology>\n");
+    fclose(f);
+    setenv("PPU_TOPO_FILE", path, 1);
+    struct plan all = {ALL_COLLS, {0, 1, 1023, 65537}, 4, 0};
+    run(8, "1", "", "", &all);
+    struct plan ar = {1u << AR, {0, 1023, 65537}, 3, 0};
+    run(8, "1", "allreduce:tree", "", &ar);
+    unsetenv("PPU_TOPO_FILE");
+    unlink(path);
+}
+
+/* ---- ranks as threads of one process, one progress thread ---- */
+
+struct th_arg {
+    ppu_comm_t comm;
+    int rank, n, bad;
+};
+
+static void *th_rank(void *p)
+{
+    struct th_arg *a = p;
+    enum { CNT = 100003 };
+    float *v = malloc(CNT * sizeof *v);
+    for (int it = 0; it < 5 && !a->bad; it++) {
+        for (int i = 0; i < CNT; i++)
+            v[i] = (float)(a->rank + i % 7 + it);
+        if (ppu_allreduce(v, v, CNT, PPU_FLOAT32, PPU_SUM, a->comm, NULL) != PPU_SUCCESS) {
+            fprintf(stderr, "rank %d: %s\n", a->rank, ppu_get_last_error(a->comm));
+            a->bad = 1;
+        }
+        for (int i = 0; i < CNT && !a->bad; i++)
+            if (v[i] != (float)(a->n * (a->n - 1) / 2 + a->n * (i % 7 + it)))
+                a->bad = 1;
+    }
+    free(v);
+    return NULL;
+}
+
+Test(net, ranks_as_threads, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    enum { N = 4 };
+    setenv("PPU_SIM_SERVERS", "2", 1);
+    setenv("PPU_TIMEOUT_MS", "20000", 1);
+    ppu_comm_t comms[N];
+    cr_assert_eq(ppu_comm_init_all(comms, N), PPU_SUCCESS, "%s", ppu_get_last_error(NULL));
+    struct th_arg a[N];
+    pthread_t t[N];
+    for (int r = 0; r < N; r++) {
+        a[r] = (struct th_arg){comms[r], r, N, 0};
+        pthread_create(&t[r], NULL, th_rank, &a[r]);
+    }
+    for (int r = 0; r < N; r++) {
+        pthread_join(t[r], NULL);
+        cr_expect_eq(a[r].bad, 0, "rank %d", r);
+    }
+    for (int r = 0; r < N; r++)
+        cr_expect_eq(ppu_comm_destroy(comms[r]), PPU_SUCCESS);
+}
+
+/* ---- the stats file marks network links ---- */
+
+static int some_allreduces(ppu_comm_t comm, int r, int n, void *arg)
+{
+    (void)arg;
+    enum { CNT = 1 << 18 };
+    float *v = calloc(CNT, sizeof *v);
+    int bad = 0;
+    for (int it = 0; it < 3 && !bad; it++)
+        bad = ppu_allreduce(v, v, CNT, PPU_FLOAT32, PPU_SUM, comm, NULL) != PPU_SUCCESS;
+    int32_t x = r, y = -1;
+    ppu_group_start();
+    ppu_send(&x, 1, PPU_INT32, (r + n / 2) % n, comm, NULL);
+    ppu_recv(&y, 1, PPU_INT32, (r + n - n / 2) % n, comm, NULL);
+    bad |= ppu_group_end() != PPU_SUCCESS || y != (r + n - n / 2) % n;
+    free(v);
+    return bad;
+}
+
+Test(net, stats_file_marks_network_links, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    char pat[64], path[80];
+    snprintf(pat, sizeof pat, "/tmp/ppu_net_stats_%d_%%r.txt", (int)getpid());
+    setenv("PPU_SIM_STATS_FILE", pat, 1);
+    setenv("PPU_SIM_SERVERS", "2", 1);
+    cr_assert_eq(run_ranks(8, some_allreduces, NULL, 40), 0);
+    int net = 0, icn = 0;
+    for (int r = 0; r < 8; r++) {
+        snprintf(path, sizeof path, "/tmp/ppu_net_stats_%d_%d.txt", (int)getpid(), r);
+        FILE *f = fopen(path, "r");
+        cr_assert(f, "rank %d wrote no stats", r);
+        int src, dst;
+        unsigned long long bytes, msgs;
+        char kind[16];
+        while (fscanf(f, "%d %d %llu %llu %15s", &src, &dst, &bytes, &msgs, kind) == 5) {
+            int cross = src / 4 != dst / 4;
+            cr_expect_str_eq(kind, cross ? "net" : "icn", "%d->%d", src, dst);
+            cr_expect_gt(bytes, 0ull);
+            net += cross;
+            icn += !cross;
+        }
+        fclose(f);
+        unlink(path);
+    }
+    cr_expect_gt(net, 0, "some bytes crossed servers");
+    cr_expect_gt(icn, 0, "some stayed inside a server");
+}
+
+/* ---- PPU_NET and PPU_SOCKET_NSOCKS ---- */
+
+Test(net, net_parameters_checked_at_init, .timeout = 200 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_SIM_SERVERS", "2", 1);
+    setenv("PPU_NET", "ib", 1);
+    cr_expect_eq(expect_init_error(2, "no RDMA (ib) transport"), 0);
+    setenv("PPU_NET", "carrier-pigeon", 1);
+    cr_expect_eq(expect_init_error(2, "is not a network transport"), 0);
+    setenv("PPU_NET", "socket", 1);
+    setenv("PPU_SOCKET_NSOCKS", "9", 1);
+    cr_expect_eq(expect_init_error(2, "PPU_SOCKET_NSOCKS=9"), 0);
+    /* 1 and 8 connections per link work */
+    struct plan p = {1u << AR | 1u << A2A | 1u << P2P, {0, 1023, 65537}, 3, 0};
+    setenv("PPU_SOCKET_NSOCKS", "1", 1);
+    run(4, "2", "", "", &p);
+    setenv("PPU_SOCKET_NSOCKS", "8", 1);
+    run(4, "4", "", "", &p);
+}
+
+/* ---- a rank killed mid-job ---- */
+
+static int victim_dies(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    (void)n;
+    int victim = *(const int *)arg;
+    enum { COUNT = 1 << 19 };
+    float *v = calloc(COUNT, sizeof *v);
+    for (int it = 0; it < 2; it++)
+        if (ppu_allreduce(v, v, COUNT, PPU_FLOAT32, PPU_SUM, comm, NULL) != PPU_SUCCESS) {
+            fprintf(stderr, "rank %d: %s\n", rank, ppu_get_last_error(comm));
+            return 1;
+        }
+    /* Unlike a shared-memory FIFO, a process's unsent messages die with it:
+     * the victim lets its last ones leave, then dies while the others wait
+     * on it in the next all-reduce. */
+    if (rank == victim) {
+        usleep(300 * 1000);
+        raise(SIGKILL);
+    }
+    double t0 = now_s();
+    ppu_result_t r = PPU_SUCCESS;
+    for (int it = 0; it < 200 && r == PPU_SUCCESS; it++)
+        r = ppu_allreduce(v, v, COUNT, PPU_FLOAT32, PPU_SUM, comm, NULL);
+    double s = now_s() - t0;
+    const char *msg = ppu_get_last_error(comm);
+    free(v);
+    /* every rank names the victim among the ranks gone */
+    char gone[32];
+    snprintf(gone, sizeof gone, "ranks gone: %d)", victim);
+    int bad = r != PPU_REMOTE_ERROR || s > 5.0 || !strstr(msg, gone);
+    if (bad || getenv("PPU_TEST_VERBOSE"))
+        fprintf(stderr, "rank %d: got %d after %.2f s: '%s'\n", rank, r, s, msg);
+    usleep(500 * 1000); /* survivors stay up while the others look */
+    return bad;
+}
+
+/* Rank 6 of 2 x 4: its own server's ranks see its process gone, the other
+ * server's see its connections close or a neighbour's failure notice.
+ * Then every rank its own server: only the network tells. */
+Test(net, killed_rank_ends_every_wait, .timeout = 150 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_TIMEOUT_MS", "20000", 1);
+    int victim = 6;
+    setenv("PPU_SIM_SERVERS", "2", 1);
+    cr_expect_eq(run_ranks(8, victim_dies, &victim, 60), 1, "only the killed rank may fail");
+    victim = 1;
+    setenv("PPU_SIM_SERVERS", "4", 1);
+    cr_expect_eq(run_ranks(4, victim_dies, &victim, 60), 1, "only the killed rank may fail");
+}
+
+/* ---- the transport alone: listener and frames ---- */
+
+static void link_params(struct ppu_link *l, int self, int peer, int nsocks)
+{
+    memset(l, 0, sizeof *l);
+    l->ops = &ppu_net_socket_ops;
+    l->params.self_rank = self;
+    l->params.peer_rank = peer;
+    l->params.slot_bytes = 4096;
+    l->params.nslots = 4;
+    l->params.nsocks = nsocks;
+    l->params.setup_timeout_ms = 10000;
+    l->params.close_timeout_ms = 5000;
+    struct sockaddr_in *a = (struct sockaddr_in *)&l->params.listen_addr;
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+}
+
+static int dial(const struct net_info *ni)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(ni->port)};
+    memcpy(&a.sin_addr, ni->addr, 4);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s",
+              strerror(errno));
+    return fd;
+}
+
+static struct net_hello hello_for(const struct net_info *ni, int index)
+{
+    struct net_hello h;
+    memset(&h, 0, sizeof h);
+    h.magic = NET_MAGIC_HELLO;
+    h.version = NET_VERSION;
+    h.index = (uint16_t)index;
+    h.nsocks = ni->nsocks;
+    h.nslots = ni->nslots;
+    memcpy(h.nonce, ni->nonce, sizeof h.nonce);
+    h.slot_bytes = ni->slot_bytes;
+    return h;
+}
+
+/* Readable within a second, then 0 bytes: the receiver closed it. */
+static int closed_by_peer(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    char b[64];
+    return poll(&p, 1, 1000) == 1 && recv(fd, b, sizeof b, 0) <= 0;
+}
+
+static int log_has(const char *path, const char *what)
+{
+    FILE *f = fopen(path, "r");
+    char line[1200];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, what) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* A garbage connection, a wrong-nonce hello, an out-of-range index and a
+ * connection that stalls mid-hello reach the listener before the real
+ * sender: each is dropped and logged, the link completes at once (the
+ * stall does not hold it up), and messages flow with their stamps. */
+Test(net, listener_rejects_strangers, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    char logpath[64];
+    snprintf(logpath, sizeof logpath, "/tmp/ppu_net_log_%d.txt", (int)getpid());
+    setenv("PPU_DEBUG_FILE", logpath, 1);
+    struct ppu_link rl, sl;
+    link_params(&rl, 1, 0, 2);
+    link_params(&sl, 0, 1, 2);
+    char info[PPU_CONNECT_INFO_BYTES];
+    cr_assert_eq(rl.ops->recv_setup(&rl, info), PPU_SUCCESS);
+    struct net_info ni;
+    memcpy(&ni, info, sizeof ni);
+    cr_assert_eq(ni.nsocks, 2);
+
+    int garbage = dial(&ni);
+    const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: y\r\n\r\n";
+    cr_assert_eq(write(garbage, junk, sizeof junk), (ssize_t)sizeof junk);
+    int stranger = dial(&ni);
+    struct net_hello h = hello_for(&ni, 0);
+    h.nonce[3] ^= 0x40;
+    cr_assert_eq(write(stranger, &h, sizeof h), (ssize_t)sizeof h);
+    int bad_index = dial(&ni);
+    h = hello_for(&ni, 5);
+    cr_assert_eq(write(bad_index, &h, sizeof h), (ssize_t)sizeof h);
+    int staller = dial(&ni);
+    h = hello_for(&ni, 1);
+    cr_assert_eq(write(staller, &h, 10), 10);
+
+    cr_assert_eq(sl.ops->send_connect(&sl, info), PPU_SUCCESS);
+    double t0 = now_s();
+    cr_assert_eq(rl.ops->recv_finish(&rl), PPU_SUCCESS);
+    cr_expect_lt(now_s() - t0, 1.5, "the stalled connection held the link up");
+    cr_assert_eq(sl.ops->send_finish(&sl), PPU_SUCCESS);
+    cr_expect(closed_by_peer(garbage));
+    cr_expect(closed_by_peer(stranger));
+    cr_expect(closed_by_peer(bad_index));
+    cr_expect(closed_by_peer(staller));
+
+    /* 40 messages of 0..4096 bytes through a 4-slot FIFO, in order */
+    int sent = 0, got = 0, bad = 0;
+    double end = now_s() + 10;
+    while (got < 40 && now_s() < end) {
+        void *slot;
+        if (sent < 40 && sl.ops->send_reserve(&sl, &slot) == PPU_SUCCESS) {
+            size_t nb = (size_t)(sent * 977) % 4097;
+            for (size_t i = 0; i < nb; i++)
+                ((unsigned char *)slot)[i] = (unsigned char)(sent * 31 + i);
+            sl.call[0] = (uint64_t)sent;
+            sl.call[1] = 0xabcdef00ull + (uint64_t)sent;
+            sl.sum = (uint64_t)sent * 7;
+            cr_assert_eq(sl.ops->send_commit(&sl, nb), PPU_SUCCESS);
+            sent++;
+        }
+        struct ppu_msg m;
+        if (rl.ops->recv_peek(&rl, &m) == PPU_SUCCESS) {
+            size_t nb = (size_t)(got * 977) % 4097;
+            bad += m.bytes != nb || m.call[0] != (uint64_t)got ||
+                   m.call[1] != 0xabcdef00ull + (uint64_t)got || m.sum != (uint64_t)got * 7;
+            for (size_t i = 0; i < nb && i < m.bytes; i++)
+                bad += ((const unsigned char *)m.ptr)[i] != (unsigned char)(got * 31 + i);
+            char copy[16];
+            if (m.bytes >= 16) {
+                cr_assert_eq(rl.ops->recv_read(&rl, copy, m.bytes - 16, 16), PPU_SUCCESS);
+                bad += memcmp(copy, (const char *)m.ptr + m.bytes - 16, 16) != 0;
+            }
+            cr_assert_eq(rl.ops->recv_release(&rl), PPU_SUCCESS);
+            got++;
+        }
+    }
+    cr_expect_eq(got, 40);
+    cr_expect_eq(bad, 0);
+    cr_expect_eq(sl.msgs, 40u);
+    cr_expect(!rl.ops->peer_gone(&rl) && !rl.ops->peer_failed(&rl));
+    cr_expect(!sl.ops->peer_gone(&sl) && !sl.ops->peer_failed(&sl));
+    /* a failure notice from the receiver reaches the sender */
+    rl.ops->set_failed(&rl);
+    end = now_s() + 3;
+    while (!sl.ops->peer_failed(&sl) && now_s() < end)
+        usleep(1000);
+    cr_expect(sl.ops->peer_failed(&sl), "the sender did not see the receiver's notice");
+    sl.ops->close(&sl);
+    /* the sender closed: the receiver's next message will not come */
+    end = now_s() + 3;
+    while (!rl.ops->peer_gone(&rl) && now_s() < end)
+        usleep(1000);
+    cr_expect(rl.ops->peer_gone(&rl));
+    rl.ops->close(&rl);
+    close(garbage);
+    close(stranger);
+    close(bad_index);
+    close(staller);
+    cr_expect(log_has(logpath, "not a ppuccl connection"), "garbage not logged");
+    cr_expect(log_has(logpath, "wrong nonce"), "wrong nonce not logged");
+    cr_expect(log_has(logpath, "out of range"), "bad index not logged");
+    cr_expect(log_has(logpath, "no complete hello"), "stall not logged");
+    unlink(logpath);
+}
+
+/* A raw sender with the right hello, then: a good frame (delivered), a
+ * failure notice (seen), a frame longer than a slot (the link breaks; no
+ * byte past the slot is read). On a second link a bad magic breaks it, on
+ * a third the connection closes (peer gone). */
+static void raw_link(struct ppu_link *rl, int *fd)
+{
+    link_params(rl, 1, 0, 1);
+    char info[PPU_CONNECT_INFO_BYTES];
+    cr_assert_eq(rl->ops->recv_setup(rl, info), PPU_SUCCESS);
+    struct net_info ni;
+    memcpy(&ni, info, sizeof ni);
+    *fd = dial(&ni);
+    struct net_hello h = hello_for(&ni, 0);
+    cr_assert_eq(write(*fd, &h, sizeof h), (ssize_t)sizeof h);
+    cr_assert_eq(rl->ops->recv_finish(rl), PPU_SUCCESS);
+}
+
+static void frame(int fd, uint32_t magic, uint32_t type, uint64_t seq, uint64_t bytes,
+                  const void *payload, size_t plen)
+{
+    struct net_frame f = {magic, type, seq, bytes, {seq, 42}, 0};
+    cr_assert_eq(write(fd, &f, sizeof f), (ssize_t)sizeof f);
+    if (plen)
+        cr_assert_eq(write(fd, payload, plen), (ssize_t)plen);
+}
+
+static int wait_for(int (*fn)(struct ppu_link *), struct ppu_link *l)
+{
+    double end = now_s() + 3;
+    while (!fn(l) && now_s() < end)
+        usleep(1000);
+    return fn(l);
+}
+
+Test(net, receiver_refuses_bad_frames, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_DEBUG", "NONE", 1);
+    struct ppu_link rl;
+    int fd;
+    raw_link(&rl, &fd);
+    char payload[5000];
+    memset(payload, 0x5a, sizeof payload);
+    frame(fd, NET_MAGIC_FRAME, NET_FRAME_DATA, 0, 100, payload, 100);
+    struct ppu_msg m;
+    double end = now_s() + 3;
+    while (rl.ops->recv_peek(&rl, &m) != PPU_SUCCESS && now_s() < end)
+        usleep(1000);
+    cr_assert_eq(m.bytes, 100u);
+    cr_expect_eq(m.call[0], 0u);
+    cr_expect_eq(m.call[1], 42u);
+    cr_expect_eq(((const char *)m.ptr)[99], 0x5a);
+    rl.ops->recv_release(&rl);
+    frame(fd, NET_MAGIC_FRAME, NET_FRAME_FAIL, 0, 0, NULL, 0);
+    cr_expect(wait_for(rl.ops->peer_failed, &rl), "notice not seen");
+    rl.ops->close(&rl);
+    close(fd);
+
+    raw_link(&rl, &fd);
+    frame(fd, NET_MAGIC_FRAME, NET_FRAME_DATA, 0, 4097, payload, sizeof payload);
+    cr_expect(wait_for(rl.ops->peer_failed, &rl), "an oversized frame was not refused");
+    cr_expect_eq(rl.ops->recv_peek(&rl, &m), PPU_IN_PROGRESS);
+    rl.ops->close(&rl);
+    close(fd);
+
+    raw_link(&rl, &fd);
+    frame(fd, 0xdeadbeef, NET_FRAME_DATA, 0, 10, payload, 10);
+    cr_expect(wait_for(rl.ops->peer_failed, &rl), "a bad magic was not refused");
+    cr_expect_eq(rl.ops->recv_peek(&rl, &m), PPU_IN_PROGRESS);
+    rl.ops->close(&rl);
+    close(fd);
+
+    raw_link(&rl, &fd);
+    frame(fd, NET_MAGIC_FRAME, NET_FRAME_DATA, 3, 10, payload, 10); /* message 0 was due */
+    cr_expect(wait_for(rl.ops->peer_failed, &rl), "an out-of-order frame was not refused");
+    rl.ops->close(&rl);
+    close(fd);
+
+    raw_link(&rl, &fd);
+    close(fd);
+    cr_expect(wait_for(rl.ops->peer_gone, &rl), "a closed connection was not seen");
+    cr_expect(!rl.ops->peer_failed(&rl));
+    rl.ops->close(&rl);
+}
