@@ -8,12 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collcheck.h"
 #include "ranks.h"
-#include "refval.h"
-
-enum { AR, BC, RD, AG, RS, A2A, A2AV, P2P, NCOLL };
-static const char *names[NCOLL] = {"allreduce", "broadcast", "reduce", "allgather",
-                                   "reduce_scatter", "alltoall", "alltoallv", "sendrecv"};
 
 struct cc {
     int coll;
@@ -23,212 +19,42 @@ struct cc {
     int root;
 };
 
-/* Value that rank `from` holds for rank `to` at i (all-to-all). */
-static double a2a_val(int from, int to, size_t i)
-{
-    return ref_input(from * 64 + to, i, PPU_INT32, PPU_SUM);
-}
-
-static void store_val(void *buf, size_t i, ppu_datatype_t dt, double v)
-{
-    ref_store(buf, i, dt, v, (uint64_t)(int64_t)v);
-}
-
-/* alltoallv: rank r sends (r + 2p) % 4 * unit + p elements to p */
-static size_t v_count(int from, int to, size_t unit)
-{
-    return (size_t)((from + 2 * to) % 4) * unit + (size_t)to;
-}
-
-static size_t wrong_bytes(const char *got, const char *want, size_t n, size_t es, const char *what,
-                          int rank)
-{
-    size_t bad = 0;
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(got + i * es, want + i * es, es)) {
-            if (!bad)
-                fprintf(stderr, "rank %d %s: first wrong element %zu of %zu\n", rank, what, i, n);
-            bad++;
-        }
-    return bad;
-}
-
-/* One call of one collective; returns wrong elements, or 1 on error. */
-static size_t one(ppu_comm_t comm, int r, int n, const struct cc *c, ppu_datatype_t dt,
-                  ppu_redop_t op, size_t count, int inplace)
-{
-    size_t es = ppu_datatype_size(dt), nb = count * es, N = (size_t)n;
-    size_t sbytes = nb, rbytes = nb;
-    if (c->coll == AG)
-        rbytes = nb * N;
-    if (c->coll == RS || c->coll == A2A)
-        sbytes = nb * N;
-    if (c->coll == A2A)
-        rbytes = nb * N;
-    size_t vs[64], vsd[64], vr[64], vrd[64];
-    if (c->coll == A2AV) {
-        sbytes = rbytes = 0;
-        for (int p = 0; p < n; p++) {
-            vs[p] = v_count(r, p, count);
-            vsd[p] = sbytes / es + 3; /* gaps between blocks */
-            sbytes += (vs[p] + 3) * es;
-            vr[p] = v_count(p, r, count);
-            vrd[p] = rbytes / es + 1;
-            rbytes += (vr[p] + 1) * es;
-        }
-        sbytes += 3 * es;
-        rbytes += es;
-    }
-    /* +1: buffers deliberately not aligned to the type */
-    char *sraw = malloc(sbytes + rbytes + 2), *rraw = malloc(rbytes + 2),
-         *want = malloc(rbytes + 1);
-    char *send = sraw + 1, *recv = rraw + 1;
-    memset(recv, 0xA5, rbytes);
-    size_t check = rbytes / es, bad = 0;
-    ppu_result_t res = PPU_SUCCESS;
-    char what[128];
-    snprintf(what, sizeof what, "%s n=%d dt=%d op=%d count=%zu inplace=%d root=%d",
-             names[c->coll], n, dt, op, count, inplace, c->root);
-    switch (c->coll) {
-    case AR:
-        ref_fill(send, count, r, dt, op);
-        if (inplace)
-            recv = send;
-        for (size_t i = 0; i < count; i++)
-            ref_expect(want + i * es, i % REF_PERIOD, n, dt, op);
-        res = ppu_allreduce(send, recv, count, dt, op, comm, NULL);
-        break;
-    case BC:
-        if (r == c->root)
-            ref_fill(send, count, r, dt, PPU_SUM);
-        if (inplace && r == c->root)
-            memcpy(recv, send, nb);
-        ref_fill(want, count, c->root, dt, PPU_SUM);
-        res = ppu_broadcast(inplace ? recv : send, recv, count, dt, c->root, comm, NULL);
-        break;
-    case RD:
-        ref_fill(send, count, r, dt, op);
-        if (inplace)
-            recv = send;
-        for (size_t i = 0; i < count; i++)
-            ref_expect(want + i * es, i % REF_PERIOD, n, dt, op);
-        res = ppu_reduce(send, recv, count, dt, op, c->root, comm, NULL);
-        if (r != c->root)
-            check = 0;
-        break;
-    case AG:
-        for (int q = 0; q < n; q++)
-            ref_fill(want + (size_t)q * nb, count, q, dt, PPU_SUM);
-        ref_fill(send, count, r, dt, PPU_SUM);
-        if (inplace) {
-            memcpy(recv + (size_t)r * nb, send, nb);
-            send = recv + (size_t)r * nb;
-        }
-        res = ppu_allgather(send, recv, count, dt, comm, NULL);
-        break;
-    case RS:
-        ref_fill(send, count * N, r, dt, op);
-        for (size_t i = 0; i < count; i++)
-            ref_expect(want + i * es, ((size_t)r * count + i) % REF_PERIOD, n, dt, op);
-        if (inplace)
-            recv = send + (size_t)r * nb;
-        res = ppu_reduce_scatter(send, recv, count, dt, op, comm, NULL);
-        check = count;
-        break;
-    case A2A:
-        for (int p = 0; p < n; p++)
-            for (size_t i = 0; i < count; i++) {
-                store_val(send, (size_t)p * count + i, dt, a2a_val(r, p, i));
-                store_val(want, (size_t)p * count + i, dt, a2a_val(p, r, i));
-            }
-        res = ppu_alltoall(send, recv, count, dt, comm, NULL);
-        break;
-    case A2AV:
-        memcpy(want, recv, rbytes); /* gaps stay untouched */
-        for (int p = 0; p < n; p++) {
-            for (size_t i = 0; i < vs[p]; i++)
-                store_val(send, vsd[p] + i, dt, a2a_val(r, p, i));
-            for (size_t i = 0; i < vr[p]; i++)
-                store_val(want, vrd[p] + i, dt, a2a_val(p, r, i));
-        }
-        res = ppu_alltoallv(send, vs, vsd, recv, vr, vrd, dt, comm, NULL);
-        break;
-    case P2P: {
-        /* a ring of sends that only completes as a group, plus self */
-        int to = (r + 1) % n, from = (r + n - 1) % n;
-        for (size_t i = 0; i < count; i++) {
-            store_val(send, i, dt, a2a_val(r, to, i));
-            store_val(want, i, dt, a2a_val(from, r, i));
-        }
-        char *self_in = malloc(nb + 1), *self_out = malloc(nb + 1);
-        memset(self_in, 7, nb + 1);
-        ppu_group_start();
-        if (n > 1) {
-            res = ppu_send(send, count, dt, to, comm, NULL);
-            if (res == PPU_SUCCESS)
-                res = ppu_recv(recv, count, dt, from, comm, NULL);
-        }
-        if (res == PPU_SUCCESS)
-            res = ppu_send(self_in, count, dt, r, comm, NULL);
-        if (res == PPU_SUCCESS)
-            res = ppu_recv(self_out, count, dt, r, comm, NULL);
-        ppu_result_t e = ppu_group_end();
-        res = res != PPU_SUCCESS ? res : e;
-        if (res == PPU_SUCCESS && memcmp(self_in, self_out, nb))
-            bad++;
-        free(self_in);
-        free(self_out);
-        check = n > 1 ? count : 0;
-        break;
-    }
-    }
-    if (res != PPU_SUCCESS) {
-        fprintf(stderr, "rank %d %s: %s\n", r, what, ppu_get_last_error(comm));
-        bad = 1;
-    } else {
-        bad += wrong_bytes(recv, want, check, es, what, r);
-    }
-    free(sraw);
-    free(rraw);
-    free(want);
-    return bad;
-}
-
-static int has_op(int coll)
-{
-    return coll == AR || coll == RD || coll == RS;
-}
-
-static int has_inplace(int coll)
-{
-    return coll != A2A && coll != A2AV && coll != P2P;
-}
-
 static int coll_rank(ppu_comm_t comm, int r, int n, void *arg)
 {
     const struct cc *c = arg;
+    /* sendrecv: a ring of sends that only completes as a group, plus self */
+    struct cc_case k = {.coll = c->coll, .root = c->root, .p2p = {1, 0}, .np2p = 2};
     size_t bad = 0;
     for (int dt = 0; dt < PPU_NUM_DATATYPES; dt++) {
         if (!c->all_types && dt != PPU_FLOAT32 && dt != PPU_INT8)
             continue;
-        for (int op = 0; op < (has_op(c->coll) ? PPU_NUM_REDOPS : 1); op++) {
+        for (int op = 0; op < (cc_has_op(c->coll) ? PPU_NUM_REDOPS : 1); op++) {
             ppu_redop_t o = (ppu_redop_t)op;
-            if (!c->all_types && has_op(c->coll))
+            if (!c->all_types && cc_has_op(c->coll))
                 o = dt == PPU_INT8 ? PPU_MAX : PPU_SUM;
             if (!c->all_types && op > 0)
                 break;
-            for (int k = 0; k < c->ncounts; k++)
-                for (int ip = 0; ip < (has_inplace(c->coll) ? 2 : 1); ip++) {
+            for (int j = 0; j < c->ncounts; j++)
+                for (int ip = 0; ip < (cc_has_inplace(c->coll) ? 2 : 1); ip++) {
                     /* large counts: one datatype is enough */
-                    if (c->counts[k] > 100000 && dt != PPU_FLOAT32)
+                    if (c->counts[j] > 100000 && dt != PPU_FLOAT32)
                         continue;
-                    bad += one(comm, r, n, c, (ppu_datatype_t)dt, o, c->counts[k], ip);
+                    k.dt = (ppu_datatype_t)dt;
+                    k.op = o;
+                    k.count = c->counts[j];
+                    k.inplace = ip;
+                    bad += cc_check(comm, r, n, &k);
                 }
         }
     }
     /* the same call again: from the plan cache, same answer */
-    for (int k = 0; k < c->ncounts; k++)
-        bad += one(comm, r, n, c, PPU_FLOAT32, PPU_SUM, c->counts[k], 0);
+    k.dt = PPU_FLOAT32;
+    k.op = PPU_SUM;
+    k.inplace = 0;
+    for (int j = 0; j < c->ncounts; j++) {
+        k.count = c->counts[j];
+        bad += cc_check(comm, r, n, &k);
+    }
     return bad != 0;
 }
 
@@ -241,7 +67,7 @@ static void run(int coll, int n, const char *algo, const char *proto, int all_ty
     struct cc c = {coll, all_types, {0, 1, 1023, big}, big ? 4 : 3, root};
     int failed = run_ranks(n, coll_rank, &c, 240);
     cr_expect_eq(failed, 0, "%s on %d ranks, PPU_ALGO=%s PPU_PROTO=%s: %d rank(s) failed",
-                 names[coll], n, algo, proto, failed);
+                 cc_name(coll), n, algo, proto, failed);
 }
 
 /* Every algorithm and protocol on 8 ranks (the full mesh): all datatypes
@@ -251,7 +77,7 @@ Test(colls, allreduce_algorithms, .timeout = 600 * PPU_TEST_SLOWDOWN)
     const char *algos[] = {"ring", "tree", "oneshot", "twoshot"};
     for (int a = 0; a < 4; a++)
         for (int p = 0; p < 2; p++)
-            run(AR, 8, algos[a], p ? "ll" : "simple", p == 0, p ? 0 : 300007, -1);
+            run(CC_AR, 8, algos[a], p ? "ll" : "simple", p == 0, p ? 0 : 300007, -1);
 }
 
 Test(colls, gather_scatter_alltoall_algorithms, .timeout = 600 * PPU_TEST_SLOWDOWN)
@@ -259,9 +85,9 @@ Test(colls, gather_scatter_alltoall_algorithms, .timeout = 600 * PPU_TEST_SLOWDO
     const char *algos[] = {"ring", "pairwise"};
     for (int a = 0; a < 2; a++)
         for (int p = 0; p < 2; p++) {
-            run(AG, 8, algos[a], p ? "ll" : "simple", p == 0, p ? 0 : 200003, -1);
-            run(RS, 8, algos[a], p ? "ll" : "simple", p == 0, p ? 0 : 200003, -1);
-            run(A2A, 8, algos[a], p ? "ll" : "simple", 0, p ? 0 : 100003, -1);
+            run(CC_AG, 8, algos[a], p ? "ll" : "simple", p == 0, p ? 0 : 200003, -1);
+            run(CC_RS, 8, algos[a], p ? "ll" : "simple", p == 0, p ? 0 : 200003, -1);
+            run(CC_A2A, 8, algos[a], p ? "ll" : "simple", 0, p ? 0 : 100003, -1);
         }
 }
 
@@ -269,10 +95,10 @@ Test(colls, rooted_and_p2p, .timeout = 600 * PPU_TEST_SLOWDOWN)
 {
     for (int p = 0; p < 2; p++) {
         const char *pr = p ? "ll" : "simple";
-        run(BC, 8, "", pr, p == 0, p ? 0 : 300007, 5);
-        run(RD, 8, "", pr, p == 0, p ? 0 : 300007, 3);
-        run(A2AV, 8, "", pr, 0, p ? 0 : 20011, -1);
-        run(P2P, 8, "", pr, 0, p ? 0 : 300007, -1);
+        run(CC_BC, 8, "", pr, p == 0, p ? 0 : 300007, 5);
+        run(CC_RD, 8, "", pr, p == 0, p ? 0 : 300007, 3);
+        run(CC_A2AV, 8, "", pr, 0, p ? 0 : 20011, -1);
+        run(CC_P2P, 8, "", pr, 0, p ? 0 : 300007, -1);
     }
 }
 
@@ -282,7 +108,7 @@ Test(colls, every_collective_many_rank_counts, .timeout = 900 * PPU_TEST_SLOWDOW
 {
     const int ns[] = {1, 2, 3, 5, 7, 16};
     for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
-        for (int coll = 0; coll < NCOLL; coll++)
+        for (int coll = 0; coll < CC_NCOLL; coll++)
             run(coll, ns[k], "", "", 0, ns[k] >= 16 ? 4099 : 65537, ns[k] - 1);
 }
 
@@ -291,10 +117,10 @@ Test(colls, every_collective_many_rank_counts, .timeout = 900 * PPU_TEST_SLOWDOW
  * the tree's edges are the topology's links (breadth-first trees). */
 Test(colls, non_mesh_fallbacks, .timeout = 600 * PPU_TEST_SLOWDOWN)
 {
-    run(AR, 16, "twoshot", "", 0, 0, -1);
-    run(A2A, 16, "pairwise", "", 0, 0, -1);
-    run(AR, 11, "tree", "ll", 0, 0, -1);
-    run(AR, 16, "tree", "simple", 1, 70001, -1);
+    run(CC_AR, 16, "twoshot", "", 0, 0, -1);
+    run(CC_A2A, 16, "pairwise", "", 0, 0, -1);
+    run(CC_AR, 11, "tree", "ll", 0, 0, -1);
+    run(CC_AR, 16, "tree", "simple", 1, 70001, -1);
 }
 
 /* Split 8 ranks: odd ranks in reverse order (key), even ranks by rank,

@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "collcheck.h"
 #include "net_socket/net_socket.h"
 #include "ranks.h"
-#include "refval.h"
 #include "transport.h"
 
 static double now_s(void)
@@ -32,173 +32,6 @@ static double now_s(void)
 
 /* ---- every collective, checked (as test_colls.c, fewer types) ---- */
 
-enum { AR, BC, RD, AG, RS, A2A, A2AV, P2P, NCOLL };
-static const char *names[NCOLL] = {"allreduce", "broadcast", "reduce", "allgather",
-                                   "reduce_scatter", "alltoall", "alltoallv", "sendrecv"};
-
-static double a2a_val(int from, int to, size_t i)
-{
-    return ref_input(from * 64 + to, i, PPU_INT32, PPU_SUM);
-}
-
-static void store_val(void *buf, size_t i, ppu_datatype_t dt, double v)
-{
-    ref_store(buf, i, dt, v, (uint64_t)(int64_t)v);
-}
-
-static size_t v_count(int from, int to, size_t unit)
-{
-    return (size_t)((from + 2 * to) % 4) * unit + (size_t)to;
-}
-
-/* One call; returns the wrong elements, or 1 on an error. */
-static size_t one(ppu_comm_t comm, int r, int n, int coll, ppu_datatype_t dt, ppu_redop_t op,
-                  size_t count, int inplace, int root)
-{
-    size_t es = ppu_datatype_size(dt), nb = count * es, N = (size_t)n;
-    size_t sbytes = nb, rbytes = nb;
-    if (coll == AG)
-        rbytes = nb * N;
-    if (coll == RS || coll == A2A)
-        sbytes = nb * N;
-    if (coll == A2A)
-        rbytes = nb * N;
-    size_t vs[64], vsd[64], vr[64], vrd[64];
-    if (coll == A2AV) {
-        sbytes = rbytes = 0;
-        for (int p = 0; p < n; p++) {
-            vs[p] = v_count(r, p, count);
-            vsd[p] = sbytes / es + 3;
-            sbytes += (vs[p] + 3) * es;
-            vr[p] = v_count(p, r, count);
-            vrd[p] = rbytes / es + 1;
-            rbytes += (vr[p] + 1) * es;
-        }
-        sbytes += 3 * es;
-        rbytes += es;
-    }
-    char *sraw = malloc(sbytes + rbytes + 2), *rraw = malloc(rbytes + 2), *want = malloc(rbytes + 1);
-    char *send = sraw + 1, *recv = rraw + 1; /* not aligned to the type, on purpose */
-    memset(recv, 0xA5, rbytes);
-    size_t check = rbytes / es, bad = 0;
-    ppu_result_t res = PPU_SUCCESS;
-    switch (coll) {
-    case AR:
-        ref_fill(send, count, r, dt, op);
-        if (inplace)
-            recv = send;
-        for (size_t i = 0; i < count; i++)
-            ref_expect(want + i * es, i % REF_PERIOD, n, dt, op);
-        res = ppu_allreduce(send, recv, count, dt, op, comm, NULL);
-        break;
-    case BC:
-        if (r == root)
-            ref_fill(send, count, r, dt, PPU_SUM);
-        if (inplace && r == root)
-            memcpy(recv, send, nb);
-        ref_fill(want, count, root, dt, PPU_SUM);
-        res = ppu_broadcast(inplace ? recv : send, recv, count, dt, root, comm, NULL);
-        break;
-    case RD:
-        ref_fill(send, count, r, dt, op);
-        if (inplace)
-            recv = send;
-        for (size_t i = 0; i < count; i++)
-            ref_expect(want + i * es, i % REF_PERIOD, n, dt, op);
-        res = ppu_reduce(send, recv, count, dt, op, root, comm, NULL);
-        if (r != root)
-            check = 0;
-        break;
-    case AG:
-        for (int q = 0; q < n; q++)
-            ref_fill(want + (size_t)q * nb, count, q, dt, PPU_SUM);
-        ref_fill(send, count, r, dt, PPU_SUM);
-        if (inplace) {
-            memcpy(recv + (size_t)r * nb, send, nb);
-            send = recv + (size_t)r * nb;
-        }
-        res = ppu_allgather(send, recv, count, dt, comm, NULL);
-        break;
-    case RS:
-        ref_fill(send, count * N, r, dt, op);
-        for (size_t i = 0; i < count; i++)
-            ref_expect(want + i * es, ((size_t)r * count + i) % REF_PERIOD, n, dt, op);
-        if (inplace)
-            recv = send + (size_t)r * nb;
-        res = ppu_reduce_scatter(send, recv, count, dt, op, comm, NULL);
-        check = count;
-        break;
-    case A2A:
-        for (int p = 0; p < n; p++)
-            for (size_t i = 0; i < count; i++) {
-                store_val(send, (size_t)p * count + i, dt, a2a_val(r, p, i));
-                store_val(want, (size_t)p * count + i, dt, a2a_val(p, r, i));
-            }
-        res = ppu_alltoall(send, recv, count, dt, comm, NULL);
-        break;
-    case A2AV:
-        memcpy(want, recv, rbytes);
-        for (int p = 0; p < n; p++) {
-            for (size_t i = 0; i < vs[p]; i++)
-                store_val(send, vsd[p] + i, dt, a2a_val(r, p, i));
-            for (size_t i = 0; i < vr[p]; i++)
-                store_val(want, vrd[p] + i, dt, a2a_val(p, r, i));
-        }
-        res = ppu_alltoallv(send, vs, vsd, recv, vr, vrd, dt, comm, NULL);
-        break;
-    case P2P: {
-        /* every rank sends to the rank n/2 on (another server when the
-         * servers are halves) and to the next one, in one group */
-        int to = (r + n / 2) % n, from = (r + n - n / 2) % n;
-        int to2 = (r + 1) % n, from2 = (r + n - 1) % n;
-        char *s2 = malloc(nb + 1), *r2 = malloc(nb + 1), *w2 = malloc(nb + 1);
-        for (size_t i = 0; i < count; i++) {
-            store_val(send, i, dt, a2a_val(r, to, i));
-            store_val(want, i, dt, a2a_val(from, r, i));
-            store_val(s2, i, dt, a2a_val(r, to2, i) + 1);
-            store_val(w2, i, dt, a2a_val(from2, r, i) + 1);
-        }
-        ppu_group_start();
-        if (n > 1) {
-            res = ppu_send(send, count, dt, to, comm, NULL);
-            if (res == PPU_SUCCESS)
-                res = ppu_recv(recv, count, dt, from, comm, NULL);
-            if (res == PPU_SUCCESS)
-                res = ppu_send(s2, count, dt, to2, comm, NULL);
-            if (res == PPU_SUCCESS)
-                res = ppu_recv(r2, count, dt, from2, comm, NULL);
-        }
-        ppu_result_t e = ppu_group_end();
-        res = res != PPU_SUCCESS ? res : e;
-        if (res == PPU_SUCCESS && n > 1 && memcmp(r2, w2, nb))
-            bad++;
-        free(s2);
-        free(r2);
-        free(w2);
-        check = n > 1 ? count : 0;
-        break;
-    }
-    }
-    if (res != PPU_SUCCESS) {
-        fprintf(stderr, "rank %d %s n=%d dt=%d op=%d count=%zu inplace=%d root=%d: %s\n", r,
-                names[coll], n, dt, op, count, inplace, root, ppu_get_last_error(comm));
-        bad = 1;
-    } else {
-        for (size_t i = 0; i < check; i++)
-            if (memcmp(recv + i * es, want + i * es, es)) {
-                if (!bad)
-                    fprintf(stderr, "rank %d %s n=%d dt=%d op=%d count=%zu inplace=%d: first wrong "
-                            "element %zu of %zu\n", r, names[coll], n, dt, op, count, inplace, i,
-                            check);
-                bad++;
-            }
-    }
-    free(sraw);
-    free(rraw);
-    free(want);
-    return bad;
-}
-
 struct plan {
     unsigned colls;   /* bit per collective */
     size_t counts[4]; /* checked at each; 0 and an odd count among them */
@@ -209,25 +42,35 @@ struct plan {
 static int colls_rank(ppu_comm_t comm, int r, int n, void *arg)
 {
     const struct plan *pl = arg;
+    /* sendrecv: to the rank n/2 on (another server when the servers are
+     * halves) and to the next one, in one group */
+    struct cc_case k = {.p2p = {n / 2, 1}, .np2p = 2};
     size_t bad = 0;
-    for (int c = 0; c < NCOLL; c++) {
+    for (int c = 0; c < CC_NCOLL; c++) {
         if (!(pl->colls >> c & 1))
             continue;
-        int has_op = c == AR || c == RD || c == RS, has_ip = c != A2A && c != A2AV && c != P2P;
-        for (int k = 0; k < pl->ncounts; k++)
+        k.coll = c;
+        k.root = (c == CC_BC ? n - 1 : n / 2 + 1) % n;
+        for (int j = 0; j < pl->ncounts; j++)
             for (int t = 0; t < 2; t++) { /* float32 sum, int8 max */
-                ppu_datatype_t dt = t ? PPU_INT8 : PPU_FLOAT32;
-                if (t && pl->counts[k] > 100000)
+                if (t && pl->counts[j] > 100000)
                     continue;
-                for (int ip = 0; ip < (has_ip ? 2 : 1); ip++)
-                    bad += one(comm, r, n, c, dt, has_op && t ? PPU_MAX : PPU_SUM, pl->counts[k],
-                               ip, (c == BC ? n - 1 : n / 2 + 1) % n);
+                k.dt = t ? PPU_INT8 : PPU_FLOAT32;
+                k.op = cc_has_op(c) && t ? PPU_MAX : PPU_SUM;
+                k.count = pl->counts[j];
+                for (k.inplace = 0; k.inplace < (cc_has_inplace(c) ? 2 : 1); k.inplace++)
+                    bad += cc_check(comm, r, n, &k);
             }
     }
-    if (pl->all_types && (pl->colls & 1u << AR))
+    if (pl->all_types && (pl->colls & 1u << CC_AR)) {
+        k = (struct cc_case){.coll = CC_AR, .count = pl->counts[2]};
         for (int dt = 0; dt < PPU_NUM_DATATYPES; dt++)
-            for (int op = 0; op < PPU_NUM_REDOPS; op++)
-                bad += one(comm, r, n, AR, (ppu_datatype_t)dt, (ppu_redop_t)op, pl->counts[2], 0, 0);
+            for (int op = 0; op < PPU_NUM_REDOPS; op++) {
+                k.dt = (ppu_datatype_t)dt;
+                k.op = (ppu_redop_t)op;
+                bad += cc_check(comm, r, n, &k);
+            }
+    }
     return bad != 0;
 }
 
@@ -244,7 +87,7 @@ static void run(int n, const char *servers, const char *algo, const char *proto,
                  n, servers, algo, proto, failed);
 }
 
-#define ALL_COLLS ((1u << NCOLL) - 1)
+#define ALL_COLLS ((1u << CC_NCOLL) - 1)
 
 /* 2 servers x 4 ranks: ring and tree all-reduce (the algorithms the
  * planner takes here: the mesh ones need every rank one ICN hop away, so
@@ -254,13 +97,13 @@ Test(net, every_collective_2x4, .timeout = 400 * PPU_TEST_SLOWDOWN)
     struct plan all = {ALL_COLLS, {0, 1, 1023, 65537}, 4, 1};
     run(8, "2", "allreduce:ring", "", &all);
     /* many chunks in flight: FIFOs and socket buffers fill up */
-    struct plan big = {1u << AR | 1u << BC | 1u << RD, {1048577}, 1, 0};
+    struct plan big = {1u << CC_AR | 1u << CC_BC | 1u << CC_RD, {1048577}, 1, 0};
     run(8, "2", "allreduce:ring", "", &big);
-    struct plan big_n = {1u << AG | 1u << RS | 1u << A2A, {131073}, 1, 0};
+    struct plan big_n = {1u << CC_AG | 1u << CC_RS | 1u << CC_A2A, {131073}, 1, 0};
     run(8, "2", "", "", &big_n);
-    struct plan ar = {1u << AR, {0, 7, 1023, 300007}, 4, 0};
+    struct plan ar = {1u << CC_AR, {0, 7, 1023, 300007}, 4, 0};
     run(8, "2", "allreduce:tree", "simple", &ar);
-    struct plan small = {1u << AR | 1u << AG | 1u << A2A, {0, 3, 257}, 3, 0};
+    struct plan small = {1u << CC_AR | 1u << CC_AG | 1u << CC_A2A, {0, 3, 257}, 3, 0};
     run(8, "2", "allreduce:tree,twoshot", "ll", &small);
 }
 
@@ -268,7 +111,7 @@ Test(net, every_collective_4x2, .timeout = 300 * PPU_TEST_SLOWDOWN)
 {
     struct plan all = {ALL_COLLS, {0, 1, 1023, 65537}, 4, 0};
     run(8, "4", "", "", &all);
-    struct plan ar = {1u << AR, {0, 5, 1023, 300007}, 4, 0};
+    struct plan ar = {1u << CC_AR, {0, 5, 1023, 300007}, 4, 0};
     run(8, "4", "allreduce:tree", "", &ar);
 }
 
@@ -277,10 +120,10 @@ Test(net, every_collective_4x2, .timeout = 300 * PPU_TEST_SLOWDOWN)
  * several chunks a phase, on 2x4, 4x2 and 3x3. */
 Test(net, hierarchical_allreduce, .timeout = 400 * PPU_TEST_SLOWDOWN)
 {
-    struct plan ar = {1u << AR, {0, 7, 1023, 300007}, 4, 1};
+    struct plan ar = {1u << CC_AR, {0, 7, 1023, 300007}, 4, 1};
     run(8, "2", "allreduce:hier", "", &ar);
     run(8, "4", "allreduce:hier", "", &ar);
-    struct plan ar9 = {1u << AR, {0, 1, 1025, 65537}, 4, 0};
+    struct plan ar9 = {1u << CC_AR, {0, 1, 1025, 65537}, 4, 0};
     run(9, "3", "allreduce:hier", "", &ar9);
 }
 
@@ -293,56 +136,13 @@ Test(net, every_collective_4x1, .timeout = 300 * PPU_TEST_SLOWDOWN)
 
 /* ---- uneven servers ---- */
 
-static int init_fails(ppu_comm_t comm, int r, int n, void *arg)
-{
-    (void)comm, (void)r, (void)n, (void)arg;
-    return 0; /* not reached: init must fail */
-}
-
-/* n ranks whose init must fail with `want` in the error sentence. */
-static int expect_init_error(int n, const char *want)
-{
-    pid_t pids[16];
-    ppu_unique_id_t id;
-    int pipes[16][2];
-    for (int r = 0; r < n; r++)
-        if (pipe(pipes[r]) != 0)
-            return n;
-    fflush(stderr);
-    for (int r = 0; r < n; r++) {
-        pids[r] = fork();
-        if (pids[r] == 0) {
-            if (ranks_get_id(r, n, pipes, &id) != 0)
-                _exit(2);
-            ppu_comm_t c;
-            ppu_result_t res = ppu_comm_init_rank(&c, n, id, r);
-            const char *msg = ppu_get_last_error(NULL);
-            if (res == PPU_SUCCESS || !strstr(msg, want)) {
-                fprintf(stderr, "rank %d: result %d '%s' (wanted '%s')\n", r, res, msg, want);
-                _exit(1);
-            }
-            _exit(res == PPU_INVALID_ARGUMENT || res == PPU_INVALID_USAGE ? 0 : 3);
-        }
-    }
-    int bad = 0;
-    for (int r = 0; r < n; r++) {
-        int st;
-        waitpid(pids[r], &st, 0);
-        bad += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
-        close(pipes[r][0]);
-        close(pipes[r][1]);
-    }
-    return bad;
-}
-
 /* PPU_SIM_SERVERS splits ranks evenly: 3 servers for 8 ranks is refused at
  * init. Servers of different sizes are supported from a topology file:
  * 3 + 3 + 2 chips run every collective. */
 Test(net, uneven_servers, .timeout = 250 * PPU_TEST_SLOWDOWN)
 {
-    (void)init_fails;
     setenv("PPU_SIM_SERVERS", "3", 1);
-    cr_expect_eq(expect_init_error(8, "PPU_SIM_SERVERS=3 must divide the 8 ranks"), 0);
+    cr_expect_eq(ranks_expect_init_error(8, "PPU_SIM_SERVERS=3 must divide the 8 ranks"), 0);
     unsetenv("PPU_SIM_SERVERS");
     char path[64];
     snprintf(path, sizeof path, "/tmp/ppu_net_uneven_%d.xml", (int)getpid());
@@ -360,7 +160,7 @@ Test(net, uneven_servers, .timeout = 250 * PPU_TEST_SLOWDOWN)
     setenv("PPU_TOPO_FILE", path, 1);
     struct plan all = {ALL_COLLS, {0, 1, 1023, 65537}, 4, 0};
     run(8, "1", "", "", &all);
-    struct plan ar = {1u << AR, {0, 1023, 65537}, 3, 0};
+    struct plan ar = {1u << CC_AR, {0, 1023, 65537}, 3, 0};
     run(8, "1", "allreduce:tree", "", &ar);
     unsetenv("PPU_TOPO_FILE");
     unlink(path);
@@ -468,14 +268,14 @@ Test(net, net_parameters_checked_at_init, .timeout = 200 * PPU_TEST_SLOWDOWN)
 {
     setenv("PPU_SIM_SERVERS", "2", 1);
     setenv("PPU_NET", "ib", 1);
-    cr_expect_eq(expect_init_error(2, "no RDMA (ib) transport"), 0);
+    cr_expect_eq(ranks_expect_init_error(2, "no RDMA (ib) transport"), 0);
     setenv("PPU_NET", "carrier-pigeon", 1);
-    cr_expect_eq(expect_init_error(2, "is not a network transport"), 0);
+    cr_expect_eq(ranks_expect_init_error(2, "is not a network transport"), 0);
     setenv("PPU_NET", "socket", 1);
     setenv("PPU_SOCKET_NSOCKS", "9", 1);
-    cr_expect_eq(expect_init_error(2, "PPU_SOCKET_NSOCKS=9"), 0);
+    cr_expect_eq(ranks_expect_init_error(2, "PPU_SOCKET_NSOCKS=9"), 0);
     /* 1 and 8 connections per link work */
-    struct plan p = {1u << AR | 1u << A2A | 1u << P2P, {0, 1023, 65537}, 3, 0};
+    struct plan p = {1u << CC_AR | 1u << CC_A2A | 1u << CC_P2P, {0, 1023, 65537}, 3, 0};
     setenv("PPU_SOCKET_NSOCKS", "1", 1);
     run(4, "2", "", "", &p);
     setenv("PPU_SOCKET_NSOCKS", "8", 1);

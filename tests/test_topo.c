@@ -242,44 +242,11 @@ Test(topo, allreduce_with_links_down, .timeout = 120 * PPU_TEST_SLOWDOWN)
     cr_expect_eq(links, 8 * 4, "4 channels x 8 ranks send links");
 }
 
-/* Runs one rank group expecting init to fail; returns 0 if every rank's
- * error contained want. */
-static int expect_init_error(int n, const char *want)
-{
-    pid_t pids[16];
-    int pipes[16][2];
-    for (int r = 0; r < n; r++)
-        cr_assert_eq(pipe(pipes[r]), 0);
-    for (int r = 0; r < n; r++) {
-        pids[r] = fork();
-        if (pids[r] == 0) {
-            ppu_unique_id_t id;
-            if (ranks_get_id(r, n, pipes, &id) != 0)
-                _exit(2);
-            ppu_comm_t c;
-            ppu_result_t res = ppu_comm_init_rank(&c, n, id, r);
-            const char *msg = ppu_get_last_error(NULL);
-            if (res == PPU_SUCCESS || !strstr(msg, want)) {
-                fprintf(stderr, "rank %d: result %d '%s' (wanted '%s')\n", r, res, msg, want);
-                _exit(1);
-            }
-            _exit(0);
-        }
-    }
-    int bad = 0;
-    for (int r = 0; r < n; r++) {
-        int st;
-        waitpid(pids[r], &st, 0);
-        bad += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
-    }
-    return bad;
-}
-
 Test(topo, init_names_disconnected_chips, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
     setenv("PPU_SIM_TOPO", "ring8", 1);
     setenv("PPU_SIM_LINKS_DOWN", "0-1,4-5", 1);
-    cr_assert_eq(expect_init_error(8, "chips 1,2,3,4 cannot reach chip 0"), 0);
+    cr_assert_eq(ranks_expect_init_error(8, "chips 1,2,3,4 cannot reach chip 0"), 0);
 }
 
 /* Several servers are supported (the network transport: test_net.c);
@@ -287,7 +254,7 @@ Test(topo, init_names_disconnected_chips, .timeout = 60 * PPU_TEST_SLOWDOWN)
 Test(topo, init_refuses_uneven_sim_servers, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
     setenv("PPU_SIM_SERVERS", "3", 1);
-    cr_assert_eq(expect_init_error(4, "PPU_SIM_SERVERS=3 must divide"), 0);
+    cr_assert_eq(ranks_expect_init_error(4, "PPU_SIM_SERVERS=3 must divide"), 0);
 }
 
 /* 4 ranks on a topology file with link 0-2 down; rank 0 dumps what it
