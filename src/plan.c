@@ -164,7 +164,8 @@ void ppu_plan_servers(struct ppu_comm *comm)
     }
     comm->nservers = nids;
     comm->per_server = count[0];
-    comm->hier_ok = nids > 1;
+    /* one rank a server: hier would be a plain ring on staged peer links */
+    comm->hier_ok = nids > 1 && count[0] > 1;
     for (int k = 0; k < nids; k++)
         comm->hier_ok &= count[k] == count[0];
     if (!comm->hier_ok)

@@ -61,6 +61,7 @@
 
 struct net_meta {
     uint64_t bytes, call[2], sum;
+    const char *ref; /* send_ref: the bytes are the caller's, not the slot's */
 };
 
 struct net_sock {
@@ -303,7 +304,9 @@ static int svc_send(struct net_link *l, int j, short rev)
             iov[n++] = (struct iovec){(char *)&s->fr + s->off, hb - s->off};
         size_t poff = s->off > hb ? s->off - hb : 0;
         if (s->fr.bytes > poff)
-            iov[n++] = (struct iovec){l->slots + k * l->slot_bytes + poff, (size_t)s->fr.bytes - poff};
+            iov[n++] = (struct iovec){(l->meta[k].ref ? (char *)(uintptr_t)l->meta[k].ref
+                                                      : l->slots + k * l->slot_bytes) + poff,
+                                      (size_t)s->fr.bytes - poff};
         struct msghdr mh;
         memset(&mh, 0, sizeof mh);
         mh.msg_iov = iov;
@@ -406,7 +409,7 @@ static int svc_recv(struct net_link *l, int j, short rev)
             if (s->got < s->fr.bytes)
                 continue;
         }
-        l->meta[k] = (struct net_meta){s->fr.bytes, {s->fr.call[0], s->fr.call[1]}, s->fr.sum};
+        l->meta[k] = (struct net_meta){s->fr.bytes, {s->fr.call[0], s->fr.call[1]}, s->fr.sum, NULL};
         atomic_store_explicit(&l->ready[k], s->pos + 1, memory_order_release);
         s->pos += (uint64_t)l->nsocks;
         s->off = 0;
@@ -889,7 +892,9 @@ static ppu_result_t net_send_connect(struct ppu_link *link, const void *info_in)
         }
     }
     link->priv = l;
-    link->direct = 0;
+    /* messages may be references: the progress thread writes the caller's
+     * bytes to the socket without a staging copy (send_ref) */
+    link->direct = 1;
     return PPU_SUCCESS;
 }
 
@@ -1043,16 +1048,35 @@ static ppu_result_t net_send_finish(struct ppu_link *link)
 
 /* ---- data path (the core's thread) ---- */
 
+/* A free slot: fewer than nslots messages not yet written out. */
+static int has_credit(struct net_link *l)
+{
+    if (l->pos - l->cached_done < (uint64_t)l->nslots)
+        return 1;
+    l->cached_done = atomic_load_explicit(&l->done, memory_order_acquire);
+    return l->pos - l->cached_done < (uint64_t)l->nslots;
+}
+
 static ppu_result_t net_send_reserve(struct ppu_link *link, void **slot)
 {
     struct net_link *l = link->priv;
-    if (l->pos - l->cached_done >= (uint64_t)l->nslots) {
-        l->cached_done = atomic_load_explicit(&l->done, memory_order_acquire);
-        if (l->pos - l->cached_done >= (uint64_t)l->nslots)
-            return PPU_IN_PROGRESS;
-    }
+    if (!has_credit(l))
+        return PPU_IN_PROGRESS;
     *slot = l->slots + (size_t)(l->pos % (uint64_t)l->nslots) * l->slot_bytes;
     return PPU_SUCCESS;
+}
+
+/* Hand message pos to the progress thread: bytes from the slot, or from
+ * ref. */
+static void post(struct ppu_link *link, struct net_link *l, size_t bytes, const void *ref)
+{
+    struct net_meta *m = &l->meta[l->pos % (uint64_t)l->nslots];
+    *m = (struct net_meta){bytes, {link->call[0], link->call[1]}, link->sum, ref};
+    l->pos++;
+    atomic_store_explicit(&l->head, l->pos, memory_order_seq_cst);
+    kick(0);
+    link->bytes += bytes;
+    link->msgs++;
 }
 
 /* link->ll is ignored: every message goes as it is (simple protocol). */
@@ -1061,22 +1085,19 @@ static ppu_result_t net_send_commit(struct ppu_link *link, size_t bytes)
     struct net_link *l = link->priv;
     if (bytes > l->slot_bytes)
         return PPU_INTERNAL_ERROR;
-    struct net_meta *m = &l->meta[l->pos % (uint64_t)l->nslots];
-    *m = (struct net_meta){bytes, {link->call[0], link->call[1]}, link->sum};
-    l->pos++;
-    atomic_store_explicit(&l->head, l->pos, memory_order_seq_cst);
-    kick(0);
-    link->bytes += bytes;
-    link->msgs++;
+    post(link, l, bytes, NULL);
     return PPU_SUCCESS;
 }
 
+/* The caller's bytes go out as they are; they must stay unchanged until
+ * send_drained reports every message written to the socket. */
 static ppu_result_t net_send_ref(struct ppu_link *link, const void *src, size_t bytes)
 {
-    (void)link;
-    (void)src;
-    (void)bytes;
-    return PPU_INTERNAL_ERROR; /* never direct */
+    struct net_link *l = link->priv;
+    if (!has_credit(l))
+        return PPU_IN_PROGRESS;
+    post(link, l, bytes, src);
+    return PPU_SUCCESS;
 }
 
 static ppu_result_t net_send_drained(struct ppu_link *link)
