@@ -490,20 +490,25 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
     /* The root answers once every rank said hello, or with an abort. */
     struct wire_hdr peek;
     res = ppu_socket_recv(rfd, &peek, sizeof peek, deadline + HELLO_TIMEOUT_NS);
-    if (res == PPU_SUCCESS && ntohs(peek.type) == MSG_ABORT) {
+    /* Either reply is checked whole (magic, version, secret, length)
+     * before it is believed: a forged abort must not end the init. */
+    size_t table_bytes = sizeof *table * (size_t)nranks;
+    int is_abort = res == PPU_SUCCESS && ntohs(peek.type) == MSG_ABORT;
+    if (res == PPU_SUCCESS &&
+        ppu_boot_check_hdr(&peek, sizeof peek, bs->secret, is_abort ? MSG_ABORT : MSG_TABLE,
+                           is_abort ? 4095 : (uint32_t)table_bytes, &len, &why) != PPU_SUCCESS)
+        res = PPU_REMOTE_ERROR;
+    if (res == PPU_SUCCESS && is_abort) {
         char msg[4096] = "";
-        len = ntohl(peek.len);
         uint64_t mdl = ppu_now_ns() + HELLO_TIMEOUT_NS; /* it comes at our own deadline */
-        if (len < sizeof msg && ppu_socket_recv(rfd, msg, len, mdl) == PPU_SUCCESS)
+        if (ppu_socket_recv(rfd, msg, len, mdl) == PPU_SUCCESS)
             msg[len ? len - 1 : 0] = '\0';
         snprintf(err, errlen, "rank %d: %s (root %s)", rank, msg, root_s);
         res = PPU_TIMEOUT;
         goto err_close;
     }
     if (res == PPU_SUCCESS) {
-        len = ntohl(peek.len);
-        if (ntohl(peek.magic) != BOOT_MAGIC || ntohs(peek.type) != MSG_TABLE ||
-            !secret_equal(peek.secret, bs->secret) || len != sizeof *table * (size_t)nranks) {
+        if (len != table_bytes) {
             why = "the root sent a malformed table";
             res = PPU_REMOTE_ERROR;
         } else {
