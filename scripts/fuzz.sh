@@ -20,9 +20,9 @@ SECS=${FUZZ_SECONDS:-20}
 CLANG=${CLANG:-clang}
 JOBS=${JOBS:-$(nproc)}
 
-ALL=(fuzz_topo_xml fuzz_boot_msg fuzz_unique_id fuzz_params)
+ALL=(fuzz_topo_xml fuzz_boot_msg fuzz_unique_id fuzz_params fuzz_net_frame)
 declare -A MAXLEN=([fuzz_topo_xml]=4096 [fuzz_boot_msg]=1024 [fuzz_unique_id]=160
-                   [fuzz_params]=256)
+                   [fuzz_params]=256 [fuzz_net_frame]=256)
 declare -A DICT=([fuzz_topo_xml]=fuzz/fuzz_topo_xml.dict)
 
 targets=("$@")

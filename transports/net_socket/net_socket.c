@@ -171,30 +171,52 @@ static void sock_dead(struct net_link *l, int j, int err)
                       strerror(err));
 }
 
-/* A frame that is not what the protocol allows: the link is unusable. */
-static void bad_frame(struct net_link *l, int j, const struct net_frame *f, uint64_t want)
+int net_check_frame(const void *bytes, size_t n, int take_data, uint64_t expect_seq,
+                    uint64_t slot_bytes, struct net_frame *out, const char **why)
+{
+    struct net_frame f;
+    if (n < sizeof f) {
+        *why = "shorter than a frame header";
+        return 0;
+    }
+    memcpy(&f, bytes, sizeof f);
+    if (out)
+        *out = f;
+    if (f.magic != NET_MAGIC_FRAME) {
+        *why = "a frame with bad magic arrived (not ppuccl data)";
+        return 0;
+    }
+    if (f.type == NET_FRAME_FAIL)
+        return NET_FRAME_FAIL;
+    if (!take_data || f.type != NET_FRAME_DATA) {
+        *why = "a frame of a type this end does not take arrived";
+        return 0;
+    }
+    if (f.bytes > slot_bytes) {
+        *why = "a message claims more bytes than a slot holds";
+        return 0;
+    }
+    if (f.seq != expect_seq) {
+        *why = "a message arrived where another was due";
+        return 0;
+    }
+    return NET_FRAME_DATA;
+}
+
+/* A frame that is not what the protocol allows (why: net_check_frame's
+ * reason): the link is unusable. */
+static void bad_frame(struct net_link *l, int j, const struct net_frame *f, uint64_t want,
+                      const char *why)
 {
     char d[32];
     struct net_sock *s = &l->sock[j];
     s->dead = 1;
     atomic_store_explicit(&l->peer_failed, 1, memory_order_release);
-    if (f->magic != NET_MAGIC_FRAME)
-        ppu_transport_log(LOG_WARN, "net_socket: link %s socket %d: a frame with bad magic "
-                          "0x%08x arrived (not ppuccl data); the link is broken",
-                          dir(l, d, sizeof d), j, f->magic);
-    else if (l->send || f->type != NET_FRAME_DATA)
-        ppu_transport_log(LOG_WARN, "net_socket: link %s socket %d: a frame of type %u arrived "
-                          "from rank %d, which this end does not take; the link is broken",
-                          dir(l, d, sizeof d), j, f->type, l->peer);
-    else if (f->bytes > l->slot_bytes)
-        ppu_transport_log(LOG_WARN, "net_socket: link %s socket %d: message %llu claims %llu "
-                          "bytes, more than a %zu-byte slot; the link is broken",
-                          dir(l, d, sizeof d), j, (unsigned long long)f->seq,
-                          (unsigned long long)f->bytes, l->slot_bytes);
-    else
-        ppu_transport_log(LOG_WARN, "net_socket: link %s socket %d: message %llu arrived where "
-                          "message %llu was due; the link is broken", dir(l, d, sizeof d), j,
-                          (unsigned long long)f->seq, (unsigned long long)want);
+    ppu_transport_log(LOG_WARN, "net_socket: link %s socket %d: %s from rank %d (magic 0x%08x, "
+                      "type %u, message %llu of %llu bytes; message %llu due, %zu-byte slots); "
+                      "the link is broken", dir(l, d, sizeof d), j, why, l->peer, f->magic,
+                      f->type, (unsigned long long)f->seq, (unsigned long long)f->bytes,
+                      (unsigned long long)want, l->slot_bytes);
 }
 
 static void notice_received(struct net_link *l)
@@ -273,10 +295,12 @@ static int svc_send(struct net_link *l, int j, short rev)
         if (s->in_off < sizeof s->in)
             continue;
         s->in_off = 0;
-        if (s->in.magic == NET_MAGIC_FRAME && s->in.type == NET_FRAME_FAIL)
+        const char *why = NULL;
+        if (net_check_frame(&s->in, sizeof s->in, 0, 0, l->slot_bytes, NULL, &why) ==
+            NET_FRAME_FAIL)
             notice_received(l);
         else
-            bad_frame(l, j, &s->in, 0);
+            bad_frame(l, j, &s->in, 0, why);
     }
     while (!s->dead) {
         if (!s->ctl_on && s->off == 0 && !l->notice_queued &&
@@ -368,14 +392,15 @@ static int svc_recv(struct net_link *l, int j, short rev)
             s->off += (size_t)r;
             if (s->off < sizeof s->fr)
                 continue;
-            if (s->fr.magic == NET_MAGIC_FRAME && s->fr.type == NET_FRAME_FAIL) {
+            const char *why = NULL;
+            int t = net_check_frame(&s->fr, sizeof s->fr, 1, s->pos, l->slot_bytes, NULL, &why);
+            if (t == NET_FRAME_FAIL) {
                 notice_received(l);
                 s->off = 0;
                 continue;
             }
-            if (s->fr.magic != NET_MAGIC_FRAME || s->fr.type != NET_FRAME_DATA ||
-                s->fr.seq != s->pos || s->fr.bytes > l->slot_bytes) {
-                bad_frame(l, j, &s->fr, s->pos);
+            if (t != NET_FRAME_DATA) {
+                bad_frame(l, j, &s->fr, s->pos, why);
                 break;
             }
             s->got = 0;
@@ -906,25 +931,54 @@ struct pending {
     char from[INET6_ADDRSTRLEN + 8];
 };
 
+/* Constant-time: how much of a guessed nonce was right must not show. */
+static int nonce_equal(const uint8_t *a, const uint8_t *b)
+{
+    uint8_t d = 0;
+    for (int i = 0; i < NET_NONCE_BYTES; i++)
+        d |= a[i] ^ b[i];
+    return d == 0;
+}
+
+int net_check_hello(const void *bytes, size_t n, const uint8_t nonce[NET_NONCE_BYTES], int nsocks,
+                    uint64_t slot_bytes, uint32_t nslots, unsigned have, struct net_hello *out,
+                    const char **why)
+{
+    struct net_hello h;
+    if (n < sizeof h) {
+        *why = "shorter than a hello";
+        return -1;
+    }
+    memcpy(&h, bytes, sizeof h);
+    if (out)
+        *out = h;
+    if (h.magic != NET_MAGIC_HELLO)
+        *why = "not a ppuccl connection";
+    else if (h.version != NET_VERSION)
+        *why = "protocol version not this build's";
+    else if (!nonce_equal(h.nonce, nonce))
+        *why = "wrong nonce (not this link's sender)";
+    else if (nsocks < 1 || nsocks > NET_MAX_SOCKS || h.index >= nsocks || (have >> h.index & 1u))
+        *why = "socket index out of range or already connected";
+    else if (h.nsocks != nsocks || h.slot_bytes != slot_bytes || h.nslots != nslots)
+        *why = "its link shape is not this one's";
+    else
+        return h.index;
+    return -1;
+}
+
 /* Which socket of l a complete hello opens, or -1 with why set. */
 static int vet_hello(const struct net_link *l, const struct net_hello *h, unsigned have,
                      char *why, size_t wlen)
 {
-    if (h->magic != NET_MAGIC_HELLO)
-        snprintf(why, wlen, "not a ppuccl connection (first word 0x%08x)", h->magic);
-    else if (h->version != NET_VERSION)
-        snprintf(why, wlen, "protocol version %u, this build speaks %u", h->version, NET_VERSION);
-    else if (memcmp(h->nonce, l->nonce, sizeof l->nonce) != 0)
-        snprintf(why, wlen, "wrong nonce (not this link's sender)");
-    else if (h->index >= l->nsocks || (have >> h->index & 1u))
-        snprintf(why, wlen, "socket index %u is out of range or already connected", h->index);
-    else if (h->nsocks != l->nsocks || h->slot_bytes != l->slot_bytes ||
-             h->nslots != (uint32_t)l->nslots)
-        snprintf(why, wlen, "its link shape (%u sockets, %llu-byte slots x %u) is not this one's",
-                 h->nsocks, (unsigned long long)h->slot_bytes, h->nslots);
-    else
-        return h->index;
-    return -1;
+    const char *reason = NULL;
+    int idx = net_check_hello(h, sizeof *h, l->nonce, l->nsocks, l->slot_bytes,
+                              (uint32_t)l->nslots, have, NULL, &reason);
+    if (idx < 0)
+        snprintf(why, wlen, "%s (first word 0x%08x, version %u, socket %u of %u, %llu-byte "
+                 "slots x %u)", reason, h->magic, h->version, h->index, h->nsocks,
+                 (unsigned long long)h->slot_bytes, h->nslots);
+    return idx;
 }
 
 static void peer_str(const struct sockaddr_storage *a, char *buf, size_t len)

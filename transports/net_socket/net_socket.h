@@ -4,6 +4,7 @@
 #ifndef PPU_NET_SOCKET_H
 #define PPU_NET_SOCKET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define NET_VERSION 1
@@ -61,5 +62,25 @@ struct net_frame {
 _Static_assert(sizeof(struct net_info) <= 128, "connect info must fit PPU_CONNECT_INFO_BYTES");
 _Static_assert(sizeof(struct net_hello) == 48, "hello is 48 bytes");
 _Static_assert(sizeof(struct net_frame) == 48, "frame header is 48 bytes");
+
+/* The checks of the bytes a peer sends, pure so fuzz/fuzz_net_frame.c can
+ * run them on any input. Both read at most n bytes and the first 48 only;
+ * out (may be NULL) gets those 48 bytes as a struct when n >= 48. A refusal
+ * sets *why to a fixed reason. */
+
+/* A connection's hello, on a listener whose link has nsocks sockets (those
+ * connected already a bit each in have), nslots slots of slot_bytes and
+ * nonce. Returns the socket index the hello opens (< nsocks, not in have),
+ * or -1. */
+int net_check_hello(const void *bytes, size_t n, const uint8_t nonce[NET_NONCE_BYTES], int nsocks,
+                    uint64_t slot_bytes, uint32_t nslots, unsigned have, struct net_hello *out,
+                    const char **why);
+
+/* A frame header. take_data: this end is the receiver, which takes data
+ * frames of message expect_seq with at most slot_bytes of payload; a
+ * sender takes failure notices only. Returns NET_FRAME_DATA, NET_FRAME_FAIL,
+ * or 0: the frame breaks the link. */
+int net_check_frame(const void *bytes, size_t n, int take_data, uint64_t expect_seq,
+                    uint64_t slot_bytes, struct net_frame *out, const char **why);
 
 #endif
