@@ -142,20 +142,11 @@ ppu_result_t ppu_socket_listen(union ppu_sockaddr *addr, int *fd_out)
     return PPU_SUCCESS;
 }
 
-static int ms_left(uint64_t deadline)
-{
-    uint64_t now = ppu_now_ns();
-    if (now >= deadline)
-        return 0;
-    uint64_t ms = (deadline - now + 999999) / 1000000;
-    return ms > 1000000 ? 1000000 : (int)ms;
-}
-
 static ppu_result_t wait_fd(int fd, short events, uint64_t deadline)
 {
     for (;;) {
         struct pollfd p = {fd, events, 0};
-        int left = ms_left(deadline);
+        int left = ppu_ms_until(deadline);
         if (left == 0)
             return PPU_TIMEOUT;
         int r = poll(&p, 1, left);
@@ -195,7 +186,7 @@ ppu_result_t ppu_socket_connect(const union ppu_sockaddr *addr, uint64_t deadlin
         close(fd);
         if (e != ECONNREFUSED && e != ECONNRESET && e != ETIMEDOUT && e != EAGAIN)
             return PPU_SYSTEM_ERROR;
-        if (ms_left(deadline) == 0)
+        if (ppu_ms_until(deadline) == 0)
             return PPU_TIMEOUT;
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);
@@ -236,7 +227,7 @@ ppu_result_t ppu_socket_sendrecv(int sfd, const void *sbuf, size_t slen, int rfd
             p[np] = (struct pollfd){rfd, POLLIN, 0};
             ri = np++;
         }
-        int left = ms_left(deadline);
+        int left = ppu_ms_until(deadline);
         if (left == 0)
             return PPU_TIMEOUT;
         int r = poll(p, (nfds_t)np, left);

@@ -14,6 +14,17 @@ static inline uint64_t ppu_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Milliseconds until deadline (ppu_now_ns time) for poll(): 0 once it has
+ * passed, rounded up, at most 1000 s. */
+static inline int ppu_ms_until(uint64_t deadline)
+{
+    uint64_t now = ppu_now_ns();
+    if (now >= deadline)
+        return 0;
+    uint64_t ms = (deadline - now + 999999) / 1000000;
+    return ms > 1000000 ? 1000000 : (int)ms;
+}
+
 static inline void ppu_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -10,7 +10,8 @@
  *   send_finish  (sender)   after every receiver finished
  *
  * Data path: no call blocks. PPU_IN_PROGRESS means "not yet, poll again".
- * A transport never includes core headers. */
+ * A transport never includes core headers (struct ppu_comm and the like);
+ * the leaf helpers src/socket.h and src/wait.h are shared with the bootstrap. */
 #ifndef PPU_TRANSPORT_H
 #define PPU_TRANSPORT_H
 

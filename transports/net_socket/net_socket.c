@@ -30,6 +30,7 @@
  * otherwise carries nothing that way), which the other end reports through
  * peer_failed. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -50,6 +51,8 @@
 
 #include "../transport.h"
 #include "net_socket.h"
+#include "socket.h" /* src/: socket helpers shared with the bootstrap */
+#include "wait.h"   /* src/: ppu_now_ns, ppu_ms_until */
 
 #define HELLO_WAIT_MS 2000 /* a new connection must present its hello within this */
 #define MAX_PENDING 32     /* connections recv_finish vets at once */
@@ -103,21 +106,6 @@ struct net_link {
     struct net_sock sock[NET_MAX_SOCKS];
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int ms_until(uint64_t deadline)
-{
-    uint64_t now = now_ns();
-    if (now >= deadline)
-        return 0;
-    uint64_t ms = (deadline - now + 999999) / 1000000;
-    return ms > 1000000 ? 1000000 : (int)ms;
-}
 
 /* "3->5": the link's direction, sender first. */
 static const char *dir(const struct net_link *l, char *buf, size_t len)
@@ -359,6 +347,41 @@ static int svc_send(struct net_link *l, int j, short rev)
 /* Receiver, socket j: a failure notice to send back, then frames into
  * free slots. A header is read even when its slot is busy (so notices get
  * through); its payload waits for the slot. */
+/* One non-blocking read from socket j: the bytes read (> 0), 0 when none
+ * are there yet, -1 when the socket is finished (an error, or the end of
+ * the stream; mid_message: inside a payload, which then never completes,
+ * so the peer counts as gone). */
+static ssize_t sock_read(struct net_link *l, int j, void *buf, size_t len, int mid_message)
+{
+    struct net_sock *s = &l->sock[j];
+    char d[32];
+    for (;;) {
+        ssize_t r = recv(s->fd, buf, len, MSG_DONTWAIT);
+        if (r > 0)
+            return r;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (r < 0) {
+            sock_dead(l, j, errno);
+            return -1;
+        }
+        s->dead = 1;
+        atomic_fetch_or_explicit(&l->eof, 1u << j, memory_order_acq_rel);
+        if (!mid_message) {
+            ppu_transport_log(LOG_TRACE, "net_socket: link %s socket %d closed by rank %d",
+                              dir(l, d, sizeof d), j, l->peer);
+            return -1;
+        }
+        atomic_store_explicit(&l->gone, 1, memory_order_release);
+        ppu_transport_log(LOG_INFO, "net_socket: link %s socket %d closed by rank %d in the "
+                          "middle of message %llu", dir(l, d, sizeof d), j, l->peer,
+                          (unsigned long long)s->pos);
+        return -1;
+    }
+}
+
 static int svc_recv(struct net_link *l, int j, short rev)
 {
     struct net_sock *s = &l->sock[j];
@@ -369,26 +392,12 @@ static int svc_recv(struct net_link *l, int j, short rev)
         moved = 1;
     if (!(rev & (POLLIN | POLLERR | POLLHUP)))
         return moved;
-    char d[32];
     while (!s->dead) {
         if (s->off < sizeof s->fr) {
-            ssize_t r = recv(s->fd, (char *)&s->fr + s->off, sizeof s->fr - s->off, MSG_DONTWAIT);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            ssize_t r = sock_read(l, j, (char *)&s->fr + s->off, sizeof s->fr - s->off, 0);
+            moved |= r != 0; /* bytes, or the socket finished */
+            if (r <= 0)
                 break;
-            moved = 1;
-            if (r < 0) {
-                sock_dead(l, j, errno);
-                break;
-            }
-            if (r == 0) {
-                s->dead = 1;
-                atomic_fetch_or_explicit(&l->eof, 1u << j, memory_order_acq_rel);
-                ppu_transport_log(LOG_TRACE, "net_socket: link %s socket %d closed by rank %d",
-                                  dir(l, d, sizeof d), j, l->peer);
-                break;
-            }
             s->off += (size_t)r;
             if (s->off < sizeof s->fr)
                 continue;
@@ -410,26 +419,11 @@ static int svc_recv(struct net_link *l, int j, short rev)
             break; /* its slot is still in use */
         size_t k = (size_t)(s->pos % (uint64_t)l->nslots);
         if (s->got < s->fr.bytes) {
-            ssize_t r = recv(s->fd, l->slots + k * l->slot_bytes + s->got,
-                             (size_t)s->fr.bytes - s->got, MSG_DONTWAIT);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            ssize_t r = sock_read(l, j, l->slots + k * l->slot_bytes + s->got,
+                                  (size_t)s->fr.bytes - s->got, 1);
+            moved |= r != 0; /* bytes, or the socket finished */
+            if (r <= 0)
                 break;
-            moved = 1;
-            if (r < 0) {
-                sock_dead(l, j, errno);
-                break;
-            }
-            if (r == 0) { /* closed mid-message: it never completes */
-                s->dead = 1;
-                atomic_fetch_or_explicit(&l->eof, 1u << j, memory_order_acq_rel);
-                atomic_store_explicit(&l->gone, 1, memory_order_release);
-                ppu_transport_log(LOG_INFO, "net_socket: link %s socket %d closed by rank %d "
-                                  "in the middle of message %llu", dir(l, d, sizeof d), j, l->peer,
-                                  (unsigned long long)s->pos);
-                break;
-            }
             s->got += (size_t)r;
             if (s->got < s->fr.bytes)
                 continue;
@@ -734,18 +728,19 @@ static ppu_result_t net_recv_setup(struct ppu_link *link, void *info_out)
         return PPU_SYSTEM_ERROR;
     if (getrandom(l->nonce, sizeof l->nonce, 0) != (ssize_t)sizeof l->nonce)
         goto fail;
-    struct sockaddr_storage a = p->listen_addr;
-    socklen_t alen = fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    union ppu_sockaddr a;
+    memset(&a, 0, sizeof a);
+    memcpy(&a, &p->listen_addr,
+           fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     if (fam == AF_INET)
-        ((struct sockaddr_in *)&a)->sin_port = 0;
+        a.in4.sin_port = 0;
     else
-        ((struct sockaddr_in6 *)&a)->sin6_port = 0;
-    l->lfd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (l->lfd < 0 || bind(l->lfd, (struct sockaddr *)&a, alen) != 0 || listen(l->lfd, 128) != 0 ||
-        getsockname(l->lfd, (struct sockaddr *)&a, &alen) != 0) {
-        char ab[INET6_ADDRSTRLEN] = "?";
-        inet_ntop(fam, fam == AF_INET ? (void *)&((struct sockaddr_in *)&a)->sin_addr
-                                      : (void *)&((struct sockaddr_in6 *)&a)->sin6_addr, ab, sizeof ab);
+        a.in6.sin6_port = 0;
+    /* non-blocking: recv_finish polls it with the connections it vets */
+    if (ppu_socket_listen(&a, &l->lfd) != PPU_SUCCESS ||
+        fcntl(l->lfd, F_SETFL, fcntl(l->lfd, F_GETFL) | O_NONBLOCK) != 0) {
+        char ab[64];
+        ppu_socket_str(&a, ab, sizeof ab);
         ppu_transport_log(LOG_WARN, "net_socket: rank %d cannot listen on %s for link %d->%d: %s",
                           l->self, ab, l->peer, l->self, strerror(errno));
         goto fail;
@@ -757,14 +752,12 @@ static ppu_result_t net_recv_setup(struct ppu_link *link, void *info_out)
     info.family = (uint16_t)fam;
     info.nsocks = (uint16_t)l->nsocks;
     if (fam == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&a;
-        info.port = ntohs(in->sin_port);
-        memcpy(info.addr, &in->sin_addr, 4);
+        info.port = ntohs(a.in4.sin_port);
+        memcpy(info.addr, &a.in4.sin_addr, 4);
     } else {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a;
-        info.port = ntohs(in6->sin6_port);
-        info.scope_id = in6->sin6_scope_id;
-        memcpy(info.addr, &in6->sin6_addr, 16);
+        info.port = ntohs(a.in6.sin6_port);
+        info.scope_id = a.in6.sin6_scope_id;
+        memcpy(info.addr, &a.in6.sin6_addr, 16);
     }
     memcpy(info.nonce, l->nonce, sizeof info.nonce);
     info.slot_bytes = p->slot_bytes;
@@ -777,79 +770,6 @@ static ppu_result_t net_recv_setup(struct ppu_link *link, void *info_out)
 fail:
     link_free(l);
     return PPU_SYSTEM_ERROR;
-}
-
-static int wait_fd(int fd, short ev, uint64_t deadline)
-{
-    for (;;) {
-        struct pollfd p = {fd, ev, 0};
-        int ms = ms_until(deadline);
-        if (ms == 0)
-            return -1;
-        int r = poll(&p, 1, ms);
-        if (r > 0)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
-/* Connect, retrying refused connections until the deadline; -1 with errno. */
-static int connect_to(const struct sockaddr_storage *a, socklen_t alen, uint64_t deadline)
-{
-    for (;;) {
-        int fd = socket(a->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-            return -1;
-        int rc = connect(fd, (const struct sockaddr *)a, alen);
-        if (rc != 0 && errno == EINPROGRESS) {
-            if (wait_fd(fd, POLLOUT, deadline) != 0) {
-                close(fd);
-                errno = ETIMEDOUT;
-                return -1;
-            }
-            int err = 0;
-            socklen_t sl = sizeof err;
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl);
-            rc = err ? -1 : 0;
-            errno = err;
-        }
-        if (rc == 0) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            return fd;
-        }
-        int e = errno;
-        close(fd);
-        if ((e != ECONNREFUSED && e != ECONNRESET && e != ETIMEDOUT && e != EAGAIN) ||
-            ms_until(deadline) == 0) {
-            errno = e;
-            return -1;
-        }
-        struct timespec ts = {0, 20 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-static int write_all(int fd, const void *buf, size_t len, uint64_t deadline)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0) {
-            done += (size_t)w;
-        } else if (w < 0 && errno == EINTR) {
-            continue;
-        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (wait_fd(fd, POLLOUT, deadline) != 0) {
-                errno = ETIMEDOUT;
-                return -1;
-            }
-        } else {
-            return -1;
-        }
-    }
-    return 0;
 }
 
 static ppu_result_t net_send_connect(struct ppu_link *link, const void *info_in)
@@ -871,27 +791,22 @@ static ppu_result_t net_send_connect(struct ppu_link *link, const void *info_in)
                           p->self_rank, p->slot_bytes, p->nslots);
         return PPU_INVALID_USAGE;
     }
-    struct sockaddr_storage a;
+    union ppu_sockaddr a;
     memset(&a, 0, sizeof a);
-    socklen_t alen;
     if (info.family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&a;
-        in->sin_family = AF_INET;
-        in->sin_port = htons(info.port);
-        memcpy(&in->sin_addr, info.addr, 4);
-        alen = sizeof *in;
+        a.in4.sin_family = AF_INET;
+        a.in4.sin_port = htons(info.port);
+        memcpy(&a.in4.sin_addr, info.addr, 4);
     } else {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a;
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(info.port);
-        in6->sin6_scope_id = info.scope_id;
-        memcpy(&in6->sin6_addr, info.addr, 16);
-        alen = sizeof *in6;
+        a.in6.sin6_family = AF_INET6;
+        a.in6.sin6_port = htons(info.port);
+        a.in6.sin6_scope_id = info.scope_id;
+        memcpy(&a.in6.sin6_addr, info.addr, 16);
     }
     struct net_link *l = link_alloc(p, 1, info.nsocks);
     if (!l)
         return PPU_SYSTEM_ERROR;
-    uint64_t deadline = now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
+    uint64_t deadline = ppu_now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
     for (int j = 0; j < l->nsocks; j++) {
         struct net_hello h;
         memset(&h, 0, sizeof h);
@@ -904,16 +819,17 @@ static ppu_result_t net_send_connect(struct ppu_link *link, const void *info_in)
         h.slot_bytes = l->slot_bytes;
         h.sender_rank = l->self;
         h.receiver_rank = l->peer;
-        l->sock[j].fd = connect_to(&a, alen, deadline);
-        if (l->sock[j].fd < 0 || write_all(l->sock[j].fd, &h, sizeof h, deadline) != 0) {
+        ppu_result_t r = ppu_socket_connect(&a, deadline, &l->sock[j].fd);
+        if (r == PPU_SUCCESS)
+            r = ppu_socket_send(l->sock[j].fd, &h, sizeof h, deadline);
+        if (r != PPU_SUCCESS) {
             char ab[INET6_ADDRSTRLEN] = "?";
             inet_ntop(info.family, info.addr, ab, sizeof ab);
             ppu_transport_log(LOG_WARN, "net_socket: link %d->%d: cannot connect to %s port %u "
                               "(socket %d of %d): %s", l->self, l->peer, ab, info.port, j,
-                              l->nsocks, strerror(errno));
-            int e = errno;
+                              l->nsocks, r == PPU_TIMEOUT ? "timed out" : strerror(errno));
             link_free(l);
-            return e == ETIMEDOUT ? PPU_TIMEOUT : PPU_SYSTEM_ERROR;
+            return r == PPU_TIMEOUT ? PPU_TIMEOUT : PPU_SYSTEM_ERROR;
         }
     }
     link->priv = l;
@@ -998,7 +914,7 @@ static void peer_str(const struct sockaddr_storage *a, char *buf, size_t len)
 static ppu_result_t net_recv_finish(struct ppu_link *link)
 {
     struct net_link *l = link->priv;
-    uint64_t deadline = now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
+    uint64_t deadline = ppu_now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
     struct pending pend[MAX_PENDING];
     int np = 0;
     unsigned have = 0, want = (1u << l->nsocks) - 1;
@@ -1006,7 +922,7 @@ static ppu_result_t net_recv_finish(struct ppu_link *link)
     char d[32];
     dir(l, d, sizeof d);
     while (have != want) {
-        uint64_t now = now_ns();
+        uint64_t now = ppu_now_ns();
         if (now >= deadline) {
             ppu_transport_log(LOG_WARN, "net_socket: link %s: %d of %d connections from rank %d "
                               "arrived within PPU_BOOTSTRAP_TIMEOUT_MS (%d ms)", d,
@@ -1023,12 +939,12 @@ static ppu_result_t net_recv_finish(struct ppu_link *link)
         int li = np < MAX_PENDING ? np : -1;
         if (li >= 0)
             pf[li] = (struct pollfd){l->lfd, POLLIN, 0};
-        int pr = poll(pf, (nfds_t)(li >= 0 ? np + 1 : np), ms_until(wake));
+        int pr = poll(pf, (nfds_t)(li >= 0 ? np + 1 : np), ppu_ms_until(wake));
         if (pr < 0 && errno != EINTR) {
             r = PPU_SYSTEM_ERROR;
             break;
         }
-        now = now_ns();
+        now = ppu_now_ns();
         /* backwards: a dropped entry takes the last one's place, already seen */
         for (int i = np - 1; i >= 0; i--) {
             struct pending *c = &pend[i];
@@ -1236,12 +1152,12 @@ static void net_close(struct ppu_link *link)
     if (l->registered && l->send) {
         /* committed messages still in the FIFO must reach the kernel
          * before the sockets close (then TCP delivers them) */
-        uint64_t deadline = now_ns() + (uint64_t)l->close_timeout_ms * 1000000ull;
+        uint64_t deadline = ppu_now_ns() + (uint64_t)l->close_timeout_ms * 1000000ull;
         while (atomic_load_explicit(&l->done, memory_order_acquire) < l->pos &&
                !atomic_load_explicit(&l->gone, memory_order_acquire) &&
                !atomic_load_explicit(&l->peer_failed, memory_order_acquire) &&
                !atomic_load_explicit(&l->local_failed, memory_order_acquire)) {
-            if (now_ns() > deadline) {
+            if (ppu_now_ns() > deadline) {
                 char d[32];
                 ppu_transport_log(LOG_WARN, "net_socket: closing link %s with %llu message(s) "
                                   "rank %d did not take in %d ms", dir(l, d, sizeof d),
