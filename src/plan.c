@@ -390,15 +390,19 @@ static ppu_result_t build(struct ppu_comm *comm, const struct ppu_coll_args *a, 
     ppu_result_t r = PPU_INTERNAL_ERROR;
     switch (a->coll) {
     case PPU_COLL_ALLREDUCE:
-        if (algo == PPU_ALGO_HIER)
-            break;
-        r = algo == PPU_ALGO_ONESHOT   ? ppu_sched_oneshot_allreduce(s, &x, a->count, a->op)
-            : algo == PPU_ALGO_TWOSHOT ? ppu_sched_twoshot_allreduce(s, &x, a->count, a->op)
-            : algo == PPU_ALGO_TREE    ? PPU_INTERNAL_ERROR
-                                       : ppu_sched_ring_allreduce(s, &x, a->count, a->op);
-        if (algo == PPU_ALGO_TREE)
+        switch (algo) {
+        case PPU_ALGO_ONESHOT: r = ppu_sched_oneshot_allreduce(s, &x, a->count, a->op); break;
+        case PPU_ALGO_TWOSHOT: r = ppu_sched_twoshot_allreduce(s, &x, a->count, a->op); break;
+        case PPU_ALGO_TREE:
             r = ppu_sched_tree_allreduce(s, &x, a->count, a->op,
                                          (const int(*)[64])comm->tree_parent);
+            break;
+        case PPU_ALGO_HIER:
+            r = ppu_sched_hier_allreduce(s, &x, a->count, a->op, comm->local, comm->per_server,
+                                         comm->rail, comm->nservers);
+            break;
+        default: r = ppu_sched_ring_allreduce(s, &x, a->count, a->op); break;
+        }
         break;
     case PPU_COLL_BROADCAST:
         r = ppu_sched_chain_broadcast(s, &x, a->count, a->root, inplace);
@@ -426,9 +430,6 @@ static ppu_result_t build(struct ppu_comm *comm, const struct ppu_coll_args *a, 
     default:
         break;
     }
-    if (a->coll == PPU_COLL_ALLREDUCE && algo == PPU_ALGO_HIER)
-        r = ppu_sched_hier_allreduce(s, &x, a->count, a->op, comm->local, comm->per_server,
-                                     comm->rail, comm->nservers);
     if (r != PPU_SUCCESS)
         return ppu_fail(comm, r, "rank %d: cannot build the %s schedule for %s", comm->rank,
                         ppu_algo_name(algo), ppu_coll_name(a->coll));
