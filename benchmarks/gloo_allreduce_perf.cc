@@ -229,27 +229,14 @@ int run_local(const perf_opts_t *o) {
     sigaction(SIGHUP, &sa, nullptr);
     pid_t *pids = static_cast<pid_t *>(calloc((size_t)n, sizeof *pids));
     if (!pids) { perror(prog); remove_tree(dir); return 1; }
-    fflush(stdout);
-    fflush(stderr);
-    for (int i = 0; i < n; i++) {
-        pid_t pid = fork();
-        if (pid < 0) {
-            fprintf(stderr, "%s: fork of rank %d failed: %s\n", prog, i, strerror(errno));
-            perf_kill_ranks(pids, n, SIGKILL);
-            rc = 1;
-            break;
-        }
-        if (pid == 0) {
-            signal(SIGINT, SIG_DFL);
-            signal(SIGTERM, SIG_DFL);
-            signal(SIGHUP, SIG_DFL);
-            int crc = run_rank(o, dir, i, n);
-            fflush(stdout);
-            fflush(stderr);
-            _exit(crc); // skip the parent's atexit handlers and static destructors
-        }
-        pids[i] = pid;
-    }
+    struct local_job { const perf_opts_t *o; const std::string *dir; int n; } job = {o, &dir, n};
+    rc = perf_fork_ranks(prog, pids, n, [](int i, void *arg) -> int {
+        const local_job *j = static_cast<const local_job *>(arg);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        return run_rank(j->o, *j->dir, i, j->n);
+    }, &job);
     double guard = o->timeout_s > 0 ? o->timeout_s + 2.0 : kGuardS;
     int wrc = perf_wait_ranks(prog, pids, n, guard, &g_stop);
     if (rc == 0) rc = wrc;

@@ -467,6 +467,29 @@ void perf_kill_ranks(const pid_t *pids, int n, int sig)
             kill(pids[i], sig);
 }
 
+int perf_fork_ranks(const char *prog, pid_t *pids, int n, int (*rank_main)(int rank, void *arg),
+                    void *arg)
+{
+    fflush(stdout);
+    fflush(stderr);
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "%s: fork of rank %d failed: %s\n", prog, i, strerror(errno));
+            perf_kill_ranks(pids, n, SIGKILL);
+            return 1;
+        }
+        if (pid == 0) {
+            int rc = rank_main(i, arg);
+            fflush(stdout);
+            fflush(stderr);
+            _exit(rc);
+        }
+        pids[i] = pid;
+    }
+    return 0;
+}
+
 static double since(const struct timespec *t0)
 {
     struct timespec now;

@@ -146,5 +146,12 @@ extern const perf_coll_t perf_coll_sendrecv;
 int perf_wait_ranks(const char *prog, pid_t *pids, int n, double guard_s,
                     volatile sig_atomic_t *stop);
 void perf_kill_ranks(const pid_t *pids, int n, int sig);
+/* -p N launchers: fork n ranks; rank i runs rank_main(i, arg) and _exits
+ * with its result (skipping atexit handlers inherited from the parent).
+ * Returns 0, or 1 when a fork failed: the ranks already started are then
+ * killed, and pids[] (zeroed by the caller) stays valid for
+ * perf_wait_ranks. */
+int perf_fork_ranks(const char *prog, pid_t *pids, int n, int (*rank_main)(int rank, void *arg),
+                    void *arg);
 
 #endif /* PPU_PERF_COMMON_H */

@@ -89,38 +89,34 @@ static void get_id(int rank, int n, int (*pipes)[2], ppu_unique_id_t *id) {
     }
 }
 
+struct local_job {
+    const perf_opts_t *opts;
+    int n;
+    int (*pipes)[2];
+};
+
+/* One forked rank: its id from rank 0, a communicator, the benchmark. */
+static int local_rank(int i, void *arg) {
+    const struct local_job *job = arg;
+    ppu_comm_t comm;
+    ppu_unique_id_t id;
+    ppu_result_t r;
+    get_id(i, job->n, job->pipes, &id);
+    if ((r = ppu_comm_init_rank(&comm, job->n, id, i)) != PPU_SUCCESS)
+        die(NULL, i, "ppu_comm_init_rank", r);
+    return run_rank(job->opts, comm);
+}
+
 /* -p N: fork N ranks that rendezvous on a unique id made by rank 0. */
 static int run_local(const perf_opts_t *opts) {
-    int n = opts->nprocs, rc = 0;
-    ppu_result_t r;
+    int n = opts->nprocs;
     pid_t *pids = calloc((size_t)n, sizeof *pids);
     int (*pipes)[2] = calloc((size_t)n, sizeof *pipes);
     if (!pids || !pipes) { perror(prog); return 1; }
     for (int i = 0; i < n; i++)
         if (pipe(pipes[i]) != 0) { perror(prog); return 1; }
-    fflush(stdout);
-    fflush(stderr);
-    for (int i = 0; i < n; i++) {
-        pid_t pid = fork();
-        if (pid < 0) {
-            fprintf(stderr, "%s: fork of rank %d failed: %s\n", prog, i, strerror(errno));
-            perf_kill_ranks(pids, n, SIGKILL);
-            rc = 1;
-            break;
-        }
-        if (pid == 0) {
-            ppu_comm_t comm;
-            ppu_unique_id_t id;
-            get_id(i, n, pipes, &id);
-            if ((r = ppu_comm_init_rank(&comm, n, id, i)) != PPU_SUCCESS)
-                die(NULL, i, "ppu_comm_init_rank", r);
-            int crc = run_rank(opts, comm);
-            fflush(stdout);
-            fflush(stderr);
-            _exit(crc); /* not exit(): skip atexit handlers inherited from the parent */
-        }
-        pids[i] = pid;
-    }
+    struct local_job job = {opts, n, pipes};
+    int rc = perf_fork_ranks(prog, pids, n, local_rank, &job);
     for (int i = 0; i < n; i++) {
         close(pipes[i][0]);
         close(pipes[i][1]);
