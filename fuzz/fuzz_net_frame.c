@@ -1,7 +1,8 @@
-/* Fuzz the checks of the TCP network transport
- * (transports/net_socket/net_socket.c): what a listener does with the
- * hello a new connection presents, and what the progress thread does with
- * each 48-byte frame header that arrives on a link's socket.
+/* Fuzz the checks of the network transports (net_check_frame in
+ * transports/net_common/net_proto.c, net_check_hello in
+ * transports/net_socket/net_socket.c): what a listener does with the hello
+ * a new connection presents, and what a progress thread does with each
+ * 48-byte frame header that arrives on a link.
  *
  * Input: one connection's bytes as a receiver sees them: a hello
  * (struct net_hello, 48 bytes, host byte order), then frames: a header
@@ -10,7 +11,7 @@
  * some connected); the frames are checked as the receiver's socket reads
  * them (message index starting at the hello's socket index, advancing by
  * nsocks per data frame, payload skipped) until one breaks the link, and
- * each header also as the sender would (failure notices only). Every
+ * each header also as the sender would (failure notices and credits only). Every
  * decision is compared with the protocol's rules written out here, so a
  * change of behaviour is a finding too. The nonce and link shape are fixed
  * (FUZZ_NONCE, 4 slots of 4096 bytes); the seeds carry them. */
@@ -63,21 +64,23 @@ static int check_hello(const uint8_t *data, size_t size, int nsocks, unsigned ha
     return idx;
 }
 
-/* One header as a sender reads it: only a failure notice passes. */
+/* One header as a sender reads it: failure notices and credits pass (the
+ * credit's value is net_end_credit_in's to judge). */
 static void check_at_sender(const uint8_t *p, size_t n)
 {
     struct net_frame f;
     const char *why = NULL;
     int t = net_check_frame(p, n, 0, 0, SLOT_BYTES, &f, &why);
-    if (t == NET_FRAME_FAIL) {
-        FUZZ_REQUIRE(n >= sizeof f && f.magic == NET_MAGIC_FRAME && f.type == NET_FRAME_FAIL,
-                     "sender took a frame of type %u as a notice", f.type);
+    if (t == NET_FRAME_FAIL || t == NET_FRAME_CREDIT) {
+        FUZZ_REQUIRE(n >= sizeof f && f.magic == NET_MAGIC_FRAME && f.type == (uint32_t)t,
+                     "sender took a frame of type %u as %d", f.type, t);
         return;
     }
     FUZZ_REQUIRE(t == 0, "sender got %d", t);
     FUZZ_REQUIRE(why && *why, "frame refused at the sender without a reason");
-    FUZZ_REQUIRE(n < sizeof f || f.magic != NET_MAGIC_FRAME || f.type != NET_FRAME_FAIL,
-                 "sender refused a failure notice");
+    FUZZ_REQUIRE(n < sizeof f || f.magic != NET_MAGIC_FRAME ||
+                     (f.type != NET_FRAME_FAIL && f.type != NET_FRAME_CREDIT),
+                 "sender refused a failure notice or a credit");
 }
 
 /* The frames after the hello, as socket idx of nsocks reads them. */

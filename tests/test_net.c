@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -579,4 +580,47 @@ Test(net, receiver_refuses_bad_frames, .timeout = 60 * PPU_TEST_SLOWDOWN)
     cr_expect(wait_for(rl.ops->peer_gone, &rl), "a closed connection was not seen");
     cr_expect(!rl.ops->peer_failed(&rl));
     rl.ops->close(&rl);
+}
+
+/* Credits (net_proto.h): a receiver hands back its release count once it
+ * has released half of its 4-slot window, and a sender that writes past
+ * the window (a fifth message while the first four are unreleased) breaks
+ * the link instead of overwriting a slot in use. */
+Test(net, credits_flow_back_and_bind_the_sender, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_DEBUG", "NONE", 1);
+    struct ppu_link rl;
+    int fd;
+    char payload[64];
+    memset(payload, 7, sizeof payload);
+    raw_link(&rl, &fd);
+    for (uint64_t i = 0; i < 4; i++)
+        frame(fd, NET_MAGIC_FRAME, NET_FRAME_DATA, i, 64, payload, 64);
+    struct ppu_msg m;
+    for (int i = 0; i < 2; i++) {
+        double end = now_s() + 3;
+        while (rl.ops->recv_peek(&rl, &m) != PPU_SUCCESS && now_s() < end)
+            usleep(1000);
+        cr_assert_eq(m.call[0], (uint64_t)i, "message %d not delivered in order", i);
+        rl.ops->recv_release(&rl);
+    }
+    struct net_frame c;
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    cr_assert_eq(read(fd, &c, sizeof c), (ssize_t)sizeof c, "no credit came back");
+    cr_expect_eq(c.magic, NET_MAGIC_FRAME);
+    cr_expect_eq(c.type, (uint32_t)NET_FRAME_CREDIT);
+    cr_expect_eq(c.seq, 2u, "credit should report 2 releases");
+    cr_expect(!rl.ops->peer_failed(&rl));
+    /* messages 4 and 5 fit the credit; 6 does not (2 and 3 are held) */
+    frame(fd, NET_MAGIC_FRAME, NET_FRAME_DATA, 4, 64, payload, 64);
+    frame(fd, NET_MAGIC_FRAME, NET_FRAME_DATA, 5, 64, payload, 64);
+    usleep(100000);
+    cr_expect(!rl.ops->peer_failed(&rl), "messages within credit were refused");
+    frame(fd, NET_MAGIC_FRAME, NET_FRAME_DATA, 6, 64, payload, 64);
+    cr_expect(wait_for(rl.ops->peer_failed, &rl), "a message without credit was not refused");
+    cr_expect_eq(rl.ops->recv_peek(&rl, &m), PPU_SUCCESS);
+    cr_expect_eq(m.call[0], 2u, "the held message 2 changed");
+    rl.ops->close(&rl);
+    close(fd);
 }

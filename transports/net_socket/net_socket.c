@@ -1,19 +1,23 @@
-/* Network transport: a link between ranks on different servers is a FIFO
- * in each end's own memory plus nsocks TCP connections between them. The
- * core touches only the FIFOs, with the same non-blocking calls as icn_sim;
- * one progress thread per process moves committed send slots out to the
- * sockets and incoming messages into free receive slots, for every net link
- * of the process in one poll() loop. So no wait of the core ever blocks on a
- * socket, and a rank's ICN links keep moving while its network is slow.
+/* Network transport over TCP: a link between ranks on different servers is
+ * a FIFO in each end's own memory plus nsocks TCP connections between
+ * them. The FIFOs, credits, frame checks and ordering are the protocol
+ * shared with net_ib (transports/net_common/net_proto.h); this file moves
+ * its frames over sockets. One progress thread per process
+ * (net_common/net_progress.h) serves every socket of every net link in one
+ * poll() loop, so no wait of the core ever blocks on a socket, and a
+ * rank's ICN links keep moving while its network is slow.
  *
  * Message i of a link travels on socket i % nsocks as a 48-byte frame
- * header (net_socket.h: magic, type, sequence, length, the call stamp and
- * checksum the core checks) followed by the payload, straight from the
- * sender's slot into the receiver's slot i % nslots. The receiver knows
- * from i which socket brings which message, so several sockets carry one
- * link at once. A frame with a bad magic, type or sequence, or longer than
- * a slot, breaks the link: it is logged, that socket is read no further
- * (never past a slot), and the link reports its peer failed.
+ * header (magic, type, sequence, length, the call stamp and checksum the
+ * core checks) followed by the payload, straight from the sender's slot
+ * (or the caller's memory, send_ref) into the receiver's slot i % nslots.
+ * It leaves only when the receiver has credit for it; the receiver hands
+ * credit back as a credit frame on socket 0, the one way nothing else
+ * flows. The receiver knows from i which socket brings which message, so
+ * several sockets carry one link at once. A frame with a bad magic, type
+ * or sequence, longer than a slot, or without credit breaks the link: it
+ * is logged, that socket is read no further (never past a slot), and the
+ * link reports its peer failed.
  *
  * Setup, in the core's four phases: recv_setup listens on the address the
  * core chose (any port) and publishes address, port and a random nonce;
@@ -26,22 +30,17 @@
  * Failure: a connection the peer closed or reset marks the link gone
  * (peer_gone), so a rank whose peer died stops waiting within the core's
  * 0.1 s check. set_failed sends a failure notice frame (sender -> receiver
- * on a socket between two messages; receiver -> sender on socket 0, which
- * otherwise carries nothing that way), which the other end reports through
- * peer_failed. */
+ * on a socket between two messages; receiver -> sender on socket 0), which
+ * the other end reports through peer_failed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -51,21 +50,15 @@
 
 #include "../transport.h"
 #include "net_socket.h"
+#include "../net_common/net_progress.h"
 #include "socket.h" /* src/: socket helpers shared with the bootstrap */
 #include "wait.h"   /* src/: ppu_now_ns, ppu_ms_until */
 
 #define HELLO_WAIT_MS 2000 /* a new connection must present its hello within this */
 #define MAX_PENDING 32     /* connections recv_finish vets at once */
-#define SPIN_ROUNDS 64     /* idle non-blocking rounds before the progress thread sleeps */
-#define SLEEP_MS 100       /* its longest sleep; a wake-up (eventfd) cuts it short */
 #define LOG_WARN 1
 #define LOG_INFO 2
 #define LOG_TRACE 3
-
-struct net_meta {
-    uint64_t bytes, call[2], sum;
-    const char *ref; /* send_ref: the bytes are the caller's, not the slot's */
-};
 
 struct net_sock {
     int fd;
@@ -74,7 +67,8 @@ struct net_sock {
     size_t off;           /* send: header + payload bytes written; recv: header bytes read */
     size_t got;           /* recv: payload bytes read */
     struct net_frame fr;  /* the header being written or read */
-    struct net_frame ctl; /* a failure notice being written */
+    const char *payload;  /* send: where fr's payload is; recv: its slot */
+    struct net_frame ctl; /* a failure notice or credit being written */
     size_t ctl_off;
     int ctl_on;
     struct net_frame in;  /* sender: a frame from the receiver being read */
@@ -82,22 +76,9 @@ struct net_sock {
 };
 
 struct net_link {
-    int send; /* 1: the sending end */
-    int self, peer;
-    size_t slot_bytes;
-    int nslots, nsocks;
-    char *slots;
-    struct net_meta *meta;
-    _Atomic uint64_t *ready; /* receiver: per slot, index + 1 of the message it holds */
-    _Alignas(64) _Atomic uint64_t head; /* sender: messages committed (core) */
-    _Alignas(64) _Atomic uint64_t done; /* sender: messages handed to the kernel (thread) */
-    _Alignas(64) _Atomic uint64_t tail; /* receiver: messages released (core) */
-    _Alignas(64) uint64_t pos;          /* core: next message to commit / to read */
-    uint64_t cached_done;               /* core (sender): last done seen */
-    _Atomic int gone;          /* a connection was reset, or (sender) closed by the peer */
+    struct net_end e;          /* the FIFO and the protocol (net_proto.h); first */
+    int nsocks;
     _Atomic unsigned eof;      /* receiver: sockets the peer closed, a bit each */
-    _Atomic int peer_failed;   /* its failure notice arrived, or its stream broke */
-    _Atomic int local_failed;  /* set_failed: a notice to send */
     int notice_queued;         /* thread */
     int registered;            /* known to the progress thread */
     int setup_timeout_ms, close_timeout_ms;
@@ -106,127 +87,54 @@ struct net_link {
     struct net_sock sock[NET_MAX_SOCKS];
 };
 
-
-/* "3->5": the link's direction, sender first. */
 static const char *dir(const struct net_link *l, char *buf, size_t len)
 {
-    snprintf(buf, len, "%d->%d", l->send ? l->self : l->peer, l->send ? l->peer : l->self);
-    return buf;
+    return net_end_dir(&l->e, buf, len);
 }
 
 /* ---- the progress thread ---- */
 
-static struct {
-    pthread_mutex_t life; /* start, stop, registration */
-    pthread_mutex_t lock; /* links, n, gen, ack, stop */
-    pthread_cond_t acked;
-    struct net_link **links;
-    int n, cap;
-    uint64_t gen, ack; /* list version; the version the thread has taken */
-    int stop, running;
-    pid_t pid;
-    pthread_t thread;
-    _Atomic int evfd;
-    _Atomic int sleeping;     /* the thread may block in poll */
-    _Atomic int wake_pending; /* an eventfd write it has not read yet */
-} g = {.life = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER,
-       .acked = PTHREAD_COND_INITIALIZER, .evfd = -1};
+static int sock_round(struct net_progress *g, struct net_end **links, int n, int nap_ms,
+                      int wake_fd);
+static struct net_progress g = NET_PROGRESS_INIT("ppu-net", sock_round);
 
-/* Wake the thread when it sleeps (force: always). Callers publish their
- * counter (head, tail) with a sequentially consistent store before this
- * sequentially consistent load, and the thread sets `sleeping` the same
- * way before it reads the counters: so either it sees what the caller
- * just published, or the caller sees it asleep and writes the eventfd. */
 static void kick(int force)
 {
-    if (!force && !atomic_load_explicit(&g.sleeping, memory_order_seq_cst))
-        return;
-    if (atomic_exchange_explicit(&g.wake_pending, 1, memory_order_acq_rel))
-        return;
-    uint64_t one = 1;
-    int fd = atomic_load_explicit(&g.evfd, memory_order_relaxed);
-    if (fd >= 0 && write(fd, &one, sizeof one) < 0) {
-        /* EAGAIN: the counter is full, so the thread wakes anyway */
-    }
+    net_progress_kick(&g, force);
 }
 
 static void sock_dead(struct net_link *l, int j, int err)
 {
     char d[32];
     l->sock[j].dead = 1;
-    atomic_store_explicit(&l->gone, 1, memory_order_release);
+    atomic_store_explicit(&l->e.gone, 1, memory_order_release);
     ppu_transport_log(LOG_INFO, "net_socket: link %s socket %d: %s", dir(l, d, sizeof d), j,
                       strerror(err));
 }
 
-int net_check_frame(const void *bytes, size_t n, int take_data, uint64_t expect_seq,
-                    uint64_t slot_bytes, struct net_frame *out, const char **why)
-{
-    struct net_frame f;
-    if (n < sizeof f) {
-        *why = "shorter than a frame header";
-        return 0;
-    }
-    memcpy(&f, bytes, sizeof f);
-    if (out)
-        *out = f;
-    if (f.magic != NET_MAGIC_FRAME) {
-        *why = "a frame with bad magic arrived (not ppuccl data)";
-        return 0;
-    }
-    if (f.type == NET_FRAME_FAIL)
-        return NET_FRAME_FAIL;
-    if (!take_data || f.type != NET_FRAME_DATA) {
-        *why = "a frame of a type this end does not take arrived";
-        return 0;
-    }
-    if (f.bytes > slot_bytes) {
-        *why = "a message claims more bytes than a slot holds";
-        return 0;
-    }
-    if (f.seq != expect_seq) {
-        *why = "a message arrived where another was due";
-        return 0;
-    }
-    return NET_FRAME_DATA;
-}
-
-/* A frame that is not what the protocol allows (why: net_check_frame's
- * reason): the link is unusable. */
+/* A frame that is not what the protocol allows: socket j is read no
+ * further and the link fails. */
 static void bad_frame(struct net_link *l, int j, const struct net_frame *f, uint64_t want,
                       const char *why)
 {
-    char d[32];
-    struct net_sock *s = &l->sock[j];
-    s->dead = 1;
-    atomic_store_explicit(&l->peer_failed, 1, memory_order_release);
-    ppu_transport_log(LOG_WARN, "net_socket: link %s socket %d: %s from rank %d (magic 0x%08x, "
-                      "type %u, message %llu of %llu bytes; message %llu due, %zu-byte slots); "
-                      "the link is broken", dir(l, d, sizeof d), j, why, l->peer, f->magic,
-                      f->type, (unsigned long long)f->seq, (unsigned long long)f->bytes,
-                      (unsigned long long)want, l->slot_bytes);
+    char what[32];
+    snprintf(what, sizeof what, "socket %d", j);
+    l->sock[j].dead = 1;
+    net_end_broken(&l->e, what, f, want, why);
 }
 
-static void notice_received(struct net_link *l)
-{
-    char d[32];
-    if (!atomic_exchange_explicit(&l->peer_failed, 1, memory_order_acq_rel))
-        ppu_transport_log(LOG_INFO, "net_socket: link %s: rank %d posted a failure notice",
-                          dir(l, d, sizeof d), l->peer);
-}
-
-static void queue_notice(struct net_link *l, struct net_sock *s)
+static void queue_ctl(struct net_sock *s, uint32_t type, uint64_t seq)
 {
     memset(&s->ctl, 0, sizeof s->ctl);
     s->ctl.magic = NET_MAGIC_FRAME;
-    s->ctl.type = NET_FRAME_FAIL;
+    s->ctl.type = type;
+    s->ctl.seq = seq;
     s->ctl_off = 0;
     s->ctl_on = 1;
-    l->notice_queued = 1;
 }
 
-/* 1: the notice is out; 0: not yet; -1: the socket died. */
-static int write_notice(struct net_link *l, int j)
+/* 1: the control frame is out; 0: not yet; -1: the socket died. */
+static int write_ctl(struct net_link *l, int j)
 {
     struct net_sock *s = &l->sock[j];
     while (s->ctl_off < sizeof s->ctl) {
@@ -246,16 +154,22 @@ static int write_notice(struct net_link *l, int j)
     return 1;
 }
 
+static int notice_wanted(struct net_link *l)
+{
+    return !l->notice_queued && atomic_load_explicit(&l->e.local_failed, memory_order_acquire);
+}
+
 static void update_done(struct net_link *l)
 {
     uint64_t m = l->sock[0].pos;
     for (int j = 1; j < l->nsocks; j++)
         m = l->sock[j].pos < m ? l->sock[j].pos : m;
-    atomic_store_explicit(&l->done, m, memory_order_release);
+    net_end_sent(&l->e, m);
 }
 
-/* Sender, socket j: read what the receiver sends back (failure notices,
- * EOF), then write committed messages until the socket is full. */
+/* Sender, socket j: read what the receiver sends back (credits, failure
+ * notices, EOF), then write messages the receiver has credit for until the
+ * socket is full. */
 static int svc_send(struct net_link *l, int j, short rev)
 {
     struct net_sock *s = &l->sock[j];
@@ -274,9 +188,9 @@ static int svc_send(struct net_link *l, int j, short rev)
                 break;
             }
             s->dead = 1;
-            atomic_store_explicit(&l->gone, 1, memory_order_release);
+            atomic_store_explicit(&l->e.gone, 1, memory_order_release);
             ppu_transport_log(LOG_TRACE, "net_socket: link %s socket %d closed by rank %d",
-                              dir(l, d, sizeof d), j, l->peer);
+                              dir(l, d, sizeof d), j, l->e.peer);
             break;
         }
         s->in_off += (size_t)r;
@@ -284,30 +198,35 @@ static int svc_send(struct net_link *l, int j, short rev)
             continue;
         s->in_off = 0;
         const char *why = NULL;
-        if (net_check_frame(&s->in, sizeof s->in, 0, 0, l->slot_bytes, NULL, &why) ==
-            NET_FRAME_FAIL)
-            notice_received(l);
-        else
+        int t = net_check_frame(&s->in, sizeof s->in, 0, 0, l->e.slot_bytes, NULL, &why);
+        if (t == NET_FRAME_FAIL) {
+            net_end_notice(&l->e);
+        } else if (t == NET_FRAME_CREDIT) {
+            if (!net_end_credit_in(&l->e, s->in.seq, &why)) {
+                bad_frame(l, j, &s->in, atomic_load(&l->e.credit), why);
+                break;
+            }
+        } else {
             bad_frame(l, j, &s->in, 0, why);
+            break;
+        }
     }
     while (!s->dead) {
-        if (!s->ctl_on && s->off == 0 && !l->notice_queued &&
-            atomic_load_explicit(&l->local_failed, memory_order_acquire))
-            queue_notice(l, s);
+        if (!s->ctl_on && s->off == 0 && notice_wanted(l)) {
+            queue_ctl(s, NET_FRAME_FAIL, 0);
+            l->notice_queued = 1;
+        }
         if (s->ctl_on) {
-            if (write_notice(l, j) <= 0)
+            if (write_ctl(l, j) <= 0)
                 break;
             moved = 1;
             continue;
         }
-        uint64_t head = atomic_load_explicit(&l->head, memory_order_acquire);
-        if (s->pos >= head)
-            break;
-        size_t k = (size_t)(s->pos % (uint64_t)l->nslots);
         if (s->off == 0) {
-            const struct net_meta *m = &l->meta[k];
-            s->fr = (struct net_frame){NET_MAGIC_FRAME, NET_FRAME_DATA, s->pos, m->bytes,
-                                       {m->call[0], m->call[1]}, m->sum};
+            const void *payload;
+            if (!net_end_next(&l->e, s->pos, &s->fr, &payload))
+                break; /* not committed yet, or no credit */
+            s->payload = payload;
         }
         size_t hb = sizeof s->fr, total = hb + (size_t)s->fr.bytes;
         struct iovec iov[2];
@@ -316,8 +235,7 @@ static int svc_send(struct net_link *l, int j, short rev)
             iov[n++] = (struct iovec){(char *)&s->fr + s->off, hb - s->off};
         size_t poff = s->off > hb ? s->off - hb : 0;
         if (s->fr.bytes > poff)
-            iov[n++] = (struct iovec){(l->meta[k].ref ? (char *)(uintptr_t)l->meta[k].ref
-                                                      : l->slots + k * l->slot_bytes) + poff,
+            iov[n++] = (struct iovec){(char *)(uintptr_t)s->payload + poff,
                                       (size_t)s->fr.bytes - poff};
         struct msghdr mh;
         memset(&mh, 0, sizeof mh);
@@ -344,9 +262,6 @@ static int svc_send(struct net_link *l, int j, short rev)
     return moved;
 }
 
-/* Receiver, socket j: a failure notice to send back, then frames into
- * free slots. A header is read even when its slot is busy (so notices get
- * through); its payload waits for the slot. */
 /* One non-blocking read from socket j: the bytes read (> 0), 0 when none
  * are there yet, -1 when the socket is finished (an error, or the end of
  * the stream; mid_message: inside a payload, which then never completes,
@@ -371,25 +286,47 @@ static ssize_t sock_read(struct net_link *l, int j, void *buf, size_t len, int m
         atomic_fetch_or_explicit(&l->eof, 1u << j, memory_order_acq_rel);
         if (!mid_message) {
             ppu_transport_log(LOG_TRACE, "net_socket: link %s socket %d closed by rank %d",
-                              dir(l, d, sizeof d), j, l->peer);
+                              dir(l, d, sizeof d), j, l->e.peer);
             return -1;
         }
-        atomic_store_explicit(&l->gone, 1, memory_order_release);
+        atomic_store_explicit(&l->e.gone, 1, memory_order_release);
         ppu_transport_log(LOG_INFO, "net_socket: link %s socket %d closed by rank %d in the "
-                          "middle of message %llu", dir(l, d, sizeof d), j, l->peer,
+                          "middle of message %llu", dir(l, d, sizeof d), j, l->e.peer,
                           (unsigned long long)s->pos);
         return -1;
     }
 }
 
+/* Receiver, socket 0 only: a failure notice or a credit to send back. */
+static int recv_ctl(struct net_link *l)
+{
+    struct net_sock *s = &l->sock[0];
+    uint64_t seq;
+    if (s->dead)
+        return 0;
+    if (!s->ctl_on) {
+        if (notice_wanted(l)) {
+            queue_ctl(s, NET_FRAME_FAIL, 0);
+            l->notice_queued = 1;
+        } else if (net_end_credit_due(&l->e, &seq)) {
+            queue_ctl(s, NET_FRAME_CREDIT, seq);
+            net_end_credit_sent(&l->e, seq);
+        } else {
+            return 0;
+        }
+    }
+    return write_ctl(l, 0) != 0;
+}
+
+/* Receiver, socket j: frames into their slots. Credits mean a message's
+ * slot is free when its header arrives; one that is not broke the
+ * protocol. */
 static int svc_recv(struct net_link *l, int j, short rev)
 {
     struct net_sock *s = &l->sock[j];
     int moved = 0;
-    if (j == 0 && !l->notice_queued && atomic_load_explicit(&l->local_failed, memory_order_acquire))
-        queue_notice(l, s);
-    if (s->ctl_on && !s->dead && write_notice(l, j) != 0)
-        moved = 1;
+    if (j == 0)
+        moved |= recv_ctl(l);
     if (!(rev & (POLLIN | POLLERR | POLLHUP)))
         return moved;
     while (!s->dead) {
@@ -402,24 +339,22 @@ static int svc_recv(struct net_link *l, int j, short rev)
             if (s->off < sizeof s->fr)
                 continue;
             const char *why = NULL;
-            int t = net_check_frame(&s->fr, sizeof s->fr, 1, s->pos, l->slot_bytes, NULL, &why);
+            int t = net_check_frame(&s->fr, sizeof s->fr, 1, s->pos, l->e.slot_bytes, NULL, &why);
             if (t == NET_FRAME_FAIL) {
-                notice_received(l);
+                net_end_notice(&l->e);
                 s->off = 0;
                 continue;
             }
-            if (t != NET_FRAME_DATA) {
+            char *slot = t == NET_FRAME_DATA ? net_end_slot_for(&l->e, &s->fr, &why) : NULL;
+            if (!slot) {
                 bad_frame(l, j, &s->fr, s->pos, why);
                 break;
             }
+            s->payload = slot;
             s->got = 0;
         }
-        uint64_t tail = atomic_load_explicit(&l->tail, memory_order_acquire);
-        if (s->pos - tail >= (uint64_t)l->nslots)
-            break; /* its slot is still in use */
-        size_t k = (size_t)(s->pos % (uint64_t)l->nslots);
         if (s->got < s->fr.bytes) {
-            ssize_t r = sock_read(l, j, l->slots + k * l->slot_bytes + s->got,
+            ssize_t r = sock_read(l, j, (char *)(uintptr_t)s->payload + s->got,
                                   (size_t)s->fr.bytes - s->got, 1);
             moved |= r != 0; /* bytes, or the socket finished */
             if (r <= 0)
@@ -428,13 +363,14 @@ static int svc_recv(struct net_link *l, int j, short rev)
             if (s->got < s->fr.bytes)
                 continue;
         }
-        l->meta[k] = (struct net_meta){s->fr.bytes, {s->fr.call[0], s->fr.call[1]}, s->fr.sum, NULL};
-        atomic_store_explicit(&l->ready[k], s->pos + 1, memory_order_release);
+        net_end_landed(&l->e, &s->fr);
         s->pos += (uint64_t)l->nsocks;
         s->off = 0;
         s->got = 0;
         moved = 1;
     }
+    if (j == 0)
+        moved |= recv_ctl(l);
     return moved;
 }
 
@@ -442,20 +378,16 @@ static int svc_recv(struct net_link *l, int j, short rev)
 static short sock_events(struct net_link *l, int j)
 {
     struct net_sock *s = &l->sock[j];
-    int notice = !l->notice_queued && (l->send || j == 0) &&
-                 atomic_load_explicit(&l->local_failed, memory_order_acquire);
-    short ev = 0;
-    if (l->send) {
-        ev = POLLIN;
-        if (s->ctl_on || (notice && s->off == 0) ||
-            s->pos < atomic_load_explicit(&l->head, memory_order_seq_cst))
+    uint64_t seq;
+    short ev = POLLIN;
+    if (l->e.send) {
+        if (s->ctl_on || (notice_wanted(l) && s->off == 0) ||
+            (s->pos < atomic_load_explicit(&l->e.head, memory_order_seq_cst) &&
+             s->pos - atomic_load_explicit(&l->e.credit, memory_order_acquire) <
+                 (uint64_t)l->e.nslots))
             ev |= POLLOUT;
-    } else {
-        if (s->off < sizeof s->fr ||
-            s->pos - atomic_load_explicit(&l->tail, memory_order_seq_cst) < (uint64_t)l->nslots)
-            ev = POLLIN;
-        if (s->ctl_on || notice)
-            ev |= POLLOUT;
+    } else if (j == 0 && (s->ctl_on || notice_wanted(l) || net_end_credit_due(&l->e, &seq))) {
+        ev |= POLLOUT;
     }
     return ev;
 }
@@ -465,195 +397,67 @@ struct who {
     int j;
 };
 
-static void *progress_main(void *arg)
+/* One poll() over every socket of every link, then service what is ready. */
+static int sock_round(struct net_progress *pg, struct net_end **links, int nl, int nap_ms,
+                      int wake_fd)
 {
-    (void)arg;
-    struct net_link **ls = NULL;
-    int nl = 0, lcap = 0;
-    struct pollfd *pf = NULL;
-    struct who *who = NULL;
-    size_t pcap = 0;
-    uint64_t seen = ~0ull;
-    int idle = 0;
-    for (;;) {
-        pthread_mutex_lock(&g.lock);
-        int stop = g.stop;
-        if (!stop && g.gen != seen) {
-            if (g.n > lcap) {
-                struct net_link **nls = realloc(ls, (size_t)g.n * sizeof *nls);
-                if (!nls) {
-                    pthread_mutex_unlock(&g.lock);
-                    ppu_transport_log(LOG_WARN, "net_socket: progress thread out of memory");
-                    usleep(10000);
-                    continue;
-                }
-                ls = nls;
-                lcap = g.n;
-            }
-            if (g.n)
-                memcpy(ls, g.links, (size_t)g.n * sizeof *ls);
-            nl = g.n;
-            seen = g.gen;
-            g.ack = seen;
-            pthread_cond_broadcast(&g.acked);
+    static struct pollfd *pf; /* this process's progress thread only */
+    static struct who *who;
+    static size_t pcap;
+    size_t need = 1;
+    for (int i = 0; i < nl; i++)
+        need += (size_t)((struct net_link *)links[i])->nsocks;
+    if (need > pcap) {
+        struct pollfd *npf = realloc(pf, need * sizeof *npf);
+        struct who *nwho = npf ? realloc(who, need * sizeof *nwho) : NULL;
+        if (npf)
+            pf = npf;
+        if (nwho)
+            who = nwho;
+        if (!npf || !nwho) {
+            ppu_transport_log(LOG_WARN, "net_socket: progress thread out of memory");
+            usleep(10000);
+            return 0;
         }
-        pthread_mutex_unlock(&g.lock);
-        if (stop)
-            break;
-        size_t need = 1;
-        for (int i = 0; i < nl; i++)
-            need += (size_t)ls[i]->nsocks;
-        if (need > pcap) {
-            struct pollfd *npf = realloc(pf, need * sizeof *npf);
-            struct who *nwho = npf ? realloc(who, need * sizeof *nwho) : NULL;
-            if (npf)
-                pf = npf;
-            if (nwho)
-                who = nwho;
-            if (!npf || !nwho) {
-                ppu_transport_log(LOG_WARN, "net_socket: progress thread out of memory");
-                usleep(10000);
+        pcap = need;
+    }
+    nfds_t n = 0;
+    for (int i = 0; i < nl; i++) {
+        struct net_link *l = (struct net_link *)links[i];
+        for (int j = 0; j < l->nsocks; j++) {
+            if (l->sock[j].dead)
                 continue;
-            }
-            pcap = need;
-        }
-        int nap = idle >= SPIN_ROUNDS;
-        if (nap) /* then read the counters (sock_events): see kick() */
-            atomic_store_explicit(&g.sleeping, 1, memory_order_seq_cst);
-        nfds_t n = 0;
-        for (int i = 0; i < nl; i++)
-            for (int j = 0; j < ls[i]->nsocks; j++) {
-                if (ls[i]->sock[j].dead)
-                    continue;
-                pf[n] = (struct pollfd){ls[i]->sock[j].fd, sock_events(ls[i], j), 0};
-                who[n++] = (struct who){ls[i], j};
-            }
-        pf[n] = (struct pollfd){atomic_load_explicit(&g.evfd, memory_order_relaxed), POLLIN, 0};
-        int r = poll(pf, n + 1, nap ? SLEEP_MS : 0);
-        if (nap)
-            atomic_store_explicit(&g.sleeping, 0, memory_order_relaxed);
-        int moved = 0;
-        if (r > 0) {
-            if (pf[n].revents & POLLIN) {
-                uint64_t v;
-                if (read(pf[n].fd, &v, sizeof v) < 0) {
-                    /* EAGAIN: another round will see it */
-                }
-                atomic_store_explicit(&g.wake_pending, 0, memory_order_seq_cst);
-                moved = 1;
-            }
-            for (nfds_t i = 0; i < n; i++)
-                if (pf[i].revents)
-                    moved |= who[i].l->send ? svc_send(who[i].l, who[i].j, pf[i].revents)
-                                            : svc_recv(who[i].l, who[i].j, pf[i].revents);
-        }
-        if (moved) {
-            idle = 0;
-        } else if (++idle < SPIN_ROUNDS) {
-            sched_yield();
+            pf[n] = (struct pollfd){l->sock[j].fd, sock_events(l, j), 0};
+            who[n++] = (struct who){l, j};
         }
     }
-    free(ls);
-    free(pf);
-    free(who);
-    return NULL;
+    pf[n] = (struct pollfd){wake_fd, POLLIN, 0};
+    int r = poll(pf, n + 1, nap_ms);
+    int moved = 0;
+    if (r > 0) {
+        if (pf[n].revents & POLLIN) {
+            net_progress_woken(pg, wake_fd);
+            moved = 1;
+        }
+        for (nfds_t i = 0; i < n; i++)
+            if (pf[i].revents)
+                moved |= who[i].l->e.send ? svc_send(who[i].l, who[i].j, pf[i].revents)
+                                          : svc_recv(who[i].l, who[i].j, pf[i].revents);
+    }
+    return moved;
 }
 
 static ppu_result_t register_link(struct net_link *l)
 {
-    ppu_result_t r = PPU_SUCCESS;
-    pthread_mutex_lock(&g.life);
-    if (g.running && g.pid != getpid()) {
-        /* a forked child: the parent's thread is not here */
-        g.running = 0;
-        g.n = 0;
-        int fd = atomic_exchange(&g.evfd, -1);
-        if (fd >= 0)
-            close(fd);
-    }
-    if (!g.running) {
-        int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (fd < 0) {
-            r = PPU_SYSTEM_ERROR;
-        } else {
-            atomic_store(&g.evfd, fd);
-            atomic_store(&g.sleeping, 0);
-            atomic_store(&g.wake_pending, 0);
-            pthread_mutex_lock(&g.lock);
-            g.stop = 0;
-            g.gen = g.ack = 0;
-            pthread_mutex_unlock(&g.lock);
-            /* signals go to the application's threads, not this one */
-            sigset_t all, old;
-            sigfillset(&all);
-            pthread_sigmask(SIG_SETMASK, &all, &old);
-            int e = pthread_create(&g.thread, NULL, progress_main, NULL);
-            pthread_sigmask(SIG_SETMASK, &old, NULL);
-            if (e != 0) {
-                atomic_store(&g.evfd, -1);
-                close(fd);
-                r = PPU_SYSTEM_ERROR;
-            } else {
-                pthread_setname_np(g.thread, "ppu-net");
-                g.running = 1;
-                g.pid = getpid();
-            }
-        }
-    }
-    if (r == PPU_SUCCESS) {
-        pthread_mutex_lock(&g.lock);
-        if (g.n == g.cap) {
-            int cap = g.cap ? 2 * g.cap : 64;
-            struct net_link **nl = realloc(g.links, (size_t)cap * sizeof *nl);
-            if (nl) {
-                g.links = nl;
-                g.cap = cap;
-            }
-        }
-        if (g.n < g.cap) {
-            g.links[g.n++] = l;
-            g.gen++;
-            l->registered = 1;
-        } else {
-            r = PPU_SYSTEM_ERROR;
-        }
-        pthread_mutex_unlock(&g.lock);
-    }
-    pthread_mutex_unlock(&g.life);
-    if (r == PPU_SUCCESS)
-        kick(1);
+    ppu_result_t r = net_progress_add(&g, &l->e);
+    l->registered = r == PPU_SUCCESS;
     return r;
 }
 
-/* After this the thread no longer touches l; the last link stops it. */
 static void unregister_link(struct net_link *l)
 {
-    pthread_mutex_lock(&g.life);
-    pthread_mutex_lock(&g.lock);
-    for (int i = 0; i < g.n; i++)
-        if (g.links[i] == l) {
-            g.links[i] = g.links[--g.n];
-            break;
-        }
-    uint64_t mine = ++g.gen;
-    int last = g.n == 0;
-    if (last)
-        g.stop = 1;
-    pthread_mutex_unlock(&g.lock);
-    kick(1);
-    if (last) {
-        pthread_join(g.thread, NULL);
-        int fd = atomic_exchange(&g.evfd, -1);
-        close(fd);
-        g.running = 0;
-    } else {
-        pthread_mutex_lock(&g.lock);
-        while (g.ack < mine)
-            pthread_cond_wait(&g.acked, &g.lock);
-        pthread_mutex_unlock(&g.lock);
-    }
+    net_progress_remove(&g, &l->e);
     l->registered = 0;
-    pthread_mutex_unlock(&g.life);
 }
 
 /* ---- setup ---- */
@@ -667,9 +471,7 @@ static void link_free(struct net_link *l)
             close(l->sock[j].fd);
     if (l->lfd >= 0)
         close(l->lfd);
-    free(l->slots);
-    free(l->meta);
-    free((void *)l->ready);
+    net_end_free(&l->e);
     free(l);
 }
 
@@ -685,32 +487,12 @@ static struct net_link *link_alloc(const struct ppu_link_params *p, int send, in
         l->sock[j].fd = -1;
         l->sock[j].pos = (uint64_t)j;
     }
-    l->send = send;
-    l->self = p->self_rank;
-    l->peer = p->peer_rank;
-    l->slot_bytes = p->slot_bytes;
-    l->nslots = p->nslots;
     l->nsocks = nsocks;
     l->setup_timeout_ms = p->setup_timeout_ms > 0 ? p->setup_timeout_ms : 60000;
     l->close_timeout_ms = p->close_timeout_ms > 0 ? p->close_timeout_ms : 60000;
-    atomic_init(&l->head, 0);
-    atomic_init(&l->done, 0);
-    atomic_init(&l->tail, 0);
-    atomic_init(&l->gone, 0);
     atomic_init(&l->eof, 0);
-    atomic_init(&l->peer_failed, 0);
-    atomic_init(&l->local_failed, 0);
-    size_t bytes = ((size_t)p->nslots * p->slot_bytes + 63) & ~(size_t)63;
-    l->slots = aligned_alloc(64, bytes);
-    l->meta = calloc((size_t)p->nslots, sizeof *l->meta);
-    if (!send) {
-        l->ready = malloc((size_t)p->nslots * sizeof *l->ready);
-        if (l->ready)
-            for (int k = 0; k < p->nslots; k++)
-                atomic_init(&l->ready[k], 0);
-    }
-    if (!l->slots || !l->meta || (!send && !l->ready)) {
-        link_free(l);
+    if (net_end_init(&l->e, "net_socket", p, send, 0, kick) != PPU_SUCCESS) {
+        free(l);
         return NULL;
     }
     return l;
@@ -742,7 +524,7 @@ static ppu_result_t net_recv_setup(struct ppu_link *link, void *info_out)
         char ab[64];
         ppu_socket_str(&a, ab, sizeof ab);
         ppu_transport_log(LOG_WARN, "net_socket: rank %d cannot listen on %s for link %d->%d: %s",
-                          l->self, ab, l->peer, l->self, strerror(errno));
+                          l->e.self, ab, l->e.peer, l->e.self, strerror(errno));
         goto fail;
     }
     struct net_info info;
@@ -814,11 +596,11 @@ static ppu_result_t net_send_connect(struct ppu_link *link, const void *info_in)
         h.version = NET_VERSION;
         h.index = (uint16_t)j;
         h.nsocks = (uint16_t)l->nsocks;
-        h.nslots = (uint32_t)l->nslots;
+        h.nslots = (uint32_t)l->e.nslots;
         memcpy(h.nonce, info.nonce, sizeof h.nonce);
-        h.slot_bytes = l->slot_bytes;
-        h.sender_rank = l->self;
-        h.receiver_rank = l->peer;
+        h.slot_bytes = l->e.slot_bytes;
+        h.sender_rank = l->e.self;
+        h.receiver_rank = l->e.peer;
         ppu_result_t r = ppu_socket_connect(&a, deadline, &l->sock[j].fd);
         if (r == PPU_SUCCESS)
             r = ppu_socket_send(l->sock[j].fd, &h, sizeof h, deadline);
@@ -826,7 +608,7 @@ static ppu_result_t net_send_connect(struct ppu_link *link, const void *info_in)
             char ab[INET6_ADDRSTRLEN] = "?";
             inet_ntop(info.family, info.addr, ab, sizeof ab);
             ppu_transport_log(LOG_WARN, "net_socket: link %d->%d: cannot connect to %s port %u "
-                              "(socket %d of %d): %s", l->self, l->peer, ab, info.port, j,
+                              "(socket %d of %d): %s", l->e.self, l->e.peer, ab, info.port, j,
                               l->nsocks, r == PPU_TIMEOUT ? "timed out" : strerror(errno));
             link_free(l);
             return r == PPU_TIMEOUT ? PPU_TIMEOUT : PPU_SYSTEM_ERROR;
@@ -888,8 +670,8 @@ static int vet_hello(const struct net_link *l, const struct net_hello *h, unsign
                      char *why, size_t wlen)
 {
     const char *reason = NULL;
-    int idx = net_check_hello(h, sizeof *h, l->nonce, l->nsocks, l->slot_bytes,
-                              (uint32_t)l->nslots, have, NULL, &reason);
+    int idx = net_check_hello(h, sizeof *h, l->nonce, l->nsocks, l->e.slot_bytes,
+                              (uint32_t)l->e.nslots, have, NULL, &reason);
     if (idx < 0)
         snprintf(why, wlen, "%s (first word 0x%08x, version %u, socket %u of %u, %llu-byte "
                  "slots x %u)", reason, h->magic, h->version, h->index, h->nsocks,
@@ -926,7 +708,7 @@ static ppu_result_t net_recv_finish(struct ppu_link *link)
         if (now >= deadline) {
             ppu_transport_log(LOG_WARN, "net_socket: link %s: %d of %d connections from rank %d "
                               "arrived within PPU_BOOTSTRAP_TIMEOUT_MS (%d ms)", d,
-                              __builtin_popcount(have), l->nsocks, l->peer, l->setup_timeout_ms);
+                              __builtin_popcount(have), l->nsocks, l->e.peer, l->setup_timeout_ms);
             r = PPU_TIMEOUT;
             break;
         }
@@ -1016,102 +798,6 @@ static ppu_result_t net_send_finish(struct ppu_link *link)
     return register_link(link->priv);
 }
 
-/* ---- data path (the core's thread) ---- */
-
-/* A free slot: fewer than nslots messages not yet written out. */
-static int has_credit(struct net_link *l)
-{
-    if (l->pos - l->cached_done < (uint64_t)l->nslots)
-        return 1;
-    l->cached_done = atomic_load_explicit(&l->done, memory_order_acquire);
-    return l->pos - l->cached_done < (uint64_t)l->nslots;
-}
-
-static ppu_result_t net_send_reserve(struct ppu_link *link, void **slot)
-{
-    struct net_link *l = link->priv;
-    if (!has_credit(l))
-        return PPU_IN_PROGRESS;
-    *slot = l->slots + (size_t)(l->pos % (uint64_t)l->nslots) * l->slot_bytes;
-    return PPU_SUCCESS;
-}
-
-/* Hand message pos to the progress thread: bytes from the slot, or from
- * ref. */
-static void post(struct ppu_link *link, struct net_link *l, size_t bytes, const void *ref)
-{
-    struct net_meta *m = &l->meta[l->pos % (uint64_t)l->nslots];
-    *m = (struct net_meta){bytes, {link->call[0], link->call[1]}, link->sum, ref};
-    l->pos++;
-    atomic_store_explicit(&l->head, l->pos, memory_order_seq_cst);
-    kick(0);
-    link->bytes += bytes;
-    link->msgs++;
-}
-
-/* link->ll is ignored: every message goes as it is (simple protocol). */
-static ppu_result_t net_send_commit(struct ppu_link *link, size_t bytes)
-{
-    struct net_link *l = link->priv;
-    if (bytes > l->slot_bytes)
-        return PPU_INTERNAL_ERROR;
-    post(link, l, bytes, NULL);
-    return PPU_SUCCESS;
-}
-
-/* The caller's bytes go out as they are; they must stay unchanged until
- * send_drained reports every message written to the socket. */
-static ppu_result_t net_send_ref(struct ppu_link *link, const void *src, size_t bytes)
-{
-    struct net_link *l = link->priv;
-    if (!has_credit(l))
-        return PPU_IN_PROGRESS;
-    post(link, l, bytes, src);
-    return PPU_SUCCESS;
-}
-
-static ppu_result_t net_send_drained(struct ppu_link *link)
-{
-    struct net_link *l = link->priv;
-    l->cached_done = atomic_load_explicit(&l->done, memory_order_acquire);
-    return l->cached_done == l->pos ? PPU_SUCCESS : PPU_IN_PROGRESS;
-}
-
-static ppu_result_t net_recv_peek(struct ppu_link *link, struct ppu_msg *msg)
-{
-    struct net_link *l = link->priv;
-    size_t k = (size_t)(l->pos % (uint64_t)l->nslots);
-    if (atomic_load_explicit(&l->ready[k], memory_order_acquire) != l->pos + 1)
-        return PPU_IN_PROGRESS;
-    const struct net_meta *m = &l->meta[k];
-    msg->ptr = l->slots + k * l->slot_bytes;
-    msg->bytes = (size_t)m->bytes;
-    msg->call[0] = m->call[0];
-    msg->call[1] = m->call[1];
-    msg->sum = m->sum;
-    return PPU_SUCCESS;
-}
-
-static ppu_result_t net_recv_read(struct ppu_link *link, void *dst, size_t offset, size_t bytes)
-{
-    struct net_link *l = link->priv;
-    size_t k = (size_t)(l->pos % (uint64_t)l->nslots);
-    if (atomic_load_explicit(&l->ready[k], memory_order_acquire) != l->pos + 1 ||
-        offset + bytes > l->meta[k].bytes)
-        return PPU_INTERNAL_ERROR;
-    memcpy(dst, l->slots + k * l->slot_bytes + offset, bytes);
-    return PPU_SUCCESS;
-}
-
-static ppu_result_t net_recv_release(struct ppu_link *link)
-{
-    struct net_link *l = link->priv;
-    l->pos++;
-    atomic_store_explicit(&l->tail, l->pos, memory_order_seq_cst);
-    kick(0);
-    return PPU_SUCCESS;
-}
-
 /* A connection reset; a sender's connection closed by the receiver; or the
  * socket that brings the receiver's next message closed (everything sent
  * on it before was read first, so that message will not come). */
@@ -1120,28 +806,12 @@ static int net_peer_gone(struct ppu_link *link)
     struct net_link *l = link->priv;
     if (!l)
         return 0;
-    if (atomic_load_explicit(&l->gone, memory_order_acquire))
+    if (atomic_load_explicit(&l->e.gone, memory_order_acquire))
         return 1;
-    if (l->send)
+    if (l->e.send)
         return 0;
     unsigned eof = atomic_load_explicit(&l->eof, memory_order_acquire);
-    return (int)(eof >> (l->pos % (uint64_t)l->nsocks) & 1u);
-}
-
-static void net_set_failed(struct ppu_link *link)
-{
-    struct net_link *l = link->priv;
-    if (!l)
-        return;
-    atomic_store_explicit(&l->local_failed, 1, memory_order_release);
-    if (l->registered)
-        kick(1);
-}
-
-static int net_peer_failed(struct ppu_link *link)
-{
-    struct net_link *l = link->priv;
-    return l && atomic_load_explicit(&l->peer_failed, memory_order_acquire);
+    return (int)(eof >> (l->e.pos % (uint64_t)l->nsocks) & 1u);
 }
 
 static void net_close(struct ppu_link *link)
@@ -1149,27 +819,10 @@ static void net_close(struct ppu_link *link)
     struct net_link *l = link->priv;
     if (!l)
         return;
-    if (l->registered && l->send) {
-        /* committed messages still in the FIFO must reach the kernel
-         * before the sockets close (then TCP delivers them) */
-        uint64_t deadline = ppu_now_ns() + (uint64_t)l->close_timeout_ms * 1000000ull;
-        while (atomic_load_explicit(&l->done, memory_order_acquire) < l->pos &&
-               !atomic_load_explicit(&l->gone, memory_order_acquire) &&
-               !atomic_load_explicit(&l->peer_failed, memory_order_acquire) &&
-               !atomic_load_explicit(&l->local_failed, memory_order_acquire)) {
-            if (ppu_now_ns() > deadline) {
-                char d[32];
-                ppu_transport_log(LOG_WARN, "net_socket: closing link %s with %llu message(s) "
-                                  "rank %d did not take in %d ms", dir(l, d, sizeof d),
-                                  (unsigned long long)(l->pos - atomic_load(&l->done)), l->peer,
-                                  l->close_timeout_ms);
-                break;
-            }
-            kick(0);
-            struct timespec ts = {0, 50000};
-            nanosleep(&ts, NULL);
-        }
-    }
+    /* committed messages still in the FIFO must reach the kernel before
+     * the sockets close (then TCP delivers them) */
+    if (l->registered && l->e.send)
+        net_end_drain(&l->e, l->close_timeout_ms);
     if (l->registered)
         unregister_link(l);
     link_free(l);
@@ -1182,15 +835,15 @@ const struct ppu_transport_ops ppu_net_socket_ops = {
     .send_connect = net_send_connect,
     .recv_finish = net_recv_finish,
     .send_finish = net_send_finish,
-    .send_reserve = net_send_reserve,
-    .send_commit = net_send_commit,
-    .send_ref = net_send_ref,
-    .send_drained = net_send_drained,
-    .recv_peek = net_recv_peek,
-    .recv_read = net_recv_read,
-    .recv_release = net_recv_release,
+    .send_reserve = net_end_send_reserve,
+    .send_commit = net_end_send_commit,
+    .send_ref = net_end_send_ref,
+    .send_drained = net_end_send_drained,
+    .recv_peek = net_end_recv_peek,
+    .recv_read = net_end_recv_read,
+    .recv_release = net_end_recv_release,
     .peer_gone = net_peer_gone,
-    .set_failed = net_set_failed,
-    .peer_failed = net_peer_failed,
+    .set_failed = net_end_set_failed,
+    .peer_failed = net_end_peer_failed,
     .close = net_close,
 };

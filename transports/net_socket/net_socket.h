@@ -7,18 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NET_VERSION 1
+#include "../net_common/net_proto.h" /* frames, net_check_frame */
+
+#define NET_VERSION 2 /* 2: explicit credits (net_proto.h) */
 #define NET_MAX_SOCKS 8
 #define NET_NONCE_BYTES 16
 #define NET_MAGIC_INFO 0x504e4931u  /* "PNI1": connect info, receiver -> sender */
 #define NET_MAGIC_HELLO 0x504e4831u /* "PNH1": first bytes on every connection */
-#define NET_MAGIC_FRAME 0x504e4631u /* "PNF1": every frame after the hello */
-
-enum net_frame_type {
-    NET_FRAME_DATA = 1, /* a message: the header, then `bytes` bytes */
-    NET_FRAME_FAIL = 2, /* failure notice: the sending end's call failed */
-};
-
 /* Connect info, in the 128 bytes the core exchanges through the bootstrap. */
 struct net_info {
     uint32_t magic;
@@ -48,39 +43,18 @@ struct net_hello {
     int32_t receiver_rank;
 };
 
-/* Header of every frame. Data frames go sender -> receiver; a failure
- * notice may go either way (receiver -> sender on socket 0). */
-struct net_frame {
-    uint32_t magic;
-    uint32_t type;    /* enum net_frame_type */
-    uint64_t seq;     /* data: the message's index on the link */
-    uint64_t bytes;   /* data: payload bytes that follow, at most slot_bytes */
-    uint64_t call[2]; /* the sender's link->call (the core checks it) */
-    uint64_t sum;     /* the sender's link->sum (PPU_CHECKSUM), else 0 */
-};
-
 _Static_assert(sizeof(struct net_info) <= 128, "connect info must fit PPU_CONNECT_INFO_BYTES");
 _Static_assert(sizeof(struct net_hello) == 48, "hello is 48 bytes");
-_Static_assert(sizeof(struct net_frame) == 48, "frame header is 48 bytes");
-
-/* The checks of the bytes a peer sends, pure so fuzz/fuzz_net_frame.c can
- * run them on any input. Both read at most n bytes and the first 48 only;
- * out (may be NULL) gets those 48 bytes as a struct when n >= 48. A refusal
- * sets *why to a fixed reason. */
 
 /* A connection's hello, on a listener whose link has nsocks sockets (those
  * connected already a bit each in have), nslots slots of slot_bytes and
  * nonce. Returns the socket index the hello opens (< nsocks, not in have),
- * or -1. */
+ * or -1 with *why set to a fixed reason. Pure, so fuzz/fuzz_net_frame.c can
+ * run it on any input (net_check_frame, in net_proto.h, checks the frames
+ * after it): reads at most n bytes and the first 48 only; out (may be NULL)
+ * gets those 48 bytes when n >= 48. */
 int net_check_hello(const void *bytes, size_t n, const uint8_t nonce[NET_NONCE_BYTES], int nsocks,
                     uint64_t slot_bytes, uint32_t nslots, unsigned have, struct net_hello *out,
                     const char **why);
-
-/* A frame header. take_data: this end is the receiver, which takes data
- * frames of message expect_seq with at most slot_bytes of payload; a
- * sender takes failure notices only. Returns NET_FRAME_DATA, NET_FRAME_FAIL,
- * or 0: the frame breaks the link. */
-int net_check_frame(const void *bytes, size_t n, int take_data, uint64_t expect_seq,
-                    uint64_t slot_bytes, struct net_frame *out, const char **why);
 
 #endif
