@@ -512,8 +512,13 @@ static ppu_result_t next_phase(struct comm_run *cr)
     }
     if (!t->idx || !t->state)
         return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
+    /* An empty channel is done from the start, unless it runs after
+     * another: then it is done when that one is (task_progress), so that a
+     * channel after it cannot start early and take messages meant for the
+     * channel before (hier: a rank whose shard is empty has nothing on its
+     * rail, but its all-gather must still wait for its reduce-scatter). */
     for (int c = 0; c < s->nchannels; c++)
-        if (s->ch[c].nsteps == 0) {
+        if (s->ch[c].nsteps == 0 && s->ch[c].after < 0) {
             t->state[c] = 2;
             t->left--;
         }
