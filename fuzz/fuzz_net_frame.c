@@ -14,12 +14,15 @@
  * each header also as the sender would (failure notices and credits only). Every
  * decision is compared with the protocol's rules written out here, so a
  * change of behaviour is a finding too. The nonce and link shape are fixed
- * (FUZZ_NONCE, 4 slots of 4096 bytes); the seeds carry them. */
+ * (FUZZ_NONCE, 4 slots of 4096 bytes); the seeds carry them. The same
+ * bytes also go through net_ib's checks (transports/net_ib/net_ib.h): a
+ * connection request's private data, connect info, immediate data. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "net_ib/net_ib.h"
 #include "net_socket/net_socket.h"
 
 #define SLOT_BYTES 4096u
@@ -126,8 +129,49 @@ static void check_frames(const uint8_t *p, size_t n, uint64_t pos, unsigned nsoc
     }
 }
 
+/* The same bytes as net_ib would meet them: a connection request's
+ * private data, connect info, and (first 4 bytes) immediate data. */
+static void check_ib(const uint8_t *data, size_t size)
+{
+    struct net_ib_req q;
+    const char *why = NULL;
+    int r = net_ib_check_req(data, size, FUZZ_NONCE, &q, &why);
+    if (size >= sizeof q) {
+        struct net_ib_req w;
+        memcpy(&w, data, sizeof w);
+        int ok = w.magic == NET_IB_MAGIC_REQ && w.version == NET_IB_VERSION &&
+                 !memcmp(w.nonce, FUZZ_NONCE, NET_IB_NONCE_BYTES) && w.ctl_addr != 0;
+        FUZZ_REQUIRE(r == (ok ? 0 : -1), "request check gave %d, rules say %d", r, ok);
+        FUZZ_REQUIRE(ok || (why && *why), "request refused without a reason");
+    } else {
+        FUZZ_REQUIRE(r == -1 && why && *why, "a short request was taken");
+    }
+    struct net_ib_info in;
+    why = NULL;
+    r = net_ib_check_info(data, size, SLOT_BYTES, NSLOTS, &in, &why);
+    FUZZ_REQUIRE(r == 0 || (why && *why), "connect info refused without a reason");
+    if (r == 0)
+        FUZZ_REQUIRE(in.slot_bytes == SLOT_BYTES && in.nslots == NSLOTS &&
+                         in.stride >= NET_IB_HDR + SLOT_BYTES && in.slots_addr && in.ctl_addr,
+                     "connect info of another shape was taken");
+    if (size >= 4) {
+        uint32_t imm;
+        memcpy(&imm, data, 4);
+        uint64_t due = size;
+        int k = net_ib_check_imm(imm, 1, due, &why);
+        FUZZ_REQUIRE(k == -1 || k == NET_IB_IMM_FAIL ||
+                         (k == NET_IB_IMM_DATA && (imm & NET_IB_IMM_MASK) ==
+                                                      ((uint32_t)due & NET_IB_IMM_MASK)),
+                     "receiver took immediate 0x%08x as %d", imm, k);
+        k = net_ib_check_imm(imm, 0, 0, &why);
+        FUZZ_REQUIRE(k == -1 || k == NET_IB_IMM_FAIL || k == NET_IB_IMM_CREDIT,
+                     "sender took immediate 0x%08x as %d", imm, k);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_ib(data, size);
     int opened = -1, on_nsocks = 1;
     for (int nsocks = 1; nsocks <= NET_MAX_SOCKS; nsocks++) {
         unsigned all = (1u << nsocks) - 1;

@@ -94,6 +94,8 @@ struct ppu_comm {
      * server mates in rank order; rail[]: the ranks with this rank's local
      * index, one per server in server order. */
     int nservers, per_server, hier_ok;
+    /* the transport of links between servers (PPU_NET), chosen at connect */
+    const struct ppu_transport_ops *net_ops;
     int local[PPU_TOPO_MAX_CHIPS], rail[PPU_TOPO_MAX_CHIPS];
 
     size_t chunk_bytes;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "param.h"
 #include "socket.h"
+#include "net_ib/net_ib.h" /* ppu_net_ib_usable */
 
 /* Transports log through the core (subsystem NET) without its headers. */
 void ppu_transport_log(int level, const char *fmt, ...)
@@ -40,18 +41,57 @@ static int cross_server(const struct ppu_comm *comm, int a, int b)
 static ppu_result_t check_net_params(struct ppu_comm *comm)
 {
     const char *net = ppu_param_str(PPU_P_NET);
-    if (!strcmp(net, "ib"))
+    char why[160];
+    if (!strcmp(net, "ib") && !ppu_net_ib_usable(ppu_param_str(PPU_P_IB_HCA), why, sizeof why))
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_NET=ib: %s; use PPU_NET=socket (TCP) "
+                        "or leave PPU_NET unset", why);
+    if (*net && strcmp(net, "socket") != 0 && strcmp(net, "ib") != 0)
         return ppu_fail(comm, PPU_INVALID_ARGUMENT,
-                        "PPU_NET=ib: this build of ppuccl has no RDMA (ib) transport; use "
-                        "PPU_NET=socket (TCP) or leave PPU_NET unset");
-    if (*net && strcmp(net, "socket") != 0)
-        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
-                        "PPU_NET='%s' is not a network transport of this build (socket; or "
-                        "empty for the default, socket)", net);
+                        "PPU_NET='%s' is not a network transport (ib or socket; or empty for "
+                        "the default: ib where every rank has an RDMA device, else socket)", net);
     long long ns = ppu_param_int(PPU_P_SOCKET_NSOCKS);
     if (ns < 1 || ns > 8)
         return ppu_fail(comm, PPU_INVALID_ARGUMENT,
                         "PPU_SOCKET_NSOCKS=%lld: it must be 1..8 TCP connections per link", ns);
+    if (strlen(ppu_param_str(PPU_P_IB_HCA)) >= sizeof(((struct ppu_link_params *)0)->ib_hca))
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_IB_HCA='%s': too long for a device name",
+                        ppu_param_str(PPU_P_IB_HCA));
+    return PPU_SUCCESS;
+}
+
+/* The transport between servers: PPU_NET's, or by default ib when every
+ * rank has a usable RDMA device (both ends of a link must agree, so the
+ * ranks vote through the bootstrap), else socket. */
+static ppu_result_t pick_net(struct ppu_comm *comm)
+{
+    const char *net = ppu_param_str(PPU_P_NET);
+    char why[160] = "";
+    if (*net) {
+        comm->net_ops = !strcmp(net, "ib") ? &ppu_net_ib_ops : &ppu_net_socket_ops;
+        PPU_INFO(PPU_SUB_NET, "rank %d: network transport %s (PPU_NET)", comm->rank, net);
+        return PPU_SUCCESS;
+    }
+    char *vote = calloc((size_t)comm->nranks, 1);
+    if (!vote)
+        return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
+    vote[comm->rank] = (char)ppu_net_ib_usable(ppu_param_str(PPU_P_IB_HCA), why, sizeof why);
+    ppu_result_t r = ppu_bootstrap_allgather(comm->bs, vote, 1);
+    int all = r == PPU_SUCCESS, first_no = -1;
+    for (int q = 0; all && q < comm->nranks; q++)
+        if (!vote[q]) {
+            all = 0;
+            first_no = q;
+        }
+    free(vote);
+    PPU_CHECK(r);
+    comm->net_ops = all ? &ppu_net_ib_ops : &ppu_net_socket_ops;
+    if (all)
+        PPU_INFO(PPU_SUB_NET, "rank %d: network transport ib (RDMA on %s)", comm->rank, why);
+    else if (first_no == comm->rank)
+        PPU_INFO(PPU_SUB_NET, "rank %d: network transport socket (TCP): %s", comm->rank, why);
+    else
+        PPU_INFO(PPU_SUB_NET, "rank %d: network transport socket (TCP): rank %d has no usable "
+                 "RDMA device", comm->rank, first_no);
     return PPU_SUCCESS;
 }
 
@@ -314,8 +354,9 @@ struct send_spec {
 
 static const char *setup_hint(const struct ppu_link *l)
 {
-    return l->ops == &ppu_net_socket_ops
-               ? "a TCP listener on PPU_SOCKET_IFNAME's address; the log says more"
+    return l->ops == &ppu_net_ib_ops      ? "an RDMA listener (PPU_IB_HCA); the log says more"
+           : l->ops == &ppu_net_socket_ops ? "a TCP listener on PPU_SOCKET_IFNAME's address; "
+                                             "the log says more"
                : "PPU_FIFO_SLOTS and PPU_CHUNK_SIZE, /dev/shm space";
 }
 
@@ -346,7 +387,7 @@ static ppu_result_t connect_set(struct ppu_comm *comm, int nkeys, struct ppu_lin
         if (r != PPU_SUCCESS) {
             ppu_fail(comm, r, "rank %d could not connect the sending end of link %d->%d (%s%s)",
                      comm->rank, comm->rank, send[i].peer, l->ops->name,
-                     l->ops == &ppu_net_socket_ops ? ": see the log" : ": its FIFO is gone");
+                     l->ops != &ppu_icn_sim_ops ? ": see the log" : ": its FIFO is gone");
             l->ops = NULL;
             goto out;
         }
@@ -377,7 +418,7 @@ out:
 static void link_init(struct ppu_comm *comm, struct ppu_link *l, const struct ppu_link_params *p,
                       int peer)
 {
-    l->ops = cross_server(comm, comm->rank, peer) ? &ppu_net_socket_ops : &ppu_icn_sim_ops;
+    l->ops = cross_server(comm, comm->rank, peer) ? comm->net_ops : &ppu_icn_sim_ops;
     l->params = *p;
     l->params.peer_rank = peer;
 }
@@ -501,6 +542,7 @@ static ppu_result_t net_params(struct ppu_comm *comm, struct ppu_link_params *p,
     memset(&p->listen_addr, 0, sizeof p->listen_addr);
     memcpy(&p->listen_addr, &a, a.sa.sa_family == AF_INET6 ? sizeof a.in6 : sizeof a.in4);
     p->nsocks = (int)ppu_param_int(PPU_P_SOCKET_NSOCKS);
+    snprintf(p->ib_hca, sizeof p->ib_hca, "%s", ppu_param_str(PPU_P_IB_HCA));
     long long st = ppu_param_int(PPU_P_BOOTSTRAP_TIMEOUT_MS);
     uint64_t ct = comm->timeout_ns / 1000000ull;
     p->setup_timeout_ms = st > 0 && st < 0x7fffffff ? (int)st : 0x7fffffff;
@@ -531,9 +573,13 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
     p.allow_direct = 1;
     p.allow_cma = allow_cma;
     p.ll_bytes = comm->ll_max;
-    int nnet = 0; /* peers on other servers */
-    for (int q = 0; q < n; q++)
+    int nnet = 0, any_net = 0; /* peers on other servers: this rank's, any rank's */
+    for (int q = 0; q < n; q++) {
         nnet += cross_server(comm, comm->rank, q);
+        any_net |= cross_server(comm, 0, q);
+    }
+    if (any_net)
+        PPU_CHECK(pick_net(comm));
     char addr[80] = "";
     if (nnet)
         PPU_CHECK(net_params(comm, &p, addr, sizeof addr));
@@ -561,10 +607,16 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
         for (int c = 0; c < nc; c++)
             ring_net += cross_server(comm, comm->rank, comm->ch[c].next) +
                         cross_server(comm, comm->rank, comm->ch[c].prev);
-        PPU_INFO(PPU_SUB_INIT, "rank %d: links to the %d rank(s) on other servers over net_socket "
-                 "(TCP from %s, %d connection(s) per link, one progress thread per process); "
-                 "%d of its %d ring link(s) cross servers", comm->rank, nnet, addr,
-                 p.nsocks, ring_net, 2 * nc);
+        if (comm->net_ops == &ppu_net_ib_ops)
+            PPU_INFO(PPU_SUB_INIT, "rank %d: links to the %d rank(s) on other servers over net_ib "
+                     "(RDMA from %s%s%s, one queue pair per link, one progress thread per "
+                     "process); %d of its %d ring link(s) cross servers", comm->rank, nnet,
+                     addr, *p.ib_hca ? ", device " : "", p.ib_hca, ring_net, 2 * nc);
+        else
+            PPU_INFO(PPU_SUB_INIT, "rank %d: links to the %d rank(s) on other servers over "
+                     "net_socket (TCP from %s, %d connection(s) per link, one progress thread "
+                     "per process); %d of its %d ring link(s) cross servers", comm->rank, nnet,
+                     addr, p.nsocks, ring_net, 2 * nc);
     }
     return PPU_SUCCESS;
 }

@@ -20,11 +20,15 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "Network interface for bootstrap sockets (e.g. eth0, lo); default: the "
         "first non-loopback interface that is up, else loopback."},
     [PPU_P_NET] = {"PPU_NET", "",
-        "Network transport for links between servers: socket (TCP), or empty for the "
-        "default (socket). ib is refused: this build has no RDMA transport."},
+        "Network transport for links between servers: ib (RDMA: libibverbs + librdmacm) or "
+        "socket (TCP). Empty: ib when every rank has an RDMA device with an active port, "
+        "else socket (PPU_DEBUG=INFO logs the choice)."},
     [PPU_P_SOCKET_NSOCKS] = {"PPU_SOCKET_NSOCKS", "2",
         "TCP connections per network link, 1..8; message i of a link travels on "
         "connection i mod n. Listeners bind to PPU_SOCKET_IFNAME's address."},
+    [PPU_P_IB_HCA] = {"PPU_IB_HCA", "",
+        "RDMA device for PPU_NET=ib (e.g. mlx5_0): its interface's address is where links "
+        "listen. Empty: the device of PPU_SOCKET_IFNAME's address."},
     [PPU_P_ROOT_ADDR] = {"PPU_ROOT_ADDR", "",
         "host:port of the rendezvous root for ppu_comm_init_env; rank 0 listens there."},
     [PPU_P_RANK] = {"PPU_RANK", "", "This process's rank for ppu_comm_init_env."},

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "collcheck.h"
+#include "net_ib/net_ib.h"
 #include "net_socket/net_socket.h"
 #include "ranks.h"
 #include "transport.h"
@@ -269,7 +270,12 @@ Test(net, net_parameters_checked_at_init, .timeout = 200 * PPU_TEST_SLOWDOWN)
 {
     setenv("PPU_SIM_SERVERS", "2", 1);
     setenv("PPU_NET", "ib", 1);
-    cr_expect_eq(ranks_expect_init_error(2, "no RDMA (ib) transport"), 0);
+    char why[200];
+    if (!ppu_net_ib_usable(NULL, why, sizeof why)) /* a device: net_ib_device runs it */
+        cr_expect_eq(ranks_expect_init_error(2, "PPU_NET=ib: "), 0);
+    setenv("PPU_IB_HCA", "no-such-hca0", 1);
+    cr_expect_eq(ranks_expect_init_error(2, "PPU_NET=ib: "), 0);
+    unsetenv("PPU_IB_HCA");
     setenv("PPU_NET", "carrier-pigeon", 1);
     cr_expect_eq(ranks_expect_init_error(2, "is not a network transport"), 0);
     setenv("PPU_NET", "socket", 1);
@@ -675,4 +681,68 @@ Test(net, hier_empty_shards_keep_phase_order, .timeout = 200 * PPU_TEST_SLOWDOWN
     setenv("PPU_ALGO", "allreduce:hier", 1);
     setenv("PPU_TIMEOUT_MS", "10000", 1);
     cr_expect_eq(run_ranks(8, tiny_hier, NULL, 150), 0);
+}
+
+/* ---- net_ib's own checks (no device needed) ---- */
+
+Test(net, net_ib_immediate_data)
+{
+    const char *why = NULL;
+    /* data: the low 30 bits of the index, checked against the one due */
+    uint64_t big = (3ull << 30) + 5;
+    cr_expect_eq(net_ib_check_imm(net_ib_imm(NET_IB_IMM_DATA, big), 1, big, &why),
+                 NET_IB_IMM_DATA);
+    cr_expect_eq(net_ib_check_imm(net_ib_imm(NET_IB_IMM_DATA, 6), 1, 5, &why), -1);
+    cr_expect(why && strstr(why, "where another was due"));
+    /* a sender takes credits and notices, never data */
+    cr_expect_eq(net_ib_check_imm(net_ib_imm(NET_IB_IMM_CREDIT, 9), 0, 0, &why),
+                 NET_IB_IMM_CREDIT);
+    cr_expect_eq(net_ib_check_imm(net_ib_imm(NET_IB_IMM_DATA, 0), 0, 0, &why), -1);
+    /* a receiver takes notices, never credits; kind 3 is nothing */
+    cr_expect_eq(net_ib_check_imm(net_ib_imm(NET_IB_IMM_FAIL, 1), 1, 0, &why), NET_IB_IMM_FAIL);
+    cr_expect_eq(net_ib_check_imm(net_ib_imm(NET_IB_IMM_CREDIT, 1), 1, 0, &why), -1);
+    cr_expect_eq(net_ib_check_imm(3u << 30, 1, 0, &why), -1);
+    cr_expect_eq(net_ib_check_imm(3u << 30, 0, 0, &why), -1);
+}
+
+Test(net, net_ib_connection_request_and_info)
+{
+    uint8_t nonce[NET_IB_NONCE_BYTES];
+    for (int i = 0; i < NET_IB_NONCE_BYTES; i++)
+        nonce[i] = (uint8_t)(i * 13 + 1);
+    struct net_ib_req q = {NET_IB_MAGIC_REQ, NET_IB_VERSION, 0, {0}, 0x1000, 7, 3};
+    memcpy(q.nonce, nonce, sizeof nonce);
+    struct net_ib_req out;
+    const char *why = NULL;
+    cr_expect_eq(net_ib_check_req(&q, sizeof q, nonce, &out, &why), 0);
+    cr_expect_eq(out.ctl_addr, 0x1000u);
+    cr_expect_eq(net_ib_check_req(&q, sizeof q - 1, nonce, &out, &why), -1, "short");
+    cr_expect_eq(net_ib_check_req(NULL, 0, nonce, &out, &why), -1, "no private data");
+    q.nonce[15] ^= 1;
+    cr_expect_eq(net_ib_check_req(&q, sizeof q, nonce, &out, &why), -1);
+    cr_expect(strstr(why, "wrong nonce"), "%s", why);
+    q.nonce[15] ^= 1;
+    q.version = NET_IB_VERSION + 1;
+    cr_expect_eq(net_ib_check_req(&q, sizeof q, nonce, &out, &why), -1);
+    q.version = NET_IB_VERSION;
+    q.magic = NET_MAGIC_HELLO; /* a net_socket hello is not an RDMA request */
+    cr_expect_eq(net_ib_check_req(&q, sizeof q, nonce, &out, &why), -1);
+
+    char raw[PPU_CONNECT_INFO_BYTES] = {0};
+    struct net_ib_info in = {.magic = NET_IB_MAGIC_INFO, .version = NET_IB_VERSION,
+                             .family = AF_INET, .slot_bytes = 4096, .nslots = 8,
+                             .slots_addr = 0x10000, .stride = 4096 + NET_IB_HDR,
+                             .ctl_addr = 0x20000};
+    memcpy(raw, &in, sizeof in);
+    struct net_ib_info got;
+    cr_expect_eq(net_ib_check_info(raw, sizeof raw, 4096, 8, &got, &why), 0);
+    cr_expect_eq(net_ib_check_info(raw, sizeof raw, 8192, 8, &got, &why), -1);
+    cr_expect(strstr(why, "PPU_FIFO_SLOTS"), "%s", why);
+    in.stride = 4096; /* no room for the header */
+    memcpy(raw, &in, sizeof in);
+    cr_expect_eq(net_ib_check_info(raw, sizeof raw, 4096, 8, &got, &why), -1);
+    struct net_info sock = {.magic = NET_MAGIC_INFO, .version = NET_VERSION};
+    memcpy(raw, &sock, sizeof sock); /* the receiver runs net_socket */
+    cr_expect_eq(net_ib_check_info(raw, sizeof raw, 4096, 8, &got, &why), -1);
+    cr_expect(strstr(why, "another transport"), "%s", why);
 }

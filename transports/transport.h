@@ -1,6 +1,6 @@
 /* The contract every transport fills: one ops table, designated
  * initializers; src/connect.c picks one per link (icn_sim inside a server,
- * net_socket between servers).
+ * net_socket or net_ib between servers).
  *
  * Connection setup runs in phases driven by the core; between phases the
  * core exchanges connect info and barriers through the bootstrap:
@@ -31,6 +31,7 @@ struct ppu_link_params {
     size_t ll_bytes;      /* largest low-latency message; 0: none */
     /* Network transports only (zero elsewhere). */
     int nsocks;           /* connections per link (PPU_SOCKET_NSOCKS) */
+    char ib_hca[32];      /* RDMA device to use (PPU_IB_HCA), or "" for the address's */
     int setup_timeout_ms; /* connection setup deadline (PPU_BOOTSTRAP_TIMEOUT_MS) */
     int close_timeout_ms; /* longest wait at close for sent messages to leave (PPU_TIMEOUT_MS) */
     struct sockaddr_storage listen_addr; /* receiver: where to listen (port ignored) */
@@ -92,6 +93,9 @@ struct ppu_transport_ops {
 extern const struct ppu_transport_ops ppu_icn_sim_ops;
 /* Links between servers: TCP sockets driven by a progress thread. */
 extern const struct ppu_transport_ops ppu_net_socket_ops;
+/* Links between servers over RDMA (PPU_NET=ib; only where built with
+ * rdma-core, see net_ib/net_ib.h for ppu_net_ib_usable). */
+extern const struct ppu_transport_ops ppu_net_ib_ops;
 
 /* Logging for transports, provided by the core (subsystem NET): level 1
  * warns, 2 informs, 3 traces (as PPU_DEBUG). */

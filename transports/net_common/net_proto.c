@@ -5,7 +5,10 @@
 #include <time.h>
 
 #include "net_proto.h"
-#include "wait.h" /* src/: ppu_now_ns */
+#include <arpa/inet.h>
+
+#include "socket.h" /* src/: union ppu_sockaddr */
+#include "wait.h"   /* src/: ppu_now_ns */
 
 #define LOG_WARN 1
 #define LOG_INFO 2
@@ -42,6 +45,44 @@ int net_check_frame(const void *bytes, size_t n, int take_data, uint64_t expect_
         return 0;
     }
     return NET_FRAME_DATA;
+}
+
+int net_nonce_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint8_t d = 0;
+    for (size_t i = 0; i < n; i++)
+        d |= a[i] ^ b[i];
+    return d == 0;
+}
+
+void net_addr_pack(const union ppu_sockaddr *a, uint16_t *port, uint32_t *scope_id,
+                   uint8_t addr[16])
+{
+    if (a->sa.sa_family == AF_INET) {
+        *port = ntohs(a->in4.sin_port);
+        *scope_id = 0;
+        memcpy(addr, &a->in4.sin_addr, 4);
+    } else {
+        *port = ntohs(a->in6.sin6_port);
+        *scope_id = a->in6.sin6_scope_id;
+        memcpy(addr, &a->in6.sin6_addr, 16);
+    }
+}
+
+void net_addr_unpack(int family, uint16_t port, uint32_t scope_id, const uint8_t addr[16],
+                     union ppu_sockaddr *a)
+{
+    memset(a, 0, sizeof *a);
+    if (family == AF_INET) {
+        a->in4.sin_family = AF_INET;
+        a->in4.sin_port = htons(port);
+        memcpy(&a->in4.sin_addr, addr, 4);
+    } else {
+        a->in6.sin6_family = AF_INET6;
+        a->in6.sin6_port = htons(port);
+        a->in6.sin6_scope_id = scope_id;
+        memcpy(&a->in6.sin6_addr, addr, 16);
+    }
 }
 
 const char *net_end_dir(const struct net_end *e, char *buf, size_t len)

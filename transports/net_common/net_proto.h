@@ -65,6 +65,18 @@ _Static_assert(sizeof(struct net_frame) == 48, "frame header is 48 bytes");
 int net_check_frame(const void *bytes, size_t n, int take_data, uint64_t expect_seq,
                     uint64_t slot_bytes, struct net_frame *out, const char **why);
 
+/* Nonces compared in constant time: how much of a guess was right must not
+ * show. */
+int net_nonce_equal(const uint8_t *a, const uint8_t *b, size_t n);
+
+/* An address as connect info carries it: the port in host order, an IPv6
+ * scope, the 4 or 16 address bytes (a AF_INET or AF_INET6), and back. */
+union ppu_sockaddr;
+void net_addr_pack(const union ppu_sockaddr *a, uint16_t *port, uint32_t *scope_id,
+                   uint8_t addr[16]);
+void net_addr_unpack(int family, uint16_t port, uint32_t scope_id, const uint8_t addr[16],
+                     union ppu_sockaddr *a);
+
 struct net_meta {
     uint64_t bytes, call[2], sum;
     const char *ref; /* send_ref: the bytes are the caller's, not the slot's */

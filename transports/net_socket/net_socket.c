@@ -533,14 +533,7 @@ static ppu_result_t net_recv_setup(struct ppu_link *link, void *info_out)
     info.version = NET_VERSION;
     info.family = (uint16_t)fam;
     info.nsocks = (uint16_t)l->nsocks;
-    if (fam == AF_INET) {
-        info.port = ntohs(a.in4.sin_port);
-        memcpy(info.addr, &a.in4.sin_addr, 4);
-    } else {
-        info.port = ntohs(a.in6.sin6_port);
-        info.scope_id = a.in6.sin6_scope_id;
-        memcpy(info.addr, &a.in6.sin6_addr, 16);
-    }
+    net_addr_pack(&a, &info.port, &info.scope_id, info.addr);
     memcpy(info.nonce, l->nonce, sizeof info.nonce);
     info.slot_bytes = p->slot_bytes;
     info.nslots = (uint32_t)p->nslots;
@@ -574,17 +567,7 @@ static ppu_result_t net_send_connect(struct ppu_link *link, const void *info_in)
         return PPU_INVALID_USAGE;
     }
     union ppu_sockaddr a;
-    memset(&a, 0, sizeof a);
-    if (info.family == AF_INET) {
-        a.in4.sin_family = AF_INET;
-        a.in4.sin_port = htons(info.port);
-        memcpy(&a.in4.sin_addr, info.addr, 4);
-    } else {
-        a.in6.sin6_family = AF_INET6;
-        a.in6.sin6_port = htons(info.port);
-        a.in6.sin6_scope_id = info.scope_id;
-        memcpy(&a.in6.sin6_addr, info.addr, 16);
-    }
+    net_addr_unpack(info.family, info.port, info.scope_id, info.addr, &a);
     struct net_link *l = link_alloc(p, 1, info.nsocks);
     if (!l)
         return PPU_SYSTEM_ERROR;
@@ -629,15 +612,6 @@ struct pending {
     char from[INET6_ADDRSTRLEN + 8];
 };
 
-/* Constant-time: how much of a guessed nonce was right must not show. */
-static int nonce_equal(const uint8_t *a, const uint8_t *b)
-{
-    uint8_t d = 0;
-    for (int i = 0; i < NET_NONCE_BYTES; i++)
-        d |= a[i] ^ b[i];
-    return d == 0;
-}
-
 int net_check_hello(const void *bytes, size_t n, const uint8_t nonce[NET_NONCE_BYTES], int nsocks,
                     uint64_t slot_bytes, uint32_t nslots, unsigned have, struct net_hello *out,
                     const char **why)
@@ -654,7 +628,7 @@ int net_check_hello(const void *bytes, size_t n, const uint8_t nonce[NET_NONCE_B
         *why = "not a ppuccl connection";
     else if (h.version != NET_VERSION)
         *why = "protocol version not this build's";
-    else if (!nonce_equal(h.nonce, nonce))
+    else if (!net_nonce_equal(h.nonce, nonce, NET_NONCE_BYTES))
         *why = "wrong nonce (not this link's sender)";
     else if (nsocks < 1 || nsocks > NET_MAX_SOCKS || h.index >= nsocks || (have >> h.index & 1u))
         *why = "socket index out of range or already connected";

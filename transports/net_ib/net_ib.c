@@ -1,0 +1,943 @@
+/* Network transport over RDMA (libibverbs + librdmacm): the protocol of
+ * transports/net_common/net_proto.h, the same as net_socket's, with RDMA
+ * writes in place of TCP frames.
+ *
+ * Each link is one RC queue pair. Both ends register their FIFO (slots of
+ * NET_IB_HDR + slot_bytes) and a small control block (struct net_ib_ctl).
+ * The sender's progress thread writes message i, frame header and payload
+ * in one RDMA write with immediate, from its slot i % nslots into the
+ * receiver's slot i % nslots; it does so only with credit, so the slot is
+ * free. The immediate wakes the receiver's completion queue; its thread
+ * checks the immediate and the header exactly as net_socket checks a frame
+ * (net_check_frame, net_end_slot_for) and publishes the message. Credits
+ * and failure notices go back as 8-byte writes with immediate into the
+ * other end's control block. Writes on one queue pair arrive in order, so
+ * the receiver knows each message's full index from the low bits.
+ *
+ * Setup, in the core's four phases: recv_setup binds an rdmacm listener to
+ * the address of the RDMA device (PPU_IB_HCA's, else the core's choice),
+ * registers its memory and publishes address, port, nonce and its memory
+ * keys; send_connect resolves the route, creates the queue pair and asks
+ * to connect with {nonce, its control block} as private data; recv_finish
+ * accepts the request that carries the nonce and rejects (and logs) any
+ * other; send_finish waits until the connection is established.
+ *
+ * Failure: a completion with an error status, or a disconnect event, marks
+ * the link gone with a message naming the device, the peer and the status.
+ *
+ * Messages are not sent from the caller's memory (link->direct is 0): that
+ * needs the caller's buffers registered, and a cache of registrations goes
+ * stale when memory is unmapped and mapped again at the same address,
+ * which nothing here can see. Every message goes through the registered
+ * FIFO, one copy on each side.
+ *
+ * Built only where the rdma-core headers are (PPU_HAVE_IBVERBS); elsewhere
+ * PPU_NET=ib fails with that reason. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net_ib.h"
+
+int net_ib_check_imm(uint32_t imm, int take_data, uint64_t expect_seq, const char **why)
+{
+    uint32_t kind = imm >> 30;
+    if (kind == NET_IB_IMM_FAIL)
+        return NET_IB_IMM_FAIL;
+    if (kind == NET_IB_IMM_CREDIT && !take_data)
+        return NET_IB_IMM_CREDIT;
+    if (kind != NET_IB_IMM_DATA || !take_data) {
+        *why = "a write of a kind this end does not take arrived";
+        return -1;
+    }
+    if ((imm & NET_IB_IMM_MASK) != ((uint32_t)expect_seq & NET_IB_IMM_MASK)) {
+        *why = "a message arrived where another was due";
+        return -1;
+    }
+    return NET_IB_IMM_DATA;
+}
+
+int net_ib_check_req(const void *bytes, size_t n, const uint8_t nonce[NET_IB_NONCE_BYTES],
+                     struct net_ib_req *out, const char **why)
+{
+    struct net_ib_req q;
+    if (!bytes || n < sizeof q) {
+        *why = "no ppuccl request (private data too short)";
+        return -1;
+    }
+    memcpy(&q, bytes, sizeof q);
+    if (q.magic != NET_IB_MAGIC_REQ)
+        *why = "not a ppuccl connection";
+    else if (q.version != NET_IB_VERSION)
+        *why = "protocol version not this build's";
+    else if (!net_nonce_equal(q.nonce, nonce, NET_IB_NONCE_BYTES))
+        *why = "wrong nonce (not this link's sender)";
+    else if (q.ctl_addr == 0)
+        *why = "no control block";
+    else {
+        if (out)
+            *out = q;
+        return 0;
+    }
+    return -1;
+}
+
+int net_ib_check_info(const void *bytes, size_t n, uint64_t slot_bytes, uint32_t nslots,
+                      struct net_ib_info *out, const char **why)
+{
+    struct net_ib_info f;
+    if (n < sizeof f) {
+        *why = "connect info too short";
+        return -1;
+    }
+    memcpy(&f, bytes, sizeof f);
+    if (f.magic != NET_IB_MAGIC_INFO || f.version != NET_IB_VERSION)
+        *why = "no valid net_ib connect info (the receiver uses another transport or version)";
+    else if (f.family != AF_INET && f.family != AF_INET6)
+        *why = "connect info names no address family";
+    else if (f.slot_bytes != slot_bytes || f.nslots != nslots)
+        *why = "the receiver's slots are not this link's: set PPU_CHUNK_SIZE, PPU_P2P_CHUNK_SIZE "
+               "and PPU_FIFO_SLOTS the same on every rank";
+    else if (f.stride < NET_IB_HDR + slot_bytes || f.slots_addr == 0 || f.ctl_addr == 0)
+        *why = "connect info names no memory to write";
+    else {
+        if (out)
+            *out = f;
+        return 0;
+    }
+    return -1;
+}
+
+#ifndef PPU_HAVE_IBVERBS
+
+int ppu_net_ib_usable(const char *hca, char *what, size_t len)
+{
+    (void)hca;
+    snprintf(what, len, "this build of ppuccl has no RDMA transport (the libibverbs and "
+             "librdmacm headers were missing when it was built)");
+    return 0;
+}
+
+static ppu_result_t ib_none(struct ppu_link *link, void *info)
+{
+    (void)link;
+    (void)info;
+    ppu_transport_log(1, "net_ib: this build has no RDMA transport");
+    return PPU_INVALID_USAGE;
+}
+
+const struct ppu_transport_ops ppu_net_ib_ops = {.name = "net_ib", .recv_setup = ib_none};
+
+#else /* PPU_HAVE_IBVERBS */
+
+#include <ifaddrs.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/random.h>
+#include <dirent.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "../net_common/net_progress.h"
+#include "socket.h" /* src/: union ppu_sockaddr, ppu_socket_str */
+#include "wait.h"   /* src/: ppu_now_ns, ppu_ms_until */
+
+#define LOG_WARN 1
+#define LOG_INFO 2
+#define LOG_TRACE 3
+#define RESOLVE_MS 5000
+#define WR_DATA 0x1ull /* wr_id: a data write (index << 2 | 1) */
+#define WR_CTL 0x2ull  /* a control write (src slot << 2 | 2); a receive is 0 */
+#define CTL_SLOTS 16
+
+struct ib_link {
+    struct net_end e; /* the FIFO and the protocol (net_proto.h); first */
+    struct rdma_event_channel *ec;
+    struct rdma_cm_id *listen, *id;
+    struct ib_dev *dev;
+    struct ibv_comp_channel *cc;
+    struct ibv_cq *cq;
+    struct ibv_mr *slots_mr, *ctl_mr;
+    struct net_ib_ctl *ctl;
+    uint8_t nonce[NET_IB_NONCE_BYTES];
+    uint64_t r_slots, r_stride, r_ctl; /* the other end's memory */
+    uint32_t r_slots_rkey, r_ctl_rkey;
+    uint64_t posted;      /* sender: data writes posted */
+    uint64_t completed;   /* sender: data writes completed */
+    uint64_t recv_next;   /* receiver: the next message index due */
+    uint64_t credit_seen; /* sender: last credit value taken */
+    int ctl_out;          /* control writes in flight (<= CTL_SLOTS) */
+    unsigned ctl_next;    /* next ctl->src slot */
+    int notice_sent;
+    int registered, connected, rounds;
+    int setup_timeout_ms, close_timeout_ms;
+    char devname[64];
+};
+
+/* ---- devices: one protection domain per device context, shared ---- */
+
+struct ib_dev {
+    struct ibv_context *ctx;
+    struct ibv_pd *pd;
+    int refs;
+    struct ib_dev *next;
+};
+
+static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ib_dev *devs;
+
+static struct ib_dev *dev_get(struct ibv_context *ctx)
+{
+    pthread_mutex_lock(&dev_lock);
+    struct ib_dev *d = devs;
+    while (d && d->ctx != ctx)
+        d = d->next;
+    if (!d && (d = calloc(1, sizeof *d)) != NULL) {
+        d->ctx = ctx;
+        d->pd = ibv_alloc_pd(ctx);
+        if (!d->pd) {
+            free(d);
+            d = NULL;
+        } else {
+            d->next = devs;
+            devs = d;
+        }
+    }
+    if (d)
+        d->refs++;
+    pthread_mutex_unlock(&dev_lock);
+    return d;
+}
+
+static void dev_put(struct ib_dev *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&dev_lock);
+    if (--d->refs == 0) {
+        struct ib_dev **pp = &devs;
+        while (*pp != d)
+            pp = &(*pp)->next;
+        *pp = d->next;
+        ibv_dealloc_pd(d->pd);
+        free(d);
+    }
+    pthread_mutex_unlock(&dev_lock);
+}
+
+int ppu_net_ib_usable(const char *hca, char *what, size_t len)
+{
+    int n = 0, found = 0;
+    struct ibv_device **list = ibv_get_device_list(&n);
+    if (!list || n == 0) {
+        snprintf(what, len, "no RDMA device (ibv_get_device_list found none%s%s)",
+                 errno ? ": " : "", errno ? strerror(errno) : "");
+        if (list)
+            ibv_free_device_list(list);
+        return 0;
+    }
+    snprintf(what, len, "no RDMA device has an active port");
+    for (int i = 0; i < n && !found; i++) {
+        const char *name = ibv_get_device_name(list[i]);
+        if (hca && *hca && strcmp(hca, name) != 0)
+            continue;
+        struct ibv_context *ctx = ibv_open_device(list[i]);
+        struct ibv_device_attr da;
+        if (!ctx)
+            continue;
+        if (ibv_query_device(ctx, &da) == 0)
+            for (uint8_t port = 1; port <= da.phys_port_cnt && !found; port++) {
+                struct ibv_port_attr pa;
+                if (ibv_query_port(ctx, port, &pa) == 0 && pa.state == IBV_PORT_ACTIVE) {
+                    snprintf(what, len, "%s port %u (%s)", name, port,
+                             pa.link_layer == IBV_LINK_LAYER_ETHERNET ? "RoCE" : "InfiniBand");
+                    found = 1;
+                }
+            }
+        ibv_close_device(ctx);
+    }
+    if (!found && hca && *hca)
+        snprintf(what, len, "PPU_IB_HCA=%s: no such RDMA device with an active port", hca);
+    ibv_free_device_list(list);
+    return found;
+}
+
+/* An address of the network interface of RDMA device hca (sysfs names it:
+ * /sys/class/infiniband/<hca>/device/net/<ifname>), in family fam. */
+static int hca_addr(const char *hca, int fam, union ppu_sockaddr *out)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/sys/class/infiniband/%s/device/net", hca);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return -1;
+    struct ifaddrs *ifs = NULL;
+    int ok = -1;
+    if (getifaddrs(&ifs) == 0) {
+        struct dirent *de;
+        while (ok != 0 && (de = readdir(dir)) != NULL) {
+            if (de->d_name[0] == '.')
+                continue;
+            for (struct ifaddrs *i = ifs; i && ok != 0; i = i->ifa_next)
+                if (i->ifa_addr && i->ifa_addr->sa_family == fam &&
+                    !strcmp(i->ifa_name, de->d_name)) {
+                    memset(out, 0, sizeof *out);
+                    memcpy(out, i->ifa_addr, fam == AF_INET ? sizeof(struct sockaddr_in)
+                                                            : sizeof(struct sockaddr_in6));
+                    ok = 0;
+                }
+        }
+        freeifaddrs(ifs);
+    }
+    closedir(dir);
+    return ok;
+}
+
+/* ---- the progress thread ---- */
+
+static int ib_round(struct net_progress *g, struct net_end **links, int n, int nap_ms,
+                    int wake_fd);
+static struct net_progress g = NET_PROGRESS_INIT("ppu-ib", ib_round);
+
+static void kick(int force)
+{
+    net_progress_kick(&g, force);
+}
+
+static const char *dir(const struct ib_link *l, char *buf, size_t len)
+{
+    return net_end_dir(&l->e, buf, len);
+}
+
+static void link_gone(struct ib_link *l, const char *what)
+{
+    char d[32];
+    if (!atomic_exchange_explicit(&l->e.gone, 1, memory_order_acq_rel))
+        ppu_transport_log(LOG_INFO, "net_ib: link %s (device %s, rank %d): %s", dir(l, d, sizeof d),
+                          l->devname, l->e.peer, what);
+}
+
+static int post_recv(struct ib_link *l)
+{
+    struct ibv_recv_wr wr, *bad;
+    memset(&wr, 0, sizeof wr);
+    return ibv_post_recv(l->id->qp, &wr, &bad);
+}
+
+/* An 8-byte write with immediate into the other end's control block. */
+static int post_ctl(struct ib_link *l, enum net_ib_imm_kind kind, uint64_t value)
+{
+    if (l->ctl_out >= CTL_SLOTS)
+        return 0;
+    unsigned k = l->ctl_next++ % CTL_SLOTS;
+    l->ctl->src[k] = value;
+    struct ibv_sge sge = {(uintptr_t)&l->ctl->src[k], 8, l->ctl_mr->lkey};
+    struct ibv_send_wr wr, *bad;
+    memset(&wr, 0, sizeof wr);
+    wr.wr_id = (uint64_t)k << 2 | WR_CTL;
+    wr.sg_list = &sge;
+    wr.num_sge = 1;
+    wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    wr.imm_data = htonl(net_ib_imm(kind, value));
+    wr.wr.rdma.remote_addr = l->r_ctl + (kind == NET_IB_IMM_CREDIT
+                                             ? offsetof(struct net_ib_ctl, credit)
+                                             : offsetof(struct net_ib_ctl, failed));
+    wr.wr.rdma.rkey = l->r_ctl_rkey;
+    int e = ibv_post_send(l->id->qp, &wr, &bad);
+    if (e) {
+        char m[96];
+        snprintf(m, sizeof m, "posting a control write failed: %s", strerror(e));
+        link_gone(l, m);
+        return 0;
+    }
+    l->ctl_out++;
+    return 1;
+}
+
+/* Sender: post every message the receiver has credit for. */
+static int post_data(struct ib_link *l)
+{
+    int moved = 0;
+    struct net_frame fr;
+    const void *payload;
+    while (net_end_next(&l->e, l->posted, &fr, &payload)) {
+        size_t k = (size_t)(l->posted % (uint64_t)l->e.nslots);
+        char *base = l->e.slots + k * l->e.stride;
+        memcpy(base, &fr, sizeof fr); /* payload is at base + NET_IB_HDR already */
+        struct ibv_sge sge = {(uintptr_t)base, (uint32_t)(NET_IB_HDR + fr.bytes),
+                              l->slots_mr->lkey};
+        struct ibv_send_wr wr, *bad;
+        memset(&wr, 0, sizeof wr);
+        wr.wr_id = l->posted << 2 | WR_DATA;
+        wr.sg_list = &sge;
+        wr.num_sge = 1;
+        wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
+        wr.send_flags = IBV_SEND_SIGNALED;
+        wr.imm_data = htonl(net_ib_imm(NET_IB_IMM_DATA, l->posted));
+        wr.wr.rdma.remote_addr = l->r_slots + k * l->r_stride;
+        wr.wr.rdma.rkey = l->r_slots_rkey;
+        int e = ibv_post_send(l->id->qp, &wr, &bad);
+        if (e) {
+            char m[96];
+            snprintf(m, sizeof m, "posting message %llu failed: %s",
+                     (unsigned long long)l->posted, strerror(e));
+            link_gone(l, m);
+            return 1;
+        }
+        l->posted++;
+        moved = 1;
+    }
+    return moved;
+}
+
+/* Receiver: message recv_next has arrived (its write completed). */
+static void take_data(struct ib_link *l)
+{
+    struct net_frame fr;
+    const char *why = NULL;
+    size_t k = (size_t)(l->recv_next % (uint64_t)l->e.nslots);
+    const char *base = l->e.slots + k * l->e.stride;
+    int t = net_check_frame(base, sizeof fr, 1, l->recv_next, l->e.slot_bytes, &fr, &why);
+    if (t != NET_FRAME_DATA || !net_end_slot_for(&l->e, &fr, &why)) {
+        net_end_broken(&l->e, "queue pair", &fr, l->recv_next,
+                       why ? why : "a data write carried another frame");
+        return;
+    }
+    net_end_landed(&l->e, &fr);
+    l->recv_next++;
+}
+
+static int poll_cq(struct ib_link *l)
+{
+    struct ibv_wc wc[16];
+    int moved = 0, n;
+    while ((n = ibv_poll_cq(l->cq, 16, wc)) > 0) {
+        moved = 1;
+        for (int i = 0; i < n; i++) {
+            struct ibv_wc *w = &wc[i];
+            if (w->status != IBV_WC_SUCCESS) {
+                char m[160];
+                snprintf(m, sizeof m, "completion error %s (status %d, vendor error 0x%x) on a "
+                         "%s", ibv_wc_status_str(w->status), (int)w->status, w->vendor_err,
+                         (w->wr_id & WR_DATA)  ? "data write"
+                         : (w->wr_id & WR_CTL) ? "control write"
+                                               : "receive");
+                link_gone(l, m);
+                continue;
+            }
+            if (w->wr_id & (WR_DATA | WR_CTL)) {
+                if (w->wr_id & WR_DATA)
+                    net_end_sent(&l->e, ++l->completed); /* in order on one queue pair */
+                else
+                    l->ctl_out--;
+                continue;
+            }
+            const char *why = NULL;
+            uint32_t imm = ntohl(w->imm_data);
+            int kind = (w->wc_flags & IBV_WC_WITH_IMM)
+                           ? net_ib_check_imm(imm, !l->e.send, l->recv_next, &why)
+                           : -1;
+            if (kind == NET_IB_IMM_DATA) {
+                take_data(l);
+            } else if (kind == NET_IB_IMM_CREDIT) {
+                uint64_t c = atomic_load_explicit(&l->ctl->credit, memory_order_acquire);
+                if (c > l->credit_seen && !net_end_credit_in(&l->e, c, &why)) {
+                    struct net_frame f = {NET_MAGIC_FRAME, NET_FRAME_CREDIT, c, 0, {0, 0}, 0};
+                    net_end_broken(&l->e, "queue pair", &f, l->credit_seen, why);
+                }
+                l->credit_seen = c > l->credit_seen ? c : l->credit_seen;
+            } else if (kind == NET_IB_IMM_FAIL) {
+                net_end_notice(&l->e);
+            } else {
+                struct net_frame f = {imm, 0, l->recv_next, w->byte_len, {0, 0}, 0};
+                net_end_broken(&l->e, "queue pair", &f, l->recv_next,
+                               why ? why : "a write without immediate data arrived");
+            }
+            if (post_recv(l) != 0)
+                link_gone(l, "cannot post a receive");
+        }
+    }
+    if (n < 0)
+        link_gone(l, "polling the completion queue failed");
+    return moved;
+}
+
+/* Disconnects and other events after setup. */
+static void cm_events(struct ib_link *l)
+{
+    struct rdma_cm_event *ev;
+    while (rdma_get_cm_event(l->ec, &ev) == 0) {
+        enum rdma_cm_event_type t = ev->event;
+        if (t == RDMA_CM_EVENT_CONNECT_REQUEST)
+            rdma_reject(ev->id, NULL, 0); /* nobody asks after setup: a stranger */
+        rdma_ack_cm_event(ev);
+        if (t == RDMA_CM_EVENT_DISCONNECTED || t == RDMA_CM_EVENT_DEVICE_REMOVAL ||
+            t == RDMA_CM_EVENT_TIMEWAIT_EXIT) {
+            char m[96];
+            snprintf(m, sizeof m, "connection ended (%s)", rdma_event_str(t));
+            link_gone(l, m);
+        }
+    }
+}
+
+static int serve(struct ib_link *l)
+{
+    int moved = 0;
+    if (atomic_load_explicit(&l->e.gone, memory_order_acquire))
+        return 0;
+    moved |= poll_cq(l);
+    if (!l->notice_sent && atomic_load_explicit(&l->e.local_failed, memory_order_acquire) &&
+        post_ctl(l, NET_IB_IMM_FAIL, 1)) {
+        l->notice_sent = 1;
+        moved = 1;
+    }
+    uint64_t seq;
+    if (l->e.send)
+        moved |= post_data(l);
+    else if (net_end_credit_due(&l->e, &seq) && post_ctl(l, NET_IB_IMM_CREDIT, seq)) {
+        net_end_credit_sent(&l->e, seq);
+        moved = 1;
+    }
+    if ((++l->rounds & 255) == 0)
+        cm_events(l);
+    return moved;
+}
+
+static int ib_round(struct net_progress *pg, struct net_end **links, int n, int nap_ms,
+                    int wake_fd)
+{
+    int moved = 0;
+    for (int i = 0; i < n; i++)
+        moved |= serve((struct ib_link *)links[i]);
+    if (moved || nap_ms <= 0)
+        return moved;
+    /* Nap: arm every completion queue, look once more (a completion
+     * before the arming raises no event), then sleep on the channels. */
+    for (int i = 0; i < n; i++)
+        ibv_req_notify_cq(((struct ib_link *)links[i])->cq, 0);
+    for (int i = 0; i < n; i++)
+        moved |= serve((struct ib_link *)links[i]);
+    if (moved)
+        return moved;
+    struct pollfd pf[2 * 64 + 1];
+    int np = 0;
+    for (int i = 0; i < n && np < 2 * 64; i++) {
+        struct ib_link *l = (struct ib_link *)links[i];
+        pf[np++] = (struct pollfd){l->cc->fd, POLLIN, 0};
+        pf[np++] = (struct pollfd){l->ec->fd, POLLIN, 0};
+    }
+    pf[np] = (struct pollfd){wake_fd, POLLIN, 0};
+    if (poll(pf, (nfds_t)np + 1, n > 64 ? 1 : nap_ms) > 0) {
+        if (pf[np].revents & POLLIN)
+            net_progress_woken(pg, wake_fd);
+        for (int i = 0; i < n && 2 * i < np; i++) {
+            struct ib_link *l = (struct ib_link *)links[i];
+            struct ibv_cq *cq;
+            void *cctx;
+            if ((pf[2 * i].revents & POLLIN) && ibv_get_cq_event(l->cc, &cq, &cctx) == 0)
+                ibv_ack_cq_events(cq, 1);
+            if (pf[2 * i + 1].revents & POLLIN)
+                cm_events(l);
+        }
+        moved = 1;
+    }
+    return moved;
+}
+
+/* ---- setup ---- */
+
+static void link_free(struct ib_link *l)
+{
+    if (!l)
+        return;
+    if (l->id) {
+        if (l->connected)
+            rdma_disconnect(l->id);
+        if (l->id->qp)
+            rdma_destroy_qp(l->id);
+    }
+    if (l->cq)
+        ibv_destroy_cq(l->cq);
+    if (l->cc)
+        ibv_destroy_comp_channel(l->cc);
+    if (l->slots_mr)
+        ibv_dereg_mr(l->slots_mr);
+    if (l->ctl_mr)
+        ibv_dereg_mr(l->ctl_mr);
+    dev_put(l->dev); /* the protection domain, once nothing in it is left */
+    if (l->id)
+        rdma_destroy_id(l->id);
+    if (l->listen)
+        rdma_destroy_id(l->listen);
+    if (l->ec)
+        rdma_destroy_event_channel(l->ec);
+    free(l->ctl);
+    net_end_free(&l->e);
+    free(l);
+}
+
+static struct ib_link *link_alloc(const struct ppu_link_params *p, int send)
+{
+    size_t sz = (sizeof(struct ib_link) + 63) & ~(size_t)63;
+    struct ib_link *l = aligned_alloc(64, sz);
+    if (!l)
+        return NULL;
+    memset(l, 0, sz);
+    l->setup_timeout_ms = p->setup_timeout_ms > 0 ? p->setup_timeout_ms : 60000;
+    l->close_timeout_ms = p->close_timeout_ms > 0 ? p->close_timeout_ms : 60000;
+    snprintf(l->devname, sizeof l->devname, "?");
+    l->ctl = aligned_alloc(64, (sizeof *l->ctl + 63) & ~(size_t)63);
+    if (!l->ctl || net_end_init(&l->e, "net_ib", p, send, NET_IB_HDR, kick) != PPU_SUCCESS) {
+        free(l->ctl);
+        free(l);
+        return NULL;
+    }
+    memset(l->ctl, 0, sizeof *l->ctl);
+    l->ec = rdma_create_event_channel();
+    if (!l->ec) {
+        link_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+/* The protection domain of ctx, and this end's memory registered in it. */
+static int link_memory(struct ib_link *l, struct ibv_context *ctx)
+{
+    snprintf(l->devname, sizeof l->devname, "%s", ibv_get_device_name(ctx->device));
+    l->dev = dev_get(ctx);
+    if (!l->dev)
+        return -1;
+    int acc = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE;
+    l->slots_mr = ibv_reg_mr(l->dev->pd, l->e.slots, (size_t)l->e.nslots * l->e.stride, acc);
+    l->ctl_mr = ibv_reg_mr(l->dev->pd, l->ctl, sizeof *l->ctl, acc);
+    return l->slots_mr && l->ctl_mr ? 0 : -1;
+}
+
+/* Completion queue and queue pair on id, receives posted. */
+static int link_qp(struct ib_link *l, struct rdma_cm_id *id)
+{
+    int depth = l->e.nslots + NET_IB_EXTRA_RECVS + CTL_SLOTS;
+    l->cc = ibv_create_comp_channel(id->verbs);
+    if (!l->cc)
+        return -1;
+    fcntl(l->cc->fd, F_SETFL, fcntl(l->cc->fd, F_GETFL) | O_NONBLOCK);
+    l->cq = ibv_create_cq(id->verbs, 2 * depth, l, l->cc, 0);
+    if (!l->cq)
+        return -1;
+    struct ibv_qp_init_attr qa;
+    memset(&qa, 0, sizeof qa);
+    qa.send_cq = l->cq;
+    qa.recv_cq = l->cq;
+    qa.qp_type = IBV_QPT_RC;
+    qa.cap.max_send_wr = (uint32_t)depth;
+    qa.cap.max_recv_wr = (uint32_t)(l->e.nslots + NET_IB_EXTRA_RECVS);
+    qa.cap.max_send_sge = 1;
+    qa.cap.max_recv_sge = 1;
+    if (rdma_create_qp(id, l->dev->pd, &qa) != 0)
+        return -1;
+    l->id = id;
+    for (int i = 0; i < l->e.nslots + NET_IB_EXTRA_RECVS; i++)
+        if (post_recv(l) != 0)
+            return -1;
+    return 0;
+}
+
+/* The next connection manager event, within deadline: 0, or -1 (timed
+ * out, or the channel failed). */
+static int next_event(struct ib_link *l, uint64_t deadline, struct rdma_cm_event **ev)
+{
+    for (;;) {
+        struct pollfd pf = {l->ec->fd, POLLIN, 0};
+        int pr = poll(&pf, 1, ppu_ms_until(deadline));
+        if (pr > 0)
+            return rdma_get_cm_event(l->ec, ev);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        return -1;
+    }
+}
+
+/* Wait for one event of type want on id; anything else is a failure. */
+static ppu_result_t expect_event(struct ib_link *l, enum rdma_cm_event_type want,
+                                 uint64_t deadline, const char *step)
+{
+    struct rdma_cm_event *ev;
+    char d[32];
+    if (next_event(l, deadline, &ev) != 0) {
+        ppu_transport_log(LOG_WARN, "net_ib: link %s: %s: no answer within %d ms",
+                          dir(l, d, sizeof d), step, l->setup_timeout_ms);
+        return PPU_TIMEOUT;
+    }
+    enum rdma_cm_event_type t = ev->event;
+    int status = ev->status;
+    rdma_ack_cm_event(ev);
+    if (t == want)
+        return PPU_SUCCESS;
+    ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s, rank %d): %s: got %s (status %d)",
+                      dir(l, d, sizeof d), l->devname, l->e.peer, step, rdma_event_str(t), status);
+    return PPU_SYSTEM_ERROR;
+}
+
+static ppu_result_t net_ib_recv_setup(struct ppu_link *link, void *info_out)
+{
+    const struct ppu_link_params *p = &link->params;
+    struct ib_link *l = link_alloc(p, 0);
+    char ab[64] = "?";
+    if (!l)
+        return PPU_SYSTEM_ERROR;
+    union ppu_sockaddr a;
+    memset(&a, 0, sizeof a);
+    int fam = p->listen_addr.ss_family;
+    memcpy(&a, &p->listen_addr,
+           fam == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    if (p->ib_hca[0] && hca_addr(p->ib_hca, fam, &a) != 0) {
+        ppu_transport_log(LOG_WARN, "net_ib: rank %d: PPU_IB_HCA=%s has no %s address (see "
+                          "/sys/class/infiniband/%s/device/net)", p->self_rank, p->ib_hca,
+                          fam == AF_INET6 ? "IPv6" : "IPv4", p->ib_hca);
+        goto fail;
+    }
+    struct net_ib_info info;
+    memset(&info, 0, sizeof info);
+    net_addr_pack(&a, &info.port, &info.scope_id, info.addr);
+    net_addr_unpack(fam, 0, info.scope_id, info.addr, &a); /* any port */
+    ppu_socket_str(&a, ab, sizeof ab);
+    if (getrandom(l->nonce, sizeof l->nonce, 0) != (ssize_t)sizeof l->nonce ||
+        rdma_create_id(l->ec, &l->listen, NULL, RDMA_PS_TCP) != 0)
+        goto fail;
+    if (rdma_bind_addr(l->listen, &a.sa) != 0 || !l->listen->verbs) {
+        ppu_transport_log(LOG_WARN, "net_ib: rank %d cannot listen for RDMA connections on %s: "
+                          "%s (set PPU_IB_HCA to an RDMA device, or PPU_SOCKET_IFNAME to its "
+                          "interface)", p->self_rank, ab,
+                          l->listen->verbs ? strerror(errno) : "no RDMA device has this address");
+        goto fail;
+    }
+    if (link_memory(l, l->listen->verbs) != 0 || rdma_listen(l->listen, 16) != 0) {
+        ppu_transport_log(LOG_WARN, "net_ib: rank %d: device %s: cannot register %zu bytes or "
+                          "listen: %s", p->self_rank, l->devname,
+                          (size_t)p->nslots * l->e.stride, strerror(errno));
+        goto fail;
+    }
+    info.magic = NET_IB_MAGIC_INFO;
+    info.version = NET_IB_VERSION;
+    info.family = (uint16_t)fam;
+    info.port = ntohs(rdma_get_src_port(l->listen));
+    memcpy(info.nonce, l->nonce, sizeof info.nonce);
+    info.slot_bytes = p->slot_bytes;
+    info.nslots = (uint32_t)p->nslots;
+    info.slots_addr = (uintptr_t)l->e.slots;
+    info.slots_rkey = l->slots_mr->rkey;
+    info.stride = l->e.stride;
+    info.ctl_addr = (uintptr_t)l->ctl;
+    info.ctl_rkey = l->ctl_mr->rkey;
+    memset(info_out, 0, PPU_CONNECT_INFO_BYTES);
+    memcpy(info_out, &info, sizeof info);
+    ppu_transport_log(LOG_TRACE, "net_ib: link %d->%d listens on %s port %u (device %s)",
+                      p->peer_rank, p->self_rank, ab, info.port, l->devname);
+    link->priv = l;
+    link->direct = 0;
+    return PPU_SUCCESS;
+fail:
+    link_free(l);
+    return PPU_SYSTEM_ERROR;
+}
+
+static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_in)
+{
+    const struct ppu_link_params *p = &link->params;
+    struct net_ib_info info;
+    const char *why = NULL;
+    if (net_ib_check_info(info_in, PPU_CONNECT_INFO_BYTES, p->slot_bytes, (uint32_t)p->nslots,
+                          &info, &why) != 0) {
+        ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: %s", p->self_rank, p->peer_rank, why);
+        return PPU_INVALID_USAGE;
+    }
+    struct ib_link *l = link_alloc(p, 1);
+    if (!l)
+        return PPU_SYSTEM_ERROR;
+    l->r_slots = info.slots_addr;
+    l->r_slots_rkey = info.slots_rkey;
+    l->r_stride = info.stride;
+    l->r_ctl = info.ctl_addr;
+    l->r_ctl_rkey = info.ctl_rkey;
+    union ppu_sockaddr a;
+    net_addr_unpack(info.family, info.port, info.scope_id, info.addr, &a);
+    char ab[INET6_ADDRSTRLEN] = "?";
+    inet_ntop(info.family, info.addr, ab, sizeof ab);
+    uint64_t deadline = ppu_now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
+    struct rdma_cm_id *id = NULL;
+    ppu_result_t r = PPU_SYSTEM_ERROR;
+    if (rdma_create_id(l->ec, &id, NULL, RDMA_PS_TCP) != 0)
+        goto fail;
+    l->id = id; /* freed with the link from here on */
+    if (rdma_resolve_addr(id, NULL, &a.sa, RESOLVE_MS) != 0 ||
+        (r = expect_event(l, RDMA_CM_EVENT_ADDR_RESOLVED, deadline, "resolving the address")) !=
+            PPU_SUCCESS ||
+        rdma_resolve_route(id, RESOLVE_MS) != 0 ||
+        (r = expect_event(l, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline, "resolving the route")) !=
+            PPU_SUCCESS) {
+        ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: no RDMA route to %s port %u",
+                          l->e.self, l->e.peer, ab, info.port);
+        r = r == PPU_SUCCESS ? PPU_SYSTEM_ERROR : r;
+        goto fail;
+    }
+    l->id = NULL;
+    if (link_memory(l, id->verbs) != 0 || link_qp(l, id) != 0) {
+        l->id = id;
+        ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: device %s: cannot set up the queue "
+                          "pair or register memory: %s", l->e.self, l->e.peer, l->devname,
+                          strerror(errno));
+        r = PPU_SYSTEM_ERROR;
+        goto fail;
+    }
+    struct net_ib_req q;
+    memset(&q, 0, sizeof q);
+    q.magic = NET_IB_MAGIC_REQ;
+    q.version = NET_IB_VERSION;
+    memcpy(q.nonce, info.nonce, sizeof q.nonce);
+    q.ctl_addr = (uintptr_t)l->ctl;
+    q.ctl_rkey = l->ctl_mr->rkey;
+    q.sender_rank = l->e.self;
+    struct rdma_conn_param cp;
+    memset(&cp, 0, sizeof cp);
+    cp.private_data = &q;
+    cp.private_data_len = sizeof q;
+    cp.responder_resources = 1;
+    cp.initiator_depth = 1;
+    cp.retry_count = 7;
+    cp.rnr_retry_count = 7; /* 7: retry for ever while the peer has no receive posted */
+    if (rdma_connect(id, &cp) != 0) {
+        ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: device %s: connecting to %s port %u "
+                          "failed: %s", l->e.self, l->e.peer, l->devname, ab, info.port,
+                          strerror(errno));
+        goto fail;
+    }
+    link->priv = l;
+    link->direct = 0;
+    return PPU_SUCCESS;
+fail:
+    link_free(l);
+    return r;
+}
+
+static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
+{
+    struct ib_link *l = link->priv;
+    uint64_t deadline = ppu_now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
+    char d[32];
+    dir(l, d, sizeof d);
+    while (!l->connected) {
+        struct rdma_cm_event *ev;
+        if (next_event(l, deadline, &ev) != 0) {
+            ppu_transport_log(LOG_WARN, "net_ib: link %s: rank %d did not connect within "
+                              "PPU_BOOTSTRAP_TIMEOUT_MS (%d ms)", d, l->e.peer,
+                              l->setup_timeout_ms);
+            return PPU_TIMEOUT;
+        }
+        enum rdma_cm_event_type t = ev->event;
+        if (t == RDMA_CM_EVENT_CONNECT_REQUEST) {
+            struct net_ib_req q;
+            const char *why = NULL;
+            struct rdma_cm_id *cid = ev->id;
+            if (l->id || net_ib_check_req(ev->param.conn.private_data,
+                                          ev->param.conn.private_data_len, l->nonce, &q,
+                                          &why) != 0) {
+                ppu_transport_log(LOG_WARN, "net_ib: link %s: rejected a connection request: %s",
+                                  d, l->id ? "the link is connected already" : why);
+                rdma_reject(cid, NULL, 0);
+                rdma_ack_cm_event(ev);
+                rdma_destroy_id(cid);
+                continue;
+            }
+            l->r_ctl = q.ctl_addr;
+            l->r_ctl_rkey = q.ctl_rkey;
+            struct rdma_conn_param cp;
+            memset(&cp, 0, sizeof cp);
+            cp.responder_resources = 1;
+            cp.initiator_depth = 1;
+            cp.rnr_retry_count = 7;
+            if (link_qp(l, cid) != 0 || rdma_accept(cid, &cp) != 0) {
+                ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s): cannot accept rank "
+                                  "%d: %s", d, l->devname, l->e.peer, strerror(errno));
+                rdma_ack_cm_event(ev);
+                return PPU_SYSTEM_ERROR;
+            }
+            rdma_ack_cm_event(ev);
+        } else if (t == RDMA_CM_EVENT_ESTABLISHED && l->id && ev->id == l->id) {
+            l->connected = 1;
+            rdma_ack_cm_event(ev);
+        } else {
+            int status = ev->status;
+            rdma_ack_cm_event(ev);
+            ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s, rank %d): connection "
+                              "failed: %s (status %d)", d, l->devname, l->e.peer,
+                              rdma_event_str(t), status);
+            return PPU_SYSTEM_ERROR;
+        }
+    }
+    rdma_destroy_id(l->listen); /* no more requests are taken */
+    l->listen = NULL;
+    fcntl(l->ec->fd, F_SETFL, fcntl(l->ec->fd, F_GETFL) | O_NONBLOCK);
+    ppu_result_t r = net_progress_add(&g, &l->e);
+    l->registered = r == PPU_SUCCESS;
+    return r;
+}
+
+static ppu_result_t net_ib_send_finish(struct ppu_link *link)
+{
+    struct ib_link *l = link->priv;
+    uint64_t deadline = ppu_now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
+    ppu_result_t r = expect_event(l, RDMA_CM_EVENT_ESTABLISHED, deadline, "connecting");
+    if (r != PPU_SUCCESS)
+        return r;
+    l->connected = 1;
+    fcntl(l->ec->fd, F_SETFL, fcntl(l->ec->fd, F_GETFL) | O_NONBLOCK);
+    r = net_progress_add(&g, &l->e);
+    l->registered = r == PPU_SUCCESS;
+    return r;
+}
+
+static int net_ib_peer_gone(struct ppu_link *link)
+{
+    struct ib_link *l = link->priv;
+    return l && atomic_load_explicit(&l->e.gone, memory_order_acquire);
+}
+
+static void net_ib_close(struct ppu_link *link)
+{
+    struct ib_link *l = link->priv;
+    if (!l)
+        return;
+    if (l->registered && l->e.send)
+        net_end_drain(&l->e, l->close_timeout_ms);
+    if (l->registered)
+        net_progress_remove(&g, &l->e);
+    link_free(l);
+    link->priv = NULL;
+}
+
+const struct ppu_transport_ops ppu_net_ib_ops = {
+    .name = "net_ib",
+    .recv_setup = net_ib_recv_setup,
+    .send_connect = net_ib_send_connect,
+    .recv_finish = net_ib_recv_finish,
+    .send_finish = net_ib_send_finish,
+    .send_reserve = net_end_send_reserve,
+    .send_commit = net_end_send_commit,
+    .send_drained = net_end_send_drained,
+    .recv_peek = net_end_recv_peek,
+    .recv_read = net_end_recv_read,
+    .recv_release = net_end_recv_release,
+    .peer_gone = net_ib_peer_gone,
+    .set_failed = net_end_set_failed,
+    .peer_failed = net_end_peer_failed,
+    .close = net_ib_close,
+};
+
+#endif /* PPU_HAVE_IBVERBS */

@@ -1,0 +1,97 @@
+/* Wire formats of the RDMA network transport (net_ib.c), and its pure
+ * checks, which build and are tested on every machine (tests/test_net_ib.c,
+ * fuzz/fuzz_net_frame.c) whether or not it has an RDMA device. Every field
+ * is in the host's byte order except the immediate data, which verbs
+ * carries in network order. */
+#ifndef PPU_NET_IB_H
+#define PPU_NET_IB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../net_common/net_proto.h"
+
+#define NET_IB_VERSION 1
+#define NET_IB_NONCE_BYTES 16
+#define NET_IB_MAGIC_INFO 0x50494931u /* "PII1": connect info, receiver -> sender */
+#define NET_IB_MAGIC_REQ 0x50495231u  /* "PIR1": connection request private data */
+#define NET_IB_HDR 64                 /* bytes before each slot's payload: the frame header */
+#define NET_IB_EXTRA_RECVS 16         /* receives posted beyond the window (credits, notices) */
+
+/* Connect info, in the 128 bytes the core exchanges through the bootstrap:
+ * where the receiver listens (rdmacm) and where the sender writes. */
+struct net_ib_info {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t family; /* AF_INET or AF_INET6 */
+    uint16_t port;   /* host order */
+    uint16_t pad;
+    uint32_t scope_id;
+    uint8_t addr[16];
+    uint8_t nonce[NET_IB_NONCE_BYTES]; /* proves a connection request comes from the sender */
+    uint64_t slot_bytes;
+    uint32_t nslots;
+    uint32_t slots_rkey;
+    uint64_t slots_addr; /* slot k at slots_addr + k * stride: header, then payload */
+    uint64_t stride;
+    uint64_t ctl_addr; /* struct net_ib_ctl: where the sender writes a failure notice */
+    uint32_t ctl_rkey;
+    uint32_t pad2;
+};
+
+/* Private data of the sender's connection request (at most 56 bytes on an
+ * RC connection): the nonce, and where the receiver writes credits and
+ * failure notices back. */
+struct net_ib_req {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t pad;
+    uint8_t nonce[NET_IB_NONCE_BYTES];
+    uint64_t ctl_addr;
+    uint32_t ctl_rkey;
+    int32_t sender_rank;
+};
+
+/* What the other end writes into this end's memory (RDMA write with
+ * immediate, so the write also wakes this end's completion queue). */
+struct net_ib_ctl {
+    _Atomic uint64_t credit; /* sender's: the receiver's release count */
+    _Atomic uint64_t failed; /* nonzero: the other end's call failed */
+    uint64_t src[16];        /* this end's own outgoing control values (a ring) */
+};
+
+_Static_assert(sizeof(struct net_ib_info) <= 128, "connect info must fit PPU_CONNECT_INFO_BYTES");
+_Static_assert(sizeof(struct net_ib_req) <= 56, "RC private data holds 56 bytes");
+_Static_assert(sizeof(struct net_frame) <= NET_IB_HDR, "the frame header fits a slot's head");
+
+/* Immediate data: the top two bits say what a write carries, the low 30
+ * bits of a data write are the low bits of its message index (writes on
+ * one queue pair arrive in order, so the receiver knows the rest). */
+enum net_ib_imm_kind { NET_IB_IMM_DATA = 0, NET_IB_IMM_CREDIT = 1, NET_IB_IMM_FAIL = 2 };
+#define NET_IB_IMM_MASK 0x3fffffffu
+
+static inline uint32_t net_ib_imm(enum net_ib_imm_kind kind, uint64_t seq)
+{
+    return (uint32_t)kind << 30 | ((uint32_t)seq & NET_IB_IMM_MASK);
+}
+
+/* The immediate data of a write that arrived (host order), at an end that
+ * expects message expect_seq next (receiver) or takes no data (sender).
+ * Returns its kind, or -1 with *why set: the write breaks the link. */
+int net_ib_check_imm(uint32_t imm, int take_data, uint64_t expect_seq, const char **why);
+
+/* A connection request's private data (n bytes) against this link's nonce.
+ * 0 when it is this link's sender's (out gets it), else -1 with *why. */
+int net_ib_check_req(const void *bytes, size_t n, const uint8_t nonce[NET_IB_NONCE_BYTES],
+                     struct net_ib_req *out, const char **why);
+
+/* Connect info from the bootstrap: 0 when it is well formed and its shape
+ * is this link's, else -1 with *why. */
+int net_ib_check_info(const void *bytes, size_t n, uint64_t slot_bytes, uint32_t nslots,
+                      struct net_ib_info *out, const char **why);
+
+/* Is an RDMA device usable here (one with an active port)? 1 with the
+ * device named in what, or 0 with the reason in what. */
+int ppu_net_ib_usable(const char *hca, char *what, size_t len);
+
+#endif
