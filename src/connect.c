@@ -53,6 +53,10 @@ static ppu_result_t check_net_params(struct ppu_comm *comm)
     if (ns < 1 || ns > 8)
         return ppu_fail(comm, PPU_INVALID_ARGUMENT,
                         "PPU_SOCKET_NSOCKS=%lld: it must be 1..8 TCP connections per link", ns);
+    long long nt = ppu_param_int(PPU_P_SOCKET_NTHREADS);
+    if (nt < 1 || nt > 4)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
+                        "PPU_SOCKET_NTHREADS=%lld: it must be 1..4 threads", nt);
     if (strlen(ppu_param_str(PPU_P_IB_HCA)) >= sizeof(((struct ppu_link_params *)0)->ib_hca))
         return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_IB_HCA='%s': too long for a device name",
                         ppu_param_str(PPU_P_IB_HCA));
@@ -542,6 +546,7 @@ static ppu_result_t net_params(struct ppu_comm *comm, struct ppu_link_params *p,
     memset(&p->listen_addr, 0, sizeof p->listen_addr);
     memcpy(&p->listen_addr, &a, a.sa.sa_family == AF_INET6 ? sizeof a.in6 : sizeof a.in4);
     p->nsocks = (int)ppu_param_int(PPU_P_SOCKET_NSOCKS);
+    p->nthreads = (int)ppu_param_int(PPU_P_SOCKET_NTHREADS);
     snprintf(p->ib_hca, sizeof p->ib_hca, "%s", ppu_param_str(PPU_P_IB_HCA));
     long long st = ppu_param_int(PPU_P_BOOTSTRAP_TIMEOUT_MS);
     uint64_t ct = comm->timeout_ns / 1000000ull;
@@ -614,9 +619,9 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
                      addr, *p.ib_hca ? ", device " : "", p.ib_hca, ring_net, 2 * nc);
         else
             PPU_INFO(PPU_SUB_INIT, "rank %d: links to the %d rank(s) on other servers over "
-                     "net_socket (TCP from %s, %d connection(s) per link, one progress thread "
-                     "per process); %d of its %d ring link(s) cross servers", comm->rank, nnet,
-                     addr, p.nsocks, ring_net, 2 * nc);
+                     "net_socket (TCP from %s, %d connection(s) per link, %d progress "
+                     "thread(s) per process); %d of its %d ring link(s) cross servers",
+                     comm->rank, nnet, addr, p.nsocks, p.nthreads, ring_net, 2 * nc);
     }
     return PPU_SUCCESS;
 }

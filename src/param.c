@@ -26,6 +26,10 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_SOCKET_NSOCKS] = {"PPU_SOCKET_NSOCKS", "2",
         "TCP connections per network link, 1..8; message i of a link travels on "
         "connection i mod n. Listeners bind to PPU_SOCKET_IFNAME's address."},
+    [PPU_P_SOCKET_NTHREADS] = {"PPU_SOCKET_NTHREADS", "1",
+        "Progress threads per process moving TCP bytes, 1..4 (at most PPU_SOCKET_NSOCKS "
+        "are used); thread k serves connection k mod n of every link. More than 1 measured "
+        "slower on a 16-core host (4 ranks, 64 MB all-reduce)."},
     [PPU_P_IB_HCA] = {"PPU_IB_HCA", "",
         "RDMA device for PPU_NET=ib (e.g. mlx5_0): its interface's address is where links "
         "listen. Empty: the device of PPU_SOCKET_IFNAME's address."},

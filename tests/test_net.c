@@ -287,6 +287,13 @@ Test(net, net_parameters_checked_at_init, .timeout = 200 * PPU_TEST_SLOWDOWN)
     run(4, "2", "", "", &p);
     setenv("PPU_SOCKET_NSOCKS", "8", 1);
     run(4, "4", "", "", &p);
+    /* several progress threads, each with its share of every link's sockets */
+    setenv("PPU_SOCKET_NTHREADS", "5", 1);
+    cr_expect_eq(ranks_expect_init_error(2, "PPU_SOCKET_NTHREADS=5"), 0);
+    setenv("PPU_SOCKET_NTHREADS", "3", 1);
+    setenv("PPU_SOCKET_NSOCKS", "4", 1);
+    run(4, "2", "", "", &p);
+    unsetenv("PPU_SOCKET_NTHREADS");
 }
 
 /* ---- a rank killed mid-job ---- */

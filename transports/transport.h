@@ -31,6 +31,7 @@ struct ppu_link_params {
     size_t ll_bytes;      /* largest low-latency message; 0: none */
     /* Network transports only (zero elsewhere). */
     int nsocks;           /* connections per link (PPU_SOCKET_NSOCKS) */
+    int nthreads;         /* TCP progress threads per process (PPU_SOCKET_NTHREADS) */
     char ib_hca[32];      /* RDMA device to use (PPU_IB_HCA), or "" for the address's */
     int setup_timeout_ms; /* connection setup deadline (PPU_BOOTSTRAP_TIMEOUT_MS) */
     int close_timeout_ms; /* longest wait at close for sent messages to leave (PPU_TIMEOUT_MS) */

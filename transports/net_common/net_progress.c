@@ -165,6 +165,9 @@ void net_progress_remove(struct net_progress *g, struct net_end *e)
     net_progress_kick(g, 1);
     if (last) {
         pthread_join(g->thread, NULL);
+        free(g->scratch);
+        g->scratch = NULL;
+        g->scratch_bytes = 0;
         int fd = atomic_exchange(&g->evfd, -1);
         close(fd);
         g->running = 0;

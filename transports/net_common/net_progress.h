@@ -25,6 +25,10 @@ struct net_progress {
      * poll() with wake_fd among its descriptors; when wake_fd is readable
      * it calls net_progress_woken. */
     int (*round)(struct net_progress *g, struct net_end **links, int n, int nap_ms, int wake_fd);
+    /* memory the thread's rounds keep between calls (theirs to grow with
+     * realloc); freed when the thread stops */
+    void *scratch;
+    size_t scratch_bytes;
     /* the rest is the registry's own */
     pthread_mutex_t life; /* start, stop, registration */
     pthread_mutex_t lock; /* links, n, gen, ack, stop */

@@ -289,7 +289,12 @@ int net_end_next(struct net_end *e, uint64_t seq, struct net_frame *fr, const vo
 
 void net_end_sent(struct net_end *e, uint64_t n)
 {
-    atomic_store_explicit(&e->done, n, memory_order_release);
+    /* several threads may report; the count only grows */
+    uint64_t cur = atomic_load_explicit(&e->done, memory_order_relaxed);
+    while (cur < n && !atomic_compare_exchange_weak_explicit(&e->done, &cur, n,
+                                                             memory_order_release,
+                                                             memory_order_relaxed))
+        ;
 }
 
 int net_end_credit_in(struct net_end *e, uint64_t seq, const char **why)

@@ -134,7 +134,8 @@ void net_end_drain(struct net_end *e, int timeout_ms);
 /* Sender: may message seq leave now (committed, and the receiver has
  * credit for it)? If so fills its frame header and where its payload is. */
 int net_end_next(struct net_end *e, uint64_t seq, struct net_frame *fr, const void **payload);
-/* Sender: every message below n has left (its slot or reference is free). */
+/* Sender: every message below n has left (its slot or reference is free).
+ * Safe from several threads: the count only grows. */
 void net_end_sent(struct net_end *e, uint64_t n);
 /* Sender: a credit frame reported seq releases. 0: it is not a credit the
  * receiver can give (backwards, or beyond what was sent), which breaks the

@@ -64,6 +64,7 @@ struct net_sock {
     int fd;
     int dead;             /* EOF or error seen: not polled any more */
     uint64_t pos;         /* next message index this socket carries */
+    _Atomic uint64_t out; /* send: pos once that message is out (update_done reads it) */
     size_t off;           /* send: header + payload bytes written; recv: header bytes read */
     size_t got;           /* recv: payload bytes read */
     struct net_frame fr;  /* the header being written or read */
@@ -78,9 +79,10 @@ struct net_sock {
 struct net_link {
     struct net_end e;          /* the FIFO and the protocol (net_proto.h); first */
     int nsocks;
+    int nthreads;              /* progress threads serving it: thread k has sockets k mod n */
     _Atomic unsigned eof;      /* receiver: sockets the peer closed, a bit each */
-    int notice_queued;         /* thread */
-    int registered;            /* known to the progress thread */
+    _Atomic int notice_queued; /* a failure notice is on its way */
+    int registered;            /* known to the progress threads */
     int setup_timeout_ms, close_timeout_ms;
     int lfd;                   /* receiver: listener until recv_finish */
     uint8_t nonce[NET_NONCE_BYTES];
@@ -96,11 +98,19 @@ static const char *dir(const struct net_link *l, char *buf, size_t len)
 
 static int sock_round(struct net_progress *g, struct net_end **links, int n, int nap_ms,
                       int wake_fd);
-static struct net_progress g = NET_PROGRESS_INIT("ppu-net", sock_round);
+/* PPU_SOCKET_NTHREADS threads per process; thread k serves sockets
+ * j = k mod nthreads of every link, so several carry a link's bytes at once
+ * where cores allow. */
+static struct net_progress g[NET_MAX_THREADS] = {
+    NET_PROGRESS_INIT("ppu-net0", sock_round), NET_PROGRESS_INIT("ppu-net1", sock_round),
+    NET_PROGRESS_INIT("ppu-net2", sock_round), NET_PROGRESS_INIT("ppu-net3", sock_round)};
+static _Atomic int g_used = 1; /* threads any link of this process has used */
 
 static void kick(int force)
 {
-    net_progress_kick(&g, force);
+    int n = atomic_load_explicit(&g_used, memory_order_relaxed);
+    for (int k = 0; k < n; k++)
+        net_progress_kick(&g[k], force);
 }
 
 static void sock_dead(struct net_link *l, int j, int err)
@@ -156,14 +166,17 @@ static int write_ctl(struct net_link *l, int j)
 
 static int notice_wanted(struct net_link *l)
 {
-    return !l->notice_queued && atomic_load_explicit(&l->e.local_failed, memory_order_acquire);
+    return !atomic_load_explicit(&l->notice_queued, memory_order_acquire) &&
+           atomic_load_explicit(&l->e.local_failed, memory_order_acquire);
 }
 
 static void update_done(struct net_link *l)
 {
-    uint64_t m = l->sock[0].pos;
-    for (int j = 1; j < l->nsocks; j++)
-        m = l->sock[j].pos < m ? l->sock[j].pos : m;
+    uint64_t m = UINT64_MAX;
+    for (int j = 0; j < l->nsocks; j++) {
+        uint64_t o = atomic_load_explicit(&l->sock[j].out, memory_order_acquire);
+        m = o < m ? o : m;
+    }
     net_end_sent(&l->e, m);
 }
 
@@ -212,10 +225,9 @@ static int svc_send(struct net_link *l, int j, short rev)
         }
     }
     while (!s->dead) {
-        if (!s->ctl_on && s->off == 0 && notice_wanted(l)) {
+        if (!s->ctl_on && s->off == 0 && notice_wanted(l) &&
+            !atomic_exchange_explicit(&l->notice_queued, 1, memory_order_acq_rel))
             queue_ctl(s, NET_FRAME_FAIL, 0);
-            l->notice_queued = 1;
-        }
         if (s->ctl_on) {
             if (write_ctl(l, j) <= 0)
                 break;
@@ -256,6 +268,7 @@ static int svc_send(struct net_link *l, int j, short rev)
         if (s->off == total) {
             s->off = 0;
             s->pos += (uint64_t)l->nsocks;
+            atomic_store_explicit(&s->out, s->pos, memory_order_release);
             update_done(l);
         }
     }
@@ -305,9 +318,9 @@ static int recv_ctl(struct net_link *l)
     if (s->dead)
         return 0;
     if (!s->ctl_on) {
-        if (notice_wanted(l)) {
+        if (notice_wanted(l) &&
+            !atomic_exchange_explicit(&l->notice_queued, 1, memory_order_acq_rel)) {
             queue_ctl(s, NET_FRAME_FAIL, 0);
-            l->notice_queued = 1;
         } else if (net_end_credit_due(&l->e, &seq)) {
             queue_ctl(s, NET_FRAME_CREDIT, seq);
             net_end_credit_sent(&l->e, seq);
@@ -401,30 +414,27 @@ struct who {
 static int sock_round(struct net_progress *pg, struct net_end **links, int nl, int nap_ms,
                       int wake_fd)
 {
-    static struct pollfd *pf; /* this process's progress thread only */
-    static struct who *who;
-    static size_t pcap;
+    int k = (int)(pg - g);
     size_t need = 1;
     for (int i = 0; i < nl; i++)
         need += (size_t)((struct net_link *)links[i])->nsocks;
-    if (need > pcap) {
-        struct pollfd *npf = realloc(pf, need * sizeof *npf);
-        struct who *nwho = npf ? realloc(who, need * sizeof *nwho) : NULL;
-        if (npf)
-            pf = npf;
-        if (nwho)
-            who = nwho;
-        if (!npf || !nwho) {
+    size_t bytes = need * (sizeof(struct pollfd) + sizeof(struct who));
+    if (bytes > pg->scratch_bytes) {
+        void *m = realloc(pg->scratch, bytes);
+        if (!m) {
             ppu_transport_log(LOG_WARN, "net_socket: progress thread out of memory");
             usleep(10000);
             return 0;
         }
-        pcap = need;
+        pg->scratch = m;
+        pg->scratch_bytes = bytes;
     }
+    struct pollfd *pf = pg->scratch;
+    struct who *who = (struct who *)(void *)(pf + need);
     nfds_t n = 0;
     for (int i = 0; i < nl; i++) {
         struct net_link *l = (struct net_link *)links[i];
-        for (int j = 0; j < l->nsocks; j++) {
+        for (int j = k; j < l->nsocks; j += l->nthreads) {
             if (l->sock[j].dead)
                 continue;
             pf[n] = (struct pollfd){l->sock[j].fd, sock_events(l, j), 0};
@@ -449,14 +459,21 @@ static int sock_round(struct net_progress *pg, struct net_end **links, int nl, i
 
 static ppu_result_t register_link(struct net_link *l)
 {
-    ppu_result_t r = net_progress_add(&g, &l->e);
-    l->registered = r == PPU_SUCCESS;
+    ppu_result_t r = PPU_SUCCESS;
+    int used = atomic_load(&g_used);
+    while (used < l->nthreads && !atomic_compare_exchange_weak(&g_used, &used, l->nthreads))
+        ;
+    for (int k = 0; k < l->nthreads && r == PPU_SUCCESS; k++) {
+        r = net_progress_add(&g[k], &l->e);
+        l->registered = r == PPU_SUCCESS ? k + 1 : k;
+    }
     return r;
 }
 
 static void unregister_link(struct net_link *l)
 {
-    net_progress_remove(&g, &l->e);
+    for (int k = 0; k < l->registered; k++)
+        net_progress_remove(&g[k], &l->e);
     l->registered = 0;
 }
 
@@ -486,8 +503,13 @@ static struct net_link *link_alloc(const struct ppu_link_params *p, int send, in
     for (int j = 0; j < NET_MAX_SOCKS; j++) {
         l->sock[j].fd = -1;
         l->sock[j].pos = (uint64_t)j;
+        atomic_init(&l->sock[j].out, (uint64_t)j);
     }
     l->nsocks = nsocks;
+    l->nthreads = p->nthreads < 1 ? 1 : p->nthreads > NET_MAX_THREADS ? NET_MAX_THREADS : p->nthreads;
+    if (l->nthreads > nsocks)
+        l->nthreads = nsocks;
+    atomic_init(&l->notice_queued, 0);
     l->setup_timeout_ms = p->setup_timeout_ms > 0 ? p->setup_timeout_ms : 60000;
     l->close_timeout_ms = p->close_timeout_ms > 0 ? p->close_timeout_ms : 60000;
     atomic_init(&l->eof, 0);

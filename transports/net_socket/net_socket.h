@@ -11,6 +11,7 @@
 
 #define NET_VERSION 2 /* 2: explicit credits (net_proto.h) */
 #define NET_MAX_SOCKS 8
+#define NET_MAX_THREADS 4 /* progress threads per process (PPU_SOCKET_NTHREADS) */
 #define NET_NONCE_BYTES 16
 #define NET_MAGIC_INFO 0x504e4931u  /* "PNI1": connect info, receiver -> sender */
 #define NET_MAGIC_HELLO 0x504e4831u /* "PNH1": first bytes on every connection */
