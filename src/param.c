@@ -67,7 +67,7 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "rank=R:exit@op=K (collectives counted from 1 per communicator)."},
     [PPU_P_ALGO] = {"PPU_ALGO", "",
         "Algorithms the planner may use: names for every collective (ring,tree,oneshot,"
-        "twoshot,pairwise,hier) or per collective (allreduce:twoshot;alltoall:ring). A name "
+        "twoshot,pairwise,hier,hiertree) or per collective (allreduce:twoshot;alltoall:ring). A name "
         "that does not apply to a call is logged and the planner chooses."},
     [PPU_P_PROTO] = {"PPU_PROTO", "",
         "Protocols the planner may use, same syntax as PPU_ALGO: ll (data and flag in "

@@ -29,7 +29,7 @@ const char *ppu_coll_name(enum ppu_coll c)
 /* What each collective has: the algorithms a user may name for it. */
 static const unsigned coll_algos[PPU_NUM_COLLS] = {
     [PPU_COLL_ALLREDUCE] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_TREE) | BIT(PPU_ALGO_ONESHOT) |
-                           BIT(PPU_ALGO_TWOSHOT) | BIT(PPU_ALGO_HIER),
+                           BIT(PPU_ALGO_TWOSHOT) | BIT(PPU_ALGO_HIER) | BIT(PPU_ALGO_HIER_TREE),
     [PPU_COLL_BROADCAST] = BIT(PPU_ALGO_RING),
     [PPU_COLL_REDUCE] = BIT(PPU_ALGO_RING),
     [PPU_COLL_ALLGATHER] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_PAIRWISE),
@@ -270,12 +270,24 @@ static double cost(const struct ppu_comm *comm, enum ppu_coll coll, int algo, in
         bw_link = m->net_gbps * 1e3 < bw_link ? m->net_gbps * 1e3 : bw_link;
         alpha = m->net_alpha_us;
     }
-    if (algo == PPU_ALGO_HIER) { /* ICN reduce-scatter and all-gather around a rail all-reduce */
+    if (algo == PPU_ALGO_HIER || algo == PPU_ALGO_HIER_TREE) {
+        /* ICN reduce-scatter and all-gather around an all-reduce of each
+         * rank's shard sh along its rail: a ring (2(ns-1) hops, then
+         * pipelined), or two trees of depth D, each with half the shard
+         * up and down a chunk at a time (the flat tree's model) */
         double L = comm->per_server, ns = comm->nservers, sh = S / L;
-        double cp = (double)comm->peer_slot;
+        double cp = (double)comm->peer_slot, net_bw = m->net_gbps * 1e3;
         double intra = 2 * (L - 1) * m->alpha_us + 4 * S * (L - 1) / L / (m->mem_gbps[0] * 1e3);
-        double inter = (2 * (ns - 1) + ceil_div(sh, ns * cp) - 1) * m->net_alpha_us +
-                       2 * sh * (ns - 1) / ns / (m->net_gbps * 1e3);
+        double inter;
+        if (algo == PPU_ALGO_HIER) {
+            inter = (2 * (ns - 1) + ceil_div(sh, ns * cp) - 1) * m->net_alpha_us +
+                    2 * sh * (ns - 1) / ns / net_bw;
+        } else {
+            double depth = 0;
+            for (double w = 1; w < ns + 1; w *= 2)
+                depth++; /* levels of a heap of ns: ceil(log2(ns + 1)) */
+            inter = 2 * (depth - 1) * ceil_div(sh / 2, cp) * m->net_alpha_us + sh / net_bw;
+        }
         return intra + inter;
     }
     double tl = link / bw_link, tm = copies / bw_mem;
@@ -299,6 +311,7 @@ static int applies(const struct ppu_comm *comm, const struct ppu_coll_args *a, i
         /* alltoallv has no ring form: its non-adjacent pairs are staged */
         return comm->mesh || a->coll == PPU_COLL_ALLTOALLV;
     case PPU_ALGO_HIER: /* servers of equal size, more than one */
+    case PPU_ALGO_HIER_TREE:
         return comm->hier_ok;
     default:
         return 0;
@@ -398,8 +411,9 @@ static ppu_result_t build(struct ppu_comm *comm, const struct ppu_coll_args *a, 
                                          (const int(*)[64])comm->tree_parent);
             break;
         case PPU_ALGO_HIER:
+        case PPU_ALGO_HIER_TREE:
             r = ppu_sched_hier_allreduce(s, &x, a->count, a->op, comm->local, comm->per_server,
-                                         comm->rail, comm->nservers);
+                                         comm->rail, comm->nservers, algo == PPU_ALGO_HIER_TREE);
             break;
         default: r = ppu_sched_ring_allreduce(s, &x, a->count, a->op); break;
         }

@@ -206,13 +206,10 @@ void ppu_sched_double_binary_tree(int n, int parent[2][64])
     }
 }
 
-ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
-                                      size_t count, ppu_redop_t op, const int parent[2][64])
+ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r,
+                                  const int parent[2][64], size_t base, size_t count,
+                                  size_t chunk, ppu_redop_t op, int in_out)
 {
-    struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_TREE);
-    if (!ch)
-        return PPU_SYSTEM_ERROR;
-    int n = x->nranks, r = x->rank;
     int kids[2][64], nkids[2] = {0, 0};
     for (int t = 0; t < 2; t++)
         for (int q = 0; q < n; q++)
@@ -220,23 +217,23 @@ ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sche
                 kids[t][nkids[t]++] = q;
     size_t hs[2], hl[2];
     for (int t = 0; t < 2; t++)
-        ppu_sched_part(0, count, 2, t, &hs[t], &hl[t]);
-    uint32_t fin = op == PPU_AVG ? F : 0;
+        ppu_sched_part(base, count, 2, t, &hs[t], &hl[t]);
+    uint32_t fin = op == PPU_AVG ? F : 0, io = in_out ? IO : 0;
     /* Order of messages: chunk, then up before down, then tree 0 before
      * tree 1; every rank lists its steps in that order, which keeps each
      * link's messages in step with their receiver. */
-    for (size_t lo = 0; lo < hl[0]; lo += x->chunk) {
+    for (size_t lo = 0; lo < hl[0]; lo += chunk) {
         for (int t = 0; t < 2; t++) {
-            size_t cnt = clip(hl[t], lo, x->chunk), at = hs[t] + lo;
+            size_t cnt = clip(hl[t], lo, chunk), at = hs[t] + lo;
             int up = parent[t][r];
             if (nkids[t] == 0) {
                 if (up >= 0)
-                    ADD(ch, I | S, up, -1, at, 0, cnt);
+                    ADD(ch, I | io | S, up, -1, at, 0, cnt);
                 else
-                    ADD(ch, I | O | fin, -1, -1, at, at, cnt);
+                    ADD(ch, I | io | O | fin, -1, -1, at, at, cnt);
                 continue;
             }
-            ADD(ch, R | I | O, -1, kids[t][0], at, at, cnt);
+            ADD(ch, R | I | io | O, -1, kids[t][0], at, at, cnt);
             for (int k = 1; k < nkids[t]; k++)
                 ADD(ch, R | A | O, -1, kids[t][k], 0, at, cnt);
             if (up >= 0)
@@ -245,13 +242,27 @@ ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sche
                 ADD(ch, I | IO | O | fin, -1, -1, at, at, cnt);
         }
         for (int t = 0; t < 2; t++) {
-            size_t cnt = clip(hl[t], lo, x->chunk), at = hs[t] + lo;
+            size_t cnt = clip(hl[t], lo, chunk), at = hs[t] + lo;
             if (parent[t][r] >= 0)
                 ADD(ch, R | O, -1, parent[t][r], 0, at, cnt);
             for (int k = 0; k < nkids[t]; k++)
                 ADD(ch, I | IO | S, kids[t][k], -1, at, 0, cnt);
         }
     }
+    return PPU_SUCCESS;
+oom:
+    return PPU_SYSTEM_ERROR;
+}
+
+ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t count, ppu_redop_t op, const int parent[2][64])
+{
+    struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_TREE);
+    if (!ch)
+        return PPU_SYSTEM_ERROR;
+    if (ppu_sched_tree_steps(ch, x->nranks, x->rank, parent, 0, count, x->chunk, op, 0) !=
+        PPU_SUCCESS)
+        goto oom;
     return PPU_SUCCESS;
 oom:
     ppu_sched_free(s);

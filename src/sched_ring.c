@@ -217,9 +217,9 @@ static void on_peer_links(struct ppu_sched_channel *ch, const int *ring, int n, 
 
 ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                       size_t count, ppu_redop_t op, const int *local, int nlocal,
-                                      const int *rail_me, int nservers)
+                                      const int *rail_me, int nservers, int tree)
 {
-    if (ppu_sched_init(s, 3, PPU_ALGO_HIER) != PPU_SUCCESS)
+    if (ppu_sched_init(s, 3, tree ? PPU_ALGO_HIER_TREE : PPU_ALGO_HIER) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
     uint32_t fin = op == PPU_AVG ? PPU_STEP_FINISH : 0;
     struct ring_blocks b, rb;
@@ -236,14 +236,28 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
     ppu_result_t r = ring_channel(&s->ch[0], RING_RS, nlocal, local, me, &b, x->chunk, 0);
     on_peer_links(&s->ch[0], local, nlocal, me, 0);
     /* 2: all-reduce of this rank's shard along its rail, in the output */
-    for (int k = 0; k < nservers; k++) {
-        int q = rail_me[k];
-        ppu_sched_part(shard, shard_len, nservers, k, &rb.in[q], &rb.len[q]);
-        rb.out[q] = rb.in[q];
+    if (tree) {
+        int pos[2][64], parent[2][64];
+        ppu_sched_double_binary_tree(nservers, pos);
+        for (int t = 0; t < 2; t++) {
+            for (int q = 0; q < x->nranks; q++)
+                parent[t][q] = -1;
+            for (int k = 0; k < nservers; k++)
+                parent[t][rail_me[k]] = pos[t][k] >= 0 ? rail_me[pos[t][k]] : -1;
+        }
+        if (r == PPU_SUCCESS)
+            r = ppu_sched_tree_steps(&s->ch[1], x->nranks, x->rank, (const int(*)[64])parent,
+                                     shard, shard_len, x->chunk, op, 1);
+    } else {
+        for (int k = 0; k < nservers; k++) {
+            int q = rail_me[k];
+            ppu_sched_part(shard, shard_len, nservers, k, &rb.in[q], &rb.len[q]);
+            rb.out[q] = rb.in[q];
+        }
+        if (r == PPU_SUCCESS)
+            r = ring_channel(&s->ch[1], RING_AR, nservers, rail_me, rp, &rb, x->chunk, fin);
+        on_peer_links(&s->ch[1], rail_me, nservers, rp, 1);
     }
-    if (r == PPU_SUCCESS)
-        r = ring_channel(&s->ch[1], RING_AR, nservers, rail_me, rp, &rb, x->chunk, fin);
-    on_peer_links(&s->ch[1], rail_me, nservers, rp, 1);
     s->ch[1].after = 0;
     /* 3: all-gather inside the server, from the output */
     if (r == PPU_SUCCESS)
@@ -352,7 +366,8 @@ ppu_result_t ppu_sched_chain_reduce(struct ppu_sched *s, const struct ppu_sched_
 }
 
 static const char *const algo_names[PPU_NUM_ALGOS] = {"ring", "tree", "oneshot", "twoshot",
-                                                      "pairwise", "direct", "hier"};
+                                                      "pairwise", "direct", "hier",
+                                                      "hiertree"};
 static const char *const proto_names[PPU_NUM_PROTOS] = {"simple", "ll"};
 
 const char *ppu_algo_name(int a)

@@ -54,7 +54,8 @@ enum ppu_algo {
     PPU_ALGO_TWOSHOT,
     PPU_ALGO_PAIRWISE,
     PPU_ALGO_DIRECT, /* point to point: sends and receives on peer links */
-    PPU_ALGO_HIER,   /* across servers: inside each server, then along rails */
+    PPU_ALGO_HIER,   /* across servers: inside each server, then along rails (ring) */
+    PPU_ALGO_HIER_TREE, /* the same, with double binary trees along the rails */
     PPU_NUM_ALGOS
 };
 
@@ -108,6 +109,12 @@ ppu_result_t ppu_sched_pairwise_alltoall(struct ppu_sched *s, const struct ppu_s
  * parent[t][r] is r's parent in tree t (-1 at the root). */
 ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                       size_t count, ppu_redop_t op, const int parent[2][64]);
+/* The tree all-reduce's steps for rank r into ch: elements [base, base +
+ * count), half on each tree (parent[t][q]: q's parent, -1 for the root and
+ * for ranks not in the trees). in_out: the input is the output buffer. */
+ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r,
+                                  const int parent[2][64], size_t base, size_t count,
+                                  size_t chunk, ppu_redop_t op, int in_out);
 /* Heap-shaped binary trees over rank order and its reverse: a rank inside
  * one tree is (nearly always) a leaf of the other. */
 void ppu_sched_double_binary_tree(int n, int parent[2][64]);
@@ -118,10 +125,12 @@ void ppu_sched_double_binary_tree(int n, int parent[2][64]);
  * index, one per server: rail[j][k] is local index j on server k), then
  * all-gather inside each server. The three phases are channels run one
  * after the other on direct peer links. local[] lists this rank's server
- * mates in ring order (this rank included), rail_me[] its rail. */
+ * mates in ring order (this rank included), rail_me[] its rail. tree: the
+ * rail phase on a double binary tree over the rail (PPU_ALGO_HIER_TREE:
+ * fewer hops with many servers) instead of a ring. */
 ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                       size_t count, ppu_redop_t op, const int *local, int nlocal,
-                                      const int *rail_me, int nservers);
+                                      const int *rail_me, int nservers, int tree);
 
 /* Steps helpers for builders. */
 ppu_result_t ppu_sched_add(struct ppu_sched_channel *c, uint32_t flags, int send_peer,

@@ -127,6 +127,10 @@ Test(net, hierarchical_allreduce, .timeout = 400 * PPU_TEST_SLOWDOWN)
     run(8, "4", "allreduce:hier", "", &ar);
     struct plan ar9 = {1u << CC_AR, {0, 1, 1025, 65537}, 4, 0};
     run(9, "3", "allreduce:hier", "", &ar9);
+    /* the rail phase on double binary trees: 2, 3 and 4 servers */
+    run(8, "4", "allreduce:hiertree", "", &ar);
+    run(9, "3", "allreduce:hiertree", "", &ar9);
+    run(8, "2", "allreduce:hiertree", "", &ar9);
 }
 
 /* Every rank its own server: every link is a network link. */
