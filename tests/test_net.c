@@ -117,6 +117,16 @@ Test(net, every_collective_4x2, .timeout = 300 * PPU_TEST_SLOWDOWN)
     run(8, "4", "allreduce:tree", "", &ar);
 }
 
+/* 2 servers x 8 ranks (16 processes on this host: small counts) and
+ * 3 x 3, every collective. */
+Test(net, every_collective_2x8_3x3, .timeout = 400 * PPU_TEST_SLOWDOWN)
+{
+    struct plan all16 = {ALL_COLLS, {0, 1, 4099}, 3, 0};
+    run(16, "2", "", "", &all16);
+    struct plan all9 = {ALL_COLLS, {0, 1, 1023, 65537}, 4, 0};
+    run(9, "3", "", "", &all9);
+}
+
 /* The hierarchical all-reduce (ICN reduce-scatter, rail all-reduce over
  * the network, ICN all-gather): every type and op, odd and zero counts,
  * several chunks a phase, on 2x4, 4x2 and 3x3. */
