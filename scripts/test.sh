@@ -23,7 +23,7 @@ if [ "${PPU_TEST_SANITIZERS:-1}" != 0 ]; then
   echo "test.sh: threaded programs under TSan ($BUILD_DIR-tsan)"
   cmake -S "$ROOT" -B "$BUILD_DIR-tsan" -DPPU_SANITIZE=thread "${SAN_FLAGS[@]}" >/dev/null
   cmake --build "$BUILD_DIR-tsan" -j"$(nproc)" --target threads_plain soak_plain >/dev/null
-  ctest --test-dir "$BUILD_DIR-tsan" --output-on-failure -R '^(threads_plain|soak_plain)$' || rc=$?
+  ctest --test-dir "$BUILD_DIR-tsan" --output-on-failure -R '^(threads_plain|soak_plain|soak_plain_net)$' || rc=$?
   # The libFuzzer targets (fuzz/) for a bounded time each; longer runs:
   # FUZZ_SECONDS=600 bash scripts/fuzz.sh
   FUZZ_SECONDS=${FUZZ_SECONDS:-10} BUILD_DIR=$BUILD_DIR bash "$ROOT/scripts/fuzz.sh" || rc=$?
