@@ -308,8 +308,11 @@ static int applies(const struct ppu_comm *comm, const struct ppu_coll_args *a, i
     case PPU_ALGO_TWOSHOT:
         return comm->mesh;
     case PPU_ALGO_PAIRWISE:
-        /* alltoallv has no ring form: its non-adjacent pairs are staged */
-        return comm->mesh || a->coll == PPU_COLL_ALLTOALLV;
+        /* alltoallv has no ring form: its non-adjacent pairs are staged;
+         * across servers an all-to-all's ring would carry blocks over the
+         * network again and again, pairwise once each */
+        return comm->mesh || a->coll == PPU_COLL_ALLTOALLV ||
+               (a->coll == PPU_COLL_ALLTOALL && comm->nservers > 1);
     case PPU_ALGO_HIER: /* servers of equal size, more than one */
     case PPU_ALGO_HIER_TREE:
         return comm->hier_ok;

@@ -115,6 +115,10 @@ Test(net, every_collective_4x2, .timeout = 300 * PPU_TEST_SLOWDOWN)
     run(8, "4", "", "", &all);
     struct plan ar = {1u << CC_AR, {0, 5, 1023, 300007}, 4, 0};
     run(8, "4", "allreduce:tree", "", &ar);
+    /* across servers the planner takes pairwise all-to-all: the ring form
+     * (blocks forwarded hop by hop) must still work when named */
+    struct plan a2a = {1u << CC_A2A, {0, 3, 65537}, 3, 0};
+    run(8, "4", "alltoall:ring", "", &a2a);
 }
 
 /* 2 servers x 8 ranks (16 processes on this host: small counts) and
