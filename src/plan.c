@@ -32,7 +32,7 @@ static const unsigned coll_algos[PPU_NUM_COLLS] = {
                            BIT(PPU_ALGO_TWOSHOT) | BIT(PPU_ALGO_HIER) | BIT(PPU_ALGO_HIER_TREE),
     [PPU_COLL_BROADCAST] = BIT(PPU_ALGO_RING),
     [PPU_COLL_REDUCE] = BIT(PPU_ALGO_RING),
-    [PPU_COLL_ALLGATHER] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_PAIRWISE),
+    [PPU_COLL_ALLGATHER] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_PAIRWISE) | BIT(PPU_ALGO_HIER),
     [PPU_COLL_REDUCE_SCATTER] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_PAIRWISE),
     [PPU_COLL_ALLTOALL] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_PAIRWISE),
     [PPU_COLL_ALLTOALLV] = BIT(PPU_ALGO_PAIRWISE),
@@ -187,6 +187,23 @@ void ppu_plan_servers(struct ppu_comm *comm)
     }
 }
 
+/* srv[k][j]: the rank with local index j (rank order) on server k (servers
+ * in the order they first appear, as rail[]). */
+static void server_table(const struct ppu_comm *comm, int srv[][64])
+{
+    const struct ppu_topo *t = &comm->topo;
+    int ids[PPU_TOPO_MAX_CHIPS], nids = 0, seen[PPU_TOPO_MAX_CHIPS] = {0};
+    for (int r = 0; r < comm->nranks; r++) {
+        int k = 0;
+        while (k < nids && ids[k] != t->server[r])
+            k++;
+        if (k == nids)
+            ids[nids++] = t->server[r];
+        if (k < 64 && seen[k] < 64)
+            srv[k][seen[k]++] = r;
+    }
+}
+
 void ppu_plan_free(struct ppu_comm *comm)
 {
     for (int i = 0; i < PPU_PLAN_CACHE; i++)
@@ -240,6 +257,16 @@ static double cost(const struct ppu_comm *comm, enum ppu_coll coll, int algo, in
         }
         break;
     case PPU_COLL_ALLGATHER:
+        if (algo == PPU_ALGO_HIER) { /* rail ring of blocks, then a ring per server inside */
+            double L = comm->per_server, ns = comm->nservers, b = S / nd;
+            double cp = (double)comm->peer_slot;
+            double inter = ((ns - 1) + ceil_div(b, cp) - 1) * m->net_alpha_us +
+                           b * (ns - 1) / (m->net_gbps * 1e3);
+            double intra = ns * ((L - 1) + ceil_div(b, cp) - 1) * m->alpha_us +
+                           2 * S * (L - 1) / L / (m->mem_gbps[0] * 1e3);
+            return inter + intra;
+        }
+        /* fall through */
     case PPU_COLL_REDUCE_SCATTER:
         hops = algo == PPU_ALGO_RING ? (nd - 1) + ceil_div(S, nd * k * c) - 1 : ceil_div(S, nd * c);
         copies = 2 * S * (nd - 1) / nd;
@@ -428,6 +455,16 @@ static ppu_result_t build(struct ppu_comm *comm, const struct ppu_coll_args *a, 
         r = ppu_sched_chain_reduce(s, &x, a->count, a->op, a->root);
         break;
     case PPU_COLL_ALLGATHER:
+        if (algo == PPU_ALGO_HIER) {
+            int(*srv)[64] = malloc(sizeof(int[64][64]));
+            if (!srv)
+                break;
+            server_table(comm, srv);
+            r = ppu_sched_hier_allgather(s, &x, a->count, comm->local, comm->per_server,
+                                         comm->rail, comm->nservers, (const int(*)[64])srv);
+            free(srv);
+            break;
+        }
         r = peer ? ppu_sched_direct_allgather(s, &x, a->count)
                  : ppu_sched_ring_allgather(s, &x, a->count);
         break;

@@ -269,6 +269,41 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
     return r;
 }
 
+ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t count, const int *local, int nlocal,
+                                      const int *rail_me, int nservers, const int srv[][64])
+{
+    if (ppu_sched_init(s, 2, PPU_ALGO_HIER) != PPU_SUCCESS)
+        return PPU_SYSTEM_ERROR;
+    struct ring_blocks b;
+    memset(&b, 0, sizeof b);
+    int me = ring_pos(local, nlocal, x->rank), rp = ring_pos(rail_me, nservers, x->rank);
+    /* 1: this rank's block to its rail (one rank a server) over the network */
+    for (int k = 0; k < nservers; k++) {
+        int q = rail_me[k];
+        b.in[q] = 0;
+        b.out[q] = (size_t)q * count;
+        b.len[q] = count;
+    }
+    ppu_result_t r = ring_channel(&s->ch[0], RING_AG, nservers, rail_me, rp, &b, x->chunk, 0);
+    on_peer_links(&s->ch[0], rail_me, nservers, rp, 0);
+    /* 2: inside the server, for each server k, the blocks of k's ranks:
+     * member j holds the block of k's rank j since phase 1 */
+    for (int k = 0; k < nservers && r == PPU_SUCCESS; k++) {
+        for (int j = 0; j < nlocal; j++) {
+            int q = local[j];
+            b.in[q] = b.out[q] = (size_t)srv[k][j] * count;
+            b.len[q] = count;
+        }
+        r = ring_channel(&s->ch[1], RING_AG, nlocal, local, me, &b, x->chunk, 0);
+    }
+    on_peer_links(&s->ch[1], local, nlocal, me, 1);
+    s->ch[1].after = 0;
+    if (r != PPU_SUCCESS)
+        ppu_sched_free(s);
+    return r;
+}
+
 ppu_result_t ppu_sched_ring_reduce_scatter(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                            size_t recvcount, ppu_redop_t op)
 {

@@ -132,6 +132,17 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
                                       size_t count, ppu_redop_t op, const int *local, int nlocal,
                                       const int *rail_me, int nservers, int tree);
 
+/* Hierarchical all-gather over servers of equal size: each rank's block to
+ * its rail over the network (a ring over the rail), then inside each
+ * server, for every server k, the blocks of k's ranks (a ring over the
+ * server's ranks, run on the output). Each block crosses the network once
+ * per other server; the flat ring carries most blocks over every server
+ * boundary (2 x 4: 1.75 crossings a block against 1). srv[k][j]: the rank
+ * with local index j on server k (servers in local[]'s and rail_me's order). */
+ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t count, const int *local, int nlocal,
+                                      const int *rail_me, int nservers, const int srv[][64]);
+
 /* Steps helpers for builders. */
 ppu_result_t ppu_sched_add(struct ppu_sched_channel *c, uint32_t flags, int send_peer,
                            int recv_peer, size_t in_off, size_t out_off, size_t count);

@@ -115,10 +115,10 @@ Test(net, every_collective_4x2, .timeout = 300 * PPU_TEST_SLOWDOWN)
     run(8, "4", "", "", &all);
     struct plan ar = {1u << CC_AR, {0, 5, 1023, 300007}, 4, 0};
     run(8, "4", "allreduce:tree", "", &ar);
-    /* across servers the planner takes pairwise all-to-all: the ring form
-     * (blocks forwarded hop by hop) must still work when named */
-    struct plan a2a = {1u << CC_A2A, {0, 3, 65537}, 3, 0};
-    run(8, "4", "alltoall:ring", "", &a2a);
+    /* across servers the planner takes pairwise all-to-all and the
+     * hierarchical all-gather: the ring forms must still work when named */
+    struct plan a2a = {1u << CC_A2A | 1u << CC_AG, {0, 3, 65537}, 3, 0};
+    run(8, "4", "alltoall:ring;allgather:ring", "", &a2a);
 }
 
 /* 2 servers x 8 ranks (16 processes on this host: small counts) and
@@ -145,6 +145,11 @@ Test(net, hierarchical_allreduce, .timeout = 400 * PPU_TEST_SLOWDOWN)
     run(8, "4", "allreduce:hiertree", "", &ar);
     run(9, "3", "allreduce:hiertree", "", &ar9);
     run(8, "2", "allreduce:hiertree", "", &ar9);
+    /* hierarchical all-gather: rail ring, then a ring per server inside */
+    struct plan ag = {1u << CC_AG, {0, 1, 1023, 65537}, 4, 0};
+    run(8, "2", "allgather:hier", "", &ag);
+    run(8, "4", "allgather:hier", "", &ag);
+    run(9, "3", "allgather:hier", "", &ag);
 }
 
 /* Every rank its own server: every link is a network link. */
