@@ -347,7 +347,8 @@ void net_end_broken(struct net_end *e, const char *what, const struct net_frame 
                     const char *why)
 {
     char d[32];
-    atomic_store_explicit(&e->peer_failed, 1, memory_order_release);
+    if (atomic_exchange_explicit(&e->peer_failed, 1, memory_order_acq_rel))
+        return; /* said already (or the peer's notice came first) */
     ppu_transport_log(LOG_WARN, "%s: link %s %s: %s from rank %d (magic 0x%08x, type %u, "
                       "message %llu of %llu bytes; message %llu due, %zu-byte slots); the link "
                       "is broken", e->tname, net_end_dir(e, d, sizeof d), what, why, e->peer,

@@ -8,11 +8,14 @@
  * in one RDMA write with immediate, from its slot i % nslots into the
  * receiver's slot i % nslots; it does so only with credit, so the slot is
  * free. The immediate wakes the receiver's completion queue; its thread
- * checks the immediate and the header exactly as net_socket checks a frame
- * (net_check_frame, net_end_slot_for) and publishes the message. Credits
- * and failure notices go back as 8-byte writes with immediate into the
- * other end's control block. Writes on one queue pair arrive in order, so
- * the receiver knows each message's full index from the low bits.
+ * checks the immediate, the write's length and the header exactly as
+ * net_socket checks a frame (net_check_frame, net_end_slot_for) and
+ * publishes the message. Credits and failure notices go back as 8-byte
+ * writes with immediate into the other end's control block; a credit's
+ * count is read from the immediate (low 30 bits, against the last one),
+ * never from memory a later write may be changing. Writes on one queue pair
+ * arrive in order, so the receiver knows each message's full index from
+ * the low bits.
  *
  * Setup, in the core's four phases: recv_setup binds an rdmacm listener to
  * the address of the RDMA device (PPU_IB_HCA's, else the core's choice),
@@ -23,7 +26,10 @@
  * other; send_finish waits until the connection is established.
  *
  * Failure: a completion with an error status, or a disconnect event, marks
- * the link gone with a message naming the device, the peer and the status.
+ * the link gone with a message naming the device, the peer and the status,
+ * and disconnects so the peer learns it at once. What arrived before a
+ * disconnect is still taken from the completion queue first. A rank that
+ * closes after its call failed gives its failure notice a moment to leave.
  *
  * Messages are not sent from the caller's memory (link->direct is 0): that
  * needs the caller's buffers registered, and a cache of registrations goes
@@ -173,7 +179,7 @@ struct ib_link {
     uint64_t credit_seen; /* sender: last credit value taken */
     int ctl_out;          /* control writes in flight (<= CTL_SLOTS) */
     unsigned ctl_next;    /* next ctl->src slot */
-    int notice_sent;
+    _Atomic int notice_sent;
     int registered, connected, rounds;
     int setup_timeout_ms, close_timeout_ms;
     char devname[64];
@@ -233,6 +239,7 @@ static void dev_put(struct ib_dev *d)
 int ppu_net_ib_usable(const char *hca, char *what, size_t len)
 {
     int n = 0, found = 0;
+    errno = 0;
     struct ibv_device **list = ibv_get_device_list(&n);
     if (!list || n == 0) {
         snprintf(what, len, "no RDMA device (ibv_get_device_list found none%s%s)",
@@ -241,10 +248,11 @@ int ppu_net_ib_usable(const char *hca, char *what, size_t len)
             ibv_free_device_list(list);
         return 0;
     }
-    snprintf(what, len, "no RDMA device has an active port");
+    snprintf(what, len, "no InfiniBand or RoCE device has an active port");
     for (int i = 0; i < n && !found; i++) {
         const char *name = ibv_get_device_name(list[i]);
-        if (hca && *hca && strcmp(hca, name) != 0)
+        if ((hca && *hca && strcmp(hca, name) != 0) ||
+            list[i]->transport_type != IBV_TRANSPORT_IB) /* InfiniBand or RoCE; not iWARP */
             continue;
         struct ibv_context *ctx = ibv_open_device(list[i]);
         struct ibv_device_attr da;
@@ -314,12 +322,17 @@ static const char *dir(const struct ib_link *l, char *buf, size_t len)
     return net_end_dir(&l->e, buf, len);
 }
 
+/* The link cannot carry on: say why once, and disconnect, so that the peer
+ * learns it now rather than when this end closes. */
 static void link_gone(struct ib_link *l, const char *what)
 {
     char d[32];
-    if (!atomic_exchange_explicit(&l->e.gone, 1, memory_order_acq_rel))
-        ppu_transport_log(LOG_INFO, "net_ib: link %s (device %s, rank %d): %s", dir(l, d, sizeof d),
-                          l->devname, l->e.peer, what);
+    if (atomic_exchange_explicit(&l->e.gone, 1, memory_order_acq_rel))
+        return;
+    ppu_transport_log(LOG_INFO, "net_ib: link %s (device %s, rank %d): %s", dir(l, d, sizeof d),
+                      l->devname, l->e.peer, what);
+    if (l->id && l->connected)
+        rdma_disconnect(l->id);
 }
 
 static int post_recv(struct ib_link *l)
@@ -396,14 +409,17 @@ static int post_data(struct ib_link *l)
     return moved;
 }
 
-/* Receiver: message recv_next has arrived (its write completed). */
-static void take_data(struct ib_link *l)
+/* Receiver: message recv_next has arrived (its write of len bytes
+ * completed). */
+static void take_data(struct ib_link *l, uint32_t len)
 {
     struct net_frame fr;
     const char *why = NULL;
     size_t k = (size_t)(l->recv_next % (uint64_t)l->e.nslots);
     const char *base = l->e.slots + k * l->e.stride;
     int t = net_check_frame(base, sizeof fr, 1, l->recv_next, l->e.slot_bytes, &fr, &why);
+    if (t == NET_FRAME_DATA && len != NET_IB_HDR + fr.bytes)
+        t = 0, why = "a write's length is not its header's";
     if (t != NET_FRAME_DATA || !net_end_slot_for(&l->e, &fr, &why)) {
         net_end_broken(&l->e, "queue pair", &fr, l->recv_next,
                        why ? why : "a data write carried another frame");
@@ -444,9 +460,13 @@ static int poll_cq(struct ib_link *l)
                            ? net_ib_check_imm(imm, !l->e.send, l->recv_next, &why)
                            : -1;
             if (kind == NET_IB_IMM_DATA) {
-                take_data(l);
+                take_data(l, w->byte_len);
             } else if (kind == NET_IB_IMM_CREDIT) {
-                uint64_t c = atomic_load_explicit(&l->ctl->credit, memory_order_acquire);
+                /* the count from the immediate's low bits (it grows by less
+                 * than 2^30 a report), not from the control block, which a
+                 * later write may be changing under this read */
+                uint64_t c = l->credit_seen +
+                             ((imm - (uint32_t)l->credit_seen) & NET_IB_IMM_MASK);
                 if (c > l->credit_seen && !net_end_credit_in(&l->e, c, &why)) {
                     struct net_frame f = {NET_MAGIC_FRAME, NET_FRAME_CREDIT, c, 0, {0, 0}, 0};
                     net_end_broken(&l->e, "queue pair", &f, l->credit_seen, why);
@@ -474,11 +494,19 @@ static void cm_events(struct ib_link *l)
     struct rdma_cm_event *ev;
     while (rdma_get_cm_event(l->ec, &ev) == 0) {
         enum rdma_cm_event_type t = ev->event;
-        if (t == RDMA_CM_EVENT_CONNECT_REQUEST)
-            rdma_reject(ev->id, NULL, 0); /* nobody asks after setup: a stranger */
+        struct rdma_cm_id *stranger = NULL;
+        if (t == RDMA_CM_EVENT_CONNECT_REQUEST) { /* nobody asks after setup */
+            stranger = ev->id;
+            rdma_reject(stranger, NULL, 0);
+        }
         rdma_ack_cm_event(ev);
+        if (stranger)
+            rdma_destroy_id(stranger);
         if (t == RDMA_CM_EVENT_DISCONNECTED || t == RDMA_CM_EVENT_DEVICE_REMOVAL ||
             t == RDMA_CM_EVENT_TIMEWAIT_EXIT) {
+            /* what the peer wrote before it left is in the completion
+             * queue, ahead of any flush: take it first */
+            poll_cq(l);
             char m[96];
             snprintf(m, sizeof m, "connection ended (%s)", rdma_event_str(t));
             link_gone(l, m);
@@ -488,13 +516,13 @@ static void cm_events(struct ib_link *l)
 
 static int serve(struct ib_link *l)
 {
-    int moved = 0;
+    int moved = poll_cq(l); /* also when gone: messages that arrived still count */
     if (atomic_load_explicit(&l->e.gone, memory_order_acquire))
         return 0;
-    moved |= poll_cq(l);
-    if (!l->notice_sent && atomic_load_explicit(&l->e.local_failed, memory_order_acquire) &&
+    if (!atomic_load_explicit(&l->notice_sent, memory_order_relaxed) &&
+        atomic_load_explicit(&l->e.local_failed, memory_order_acquire) &&
         post_ctl(l, NET_IB_IMM_FAIL, 1)) {
-        l->notice_sent = 1;
+        atomic_store_explicit(&l->notice_sent, 1, memory_order_release);
         moved = 1;
     }
     uint64_t seq;
@@ -615,7 +643,9 @@ static int link_memory(struct ib_link *l, struct ibv_context *ctx)
     if (!l->dev)
         return -1;
     int acc = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE;
-    l->slots_mr = ibv_reg_mr(l->dev->pd, l->e.slots, (size_t)l->e.nslots * l->e.stride, acc);
+    /* the peer writes only into a receiver's slots, and into control blocks */
+    l->slots_mr = ibv_reg_mr(l->dev->pd, l->e.slots, (size_t)l->e.nslots * l->e.stride,
+                             l->e.send ? IBV_ACCESS_LOCAL_WRITE : acc);
     l->ctl_mr = ibv_reg_mr(l->dev->pd, l->ctl, sizeof *l->ctl, acc);
     return l->slots_mr && l->ctl_mr ? 0 : -1;
 }
@@ -711,11 +741,12 @@ static ppu_result_t net_ib_recv_setup(struct ppu_link *link, void *info_out)
     if (getrandom(l->nonce, sizeof l->nonce, 0) != (ssize_t)sizeof l->nonce ||
         rdma_create_id(l->ec, &l->listen, NULL, RDMA_PS_TCP) != 0)
         goto fail;
-    if (rdma_bind_addr(l->listen, &a.sa) != 0 || !l->listen->verbs) {
+    int bound = rdma_bind_addr(l->listen, &a.sa) == 0;
+    if (!bound || !l->listen->verbs) {
         ppu_transport_log(LOG_WARN, "net_ib: rank %d cannot listen for RDMA connections on %s: "
                           "%s (set PPU_IB_HCA to an RDMA device, or PPU_SOCKET_IFNAME to its "
                           "interface)", p->self_rank, ab,
-                          l->listen->verbs ? strerror(errno) : "no RDMA device has this address");
+                          bound ? "no RDMA device has this address" : strerror(errno));
         goto fail;
     }
     if (link_memory(l, l->listen->verbs) != 0 || rdma_listen(l->listen, 16) != 0) {
@@ -808,9 +839,7 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     memset(&cp, 0, sizeof cp);
     cp.private_data = &q;
     cp.private_data_len = sizeof q;
-    cp.responder_resources = 1;
-    cp.initiator_depth = 1;
-    cp.retry_count = 7;
+    cp.retry_count = 7; /* no RDMA reads: responder_resources and initiator_depth 0 */
     cp.rnr_retry_count = 7; /* 7: retry for ever while the peer has no receive posted */
     if (rdma_connect(id, &cp) != 0) {
         ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: device %s: connecting to %s port %u "
@@ -859,13 +888,14 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
             l->r_ctl_rkey = q.ctl_rkey;
             struct rdma_conn_param cp;
             memset(&cp, 0, sizeof cp);
-            cp.responder_resources = 1;
-            cp.initiator_depth = 1;
             cp.rnr_retry_count = 7;
             if (link_qp(l, cid) != 0 || rdma_accept(cid, &cp) != 0) {
                 ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s): cannot accept rank "
                                   "%d: %s", d, l->devname, l->e.peer, strerror(errno));
+                rdma_reject(cid, NULL, 0); /* the sender hears now, not at its timeout */
                 rdma_ack_cm_event(ev);
+                if (l->id != cid)
+                    rdma_destroy_id(cid);
                 return PPU_SYSTEM_ERROR;
             }
             rdma_ack_cm_event(ev);
@@ -916,6 +946,16 @@ static void net_ib_close(struct ppu_link *link)
         return;
     if (l->registered && l->e.send)
         net_end_drain(&l->e, l->close_timeout_ms);
+    /* a failure notice still to go: give the thread a moment to post it, so
+     * the peer reads "failed" and not "gone" */
+    for (int i = 0; l->registered && i < 100 &&
+                    atomic_load_explicit(&l->e.local_failed, memory_order_acquire) &&
+                    !atomic_load_explicit(&l->notice_sent, memory_order_acquire) &&
+                    !atomic_load_explicit(&l->e.gone, memory_order_acquire);
+         i++) {
+        kick(1);
+        usleep(1000);
+    }
     if (l->registered)
         net_progress_remove(&g, &l->e);
     link_free(l);

@@ -55,7 +55,8 @@ struct net_ib_req {
 /* What the other end writes into this end's memory (RDMA write with
  * immediate, so the write also wakes this end's completion queue). */
 struct net_ib_ctl {
-    _Atomic uint64_t credit; /* sender's: the receiver's release count */
+    _Atomic uint64_t credit; /* sender's: the receiver's release count (the sender
+                              * takes it from the immediate; this is for debugging) */
     _Atomic uint64_t failed; /* nonzero: the other end's call failed */
     uint64_t src[16];        /* this end's own outgoing control values (a ring) */
 };
