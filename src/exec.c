@@ -24,6 +24,7 @@ struct exec_task {
     uint8_t *state;  /* per channel: 0 running, 1 draining, 2 done */
     int left;        /* channels not done */
     uint64_t call[2]; /* the stamp this call's messages carry */
+    void *tmp;       /* the schedule's temporary for this run (s->tmp_bytes) */
 };
 
 /* Every message carries its call: count, and the collective's sequence
@@ -78,12 +79,14 @@ static ppu_result_t call_mismatch(const struct exec_task *t, int peer, const uin
 
 static const char *in_buf(const struct exec_task *t, int c)
 {
-    return t->s->ch[c].in ? t->s->ch[c].in : t->a->sendbuf;
+    const struct ppu_sched_channel *ch = &t->s->ch[c];
+    return ch->in_tmp ? t->tmp : ch->in ? ch->in : t->a->sendbuf;
 }
 
 static char *out_buf(const struct exec_task *t, int c)
 {
-    return t->s->ch[c].out ? t->s->ch[c].out : t->a->recvbuf;
+    const struct ppu_sched_channel *ch = &t->s->ch[c];
+    return ch->out_tmp ? t->tmp : ch->out ? ch->out : t->a->recvbuf;
 }
 
 static struct ppu_link *recv_link(struct ppu_comm *comm, int c, const struct ppu_step *st)
@@ -460,6 +463,8 @@ static void task_clear(struct comm_run *cr)
         free(cr->task.state);
     cr->task.idx = NULL;
     cr->task.state = NULL;
+    free(cr->task.tmp);
+    cr->task.tmp = NULL;
     if (cr->owns)
         ppu_sched_free(&cr->owned);
     cr->owns = 0;
@@ -510,7 +515,9 @@ static ppu_result_t next_phase(struct comm_run *cr)
         t->idx = calloc((size_t)s->nchannels + 1, sizeof *t->idx);
         t->state = calloc((size_t)s->nchannels + 1, 1);
     }
-    if (!t->idx || !t->state)
+    free(t->tmp);
+    t->tmp = s->tmp_bytes ? malloc(s->tmp_bytes) : NULL;
+    if (!t->idx || !t->state || (s->tmp_bytes && !t->tmp))
         return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
     /* An empty channel is done from the start, unless it runs after
      * another: then it is done when that one is (task_progress), so that a

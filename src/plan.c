@@ -33,7 +33,7 @@ static const unsigned coll_algos[PPU_NUM_COLLS] = {
     [PPU_COLL_BROADCAST] = BIT(PPU_ALGO_RING),
     [PPU_COLL_REDUCE] = BIT(PPU_ALGO_RING),
     [PPU_COLL_ALLGATHER] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_PAIRWISE) | BIT(PPU_ALGO_HIER),
-    [PPU_COLL_REDUCE_SCATTER] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_PAIRWISE),
+    [PPU_COLL_REDUCE_SCATTER] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_PAIRWISE) | BIT(PPU_ALGO_HIER),
     [PPU_COLL_ALLTOALL] = BIT(PPU_ALGO_RING) | BIT(PPU_ALGO_PAIRWISE),
     [PPU_COLL_ALLTOALLV] = BIT(PPU_ALGO_PAIRWISE),
     [PPU_COLL_SEND] = BIT(PPU_ALGO_DIRECT),
@@ -257,7 +257,8 @@ static double cost(const struct ppu_comm *comm, enum ppu_coll coll, int algo, in
         }
         break;
     case PPU_COLL_ALLGATHER:
-        if (algo == PPU_ALGO_HIER) { /* rail ring of blocks, then a ring per server inside */
+    case PPU_COLL_REDUCE_SCATTER:
+        if (algo == PPU_ALGO_HIER) { /* a ring per server inside, and a rail ring of blocks */
             double L = comm->per_server, ns = comm->nservers, b = S / nd;
             double cp = (double)comm->peer_slot;
             double inter = ((ns - 1) + ceil_div(b, cp) - 1) * m->net_alpha_us +
@@ -266,8 +267,6 @@ static double cost(const struct ppu_comm *comm, enum ppu_coll coll, int algo, in
                            2 * S * (L - 1) / L / (m->mem_gbps[0] * 1e3);
             return inter + intra;
         }
-        /* fall through */
-    case PPU_COLL_REDUCE_SCATTER:
         hops = algo == PPU_ALGO_RING ? (nd - 1) + ceil_div(S, nd * k * c) - 1 : ceil_div(S, nd * c);
         copies = 2 * S * (nd - 1) / nd;
         link = algo == PPU_ALGO_RING ? S * (nd - 1) / nd / k : S / nd;
@@ -410,6 +409,29 @@ static void choose(struct ppu_comm *comm, const struct ppu_coll_args *a, int *al
     }
 }
 
+/* The hierarchical all-gather or reduce-scatter (the latter with its
+ * temporary of nservers blocks a run). */
+static ppu_result_t hier_blocks(const struct ppu_comm *comm, const struct ppu_coll_args *a,
+                                const struct ppu_sched_ctx *x, struct ppu_sched *s)
+{
+    int(*srv)[64] = malloc(sizeof(int[64][64]));
+    if (!srv)
+        return PPU_SYSTEM_ERROR;
+    server_table(comm, srv);
+    ppu_result_t r;
+    if (a->coll == PPU_COLL_ALLGATHER) {
+        r = ppu_sched_hier_allgather(s, x, a->count, comm->local, comm->per_server, comm->rail,
+                                     comm->nservers, (const int(*)[64])srv);
+    } else {
+        r = ppu_sched_hier_reduce_scatter(s, x, a->count, a->op, comm->local, comm->per_server,
+                                          comm->rail, comm->nservers, (const int(*)[64])srv);
+        if (r == PPU_SUCCESS)
+            s->tmp_bytes = (size_t)comm->nservers * a->count * ppu_datatype_size(a->datatype);
+    }
+    free(srv);
+    return r;
+}
+
 static ppu_result_t build(struct ppu_comm *comm, const struct ppu_coll_args *a, int algo,
                           int proto, struct ppu_sched *s)
 {
@@ -455,22 +477,14 @@ static ppu_result_t build(struct ppu_comm *comm, const struct ppu_coll_args *a, 
         r = ppu_sched_chain_reduce(s, &x, a->count, a->op, a->root);
         break;
     case PPU_COLL_ALLGATHER:
-        if (algo == PPU_ALGO_HIER) {
-            int(*srv)[64] = malloc(sizeof(int[64][64]));
-            if (!srv)
-                break;
-            server_table(comm, srv);
-            r = ppu_sched_hier_allgather(s, &x, a->count, comm->local, comm->per_server,
-                                         comm->rail, comm->nservers, (const int(*)[64])srv);
-            free(srv);
-            break;
-        }
-        r = peer ? ppu_sched_direct_allgather(s, &x, a->count)
-                 : ppu_sched_ring_allgather(s, &x, a->count);
+        r = algo == PPU_ALGO_HIER ? hier_blocks(comm, a, &x, s)
+            : peer                ? ppu_sched_direct_allgather(s, &x, a->count)
+                                  : ppu_sched_ring_allgather(s, &x, a->count);
         break;
     case PPU_COLL_REDUCE_SCATTER:
-        r = peer ? ppu_sched_direct_reduce_scatter(s, &x, a->count, a->op)
-                 : ppu_sched_ring_reduce_scatter(s, &x, a->count, a->op);
+        r = algo == PPU_ALGO_HIER ? hier_blocks(comm, a, &x, s)
+            : peer                ? ppu_sched_direct_reduce_scatter(s, &x, a->count, a->op)
+                                  : ppu_sched_ring_reduce_scatter(s, &x, a->count, a->op);
         break;
     case PPU_COLL_ALLTOALL:
         r = peer ? ppu_sched_pairwise_alltoall(s, &x, a->count, NULL, NULL, NULL, NULL)

@@ -304,6 +304,48 @@ ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sche
     return r;
 }
 
+ppu_result_t ppu_sched_hier_reduce_scatter(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                           size_t count, ppu_redop_t op, const int *local,
+                                           int nlocal, const int *rail_me, int nservers,
+                                           const int srv[][64])
+{
+    if (ppu_sched_init(s, 2, PPU_ALGO_HIER) != PPU_SUCCESS)
+        return PPU_SYSTEM_ERROR;
+    struct ring_blocks b;
+    memset(&b, 0, sizeof b);
+    int me = ring_pos(local, nlocal, x->rank), rp = ring_pos(rail_me, nservers, x->rank);
+    ppu_result_t r = PPU_SUCCESS;
+    /* 1: inside the server, per server k: member j sums the server's blocks
+     * for k's rank j into the temporary at k * count */
+    for (int k = 0; k < nservers && r == PPU_SUCCESS; k++) {
+        for (int j = 0; j < nlocal; j++) {
+            int q = local[j];
+            b.in[q] = (size_t)srv[k][j] * count;
+            b.out[q] = (size_t)k * count;
+            b.len[q] = count;
+        }
+        r = ring_channel(&s->ch[0], RING_RS, nlocal, local, me, &b, x->chunk, 0);
+    }
+    on_peer_links(&s->ch[0], local, nlocal, me, 0);
+    /* 2: the partials along the rail, over the network, into the output */
+    for (int k = 0; k < nservers; k++) {
+        int q = rail_me[k];
+        b.in[q] = (size_t)k * count;
+        b.out[q] = 0;
+        b.len[q] = count;
+    }
+    if (r == PPU_SUCCESS)
+        r = ring_channel(&s->ch[1], RING_RS, nservers, rail_me, rp, &b, x->chunk,
+                         op == PPU_AVG ? PPU_STEP_FINISH : 0);
+    on_peer_links(&s->ch[1], rail_me, nservers, rp, 0);
+    s->ch[1].after = 0;
+    s->ch[0].out_tmp = 1;
+    s->ch[1].in_tmp = 1;
+    if (r != PPU_SUCCESS)
+        ppu_sched_free(s);
+    return r;
+}
+
 ppu_result_t ppu_sched_ring_reduce_scatter(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                            size_t recvcount, ppu_redop_t op)
 {

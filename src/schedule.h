@@ -45,6 +45,9 @@ struct ppu_sched_channel {
     const void *in;
     void *out;
     int after;
+    /* 1: this channel's input (output) is the schedule's temporary, which
+     * the executor allocates for each run (tmp_bytes) */
+    int in_tmp, out_tmp;
 };
 
 enum ppu_algo {
@@ -67,6 +70,8 @@ struct ppu_sched {
     int algo;  /* enum ppu_algo */
     int proto; /* enum ppu_proto */
     size_t esize; /* bytes per element the offsets count */
+    size_t tmp_bytes; /* a temporary each run needs (allocated per run, so a
+                       * cached plan holds no memory), or 0 */
 };
 
 /* What a builder needs to know about the communicator. */
@@ -142,6 +147,18 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
 ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                       size_t count, const int *local, int nlocal,
                                       const int *rail_me, int nservers, const int srv[][64]);
+
+/* Hierarchical reduce-scatter, the all-gather's mirror: inside each
+ * server, for every server k, a reduce-scatter of the blocks of k's ranks
+ * (member j keeps the server's partial sum for k's rank j in a temporary
+ * of nservers * count elements, at k * count), then a reduce-scatter of
+ * those partials along the rail into the output. Channel 0 writes and
+ * channel 1 reads the temporary (out_tmp, in_tmp); the caller sets
+ * s->tmp_bytes, which needs the element size. */
+ppu_result_t ppu_sched_hier_reduce_scatter(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                           size_t count, ppu_redop_t op, const int *local,
+                                           int nlocal, const int *rail_me, int nservers,
+                                           const int srv[][64]);
 
 /* Steps helpers for builders. */
 ppu_result_t ppu_sched_add(struct ppu_sched_channel *c, uint32_t flags, int send_peer,

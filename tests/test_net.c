@@ -116,9 +116,10 @@ Test(net, every_collective_4x2, .timeout = 300 * PPU_TEST_SLOWDOWN)
     struct plan ar = {1u << CC_AR, {0, 5, 1023, 300007}, 4, 0};
     run(8, "4", "allreduce:tree", "", &ar);
     /* across servers the planner takes pairwise all-to-all and the
-     * hierarchical all-gather: the ring forms must still work when named */
-    struct plan a2a = {1u << CC_A2A | 1u << CC_AG, {0, 3, 65537}, 3, 0};
-    run(8, "4", "alltoall:ring;allgather:ring", "", &a2a);
+     * hierarchical all-gather and reduce-scatter: the ring forms must
+     * still work when named */
+    struct plan a2a = {1u << CC_A2A | 1u << CC_AG | 1u << CC_RS, {0, 3, 65537}, 3, 0};
+    run(8, "4", "alltoall:ring;allgather:ring;reduce_scatter:ring", "", &a2a);
 }
 
 /* 2 servers x 8 ranks (16 processes on this host: small counts) and
@@ -150,6 +151,11 @@ Test(net, hierarchical_allreduce, .timeout = 400 * PPU_TEST_SLOWDOWN)
     run(8, "2", "allgather:hier", "", &ag);
     run(8, "4", "allgather:hier", "", &ag);
     run(9, "3", "allgather:hier", "", &ag);
+    /* and its mirror, the hierarchical reduce-scatter */
+    struct plan rs = {1u << CC_RS, {0, 1, 1023, 65537}, 4, 0};
+    run(8, "2", "reduce_scatter:hier", "", &rs);
+    run(8, "4", "reduce_scatter:hier", "", &rs);
+    run(9, "3", "reduce_scatter:hier", "", &rs);
 }
 
 /* Every rank its own server: every link is a network link. */
