@@ -654,6 +654,27 @@ static int link_memory(struct ib_link *l, struct ibv_context *ctx)
 static int link_qp(struct ib_link *l, struct rdma_cm_id *id)
 {
     int depth = l->e.nslots + NET_IB_EXTRA_RECVS + CTL_SLOTS;
+    /* what the device can take: say which limit a setting passes, rather
+     * than a bare EINVAL from the create calls */
+    struct ibv_device_attr da;
+    struct ibv_port_attr pa;
+    if (ibv_query_device(id->verbs, &da) == 0 &&
+        (depth > da.max_qp_wr || 2 * depth > da.max_cqe)) {
+        ppu_transport_log(LOG_WARN, "net_ib: device %s takes %d work requests a queue pair and "
+                          "%d completions a queue; PPU_FIFO_SLOTS=%d needs %d and %d: lower it",
+                          l->devname, da.max_qp_wr, da.max_cqe, l->e.nslots, depth, 2 * depth);
+        errno = EINVAL;
+        return -1;
+    }
+    if (ibv_query_port(id->verbs, id->port_num, &pa) == 0 && pa.max_msg_sz &&
+        NET_IB_HDR + l->e.slot_bytes > pa.max_msg_sz) {
+        ppu_transport_log(LOG_WARN, "net_ib: device %s port %u sends at most %u bytes a message; "
+                          "%zu-byte slots need %zu: lower PPU_CHUNK_SIZE", l->devname,
+                          id->port_num, pa.max_msg_sz, l->e.slot_bytes,
+                          (size_t)NET_IB_HDR + l->e.slot_bytes);
+        errno = EINVAL;
+        return -1;
+    }
     l->cc = ibv_create_comp_channel(id->verbs);
     if (!l->cc)
         return -1;
