@@ -197,6 +197,32 @@ Test(net, uneven_servers, .timeout = 250 * PPU_TEST_SLOWDOWN)
     unlink(path);
 }
 
+/* Servers that are not runs of consecutive ranks (ranks 0, 2, 4 on one,
+ * 1, 3, 5 on the other): the hierarchical forms must find each rank's
+ * server mates and rail by server, not by rank order. */
+Test(net, interleaved_servers, .timeout = 250 * PPU_TEST_SLOWDOWN)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/ppu_net_interleaved_%d.xml", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "<ppu_topology version=\"1\" name=\"interleaved\">\n"
+               "  <server id=\"0\"><chip id=\"0\"/><chip id=\"2\"/><chip id=\"4\"/></server>\n"
+               "  <server id=\"1\"><chip id=\"1\"/><chip id=\"3\"/><chip id=\"5\"/></server>\n"
+               "  <link a=\"0\" b=\"2\"/><link a=\"2\" b=\"4\"/><link a=\"0\" b=\"4\"/>\n"
+               "  <link a=\"1\" b=\"3\"/><link a=\"3\" b=\"5\"/><link a=\"1\" b=\"5\"/>\n"
+               "</ppu_topology>\n");
+    fclose(f);
+    setenv("PPU_TOPO_FILE", path, 1);
+    struct plan all = {ALL_COLLS, {0, 1, 1023, 65537}, 4, 0};
+    run(6, "1", "", "", &all);
+    struct plan h = {1u << CC_AR | 1u << CC_AG | 1u << CC_RS, {0, 5, 1023, 65537}, 4, 1};
+    run(6, "1", "allreduce:hier;allgather:hier;reduce_scatter:hier", "", &h);
+    run(6, "1", "allreduce:hiertree", "", &h);
+    unsetenv("PPU_TOPO_FILE");
+    unlink(path);
+}
+
 /* ---- ranks as threads of one process, one progress thread ---- */
 
 struct th_arg {
