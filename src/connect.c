@@ -474,12 +474,15 @@ static int cross_server_trees(struct ppu_comm *comm, int parent[2][PPU_TOPO_MAX_
     return depth;
 }
 
-/* Links to every peer: the mesh algorithms', all-to-all's, the trees' and
- * send/recv's. Where the topology has an ICN link between the two chips
- * the link is that; between servers it is a network link; otherwise it
- * stands for a path staged through host memory (what a PPU without a
- * direct link would use) and only point-to-point calls and alltoallv,
- * which have no routed form, use it; the stats file says which. */
+/* Links to every peer: the mesh algorithms', all-to-all's, the trees',
+ * the hierarchical algorithms' and send/recv's. Where the topology has an
+ * ICN link between the two chips the link is that; between servers it is a
+ * network link; otherwise it stands for a path staged through host memory
+ * (what a PPU without a direct link would use). Point-to-point calls and
+ * alltoallv, which have no routed form, use those; so do all-to-all across
+ * servers (pairwise) and the hierarchical algorithms' rings inside a
+ * server, between server mates adjacent in rank order that have no ICN
+ * link (their cost model assumes ICN). The stats file says which. */
 static ppu_result_t connect_peers(struct ppu_comm *comm, const struct ppu_link_params *base)
 {
     int group[PPU_TOPO_MAX_CHIPS], n = comm->nranks, multi = 0;
