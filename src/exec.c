@@ -515,7 +515,6 @@ static ppu_result_t next_phase(struct comm_run *cr)
         t->idx = calloc((size_t)s->nchannels + 1, sizeof *t->idx);
         t->state = calloc((size_t)s->nchannels + 1, 1);
     }
-    free(t->tmp);
     t->tmp = s->tmp_bytes ? malloc(s->tmp_bytes) : NULL;
     if (!t->idx || !t->state || (s->tmp_bytes && !t->tmp))
         return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
