@@ -180,6 +180,42 @@ static void update_done(struct net_link *l)
     net_end_sent(&l->e, m);
 }
 
+/* One non-blocking read from socket j: the bytes read (> 0), 0 when none
+ * are there yet, -1 when the socket is finished (an error, or the end of
+ * the stream). gone_at_eof: the end of the stream means the peer is gone
+ * (a sender's socket; a receiver's inside a payload, which then never
+ * completes); else only that this socket brings nothing more. */
+static ssize_t sock_read(struct net_link *l, int j, void *buf, size_t len, int gone_at_eof)
+{
+    struct net_sock *s = &l->sock[j];
+    char d[32];
+    for (;;) {
+        ssize_t r = recv(s->fd, buf, len, MSG_DONTWAIT);
+        if (r > 0)
+            return r;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (r < 0) {
+            sock_dead(l, j, errno);
+            return -1;
+        }
+        s->dead = 1;
+        atomic_fetch_or_explicit(&l->eof, 1u << j, memory_order_acq_rel);
+        if (gone_at_eof)
+            atomic_store_explicit(&l->e.gone, 1, memory_order_release);
+        if (gone_at_eof && !l->e.send)
+            ppu_transport_log(LOG_INFO, "net_socket: link %s socket %d closed by rank %d in the "
+                              "middle of message %llu", dir(l, d, sizeof d), j, l->e.peer,
+                              (unsigned long long)s->pos);
+        else
+            ppu_transport_log(LOG_TRACE, "net_socket: link %s socket %d closed by rank %d",
+                              dir(l, d, sizeof d), j, l->e.peer);
+        return -1;
+    }
+}
+
 /* Sender, socket j: read what the receiver sends back (credits, failure
  * notices, EOF), then write messages the receiver has credit for until the
  * socket is full. */
@@ -188,24 +224,12 @@ static int svc_send(struct net_link *l, int j, short rev)
     struct net_sock *s = &l->sock[j];
     int moved = 0;
     while ((rev & (POLLIN | POLLERR | POLLHUP)) && !s->dead) {
-        ssize_t r = recv(s->fd, (char *)&s->in + s->in_off, sizeof s->in - s->in_off, MSG_DONTWAIT);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        ssize_t r = sock_read(l, j, (char *)&s->in + s->in_off, sizeof s->in - s->in_off, 1);
+        if (r == 0)
             break;
         moved = 1;
-        if (r <= 0) {
-            char d[32];
-            if (r < 0) {
-                sock_dead(l, j, errno);
-                break;
-            }
-            s->dead = 1;
-            atomic_store_explicit(&l->e.gone, 1, memory_order_release);
-            ppu_transport_log(LOG_TRACE, "net_socket: link %s socket %d closed by rank %d",
-                              dir(l, d, sizeof d), j, l->e.peer);
+        if (r < 0)
             break;
-        }
         s->in_off += (size_t)r;
         if (s->in_off < sizeof s->in)
             continue;
@@ -273,41 +297,6 @@ static int svc_send(struct net_link *l, int j, short rev)
         }
     }
     return moved;
-}
-
-/* One non-blocking read from socket j: the bytes read (> 0), 0 when none
- * are there yet, -1 when the socket is finished (an error, or the end of
- * the stream; mid_message: inside a payload, which then never completes,
- * so the peer counts as gone). */
-static ssize_t sock_read(struct net_link *l, int j, void *buf, size_t len, int mid_message)
-{
-    struct net_sock *s = &l->sock[j];
-    char d[32];
-    for (;;) {
-        ssize_t r = recv(s->fd, buf, len, MSG_DONTWAIT);
-        if (r > 0)
-            return r;
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        if (r < 0) {
-            sock_dead(l, j, errno);
-            return -1;
-        }
-        s->dead = 1;
-        atomic_fetch_or_explicit(&l->eof, 1u << j, memory_order_acq_rel);
-        if (!mid_message) {
-            ppu_transport_log(LOG_TRACE, "net_socket: link %s socket %d closed by rank %d",
-                              dir(l, d, sizeof d), j, l->e.peer);
-            return -1;
-        }
-        atomic_store_explicit(&l->e.gone, 1, memory_order_release);
-        ppu_transport_log(LOG_INFO, "net_socket: link %s socket %d closed by rank %d in the "
-                          "middle of message %llu", dir(l, d, sizeof d), j, l->e.peer,
-                          (unsigned long long)s->pos);
-        return -1;
-    }
 }
 
 /* Receiver, socket 0 only: a failure notice or a credit to send back. */
