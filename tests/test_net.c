@@ -167,6 +167,24 @@ Test(net, every_collective_4x1, .timeout = 300 * PPU_TEST_SLOWDOWN)
 
 /* ---- uneven servers ---- */
 
+/* Write xml to a file of this process (path gets its name) and make it
+ * PPU_TOPO_FILE; drop_topo_file undoes both. */
+static void use_topo_file(char *path, size_t len, const char *what, const char *xml)
+{
+    snprintf(path, len, "/tmp/ppu_net_%s_%d.xml", what, (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(xml, f);
+    fclose(f);
+    setenv("PPU_TOPO_FILE", path, 1);
+}
+
+static void drop_topo_file(const char *path)
+{
+    unsetenv("PPU_TOPO_FILE");
+    unlink(path);
+}
+
 /* PPU_SIM_SERVERS splits ranks evenly: 3 servers for 8 ranks is refused at
  * init. Servers of different sizes are supported from a topology file:
  * 3 + 3 + 2 chips run every collective. */
@@ -176,10 +194,7 @@ Test(net, uneven_servers, .timeout = 250 * PPU_TEST_SLOWDOWN)
     cr_expect_eq(ranks_expect_init_error(8, "PPU_SIM_SERVERS=3 must divide the 8 ranks"), 0);
     unsetenv("PPU_SIM_SERVERS");
     char path[64];
-    snprintf(path, sizeof path, "/tmp/ppu_net_uneven_%d.xml", (int)getpid());
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fprintf(f, "<ppu_topology version=\"1\" name=\"uneven332\">\n"
+    use_topo_file(path, sizeof path, "uneven", "<ppu_topology version=\"1\" name=\"uneven332\">\n"
                "  <server id=\"0\"><chip id=\"0\"/><chip id=\"1\"/><chip id=\"2\"/></server>\n"
                "  <server id=\"1\"><chip id=\"3\"/><chip id=\"4\"/><chip id=\"5\"/></server>\n"
                "  <server id=\"2\"><chip id=\"6\"/><chip id=\"7\"/></server>\n"
@@ -187,14 +202,11 @@ Test(net, uneven_servers, .timeout = 250 * PPU_TEST_SLOWDOWN)
                "  <link a=\"3\" b=\"4\"/><link a=\"3\" b=\"5\"/><link a=\"4\" b=\"5\"/>\n"
                "  <link a=\"6\" b=\"7\"/>\n"
                "</ppu_topology>\n");
-    fclose(f);
-    setenv("PPU_TOPO_FILE", path, 1);
     struct plan all = {ALL_COLLS, {0, 1, 1023, 65537}, 4, 0};
     run(8, "1", "", "", &all);
     struct plan ar = {1u << CC_AR, {0, 1023, 65537}, 3, 0};
     run(8, "1", "allreduce:tree", "", &ar);
-    unsetenv("PPU_TOPO_FILE");
-    unlink(path);
+    drop_topo_file(path);
 }
 
 /* Servers that are not runs of consecutive ranks (ranks 0, 2, 4 on one,
@@ -203,24 +215,18 @@ Test(net, uneven_servers, .timeout = 250 * PPU_TEST_SLOWDOWN)
 Test(net, interleaved_servers, .timeout = 250 * PPU_TEST_SLOWDOWN)
 {
     char path[64];
-    snprintf(path, sizeof path, "/tmp/ppu_net_interleaved_%d.xml", (int)getpid());
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fprintf(f, "<ppu_topology version=\"1\" name=\"interleaved\">\n"
+    use_topo_file(path, sizeof path, "interleaved", "<ppu_topology version=\"1\" name=\"interleaved\">\n"
                "  <server id=\"0\"><chip id=\"0\"/><chip id=\"2\"/><chip id=\"4\"/></server>\n"
                "  <server id=\"1\"><chip id=\"1\"/><chip id=\"3\"/><chip id=\"5\"/></server>\n"
                "  <link a=\"0\" b=\"2\"/><link a=\"2\" b=\"4\"/><link a=\"0\" b=\"4\"/>\n"
                "  <link a=\"1\" b=\"3\"/><link a=\"3\" b=\"5\"/><link a=\"1\" b=\"5\"/>\n"
                "</ppu_topology>\n");
-    fclose(f);
-    setenv("PPU_TOPO_FILE", path, 1);
     struct plan all = {ALL_COLLS, {0, 1, 1023, 65537}, 4, 0};
     run(6, "1", "", "", &all);
     struct plan h = {1u << CC_AR | 1u << CC_AG | 1u << CC_RS, {0, 5, 1023, 65537}, 4, 1};
     run(6, "1", "allreduce:hier;allgather:hier;reduce_scatter:hier", "", &h);
     run(6, "1", "allreduce:hiertree", "", &h);
-    unsetenv("PPU_TOPO_FILE");
-    unlink(path);
+    drop_topo_file(path);
 }
 
 /* ---- ranks as threads of one process, one progress thread ---- */
