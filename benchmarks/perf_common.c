@@ -210,7 +210,8 @@ static int parse_name(const char *s, const char *const *names, int n) {
 static void usage(const char *prog, FILE *f) {
     fprintf(f, "usage: %s [-b minbytes] [-e maxbytes] [-f factor | -i stepbytes] [-n iters]\n"
                "  [-w warmup] [-c 0|1] [-d type|all] [-o sum|prod|max|min|avg|all] [-r root]\n"
-               "  [-z 0|1] [-T timeout_s] [-p nprocs] [-h]\n"
+               "  [-z 0|1] [-T timeout_s] [-p nprocs] [-R 0|1] [-h]\n"
+               "  -R 1 registers the buffers with the library (ppuccl: ppu_comm_register)\n"
                "  sizes accept K/M/G suffixes (powers of 1024); types: int8 uint8 int32 uint32\n"
                "  int64 uint64 half bfloat16 float double\n", prog);
 }
@@ -221,13 +222,13 @@ int perf_parse_args(int argc, char **argv, perf_opts_t *o) {
         {"stepbytes", 1, 0, 'i'}, {"iters", 1, 0, 'n'}, {"warmup_iters", 1, 0, 'w'},
         {"check", 1, 0, 'c'}, {"datatype", 1, 0, 'd'}, {"op", 1, 0, 'o'},
         {"root", 1, 0, 'r'}, {"blocking", 1, 0, 'z'}, {"timeout", 1, 0, 'T'},
-        {"nprocs", 1, 0, 'p'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"nprocs", 1, 0, 'p'}, {"register", 1, 0, 'R'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *prog = argc > 0 ? argv[0] : "perf";
-    *o = (perf_opts_t){8, 64u << 20, 2.0, 0, 20, 5, 1, PPU_FLOAT32, PPU_SUM, 0, 0, 0, 0};
+    *o = (perf_opts_t){8, 64u << 20, 2.0, 0, 20, 5, 1, PPU_FLOAT32, PPU_SUM, 0, 0, 0, 0, 0};
     int c, bad = 0;
     opterr = 0;
     optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, ":b:e:f:i:n:w:c:d:o:r:z:T:p:h", longopts, NULL)) != -1) {
+    while (!bad && (c = getopt_long(argc, argv, ":b:e:f:i:n:w:c:d:o:r:z:T:p:R:h", longopts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'b': bad = parse_size(optarg, &o->min_bytes); break;
@@ -247,6 +248,7 @@ int perf_parse_args(int argc, char **argv, perf_opts_t *o) {
         case 'z': bad = parse_int(optarg, 0, 1, &o->blocking); break;
         case 'T': bad = parse_int(optarg, 0, 1 << 24, &o->timeout_s); break;
         case 'p': bad = parse_int(optarg, 1, 4096, &o->nprocs); break;
+        case 'R': bad = parse_int(optarg, 0, 1, &o->reg); break;
         case 'h': usage(prog, stdout); return 1;
         case ':':
             fprintf(stderr, "%s: option -%c needs a value\n", prog, optopt);
@@ -412,6 +414,12 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
     }
     memset(sw.send, 0, maxs);
     memset(sw.recv, 0, maxr);
+    if (o->reg && (!be->reg || be->reg(be->ctx, sw.send, maxs) || be->reg(be->ctx, sw.recv, maxr))) {
+        fprintf(stderr, "perf: rank %d: -R 1: %s\n", be->rank,
+                be->reg ? "registering the buffers failed" : "this backend registers nothing");
+        rc = 1;
+        goto out;
+    }
     for (int k = 0; k < nt && !rc; k++) {
         int t = types[k];
         size_t ts = perf_type_size(t);

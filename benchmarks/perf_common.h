@@ -34,6 +34,7 @@ typedef struct perf_opts {
     int blocking;      /* -z, accepted and ignored */
     int timeout_s;     /* -T, 0 = none */
     int nprocs;        /* -p, local ranks to fork (ppuccl program only), 0 = none */
+    int reg;           /* -R, register the buffers with the library (backend->reg), default 0 */
 } perf_opts_t;
 
 /* Communication primitives, filled in by the program. Every function returns
@@ -54,6 +55,9 @@ typedef struct perf_backend {
     /* Optional (NULL = everything supported). Returns non-zero when the
      * backend can run this datatype / op. */
     int (*supports)(void *ctx, int dtype, int op);
+    /* Optional (NULL: -R 1 is refused): registers a buffer for the whole
+     * run (ppuccl: ppu_comm_register; freed with the communicator). */
+    int (*reg)(void *ctx, void *buf, size_t bytes);
 } perf_backend_t;
 
 /* Element counts for one row, derived from count = bytes / type size. The

@@ -100,6 +100,16 @@ ppu_result_t ppu_comm_count(ppu_comm_t comm, int *count);
 ppu_result_t ppu_comm_user_rank(ppu_comm_t comm, int *rank);
 /* The first error raised asynchronously (stream workers), or PPU_SUCCESS. */
 ppu_result_t ppu_comm_get_async_error(ppu_comm_t comm, ppu_result_t *async_error);
+/* Registers [buf, buf + bytes) with comm for its RDMA links (PPU_NET=ib):
+ * large messages from it are then written straight from it into the peer,
+ * instead of being copied into the link's registered FIFO first. The
+ * registration with each device is made on first use and kept until
+ * ppu_comm_deregister, or until comm is destroyed; the memory must stay
+ * allocated until then, and no call may use it while it is deregistered.
+ * Optional: any buffer works unregistered, and links that need no
+ * registration (ICN, TCP) ignore it. *handle is for ppu_comm_deregister. */
+ppu_result_t ppu_comm_register(ppu_comm_t comm, const void *buf, size_t bytes, void **handle);
+ppu_result_t ppu_comm_deregister(ppu_comm_t comm, void *handle);
 
 /* ---- streams ---------------------------------------------------------- */
 /* A stream is an in-order host work queue served by its own thread.

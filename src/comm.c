@@ -16,6 +16,7 @@
 #include "log.h"
 #include "param.h"
 #include "wait.h"
+#include "net_common/net_reg.h"
 
 /* ---- registry ---- */
 
@@ -98,6 +99,7 @@ ppu_result_t ppu_get_unique_id(ppu_unique_id_t *id)
 
 static void comm_free(struct ppu_comm *c)
 {
+    net_reg_remove_owner(c); /* before the links give their devices back */
     ppu_comm_disconnect(c);
     ppu_plan_free(c);
     ppu_bootstrap_close(c->bs);
@@ -545,6 +547,40 @@ ppu_result_t ppu_comm_count(ppu_comm_t comm, int *count)
     if (!count)
         return ppu_fail(comm, PPU_INVALID_ARGUMENT, "ppu_comm_count: count is NULL");
     *count = comm->nranks;
+    return PPU_SUCCESS;
+}
+
+/* ---- registered memory (net_common/net_reg.h) ---- */
+
+ppu_result_t ppu_comm_register(ppu_comm_t comm, const void *buf, size_t bytes, void **handle)
+{
+    CHECK_LIVE("ppu_comm_register", comm);
+    if (!handle)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT, "ppu_comm_register: handle is NULL");
+    *handle = NULL;
+    if (!buf)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT, "ppu_comm_register: buf is NULL");
+    if (bytes == 0)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT, "ppu_comm_register: bytes is 0");
+    if ((uintptr_t)buf + bytes < (uintptr_t)buf)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
+                        "ppu_comm_register: bytes (%zu) runs past the end of the address space",
+                        bytes);
+    if (net_reg_add(comm, buf, bytes, handle) != PPU_SUCCESS)
+        return ppu_fail(comm, PPU_SYSTEM_ERROR, "ppu_comm_register: out of memory");
+    PPU_INFO(PPU_SUB_INIT, "rank %d: registered %zu bytes at %p", comm->rank, bytes, buf);
+    return PPU_SUCCESS;
+}
+
+ppu_result_t ppu_comm_deregister(ppu_comm_t comm, void *handle)
+{
+    CHECK_LIVE("ppu_comm_deregister", comm);
+    if (!handle)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT, "ppu_comm_deregister: handle is NULL");
+    if (net_reg_remove(comm, handle) != 0)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
+                        "ppu_comm_deregister: handle is not a registration of this communicator "
+                        "(deregistered already, or made on another)");
     return PPU_SUCCESS;
 }
 

@@ -580,6 +580,7 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
     p.nslots = (int)ppu_param_int(PPU_P_FIFO_SLOTS);
     p.allow_direct = 1;
     p.allow_cma = allow_cma;
+    p.reg_owner = comm;
     p.ll_bytes = comm->ll_max;
     int nnet = 0, any_net = 0; /* peers on other servers: this rank's, any rank's */
     for (int q = 0; q < n; q++) {

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "reduce.h"
 #include "wait.h"
+#include "net_common/net_reg.h"
 
 struct exec_task {
     struct ppu_comm *comm;
@@ -191,12 +192,17 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
                       (!(f & (PPU_STEP_RECV | PPU_STEP_ACCUM)) ||
                        (f & (PPU_STEP_OUTPUT | PPU_STEP_REF_OUT)));
     const void *rdata = msg.ptr;
-    char *dst;
-    if (direct_send)
+    char *dst = sl ? slot : outp;
+    if (direct_send) {
         dst = (f & (PPU_STEP_OUTPUT | PPU_STEP_RECV | PPU_STEP_ACCUM | PPU_STEP_REF_OUT)) ? outp
-                                                                                       : NULL;
-    else
-        dst = sl ? slot : outp;
+                                                                                      : NULL;
+        /* RDMA links send only from memory the user registered (net_reg.h) */
+        if (sl->direct == PPU_DIRECT_REGISTERED &&
+            !net_reg_covers(sl->params.reg_owner, dst ? dst : inp, nb)) {
+            direct_send = 0;
+            dst = slot;
+        }
+    }
 
     if (rl && !rdata) {
         /* Remote memory: one kernel copy, straight to the output when the

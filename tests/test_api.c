@@ -99,6 +99,38 @@ Test(api, allreduce_arguments)
     EXPECT_FAIL(ppu_comm_abort(comm), PPU_INVALID_ARGUMENT, "live communicator");
 }
 
+/* Registered memory: argument errors, a handle from another communicator
+ * or deregistered twice is refused, and a registration left at destroy is
+ * freed with the communicator (LeakSanitizer would report it). */
+Test(api, register_arguments)
+{
+    ppu_comm_t c[2];
+    cr_assert_eq(ppu_comm_init_all(c, 2), PPU_SUCCESS, "%s", ppu_get_last_error(NULL));
+    ppu_comm_t comm_for_msg = c[0];
+    static char buf[4096];
+    void *h = (void *)1, *h2 = NULL, *h3 = NULL;
+    EXPECT_FAIL(ppu_comm_register(c[0], buf, sizeof buf, NULL), PPU_INVALID_ARGUMENT, "handle");
+    EXPECT_FAIL(ppu_comm_register(c[0], NULL, 8, &h), PPU_INVALID_ARGUMENT, "buf");
+    cr_expect_null(h, "a failed registration must not leave a handle behind");
+    EXPECT_FAIL(ppu_comm_register(c[0], buf, 0, &h), PPU_INVALID_ARGUMENT, "bytes");
+    EXPECT_FAIL(ppu_comm_register(c[0], buf, SIZE_MAX, &h), PPU_INVALID_ARGUMENT, "bytes");
+    cr_assert_eq(ppu_comm_register(c[0], buf, sizeof buf, &h), PPU_SUCCESS);
+    cr_assert_eq(ppu_comm_register(c[0], buf + 100, 10, &h2), PPU_SUCCESS, "overlap is allowed");
+    cr_assert_eq(ppu_comm_register(c[1], buf, sizeof buf, &h3), PPU_SUCCESS);
+    EXPECT_FAIL(ppu_comm_deregister(c[0], NULL), PPU_INVALID_ARGUMENT, "handle");
+    EXPECT_FAIL(ppu_comm_deregister(c[0], h3), PPU_INVALID_ARGUMENT, "another");
+    int junk;
+    EXPECT_FAIL(ppu_comm_deregister(c[0], &junk), PPU_INVALID_ARGUMENT, "handle");
+    cr_assert_eq(ppu_comm_deregister(c[0], h), PPU_SUCCESS);
+    EXPECT_FAIL(ppu_comm_deregister(c[0], h), PPU_INVALID_ARGUMENT, "already");
+    comm_for_msg = NULL;
+    EXPECT_FAIL(ppu_comm_register(NULL, buf, 8, &h), PPU_INVALID_ARGUMENT, "comm");
+    cr_assert_eq(ppu_comm_destroy(c[0]), PPU_SUCCESS); /* h2 still registered */
+    cr_assert_eq(ppu_comm_deregister(c[1], h3), PPU_SUCCESS,
+                 "destroying one communicator dropped another's registration");
+    cr_assert_eq(ppu_comm_destroy(c[1]), PPU_SUCCESS);
+}
+
 /* Four ranks all pass bad arguments; none communicates, and the next valid
  * all-reduce on every rank is still correct. */
 static int bad_then_good(ppu_comm_t comm, int rank, int n, void *arg)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "collcheck.h"
+#include "net_common/net_reg.h"
 #include "net_ib/net_ib.h"
 #include "net_socket/net_socket.h"
 #include "ranks.h"
@@ -749,6 +750,96 @@ Test(net, hier_empty_shards_keep_phase_order, .timeout = 200 * PPU_TEST_SLOWDOWN
     setenv("PPU_ALGO", "allreduce:hier", 1);
     setenv("PPU_TIMEOUT_MS", "10000", 1);
     cr_expect_eq(run_ranks(8, tiny_hier, NULL, 150), 0);
+}
+
+/* ---- the registration cache (net_reg.h), on a stand-in device ---- */
+
+static struct {
+    int regs, deregs;
+    void *last_dom, *last_addr;
+    size_t last_bytes;
+    int live;
+} mock;
+
+static void *mock_reg(void *dom, void *addr, size_t bytes)
+{
+    mock.regs++;
+    mock.last_dom = dom, mock.last_addr = addr, mock.last_bytes = bytes;
+    if (dom == (void *)0xbad) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    mock.live++;
+    int *h = malloc(sizeof *h); /* a leak here shows under LeakSanitizer */
+    *h = (int)(uintptr_t)dom;
+    return h;
+}
+
+static void mock_dereg(void *h)
+{
+    mock.deregs++;
+    mock.live--;
+    free(h);
+}
+
+static const struct net_reg_ops mock_ops = {"mock", mock_reg, mock_dereg};
+
+Test(net, registration_cache)
+{
+    setenv("PPU_DEBUG", "NONE", 1);
+    static char buf[1000];
+    int owner_a, owner_b;
+    void *d1 = (void *)0x10, *d2 = (void *)0x20;
+    void *r1, *r2;
+    cr_assert_eq(net_reg_count(), 0);
+    cr_assert_null(net_reg_get(&owner_a, buf, 8, d1, &mock_ops), "nothing is registered yet");
+    cr_assert_eq(net_reg_add(&owner_a, buf, sizeof buf, &r1), PPU_SUCCESS);
+    /* what a region holds */
+    cr_expect(net_reg_covers(&owner_a, buf + 10, 100));
+    cr_expect(net_reg_covers(&owner_a, buf, sizeof buf));
+    cr_expect(!net_reg_covers(&owner_a, buf + 990, 20), "a range past the end is not held");
+    cr_expect(!net_reg_covers(&owner_a, (void *)((uintptr_t)buf - 1), 2),
+              "a range before the start is not held");
+    cr_expect(!net_reg_covers(&owner_a, buf + 10, SIZE_MAX), "a range that wraps is not held");
+    cr_expect(!net_reg_covers(&owner_b, buf + 10, 100), "another owner's region was used");
+    cr_expect(mock.regs == 0, "asking whether memory is registered registered it");
+    /* first use registers the whole region, once per domain */
+    void *h1 = net_reg_get(&owner_a, buf + 10, 100, d1, &mock_ops);
+    cr_assert_not_null(h1);
+    cr_expect(mock.regs == 1 && mock.last_dom == d1 && mock.last_addr == buf &&
+              mock.last_bytes == sizeof buf, "registered %zu bytes at %p, want the region",
+              mock.last_bytes, mock.last_addr);
+    cr_expect_eq(net_reg_get(&owner_a, buf + 500, 500, d1, &mock_ops), h1, "not reused");
+    cr_expect_eq(mock.regs, 1);
+    void *h2 = net_reg_get(&owner_a, buf, 1, d2, &mock_ops);
+    cr_expect(h2 && h2 != h1 && mock.regs == 2, "a second device needs its own registration");
+    cr_expect_null(net_reg_get(&owner_b, buf, 1, d1, &mock_ops));
+    /* a failed registration is logged once and not tried again */
+    cr_expect_null(net_reg_get(&owner_a, buf, 1, (void *)0xbad, &mock_ops));
+    cr_expect_null(net_reg_get(&owner_a, buf, 1, (void *)0xbad, &mock_ops));
+    cr_expect_eq(mock.regs, 3, "a failed registration was retried");
+    /* more devices than a region keeps: no registration, nothing breaks */
+    cr_expect_not_null(net_reg_get(&owner_a, buf, 1, (void *)0x30, &mock_ops));
+    cr_expect_null(net_reg_get(&owner_a, buf, 1, (void *)0x40, &mock_ops));
+    cr_expect_eq(mock.regs, 4);
+    /* a device that goes away takes its registrations with it; a later
+     * use registers again */
+    net_reg_drop_domain(d1);
+    cr_expect_eq(mock.deregs, 1);
+    void *h1b = net_reg_get(&owner_a, buf, 1, d1, &mock_ops);
+    cr_expect(h1b && mock.regs == 5, "no new registration after the device went away");
+    /* removal: only by the owner, once, and everywhere */
+    cr_assert_eq(net_reg_add(&owner_b, buf, sizeof buf, &r2), PPU_SUCCESS);
+    cr_expect_eq(net_reg_remove(&owner_b, r1), -1, "another owner removed a region");
+    cr_expect_eq(net_reg_remove(&owner_a, r1), 0);
+    cr_expect_eq(net_reg_remove(&owner_a, r1), -1, "a region was removed twice");
+    cr_expect_eq(mock.live, 0, "%d registration(s) outlived their region", mock.live);
+    cr_expect(!net_reg_covers(&owner_a, buf, 1));
+    cr_expect(net_reg_covers(&owner_b, buf, 1), "removing one owner's region removed another's");
+    cr_expect_not_null(net_reg_get(&owner_b, buf, 1, d1, &mock_ops));
+    net_reg_remove_owner(&owner_b);
+    cr_expect_eq(net_reg_count(), 0);
+    cr_expect_eq(mock.live, 0);
 }
 
 /* ---- net_ib's own checks (no device needed) ---- */

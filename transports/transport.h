@@ -28,6 +28,7 @@ struct ppu_link_params {
     int nslots;           /* messages in flight */
     int allow_direct;     /* may messages refer to the sender's memory? */
     int allow_cma;        /* ...also across processes (one kernel copy)? */
+    const void *reg_owner; /* whose registered memory (net_reg.h) the link may send from */
     size_t ll_bytes;      /* largest low-latency message; 0: none */
     /* Network transports only (zero elsewhere). */
     int nsocks;           /* connections per link (PPU_SOCKET_NSOCKS) */
@@ -48,10 +49,17 @@ struct ppu_msg {
 
 struct ppu_transport_ops;
 
+enum {
+    PPU_DIRECT_NONE = 0,       /* every message is copied into a slot */
+    PPU_DIRECT_ANY = 1,        /* send_ref from any memory */
+    PPU_DIRECT_REGISTERED = 2, /* send_ref only from memory registered with the
+                                * link's params.reg_owner (net_reg_covers) */
+};
+
 struct ppu_link {
     const struct ppu_transport_ops *ops;
     struct ppu_link_params params;
-    int direct;        /* messages may be references (send_ref) */
+    int direct;        /* messages may be references (send_ref): PPU_DIRECT_* */
     int ll;            /* sender: commit small messages in the low-latency format */
     uint64_t call[2];  /* sender: stamped on every message (which call sent it) */
     uint64_t sum;      /* sender: stamped on the next message (its checksum, or 0) */

@@ -31,11 +31,12 @@
  * disconnect is still taken from the completion queue first. A rank that
  * closes after its call failed gives its failure notice a moment to leave.
  *
- * Messages are not sent from the caller's memory (link->direct is 0): that
- * needs the caller's buffers registered, and a cache of registrations goes
- * stale when memory is unmapped and mapped again at the same address,
- * which nothing here can see. Every message goes through the registered
- * FIFO, one copy on each side.
+ * Messages from memory the user registered with the communicator
+ * (ppu_comm_register) are written straight from it: the write gathers the
+ * header from the slot and the payload from the user's memory, whose
+ * registration with this device the registration cache (net_reg.h) makes
+ * on first use. Anything else goes through the registered FIFO, one copy
+ * at the sender. The receiver always takes messages in its slots.
  *
  * Built only where the rdma-core headers are (PPU_HAVE_IBVERBS); elsewhere
  * PPU_NET=ib fails with that reason. */
@@ -150,6 +151,7 @@ const struct ppu_transport_ops ppu_net_ib_ops = {.name = "net_ib", .recv_setup =
 #include <rdma/rdma_cma.h>
 
 #include "../net_common/net_progress.h"
+#include "../net_common/net_reg.h"
 #include "socket.h" /* src/: union ppu_sockaddr, ppu_socket_str */
 #include "wait.h"   /* src/: ppu_now_ns, ppu_ms_until */
 
@@ -170,6 +172,7 @@ struct ib_link {
     struct ibv_cq *cq;
     struct ibv_mr *slots_mr, *ctl_mr;
     struct net_ib_ctl *ctl;
+    uint32_t *ref_lkey; /* sender: per slot, the lkey of its message's payload (send_ref) */
     uint8_t nonce[NET_IB_NONCE_BYTES];
     uint64_t r_slots, r_stride, r_ctl; /* the other end's memory */
     uint32_t r_slots_rkey, r_ctl_rkey;
@@ -230,6 +233,7 @@ static void dev_put(struct ib_dev *d)
         while (*pp != d)
             pp = &(*pp)->next;
         *pp = d->next;
+        net_reg_drop_domain(d->pd); /* user memory registered in it */
         ibv_dealloc_pd(d->pd);
         free(d);
     }
@@ -382,14 +386,18 @@ static int post_data(struct ib_link *l)
     while (net_end_next(&l->e, l->posted, &fr, &payload)) {
         size_t k = (size_t)(l->posted % (uint64_t)l->e.nslots);
         char *base = l->e.slots + k * l->e.stride;
-        memcpy(base, &fr, sizeof fr); /* payload is at base + NET_IB_HDR already */
-        struct ibv_sge sge = {(uintptr_t)base, (uint32_t)(NET_IB_HDR + fr.bytes),
-                              l->slots_mr->lkey};
+        memcpy(base, &fr, sizeof fr);
+        /* the payload is in the slot, after the header; or the caller's
+         * registered memory (send_ref): gather the two */
+        int ref = payload != base + NET_IB_HDR && fr.bytes;
+        struct ibv_sge sge[2] = {
+            {(uintptr_t)base, (uint32_t)(NET_IB_HDR + (ref ? 0 : fr.bytes)), l->slots_mr->lkey},
+            {(uintptr_t)payload, (uint32_t)fr.bytes, ref ? l->ref_lkey[k] : 0}};
         struct ibv_send_wr wr, *bad;
         memset(&wr, 0, sizeof wr);
         wr.wr_id = l->posted << 2 | WR_DATA;
-        wr.sg_list = &sge;
-        wr.num_sge = 1;
+        wr.sg_list = sge;
+        wr.num_sge = ref ? 2 : 1;
         wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
         wr.send_flags = IBV_SEND_SIGNALED;
         wr.imm_data = htonl(net_ib_imm(NET_IB_IMM_DATA, l->posted));
@@ -606,6 +614,7 @@ static void link_free(struct ib_link *l)
     if (l->ec)
         rdma_destroy_event_channel(l->ec);
     free(l->ctl);
+    free(l->ref_lkey);
     net_end_free(&l->e);
     free(l);
 }
@@ -658,8 +667,12 @@ static int link_qp(struct ib_link *l, struct rdma_cm_id *id)
      * than a bare EINVAL from the create calls */
     struct ibv_device_attr da;
     struct ibv_port_attr pa;
-    if (ibv_query_device(id->verbs, &da) == 0 &&
-        (depth > da.max_qp_wr || 2 * depth > da.max_cqe)) {
+    int queried = ibv_query_device(id->verbs, &da) == 0;
+    if (queried && da.max_sge < 2 && l->ref_lkey) { /* no gathers: copy every message */
+        free(l->ref_lkey);
+        l->ref_lkey = NULL;
+    }
+    if (queried && (depth > da.max_qp_wr || 2 * depth > da.max_cqe)) {
         ppu_transport_log(LOG_WARN, "net_ib: device %s takes %d work requests a queue pair and "
                           "%d completions a queue; PPU_FIFO_SLOTS=%d needs %d and %d: lower it",
                           l->devname, da.max_qp_wr, da.max_cqe, l->e.nslots, depth, 2 * depth);
@@ -689,7 +702,7 @@ static int link_qp(struct ib_link *l, struct rdma_cm_id *id)
     qa.qp_type = IBV_QPT_RC;
     qa.cap.max_send_wr = (uint32_t)depth;
     qa.cap.max_recv_wr = (uint32_t)(l->e.nslots + NET_IB_EXTRA_RECVS);
-    qa.cap.max_send_sge = 1;
+    qa.cap.max_send_sge = l->ref_lkey ? 2 : 1;
     qa.cap.max_recv_sge = 1;
     if (rdma_create_qp(id, l->dev->pd, &qa) != 0)
         return -1;
@@ -813,6 +826,8 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     struct ib_link *l = link_alloc(p, 1);
     if (!l)
         return PPU_SYSTEM_ERROR;
+    if (p->allow_direct) /* without it every message is copied into a slot */
+        l->ref_lkey = calloc((size_t)l->e.nslots, sizeof *l->ref_lkey);
     l->r_slots = info.slots_addr;
     l->r_slots_rkey = info.slots_rkey;
     l->r_stride = info.stride;
@@ -869,11 +884,46 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
         goto fail;
     }
     link->priv = l;
-    link->direct = 0;
+    link->direct = l->ref_lkey ? PPU_DIRECT_REGISTERED : PPU_DIRECT_NONE;
     return PPU_SUCCESS;
 fail:
     link_free(l);
     return r;
+}
+
+static void *ib_reg(void *pd, void *addr, size_t bytes)
+{
+    /* the source of RDMA writes only: local read, which every region has */
+    return ibv_reg_mr(pd, addr, bytes, 0);
+}
+
+static void ib_dereg(void *mr)
+{
+    ibv_dereg_mr(mr);
+}
+
+static const struct net_reg_ops ib_reg_ops = {"net_ib", ib_reg, ib_dereg};
+
+/* The core sends from src only when it lies in registered memory
+ * (PPU_DIRECT_REGISTERED); should registering it with this device fail,
+ * the bytes are copied into the slot send_reserve gave instead. */
+static ppu_result_t net_ib_send_ref(struct ppu_link *link, const void *src, size_t bytes)
+{
+    struct ib_link *l = link->priv;
+    size_t k = (size_t)(l->e.pos % (uint64_t)l->e.nslots);
+    struct ibv_mr *mr = l->ref_lkey ? net_reg_get(link->params.reg_owner, src, bytes,
+                                                  l->dev->pd, &ib_reg_ops)
+                                    : NULL;
+    if (!mr) {
+        void *slot;
+        ppu_result_t r = net_end_send_reserve(link, &slot);
+        if (r != PPU_SUCCESS)
+            return r;
+        memcpy(slot, src, bytes);
+        return net_end_send_commit(link, bytes);
+    }
+    l->ref_lkey[k] = mr->lkey;
+    return net_end_send_ref(link, src, bytes);
 }
 
 static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
@@ -991,6 +1041,7 @@ const struct ppu_transport_ops ppu_net_ib_ops = {
     .send_finish = net_ib_send_finish,
     .send_reserve = net_end_send_reserve,
     .send_commit = net_end_send_commit,
+    .send_ref = net_ib_send_ref,
     .send_drained = net_end_send_drained,
     .recv_peek = net_end_recv_peek,
     .recv_read = net_end_recv_read,
