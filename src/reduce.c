@@ -1,11 +1,13 @@
 /* Reduction kernels: dst = a op b for every datatype x op, host memory.
  *
- * Buffers may be unaligned and dst may be a or b, so every kernel works on
- * blocks: a block of each operand is copied into local arrays, combined there
- * and copied out. The local arrays cannot alias and the inner trip count is a
- * constant, which lets gcc vectorize the combine loop even at -O2 (its
- * "very cheap" cost model refuses alias checks and scalar epilogues). The
- * copies are fixed-size memcpy calls that compile to unaligned vector moves.
+ * Buffers may be unaligned, and dst may be a or b. Each kernel is one plain
+ * loop through element pointers that may be unaligned and may alias
+ * (aligned(1), may_alias), which gcc vectorizes at -O3 with a run-time
+ * overlap check (dst == a or b passes it; CMakeLists.txt builds this file
+ * at -O3 in every build type). An earlier form copied 512-byte blocks into
+ * local arrays so that even -O2 vectorized the combine; gcc made those
+ * copies `rep movsq`, and the kernel ran at 4.7 GB/s on 256 KB float
+ * chunks against 14.7 GB/s for the plain loop (this 2-core host).
  *
  * float16 and bfloat16 blocks are widened to float, combined with the float
  * kernel and rounded back to nearest even. */
@@ -13,8 +15,7 @@
 
 #include "reduce.h"
 
-#define BLOCK_BYTES 512 /* bytes of each operand per block */
-#define HALF_BLOCK 256  /* elements per float16/bfloat16 block */
+#define HALF_BLOCK 256 /* elements per float16/bfloat16 block */
 
 /* Element ops. Integer SUM/PROD only ever run on unsigned types (signed
  * SUM/PROD use the unsigned kernel of the same width: the bits are equal and
@@ -29,33 +30,14 @@
 #define OP_FMIN(x, y) ((x) < (y) || (x) != (x) ? (x) : (y))
 
 /* Body of a kernel with parameters (dst, a, b, count): dst[i] = F(a[i], b[i])
- * over elements of type T. The last partial block is zero-padded so that the
- * combine loop always runs the full constant length. */
-#define STAGED(T, F)                                                        \
+ * over elements of type T. */
+#define LOOP(T, F)                                                        \
     do {                                                                    \
-        enum { N_ = BLOCK_BYTES / sizeof(T) };                              \
-        unsigned char *d_ = dst;                                            \
-        const unsigned char *a_ = a, *b_ = b;                               \
-        T x_[N_], y_[N_];                                                   \
-        for (; count >= (size_t)N_; count -= N_) {                          \
-            memcpy(x_, a_, sizeof x_);                                      \
-            memcpy(y_, b_, sizeof y_);                                      \
-            for (size_t j_ = 0; j_ < (size_t)N_; j_++)                      \
-                x_[j_] = F(x_[j_], y_[j_]);                                 \
-            memcpy(d_, x_, sizeof x_);                                      \
-            d_ += sizeof x_;                                                \
-            a_ += sizeof x_;                                                \
-            b_ += sizeof x_;                                                \
-        }                                                                   \
-        if (count > 0) {                                                    \
-            memset(x_, 0, sizeof x_);                                       \
-            memset(y_, 0, sizeof y_);                                       \
-            memcpy(x_, a_, count * sizeof(T));                              \
-            memcpy(y_, b_, count * sizeof(T));                              \
-            for (size_t j_ = 0; j_ < (size_t)N_; j_++)                      \
-                x_[j_] = F(x_[j_], y_[j_]);                                 \
-            memcpy(d_, x_, count * sizeof(T));                              \
-        }                                                                   \
+        typedef T u_ __attribute__((aligned(1), may_alias));                \
+        u_ *d_ = dst;                                                       \
+        const u_ *a_ = a, *b_ = b;                                          \
+        for (size_t i_ = 0; i_ < count; i_++)                               \
+            d_[i_] = F(a_[i_], b_[i_]);                                     \
     } while (0)
 
 /* One kernel per type: SUM/PROD/MAX/MIN for unsigned and float types,
@@ -65,10 +47,10 @@
                      ppu_redop_t op)                                        \
     {                                                                       \
         switch (op) {                                                       \
-        case PPU_SUM: STAGED(T, OP_ADD); break;                             \
-        case PPU_PROD: STAGED(T, OP_MUL); break;                            \
-        case PPU_MAX: STAGED(T, OP_MAX); break;                             \
-        case PPU_MIN: STAGED(T, OP_MIN); break;                             \
+        case PPU_SUM: LOOP(T, OP_ADD); break;                             \
+        case PPU_PROD: LOOP(T, OP_MUL); break;                            \
+        case PPU_MAX: LOOP(T, OP_MAX); break;                             \
+        case PPU_MIN: LOOP(T, OP_MIN); break;                             \
         default: break;                                                     \
         }                                                                   \
     }
@@ -77,19 +59,19 @@
                      ppu_redop_t op)                                        \
     {                                                                       \
         if (op == PPU_MAX)                                                  \
-            STAGED(T, OP_MAX);                                              \
+            LOOP(T, OP_MAX);                                              \
         else                                                                \
-            STAGED(T, OP_MIN);                                              \
+            LOOP(T, OP_MIN);                                              \
     }
 #define FLOAT_KERNEL(name, T)                                               \
     static void name(void *dst, const void *a, const void *b, size_t count, \
                      ppu_redop_t op)                                        \
     {                                                                       \
         switch (op) {                                                       \
-        case PPU_SUM: STAGED(T, OP_ADD); break;                             \
-        case PPU_PROD: STAGED(T, OP_MUL); break;                            \
-        case PPU_MAX: STAGED(T, OP_FMAX); break;                            \
-        case PPU_MIN: STAGED(T, OP_FMIN); break;                            \
+        case PPU_SUM: LOOP(T, OP_ADD); break;                             \
+        case PPU_PROD: LOOP(T, OP_MUL); break;                            \
+        case PPU_MAX: LOOP(T, OP_FMAX); break;                            \
+        case PPU_MIN: LOOP(T, OP_FMIN); break;                            \
         default: break;                                                     \
         }                                                                   \
     }
