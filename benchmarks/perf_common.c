@@ -407,6 +407,7 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
         if (!coll->no_inplace && c.send * ts > maxr) maxr = c.send * ts;
     }
     sweep_t sw = {malloc(maxs), malloc(maxr), malloc(maxr), 0, 0, 0};
+    void *regs[2] = {NULL, NULL}; /* -R 1: the buffers' registrations */
     if (!sw.send || !sw.recv || !sw.exp) {
         fprintf(stderr, "perf: rank %d: cannot allocate %zu + 2 x %zu bytes\n", be->rank, maxs, maxr);
         rc = 1;
@@ -414,7 +415,8 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
     }
     memset(sw.send, 0, maxs);
     memset(sw.recv, 0, maxr);
-    if (o->reg && (!be->reg || be->reg(be->ctx, sw.send, maxs) || be->reg(be->ctx, sw.recv, maxr))) {
+    if (o->reg && (!be->reg || be->reg(be->ctx, sw.send, maxs, &regs[0]) ||
+                   be->reg(be->ctx, sw.recv, maxr, &regs[1]))) {
         fprintf(stderr, "perf: rank %d: -R 1: %s\n", be->rank,
                 be->reg ? "registering the buffers failed" : "this backend registers nothing");
         rc = 1;
@@ -461,6 +463,8 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
     }
     if (!rc && sw.wrong > 0) rc = 1;
 out:
+    for (int k = 0; k < 2; k++)
+        if (regs[k] && be->dereg(be->ctx, regs[k]) && !rc) rc = 1;
     free(sw.send);
     free(sw.recv);
     free(sw.exp);

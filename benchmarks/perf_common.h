@@ -56,8 +56,9 @@ typedef struct perf_backend {
      * backend can run this datatype / op. */
     int (*supports)(void *ctx, int dtype, int op);
     /* Optional (NULL: -R 1 is refused): registers a buffer for the whole
-     * run (ppuccl: ppu_comm_register; freed with the communicator). */
-    int (*reg)(void *ctx, void *buf, size_t bytes);
+     * run (ppuccl: ppu_comm_register), deregistered before it is freed. */
+    int (*reg)(void *ctx, void *buf, size_t bytes, void **handle);
+    int (*dereg)(void *ctx, void *handle);
 } perf_backend_t;
 
 /* Element counts for one row, derived from count = bytes / type size. The

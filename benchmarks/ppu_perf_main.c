@@ -61,11 +61,17 @@ static int be_barrier(void *ctx) {
     return be_reduce_double(ctx, &x, 1, 0);
 }
 
-static int be_reg(void *ctx, void *buf, size_t bytes) {
+static int be_reg(void *ctx, void *buf, size_t bytes, void **handle) {
     ppu_ctx_t *c = ctx;
-    void *h; /* ppu_comm_destroy deregisters it */
-    ppu_result_t r = ppu_comm_register(c->comm, buf, bytes, &h);
+    ppu_result_t r = ppu_comm_register(c->comm, buf, bytes, handle);
     if (r != PPU_SUCCESS) die(c->comm, c->rank, "ppu_comm_register", r);
+    return 0;
+}
+
+static int be_dereg(void *ctx, void *handle) {
+    ppu_ctx_t *c = ctx;
+    ppu_result_t r = ppu_comm_deregister(c->comm, handle);
+    if (r != PPU_SUCCESS) die(c->comm, c->rank, "ppu_comm_deregister", r);
     return 0;
 }
 
@@ -76,7 +82,7 @@ static int run_rank(const perf_opts_t *opts, ppu_comm_t comm) {
     if ((r = ppu_comm_user_rank(comm, &ctx.rank)) != PPU_SUCCESS) die(comm, -1, "ppu_comm_user_rank", r);
     if ((r = ppu_comm_count(comm, &ctx.nranks)) != PPU_SUCCESS) die(comm, ctx.rank, "ppu_comm_count", r);
     perf_backend_t be = {"ppuccl", ctx.rank, ctx.nranks, &ctx, be_run, be_barrier,
-                         be_reduce_double, NULL, be_reg};
+                         be_reduce_double, NULL, be_reg, be_dereg};
     int rc = perf_run(opts, &be, g_coll);
     if ((r = ppu_comm_destroy(comm)) != PPU_SUCCESS) die(NULL, ctx.rank, "ppu_comm_destroy", r);
     return rc;

@@ -99,8 +99,8 @@ ppu_result_t ppu_get_unique_id(ppu_unique_id_t *id)
 
 static void comm_free(struct ppu_comm *c)
 {
-    net_reg_remove_owner(c); /* before the links give their devices back */
-    ppu_comm_disconnect(c);
+    ppu_comm_disconnect(c); /* no queue pair left that could still send from them */
+    net_reg_remove_owner(c);
     ppu_plan_free(c);
     ppu_bootstrap_close(c->bs);
     free(c->scratch);
@@ -113,6 +113,7 @@ static void comm_free(struct ppu_comm *c)
 
 static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, int rank,
                               const struct ppu_topo *parent_topo, const int *parent_chips);
+static void wait_pending(struct ppu_comm *c);
 
 ppu_result_t ppu_comm_init_rank(ppu_comm_t *out, int nranks, ppu_unique_id_t id, int rank)
 {
@@ -577,7 +578,12 @@ ppu_result_t ppu_comm_deregister(ppu_comm_t comm, void *handle)
     CHECK_LIVE("ppu_comm_deregister", comm);
     if (!handle)
         return ppu_fail(comm, PPU_INVALID_ARGUMENT, "ppu_comm_deregister: handle is NULL");
-    if (net_reg_remove(comm, handle) != 0)
+    /* not under a collective that sends from it: queued calls finish first */
+    wait_pending(comm);
+    pthread_mutex_lock(&comm->exec_lock);
+    int gone = net_reg_remove(comm, handle);
+    pthread_mutex_unlock(&comm->exec_lock);
+    if (gone != 0)
         return ppu_fail(comm, PPU_INVALID_ARGUMENT,
                         "ppu_comm_deregister: handle is not a registration of this communicator "
                         "(deregistered already, or made on another)");

@@ -608,7 +608,10 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
              comm->rank, nc, comm->mesh ? "all one ICN hop away"
                              : nnet ? "those on its server; the others below"
                                     : "some staged through host memory",
-             !comm->ch[0].send.direct ? "copies through the FIFO"
+             comm->ch[0].send.direct == PPU_DIRECT_NONE ? "copies through the FIFO"
+             : comm->ch[0].send.direct == PPU_DIRECT_REGISTERED
+                 ? "RDMA from registered memory (ppu_comm_register) for large chunks"
+             : comm->ch[0].send.ops != &ppu_icn_sim_ops ? "TCP from the caller's memory"
              : comm->ch[0].recv.params.allow_cma ? "single-copy (process_vm_readv) for large chunks"
                                                  : "references between threads (no copy)");
     if (nnet) {

@@ -782,7 +782,19 @@ static void mock_dereg(void *h)
     free(h);
 }
 
-static const struct net_reg_ops mock_ops = {"mock", mock_reg, mock_dereg};
+static uint64_t mock_key(void *h)
+{
+    return (uint64_t)(uintptr_t)h;
+}
+
+static const struct net_reg_ops mock_ops = {"mock", mock_reg, mock_dereg, mock_key};
+
+/* The key of [p, p + n)'s registration in dom, or 0 when there is none. */
+static uint64_t key_of(const void *owner, const void *p, size_t n, void *dom)
+{
+    uint64_t k = 0;
+    return net_reg_get(owner, p, n, dom, &mock_ops, &k) ? k : 0;
+}
 
 Test(net, registration_cache)
 {
@@ -791,8 +803,10 @@ Test(net, registration_cache)
     int owner_a, owner_b;
     void *d1 = (void *)0x10, *d2 = (void *)0x20;
     void *r1, *r2;
+    uint64_t found0, keyed0, found, keyed;
+    net_reg_stats(&found0, &keyed0);
     cr_assert_eq(net_reg_count(), 0);
-    cr_assert_null(net_reg_get(&owner_a, buf, 8, d1, &mock_ops), "nothing is registered yet");
+    cr_assert_eq(key_of(&owner_a, buf, 8, d1), 0, "nothing is registered yet");
     cr_assert_eq(net_reg_add(&owner_a, buf, sizeof buf, &r1), PPU_SUCCESS);
     /* what a region holds */
     cr_expect(net_reg_covers(&owner_a, buf + 10, 100));
@@ -801,33 +815,40 @@ Test(net, registration_cache)
     cr_expect(!net_reg_covers(&owner_a, (void *)((uintptr_t)buf - 1), 2),
               "a range before the start is not held");
     cr_expect(!net_reg_covers(&owner_a, buf + 10, SIZE_MAX), "a range that wraps is not held");
+    cr_expect(!net_reg_covers(&owner_a, buf + 10, 0), "an empty range is not held");
     cr_expect(!net_reg_covers(&owner_b, buf + 10, 100), "another owner's region was used");
     cr_expect(mock.regs == 0, "asking whether memory is registered registered it");
     /* first use registers the whole region, once per domain */
-    void *h1 = net_reg_get(&owner_a, buf + 10, 100, d1, &mock_ops);
-    cr_assert_not_null(h1);
+    uint64_t k1 = key_of(&owner_a, buf + 10, 100, d1);
+    cr_assert_neq(k1, 0);
     cr_expect(mock.regs == 1 && mock.last_dom == d1 && mock.last_addr == buf &&
               mock.last_bytes == sizeof buf, "registered %zu bytes at %p, want the region",
               mock.last_bytes, mock.last_addr);
-    cr_expect_eq(net_reg_get(&owner_a, buf + 500, 500, d1, &mock_ops), h1, "not reused");
+    cr_expect_eq(key_of(&owner_a, buf + 500, 500, d1), k1, "not reused");
     cr_expect_eq(mock.regs, 1);
-    void *h2 = net_reg_get(&owner_a, buf, 1, d2, &mock_ops);
-    cr_expect(h2 && h2 != h1 && mock.regs == 2, "a second device needs its own registration");
-    cr_expect_null(net_reg_get(&owner_b, buf, 1, d1, &mock_ops));
+    uint64_t k2 = key_of(&owner_a, buf, 1, d2);
+    cr_expect(k2 && k2 != k1 && mock.regs == 2, "a second device needs its own registration");
+    cr_expect_eq(key_of(&owner_b, buf, 1, d1), 0);
     /* a failed registration is logged once and not tried again */
-    cr_expect_null(net_reg_get(&owner_a, buf, 1, (void *)0xbad, &mock_ops));
-    cr_expect_null(net_reg_get(&owner_a, buf, 1, (void *)0xbad, &mock_ops));
+    cr_expect_eq(key_of(&owner_a, buf, 1, (void *)0xbad), 0);
+    cr_expect_eq(key_of(&owner_a, buf, 1, (void *)0xbad), 0);
     cr_expect_eq(mock.regs, 3, "a failed registration was retried");
     /* more devices than a region keeps: no registration, nothing breaks */
-    cr_expect_not_null(net_reg_get(&owner_a, buf, 1, (void *)0x30, &mock_ops));
-    cr_expect_null(net_reg_get(&owner_a, buf, 1, (void *)0x40, &mock_ops));
+    cr_expect_neq(key_of(&owner_a, buf, 1, (void *)0x30), 0);
+    cr_expect_eq(key_of(&owner_a, buf, 1, (void *)0x40), 0);
     cr_expect_eq(mock.regs, 4);
+    /* asks that found a region, and keys handed out, are counted */
+    net_reg_stats(&found, &keyed);
+    cr_expect_eq(keyed - keyed0, 4, "%llu keys handed out, want 4",
+                 (unsigned long long)(keyed - keyed0));
+    cr_expect_eq(found - found0, 9, "%llu asks found a region, want 9",
+                 (unsigned long long)(found - found0));
     /* a device that goes away takes its registrations with it; a later
      * use registers again */
     net_reg_drop_domain(d1);
     cr_expect_eq(mock.deregs, 1);
-    void *h1b = net_reg_get(&owner_a, buf, 1, d1, &mock_ops);
-    cr_expect(h1b && mock.regs == 5, "no new registration after the device went away");
+    cr_expect_neq(key_of(&owner_a, buf, 1, d1), 0);
+    cr_expect_eq(mock.regs, 5, "no new registration after the device went away");
     /* removal: only by the owner, once, and everywhere */
     cr_assert_eq(net_reg_add(&owner_b, buf, sizeof buf, &r2), PPU_SUCCESS);
     cr_expect_eq(net_reg_remove(&owner_b, r1), -1, "another owner removed a region");
@@ -836,10 +857,70 @@ Test(net, registration_cache)
     cr_expect_eq(mock.live, 0, "%d registration(s) outlived their region", mock.live);
     cr_expect(!net_reg_covers(&owner_a, buf, 1));
     cr_expect(net_reg_covers(&owner_b, buf, 1), "removing one owner's region removed another's");
-    cr_expect_not_null(net_reg_get(&owner_b, buf, 1, d1, &mock_ops));
+    cr_expect_neq(key_of(&owner_b, buf, 1, d1), 0);
     net_reg_remove_owner(&owner_b);
     cr_expect_eq(net_reg_count(), 0);
     cr_expect_eq(mock.live, 0);
+}
+
+/* The executor's side of registered memory, over TCP links told to act as
+ * RDMA links do (net_socket_test_registered_only): large ring messages go
+ * by reference only from memory registered with the communicator (the
+ * registration cache counts the asks that found it), and are copied into
+ * the FIFO otherwise; the values are right both ways. */
+static int registered_rank(ppu_comm_t comm, int r, int n, void *arg)
+{
+    int reg = *(const int *)arg;
+    enum { CNT = 1 << 18 }; /* 1 MB of floats: chunks above PPU_CMA_MIN_BYTES */
+    float *in = calloc(CNT, sizeof *in), *out = calloc((size_t)n * CNT, sizeof *out);
+    void *hi = NULL, *ho = NULL;
+    int bad = !in || !out;
+    if (!bad && reg)
+        bad = ppu_comm_register(comm, in, CNT * sizeof *in, &hi) != PPU_SUCCESS ||
+              ppu_comm_register(comm, out, (size_t)n * CNT * sizeof *out, &ho) != PPU_SUCCESS;
+    uint64_t found0, keyed0, found, keyed;
+    net_reg_stats(&found0, &keyed0);
+    for (int it = 0; it < 2 && !bad; it++) {
+        for (size_t i = 0; i < CNT; i++)
+            in[i] = (float)((i + (size_t)r * 5 + (size_t)it) % 32);
+        bad |= 2 * (ppu_allreduce(in, out, CNT, PPU_FLOAT32, PPU_SUM, comm, NULL) != PPU_SUCCESS);
+        for (size_t i = 0; i < CNT && !bad; i++) {
+            float want = 0;
+            for (int q = 0; q < n; q++)
+                want += (float)((i + (size_t)q * 5 + (size_t)it) % 32);
+            bad |= 3 * (out[i] != want);
+        }
+        bad |= 4 * (ppu_allgather(in, out, CNT, PPU_FLOAT32, comm, NULL) != PPU_SUCCESS);
+        for (size_t i = 0; i < (size_t)n * CNT && !bad; i++)
+            bad |= 5 * (out[i] != (float)((i % CNT + i / CNT * 5 + (size_t)it) % 32));
+    }
+    net_reg_stats(&found, &keyed);
+    if (!bad && reg != (found > found0)) {
+        fprintf(stderr, "rank %d: %llu sends found registered memory, with%s registration\n", r,
+                (unsigned long long)(found - found0), reg ? "" : "out");
+        bad = 6;
+    }
+    if (hi)
+        bad |= 7 * (ppu_comm_deregister(comm, hi) != PPU_SUCCESS);
+    if (ho)
+        bad |= 7 * (ppu_comm_deregister(comm, ho) != PPU_SUCCESS);
+    free(in);
+    free(out);
+    return bad;
+}
+
+Test(net, sends_only_from_registered_memory, .timeout = 120 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_SIM_SERVERS", "4", 1); /* every ring link crosses servers */
+    setenv("PPU_ALGO", "allreduce:ring;allgather:ring", 1);
+    setenv("PPU_TIMEOUT_MS", "20000", 1);
+    net_socket_test_registered_only = 1; /* the forked ranks inherit it */
+    for (int reg = 1; reg >= 0; reg--) {
+        int failed = run_ranks(4, registered_rank, &reg, 90);
+        cr_expect_eq(failed, 0, "%s registered buffers: %d rank(s) failed",
+                     reg ? "with" : "without", failed);
+    }
+    net_socket_test_registered_only = 0;
 }
 
 /* ---- net_ib's own checks (no device needed) ---- */

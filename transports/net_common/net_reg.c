@@ -16,6 +16,7 @@ struct net_reg_dom {
     void *dom;        /* NULL: unused */
     void *handle;     /* the registration, or NULL when it failed */
     const struct net_reg_ops *ops;
+    int registering;  /* claimed; ops->reg runs without the lock */
 };
 
 struct net_reg_region {
@@ -23,6 +24,7 @@ struct net_reg_region {
     const void *owner;
     uintptr_t lo, hi; /* [lo, hi) */
     struct net_reg_dom d[NET_REG_DOMAINS];
+    int full_logged;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -99,14 +101,18 @@ void net_reg_remove_owner(const void *owner)
     pthread_mutex_unlock(&lock);
 }
 
+static _Atomic uint64_t n_found, n_keyed;
+
 static struct net_reg_region *find(const void *owner, const void *p, size_t n)
 {
     uintptr_t lo = (uintptr_t)p, hi = lo + n;
-    if (hi < lo)
+    if (hi < lo || n == 0)
         return NULL;
     for (struct net_reg_region *r = regions; r; r = r->next)
-        if (r->owner == owner && lo >= r->lo && hi <= r->hi)
+        if (r->owner == owner && lo >= r->lo && hi <= r->hi) {
+            atomic_fetch_add_explicit(&n_found, 1, memory_order_relaxed);
             return r;
+        }
     return NULL;
 }
 
@@ -120,42 +126,53 @@ int net_reg_covers(const void *owner, const void *p, size_t n)
     return yes;
 }
 
-void *net_reg_get(const void *owner, const void *p, size_t n, void *dom,
-                  const struct net_reg_ops *ops)
+int net_reg_get(const void *owner, const void *p, size_t n, void *dom,
+                const struct net_reg_ops *ops, uint64_t *key)
 {
     if (!atomic_load_explicit(&nregions, memory_order_relaxed))
-        return NULL;
-    void *h = NULL;
+        return 0;
     pthread_mutex_lock(&lock);
     struct net_reg_region *r = find(owner, p, n);
-    if (r) {
-        struct net_reg_dom *d = NULL;
-        for (int i = 0; i < NET_REG_DOMAINS && !d; i++)
-            if (r->d[i].dom == dom)
-                d = &r->d[i];
-        if (d) {
-            h = d->handle;
-        } else {
-            for (int i = 0; i < NET_REG_DOMAINS && !d; i++)
-                if (!r->d[i].dom)
-                    d = &r->d[i];
-            if (d) {
-                errno = 0;
-                h = ops->reg(dom, (void *)r->lo, r->hi - r->lo);
-                *d = (struct net_reg_dom){dom, h, ops};
-                if (!h)
-                    ppu_transport_log(LOG_WARN, "%s: registering %zu bytes at %p failed (%s); "
-                                      "messages from it go through the FIFO", ops->name,
-                                      (size_t)(r->hi - r->lo), (void *)r->lo,
-                                      errno ? strerror(errno) : "no reason given");
-                else
-                    ppu_transport_log(LOG_INFO, "%s: registered %zu bytes at %p", ops->name,
-                                      (size_t)(r->hi - r->lo), (void *)r->lo);
-            }
-        }
+    struct net_reg_dom *d = NULL, *fresh = NULL;
+    for (int i = 0; r && i < NET_REG_DOMAINS && !d; i++)
+        if (r->d[i].dom == dom)
+            d = &r->d[i];
+    for (int i = 0; r && !d && i < NET_REG_DOMAINS && !fresh; i++)
+        if (!r->d[i].dom)
+            fresh = &r->d[i];
+    if (r && !d && !fresh && !r->full_logged) {
+        r->full_logged = 1;
+        ppu_transport_log(LOG_WARN, "%s: %zu bytes at %p are registered with %d devices already; "
+                          "messages from it to another go through the FIFO", ops->name,
+                          (size_t)(r->hi - r->lo), (void *)r->lo, NET_REG_DOMAINS);
+    }
+    if (fresh) {
+        /* claimed, then registered without the lock (see net_reg.h) */
+        *fresh = (struct net_reg_dom){dom, NULL, ops, 1};
+        void *addr = (void *)r->lo;
+        size_t bytes = (size_t)(r->hi - r->lo);
+        pthread_mutex_unlock(&lock);
+        errno = 0;
+        void *h = ops->reg(dom, addr, bytes);
+        int err = errno;
+        if (!h)
+            ppu_transport_log(LOG_WARN, "%s: registering %zu bytes at %p failed (%s); messages "
+                              "from it go through the FIFO", ops->name, bytes, addr,
+                              err ? strerror(err) : "no reason given");
+        else
+            ppu_transport_log(LOG_INFO, "%s: registered %zu bytes at %p", ops->name, bytes, addr);
+        pthread_mutex_lock(&lock);
+        fresh->handle = h;
+        fresh->registering = 0;
+        d = fresh;
+    }
+    int ok = d && d->handle && !d->registering;
+    if (ok) {
+        *key = ops->key(d->handle);
+        atomic_fetch_add_explicit(&n_keyed, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&lock);
-    return h;
+    return ok;
 }
 
 void net_reg_drop_domain(void *dom)
@@ -176,4 +193,10 @@ void net_reg_drop_domain(void *dom)
 int net_reg_count(void)
 {
     return atomic_load(&nregions);
+}
+
+void net_reg_stats(uint64_t *found, uint64_t *keyed)
+{
+    *found = atomic_load(&n_found);
+    *keyed = atomic_load(&n_keyed);
 }

@@ -18,11 +18,17 @@
  * it would send the old, pinned pages. Nothing here can see an unmap, so
  * the user's promise is what keeps every registration true.
  *
- * Thread-safe: one lock; a region is looked up once per large message. */
+ * Thread-safe: one lock, never held while a device registers memory; a
+ * region is looked up once per large message. A region is used only by its
+ * owner's collectives, which run one at a time (the communicator's
+ * exec_lock), and ppu_comm_deregister takes that lock too: so a region is
+ * never removed while a registration of it is being made or used, and
+ * registering it outside the lock is safe. */
 #ifndef PPU_NET_REG_H
 #define PPU_NET_REG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ppuccl.h"
 
@@ -33,6 +39,8 @@ struct net_reg_ops {
     /* Register [addr, addr + bytes) in dom; NULL with errno set on failure. */
     void *(*reg)(void *dom, void *addr, size_t bytes);
     void (*dereg)(void *handle);
+    /* The key a send names the registration by (net_ib: the MR's lkey). */
+    uint64_t (*key)(void *handle);
 };
 
 /* A region of owner's (a communicator). PPU_SYSTEM_ERROR when memory runs
@@ -46,15 +54,19 @@ void net_reg_remove_owner(const void *owner);
 /* Does one of owner's regions hold all of [p, p + n)? Costs one atomic
  * load while no region exists. */
 int net_reg_covers(const void *owner, const void *p, size_t n);
-/* The registration in dom of the region of owner's that holds [p, p + n),
- * made now if it is the first ask; NULL when no region holds the range or
- * registering failed (logged once per region and domain, and not tried
- * again). */
-void *net_reg_get(const void *owner, const void *p, size_t n, void *dom,
-                  const struct net_reg_ops *ops);
+/* The key (ops->key) of the registration in dom of the region of owner's
+ * that holds [p, p + n), made now if it is the first ask: 1 and *key set,
+ * or 0 when no region holds the range, registering failed (logged once per
+ * region and domain, and not tried again), or the region is registered
+ * with NET_REG_DOMAINS other domains already (logged once). */
+int net_reg_get(const void *owner, const void *p, size_t n, void *dom,
+                const struct net_reg_ops *ops, uint64_t *key);
 /* dom is going away: deregister every region's registration in it. */
 void net_reg_drop_domain(void *dom);
-/* Regions that exist now (tests). */
+/* Regions that exist now; asks (net_reg_covers, net_reg_get) that found
+ * their range in a region; net_reg_get calls that returned a key. For
+ * tests: a send from registered memory did take the registered path. */
 int net_reg_count(void);
+void net_reg_stats(uint64_t *found, uint64_t *keyed);
 
 #endif

@@ -534,7 +534,8 @@ static int serve(struct ib_link *l)
         moved = 1;
     }
     uint64_t seq;
-    if (l->e.send)
+    /* after this end's call failed, its data means nothing: only the notice goes */
+    if (l->e.send && !atomic_load_explicit(&l->e.local_failed, memory_order_acquire))
         moved |= post_data(l);
     else if (net_end_credit_due(&l->e, &seq) && post_ctl(l, NET_IB_IMM_CREDIT, seq)) {
         net_end_credit_sent(&l->e, seq);
@@ -668,7 +669,7 @@ static int link_qp(struct ib_link *l, struct rdma_cm_id *id)
     struct ibv_device_attr da;
     struct ibv_port_attr pa;
     int queried = ibv_query_device(id->verbs, &da) == 0;
-    if (queried && da.max_sge < 2 && l->ref_lkey) { /* no gathers: copy every message */
+    if ((!queried || da.max_sge < 2) && l->ref_lkey) { /* no gathers: copy every message */
         free(l->ref_lkey);
         l->ref_lkey = NULL;
     }
@@ -902,27 +903,33 @@ static void ib_dereg(void *mr)
     ibv_dereg_mr(mr);
 }
 
-static const struct net_reg_ops ib_reg_ops = {"net_ib", ib_reg, ib_dereg};
+static uint64_t ib_key(void *mr)
+{
+    return ((struct ibv_mr *)mr)->lkey;
+}
+
+static const struct net_reg_ops ib_reg_ops = {"net_ib", ib_reg, ib_dereg, ib_key};
 
 /* The core sends from src only when it lies in registered memory
- * (PPU_DIRECT_REGISTERED); should registering it with this device fail,
- * the bytes are copied into the slot send_reserve gave instead. */
+ * (PPU_DIRECT_REGISTERED). Should registering it with this device fail,
+ * the bytes are copied into the message's slot instead. */
 static ppu_result_t net_ib_send_ref(struct ppu_link *link, const void *src, size_t bytes)
 {
     struct ib_link *l = link->priv;
-    size_t k = (size_t)(l->e.pos % (uint64_t)l->e.nslots);
-    struct ibv_mr *mr = l->ref_lkey ? net_reg_get(link->params.reg_owner, src, bytes,
-                                                  l->dev->pd, &ib_reg_ops)
-                                    : NULL;
-    if (!mr) {
-        void *slot;
-        ppu_result_t r = net_end_send_reserve(link, &slot);
-        if (r != PPU_SUCCESS)
-            return r;
+    void *slot;
+    if (bytes > l->e.slot_bytes)
+        return PPU_INTERNAL_ERROR;
+    /* slot k is free (its last message has left) before its key changes */
+    ppu_result_t r = net_end_send_reserve(link, &slot);
+    if (r != PPU_SUCCESS)
+        return r;
+    uint64_t key;
+    if (!l->ref_lkey || !net_reg_get(link->params.reg_owner, src, bytes, l->dev->pd,
+                                     &ib_reg_ops, &key)) {
         memcpy(slot, src, bytes);
         return net_end_send_commit(link, bytes);
     }
-    l->ref_lkey[k] = mr->lkey;
+    l->ref_lkey[l->e.pos % (uint64_t)l->e.nslots] = (uint32_t)key;
     return net_end_send_ref(link, src, bytes);
 }
 

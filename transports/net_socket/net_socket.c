@@ -105,6 +105,7 @@ static struct net_progress g[NET_MAX_THREADS] = {
     NET_PROGRESS_INIT("ppu-net0", sock_round), NET_PROGRESS_INIT("ppu-net1", sock_round),
     NET_PROGRESS_INIT("ppu-net2", sock_round), NET_PROGRESS_INIT("ppu-net3", sock_round)};
 static _Atomic int g_used = 1; /* threads any link of this process has used */
+int net_socket_test_registered_only;
 
 static void kick(int force)
 {
@@ -611,7 +612,7 @@ static ppu_result_t net_send_connect(struct ppu_link *link, const void *info_in)
     link->priv = l;
     /* messages may be references: the progress thread writes the caller's
      * bytes to the socket without a staging copy (send_ref) */
-    link->direct = 1;
+    link->direct = net_socket_test_registered_only ? PPU_DIRECT_REGISTERED : PPU_DIRECT_ANY;
     return PPU_SUCCESS;
 }
 

@@ -15,6 +15,12 @@
 #define NET_NONCE_BYTES 16
 #define NET_MAGIC_INFO 0x504e4931u  /* "PNI1": connect info, receiver -> sender */
 #define NET_MAGIC_HELLO 0x504e4831u /* "PNH1": first bytes on every connection */
+/* For tests only: nonzero makes new sending ends report
+ * PPU_DIRECT_REGISTERED, as net_ib's do, so that the executor's choice to
+ * send from registered memory only is tested where no RDMA device is.
+ * Sends from memory work either way; this changes nothing else. */
+extern int net_socket_test_registered_only;
+
 /* Connect info, in the 128 bytes the core exchanges through the bootstrap. */
 struct net_info {
     uint32_t magic;
