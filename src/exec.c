@@ -141,6 +141,21 @@ static ppu_result_t check_sum(const struct exec_task *t, const struct ppu_link *
                     (unsigned long long)msg->sum, (unsigned long long)got);
 }
 
+/* Does the step send its bytes by reference (send_ref) rather than through
+ * a slot? src: where they are (the output, or the input for a step that
+ * only forwards it). References pay a syscall on the reader's side: only
+ * for big chunks, and only on ring links, whose drain the executor waits
+ * for; RDMA links send only from memory the user registered (net_reg.h). */
+static int sends_by_ref(const struct exec_task *t, const struct ppu_step *st,
+                        const struct ppu_link *sl, size_t nb, const void *src)
+{
+    uint32_t f = st->flags;
+    return sl && sl->direct && nb >= t->comm->direct_min && st->send_peer < 0 &&
+           t->s->proto == PPU_PROTO_SIMPLE &&
+           (!(f & (PPU_STEP_RECV | PPU_STEP_ACCUM)) || (f & (PPU_STEP_OUTPUT | PPU_STEP_REF_OUT))) &&
+           (sl->direct != PPU_DIRECT_REGISTERED || net_reg_covers(sl->params.reg_owner, src, nb));
+}
+
 /* PPU_IN_PROGRESS when the step cannot run yet. */
 static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *st, int *refs)
 {
@@ -185,24 +200,12 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
         if (r != PPU_SUCCESS)
             return r;
     }
-    /* References pay a syscall on the reader's side: only for big chunks,
-     * and only on ring links, whose drain the executor waits for. */
-    int direct_send = sl && sl->direct && nb >= comm->direct_min && st->send_peer < 0 &&
-                      t->s->proto == PPU_PROTO_SIMPLE &&
-                      (!(f & (PPU_STEP_RECV | PPU_STEP_ACCUM)) ||
-                       (f & (PPU_STEP_OUTPUT | PPU_STEP_REF_OUT)));
     const void *rdata = msg.ptr;
-    char *dst = sl ? slot : outp;
-    if (direct_send) {
-        dst = (f & (PPU_STEP_OUTPUT | PPU_STEP_RECV | PPU_STEP_ACCUM | PPU_STEP_REF_OUT)) ? outp
-                                                                                      : NULL;
-        /* RDMA links send only from memory the user registered (net_reg.h) */
-        if (sl->direct == PPU_DIRECT_REGISTERED &&
-            !net_reg_covers(sl->params.reg_owner, dst ? dst : inp, nb)) {
-            direct_send = 0;
-            dst = slot;
-        }
-    }
+    char *dst = (f & (PPU_STEP_OUTPUT | PPU_STEP_RECV | PPU_STEP_ACCUM | PPU_STEP_REF_OUT)) ? outp
+                                                                                         : NULL;
+    int direct_send = sends_by_ref(t, st, sl, nb, dst ? dst : inp);
+    if (!direct_send)
+        dst = sl ? slot : outp;
 
     if (rl && !rdata) {
         /* Remote memory: one kernel copy, straight to the output when the
