@@ -4,13 +4,14 @@
  * loop through element pointers that may be unaligned and may alias
  * (aligned(1), may_alias), which gcc vectorizes at -O3 with a run-time
  * overlap check (dst == a or b passes it; CMakeLists.txt builds this file
- * at -O3 in every build type). An earlier form copied 512-byte blocks into
- * local arrays so that even -O2 vectorized the combine; gcc made those
- * copies `rep movsq`, and the kernel ran at 4.7 GB/s on 256 KB float
- * chunks against 14.7 GB/s for the plain loop (this 2-core host).
+ * at -O3 in every build type but Debug). Buffers that overlap other than
+ * exactly are never passed (reduce.h). An earlier form copied 512-byte
+ * blocks into local arrays so that even -O2 vectorized the combine; gcc
+ * made those copies `rep movsq`, and the kernel ran at 4.7 GB/s on 256 KB
+ * float chunks against 14.7 GB/s for the plain loop (this 2-core host).
  *
- * float16 and bfloat16 blocks are widened to float, combined with the float
- * kernel and rounded back to nearest even. */
+ * float16 and bfloat16 blocks are widened to float, combined in float
+ * (combine_block) and rounded back to nearest even. */
 #include <string.h>
 
 #include "reduce.h"
@@ -31,7 +32,7 @@
 
 /* Body of a kernel with parameters (dst, a, b, count): dst[i] = F(a[i], b[i])
  * over elements of type T. */
-#define LOOP(T, F)                                                        \
+#define LOOP(T, F)                                                          \
     do {                                                                    \
         typedef T u_ __attribute__((aligned(1), may_alias));                \
         u_ *d_ = dst;                                                       \
@@ -47,10 +48,10 @@
                      ppu_redop_t op)                                        \
     {                                                                       \
         switch (op) {                                                       \
-        case PPU_SUM: LOOP(T, OP_ADD); break;                             \
-        case PPU_PROD: LOOP(T, OP_MUL); break;                            \
-        case PPU_MAX: LOOP(T, OP_MAX); break;                             \
-        case PPU_MIN: LOOP(T, OP_MIN); break;                             \
+        case PPU_SUM: LOOP(T, OP_ADD); break;                               \
+        case PPU_PROD: LOOP(T, OP_MUL); break;                              \
+        case PPU_MAX: LOOP(T, OP_MAX); break;                               \
+        case PPU_MIN: LOOP(T, OP_MIN); break;                               \
         default: break;                                                     \
         }                                                                   \
     }
@@ -59,19 +60,19 @@
                      ppu_redop_t op)                                        \
     {                                                                       \
         if (op == PPU_MAX)                                                  \
-            LOOP(T, OP_MAX);                                              \
+            LOOP(T, OP_MAX);                                                \
         else                                                                \
-            LOOP(T, OP_MIN);                                              \
+            LOOP(T, OP_MIN);                                                \
     }
 #define FLOAT_KERNEL(name, T)                                               \
     static void name(void *dst, const void *a, const void *b, size_t count, \
                      ppu_redop_t op)                                        \
     {                                                                       \
         switch (op) {                                                       \
-        case PPU_SUM: LOOP(T, OP_ADD); break;                             \
-        case PPU_PROD: LOOP(T, OP_MUL); break;                            \
-        case PPU_MAX: LOOP(T, OP_FMAX); break;                            \
-        case PPU_MIN: LOOP(T, OP_FMIN); break;                            \
+        case PPU_SUM: LOOP(T, OP_ADD); break;                               \
+        case PPU_PROD: LOOP(T, OP_MUL); break;                              \
+        case PPU_MAX: LOOP(T, OP_FMAX); break;                              \
+        case PPU_MIN: LOOP(T, OP_FMIN); break;                              \
         default: break;                                                     \
         }                                                                   \
     }

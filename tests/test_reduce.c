@@ -352,8 +352,10 @@ static int same_element(const unsigned char *got, const unsigned char *want,
     return (op == PPU_MAX || op == PPU_MIN) && g == 0 && w == 0;
 }
 
-enum { MODE_SEPARATE, MODE_ALIAS_A, MODE_ALIAS_B, MODE_UNALIGNED, NUM_MODES };
-static const char *mode_name[NUM_MODES] = {"separate", "dst=a", "dst=b", "unaligned"};
+enum { MODE_SEPARATE, MODE_ALIAS_A, MODE_ALIAS_B, MODE_UNALIGNED, MODE_UNALIGNED_A,
+       MODE_UNALIGNED_B, NUM_MODES };
+static const char *mode_name[NUM_MODES] = {"separate", "dst=a", "dst=b", "unaligned",
+                                           "unaligned dst=a", "unaligned dst=b"};
 
 static void check_reduce2(ppu_datatype_t dt, ppu_redop_t op, size_t count, int mode)
 {
@@ -361,7 +363,7 @@ static void check_reduce2(ppu_datatype_t dt, ppu_redop_t op, size_t count, int m
     unsigned char *ma = malloc(bytes + 16), *mb = malloc(bytes + 16);
     unsigned char *md = malloc(bytes + 16), *want = malloc(bytes);
     cr_assert(ma && mb && md && want);
-    int unaligned = mode == MODE_UNALIGNED;
+    int unaligned = mode >= MODE_UNALIGNED;
     unsigned char *a = ma + (unaligned ? 1 : 0), *b = mb + (unaligned ? 3 : 0);
     unsigned char *d = md + (unaligned ? 5 : 0);
     fill(a, count, dt);
@@ -374,7 +376,9 @@ static void check_reduce2(ppu_datatype_t dt, ppu_redop_t op, size_t count, int m
         else
             store_float(want, i, dt, ref_float(load_float(a, i, dt), load_float(b, i, dt), op));
     }
-    unsigned char *dst = mode == MODE_ALIAS_A ? a : mode == MODE_ALIAS_B ? b : d;
+    unsigned char *dst = mode == MODE_ALIAS_A || mode == MODE_UNALIGNED_A   ? a
+                         : mode == MODE_ALIAS_B || mode == MODE_UNALIGNED_B ? b
+                                                                            : d;
     ppu_reduce2(dst, a, b, count, dt, op);
     long bad = 0;
     for (size_t i = 0; i < count; i++)
