@@ -12,6 +12,10 @@
 #   FACTOR (2) WARMUP (5) DTYPE (float) OP (sum, ignored by collectives
 #   without one) BUILD_DIR (<repo>/build) OUT_DIR (BUILD_DIR/compare)
 #   EXTRA_FLAGS (more flags for both programs, e.g. "-r 1" for the root)
+#   PPU_ENV (NAME=VALUE words for ppuccl, e.g. "PPU_NET=socket
+#   PPU_SIM_SERVERS=4": every rank its own server, links over TCP)
+#   MPIRUN_ARGS (more mpirun arguments, e.g. "--mca btl tcp,self": Open MPI
+#   over TCP only, the match of the PPU_ENV above)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,13 +47,19 @@ command -v mpirun >/dev/null || die "mpirun not found: install Open MPI (scripts
 FLAGS=(-b "$MIN" -e "$MAX" -f "$FACTOR" -n "$ITERS" -w "$WARMUP" -d "$DTYPE" -o "$OP" ${EXTRA_FLAGS:-})
 MPIRUN=(mpirun --oversubscribe -np "$NP")
 [ "$(id -u)" -eq 0 ] && MPIRUN=(mpirun --allow-run-as-root --oversubscribe -np "$NP")
+# shellcheck disable=SC2206  # MPIRUN_ARGS is split on purpose
+MPIRUN+=(${MPIRUN_ARGS:-})
+read -r -a ENV_WORDS <<<"${PPU_ENV:-}"
+for w in ${ENV_WORDS[@]+"${ENV_WORDS[@]}"}; do
+  [[ $w =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "PPU_ENV: '$w' is not NAME=VALUE"
+done
 
 mkdir -p "$OUT_DIR"
 PPU_OUT=$OUT_DIR/ppuccl_${COLL}.txt
 MPI_OUT=$OUT_DIR/ompi_${COLL}.txt
 
-echo "compare_mpi: $PPU_BIN -p $NP ${FLAGS[*]}"
-rc=0; "$PPU_BIN" -p "$NP" "${FLAGS[@]}" >"$PPU_OUT" 2>&1 || rc=$?
+echo "compare_mpi: ${ENV_WORDS[*]+${ENV_WORDS[*]} }$PPU_BIN -p $NP ${FLAGS[*]}"
+rc=0; env ${ENV_WORDS[@]+"${ENV_WORDS[@]}"} "$PPU_BIN" -p "$NP" "${FLAGS[@]}" >"$PPU_OUT" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] || { tail -n 20 "$PPU_OUT" >&2; die "ppu_${COLL}_perf failed (exit $rc); full output: $PPU_OUT"; }
 echo "compare_mpi: ${MPIRUN[*]} $MPI_BIN ${FLAGS[*]}"
 rc=0; "${MPIRUN[@]}" "$MPI_BIN" "${FLAGS[@]}" >"$MPI_OUT" 2>&1 || rc=$?

@@ -96,6 +96,7 @@ struct ppu_comm {
     int nservers, per_server, hier_ok;
     /* the transport of links between servers (PPU_NET), chosen at connect */
     const struct ppu_transport_ops *net_ops;
+    int net_inline; /* PPU_SOCKET_INLINE: the executor moves network bytes while it waits */
     int local[PPU_TOPO_MAX_CHIPS], rail[PPU_TOPO_MAX_CHIPS];
 
     size_t chunk_bytes;

@@ -53,6 +53,11 @@ static ppu_result_t check_net_params(struct ppu_comm *comm)
     if (ns < 1 || ns > 8)
         return ppu_fail(comm, PPU_INVALID_ARGUMENT,
                         "PPU_SOCKET_NSOCKS=%lld: it must be 1..8 TCP connections per link", ns);
+    long long in = ppu_param_int(PPU_P_SOCKET_INLINE);
+    if (in != 0 && in != 1)
+        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
+                        "PPU_SOCKET_INLINE=%lld: it must be 0 (progress threads only) or 1", in);
+    comm->net_inline = (int)in;
     long long nt = ppu_param_int(PPU_P_SOCKET_NTHREADS);
     if (nt < 1 || nt > 4)
         return ppu_fail(comm, PPU_INVALID_ARGUMENT,

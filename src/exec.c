@@ -409,6 +409,10 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
     }
     struct ppu_waiter w = {0, tasks[0].comm->spin};
     uint64_t deadline = 0;
+    int (*help)(void) = NULL;
+    for (int i = 0; i < ntasks && !help; i++)
+        if (tasks[i].comm->net_ops && tasks[i].comm->nservers > 1 && tasks[i].comm->net_inline)
+            help = tasks[i].comm->net_ops->help;
     while (left > 0) {
         int progressed = 0;
         for (int i = 0; i < ntasks; i++) {
@@ -419,6 +423,10 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
             if (t->left == 0)
                 left--;
         }
+        /* nothing ready: move network bytes from here rather than idle
+         * (and rather than wait for the progress thread to be woken) */
+        if (!progressed && help)
+            progressed = help();
         if (progressed) {
             ppu_wait_reset(&w);
             deadline = 0;

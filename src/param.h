@@ -13,6 +13,7 @@ enum ppu_param {
     PPU_P_NET,
     PPU_P_SOCKET_NSOCKS,
     PPU_P_SOCKET_NTHREADS,
+    PPU_P_SOCKET_INLINE,
     PPU_P_IB_HCA,
     PPU_P_ROOT_ADDR,
     PPU_P_RANK,

@@ -356,6 +356,13 @@ Test(net, net_parameters_checked_at_init, .timeout = 200 * PPU_TEST_SLOWDOWN)
     setenv("PPU_SOCKET_NSOCKS", "4", 1);
     run(4, "2", "", "", &p);
     unsetenv("PPU_SOCKET_NTHREADS");
+    /* the ranks' own threads move no network bytes: the progress threads
+     * alone (what every other test here runs with is the default, 1) */
+    setenv("PPU_SOCKET_INLINE", "2", 1);
+    cr_expect_eq(ranks_expect_init_error(2, "PPU_SOCKET_INLINE=2"), 0);
+    setenv("PPU_SOCKET_INLINE", "0", 1);
+    run(4, "2", "", "", &p);
+    unsetenv("PPU_SOCKET_INLINE");
 }
 
 /* ---- a rank killed mid-job ---- */

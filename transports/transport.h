@@ -97,6 +97,10 @@ struct ppu_transport_ops {
     void (*set_failed)(struct ppu_link *link);
     int (*peer_failed)(struct ppu_link *link);
     void (*close)(struct ppu_link *link);
+    /* Optional: move what is ready on every link of this transport in the
+     * process, from the calling (core) thread, without blocking; nonzero
+     * when anything moved. The executor calls it instead of idling. */
+    int (*help)(void);
 };
 
 extern const struct ppu_transport_ops ppu_icn_sim_ops;

@@ -83,6 +83,18 @@ static void *progress_main(void *arg)
     return NULL;
 }
 
+int net_progress_help(struct net_progress *g)
+{
+    if (!g->help || pthread_mutex_trylock(&g->serve) != 0)
+        return 0;
+    /* the list cannot change (net_progress_remove) while it is served */
+    pthread_mutex_lock(&g->lock);
+    int moved = g->n ? g->help(g, g->links, g->n) : 0;
+    pthread_mutex_unlock(&g->lock);
+    pthread_mutex_unlock(&g->serve);
+    return moved;
+}
+
 ppu_result_t net_progress_add(struct net_progress *g, struct net_end *e)
 {
     ppu_result_t r = PPU_SUCCESS;
@@ -168,6 +180,11 @@ void net_progress_remove(struct net_progress *g, struct net_end *e)
         free(g->scratch);
         g->scratch = NULL;
         g->scratch_bytes = 0;
+        pthread_mutex_lock(&g->serve);
+        free(g->help_scratch);
+        g->help_scratch = NULL;
+        g->help_scratch_bytes = 0;
+        pthread_mutex_unlock(&g->serve);
         int fd = atomic_exchange(&g->evfd, -1);
         close(fd);
         g->running = 0;

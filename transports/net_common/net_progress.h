@@ -25,13 +25,20 @@ struct net_progress {
      * poll() with wake_fd among its descriptors; when wake_fd is readable
      * it calls net_progress_woken. */
     int (*round)(struct net_progress *g, struct net_end **links, int n, int nap_ms, int wake_fd);
+    /* Optional: serve links[0..n) once without blocking, from another
+     * thread (net_progress_help); `serve` is held. */
+    int (*help)(struct net_progress *g, struct net_end **links, int n);
     /* memory the thread's rounds keep between calls (theirs to grow with
      * realloc); freed when the thread stops */
     void *scratch;
     size_t scratch_bytes;
+    /* the same for help, under `serve`; freed when the thread stops */
+    void *help_scratch;
+    size_t help_scratch_bytes;
     /* the rest is the registry's own */
     pthread_mutex_t life; /* start, stop, registration */
     pthread_mutex_t lock; /* links, n, gen, ack, stop */
+    pthread_mutex_t serve; /* held while a thread moves bytes of these links (round or help) */
     pthread_cond_t acked;
     struct net_end **links;
     int n, cap;
@@ -44,9 +51,10 @@ struct net_progress {
     _Atomic int wake_pending; /* an eventfd write it has not read yet */
 };
 
-#define NET_PROGRESS_INIT(name, fn)                                                              \
-    {.thread_name = (name), .round = (fn), .life = PTHREAD_MUTEX_INITIALIZER,                    \
-     .lock = PTHREAD_MUTEX_INITIALIZER, .acked = PTHREAD_COND_INITIALIZER, .evfd = -1}
+#define NET_PROGRESS_INIT(name, fn, helpfn)                                                      \
+    {.thread_name = (name), .round = (fn), .help = (helpfn), .life = PTHREAD_MUTEX_INITIALIZER,  \
+     .lock = PTHREAD_MUTEX_INITIALIZER, .serve = PTHREAD_MUTEX_INITIALIZER,                      \
+     .acked = PTHREAD_COND_INITIALIZER, .evfd = -1}
 
 /* Wake the thread when it naps (force: always). */
 void net_progress_kick(struct net_progress *g, int force);
@@ -57,5 +65,11 @@ void net_progress_woken(struct net_progress *g, int wake_fd);
 ppu_result_t net_progress_add(struct net_progress *g, struct net_end *e);
 /* After this the thread no longer touches e; the last link stops it. */
 void net_progress_remove(struct net_progress *g, struct net_end *e);
+/* A core thread that would otherwise idle while it waits on a link serves
+ * every link of g once itself (g->help), unless g's thread is serving
+ * them right now; nonzero when anything moved. On a host with fewer cores
+ * than threads this does the thread's work without a switch to it, and
+ * anywhere it saves the thread's wake-up on the critical path. */
+int net_progress_help(struct net_progress *g);
 
 #endif

@@ -314,7 +314,7 @@ static int hca_addr(const char *hca, int fam, union ppu_sockaddr *out)
 
 static int ib_round(struct net_progress *g, struct net_end **links, int n, int nap_ms,
                     int wake_fd);
-static struct net_progress g = NET_PROGRESS_INIT("ppu-ib", ib_round);
+static struct net_progress g = NET_PROGRESS_INIT("ppu-ib", ib_round, NULL);
 
 static void kick(int force)
 {

@@ -98,12 +98,15 @@ static const char *dir(const struct net_link *l, char *buf, size_t len)
 
 static int sock_round(struct net_progress *g, struct net_end **links, int n, int nap_ms,
                       int wake_fd);
+static int sock_help(struct net_progress *g, struct net_end **links, int n);
 /* PPU_SOCKET_NTHREADS threads per process; thread k serves sockets
  * j = k mod nthreads of every link, so several carry a link's bytes at once
  * where cores allow. */
 static struct net_progress g[NET_MAX_THREADS] = {
-    NET_PROGRESS_INIT("ppu-net0", sock_round), NET_PROGRESS_INIT("ppu-net1", sock_round),
-    NET_PROGRESS_INIT("ppu-net2", sock_round), NET_PROGRESS_INIT("ppu-net3", sock_round)};
+    NET_PROGRESS_INIT("ppu-net0", sock_round, sock_help),
+    NET_PROGRESS_INIT("ppu-net1", sock_round, sock_help),
+    NET_PROGRESS_INIT("ppu-net2", sock_round, sock_help),
+    NET_PROGRESS_INIT("ppu-net3", sock_round, sock_help)};
 static _Atomic int g_used = 1; /* threads any link of this process has used */
 int net_socket_test_registered_only;
 
@@ -400,50 +403,99 @@ struct who {
     int j;
 };
 
-/* One poll() over every socket of every link, then service what is ready. */
-static int sock_round(struct net_progress *pg, struct net_end **links, int nl, int nap_ms,
-                      int wake_fd)
+/* Serve the ready ones among n polled sockets (pg->serve held). */
+static int serve_ready(const struct pollfd *pf, const struct who *who, nfds_t n)
 {
-    int k = (int)(pg - g);
+    int moved = 0;
+    for (nfds_t i = 0; i < n; i++)
+        if (pf[i].revents)
+            moved |= who[i].l->e.send ? svc_send(who[i].l, who[i].j, pf[i].revents)
+                                      : svc_recv(who[i].l, who[i].j, pf[i].revents);
+    return moved;
+}
+
+/* The sockets thread k serves, as poll() entries in *scratch (grown as
+ * needed, with room for one more entry after them): their count, or -1
+ * when memory runs out. */
+static long collect(int k, struct net_end **links, int nl, void **scratch, size_t *have,
+                    struct pollfd **pf, struct who **who)
+{
     size_t need = 1;
     for (int i = 0; i < nl; i++)
         need += (size_t)((struct net_link *)links[i])->nsocks;
     size_t bytes = need * (sizeof(struct pollfd) + sizeof(struct who));
-    if (bytes > pg->scratch_bytes) {
-        void *m = realloc(pg->scratch, bytes);
+    if (bytes > *have) {
+        void *m = realloc(*scratch, bytes);
         if (!m) {
-            ppu_transport_log(LOG_WARN, "net_socket: progress thread out of memory");
-            usleep(10000);
-            return 0;
+            ppu_transport_log(LOG_WARN, "net_socket: out of memory serving the network links");
+            return -1;
         }
-        pg->scratch = m;
-        pg->scratch_bytes = bytes;
+        *scratch = m;
+        *have = bytes;
     }
-    struct pollfd *pf = pg->scratch;
-    struct who *who = (struct who *)(void *)(pf + need);
-    nfds_t n = 0;
+    *pf = *scratch;
+    *who = (struct who *)(void *)(*pf + need);
+    long n = 0;
     for (int i = 0; i < nl; i++) {
         struct net_link *l = (struct net_link *)links[i];
         for (int j = k; j < l->nsocks; j += l->nthreads) {
             if (l->sock[j].dead)
                 continue;
-            pf[n] = (struct pollfd){l->sock[j].fd, sock_events(l, j), 0};
-            who[n++] = (struct who){l, j};
+            (*pf)[n] = (struct pollfd){l->sock[j].fd, sock_events(l, j), 0};
+            (*who)[n++] = (struct who){l, j};
         }
     }
+    return n;
+}
+
+/* A core's round (net_progress_help; pg->serve held): poll thread k's
+ * sockets without waiting and serve the ready ones. */
+static int sock_help(struct net_progress *pg, struct net_end **links, int nl)
+{
+    struct pollfd *pf;
+    struct who *who;
+    long n = collect((int)(pg - g), links, nl, &pg->help_scratch, &pg->help_scratch_bytes, &pf,
+                     &who);
+    return n > 0 && poll(pf, (nfds_t)n, 0) > 0 ? serve_ready(pf, who, (nfds_t)n) : 0;
+}
+
+/* One poll() over every socket of every link, then service what is ready.
+ * The sockets' state is read and changed under pg->serve, which a core
+ * thread may hold instead (sock_help); the poll itself runs without it, so
+ * a core can serve while this thread naps, and what the poll reported may
+ * be out of date by the time it is served (the calls do not block). */
+static int sock_round(struct net_progress *pg, struct net_end **links, int nl, int nap_ms,
+                      int wake_fd)
+{
+    struct pollfd *pf;
+    struct who *who;
+    pthread_mutex_lock(&pg->serve);
+    long n = collect((int)(pg - g), links, nl, &pg->scratch, &pg->scratch_bytes, &pf, &who);
+    pthread_mutex_unlock(&pg->serve);
+    if (n < 0) {
+        usleep(10000);
+        return 0;
+    }
     pf[n] = (struct pollfd){wake_fd, POLLIN, 0};
-    int r = poll(pf, n + 1, nap_ms);
+    int r = poll(pf, (nfds_t)n + 1, nap_ms);
     int moved = 0;
     if (r > 0) {
         if (pf[n].revents & POLLIN) {
             net_progress_woken(pg, wake_fd);
             moved = 1;
         }
-        for (nfds_t i = 0; i < n; i++)
-            if (pf[i].revents)
-                moved |= who[i].l->e.send ? svc_send(who[i].l, who[i].j, pf[i].revents)
-                                          : svc_recv(who[i].l, who[i].j, pf[i].revents);
+        pthread_mutex_lock(&pg->serve);
+        moved |= serve_ready(pf, who, (nfds_t)n);
+        pthread_mutex_unlock(&pg->serve);
     }
+    return moved;
+}
+
+static int net_help(void)
+{
+    int moved = 0, n = atomic_load_explicit(&g_used, memory_order_relaxed);
+    for (int k = 0; k < n; k++)
+        moved |= net_progress_help(&g[k]);
     return moved;
 }
 
@@ -828,6 +880,7 @@ const struct ppu_transport_ops ppu_net_socket_ops = {
     .recv_peek = net_end_recv_peek,
     .recv_read = net_end_recv_read,
     .recv_release = net_end_recv_release,
+    .help = net_help,
     .peer_gone = net_peer_gone,
     .set_failed = net_end_set_failed,
     .peer_failed = net_end_peer_failed,
