@@ -410,6 +410,7 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
     struct ppu_waiter w = {0, tasks[0].comm->spin};
     uint64_t deadline = 0;
     int (*help)(void) = NULL;
+    uint64_t idle = 0; /* rounds since a step of this call last ran */
     for (int i = 0; i < ntasks && !help; i++)
         if (tasks[i].comm->net_ops && tasks[i].comm->nservers > 1 && tasks[i].comm->net_inline)
             help = tasks[i].comm->net_ops->help;
@@ -423,16 +424,23 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
             if (t->left == 0)
                 left--;
         }
-        /* nothing ready: move network bytes from here rather than idle
-         * (and rather than wait for the progress thread to be woken) */
-        if (!progressed && help)
-            progressed = help();
         if (progressed) {
             ppu_wait_reset(&w);
             deadline = 0;
+            idle = 0;
             continue;
         }
-        if (!ppu_wait_idle(&w))
+        /* No step could run: move network bytes from here rather than idle
+         * (and rather than wait for the progress thread to be woken). Bytes
+         * moved that way may be anyone's (help serves every link of the
+         * process): they skip the back-off, but only a step of this call
+         * counts as its progress, so the deadline, the abort flag and the
+         * peers are still checked every 256 rounds. */
+        if (help && help())
+            ppu_wait_reset(&w);
+        else
+            ppu_wait_idle(&w);
+        if ((++idle & 255) != 0)
             continue;
         uint64_t now = ppu_now_ns();
         for (int i = 0; i < ntasks; i++) {

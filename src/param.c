@@ -33,7 +33,7 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_SOCKET_INLINE] = {"PPU_SOCKET_INLINE", "1",
         "1: a rank's own thread moves TCP bytes while it waits on the network, instead of "
         "idling until a progress thread wakes (2 ranks, 2 servers, this host: 8 B all-reduce "
-        "259 -> 40 us); 0: only the progress threads do."},
+        "190-240 -> 22-30 us); 0: only the progress threads do."},
     [PPU_P_IB_HCA] = {"PPU_IB_HCA", "",
         "RDMA device for PPU_NET=ib (e.g. mlx5_0): its interface's address is where links "
         "listen. Empty: the device of PPU_SOCKET_IFNAME's address."},

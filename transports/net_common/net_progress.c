@@ -85,7 +85,9 @@ static void *progress_main(void *arg)
 
 int net_progress_help(struct net_progress *g)
 {
-    if (!g->help || pthread_mutex_trylock(&g->serve) != 0)
+    /* in a forked child that has not started its own thread, the links
+     * listed are the parent's: not ours to serve */
+    if (!g->help || g->pid != getpid() || pthread_mutex_trylock(&g->serve) != 0)
         return 0;
     /* the list cannot change (net_progress_remove) while it is served */
     pthread_mutex_lock(&g->lock);
@@ -100,9 +102,13 @@ ppu_result_t net_progress_add(struct net_progress *g, struct net_end *e)
     ppu_result_t r = PPU_SUCCESS;
     pthread_mutex_lock(&g->life);
     if (g->running && g->pid != getpid()) {
-        /* a forked child: the parent's thread is not here */
+        /* a forked child: the parent's thread is not here, and a lock it
+         * (or a core's help) held at the fork stays held in this copy */
         g->running = 0;
         g->n = 0;
+        pthread_mutex_init(&g->lock, NULL);
+        pthread_mutex_init(&g->serve, NULL);
+        pthread_cond_init(&g->acked, NULL);
         int fd = atomic_exchange(&g->evfd, -1);
         if (fd >= 0)
             close(fd);

@@ -8,7 +8,10 @@
  * sequentially consistent store, then calls net_progress_kick, which loads
  * `sleeping` the same way; the thread sets `sleeping` before its round
  * reads the counters. So either the round sees what the core published, or
- * the core sees the thread asleep and writes the eventfd. */
+ * the core sees the thread asleep and writes the eventfd. A core's help
+ * (net_progress_help) may move bytes while the thread naps on a poll set
+ * built before; whatever it changes that the thread's poll set would miss
+ * (a credit that lets other sockets send) kicks the thread. */
 #ifndef PPU_NET_PROGRESS_H
 #define PPU_NET_PROGRESS_H
 
@@ -26,7 +29,8 @@ struct net_progress {
      * it calls net_progress_woken. */
     int (*round)(struct net_progress *g, struct net_end **links, int n, int nap_ms, int wake_fd);
     /* Optional: serve links[0..n) once without blocking, from another
-     * thread (net_progress_help); `serve` is held. */
+     * thread (net_progress_help); `serve` and `lock` are held, so it must
+     * not add or remove links. */
     int (*help)(struct net_progress *g, struct net_end **links, int n);
     /* memory the thread's rounds keep between calls (theirs to grow with
      * realloc); freed when the thread stops */

@@ -247,6 +247,10 @@ static int svc_send(struct net_link *l, int j, short rev)
                 bad_frame(l, j, &s->in, atomic_load(&l->e.credit), why);
                 break;
             }
+            /* messages on the link's other sockets may go now: a thread
+             * napping on a poll set from before (this may be a core's
+             * help) must look again */
+            l->e.kick(0);
         } else {
             bad_frame(l, j, &s->in, 0, why);
             break;
@@ -418,7 +422,7 @@ static int serve_ready(const struct pollfd *pf, const struct who *who, nfds_t n)
  * needed, with room for one more entry after them): their count, or -1
  * when memory runs out. */
 static long collect(int k, struct net_end **links, int nl, void **scratch, size_t *have,
-                    struct pollfd **pf, struct who **who)
+                    struct pollfd **pf, struct who **who, int quiet)
 {
     size_t need = 1;
     for (int i = 0; i < nl; i++)
@@ -427,7 +431,8 @@ static long collect(int k, struct net_end **links, int nl, void **scratch, size_
     if (bytes > *have) {
         void *m = realloc(*scratch, bytes);
         if (!m) {
-            ppu_transport_log(LOG_WARN, "net_socket: out of memory serving the network links");
+            if (!quiet) /* a core's help says nothing: it runs often */
+                ppu_transport_log(LOG_WARN, "net_socket: out of memory serving the network links");
             return -1;
         }
         *scratch = m;
@@ -455,7 +460,7 @@ static int sock_help(struct net_progress *pg, struct net_end **links, int nl)
     struct pollfd *pf;
     struct who *who;
     long n = collect((int)(pg - g), links, nl, &pg->help_scratch, &pg->help_scratch_bytes, &pf,
-                     &who);
+                     &who, 1);
     return n > 0 && poll(pf, (nfds_t)n, 0) > 0 ? serve_ready(pf, who, (nfds_t)n) : 0;
 }
 
@@ -470,7 +475,7 @@ static int sock_round(struct net_progress *pg, struct net_end **links, int nl, i
     struct pollfd *pf;
     struct who *who;
     pthread_mutex_lock(&pg->serve);
-    long n = collect((int)(pg - g), links, nl, &pg->scratch, &pg->scratch_bytes, &pf, &who);
+    long n = collect((int)(pg - g), links, nl, &pg->scratch, &pg->scratch_bytes, &pf, &who, 0);
     pthread_mutex_unlock(&pg->serve);
     if (n < 0) {
         usleep(10000);
