@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "collcheck.h"
-#include "net_common/net_reg.h"
 #include "net_ib/net_ib.h"
 #include "ranks.h"
+#include "regcheck.h"
 
 static int colls(ppu_comm_t comm, int r, int n, void *arg)
 {
@@ -44,55 +44,21 @@ static int colls(ppu_comm_t comm, int r, int n, void *arg)
 }
 
 /* Buffers registered with the communicator, so large ring messages are
- * RDMA writes from them (2 gather entries; the rank counts the keys the
- * registration cache handed out, which must grow); the values are small
- * integers, so float sums are exact and the reference is a formula. Run
+ * RDMA writes from them (2 gather entries; the keys the registration cache
+ * handed out must grow): regcheck.h's calls and checks. Run
  * with every rank on its own server and ring algorithms: every rank's ring
  * link is then an RDMA link (hierarchical forms send on peer links, which
  * copy). */
-static float want_sum(size_t i, int n, int it)
-{
-    float s = 0;
-    for (int q = 0; q < n; q++)
-        s += (float)((i * 7 + (size_t)q * 13 + (size_t)it) % 64);
-    return s;
-}
-
 static int registered(ppu_comm_t comm, int r, int n, void *arg)
 {
     (void)arg;
-    const size_t cnt = (size_t)3 << 20; /* 12 MB: every chunk is a direct send */
-    float *in = calloc(cnt, sizeof *in), *out = calloc((size_t)n * cnt, sizeof *out);
-    void *hi = NULL, *ho = NULL;
-    int bad = !in || !out ||
-              ppu_comm_register(comm, in, cnt * sizeof *in, &hi) != PPU_SUCCESS ||
-              ppu_comm_register(comm, out, (size_t)n * cnt * sizeof *out, &ho) != PPU_SUCCESS;
-    uint64_t found0, keyed0, found, keyed;
-    net_reg_stats(&found0, &keyed0);
-    for (int it = 0; it < 3 && !bad; it++) {
-        for (size_t i = 0; i < cnt; i++)
-            in[i] = (float)((i * 7 + (size_t)r * 13 + (size_t)it) % 64);
-        bad |= ppu_allreduce(in, out, cnt, PPU_FLOAT32, PPU_SUM, comm, NULL) != PPU_SUCCESS;
-        for (size_t i = 0; i < cnt && !bad; i++)
-            bad |= out[i] != want_sum(i, n, it);
-        bad |= ppu_allreduce(out, out, cnt, PPU_FLOAT32, PPU_MAX, comm, NULL) != PPU_SUCCESS;
-        for (size_t i = 0; i < cnt && !bad; i++)
-            bad |= out[i] != want_sum(i, n, it);
-        bad |= ppu_allgather(in, out, cnt, PPU_FLOAT32, comm, NULL) != PPU_SUCCESS;
-        for (size_t i = 0; i < (size_t)n * cnt && !bad; i++)
-            bad |= out[i] != (float)((i % cnt * 7 + i / cnt * 13 + (size_t)it) % 64);
-    }
-    net_reg_stats(&found, &keyed);
-    if (!bad && keyed == keyed0) {
+    uint64_t found, keyed;
+    /* 12 MB a rank: every chunk is a direct send */
+    int bad = reg_collectives(comm, r, n, (size_t)3 << 20, 3, 1, &found, &keyed);
+    if (!bad && keyed == 0) {
         fprintf(stderr, "net_ib_device: rank %d sent nothing from registered memory\n", r);
         bad = 1;
     }
-    if (hi && ppu_comm_deregister(comm, hi) != PPU_SUCCESS)
-        bad = 1;
-    if (ho && ppu_comm_deregister(comm, ho) != PPU_SUCCESS)
-        bad = 1;
-    free(in);
-    free(out);
     return bad;
 }
 

@@ -24,6 +24,7 @@
 #include "net_ib/net_ib.h"
 #include "net_socket/net_socket.h"
 #include "ranks.h"
+#include "regcheck.h"
 #include "transport.h"
 
 static double now_s(void)
@@ -878,41 +879,14 @@ Test(net, registration_cache)
 static int registered_rank(ppu_comm_t comm, int r, int n, void *arg)
 {
     int reg = *(const int *)arg;
-    enum { CNT = 1 << 18 }; /* 1 MB of floats: chunks above PPU_CMA_MIN_BYTES */
-    float *in = calloc(CNT, sizeof *in), *out = calloc((size_t)n * CNT, sizeof *out);
-    void *hi = NULL, *ho = NULL;
-    int bad = !in || !out;
-    if (!bad && reg)
-        bad = ppu_comm_register(comm, in, CNT * sizeof *in, &hi) != PPU_SUCCESS ||
-              ppu_comm_register(comm, out, (size_t)n * CNT * sizeof *out, &ho) != PPU_SUCCESS;
-    uint64_t found0, keyed0, found, keyed;
-    net_reg_stats(&found0, &keyed0);
-    for (int it = 0; it < 2 && !bad; it++) {
-        for (size_t i = 0; i < CNT; i++)
-            in[i] = (float)((i + (size_t)r * 5 + (size_t)it) % 32);
-        bad |= 2 * (ppu_allreduce(in, out, CNT, PPU_FLOAT32, PPU_SUM, comm, NULL) != PPU_SUCCESS);
-        for (size_t i = 0; i < CNT && !bad; i++) {
-            float want = 0;
-            for (int q = 0; q < n; q++)
-                want += (float)((i + (size_t)q * 5 + (size_t)it) % 32);
-            bad |= 3 * (out[i] != want);
-        }
-        bad |= 4 * (ppu_allgather(in, out, CNT, PPU_FLOAT32, comm, NULL) != PPU_SUCCESS);
-        for (size_t i = 0; i < (size_t)n * CNT && !bad; i++)
-            bad |= 5 * (out[i] != (float)((i % CNT + i / CNT * 5 + (size_t)it) % 32));
-    }
-    net_reg_stats(&found, &keyed);
-    if (!bad && reg != (found > found0)) {
+    uint64_t found, keyed;
+    /* 1 MB of floats a rank: chunks above PPU_CMA_MIN_BYTES */
+    int bad = reg_collectives(comm, r, n, (size_t)1 << 18, 2, reg, &found, &keyed);
+    if (!bad && reg != (found > 0)) {
         fprintf(stderr, "rank %d: %llu sends found registered memory, with%s registration\n", r,
-                (unsigned long long)(found - found0), reg ? "" : "out");
+                (unsigned long long)found, reg ? "" : "out");
         bad = 6;
     }
-    if (hi)
-        bad |= 7 * (ppu_comm_deregister(comm, hi) != PPU_SUCCESS);
-    if (ho)
-        bad |= 7 * (ppu_comm_deregister(comm, ho) != PPU_SUCCESS);
-    free(in);
-    free(out);
     return bad;
 }
 
