@@ -14,9 +14,9 @@
 
 struct net_reg_dom {
     void *dom;        /* NULL: unused */
-    void *handle;     /* the registration, or NULL when it failed */
+    void *handle;     /* the registration; NULL while ops->reg runs (without the
+                       * lock), and after it failed */
     const struct net_reg_ops *ops;
-    int registering;  /* claimed; ops->reg runs without the lock */
 };
 
 struct net_reg_region {
@@ -148,7 +148,7 @@ int net_reg_get(const void *owner, const void *p, size_t n, void *dom,
     }
     if (fresh) {
         /* claimed, then registered without the lock (see net_reg.h) */
-        *fresh = (struct net_reg_dom){dom, NULL, ops, 1};
+        *fresh = (struct net_reg_dom){dom, NULL, ops};
         void *addr = (void *)r->lo;
         size_t bytes = (size_t)(r->hi - r->lo);
         pthread_mutex_unlock(&lock);
@@ -163,10 +163,9 @@ int net_reg_get(const void *owner, const void *p, size_t n, void *dom,
             ppu_transport_log(LOG_INFO, "%s: registered %zu bytes at %p", ops->name, bytes, addr);
         pthread_mutex_lock(&lock);
         fresh->handle = h;
-        fresh->registering = 0;
         d = fresh;
     }
-    int ok = d && d->handle && !d->registering;
+    int ok = d && d->handle;
     if (ok) {
         *key = ops->key(d->handle);
         atomic_fetch_add_explicit(&n_keyed, 1, memory_order_relaxed);

@@ -422,7 +422,7 @@ static int serve_ready(const struct pollfd *pf, const struct who *who, nfds_t n)
  * needed, with room for one more entry after them): their count, or -1
  * when memory runs out. */
 static long collect(int k, struct net_end **links, int nl, void **scratch, size_t *have,
-                    struct pollfd **pf, struct who **who, int quiet)
+                    struct pollfd **pf, struct who **who)
 {
     size_t need = 1;
     for (int i = 0; i < nl; i++)
@@ -430,11 +430,8 @@ static long collect(int k, struct net_end **links, int nl, void **scratch, size_
     size_t bytes = need * (sizeof(struct pollfd) + sizeof(struct who));
     if (bytes > *have) {
         void *m = realloc(*scratch, bytes);
-        if (!m) {
-            if (!quiet) /* a core's help says nothing: it runs often */
-                ppu_transport_log(LOG_WARN, "net_socket: out of memory serving the network links");
+        if (!m)
             return -1;
-        }
         *scratch = m;
         *have = bytes;
     }
@@ -460,7 +457,7 @@ static int sock_help(struct net_progress *pg, struct net_end **links, int nl)
     struct pollfd *pf;
     struct who *who;
     long n = collect((int)(pg - g), links, nl, &pg->help_scratch, &pg->help_scratch_bytes, &pf,
-                     &who, 1);
+                     &who);
     return n > 0 && poll(pf, (nfds_t)n, 0) > 0 ? serve_ready(pf, who, (nfds_t)n) : 0;
 }
 
@@ -475,9 +472,10 @@ static int sock_round(struct net_progress *pg, struct net_end **links, int nl, i
     struct pollfd *pf;
     struct who *who;
     pthread_mutex_lock(&pg->serve);
-    long n = collect((int)(pg - g), links, nl, &pg->scratch, &pg->scratch_bytes, &pf, &who, 0);
+    long n = collect((int)(pg - g), links, nl, &pg->scratch, &pg->scratch_bytes, &pf, &who);
     pthread_mutex_unlock(&pg->serve);
-    if (n < 0) {
+    if (n < 0) { /* a core's help says nothing: it runs every idle round */
+        ppu_transport_log(LOG_WARN, "net_socket: progress thread out of memory");
         usleep(10000);
         return 0;
     }
