@@ -1,6 +1,6 @@
 /* Fuzz the parsers of PPU_* environment values (README: "Parameters"):
  *   PPU_SIM_FAULT        ppu_fault_parse_str (src/fault.c)
- *   PPU_ALGO, PPU_PROTO  ppu_plan_parse (src/plan.c)
+ *   PPU_ALGO, PPU_PROTO  ppu_plan_parse_masks (src/plan.c)
  *   PPU_ROOT_ADDR        ppu_socket_parse (src/socket.c)
  *   PPU_SIM_LINKS_DOWN   ppu_topo_set_down (topology/topo.c)
  *
@@ -106,14 +106,17 @@ static void fuzz_fault(const char *s)
 
 static void fuzz_plan(const char *algo, const char *proto)
 {
-    if (ppu_plan_parse(&comm, algo, proto) != PPU_SUCCESS) {
-        FUZZ_REQUIRE(comm.last_error[0], "PPU_ALGO/PPU_PROTO refused without an error");
+    struct ppu_plan_settings set;
+    char err[512] = "";
+    memset(&set, 0, sizeof set);
+    if (ppu_plan_parse_masks(&set, algo, proto, 1, err, sizeof err) != PPU_SUCCESS) {
+        FUZZ_REQUIRE(err[0], "PPU_ALGO/PPU_PROTO refused without an error");
         return;
     }
     for (int c = 0; c < PPU_NUM_COLLS; c++) {
-        FUZZ_REQUIRE(!(comm.algo_mask[c] >> PPU_NUM_ALGOS), "algo mask %#x", comm.algo_mask[c]);
-        FUZZ_REQUIRE(!(comm.proto_mask[c] >> PPU_NUM_PROTOS), "proto mask %#x",
-                     comm.proto_mask[c]);
+        FUZZ_REQUIRE(!(set.algo_mask[c] >> PPU_NUM_ALGOS), "algo mask %#x", set.algo_mask[c]);
+        FUZZ_REQUIRE(!(set.proto_mask[c] >> PPU_NUM_PROTOS), "proto mask %#x",
+                     set.proto_mask[c]);
     }
 }
 

@@ -102,6 +102,7 @@ static void comm_free(struct ppu_comm *c)
     ppu_comm_disconnect(c); /* no queue pair left that could still send from them */
     net_reg_remove_owner(c);
     ppu_plan_free(c);
+    ppu_plan_ctx_free(&c->plan);
     ppu_bootstrap_close(c->bs);
     free(c->scratch);
     free(c->fault_buf);
@@ -142,52 +143,40 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
     pthread_mutex_init(&c->exec_lock, NULL);
     pthread_mutex_init(&c->err_lock, NULL);
     c->timeout_ns = (uint64_t)ppu_param_int(PPU_P_TIMEOUT_MS) * 1000000ull;
-    long long chunk = ppu_param_int(PPU_P_CHUNK_SIZE);
-    c->chunk_bytes = chunk >= 4096 ? (size_t)chunk & ~(size_t)4095 : 4096; /* whole pages: mesh slots fit in scratch */
     c->direct_min = (size_t)ppu_param_int(PPU_P_CMA_MIN_BYTES);
-    c->channel_min_bytes = (size_t)ppu_param_int(PPU_P_CHANNEL_MIN_BYTES);
-    c->oneshot_max = (size_t)ppu_param_int(PPU_P_ONESHOT_MAX_BYTES);
-    /* Peer-link messages: whole pages, no bigger than a ring chunk, so one
-     * always fits the scratch buffer (one-shot reduces a chunk there). */
-    long long p2p = ppu_param_int(PPU_P_P2P_CHUNK_SIZE);
-    c->peer_slot = p2p >= 4096 ? (size_t)p2p & ~(size_t)4095 : 4096;
-    if (c->peer_slot > c->chunk_bytes)
-        c->peer_slot = c->chunk_bytes;
     c->check_calls = ppu_param_int(PPU_P_CHECK_CALLS) != 0;
     c->checksum = ppu_param_int(PPU_P_CHECKSUM) != 0;
-    long long ll = ppu_param_int(PPU_P_LL_MAX_BYTES);
-    c->ll_max = ll > 0 ? ((size_t)ll + 7) & ~(size_t)7 : 0;
-    if (c->ll_max > c->peer_slot)
-        c->ll_max = c->peer_slot;
-    c->scratch = aligned_alloc(64, c->chunk_bytes);
+    struct ppu_plan_settings set;
     char err[PPU_ERR_LEN];
-    ppu_result_t r = c->scratch ? PPU_SUCCESS : PPU_SYSTEM_ERROR;
-    if (r == PPU_SUCCESS && ((r = ppu_plan_init(c)) != PPU_SUCCESS ||
-                             (r = ppu_fault_parse(c)) != PPU_SUCCESS)) {
-        ppu_fail(NULL, r, "ppu_comm_init_rank: %s", c->last_error);
+    ppu_result_t r = ppu_plan_settings_read(&set, rank, err, sizeof err);
+    if (r == PPU_SUCCESS) {
+        c->scratch = aligned_alloc(64, set.chunk_bytes);
+        r = c->scratch ? ppu_fault_parse(c) : PPU_SYSTEM_ERROR;
+        snprintf(err, sizeof err, "%s", c->scratch ? c->last_error : "out of memory");
+    }
+    if (r != PPU_SUCCESS) {
+        ppu_fail(NULL, r, "ppu_comm_init_rank: %s", err);
         comm_free(c);
         return r;
     }
-    if (r == PPU_SUCCESS)
-        r = ppu_bootstrap_init(&id, rank, nranks, &c->bs, err, sizeof err);
+    r = ppu_bootstrap_init(&id, rank, nranks, &c->bs, err, sizeof err);
     if (r != PPU_SUCCESS) {
-        ppu_fail(NULL, r, "ppu_comm_init_rank: %s", c->scratch ? err : "out of memory");
+        ppu_fail(NULL, r, "ppu_comm_init_rank: %s", err);
         comm_free(c);
         return r;
     }
     int local = 0, cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 0; i < nranks; i++)
         local += c->bs->host_hash[i] == c->bs->host_hash[rank];
-    ppu_plan_model(c, local, cores);
+    struct ppu_model model;
+    ppu_plan_model_sim(&model, cores > 0 && local > cores ? (double)local / cores : 1.0);
     long long spin = ppu_param_int(PPU_P_SPIN);
     if (spin < 0)
         spin = local > cores ? 0 : 2000;
     c->spin = (uint64_t)spin;
     c->parent_topo = parent_topo;
     c->parent_chips = parent_chips;
-    r = ppu_comm_connect(c);
-    if (r == PPU_SUCCESS)
-        ppu_plan_servers(c);
+    r = ppu_comm_connect(c, &set, &model);
     c->parent_topo = NULL;
     c->parent_chips = NULL;
     if (r == PPU_SUCCESS)

@@ -11,36 +11,12 @@
 #include "bootstrap.h"
 #include "fault.h"
 #include "ppuccl.h"
+#include "plan_ctx.h"
 #include "schedule.h"
 
-#define PPU_MAX_CHANNELS 16
 #define PPU_COMM_MAGIC 0x505055434f4d4d31ull
 #define PPU_ERR_LEN 512
 #define PPU_PLAN_CACHE 16
-
-enum ppu_coll {
-    PPU_COLL_ALLREDUCE = 0,
-    PPU_COLL_BROADCAST,
-    PPU_COLL_REDUCE,
-    PPU_COLL_ALLGATHER,
-    PPU_COLL_REDUCE_SCATTER,
-    PPU_COLL_ALLTOALL,
-    PPU_COLL_ALLTOALLV,
-    PPU_COLL_SEND,
-    PPU_COLL_RECV,
-    PPU_NUM_COLLS
-};
-
-/* The planner's cost model: alpha per message hop, and the slower of two
- * bandwidths: bytes on the busiest link over the link's, and the bytes a
- * rank copies or reduces over its memory's (per enum ppu_proto). */
-struct ppu_model {
-    double alpha_us;
-    double link_gbps[2];
-    double mem_gbps[2];
-    double net_alpha_us; /* a message between servers */
-    double net_gbps;     /* one rank's network link */
-};
 
 struct ppu_plan {
     int valid;
@@ -54,9 +30,8 @@ struct ppu_plan {
 };
 
 struct ppu_channel {
-    int ring[PPU_TOPO_MAX_CHIPS]; /* ranks in ring order */
-    int pos;                      /* this rank's position in ring */
-    int prev, next;               /* peers */
+    int pos;        /* this rank's position in the channel's ring */
+    int prev, next; /* peers */
     struct ppu_link send, recv;
 };
 
@@ -69,38 +44,19 @@ struct ppu_comm {
      * parent chip each new rank holds */
     const struct ppu_topo *parent_topo;
     const int *parent_chips;
-    int nchannels;
+    /* What every schedule depends on (rings, trees, servers, settings, cost
+     * model): the same on every rank, agreed at init (plan_agree.c). */
+    struct ppu_plan_ctx plan;
+    int nchannels; /* plan.nchannels: one ring's send and receive link each */
     struct ppu_channel ch[PPU_MAX_CHANNELS];
-    int rings[PPU_MAX_CHANNELS][PPU_TOPO_MAX_CHIPS]; /* the channels' rings, for builders */
     /* Links to every peer: over the ICN link between the two chips where the
      * topology has one (peer_icn[p]), else staged through host memory. */
     struct ppu_link peer_send[PPU_TOPO_MAX_CHIPS], peer_recv[PPU_TOPO_MAX_CHIPS];
     uint8_t peer_icn[PPU_TOPO_MAX_CHIPS];
-    int mesh;           /* every rank one ICN hop from every other */
-    /* the tree all-reduce's two trees (parent per rank, -1 at a root):
-     * double binary trees on a mesh, breadth-first trees over the links
-     * from rank 0 and from the last rank otherwise */
-    int tree_parent[2][PPU_TOPO_MAX_CHIPS];
-    int tree_depth, tree_fanout; /* deepest leaf, most children of a rank */
-    size_t oneshot_max; /* PPU_ONESHOT_MAX_BYTES */
-    size_t peer_slot;   /* bytes in one peer-link slot (a message) */
-    size_t ll_max;      /* PPU_LL_MAX_BYTES: largest low-latency message */
-    /* PPU_ALGO / PPU_PROTO: per collective, a bit mask of the algorithms
-     * and protocols allowed (0: all) */
-    unsigned algo_mask[PPU_NUM_COLLS], proto_mask[PPU_NUM_COLLS];
-    struct ppu_model model; /* per-step latency and per-link bandwidth */
-    /* Servers (topo.server[]): hierarchical algorithms need every server
-     * to hold the same number of ranks (hier_ok). local[]: this rank's
-     * server mates in rank order; rail[]: the ranks with this rank's local
-     * index, one per server in server order. */
-    int nservers, per_server, hier_ok;
     /* the transport of links between servers (PPU_NET), chosen at connect */
     const struct ppu_transport_ops *net_ops;
     int net_inline; /* PPU_SOCKET_INLINE: the executor moves network bytes while it waits */
-    int local[PPU_TOPO_MAX_CHIPS], rail[PPU_TOPO_MAX_CHIPS];
 
-    size_t chunk_bytes;
-    size_t channel_min_bytes; /* PPU_CHANNEL_MIN_BYTES */
     size_t direct_min; /* smallest chunk sent as a reference (PPU_CMA_MIN_BYTES) */
     uint64_t timeout_ns;
     uint64_t next_alive_check; /* when to look for exited peers again */
@@ -146,13 +102,12 @@ struct ppu_coll_args {
 /* comm registry: is this pointer a live communicator? */
 int ppu_comm_is_live(struct ppu_comm *comm);
 /* Set up links and rings after the bootstrap (connect.c). */
-ppu_result_t ppu_comm_connect(struct ppu_comm *comm);
+ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_settings *set,
+                              const struct ppu_model *model);
 void ppu_comm_disconnect(struct ppu_comm *comm);
 /* Run collectives to completion on the calling thread (exec.c): one call,
  * or a group's calls together. */
 ppu_result_t ppu_coll_run(struct ppu_coll_args *args);
-/* After connection: the servers' shape, for the hierarchical algorithms. */
-void ppu_plan_servers(struct ppu_comm *comm);
 /* The communicator is unusable: refuse later calls and post a failure
  * notice on every link so that peers blocked on this rank stop waiting. */
 void ppu_comm_mark_failed(struct ppu_comm *comm);
@@ -167,15 +122,8 @@ ppu_result_t ppu_plan_get(struct ppu_comm *comm, const struct ppu_coll_args *a,
 /* The p2p ops of a group on one communicator as one schedule. */
 ppu_result_t ppu_plan_p2p(struct ppu_comm *comm, struct ppu_coll_args *const *ops, int n,
                           struct ppu_sched *s);
-/* Parse PPU_ALGO / PPU_PROTO and set up the cost model at init. */
-ppu_result_t ppu_plan_init(struct ppu_comm *comm);
-/* The parsing of ppu_plan_init for the values algo and proto (PPU_ALGO /
- * PPU_PROTO syntax) into comm->algo_mask and comm->proto_mask. */
-ppu_result_t ppu_plan_parse(struct ppu_comm *comm, const char *algo, const char *proto);
-/* The cost model, once the ranks on this host are known. */
-void ppu_plan_model(struct ppu_comm *comm, int local_ranks, int cores);
+/* Drop the communicator's cached schedules. */
 void ppu_plan_free(struct ppu_comm *comm);
-const char *ppu_coll_name(enum ppu_coll c);
 /* Depth of this thread's open group (coll.c). */
 int ppu_group_depth(void);
 /* Has this thread's open group recorded a call on comm? */

@@ -169,187 +169,66 @@ static ppu_result_t pick_topology(struct ppu_comm *comm)
     return PPU_SUCCESS;
 }
 
-/* The servers of a communicator's ranks, in the order of their first rank;
- * rank[s][0..size[s]) lists server s's ranks in rank order. */
-struct servers {
-    int n;
-    int size[PPU_TOPO_MAX_CHIPS];
-    int rank[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS];
-};
-
-static void group_servers(const struct ppu_comm *comm, struct servers *sv)
+/* The plan context from the discovered topology: the cluster in two
+ * levels (each rank's server; each server's link graph over its ranks,
+ * in rank order), then this rank's place on every channel's ring. */
+static ppu_result_t build_plan(struct ppu_comm *comm, const struct ppu_plan_settings *set,
+                               const struct ppu_model *model)
 {
-    sv->n = 0;
-    for (int r = 0; r < comm->nranks; r++) {
-        int s = 0;
-        while (s < sv->n && comm->topo.server[sv->rank[s][0]] != comm->topo.server[r])
-            s++;
-        if (s == sv->n)
-            sv->size[sv->n++] = 0;
-        sv->rank[s][sv->size[s]++] = r;
-    }
-}
-
-/* A path through every chip of t over up links (a server without a ring,
- * such as ring8 cut in two), by depth-first search with a step budget. */
-static int path_dfs(const struct ppu_topo *t, int *path, unsigned char *on, int depth, long *budget)
-{
-    int n = t->nchips;
-    if (depth == n)
-        return 1;
-    if (--*budget < 0)
-        return 0;
-    for (int v = 0; v < n; v++) {
-        if (on[v] || !ppu_topo_up(t, path[depth - 1], v))
-            continue;
-        on[v] = 1;
-        path[depth] = v;
-        if (path_dfs(t, path, on, depth + 1, budget))
-            return 1;
-        on[v] = 0;
-    }
-    return 0;
-}
-
-static int find_path(const struct ppu_topo *t, int *path)
-{
-    long budget = 2000000;
-    for (int start = 0; start < t->nchips && budget > 0; start++) {
-        unsigned char on[PPU_TOPO_MAX_CHIPS] = {0};
-        path[0] = start;
-        on[start] = 1;
-        if (path_dfs(t, path, on, 1, &budget))
-            return 1;
-    }
-    return 0;
-}
-
-/* Rings through ranks on several servers: each server's own link-disjoint
- * rings, opened into paths and joined server after server by network
- * links. Ring k enters each server at its local chip k (mod its size), so
- * the rings' network links start and end at different chips; then each
- * ring's reverse where its directed links are all still free (a ring
- * never uses both directions of a link, so one ring's reverse always
- * is). Every rank computes the same rings; *count gets how many. */
-static ppu_result_t cross_server_rings(struct ppu_comm *comm, int rings[][PPU_TOPO_MAX_CHIPS],
-                                       int *count)
-{
-    struct work {
-        struct servers sv;
-        struct ppu_topo sub;
-        int nlocal[PPU_TOPO_MAX_CHIPS];
-        int path[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS]; /* servers without a ring */
-        unsigned char used[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS];
-    } *w = calloc(1, sizeof *w);
-    int (*local)[PPU_TOPO_MAX_RINGS][PPU_TOPO_MAX_CHIPS] =
-        calloc(PPU_TOPO_MAX_CHIPS, sizeof *local);
-    int n = comm->nranks, nr = PPU_TOPO_MAX_RINGS, found = 0;
-    ppu_result_t r = PPU_SUCCESS;
-    if (!w || !local) {
-        r = ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory finding rings", comm->rank);
+    const struct ppu_topo *t = &comm->topo;
+    int n = comm->nranks;
+    struct ppu_topo *sub = calloc((size_t)n, sizeof *sub);
+    const struct ppu_topo **stopo = calloc((size_t)n, sizeof *stopo);
+    int *members = malloc(sizeof *members * (size_t)n), *seen = calloc((size_t)n, sizeof *seen);
+    char err[512];
+    ppu_result_t r = PPU_SYSTEM_ERROR;
+    if (!sub || !stopo || !members || !seen) {
+        snprintf(err, sizeof err, "rank %d: out of memory", comm->rank);
         goto out;
     }
-    group_servers(comm, &w->sv);
-    for (int s = 0; s < w->sv.n; s++) {
-        ppu_topo_select(&w->sub, &comm->topo, w->sv.rank[s], w->sv.size[s]);
-        w->nlocal[s] = ppu_topo_find_rings(&w->sub, PPU_TOPO_MAX_RINGS, local[s]);
-        if (w->nlocal[s] == 0) {
-            if (!find_path(&w->sub, w->path[s])) {
-                r = ppu_fail(comm, PPU_INVALID_USAGE,
-                             "topology %s: the %d chip(s) of server %d hold no path through all "
-                             "of them over links that are up, so no ring joins all %d ranks",
-                             comm->topo.name, w->sv.size[s], comm->topo.server[w->sv.rank[s][0]],
-                             n);
-                goto out;
-            }
-            w->nlocal[s] = -1; /* a path: one ring, entered at its start */
-        }
-        int k = w->nlocal[s] < 0 ? 1 : w->nlocal[s];
-        nr = k < nr ? k : nr;
-    }
-    for (int k = 0; k < nr; k++) {
-        int o = 0;
-        for (int s = 0; s < w->sv.n; s++) {
-            int m = w->sv.size[s];
-            const int *c = w->nlocal[s] < 0 ? w->path[s] : local[s][k];
-            int j = 0;
-            if (w->nlocal[s] > 0)
-                while (c[j] != k % m)
-                    j++;
-            for (int i = 0; i < m; i++)
-                rings[found][o++] = w->sv.rank[s][c[(j + i) % m]];
-        }
-        found++;
-    }
-    for (int k = 0; k < found; k++)
-        for (int i = 0; i < n; i++)
-            w->used[rings[k][i]][rings[k][(i + 1) % n]] = 1;
-    for (int k = 0, fwd = found; k < fwd && found < PPU_TOPO_MAX_RINGS && n > 2; k++) {
-        int ok = 1;
-        for (int i = 0; i < n && ok; i++)
-            ok = !w->used[rings[k][(i + 1) % n]][rings[k][i]];
-        if (!ok)
+    /* servers in the order of their first rank (the context numbers them so) */
+    int ns = 0;
+    for (int q = 0; q < n; q++) {
+        if (seen[q])
             continue;
-        for (int i = 0; i < n; i++) {
-            rings[found][i] = rings[k][(n - i) % n];
-            w->used[rings[k][(i + 1) % n]][rings[k][i]] = 1;
-        }
-        found++;
+        int m = 0;
+        for (int p = q; p < n; p++)
+            if (t->server[p] == t->server[q]) {
+                members[m++] = p;
+                seen[p] = 1;
+            }
+        ppu_topo_select(&sub[ns], t, members, m);
+        stopo[ns] = &sub[ns];
+        ns++;
     }
-    for (int k = 0; k < found; k++) { /* start each at rank 0, as single-server rings do */
-        int tmp[PPU_TOPO_MAX_CHIPS], z = 0;
-        while (rings[k][z] != 0)
-            z++;
-        for (int i = 0; i < n; i++)
-            tmp[i] = rings[k][(z + i) % n];
-        memcpy(rings[k], tmp, (size_t)n * sizeof tmp[0]);
-    }
-    *count = found;
+    r = ppu_plan_ctx_init(&comm->plan, n, t->server, stopo, t->name, set, model, err, sizeof err);
 out:
-    free(w);
-    free(local);
-    return r;
-}
-
-static ppu_result_t pick_rings(struct ppu_comm *comm)
-{
-    int rings[PPU_TOPO_MAX_RINGS][PPU_TOPO_MAX_CHIPS];
-    int multi = 0;
-    for (int i = 1; i < comm->nranks; i++)
-        multi |= cross_server(comm, 0, i);
-    int nrings = 0;
-    if (multi)
-        PPU_CHECK(cross_server_rings(comm, rings, &nrings));
-    else
-        nrings = ppu_topo_find_rings(&comm->topo, PPU_TOPO_MAX_RINGS, rings);
-    if (nrings == 0)
-        return ppu_fail(comm, PPU_INVALID_USAGE,
-                        "topology %s holds no ring through all %d chips", comm->topo.name,
-                        comm->nranks);
-    long long want = ppu_param_int(PPU_P_NCHANNELS);
-    int n = want > 0 ? (int)want : (nrings < 4 ? nrings : 4);
-    if (n > PPU_MAX_CHANNELS)
-        n = PPU_MAX_CHANNELS;
-    comm->nchannels = n;
-    for (int c = 0; c < n; c++) {
+    free(sub);
+    free(stopo);
+    free(members);
+    free(seen);
+    if (r != PPU_SUCCESS)
+        return ppu_fail(comm, r, "%s", err);
+    const struct ppu_plan_ctx *x = &comm->plan;
+    comm->nchannels = x->nchannels;
+    for (int c = 0; c < x->nchannels; c++) {
         struct ppu_channel *ch = &comm->ch[c];
-        memcpy(ch->ring, rings[c % nrings], sizeof ch->ring);
-        for (int i = 0; i < comm->nranks; i++)
-            if (ch->ring[i] == comm->rank)
+        const int *ring = x->rings + (size_t)c * n;
+        for (int i = 0; i < n; i++)
+            if (ring[i] == comm->rank)
                 ch->pos = i;
-        memcpy(comm->rings[c], ch->ring, sizeof comm->rings[c]);
-        ch->next = ch->ring[(ch->pos + 1) % comm->nranks];
-        ch->prev = ch->ring[(ch->pos + comm->nranks - 1) % comm->nranks];
+        ch->next = ring[(ch->pos + 1) % n];
+        ch->prev = ring[(ch->pos + n - 1) % n];
         if (comm->rank == 0) {
             char s[256];
-            ppu_topo_ring_str(ch->ring, comm->nranks, s, sizeof s);
+            ppu_topo_ring_str(ring, n, s, sizeof s);
             PPU_INFO(PPU_SUB_INIT, "channel %d ring %s%s", c, s,
-                     c >= nrings ? " (shares links with an earlier channel)" : "");
+                     c >= x->nrings_found ? " (shares links with an earlier channel)" : "");
         }
     }
     PPU_INFO(PPU_SUB_INIT, "topology %s (from %s), %d ranks, %d link-disjoint ring(s) found, "
-             "%d channel(s), chunk %zu B", comm->topo.name, comm->topo.source, comm->nranks, nrings,
-             n, comm->chunk_bytes);
+             "%d channel(s), chunk %zu B", t->name, t->source, n, x->nrings_found, x->nchannels,
+             x->set.chunk_bytes);
     return PPU_SUCCESS;
 }
 
@@ -432,53 +311,6 @@ static void link_init(struct ppu_comm *comm, struct ppu_link *l, const struct pp
     l->params.peer_rank = peer;
 }
 
-/* The tree all-reduce's two trees when ranks span servers: in each server
- * a breadth-first tree over its links from a head rank, and the heads
- * joined by a binary tree over the servers (network links). Tree 0 is
- * rooted at rank 0 and takes each other server's first rank as its head;
- * tree 1 is rooted at the last rank, takes last ranks, and visits the
- * servers in reverse, so the two trees use different network links.
- * Returns the deeper tree's depth. */
-static int cross_server_trees(struct ppu_comm *comm, int parent[2][PPU_TOPO_MAX_CHIPS])
-{
-    struct servers *sv = malloc(sizeof *sv);
-    int n = comm->nranks, depth = 0;
-    if (!sv)
-        return -1;
-    group_servers(comm, sv);
-    for (int t = 0; t < 2; t++) {
-        int root = t == 0 ? 0 : n - 1, order[PPU_TOPO_MAX_CHIPS], head[PPU_TOPO_MAX_CHIPS], no = 0;
-        for (int i = 0; i < n; i++)
-            parent[t][i] = -1;
-        for (int s = 0; s < sv->n; s++)
-            if (comm->topo.server[sv->rank[s][0]] == comm->topo.server[root])
-                order[no++] = s;
-        for (int k = 0; k < sv->n; k++) {
-            int s = t == 0 ? k : sv->n - 1 - k;
-            if (comm->topo.server[sv->rank[s][0]] != comm->topo.server[root])
-                order[no++] = s;
-        }
-        for (int i = 0; i < no; i++) {
-            int s = order[i], bfs[PPU_TOPO_MAX_CHIPS];
-            head[i] = i == 0 ? root : t == 0 ? sv->rank[s][0] : sv->rank[s][sv->size[s] - 1];
-            ppu_topo_bfs_tree(&comm->topo, head[i], bfs);
-            for (int k = 0; k < sv->size[s]; k++)
-                if (sv->rank[s][k] != head[i])
-                    parent[t][sv->rank[s][k]] = bfs[sv->rank[s][k]];
-            if (i > 0)
-                parent[t][head[i]] = head[(i - 1) / 2];
-        }
-        for (int q = 0; q < n; q++) {
-            int d = 0;
-            for (int c = q; parent[t][c] >= 0 && d <= n; c = parent[t][c])
-                d++;
-            depth = d > depth ? d : depth;
-        }
-    }
-    free(sv);
-    return depth;
-}
-
 /* Links to every peer: the mesh algorithms', all-to-all's, the trees',
  * the hierarchical algorithms' and send/recv's. Where the topology has an
  * ICN link between the two chips the link is that; between servers it is a
@@ -490,38 +322,11 @@ static int cross_server_trees(struct ppu_comm *comm, int parent[2][PPU_TOPO_MAX_
  * link (their cost model assumes ICN). The stats file says which. */
 static ppu_result_t connect_peers(struct ppu_comm *comm, const struct ppu_link_params *base)
 {
-    int group[PPU_TOPO_MAX_CHIPS], n = comm->nranks, multi = 0;
-    for (int i = 1; i < n; i++)
-        multi |= cross_server(comm, 0, i);
-    comm->mesh = n >= 2 && ppu_topo_mesh_groups(&comm->topo, group) == 1;
-    if (comm->mesh) {
-        int parent[2][64];
-        ppu_sched_double_binary_tree(n, parent);
-        memcpy(comm->tree_parent, parent, sizeof parent);
-        comm->tree_depth = 0; /* floor(log2 n): edges from a heap's root to its deepest leaf */
-        while ((2 << comm->tree_depth) <= n)
-            comm->tree_depth++;
-    } else if (multi) {
-        comm->tree_depth = cross_server_trees(comm, comm->tree_parent);
-        if (comm->tree_depth < 0)
-            return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
-    } else {
-        int d0 = ppu_topo_bfs_tree(&comm->topo, 0, comm->tree_parent[0]);
-        int d1 = ppu_topo_bfs_tree(&comm->topo, n - 1, comm->tree_parent[1]);
-        comm->tree_depth = d0 > d1 ? d0 : d1;
-    }
-    comm->tree_fanout = 0;
-    for (int t = 0; t < 2; t++)
-        for (int q = 0; q < n; q++) {
-            int kids = 0;
-            for (int c = 0; c < n; c++)
-                kids += comm->tree_parent[t][c] == q;
-            comm->tree_fanout = kids > comm->tree_fanout ? kids : comm->tree_fanout;
-        }
+    int n = comm->nranks;
     struct ppu_link_params p = *base;
     p.channel = -1;
-    p.slot_bytes = comm->peer_slot;
-    p.nslots = 4;
+    p.slot_bytes = comm->plan.set.peer_slot;
+    p.nslots = comm->plan.set.peer_slots;
     struct ppu_link *recv[PPU_TOPO_MAX_CHIPS] = {0};
     struct send_spec send[PPU_TOPO_MAX_CHIPS];
     int ns = 0;
@@ -563,10 +368,11 @@ static ppu_result_t net_params(struct ppu_comm *comm, struct ppu_link_params *p,
     return PPU_SUCCESS;
 }
 
-ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
+ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_settings *set,
+                              const struct ppu_model *model)
 {
     PPU_CHECK(pick_topology(comm));
-    PPU_CHECK(pick_rings(comm));
+    PPU_CHECK(build_plan(comm, set, model));
     int n = comm->nranks, nc = comm->nchannels;
     if (n == 1)
         return PPU_SUCCESS;
@@ -581,12 +387,12 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
     struct ppu_link_params p;
     memset(&p, 0, sizeof p);
     p.self_rank = comm->rank;
-    p.slot_bytes = comm->chunk_bytes;
-    p.nslots = (int)ppu_param_int(PPU_P_FIFO_SLOTS);
+    p.slot_bytes = comm->plan.set.chunk_bytes;
+    p.nslots = comm->plan.set.fifo_slots;
     p.allow_direct = 1;
     p.allow_cma = allow_cma;
     p.reg_owner = comm;
-    p.ll_bytes = comm->ll_max;
+    p.ll_bytes = comm->plan.set.ll_max;
     int nnet = 0, any_net = 0; /* peers on other servers: this rank's, any rank's */
     for (int q = 0; q < n; q++) {
         nnet += cross_server(comm, comm->rank, q);
@@ -610,7 +416,7 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm)
     PPU_CHECK(connect_set(comm, nc, recv, send, nc));
     PPU_CHECK(connect_peers(comm, &p));
     PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s) + links to every peer (%s) over icn_sim, %s",
-             comm->rank, nc, comm->mesh ? "all one ICN hop away"
+             comm->rank, nc, comm->plan.mesh ? "all one ICN hop away"
                              : nnet ? "those on its server; the others below"
                                     : "some staged through host memory",
              comm->ch[0].send.direct == PPU_DIRECT_NONE ? "copies through the FIFO"
@@ -705,5 +511,4 @@ void ppu_comm_disconnect(struct ppu_comm *comm)
                 l[k]->ops = NULL;
             }
     }
-    comm->mesh = 0;
 }

@@ -412,7 +412,7 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
     int (*help)(void) = NULL;
     uint64_t idle = 0; /* rounds since a step of this call last ran */
     for (int i = 0; i < ntasks && !help; i++)
-        if (tasks[i].comm->net_ops && tasks[i].comm->nservers > 1 && tasks[i].comm->net_inline)
+        if (tasks[i].comm->net_ops && tasks[i].comm->plan.nservers > 1 && tasks[i].comm->net_inline)
             help = tasks[i].comm->net_ops->help;
     while (left > 0) {
         int progressed = 0;

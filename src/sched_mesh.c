@@ -90,7 +90,9 @@ ppu_result_t ppu_sched_twoshot_allreduce(struct ppu_sched *s, const struct ppu_s
     if (!ch)
         return PPU_SYSTEM_ERROR;
     int n = x->nranks, r = x->rank;
-    size_t bs[64], bl[64];
+    size_t *bs = malloc(2 * sizeof *bs * (size_t)n), *bl = bs ? bs + n : NULL;
+    if (!bs)
+        goto oom;
     for (int q = 0; q < n; q++)
         ppu_sched_part(0, count, n, q, &bs[q], &bl[q]);
     uint32_t fin = op == PPU_AVG ? F : 0;
@@ -107,8 +109,10 @@ ppu_result_t ppu_sched_twoshot_allreduce(struct ppu_sched *s, const struct ppu_s
             ADD(ch, R | O, -1, p, 0, bs[p] + lo, clip(bl[p], lo, x->chunk));
         }
     }
+    free(bs);
     return PPU_SUCCESS;
 oom:
+    free(bs);
     ppu_sched_free(s);
     return PPU_SYSTEM_ERROR;
 }
@@ -120,7 +124,11 @@ ppu_result_t ppu_sched_direct_reduce_scatter(struct ppu_sched *s, const struct p
     if (!ch)
         return PPU_SYSTEM_ERROR;
     int n = x->nranks;
-    size_t bs[64], bl[64];
+    size_t *bs = malloc(2 * sizeof *bs * (size_t)n), *bl = bs ? bs + n : NULL;
+    if (!bs) {
+        ppu_sched_free(s);
+        return PPU_SYSTEM_ERROR;
+    }
     for (int q = 0; q < n; q++) {
         bs[q] = (size_t)q * recvcount;
         bl[q] = recvcount;
@@ -128,9 +136,11 @@ ppu_result_t ppu_sched_direct_reduce_scatter(struct ppu_sched *s, const struct p
     for (size_t lo = 0; lo < recvcount; lo += x->chunk)
         if (direct_rs_chunk(ch, n, x->rank, bs, bl, 0, lo, x->chunk,
                             op == PPU_AVG ? F : 0) != PPU_SUCCESS) {
+            free(bs);
             ppu_sched_free(s);
             return PPU_SYSTEM_ERROR;
         }
+    free(bs);
     return PPU_SUCCESS;
 }
 
@@ -166,7 +176,10 @@ ppu_result_t ppu_sched_pairwise_alltoall(struct ppu_sched *s, const struct ppu_s
     if (!ch)
         return PPU_SYSTEM_ERROR;
     int n = x->nranks, r = x->rank;
-    size_t sc[64], sd[64], rc[64], rd[64];
+    size_t *sc = malloc(4 * sizeof *sc * (size_t)n);
+    if (!sc)
+        goto oom;
+    size_t *sd = sc + n, *rc = sc + 2 * (size_t)n, *rd = sc + 3 * (size_t)n;
     for (int q = 0; q < n; q++) {
         sc[q] = scounts ? scounts[q] : count;
         sd[q] = sdispls ? sdispls[q] : (size_t)q * count;
@@ -191,30 +204,42 @@ ppu_result_t ppu_sched_pairwise_alltoall(struct ppu_sched *s, const struct ppu_s
             ADD(ch, R | O, -1, p, 0, rd[p] + lo, clip(rc[p], lo, x->chunk));
         }
     }
+    free(sc);
     return PPU_SUCCESS;
 oom:
+    free(sc);
     ppu_sched_free(s);
     return PPU_SYSTEM_ERROR;
 }
 
-void ppu_sched_double_binary_tree(int n, int parent[2][64])
+void ppu_sched_double_binary_tree(int n, int *parent)
 {
     for (int r = 0; r < n; r++) {
-        parent[0][r] = r == 0 ? -1 : (r - 1) / 2;
+        parent[r] = r == 0 ? -1 : (r - 1) / 2;
         int i = n - 1 - r; /* r's place in the reversed order */
-        parent[1][r] = i == 0 ? -1 : n - 1 - (i - 1) / 2;
+        parent[n + r] = i == 0 ? -1 : n - 1 - (i - 1) / 2;
     }
 }
 
-ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r,
-                                  const int parent[2][64], size_t base, size_t count,
-                                  size_t chunk, ppu_redop_t op, int in_out)
+ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r, const int *parent,
+                                  size_t base, size_t count, size_t chunk, ppu_redop_t op,
+                                  int in_out)
 {
-    int kids[2][64], nkids[2] = {0, 0};
+    /* r's children in each tree, in rank order */
+    int nkids[2] = {0, 0}, *kids[2] = {NULL, NULL};
     for (int t = 0; t < 2; t++)
         for (int q = 0; q < n; q++)
-            if (parent[t][q] == r)
+            nkids[t] += parent[t * n + q] == r;
+    kids[0] = malloc(sizeof(int) * (size_t)(nkids[0] + nkids[1] + 1));
+    if (!kids[0])
+        return PPU_SYSTEM_ERROR;
+    kids[1] = kids[0] + nkids[0];
+    nkids[0] = nkids[1] = 0;
+    for (int t = 0; t < 2; t++)
+        for (int q = 0; q < n; q++)
+            if (parent[t * n + q] == r)
                 kids[t][nkids[t]++] = q;
+    const int ups[2] = {parent[r], parent[n + r]};
     size_t hs[2], hl[2];
     for (int t = 0; t < 2; t++)
         ppu_sched_part(base, count, 2, t, &hs[t], &hl[t]);
@@ -225,7 +250,7 @@ ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r,
     for (size_t lo = 0; lo < hl[0]; lo += chunk) {
         for (int t = 0; t < 2; t++) {
             size_t cnt = clip(hl[t], lo, chunk), at = hs[t] + lo;
-            int up = parent[t][r];
+            int up = ups[t];
             if (nkids[t] == 0) {
                 if (up >= 0)
                     ADD(ch, I | io | S, up, -1, at, 0, cnt);
@@ -243,19 +268,21 @@ ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r,
         }
         for (int t = 0; t < 2; t++) {
             size_t cnt = clip(hl[t], lo, chunk), at = hs[t] + lo;
-            if (parent[t][r] >= 0)
-                ADD(ch, R | O, -1, parent[t][r], 0, at, cnt);
+            if (ups[t] >= 0)
+                ADD(ch, R | O, -1, ups[t], 0, at, cnt);
             for (int k = 0; k < nkids[t]; k++)
                 ADD(ch, I | IO | S, kids[t][k], -1, at, 0, cnt);
         }
     }
+    free(kids[0]);
     return PPU_SUCCESS;
 oom:
+    free(kids[0]);
     return PPU_SYSTEM_ERROR;
 }
 
 ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
-                                      size_t count, ppu_redop_t op, const int parent[2][64])
+                                      size_t count, ppu_redop_t op, const int *parent)
 {
     struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_TREE);
     if (!ch)

@@ -38,7 +38,7 @@ ppu_result_t ppu_sched_add(struct ppu_sched_channel *c, uint32_t flags, int send
         c->cap = cap;
     }
     c->steps[c->nsteps++] =
-        (struct ppu_step){flags, (int16_t)send_peer, (int16_t)recv_peer, in_off, out_off, count};
+        (struct ppu_step){flags, (int32_t)send_peer, (int32_t)recv_peer, in_off, out_off, count};
     return PPU_SUCCESS;
 }
 
@@ -74,8 +74,22 @@ size_t ppu_sched_nsteps(const struct ppu_sched *s)
 
 /* Where each rank's block of one channel lives, indexed by rank. */
 struct ring_blocks {
-    size_t in[64], out[64], len[64];
+    size_t *in, *out, *len;
 };
+
+static int blocks_alloc(struct ring_blocks *b, int n)
+{
+    b->in = calloc(3 * (size_t)n, sizeof *b->in);
+    b->out = b->in ? b->in + n : NULL;
+    b->len = b->in ? b->in + 2 * (size_t)n : NULL;
+    return b->in != NULL;
+}
+
+static void blocks_free(struct ring_blocks *b)
+{
+    free(b->in);
+    b->in = b->out = b->len = NULL;
+}
 
 enum ring_mode { RING_RS, RING_AG, RING_AR };
 
@@ -163,6 +177,10 @@ static ppu_result_t ring_build(struct ppu_sched *s, const struct ppu_sched_ctx *
         return PPU_SYSTEM_ERROR;
     uint32_t fin = op == PPU_AVG ? PPU_STEP_FINISH : 0;
     struct ring_blocks b;
+    if (!blocks_alloc(&b, n)) {
+        ppu_sched_free(s);
+        return PPU_SYSTEM_ERROR;
+    }
     for (int c = 0; c < nch; c++) {
         size_t cs, cl;
         ppu_sched_part(0, count, nch, c, &cs, &cl);
@@ -180,14 +198,16 @@ static ppu_result_t ring_build(struct ppu_sched *s, const struct ppu_sched_ctx *
                 b.len[q] = cl;
             }
         }
-        const int *ring = x->rings[c];
+        const int *ring = x->rings + (size_t)c * n;
         ppu_result_t r = ring_channel(&s->ch[c], mode, n, ring, ring_pos(ring, n, x->rank), &b,
                                       x->chunk, fin);
         if (r != PPU_SUCCESS) {
+            blocks_free(&b);
             ppu_sched_free(s);
             return r;
         }
     }
+    blocks_free(&b);
     return PPU_SUCCESS;
 }
 
@@ -206,9 +226,9 @@ static void on_peer_links(struct ppu_sched_channel *ch, const int *ring, int n, 
     for (size_t i = 0; i < ch->nsteps; i++) {
         struct ppu_step *st = &ch->steps[i];
         if (st->flags & PPU_STEP_SEND)
-            st->send_peer = (int16_t)next;
+            st->send_peer = next;
         if (st->flags & PPU_STEP_RECV)
-            st->recv_peer = (int16_t)prev;
+            st->recv_peer = prev;
         st->flags &= ~(uint32_t)PPU_STEP_REF_OUT; /* peer links copy */
         if (in_out && (st->flags & PPU_STEP_INPUT))
             st->flags |= PPU_STEP_IN_OUT;
@@ -222,9 +242,12 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
     if (ppu_sched_init(s, 3, tree ? PPU_ALGO_HIER_TREE : PPU_ALGO_HIER) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
     uint32_t fin = op == PPU_AVG ? PPU_STEP_FINISH : 0;
+    int n = x->nranks;
     struct ring_blocks b, rb;
-    memset(&b, 0, sizeof b);
-    memset(&rb, 0, sizeof rb);
+    int *pos = NULL, *parent = NULL;
+    ppu_result_t r = PPU_SYSTEM_ERROR;
+    if (!blocks_alloc(&b, n) || !blocks_alloc(&rb, n))
+        goto out;
     int me = ring_pos(local, nlocal, x->rank), rp = ring_pos(rail_me, nservers, x->rank);
     /* 1: reduce-scatter inside the server; local member j owns part j */
     for (int j = 0; j < nlocal; j++) {
@@ -233,21 +256,27 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
         b.out[q] = b.in[q];
     }
     size_t shard = b.in[x->rank], shard_len = b.len[x->rank];
-    ppu_result_t r = ring_channel(&s->ch[0], RING_RS, nlocal, local, me, &b, x->chunk, 0);
+    r = ring_channel(&s->ch[0], RING_RS, nlocal, local, me, &b, x->chunk, 0);
     on_peer_links(&s->ch[0], local, nlocal, me, 0);
     /* 2: all-reduce of this rank's shard along its rail, in the output */
     if (tree) {
-        int pos[2][64], parent[2][64];
-        ppu_sched_double_binary_tree(nservers, pos);
-        for (int t = 0; t < 2; t++) {
-            for (int q = 0; q < x->nranks; q++)
-                parent[t][q] = -1;
-            for (int k = 0; k < nservers; k++)
-                parent[t][rail_me[k]] = pos[t][k] >= 0 ? rail_me[pos[t][k]] : -1;
+        pos = malloc(sizeof *pos * 2 * (size_t)nservers);
+        parent = malloc(sizeof *parent * 2 * (size_t)n);
+        if (!pos || !parent)
+            r = PPU_SYSTEM_ERROR;
+        if (r == PPU_SUCCESS) {
+            ppu_sched_double_binary_tree(nservers, pos);
+            for (int t = 0; t < 2; t++) {
+                for (int q = 0; q < n; q++)
+                    parent[t * n + q] = -1;
+                for (int k = 0; k < nservers; k++) {
+                    int up = pos[t * nservers + k];
+                    parent[t * n + rail_me[k]] = up >= 0 ? rail_me[up] : -1;
+                }
+            }
+            r = ppu_sched_tree_steps(&s->ch[1], n, x->rank, parent, shard, shard_len, x->chunk,
+                                     op, 1);
         }
-        if (r == PPU_SUCCESS)
-            r = ppu_sched_tree_steps(&s->ch[1], x->nranks, x->rank, (const int(*)[64])parent,
-                                     shard, shard_len, x->chunk, op, 1);
     } else {
         for (int k = 0; k < nservers; k++) {
             int q = rail_me[k];
@@ -264,6 +293,11 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
         r = ring_channel(&s->ch[2], RING_AG, nlocal, local, me, &b, x->chunk, 0);
     on_peer_links(&s->ch[2], local, nlocal, me, 1);
     s->ch[2].after = 1;
+out:
+    blocks_free(&b);
+    blocks_free(&rb);
+    free(pos);
+    free(parent);
     if (r != PPU_SUCCESS)
         ppu_sched_free(s);
     return r;
@@ -271,12 +305,15 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
 
 ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                       size_t count, const int *local, int nlocal,
-                                      const int *rail_me, int nservers, const int srv[][64])
+                                      const int *rail_me, int nservers, const int *srv)
 {
     if (ppu_sched_init(s, 2, PPU_ALGO_HIER) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
     struct ring_blocks b;
-    memset(&b, 0, sizeof b);
+    if (!blocks_alloc(&b, x->nranks)) {
+        ppu_sched_free(s);
+        return PPU_SYSTEM_ERROR;
+    }
     int me = ring_pos(local, nlocal, x->rank), rp = ring_pos(rail_me, nservers, x->rank);
     /* 1: this rank's block to its rail (one rank a server) over the network */
     for (int k = 0; k < nservers; k++) {
@@ -292,13 +329,14 @@ ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sche
     for (int k = 0; k < nservers && r == PPU_SUCCESS; k++) {
         for (int j = 0; j < nlocal; j++) {
             int q = local[j];
-            b.in[q] = b.out[q] = (size_t)srv[k][j] * count;
+            b.in[q] = b.out[q] = (size_t)srv[(size_t)k * nlocal + j] * count;
             b.len[q] = count;
         }
         r = ring_channel(&s->ch[1], RING_AG, nlocal, local, me, &b, x->chunk, 0);
     }
     on_peer_links(&s->ch[1], local, nlocal, me, 1);
     s->ch[1].after = 0;
+    blocks_free(&b);
     if (r != PPU_SUCCESS)
         ppu_sched_free(s);
     return r;
@@ -307,12 +345,15 @@ ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sche
 ppu_result_t ppu_sched_hier_reduce_scatter(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                            size_t count, ppu_redop_t op, const int *local,
                                            int nlocal, const int *rail_me, int nservers,
-                                           const int srv[][64])
+                                           const int *srv)
 {
     if (ppu_sched_init(s, 2, PPU_ALGO_HIER) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
     struct ring_blocks b;
-    memset(&b, 0, sizeof b);
+    if (!blocks_alloc(&b, x->nranks)) {
+        ppu_sched_free(s);
+        return PPU_SYSTEM_ERROR;
+    }
     int me = ring_pos(local, nlocal, x->rank), rp = ring_pos(rail_me, nservers, x->rank);
     ppu_result_t r = PPU_SUCCESS;
     /* 1: inside the server, per server k: member j sums the server's blocks
@@ -320,7 +361,7 @@ ppu_result_t ppu_sched_hier_reduce_scatter(struct ppu_sched *s, const struct ppu
     for (int k = 0; k < nservers && r == PPU_SUCCESS; k++) {
         for (int j = 0; j < nlocal; j++) {
             int q = local[j];
-            b.in[q] = (size_t)srv[k][j] * count;
+            b.in[q] = (size_t)srv[(size_t)k * nlocal + j] * count;
             b.out[q] = (size_t)k * count;
             b.len[q] = count;
         }
@@ -341,6 +382,7 @@ ppu_result_t ppu_sched_hier_reduce_scatter(struct ppu_sched *s, const struct ppu
     s->ch[1].after = 0;
     s->ch[0].out_tmp = 1;
     s->ch[1].in_tmp = 1;
+    blocks_free(&b);
     if (r != PPU_SUCCESS)
         ppu_sched_free(s);
     return r;
@@ -388,7 +430,8 @@ ppu_result_t ppu_sched_ring_alltoall(struct ppu_sched *s, const struct ppu_sched
     for (int c = 0; c < nch; c++) {
         size_t cs, cl;
         ppu_sched_part(0, count, nch, c, &cs, &cl);
-        if (alltoall_channel(&s->ch[c], x, x->rings[c], count, cs, cl) != PPU_SUCCESS) {
+        if (alltoall_channel(&s->ch[c], x, x->rings + (size_t)c * x->nranks, count, cs, cl) !=
+            PPU_SUCCESS) {
             ppu_sched_free(s);
             return PPU_SYSTEM_ERROR;
         }
@@ -406,7 +449,7 @@ static ppu_result_t chain_build(struct ppu_sched *s, const struct ppu_sched_ctx 
         return PPU_SYSTEM_ERROR;
     const uint32_t R = PPU_STEP_RECV, I = PPU_STEP_INPUT, O = PPU_STEP_OUTPUT, S = PPU_STEP_SEND;
     for (int c = 0; c < nch; c++) {
-        const int *ring = x->rings[c];
+        const int *ring = x->rings + (size_t)c * n;
         int p = ring_pos(ring, n, x->rank), rp = ring_pos(ring, n, root);
         /* d: this rank's place in the chain, 0 first, n-1 last */
         int d = reduce ? ((p - rp - 1) % n + n) % n : ((p - rp) % n + n) % n;
@@ -440,19 +483,4 @@ ppu_result_t ppu_sched_chain_reduce(struct ppu_sched *s, const struct ppu_sched_
                                     size_t count, ppu_redop_t op, int root)
 {
     return chain_build(s, x, count, root, 1, op == PPU_AVG ? PPU_STEP_FINISH : 0, 0);
-}
-
-static const char *const algo_names[PPU_NUM_ALGOS] = {"ring", "tree", "oneshot", "twoshot",
-                                                      "pairwise", "direct", "hier",
-                                                      "hiertree"};
-static const char *const proto_names[PPU_NUM_PROTOS] = {"simple", "ll"};
-
-const char *ppu_algo_name(int a)
-{
-    return a >= 0 && a < PPU_NUM_ALGOS ? algo_names[a] : "?";
-}
-
-const char *ppu_proto_name(int p)
-{
-    return p >= 0 && p < PPU_NUM_PROTOS ? proto_names[p] : "?";
 }

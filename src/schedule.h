@@ -30,8 +30,8 @@ enum ppu_step_flags {
  * names a peer (>= 0): then the direct link to or from that rank. */
 struct ppu_step {
     uint32_t flags;
-    int16_t send_peer;
-    int16_t recv_peer;
+    int32_t send_peer;
+    int32_t recv_peer;
     size_t in_off;  /* in elements, from the start of the input buffer */
     size_t out_off; /* ... of the output buffer */
     size_t count;   /* elements */
@@ -78,7 +78,7 @@ struct ppu_sched {
 struct ppu_sched_ctx {
     int rank, nranks;
     int nrings;
-    const int (*rings)[64]; /* rings[c][i]: rank at position i of ring c */
+    const int *rings;       /* rings[c * nranks + i]: rank at position i of ring c */
     size_t chunk;           /* elements per message */
 };
 
@@ -111,18 +111,19 @@ ppu_result_t ppu_sched_pairwise_alltoall(struct ppu_sched *s, const struct ppu_s
                                          const size_t *sdispls, const size_t *rcounts,
                                          const size_t *rdispls);
 /* Two trees, each carrying half the buffer: reduce up, broadcast down.
- * parent[t][r] is r's parent in tree t (-1 at the root). */
+ * parent[t * nranks + r] is r's parent in tree t (-1 at the root). */
 ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
-                                      size_t count, ppu_redop_t op, const int parent[2][64]);
+                                      size_t count, ppu_redop_t op, const int *parent);
 /* The tree all-reduce's steps for rank r into ch: elements [base, base +
- * count), half on each tree (parent[t][q]: q's parent, -1 for the root and
- * for ranks not in the trees). in_out: the input is the output buffer. */
-ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r,
-                                  const int parent[2][64], size_t base, size_t count,
-                                  size_t chunk, ppu_redop_t op, int in_out);
+ * count), half on each tree (parent[t * n + q]: q's parent, -1 for the
+ * root and for ranks not in the trees). in_out: the input is the output
+ * buffer. */
+ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r, const int *parent,
+                                  size_t base, size_t count, size_t chunk, ppu_redop_t op,
+                                  int in_out);
 /* Heap-shaped binary trees over rank order and its reverse: a rank inside
- * one tree is (nearly always) a leaf of the other. */
-void ppu_sched_double_binary_tree(int n, int parent[2][64]);
+ * one tree is (nearly always) a leaf of the other. parent: 2 x n. */
+void ppu_sched_double_binary_tree(int n, int *parent);
 
 /* Hierarchical all-reduce over servers of equal size: reduce-scatter
  * inside each server (ring over its ranks), all-reduce of each rank's
@@ -142,11 +143,11 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
  * server, for every server k, the blocks of k's ranks (a ring over the
  * server's ranks, run on the output). Each block crosses the network once
  * per other server; the flat ring carries most blocks over every server
- * boundary (2 x 4: 1.75 crossings a block against 1). srv[k][j]: the rank
- * with local index j on server k (servers in local[]'s and rail_me's order). */
+ * boundary (2 x 4: 1.75 crossings a block against 1). srv[k * nlocal + j]:
+ * the rank with local index j on server k (servers in rail_me's order). */
 ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                       size_t count, const int *local, int nlocal,
-                                      const int *rail_me, int nservers, const int srv[][64]);
+                                      const int *rail_me, int nservers, const int *srv);
 
 /* Hierarchical reduce-scatter, the all-gather's mirror: inside each
  * server, for every server k, a reduce-scatter of the blocks of k's ranks
@@ -158,7 +159,7 @@ ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sche
 ppu_result_t ppu_sched_hier_reduce_scatter(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                            size_t count, ppu_redop_t op, const int *local,
                                            int nlocal, const int *rail_me, int nservers,
-                                           const int srv[][64]);
+                                           const int *srv);
 
 /* Steps helpers for builders. */
 ppu_result_t ppu_sched_add(struct ppu_sched_channel *c, uint32_t flags, int send_peer,
