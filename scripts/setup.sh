@@ -6,11 +6,12 @@ set -euo pipefail
 # python3-numpy and python3-torch belong to /usr/bin/python3: the Python
 # binding, the torch.distributed backend "ppu" and their tests.
 # libgloo-dev: Gloo, for the gloo_allreduce_perf comparison (compare_gloo.sh).
+# libxxhash-dev: XXH3, the hash of the plan context the ranks compare at init.
 PKGS=(build-essential cmake pkg-config
       libhwloc-dev libopenmpi-dev openmpi-bin libcriterion-dev
       libibverbs-dev librdmacm-dev
       python3-numpy python3-torch
-      libgloo-dev)
+      libgloo-dev libxxhash-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

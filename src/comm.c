@@ -168,15 +168,13 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
     int local = 0, cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 0; i < nranks; i++)
         local += c->bs->host_hash[i] == c->bs->host_hash[rank];
-    struct ppu_model model;
-    ppu_plan_model_sim(&model, cores > 0 && local > cores ? (double)local / cores : 1.0);
     long long spin = ppu_param_int(PPU_P_SPIN);
     if (spin < 0)
         spin = local > cores ? 0 : 2000;
     c->spin = (uint64_t)spin;
     c->parent_topo = parent_topo;
     c->parent_chips = parent_chips;
-    r = ppu_comm_connect(c, &set, &model);
+    r = ppu_comm_connect(c, &set, cores);
     c->parent_topo = NULL;
     c->parent_chips = NULL;
     if (r == PPU_SUCCESS)

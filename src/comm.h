@@ -103,7 +103,14 @@ struct ppu_coll_args {
 int ppu_comm_is_live(struct ppu_comm *comm);
 /* Set up links and rings after the bootstrap (connect.c). */
 ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_settings *set,
-                              const struct ppu_model *model);
+                              int cores);
+/* At init, once the topology is known: every rank's plan-changing
+ * settings, topology and core count compared through the bootstrap
+ * (plan_agree.c). Ranks that would plan differently all fail with
+ * PPU_INVALID_USAGE naming the setting and which ranks hold which value.
+ * *over: the most ranks a core on any host, the cost model's input. */
+ppu_result_t ppu_plan_agree(struct ppu_comm *comm, const struct ppu_plan_settings *set, int cores,
+                            double *over);
 void ppu_comm_disconnect(struct ppu_comm *comm);
 /* Run collectives to completion on the calling thread (exec.c): one call,
  * or a group's calls together. */

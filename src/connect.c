@@ -369,10 +369,16 @@ static ppu_result_t net_params(struct ppu_comm *comm, struct ppu_link_params *p,
 }
 
 ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_settings *set,
-                              const struct ppu_model *model)
+                              int cores)
 {
     PPU_CHECK(pick_topology(comm));
-    PPU_CHECK(build_plan(comm, set, model));
+    /* Ranks that would plan differently stop here, all of them, by name;
+     * the cost model's input is the job's, not this host's. */
+    double over;
+    PPU_CHECK(ppu_plan_agree(comm, set, cores, &over));
+    struct ppu_model model;
+    ppu_plan_model_sim(&model, over);
+    PPU_CHECK(build_plan(comm, set, &model));
     int n = comm->nranks, nc = comm->nchannels;
     if (n == 1)
         return PPU_SUCCESS;

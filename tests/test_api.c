@@ -149,3 +149,50 @@ Test(api, bad_input_leaves_peers_intact, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
     cr_assert_eq(run_ranks(4, bad_then_good, NULL, 50), 0);
 }
+
+/* Ranks whose settings would make them plan differently: every rank's
+ * init fails at once with the setting named and who holds which value
+ * (before, PPU_CHUNK_SIZE on half the ranks failed as "internal error ...
+ * its FIFO is gone" and PPU_ALGO at the first call). */
+struct mismatch {
+    const char *var, *value, *want;
+};
+
+static int mismatch_child(int r, int n, const ppu_unique_id_t *id, void *arg)
+{
+    const struct mismatch *m = arg;
+    if (r >= n / 2) /* rank 0 has read its settings already (it made the id) */
+        setenv(m->var, m->value, 1);
+    ppu_comm_t c;
+    ppu_result_t res = ppu_comm_init_rank(&c, n, *id, r);
+    const char *msg = ppu_get_last_error(NULL);
+    if (res != PPU_INVALID_USAGE || !strstr(msg, m->want)) {
+        fprintf(stderr, "rank %d: result %d '%s' (wanted '%s')\n", r, res, msg, m->want);
+        if (res == PPU_SUCCESS)
+            ppu_comm_destroy(c);
+        return 1;
+    }
+    return 0;
+}
+
+Test(api, init_mismatched_plan_settings, .timeout = 120)
+{
+    const struct mismatch cases[] = {
+        {"PPU_CHUNK_SIZE", "65536", "PPU_CHUNK_SIZE is '262144' on rank(s) 0-1; '65536' on rank(s) 2-3"},
+        {"PPU_NCHANNELS", "1", "PPU_NCHANNELS is '0' on rank(s) 0-1; '1' on rank(s) 2-3"},
+        {"PPU_ALGO", "allreduce:twoshot", "PPU_ALGO is unset on rank(s) 0-1; 'allreduce:twoshot' on rank(s) 2-3"},
+        {"PPU_FIFO_SLOTS", "4", "PPU_FIFO_SLOTS is '8' on rank(s) 0-1; '4' on rank(s) 2-3"},
+        {"PPU_SIM_LINKS_DOWN", "0-1", "PPU_SIM_LINKS_DOWN is unset on rank(s) 0-1; '0-1' on rank(s) 2-3"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pid_t pids[4];
+        cr_assert_eq(ranks_fork(4, NULL, mismatch_child, (void *)&cases[i], pids), 0);
+        int bad = 0;
+        for (int r = 0; r < 4; r++) {
+            int st;
+            waitpid(pids[r], &st, 0);
+            bad += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+        }
+        cr_expect_eq(bad, 0, "%s: %d of 4 ranks did not fail init naming it", cases[i].var, bad);
+    }
+}
