@@ -243,7 +243,7 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
         return PPU_SYSTEM_ERROR;
     uint32_t fin = op == PPU_AVG ? PPU_STEP_FINISH : 0;
     int n = x->nranks;
-    struct ring_blocks b, rb;
+    struct ring_blocks b = {NULL, NULL, NULL}, rb = {NULL, NULL, NULL};
     int *pos = NULL, *parent = NULL;
     ppu_result_t r = PPU_SYSTEM_ERROR;
     if (!blocks_alloc(&b, n) || !blocks_alloc(&rb, n))

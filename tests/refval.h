@@ -2,7 +2,9 @@
  * a small number chosen so any reduction order gives the same exact result,
  * and the expected result is computed here in double/uint64 arithmetic and
  * rounded once. Values repeat with a prime period so checking a 1M-element
- * buffer costs one comparison per element. */
+ * buffer costs one comparison per element. Each value comes from a hash of
+ * (rank, index): no two ranks share a pattern and no short run repeats
+ * inside a period, so a block put in the wrong place does not pass. */
 #ifndef PPU_TEST_REFVAL_H
 #define PPU_TEST_REFVAL_H
 
@@ -14,14 +16,25 @@
 
 #define REF_PERIOD 1009
 
+/* SplitMix64's finalizer: every input bit moves every output bit. */
+static inline uint64_t ref_mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
 /* Rank r's value at i (i taken modulo the period), as a double. */
 static inline double ref_input(int r, size_t i, ppu_datatype_t dt, ppu_redop_t op)
 {
-    long k = (long)((i % REF_PERIOD) * 13 + (size_t)r * 7 + 3);
+    uint64_t k = ref_mix((uint64_t)(uint32_t)r << 32 ^ (uint64_t)(i % REF_PERIOD) ^
+                         0x9e3779b97f4a7c15ull) >> 8;
     int is_unsigned = dt == PPU_UINT8 || dt == PPU_UINT32 || dt == PPU_UINT64;
     if (op == PPU_PROD) /* +-1, sometimes 2: products stay exact and small */
-        return ((k + (long)i % 4) % 4 == 0) ? 2.0 : (is_unsigned || k % 3 ? 1.0 : -1.0);
-    long v = k % 11;
+        return k % 4 == 0 ? 2.0 : (is_unsigned || (k >> 2) % 3 ? 1.0 : -1.0);
+    long v = (long)(k % 11);
     return is_unsigned ? (double)v : (double)(v - 5);
 }
 
