@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,7 +31,7 @@
 #define HELLO_TIMEOUT_NS (2ull * 1000000000ull)
 #define MAX_RANKS 65536
 
-enum { MSG_HELLO = 1, MSG_TABLE = 2, MSG_ABORT = 3, MSG_RING = 4 };
+enum { MSG_HELLO = 1, MSG_TABLE = 2, MSG_ABORT = 3, MSG_RING = 4, MSG_P2P = 5 };
 
 struct wire_hdr {
     uint32_t magic;
@@ -441,16 +442,17 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
         return PPU_SYSTEM_ERROR;
     bs->rank = rank;
     bs->nranks = nranks;
-    bs->next_fd = bs->prev_fd = -1;
+    bs->next_fd = bs->prev_fd = bs->lfd = -1;
     memcpy(bs->secret, f.secret, sizeof bs->secret);
     bs->timeout_ns = (uint64_t)ppu_param_int(PPU_P_BOOTSTRAP_TIMEOUT_MS) * 1000000ull;
     bs->host_hash = calloc((size_t)nranks, sizeof *bs->host_hash);
+    bs->addr = calloc((size_t)nranks, sizeof *bs->addr);
     struct wire_addr *table = calloc((size_t)nranks, sizeof *table);
     int lfd = -1, rfd = -1;
     char root_s[64];
     ppu_socket_str(&f.root, root_s, sizeof root_s);
     uint64_t deadline = ppu_now_ns() + bs->timeout_ns;
-    if (!bs->host_hash || !table) {
+    if (!bs->host_hash || !bs->addr || !table) {
         res = PPU_SYSTEM_ERROR;
         goto err_free;
     }
@@ -522,8 +524,10 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
     }
     close(rfd);
     rfd = -1;
-    for (int i = 0; i < nranks; i++)
+    for (int i = 0; i < nranks; i++) {
         bs->host_hash[i] = be64toh(table[i].host_hash);
+        addr_from_wire(&table[i], &bs->addr[i]);
+    }
 
     if (nranks > 1) {
         int next = (rank + 1) % nranks;
@@ -542,7 +546,7 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
             goto err_close;
         }
     }
-    close(lfd);
+    bs->lfd = lfd; /* kept for point-to-point messages */
     free(table);
     *bs_out = bs;
     return PPU_SUCCESS;
@@ -581,6 +585,150 @@ ppu_result_t ppu_bootstrap_barrier(struct ppu_bootstrap *bs)
     return r;
 }
 
+/* ---- point-to-point ---- */
+
+struct wire_p2p {
+    uint32_t from;
+    uint32_t tag;
+} __attribute__((packed));
+
+/* A message that arrived before it was asked for. */
+struct ppu_boot_mail {
+    struct ppu_boot_mail *next;
+    int from;
+    uint32_t tag;
+    size_t len;
+    unsigned char data[];
+};
+
+ppu_result_t ppu_bootstrap_send(struct ppu_bootstrap *bs, int peer, uint32_t tag, const void *data,
+                                size_t len)
+{
+    if (peer < 0 || peer >= bs->nranks || len > PPU_BOOT_P2P_MAX)
+        return PPU_INVALID_ARGUMENT;
+    unsigned char buf[sizeof(struct wire_p2p) + PPU_BOOT_P2P_MAX];
+    struct wire_p2p h = {htonl((uint32_t)bs->rank), htonl(tag)};
+    memcpy(buf, &h, sizeof h);
+    memcpy(buf + sizeof h, data, len);
+    uint64_t deadline = ppu_now_ns() + bs->timeout_ns;
+    int fd;
+    PPU_CHECK(ppu_socket_connect(&bs->addr[peer], deadline, &fd));
+    ppu_result_t r = send_msg(fd, bs->secret, MSG_P2P, buf, (uint32_t)(sizeof h + len), deadline);
+    close(fd);
+    return r;
+}
+
+/* Take the message (peer, tag) out of the mailbox, if it is there. */
+static int mail_take(struct ppu_bootstrap *bs, int peer, uint32_t tag, void *data, size_t len,
+                     ppu_result_t *r)
+{
+    for (struct ppu_boot_mail **m = &bs->mail; *m; m = &(*m)->next) {
+        struct ppu_boot_mail *x = *m;
+        if (x->from != peer || x->tag != tag)
+            continue;
+        *r = x->len == len ? PPU_SUCCESS : PPU_REMOTE_ERROR;
+        if (x->len == len)
+            memcpy(data, x->data, len);
+        *m = x->next;
+        free(x);
+        return 1;
+    }
+    return 0;
+}
+
+/* Accept one connection (until until) and file its message. */
+static void mail_accept(struct ppu_bootstrap *bs, uint64_t until)
+{
+    int fd;
+    union ppu_sockaddr peer;
+    if (ppu_socket_accept(bs->lfd, until, &fd, &peer) != PPU_SUCCESS)
+        return;
+    uint64_t hdl = ppu_now_ns() + HELLO_TIMEOUT_NS;
+    uint32_t len = 0;
+    const char *why = "";
+    struct wire_p2p h;
+    ppu_result_t r = recv_hdr(fd, bs->secret, MSG_P2P, sizeof h + PPU_BOOT_P2P_MAX, &len, hdl, &why);
+    if (r == PPU_SUCCESS && len < sizeof h) {
+        why = "message shorter than its header";
+        r = PPU_REMOTE_ERROR;
+    }
+    struct ppu_boot_mail *m = NULL;
+    if (r == PPU_SUCCESS && (r = ppu_socket_recv(fd, &h, sizeof h, hdl)) != PPU_SUCCESS)
+        why = "truncated message";
+    if (r == PPU_SUCCESS && ntohl(h.from) >= (uint32_t)bs->nranks) {
+        why = "message from a rank out of range";
+        r = PPU_REMOTE_ERROR;
+    }
+    if (r == PPU_SUCCESS && !(m = malloc(sizeof *m + len - sizeof h))) {
+        why = "out of memory";
+        r = PPU_SYSTEM_ERROR;
+    }
+    if (r == PPU_SUCCESS && (r = ppu_socket_recv(fd, m->data, len - sizeof h, hdl)) != PPU_SUCCESS)
+        why = "truncated message";
+    close(fd);
+    if (r != PPU_SUCCESS) {
+        free(m);
+        log_dropped("bootstrap listener", &peer, why);
+        return;
+    }
+    m->from = (int)ntohl(h.from);
+    m->tag = ntohl(h.tag);
+    if (m->tag == PPU_BOOT_TAG_PROBE) { /* ppu_bootstrap_peer_gone's look */
+        free(m);
+        return;
+    }
+    m->len = len - sizeof h;
+    m->next = bs->mail;
+    bs->mail = m;
+}
+
+int ppu_bootstrap_peer_gone(struct ppu_bootstrap *bs, int peer)
+{
+    if (peer < 0 || peer >= bs->nranks || peer == bs->rank)
+        return 0;
+    const union ppu_sockaddr *a = &bs->addr[peer];
+    int fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return 0;
+    socklen_t len = a->sa.sa_family == AF_INET6 ? sizeof a->in6 : sizeof a->in4;
+    int rc = connect(fd, &a->sa, len), gone = 0;
+    if (rc != 0 && errno == EINPROGRESS) {
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        if (poll(&pfd, 1, 200) == 1) {
+            int soerr = 0;
+            socklen_t sl = sizeof soerr;
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+            gone = soerr == ECONNREFUSED;
+            rc = soerr ? -1 : 0;
+        }
+    } else if (rc != 0) {
+        gone = errno == ECONNREFUSED;
+    }
+    if (rc == 0) { /* alive: say it was only a look, so its listener drops it quietly */
+        struct wire_p2p h = {htonl((uint32_t)bs->rank), htonl(PPU_BOOT_TAG_PROBE)};
+        send_msg(fd, bs->secret, MSG_P2P, &h, sizeof h, ppu_now_ns() + 100000000ull);
+    }
+    close(fd);
+    return gone;
+}
+
+ppu_result_t ppu_bootstrap_recv(struct ppu_bootstrap *bs, int peer, uint32_t tag, void *data,
+                                size_t len, uint64_t deadline, const atomic_int *abort)
+{
+    for (;;) {
+        ppu_result_t r;
+        if (mail_take(bs, peer, tag, data, len, &r))
+            return r;
+        uint64_t now = ppu_now_ns();
+        if (now >= deadline)
+            return PPU_TIMEOUT;
+        if (abort && atomic_load(abort))
+            return PPU_REMOTE_ERROR;
+        uint64_t until = now + 20000000ull; /* look at the abort flag every 20 ms */
+        mail_accept(bs, until < deadline ? until : deadline);
+    }
+}
+
 void ppu_bootstrap_close(struct ppu_bootstrap *bs)
 {
     if (!bs)
@@ -589,6 +737,14 @@ void ppu_bootstrap_close(struct ppu_bootstrap *bs)
         close(bs->next_fd);
     if (bs->prev_fd >= 0)
         close(bs->prev_fd);
+    if (bs->lfd >= 0)
+        close(bs->lfd);
+    while (bs->mail) {
+        struct ppu_boot_mail *m = bs->mail;
+        bs->mail = m->next;
+        free(m);
+    }
+    free(bs->addr);
     free(bs->host_hash);
     free(bs);
 }

@@ -5,6 +5,7 @@
 #define PPU_BOOTSTRAP_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include "ppuccl.h"
 #include "socket.h"
@@ -16,12 +17,20 @@ struct ppu_id_fields {
     uint8_t secret[PPU_BOOT_SECRET_BYTES];
 };
 
+struct ppu_boot_mail;
+
 struct ppu_bootstrap {
     int rank, nranks;
     int next_fd, prev_fd; /* the ring used for allgather */
     uint64_t *host_hash;  /* per rank: same value = same host */
     uint8_t secret[PPU_BOOT_SECRET_BYTES];
     uint64_t timeout_ns;
+    /* Point-to-point messages (links connected on first use): every
+     * rank's listener address, this rank's listener, and what arrived
+     * before it was asked for. */
+    union ppu_sockaddr *addr;
+    int lfd;
+    struct ppu_boot_mail *mail;
 };
 
 /* Pack/unpack the public id (versioned, with a magic). */
@@ -57,6 +66,22 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
  * the others are filled by the call. */
 ppu_result_t ppu_bootstrap_allgather(struct ppu_bootstrap *bs, void *data, size_t size);
 ppu_result_t ppu_bootstrap_barrier(struct ppu_bootstrap *bs);
+/* One message of at most PPU_BOOT_P2P_MAX bytes to rank peer, under tag:
+ * a connection to its listener that carries it and closes. */
+#define PPU_BOOT_P2P_MAX 4096
+ppu_result_t ppu_bootstrap_send(struct ppu_bootstrap *bs, int peer, uint32_t tag, const void *data,
+                                size_t len);
+/* The message from rank peer under tag, of exactly len bytes; messages
+ * for other (peer, tag) that arrive meanwhile are kept for later calls.
+ * Waits until deadline (PPU_TIMEOUT) or until *abort is set (PPU_REMOTE_ERROR
+ * is not used: the caller says why it stopped). */
+ppu_result_t ppu_bootstrap_recv(struct ppu_bootstrap *bs, int peer, uint32_t tag, void *data,
+                                size_t len, uint64_t deadline, const atomic_int *abort);
+/* Has rank peer's process gone? Its bootstrap listener refuses
+ * connections once it has (one try, at most 0.2 s). For ranks this one
+ * holds no link to. */
+#define PPU_BOOT_TAG_PROBE 0xffffffffu
+int ppu_bootstrap_peer_gone(struct ppu_bootstrap *bs, int peer);
 void ppu_bootstrap_close(struct ppu_bootstrap *bs);
 
 /* A value that differs between hosts and network namespaces. */

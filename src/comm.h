@@ -53,6 +53,8 @@ struct ppu_comm {
      * topology has one (peer_icn[p]), else staged through host memory. */
     struct ppu_link peer_send[PPU_TOPO_MAX_CHIPS], peer_recv[PPU_TOPO_MAX_CHIPS];
     uint8_t peer_icn[PPU_TOPO_MAX_CHIPS];
+    /* what every link of this rank starts from (connect.c link_init) */
+    struct ppu_link_params link_base;
     /* the transport of links between servers (PPU_NET), chosen at connect */
     const struct ppu_transport_ops *net_ops;
     int net_inline; /* PPU_SOCKET_INLINE: the executor moves network bytes while it waits */
@@ -112,6 +114,12 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
 ppu_result_t ppu_plan_agree(struct ppu_comm *comm, const struct ppu_plan_settings *set, int cores,
                             double *over);
 void ppu_comm_disconnect(struct ppu_comm *comm);
+/* Connect the links that the schedules (scheds[i] on comms[i], one group,
+ * for calls[i]) use and that are not connected yet, with their peers
+ * (connect.c). */
+struct ppu_coll_args;
+ppu_result_t ppu_links_ensure(struct ppu_comm *const *comms, const struct ppu_sched *const *scheds,
+                              const struct ppu_coll_args *const *calls, int n);
 /* Run collectives to completion on the calling thread (exec.c): one call,
  * or a group's calls together. */
 ppu_result_t ppu_coll_run(struct ppu_coll_args *args);

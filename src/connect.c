@@ -15,6 +15,7 @@
 #include "log.h"
 #include "param.h"
 #include "socket.h"
+#include "wait.h"
 #include "net_ib/net_ib.h" /* ppu_net_ib_usable */
 
 /* Transports log through the core (subsystem NET) without its headers. */
@@ -232,114 +233,241 @@ out:
     return PPU_SUCCESS;
 }
 
-/* Connect a set of links in the transport's phases. Every rank publishes
- * connect info for nkeys receive links (recv[k], NULL where it has none);
- * each send link names the peer and the key of the receive link it feeds. */
-struct send_spec {
+/* ---- links connected on first use ----
+ *
+ * A rank connects only the links its schedules use, when a call first
+ * needs them (NCCL's runtime connect), not every pair at init. Both ends
+ * of a link come to it in the same call: a message has a sending and a
+ * receiving step, and every rank's schedule of a call matches its peers'
+ * (tests/test_schedcheck.c). The transport's four phases run with
+ * point-to-point bootstrap messages between the two ranks only:
+ *   1 receiver: recv_setup, INFO -> sender
+ *   2 sender:   wait INFO, send_connect, ATTACHED -> receiver
+ *   3 receiver: wait ATTACHED, recv_finish, FINISHED -> sender
+ *   4 sender:   wait FINISHED, send_finish
+ * A phase waits only on the peers' earlier phases, so running each phase
+ * for every link of every communicator of a group before the next phase
+ * cannot deadlock (one thread may drive several ranks). */
+
+enum { TAG_INFO = 1, TAG_ATTACHED = 2, TAG_FINISHED = 3 };
+#define KEY_PEER 0xffff /* a direct peer link; else the ring channel's index */
+
+struct link_want {
+    struct ppu_comm *comm;
+    const struct ppu_coll_args *call; /* the call that needs the link, for errors */
     struct ppu_link *link;
-    int peer, key;
+    int peer, key, recv;
 };
+
+static uint32_t link_tag(int key, int type)
+{
+    return (uint32_t)type << 16 | (uint32_t)key;
+}
 
 static const char *setup_hint(const struct ppu_link *l)
 {
     return l->ops == &ppu_net_ib_ops      ? "an RDMA listener (PPU_IB_HCA); the log says more"
            : l->ops == &ppu_net_socket_ops ? "a TCP listener on PPU_SOCKET_IFNAME's address; "
                                              "the log says more"
-               : "PPU_FIFO_SLOTS and PPU_CHUNK_SIZE, /dev/shm space";
-}
-
-static ppu_result_t connect_set(struct ppu_comm *comm, int nkeys, struct ppu_link **recv,
-                                const struct send_spec *send, int nsend)
-{
-    size_t isz = PPU_CONNECT_INFO_BYTES, row = (size_t)nkeys * isz;
-    char *info = calloc((size_t)comm->nranks, row);
-    if (!info)
-        return PPU_SYSTEM_ERROR;
-    ppu_result_t r = PPU_SUCCESS;
-    for (int k = 0; k < nkeys; k++) {
-        if (!recv[k])
-            continue;
-        r = recv[k]->ops->recv_setup(recv[k], info + (size_t)comm->rank * row + (size_t)k * isz);
-        if (r != PPU_SUCCESS) {
-            ppu_fail(comm, r, "rank %d could not set up the receiving end of link %d->%d (%s: %s)",
-                     comm->rank, recv[k]->params.peer_rank, comm->rank, recv[k]->ops->name,
-                     setup_hint(recv[k]));
-            recv[k]->ops = NULL;
-            goto out;
-        }
-    }
-    PPU_CHECK_GOTO(ppu_bootstrap_allgather(comm->bs, info, row), r, out);
-    for (int i = 0; i < nsend; i++) {
-        struct ppu_link *l = send[i].link;
-        r = l->ops->send_connect(l, info + (size_t)send[i].peer * row + (size_t)send[i].key * isz);
-        if (r != PPU_SUCCESS) {
-            ppu_fail(comm, r, "rank %d could not connect the sending end of link %d->%d (%s%s)",
-                     comm->rank, comm->rank, send[i].peer, l->ops->name,
-                     l->ops != &ppu_icn_sim_ops ? ": see the log" : ": its FIFO is gone");
-            l->ops = NULL;
-            goto out;
-        }
-    }
-    PPU_CHECK_GOTO(ppu_bootstrap_barrier(comm->bs), r, out);
-    for (int k = 0; k < nkeys; k++)
-        if (recv[k] && (r = recv[k]->ops->recv_finish(recv[k])) != PPU_SUCCESS) {
-            ppu_fail(comm, r, "rank %d: link %d->%d (%s) did not complete its setup: %s",
-                     comm->rank, recv[k]->params.peer_rank, comm->rank, recv[k]->ops->name,
-                     r == PPU_TIMEOUT ? "its sender did not connect within "
-                                        "PPU_BOOTSTRAP_TIMEOUT_MS (see the log)"
-                                      : "see the log");
-            goto out;
-        }
-    PPU_CHECK_GOTO(ppu_bootstrap_barrier(comm->bs), r, out);
-    for (int i = 0; i < nsend; i++)
-        if ((r = send[i].link->ops->send_finish(send[i].link)) != PPU_SUCCESS) {
-            ppu_fail(comm, r, "rank %d: link %d->%d (%s) did not complete its setup", comm->rank,
-                     comm->rank, send[i].peer, send[i].link->ops->name);
-            goto out;
-        }
-out:
-    free(info);
-    return r;
+                                           : "PPU_FIFO_SLOTS and PPU_CHUNK_SIZE, /dev/shm space";
 }
 
 /* Inside a server the simulated ICN link; between servers the network. */
-static void link_init(struct ppu_comm *comm, struct ppu_link *l, const struct ppu_link_params *p,
-                      int peer)
+static void link_init(struct ppu_comm *comm, struct ppu_link *l, int peer, int key)
 {
     l->ops = cross_server(comm, comm->rank, peer) ? comm->net_ops : &ppu_icn_sim_ops;
-    l->params = *p;
+    l->params = comm->link_base;
     l->params.peer_rank = peer;
+    if (key == KEY_PEER) {
+        /* Where the topology has an ICN link between the two chips the link
+         * is that; between servers a network link; otherwise it stands for a
+         * path staged through host memory (the stats file says which). */
+        l->params.channel = -1;
+        l->params.slot_bytes = comm->plan.set.peer_slot;
+        l->params.nslots = comm->plan.set.peer_slots;
+        comm->peer_icn[peer] = ppu_topo_up(&comm->topo, comm->rank, peer);
+    } else {
+        l->params.channel = key;
+    }
 }
 
-/* Links to every peer: the mesh algorithms', all-to-all's, the trees',
- * the hierarchical algorithms' and send/recv's. Where the topology has an
- * ICN link between the two chips the link is that; between servers it is a
- * network link; otherwise it stands for a path staged through host memory
- * (what a PPU without a direct link would use). Point-to-point calls and
- * alltoallv, which have no routed form, use those; so do all-to-all across
- * servers (pairwise) and the hierarchical algorithms' rings inside a
- * server, between server mates adjacent in rank order that have no ICN
- * link (their cost model assumes ICN). The stats file says which. */
-static ppu_result_t connect_peers(struct ppu_comm *comm, const struct ppu_link_params *base)
+static int cmp_want(const void *x, const void *y)
 {
-    int n = comm->nranks;
-    struct ppu_link_params p = *base;
-    p.channel = -1;
-    p.slot_bytes = comm->plan.set.peer_slot;
-    p.nslots = comm->plan.set.peer_slots;
-    struct ppu_link *recv[PPU_TOPO_MAX_CHIPS] = {0};
-    struct send_spec send[PPU_TOPO_MAX_CHIPS];
-    int ns = 0;
-    for (int peer = 0; peer < n; peer++) {
-        if (peer == comm->rank)
-            continue;
-        comm->peer_icn[peer] = ppu_topo_up(&comm->topo, comm->rank, peer);
-        link_init(comm, &comm->peer_recv[peer], &p, peer);
-        recv[peer] = &comm->peer_recv[peer];
-        link_init(comm, &comm->peer_send[peer], &p, peer);
-        send[ns++] = (struct send_spec){&comm->peer_send[peer], peer, comm->rank};
+    const struct link_want *a = x, *b = y;
+    if (a->link != b->link)
+        return a->link < b->link ? -1 : 1;
+    return 0;
+}
+
+/* The links of s that comm has not connected yet, appended to *w. */
+static ppu_result_t collect(struct ppu_comm *comm, const struct ppu_sched *s,
+                            const struct ppu_coll_args *call,
+                            struct link_want **w, size_t *nw, size_t *cap)
+{
+    for (int c = 0; c < s->nchannels; c++) {
+        const struct ppu_sched_channel *ch = &s->ch[c];
+        for (size_t i = 0; i < ch->nsteps; i++) {
+            const struct ppu_step *st = &ch->steps[i];
+            for (int recv = 0; recv < 2; recv++) {
+                if (!(st->flags & (recv ? PPU_STEP_RECV : PPU_STEP_SEND)))
+                    continue;
+                int p = recv ? st->recv_peer : st->send_peer, key = KEY_PEER;
+                struct ppu_link *l;
+                if (p >= 0) {
+                    l = recv ? &comm->peer_recv[p] : &comm->peer_send[p];
+                } else if (c < comm->nchannels) {
+                    l = recv ? &comm->ch[c].recv : &comm->ch[c].send;
+                    p = recv ? comm->ch[c].prev : comm->ch[c].next;
+                    key = c;
+                } else {
+                    return ppu_fail(comm, PPU_INTERNAL_ERROR, "rank %d: a %s step on channel %d "
+                                    "has no ring link (a bug in ppuccl)", comm->rank,
+                                    ppu_algo_name(s->algo), c);
+                }
+                if (l->ops)
+                    continue;
+                if (*nw == *cap) {
+                    size_t nc = *cap ? 2 * *cap : 64;
+                    struct link_want *g = realloc(*w, nc * sizeof *g);
+                    if (!g)
+                        return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory",
+                                        comm->rank);
+                    *w = g;
+                    *cap = nc;
+                }
+                (*w)[(*nw)++] = (struct link_want){comm, call, l, p, key, recv};
+            }
+        }
     }
-    return connect_set(comm, n, recv, send, ns);
+    return PPU_SUCCESS;
+}
+
+/* "allreduce #3 (count=1000 float32)" */
+static const char *call_what(const struct link_want *x, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s #%llu (count=%zu %s)", ppu_coll_name(x->call->coll),
+             (unsigned long long)x->comm->seq, x->call->count,
+             ppu_datatype_name(x->call->datatype));
+    return buf;
+}
+
+static ppu_result_t wait_peer(const struct link_want *x, int type, void *info, size_t len,
+                              uint64_t deadline)
+{
+    struct ppu_comm *comm = x->comm;
+    ppu_result_t r = ppu_bootstrap_recv(comm->bs, x->peer, link_tag(x->key, type), info, len,
+                                        deadline, &comm->aborted);
+    if (r == PPU_SUCCESS)
+        return r;
+    int from = x->recv ? x->peer : comm->rank, to = x->recv ? comm->rank : x->peer;
+    char what[160];
+    call_what(x, what, sizeof what);
+    if (r == PPU_TIMEOUT)
+        return ppu_fail(comm, PPU_TIMEOUT, "%s on rank %d: link %d->%d (%s) was not connected "
+                        "within PPU_TIMEOUT_MS (%llu ms): rank %d did not answer (has it reached "
+                        "the same call?)", what, comm->rank, from, to, x->link->ops->name,
+                        (unsigned long long)(comm->timeout_ns / 1000000), x->peer);
+    if (atomic_load(&comm->aborted))
+        return ppu_fail(comm, PPU_ABORTED, "%s on rank %d: the communicator was aborted while "
+                        "connecting link %d->%d", what, comm->rank, from, to);
+    return ppu_fail(comm, r, "%s on rank %d: link %d->%d (%s): rank %d sent malformed connect "
+                    "info", what, comm->rank, from, to, x->link->ops->name, x->peer);
+}
+
+static ppu_result_t tell_peer(const struct link_want *x, int type, const void *info, size_t len)
+{
+    struct ppu_comm *comm = x->comm;
+    ppu_result_t r = ppu_bootstrap_send(comm->bs, x->peer, link_tag(x->key, type), info, len);
+    char what[160];
+    if (r != PPU_SUCCESS)
+        return ppu_fail(comm, r, "%s on rank %d: could not reach rank %d to connect their link "
+                        "(its bootstrap listener does not answer: has it exited?)",
+                        call_what(x, what, sizeof what),
+                        comm->rank, x->peer);
+    return PPU_SUCCESS;
+}
+
+static ppu_result_t connect_phase(const struct link_want *x, int phase, uint64_t deadline)
+{
+    struct ppu_comm *comm = x->comm;
+    struct ppu_link *l = x->link;
+    char info[PPU_CONNECT_INFO_BYTES];
+    ppu_result_t r;
+    int peer = x->peer, me = comm->rank;
+    switch (phase) {
+    case 1:
+        link_init(comm, l, peer, x->key);
+        memset(info, 0, sizeof info);
+        if ((r = l->ops->recv_setup(l, info)) != PPU_SUCCESS) {
+            ppu_fail(comm, r, "rank %d could not set up the receiving end of link %d->%d (%s: "
+                     "%s)", me, peer, me, l->ops->name, setup_hint(l));
+            l->ops = NULL;
+            return r;
+        }
+        return tell_peer(x, TAG_INFO, info, sizeof info);
+    case 2:
+        link_init(comm, l, peer, x->key);
+        PPU_CHECK(wait_peer(x, TAG_INFO, info, sizeof info, deadline));
+        if ((r = l->ops->send_connect(l, info)) != PPU_SUCCESS) {
+            ppu_fail(comm, r, "rank %d could not connect the sending end of link %d->%d (%s%s)",
+                     me, me, peer, l->ops->name,
+                     l->ops != &ppu_icn_sim_ops ? ": see the log"
+                     : r == PPU_INTERNAL_ERROR ? ": its FIFO's shape differs from this rank's"
+                                               : ": its FIFO is gone");
+            l->ops = NULL;
+            return r;
+        }
+        return tell_peer(x, TAG_ATTACHED, "", 0);
+    case 3:
+        PPU_CHECK(wait_peer(x, TAG_ATTACHED, info, 0, deadline));
+        if ((r = l->ops->recv_finish(l)) != PPU_SUCCESS)
+            return ppu_fail(comm, r, "rank %d: link %d->%d (%s) did not complete its setup: %s",
+                            me, peer, me, l->ops->name,
+                            r == PPU_TIMEOUT ? "its sender did not connect within "
+                                               "PPU_BOOTSTRAP_TIMEOUT_MS (see the log)"
+                                             : "see the log");
+        return tell_peer(x, TAG_FINISHED, "", 0);
+    default:
+        PPU_CHECK(wait_peer(x, TAG_FINISHED, info, 0, deadline));
+        if ((r = l->ops->send_finish(l)) != PPU_SUCCESS)
+            return ppu_fail(comm, r, "rank %d: link %d->%d (%s) did not complete its setup", me,
+                            me, peer, l->ops->name);
+        return PPU_SUCCESS;
+    }
+}
+
+ppu_result_t ppu_links_ensure(struct ppu_comm *const *comms, const struct ppu_sched *const *scheds,
+                              const struct ppu_coll_args *const *calls, int n)
+{
+    struct link_want *w = NULL;
+    size_t nw = 0, cap = 0;
+    ppu_result_t r = PPU_SUCCESS;
+    for (int i = 0; i < n && r == PPU_SUCCESS; i++)
+        r = collect(comms[i], scheds[i], calls[i], &w, &nw, &cap);
+    if (r != PPU_SUCCESS || nw == 0) {
+        free(w);
+        return r;
+    }
+    /* one entry a link (a link serves many steps) */
+    qsort(w, nw, sizeof *w, cmp_want);
+    size_t u = 0;
+    for (size_t i = 0; i < nw; i++)
+        if (u == 0 || w[u - 1].link != w[i].link)
+            w[u++] = w[i];
+    nw = u;
+    uint64_t now = ppu_now_ns();
+    for (int phase = 1; phase <= 4 && r == PPU_SUCCESS; phase++)
+        for (size_t i = 0; i < nw && r == PPU_SUCCESS; i++)
+            if (w[i].recv == (phase % 2 == 1))
+                r = connect_phase(&w[i], phase, now + w[i].comm->timeout_ns);
+    if (r == PPU_SUCCESS)
+        for (size_t i = 0; i < nw; i++)
+            PPU_INFO(PPU_SUB_INIT, "rank %d: connected link %d->%d (%s, %s) on first use",
+                     w[i].comm->rank, w[i].recv ? w[i].peer : w[i].comm->rank,
+                     w[i].recv ? w[i].comm->rank : w[i].peer, w[i].link->ops->name,
+                     w[i].key == KEY_PEER ? "peer link" : "ring");
+    free(w);
+    return r;
 }
 
 /* What network links need: the address to listen on (PPU_SOCKET_IFNAME's
@@ -409,28 +537,14 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
     char addr[80] = "";
     if (nnet)
         PPU_CHECK(net_params(comm, &p, addr, sizeof addr));
-    struct ppu_link *recv[PPU_MAX_CHANNELS];
-    struct send_spec send[PPU_MAX_CHANNELS];
-    for (int c = 0; c < nc; c++) {
-        struct ppu_channel *ch = &comm->ch[c];
-        p.channel = c;
-        link_init(comm, &ch->recv, &p, ch->prev);
-        link_init(comm, &ch->send, &p, ch->next);
-        recv[c] = &ch->recv;
-        send[c] = (struct send_spec){&ch->send, ch->next, c};
-    }
-    PPU_CHECK(connect_set(comm, nc, recv, send, nc));
-    PPU_CHECK(connect_peers(comm, &p));
-    PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s) + links to every peer (%s) over icn_sim, %s",
-             comm->rank, nc, comm->plan.mesh ? "all one ICN hop away"
-                             : nnet ? "those on its server; the others below"
-                                    : "some staged through host memory",
-             comm->ch[0].send.direct == PPU_DIRECT_NONE ? "copies through the FIFO"
-             : comm->ch[0].send.direct == PPU_DIRECT_REGISTERED
-                 ? "RDMA from registered memory (ppu_comm_register) for large chunks"
-             : comm->ch[0].send.ops != &ppu_icn_sim_ops ? "TCP from the caller's memory"
-             : comm->ch[0].recv.params.allow_cma ? "single-copy (process_vm_readv) for large chunks"
-                                                 : "references between threads (no copy)");
+    comm->link_base = p;
+    /* No link yet: each is connected when a call first needs it. */
+    PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s)%s; links connected on first use over "
+             "icn_sim inside its server (%s)", comm->rank, nc,
+             comm->plan.mesh ? ", every rank one ICN hop away" : "",
+             p.allow_cma ? "single-copy (process_vm_readv) for large chunks between processes"
+                         : "references between threads, copies through the FIFO between "
+                           "processes");
     if (nnet) {
         int ring_net = 0;
         for (int c = 0; c < nc; c++)

@@ -334,7 +334,9 @@ static ppu_result_t peers_alive(struct exec_task *t)
         size_t o = 0;
         for (int q = 0; q < comm->nranks && o < sizeof gone - 16; q++) {
             struct ppu_link *l = &comm->peer_recv[q];
-            if (q != comm->rank && l->ops && l->ops->peer_gone && l->ops->peer_gone(l))
+            int dead = l->ops && l->ops->peer_gone ? l->ops->peer_gone(l)
+                                                   : ppu_bootstrap_peer_gone(comm->bs, q);
+            if (q != comm->rank && dead)
                 o += (size_t)snprintf(gone + o, sizeof gone - o, "%s%d", o ? ", " : "", q);
         }
         return ppu_fail(comm, PPU_REMOTE_ERROR,
@@ -556,6 +558,38 @@ static ppu_result_t next_phase(struct comm_run *cr)
     return PPU_SUCCESS;
 }
 
+/* Links this phase uses for the first time: connected now, with every
+ * communicator of the group's phase at once (one thread may drive several
+ * ranks). */
+static ppu_result_t connect_links(struct exec_task *tasks, int nt)
+{
+    enum { FEW = 8 };
+    struct ppu_comm *c_few[FEW];
+    const struct ppu_sched *s_few[FEW];
+    const struct ppu_coll_args *a_few[FEW];
+    int few = nt <= FEW;
+    struct ppu_comm **cv = few ? c_few : malloc(sizeof *cv * (size_t)nt);
+    const struct ppu_sched **sv = few ? s_few : malloc(sizeof *sv * (size_t)nt);
+    const struct ppu_coll_args **av = few ? a_few : malloc(sizeof *av * (size_t)nt);
+    ppu_result_t r;
+    if (!cv || !sv || !av) {
+        r = ppu_fail(tasks[0].comm, PPU_SYSTEM_ERROR, "out of memory running a group");
+    } else {
+        for (int i = 0; i < nt; i++) {
+            cv[i] = tasks[i].comm;
+            sv[i] = tasks[i].s;
+            av[i] = tasks[i].a;
+        }
+        r = ppu_links_ensure(cv, sv, av, nt);
+    }
+    if (!few) {
+        free(cv);
+        free(sv);
+        free(av);
+    }
+    return r;
+}
+
 static int cmp_comm(const void *x, const void *y)
 {
     const struct comm_run *a = x, *b = y;
@@ -629,6 +663,9 @@ ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n)
                 tasks[nt++] = runs[j].task;
         }
         if (r != PPU_SUCCESS || nt == 0)
+            break;
+        r = connect_links(tasks, nt);
+        if (r != PPU_SUCCESS)
             break;
         r = execute(tasks, nt);
     }

@@ -31,7 +31,12 @@ ppu_result_t ppu_plan_settings_read(struct ppu_plan_settings *set, int rank, cha
     set->ll_max = ll > 0 ? ((size_t)ll + 7) & ~(size_t)7 : 0;
     if (set->ll_max > set->peer_slot)
         set->ll_max = set->peer_slot;
-    set->fifo_slots = (int)ppu_param_int(PPU_P_FIFO_SLOTS);
+    long long slots = ppu_param_int(PPU_P_FIFO_SLOTS);
+    if (slots < 1 || slots > 64) { /* icn_sim's FIFO holds at most 64 */
+        snprintf(err, errlen, "PPU_FIFO_SLOTS=%lld: it must be 1..64 slots", slots);
+        return PPU_INVALID_ARGUMENT;
+    }
+    set->fifo_slots = (int)slots;
     set->peer_slots = 4;
     long long nc = ppu_param_int(PPU_P_NCHANNELS);
     set->nchannels = nc <= 0 ? 0 : nc > PPU_MAX_CHANNELS ? PPU_MAX_CHANNELS : (int)nc;

@@ -133,7 +133,7 @@ ppu_result_t ppu_socket_listen(union ppu_sockaddr *addr, int *fd_out)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     socklen_t len = addr_len(addr);
-    if (bind(fd, &addr->sa, len) != 0 || listen(fd, 128) != 0 ||
+    if (bind(fd, &addr->sa, len) != 0 || listen(fd, SOMAXCONN) != 0 ||
         getsockname(fd, &addr->sa, &len) != 0) {
         close(fd);
         return PPU_SYSTEM_ERROR;
