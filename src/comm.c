@@ -103,6 +103,7 @@ static void comm_free(struct ppu_comm *c)
     net_reg_remove_owner(c);
     ppu_plan_free(c);
     ppu_plan_ctx_free(&c->plan);
+    ppu_cluster_free(&c->cl);
     ppu_bootstrap_close(c->bs);
     free(c->scratch);
     free(c->fault_buf);
@@ -126,10 +127,10 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
 {
     if (!out)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_init_rank: comm is NULL");
-    if (nranks < 1 || nranks > PPU_TOPO_MAX_CHIPS)
+    if (nranks < 1 || nranks > PPU_MAX_RANKS)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
                         "ppu_comm_init_rank: nranks is %d; it must be 1..%d", nranks,
-                        PPU_TOPO_MAX_CHIPS);
+                        PPU_MAX_RANKS);
     if (rank < 0 || rank >= nranks)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
                         "ppu_comm_init_rank: rank is %d; it must be 0..%d", rank, nranks - 1);
@@ -211,9 +212,9 @@ ppu_result_t ppu_comm_init_all(ppu_comm_t *comms, int n)
 {
     if (!comms)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_init_all: comms is NULL");
-    if (n < 1 || n > PPU_TOPO_MAX_CHIPS)
+    if (n < 1 || n > PPU_MAX_RANKS)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
-                        "ppu_comm_init_all: n is %d; it must be 1..%d", n, PPU_TOPO_MAX_CHIPS);
+                        "ppu_comm_init_all: n is %d; it must be 1..%d", n, PPU_MAX_RANKS);
     ppu_unique_id_t id;
     PPU_CHECK(ppu_get_unique_id(&id));
     struct init_all_arg *args = calloc((size_t)n, sizeof *args);
@@ -420,6 +421,9 @@ ppu_result_t ppu_comm_split(ppu_comm_t comm, int color, int key, ppu_comm_t *new
     if (ppu_group_depth() > 0)
         return ppu_fail(comm, PPU_INVALID_USAGE, "%s: cannot be called inside a group", fn);
     *newcomm = NULL;
+    if (comm->topo.nchips == 0 && comm->nranks > 1) /* the same answer on every rank */
+        return ppu_fail(comm, PPU_INVALID_USAGE, "%s: communicators of more than %d ranks "
+                        "(two-level topology only) cannot be split yet", fn, PPU_TOPO_MAX_CHIPS);
     int n = comm->nranks;
     struct split_entry *all = calloc((size_t)n, sizeof *all);
     int *members = calloc((size_t)n, sizeof *members);

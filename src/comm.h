@@ -17,6 +17,7 @@
 #define PPU_COMM_MAGIC 0x505055434f4d4d31ull
 #define PPU_ERR_LEN 512
 #define PPU_PLAN_CACHE 16
+#define PPU_MAX_RANKS 65536 /* the bootstrap's limit */
 
 struct ppu_plan {
     int valid;
@@ -27,6 +28,11 @@ struct ppu_plan {
     int root, inplace;
     uint64_t used; /* plan_clock at last use */
     struct ppu_sched sched;
+};
+
+struct ppu_link_ref {
+    struct ppu_link *link;
+    int send; /* 1: this rank sends on it */
 };
 
 struct ppu_channel {
@@ -49,12 +55,21 @@ struct ppu_comm {
     struct ppu_plan_ctx plan;
     int nchannels; /* plan.nchannels: one ring's send and receive link each */
     struct ppu_channel ch[PPU_MAX_CHANNELS];
-    /* Links to every peer: over the ICN link between the two chips where the
-     * topology has one (peer_icn[p]), else staged through host memory. */
-    struct ppu_link peer_send[PPU_TOPO_MAX_CHIPS], peer_recv[PPU_TOPO_MAX_CHIPS];
-    uint8_t peer_icn[PPU_TOPO_MAX_CHIPS];
+    /* The cluster in two levels: each rank's server, each server's link
+     * graph (topo above is its dense form, kept only up to 64 ranks). */
+    struct ppu_cluster cl;
+    /* Direct links to peers, made when a call first needs them (NULL
+     * before): over the ICN link between the two chips where the topology
+     * has one, between servers the network, else staged through host
+     * memory. links[] lists every link this rank set up (ring and peer),
+     * for the loops that visit them all: call stamps, failure notices,
+     * statistics, close. Memory grows with the links a rank uses. */
+    struct ppu_link **peer_send, **peer_recv;
+    struct ppu_link_ref *links;
+    int nlinks, links_cap;
     /* what every link of this rank starts from (connect.c link_init) */
     struct ppu_link_params link_base;
+    int shm_ring_slots, shm_peer_slots; /* FIFO depth of links inside this host (connect.c) */
     /* the transport of links between servers (PPU_NET), chosen at connect */
     const struct ppu_transport_ops *net_ops;
     int net_inline; /* PPU_SOCKET_INLINE: the executor moves network bytes while it waits */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/statvfs.h>
 
 #include "../topology/topo_host.h"
 #include "../topology/topo_xml.h"
@@ -33,7 +34,7 @@ void ppu_transport_log(int level, const char *fmt, ...)
 
 static int cross_server(const struct ppu_comm *comm, int a, int b)
 {
-    return comm->topo.server[a] != comm->topo.server[b];
+    return comm->cl.server[a] != comm->cl.server[b];
 }
 
 /* PPU_NET and PPU_SOCKET_NSOCKS, checked at every init (not only when a
@@ -113,9 +114,16 @@ static void bind_near_chip(struct ppu_comm *comm)
     char err[128], cpus[128];
     if (ppu_host_discover(&host, err, sizeof err) != PPU_SUCCESS)
         return;
-    if (!strcmp(comm->topo.source, "preset"))
-        ppu_discover_assign_numa(&comm->topo, host.nnuma);
-    int numa = comm->topo.numa[comm->rank];
+    int numa;
+    if (comm->topo.nchips > 0) {
+        if (!strcmp(comm->topo.source, "preset"))
+            ppu_discover_assign_numa(&comm->topo, host.nnuma);
+        numa = comm->topo.numa[comm->rank];
+    } else { /* a large simulated cluster: chips spread over the host's nodes */
+        const struct ppu_cluster *cl = &comm->cl;
+        int per = cl->stopo[cl->server[comm->rank]]->nchips;
+        numa = host.nnuma > 0 && per > 0 ? cl->local[comm->rank] * host.nnuma / per : -1;
+    }
     if (numa < 0)
         return;
     if (ppu_host_bind_numa(numa, cpus, sizeof cpus) == PPU_SUCCESS)
@@ -125,89 +133,113 @@ static void bind_near_chip(struct ppu_comm *comm)
         PPU_INFO(PPU_SUB_TOPO, "rank %d: could not bind to NUMA node %d", comm->rank, numa);
 }
 
+/* More than 64 ranks: the simulated presets, server by server, in the
+ * two-level form only (no dense topology holds them). */
+static ppu_result_t large_cluster(struct ppu_comm *comm, char *err, size_t errlen)
+{
+    int n = comm->nranks;
+    if (*ppu_param_str(PPU_P_TOPO_FILE)) {
+        snprintf(err, errlen, "PPU_TOPO_FILE: a topology file holds at most %d chips today; "
+                 "%d ranks run on the simulated presets (PPU_SIM_TOPO, PPU_SIM_SERVERS)",
+                 PPU_TOPO_MAX_CHIPS, n);
+        return PPU_INVALID_USAGE;
+    }
+    if (*ppu_param_str(PPU_P_SIM_LINKS_DOWN)) {
+        snprintf(err, errlen, "PPU_SIM_LINKS_DOWN applies to communicators of at most %d ranks "
+                 "today (this one has %d)", PPU_TOPO_MAX_CHIPS, n);
+        return PPU_INVALID_USAGE;
+    }
+    long long servers = ppu_param_int(PPU_P_SIM_SERVERS);
+    if (servers < 1 || servers > n || n % servers != 0) {
+        snprintf(err, errlen, "PPU_SIM_SERVERS=%lld must divide the %d ranks into equal servers",
+                 servers, n);
+        return PPU_INVALID_ARGUMENT;
+    }
+    int per = n / (int)servers;
+    if (per > PPU_TOPO_MAX_CHIPS) {
+        snprintf(err, errlen, "%d ranks on %lld server(s) is %d chips a server; a server holds "
+                 "at most %d: set PPU_SIM_SERVERS (PAI-PPU servers hold 16 chips: "
+                 "PPU_SIM_SERVERS=%d)", n, servers, per, PPU_TOPO_MAX_CHIPS, (n + 15) / 16);
+        return PPU_INVALID_USAGE;
+    }
+    return ppu_cluster_sim(&comm->cl, ppu_param_str(PPU_P_SIM_TOPO), (int)servers, per, err,
+                           errlen);
+}
+
 static ppu_result_t pick_topology(struct ppu_comm *comm)
 {
     PPU_CHECK(check_net_params(comm));
     char err[512];
     struct ppu_topo *t = &comm->topo;
+    int n = comm->nranks;
+    ppu_result_t r = PPU_SUCCESS;
     if (comm->parent_topo) {
         /* split: the parent's chips that this communicator's ranks hold */
-        ppu_topo_select(t, comm->parent_topo, comm->parent_chips, comm->nranks);
+        ppu_topo_select(t, comm->parent_topo, comm->parent_chips, n);
+    } else if (n > PPU_TOPO_MAX_CHIPS) {
+        if ((r = large_cluster(comm, err, sizeof err)) != PPU_SUCCESS)
+            return ppu_fail(comm, r, "%s", err);
     } else {
-        ppu_result_t r = ppu_discover_topology(comm->nranks, t, err, sizeof err);
+        r = ppu_discover_topology(n, t, err, sizeof err);
         if (r != PPU_SUCCESS)
             return ppu_fail(comm, r, "%s", err);
-        if (t->nchips < comm->nranks)
+        if (t->nchips < n)
             return ppu_fail(comm, PPU_INVALID_USAGE,
                             "topology %s (%s) has %d chips, fewer than the %d ranks", t->name,
-                            t->source, t->nchips, comm->nranks);
-        ppu_topo_restrict(t, comm->nranks);
+                            t->source, t->nchips, n);
+        ppu_topo_restrict(t, n);
+    }
+    if (t->nchips > 0) {
+        if (ppu_cluster_from_topo(&comm->cl, t, n) != PPU_SUCCESS)
+            return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
+        if (comm->rank == 0 && *ppu_param_str(PPU_P_TOPO_DUMP_FILE) &&
+            ppu_topo_save_xml(t, ppu_param_str(PPU_P_TOPO_DUMP_FILE), err, sizeof err) !=
+                PPU_SUCCESS)
+            PPU_WARN(PPU_SUB_TOPO, "PPU_TOPO_DUMP_FILE: %s", err);
+        char who[256];
+        ppu_topo_unreachable(t, who, sizeof who);
+        if (who[0])
+            return ppu_fail(comm, PPU_INVALID_USAGE,
+                            "topology %s: chips %s cannot reach chip 0 over links that are up, "
+                            "so no ring joins all %d ranks", t->name, who, n);
     }
     /* ICN links are simulated in shared memory: the chips of one server
      * must be on one host. Between servers the network transport runs, on
-     * one host or across hosts. Every rank checks every pair, so all of
-     * them refuse alike. */
-    for (int i = 0; i < comm->nranks; i++)
-        for (int j = i + 1; j < comm->nranks; j++)
-            if (t->server[i] == t->server[j] && comm->bs->host_hash[i] != comm->bs->host_hash[j])
-                return ppu_fail(comm, PPU_INVALID_USAGE,
-                                "ranks %d and %d are on different hosts, but topology %s puts "
-                                "them on one server (%d), whose ICN links this build simulates "
-                                "in one host's shared memory: give each host's ranks their own "
-                                "servers (PPU_SIM_SERVERS, or a topology file)", i, j, t->name,
-                                t->server[i]);
-    if (comm->rank == 0 && *ppu_param_str(PPU_P_TOPO_DUMP_FILE)) {
-        if (ppu_topo_save_xml(t, ppu_param_str(PPU_P_TOPO_DUMP_FILE), err, sizeof err) != PPU_SUCCESS)
-            PPU_WARN(PPU_SUB_TOPO, "PPU_TOPO_DUMP_FILE: %s", err);
+     * one host or across hosts. Every rank checks every rank against its
+     * server's first, so all of them refuse alike. */
+    const struct ppu_cluster *cl = &comm->cl;
+    int *lead = malloc(sizeof *lead * (size_t)cl->nservers);
+    if (!lead)
+        return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
+    for (int q = n - 1; q >= 0; q--)
+        lead[cl->server[q]] = q;
+    for (int q = 0; q < n; q++) {
+        int l = lead[cl->server[q]];
+        if (comm->bs->host_hash[q] != comm->bs->host_hash[l]) {
+            free(lead);
+            return ppu_fail(comm, PPU_INVALID_USAGE,
+                            "ranks %d and %d are on different hosts, but topology %s puts them "
+                            "on one server (%d), whose ICN links this build simulates in one "
+                            "host's shared memory: give each host's ranks their own servers "
+                            "(PPU_SIM_SERVERS, or a topology file)", l, q, cl->name,
+                            t->nchips > 0 ? t->server[q] : cl->server[q]);
+        }
     }
-    char who[256];
-    ppu_topo_unreachable(t, who, sizeof who);
-    if (who[0])
-        return ppu_fail(comm, PPU_INVALID_USAGE,
-                        "topology %s: chips %s cannot reach chip 0 over links that are up, so no "
-                        "ring joins all %d ranks", t->name, who, comm->nranks);
+    free(lead);
     bind_near_chip(comm);
     return PPU_SUCCESS;
 }
 
-/* The plan context from the discovered topology: the cluster in two
- * levels (each rank's server; each server's link graph over its ranks,
- * in rank order), then this rank's place on every channel's ring. */
+/* The plan context from the cluster, then this rank's place on every
+ * channel's ring. */
 static ppu_result_t build_plan(struct ppu_comm *comm, const struct ppu_plan_settings *set,
                                const struct ppu_model *model)
 {
-    const struct ppu_topo *t = &comm->topo;
+    const struct ppu_cluster *cl = &comm->cl;
     int n = comm->nranks;
-    struct ppu_topo *sub = calloc((size_t)n, sizeof *sub);
-    const struct ppu_topo **stopo = calloc((size_t)n, sizeof *stopo);
-    int *members = malloc(sizeof *members * (size_t)n), *seen = calloc((size_t)n, sizeof *seen);
     char err[512];
-    ppu_result_t r = PPU_SYSTEM_ERROR;
-    if (!sub || !stopo || !members || !seen) {
-        snprintf(err, sizeof err, "rank %d: out of memory", comm->rank);
-        goto out;
-    }
-    /* servers in the order of their first rank (the context numbers them so) */
-    int ns = 0;
-    for (int q = 0; q < n; q++) {
-        if (seen[q])
-            continue;
-        int m = 0;
-        for (int p = q; p < n; p++)
-            if (t->server[p] == t->server[q]) {
-                members[m++] = p;
-                seen[p] = 1;
-            }
-        ppu_topo_select(&sub[ns], t, members, m);
-        stopo[ns] = &sub[ns];
-        ns++;
-    }
-    r = ppu_plan_ctx_init(&comm->plan, n, t->server, stopo, t->name, set, model, err, sizeof err);
-out:
-    free(sub);
-    free(stopo);
-    free(members);
-    free(seen);
+    ppu_result_t r = ppu_plan_ctx_init(&comm->plan, n, cl->server, cl->stopo, cl->name, set,
+                                       model, err, sizeof err);
     if (r != PPU_SUCCESS)
         return ppu_fail(comm, r, "%s", err);
     const struct ppu_plan_ctx *x = &comm->plan;
@@ -227,9 +259,9 @@ out:
                      c >= x->nrings_found ? " (shares links with an earlier channel)" : "");
         }
     }
-    PPU_INFO(PPU_SUB_INIT, "topology %s (from %s), %d ranks, %d link-disjoint ring(s) found, "
-             "%d channel(s), chunk %zu B", t->name, t->source, n, x->nrings_found, x->nchannels,
-             x->set.chunk_bytes);
+    PPU_INFO(PPU_SUB_INIT, "topology %s (from %s), %d ranks on %d server(s), %d link-disjoint "
+             "ring(s) found, %d channel(s), chunk %zu B", cl->name, cl->source, n, cl->nservers,
+             x->nrings_found, x->nchannels, x->set.chunk_bytes);
     return PPU_SUCCESS;
 }
 
@@ -264,28 +296,53 @@ static uint32_t link_tag(int key, int type)
     return (uint32_t)type << 16 | (uint32_t)key;
 }
 
-static const char *setup_hint(const struct ppu_link *l)
+static const char *setup_hint(const struct ppu_link *l, char *buf, size_t len)
 {
-    return l->ops == &ppu_net_ib_ops      ? "an RDMA listener (PPU_IB_HCA); the log says more"
-           : l->ops == &ppu_net_socket_ops ? "a TCP listener on PPU_SOCKET_IFNAME's address; "
-                                             "the log says more"
-                                           : "PPU_FIFO_SLOTS and PPU_CHUNK_SIZE, /dev/shm space";
+    if (l->ops == &ppu_net_ib_ops)
+        return "an RDMA listener (PPU_IB_HCA); the log says more";
+    if (l->ops == &ppu_net_socket_ops)
+        return "a TCP listener on PPU_SOCKET_IFNAME's address; the log says more";
+    snprintf(buf, len, "its FIFO needs %zu bytes of /dev/shm (%d slots of %zu: PPU_FIFO_SLOTS, "
+             "PPU_CHUNK_SIZE); the log says more", (size_t)l->params.nslots * l->params.slot_bytes,
+             l->params.nslots, l->params.slot_bytes);
+    return buf;
+}
+
+/* Remember a link this rank set up (comm->links). */
+static ppu_result_t link_keep(struct ppu_comm *comm, struct ppu_link *l, int send)
+{
+    for (int i = comm->nlinks - 1; i >= 0 && i >= comm->nlinks - 4; i--)
+        if (comm->links[i].link == l) /* set up again after a failure */
+            return PPU_SUCCESS;
+    if (comm->nlinks == comm->links_cap) {
+        int cap = comm->links_cap ? 2 * comm->links_cap : 16;
+        struct ppu_link_ref *g = realloc(comm->links, sizeof *g * (size_t)cap);
+        if (!g)
+            return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
+        comm->links = g;
+        comm->links_cap = cap;
+    }
+    comm->links[comm->nlinks++] = (struct ppu_link_ref){l, send};
+    return PPU_SUCCESS;
 }
 
 /* Inside a server the simulated ICN link; between servers the network. */
 static void link_init(struct ppu_comm *comm, struct ppu_link *l, int peer, int key)
 {
-    l->ops = cross_server(comm, comm->rank, peer) ? comm->net_ops : &ppu_icn_sim_ops;
+    int net = cross_server(comm, comm->rank, peer);
+    l->ops = net ? comm->net_ops : &ppu_icn_sim_ops;
     l->params = comm->link_base;
     l->params.peer_rank = peer;
+    if (!net) /* both ends on this host: its shared-memory budget's depth */
+        l->params.nslots = key == KEY_PEER ? comm->shm_peer_slots : comm->shm_ring_slots;
     if (key == KEY_PEER) {
         /* Where the topology has an ICN link between the two chips the link
          * is that; between servers a network link; otherwise it stands for a
          * path staged through host memory (the stats file says which). */
         l->params.channel = -1;
         l->params.slot_bytes = comm->plan.set.peer_slot;
-        l->params.nslots = comm->plan.set.peer_slots;
-        comm->peer_icn[peer] = ppu_topo_up(&comm->topo, comm->rank, peer);
+        if (net)
+            l->params.nslots = comm->plan.set.peer_slots;
     } else {
         l->params.channel = key;
     }
@@ -314,7 +371,11 @@ static ppu_result_t collect(struct ppu_comm *comm, const struct ppu_sched *s,
                 int p = recv ? st->recv_peer : st->send_peer, key = KEY_PEER;
                 struct ppu_link *l;
                 if (p >= 0) {
-                    l = recv ? &comm->peer_recv[p] : &comm->peer_send[p];
+                    struct ppu_link **slot = recv ? &comm->peer_recv[p] : &comm->peer_send[p];
+                    if (!*slot && !(*slot = calloc(1, sizeof **slot)))
+                        return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory",
+                                        comm->rank);
+                    l = *slot;
                 } else if (c < comm->nchannels) {
                     l = recv ? &comm->ch[c].recv : &comm->ch[c].send;
                     p = recv ? comm->ch[c].prev : comm->ch[c].next;
@@ -396,16 +457,19 @@ static ppu_result_t connect_phase(const struct link_want *x, int phase, uint64_t
     int peer = x->peer, me = comm->rank;
     switch (phase) {
     case 1:
+        PPU_CHECK(link_keep(comm, l, 0));
         link_init(comm, l, peer, x->key);
         memset(info, 0, sizeof info);
         if ((r = l->ops->recv_setup(l, info)) != PPU_SUCCESS) {
+            char hint[200];
             ppu_fail(comm, r, "rank %d could not set up the receiving end of link %d->%d (%s: "
-                     "%s)", me, peer, me, l->ops->name, setup_hint(l));
+                     "%s)", me, peer, me, l->ops->name, setup_hint(l, hint, sizeof hint));
             l->ops = NULL;
             return r;
         }
         return tell_peer(x, TAG_INFO, info, sizeof info);
     case 2:
+        PPU_CHECK(link_keep(comm, l, 1));
         link_init(comm, l, peer, x->key);
         PPU_CHECK(wait_peer(x, TAG_INFO, info, sizeof info, deadline));
         if ((r = l->ops->send_connect(l, info)) != PPU_SUCCESS) {
@@ -496,6 +560,44 @@ static ppu_result_t net_params(struct ppu_comm *comm, struct ppu_link_params *p,
     return PPU_SUCCESS;
 }
 
+/* FIFO depth of the links inside this host from its shared-memory budget:
+ * a quarter of /dev/shm shared by the ranks of this host, each of which may
+ * receive on a link per channel and on a peer link from each server mate.
+ * Slots halve (ring first, never below 2, which the schedules need to run
+ * without deadlock: tests/test_schedcheck.c) until that fits. Both ends of
+ * such a link are on this host and compute the same; slot sizes, which
+ * the plan depends on, do not change. */
+static void shm_budget(struct ppu_comm *comm)
+{
+    const struct ppu_plan_settings *set = &comm->plan.set;
+    int n = comm->nranks, here = 0, mates = comm->plan.per_server - 1;
+    for (int q = 0; q < n; q++)
+        here += comm->bs->host_hash[q] == comm->bs->host_hash[comm->rank];
+    struct statvfs vs;
+    double total = statvfs("/dev/shm", &vs) == 0 ? (double)vs.f_blocks * vs.f_frsize : 0;
+    double share = total / 4 / (here > 0 ? here : 1);
+    int ring = set->fifo_slots, peer = set->peer_slots;
+    for (;;) {
+        double need = (double)comm->nchannels * ring * set->chunk_bytes +
+                      (double)(mates > 0 ? mates : 0) * peer * set->peer_slot;
+        if (total == 0 || need <= share || (ring <= 2 && peer <= 2))
+            break;
+        if (ring > 2 && (double)ring * set->chunk_bytes >= (double)peer * set->peer_slot)
+            ring = ring / 2 > 2 ? ring / 2 : 2;
+        else if (peer > 2)
+            peer = peer / 2 > 2 ? peer / 2 : 2;
+        else
+            ring = ring / 2 > 2 ? ring / 2 : 2;
+    }
+    comm->shm_ring_slots = ring < set->fifo_slots ? ring : set->fifo_slots;
+    comm->shm_peer_slots = peer < set->peer_slots ? peer : set->peer_slots;
+    if (comm->shm_ring_slots != set->fifo_slots || comm->shm_peer_slots != set->peer_slots)
+        PPU_INFO(PPU_SUB_SHM, "rank %d: %d ranks on this host share a quarter of /dev/shm "
+                 "(%.0f MB each): %d slots a ring link (PPU_FIFO_SLOTS %d), %d a peer link",
+                 comm->rank, here, share / 1e6, comm->shm_ring_slots, set->fifo_slots,
+                 comm->shm_peer_slots);
+}
+
 ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_settings *set,
                               int cores)
 {
@@ -508,6 +610,10 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
     ppu_plan_model_sim(&model, over);
     PPU_CHECK(build_plan(comm, set, &model));
     int n = comm->nranks, nc = comm->nchannels;
+    comm->peer_send = calloc((size_t)n, sizeof *comm->peer_send);
+    comm->peer_recv = calloc((size_t)n, sizeof *comm->peer_recv);
+    if (!comm->peer_send || !comm->peer_recv)
+        return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
     if (n == 1)
         return PPU_SUCCESS;
     /* Between threads of one process, messages always go by reference (no
@@ -538,6 +644,7 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
     if (nnet)
         PPU_CHECK(net_params(comm, &p, addr, sizeof addr));
     comm->link_base = p;
+    shm_budget(comm);
     /* No link yet: each is connected when a call first needs it. */
     PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s)%s; links connected on first use over "
              "icn_sim inside its server (%s)", comm->rank, nc,
@@ -564,6 +671,12 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
     return PPU_SUCCESS;
 }
 
+static int cmp_stat_row(const void *x, const void *y)
+{
+    int a = *(const int *)x, b = *(const int *)y; /* dst is the first field */
+    return (a > b) - (a < b);
+}
+
 static void write_stats(struct ppu_comm *comm)
 {
     const char *pat = ppu_param_str(PPU_P_SIM_STATS_FILE);
@@ -586,49 +699,56 @@ static void write_stats(struct ppu_comm *comm)
         return;
     }
     /* One line per destination: channels that share a link add up. */
-    for (int dst = 0; dst < comm->nranks; dst++) {
+    struct stat_row {
+        int dst;
+        uint64_t bytes, msgs;
+    } *rows = calloc((size_t)comm->nlinks + 1, sizeof *rows);
+    int nrows = 0;
+    for (int i = 0; rows && i < comm->nlinks; i++)
+        if (comm->links[i].send && comm->links[i].link->ops)
+            rows[nrows++] = (struct stat_row){comm->links[i].link->params.peer_rank,
+                                              comm->links[i].link->bytes,
+                                              comm->links[i].link->msgs};
+    qsort(rows, (size_t)nrows, sizeof *rows, cmp_stat_row);
+    for (int i = 0; i < nrows;) {
+        int dst = rows[i].dst;
         uint64_t bytes = 0, msgs = 0;
-        int used = 0;
-        for (int c = 0; c < comm->nchannels; c++)
-            if (comm->ch[c].send.ops && comm->ch[c].next == dst) {
-                bytes += comm->ch[c].send.bytes;
-                msgs += comm->ch[c].send.msgs;
-                used = 1;
-            }
-        if (comm->peer_send[dst].ops) {
-            bytes += comm->peer_send[dst].bytes;
-            msgs += comm->peer_send[dst].msgs;
-            used = 1;
+        for (; i < nrows && rows[i].dst == dst; i++) {
+            bytes += rows[i].bytes;
+            msgs += rows[i].msgs;
         }
         /* the links it sent on; "net": to another server over the network
          * transport; "host": no ICN link, staged through host memory */
-        if (used && msgs > 0)
+        if (msgs > 0)
             fprintf(f, "%d %d %llu %llu %s\n", comm->rank, dst, (unsigned long long)bytes,
                     (unsigned long long)msgs,
-                    cross_server(comm, comm->rank, dst) ? "net"
-                    : comm->peer_icn[dst]               ? "icn"
-                                                        : "host");
+                    cross_server(comm, comm->rank, dst)            ? "net"
+                    : ppu_cluster_icn_up(&comm->cl, comm->rank, dst) ? "icn"
+                                                                     : "host");
     }
+    free(rows);
     fclose(f);
 }
 
 void ppu_comm_disconnect(struct ppu_comm *comm)
 {
     write_stats(comm);
-    for (int c = 0; c < comm->nchannels; c++) {
-        struct ppu_channel *ch = &comm->ch[c];
-        if (ch->send.ops)
-            ch->send.ops->close(&ch->send);
-        if (ch->recv.ops)
-            ch->recv.ops->close(&ch->recv);
-        ch->send.ops = ch->recv.ops = NULL;
+    for (int i = 0; i < comm->nlinks; i++) {
+        struct ppu_link *l = comm->links[i].link;
+        if (l->ops)
+            l->ops->close(l);
+        l->ops = NULL;
     }
-    for (int peer = 0; peer < comm->nranks; peer++) {
-        struct ppu_link *l[2] = {&comm->peer_send[peer], &comm->peer_recv[peer]};
-        for (int k = 0; k < 2; k++)
-            if (l[k]->ops) {
-                l[k]->ops->close(l[k]);
-                l[k]->ops = NULL;
-            }
+    for (int p = 0; p < comm->nranks; p++) {
+        if (comm->peer_send)
+            free(comm->peer_send[p]);
+        if (comm->peer_recv)
+            free(comm->peer_recv[p]);
     }
+    free(comm->peer_send);
+    free(comm->peer_recv);
+    free(comm->links);
+    comm->peer_send = comm->peer_recv = NULL;
+    comm->links = NULL;
+    comm->nlinks = comm->links_cap = 0;
 }

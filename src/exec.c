@@ -92,12 +92,12 @@ static char *out_buf(const struct exec_task *t, int c)
 
 static struct ppu_link *recv_link(struct ppu_comm *comm, int c, const struct ppu_step *st)
 {
-    return st->recv_peer >= 0 ? &comm->peer_recv[st->recv_peer] : &comm->ch[c].recv;
+    return st->recv_peer >= 0 ? comm->peer_recv[st->recv_peer] : &comm->ch[c].recv;
 }
 
 static struct ppu_link *send_link(struct ppu_comm *comm, int c, const struct ppu_step *st)
 {
-    return st->send_peer >= 0 ? &comm->peer_send[st->send_peer] : &comm->ch[c].send;
+    return st->send_peer >= 0 ? comm->peer_send[st->send_peer] : &comm->ch[c].send;
 }
 
 /* PPU_SIM_FAULT corrupt: the message as a faulty link would deliver it,
@@ -333,9 +333,9 @@ static ppu_result_t peers_alive(struct exec_task *t)
         char gone[256];
         size_t o = 0;
         for (int q = 0; q < comm->nranks && o < sizeof gone - 16; q++) {
-            struct ppu_link *l = &comm->peer_recv[q];
-            int dead = l->ops && l->ops->peer_gone ? l->ops->peer_gone(l)
-                                                   : ppu_bootstrap_peer_gone(comm->bs, q);
+            struct ppu_link *l = comm->peer_recv[q];
+            int dead = l && l->ops && l->ops->peer_gone ? l->ops->peer_gone(l)
+                                                        : ppu_bootstrap_peer_gone(comm->bs, q);
             if (q != comm->rank && dead)
                 o += (size_t)snprintf(gone + o, sizeof gone - o, "%s%d", o ? ", " : "", q);
         }
@@ -389,15 +389,13 @@ static ppu_result_t task_progress(struct exec_task *t, int *progressed)
 static void set_links(struct ppu_comm *comm, const struct exec_task *t)
 {
     int ll = t->s->proto == PPU_PROTO_LL;
-    for (int c = 0; c < comm->nchannels; c++) {
-        comm->ch[c].send.ll = ll;
-        comm->ch[c].send.call[0] = t->call[0];
-        comm->ch[c].send.call[1] = t->call[1];
-    }
-    for (int p = 0; p < comm->nranks; p++) {
-        comm->peer_send[p].ll = ll;
-        comm->peer_send[p].call[0] = t->call[0];
-        comm->peer_send[p].call[1] = t->call[1];
+    for (int i = 0; i < comm->nlinks; i++) {
+        struct ppu_link *l = comm->links[i].link;
+        if (!comm->links[i].send)
+            continue;
+        l->ll = ll;
+        l->call[0] = t->call[0];
+        l->call[1] = t->call[1];
     }
 }
 
@@ -686,17 +684,10 @@ ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n)
 void ppu_comm_mark_failed(struct ppu_comm *comm)
 {
     atomic_store(&comm->broken, 1);
-    for (int c = 0; c < comm->nchannels; c++) {
-        struct ppu_link *ls[2] = {&comm->ch[c].send, &comm->ch[c].recv};
-        for (int k = 0; k < 2; k++)
-            if (ls[k]->ops && ls[k]->ops->set_failed)
-                ls[k]->ops->set_failed(ls[k]);
-    }
-    for (int p = 0; p < comm->nranks; p++) {
-        struct ppu_link *ls[2] = {&comm->peer_send[p], &comm->peer_recv[p]};
-        for (int k = 0; k < 2; k++)
-            if (ls[k]->ops && ls[k]->ops->set_failed)
-                ls[k]->ops->set_failed(ls[k]);
+    for (int i = 0; i < comm->nlinks; i++) {
+        struct ppu_link *l = comm->links[i].link;
+        if (l->ops && l->ops->set_failed)
+            l->ops->set_failed(l);
     }
 }
 

@@ -27,15 +27,20 @@
 static void statement(const struct ppu_comm *comm, const struct ppu_plan_settings *set, char *buf,
                       size_t len)
 {
-    const struct ppu_topo *t = &comm->topo;
+    const struct ppu_cluster *cl = &comm->cl;
     int n = comm->nranks;
     XXH3_state_t *h = XXH3_createState();
     uint64_t topo_hash = 0;
     if (h && XXH3_64bits_reset(h) == XXH_OK) {
         XXH3_64bits_update(h, &n, sizeof n);
-        for (int a = 0; a < n; a++) {
-            XXH3_64bits_update(h, t->link[a], (size_t)n);
-            XXH3_64bits_update(h, &t->server[a], sizeof t->server[a]);
+        XXH3_64bits_update(h, cl->server, sizeof *cl->server * (size_t)n);
+        for (int s = 0; s < cl->nservers; s++) {
+            const struct ppu_topo *t = cl->stopo[s];
+            if (s > 0 && t == cl->stopo[s - 1])
+                continue; /* servers of one preset share its graph */
+            XXH3_64bits_update(h, &t->nchips, sizeof t->nchips);
+            for (int a = 0; a < t->nchips; a++)
+                XXH3_64bits_update(h, t->link[a], (size_t)t->nchips);
         }
         topo_hash = XXH3_64bits_digest(h);
     }
@@ -51,8 +56,8 @@ static void statement(const struct ppu_comm *comm, const struct ppu_plan_setting
              set->peer_slot, set->ll_max, set->oneshot_max, set->channel_min_bytes,
              set->fifo_slots, set->nchannels, comm->check_calls, comm->checksum,
              ppu_param_int(PPU_P_SOCKET_NSOCKS), ppu_param_str(PPU_P_SIM_TOPO),
-             ppu_param_str(PPU_P_SIM_SERVERS), ppu_param_str(PPU_P_SIM_LINKS_DOWN), t->name,
-             t->source, (unsigned long long)topo_hash);
+             ppu_param_str(PPU_P_SIM_SERVERS), ppu_param_str(PPU_P_SIM_LINKS_DOWN), cl->name,
+             cl->source, (unsigned long long)topo_hash);
 }
 
 /* Line k of a statement (without its newline) as [*start, *start + *len). */

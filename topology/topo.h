@@ -117,6 +117,30 @@ void ppu_topo_unreachable(const struct ppu_topo *t, char *buf, size_t len);
  * with t->nchips == 0. */
 ppu_result_t ppu_topo_probe(const char *root, struct ppu_topo *t, char *err, size_t errlen);
 
+/* A cluster in two levels, with no N x N array: which server each rank is
+ * on, and each server's link graph over its ranks (chip i of server s's
+ * graph is its i-th rank in rank order). Servers may share one graph (a
+ * simulated cluster of one preset). Servers are numbered in the order of
+ * their first rank. */
+struct ppu_cluster {
+    char name[32], source[16];
+    int nranks, nservers;
+    int *server;                   /* per rank */
+    int *local;                    /* per rank: its index among its server's ranks */
+    const struct ppu_topo **stopo; /* per server */
+    struct ppu_topo *own;          /* the graphs this cluster allocated */
+};
+
+/* The cluster of the first n chips of a dense topology (one rank a chip). */
+ppu_result_t ppu_cluster_from_topo(struct ppu_cluster *cl, const struct ppu_topo *t, int n);
+/* nservers servers of per_server ranks each, every one wired as preset
+ * (restricted to per_server chips); server s holds ranks s*per_server.. */
+ppu_result_t ppu_cluster_sim(struct ppu_cluster *cl, const char *preset, int nservers,
+                             int per_server, char *err, size_t errlen);
+void ppu_cluster_free(struct ppu_cluster *cl);
+/* Are ranks a and b on one server with an ICN link up between them? */
+int ppu_cluster_icn_up(const struct ppu_cluster *cl, int a, int b);
+
 /* One-line description of a ring ("0>1>2>0") into buf. */
 void ppu_topo_ring_str(const int *ring, int n, char *buf, size_t len);
 

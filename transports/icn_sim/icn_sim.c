@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -112,20 +113,32 @@ struct icn_map {
     int refs;
 };
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct icn_map maps[2048];
+static struct icn_map *maps; /* grows: ranks as threads of one process hold many */
+static size_t nmaps;
 
 static int map_add(const char *name, void *addr, size_t size)
 {
     int ok = 0;
     pthread_mutex_lock(&maps_lock);
-    for (size_t i = 0; i < sizeof maps / sizeof maps[0] && !ok; i++)
+    for (size_t i = 0;; i++) {
+        if (i == nmaps) {
+            size_t n = nmaps ? 2 * nmaps : 256;
+            struct icn_map *g = realloc(maps, n * sizeof *g);
+            if (!g)
+                break;
+            memset(g + nmaps, 0, (n - nmaps) * sizeof *g);
+            maps = g;
+            nmaps = n;
+        }
         if (!maps[i].addr) {
             snprintf(maps[i].name, sizeof maps[i].name, "%s", name);
             maps[i].addr = addr;
             maps[i].size = size;
             maps[i].refs = 1;
             ok = 1;
+            break;
         }
+    }
     pthread_mutex_unlock(&maps_lock);
     return ok;
 }
@@ -135,7 +148,7 @@ static void *map_get(const char *name, size_t size)
 {
     void *addr = NULL;
     pthread_mutex_lock(&maps_lock);
-    for (size_t i = 0; i < sizeof maps / sizeof maps[0] && !addr; i++)
+    for (size_t i = 0; i < nmaps && !addr; i++)
         if (maps[i].addr && maps[i].name[0] && !strcmp(maps[i].name, name) && maps[i].size == size) {
             maps[i].refs++;
             addr = maps[i].addr;
@@ -147,7 +160,7 @@ static void *map_get(const char *name, size_t size)
 static void map_forget_name(void *addr)
 {
     pthread_mutex_lock(&maps_lock);
-    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
+    for (size_t i = 0; i < nmaps; i++)
         if (maps[i].addr == addr)
             maps[i].name[0] = '\0';
     pthread_mutex_unlock(&maps_lock);
@@ -158,7 +171,7 @@ static void map_put(void *addr, size_t size)
 {
     int unmap = 1;
     pthread_mutex_lock(&maps_lock);
-    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
+    for (size_t i = 0; i < nmaps; i++)
         if (maps[i].addr == addr) {
             unmap = --maps[i].refs == 0;
             if (unmap)
@@ -223,8 +236,20 @@ static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
     int fd = shm_open(l->name, O_CREAT | O_EXCL | O_RDWR, 0600);
     if (fd < 0)
         goto err_free;
-    if (ftruncate(fd, (off_t)l->map_size) != 0)
+    /* Reserve the pages now: on a small or full /dev/shm (Docker's default
+     * is 64 MiB) this fails here, with a message, instead of a SIGBUS when
+     * a slot is first touched mid-call. */
+    int fa = posix_fallocate(fd, 0, (off_t)l->map_size);
+    if (fa != 0) {
+        struct statvfs vs;
+        unsigned long long avail =
+            statvfs("/dev/shm", &vs) == 0 ? (unsigned long long)vs.f_bavail * vs.f_frsize : 0;
+        ppu_transport_log(1, "icn_sim: link %d->%d needs %zu bytes of shared memory in /dev/shm "
+                          "and could not have them (%s; %llu bytes free there): make /dev/shm "
+                          "larger (docker --shm-size) or lower PPU_FIFO_SLOTS / PPU_CHUNK_SIZE",
+                          p->peer_rank, p->self_rank, l->map_size, strerror(fa), avail);
         goto err_unlink;
+    }
     void *m = mmap(NULL, l->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED)
         goto err_unlink;

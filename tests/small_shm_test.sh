@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# A 1 MiB /dev/shm of its own (a private mount namespace, as Docker's
+# small default would be): the first call that needs more shared memory
+# fails on every rank with an error naming /dev/shm and the size needed,
+# never a SIGBUS in the middle of a call. Skipped (77) without root.
+set -u
+bin=$1
+if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null; then
+  echo "SKIPPED: needs root and unshare -m for a private /dev/shm"
+  exit 77
+fi
+out=$(unshare -m bash -c "mount -t tmpfs -o size=1m tmpfs /dev/shm &&
+  timeout 60 '$bin/ppu_allreduce_perf' -p 2 -b 1M -e 1M -n 2 -w 1" 2>&1)
+rc=$?
+echo "$out" | tail -4
+if [ $rc -eq 0 ]; then echo "FAIL: a 1 MB all-reduce ran on a 1 MiB /dev/shm"; exit 1; fi
+if [ $rc -eq 124 ] || echo "$out" | grep -qi "signal"; then echo "FAIL: hang or signal"; exit 1; fi
+if ! echo "$out" | grep -q "bytes of /dev/shm"; then
+  echo "FAIL: no error naming /dev/shm and the size it needs"; exit 1
+fi
+echo "PASS: the call failed with an error naming /dev/shm"
