@@ -136,6 +136,16 @@ static double cost_hier(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
     const struct ppu_model *m = &x->model;
     double L = x->per_server, ns = x->nservers, cp = (double)x->set.peer_slot;
     double net_bw = m->net_gbps * 1e3, mem_bw = m->mem_gbps[PPU_PROTO_SIMPLE] * 1e3;
+    if (c->coll == PPU_COLL_ALLTOALL) {
+        /* pairwise inside (ns blocks to each mate), then pairwise along
+         * the rail (L blocks to each rail peer); S is one rank's buffer */
+        double blk = S / x->nranks;
+        double intra = (L - 1) * ns * ceil_div(blk, cp) * m->alpha_us +
+                       2 * S * (L - 1) / L / mem_bw;
+        double inter = (ns - 1) * L * ceil_div(blk, cp) * m->net_alpha_us / (ns > 1 ? ns - 1 : 1) +
+                       S * (ns - 1) / ns / net_bw;
+        return intra + inter;
+    }
     if (c->coll != PPU_COLL_ALLREDUCE) { /* a ring per server inside, and a rail ring of blocks */
         double b = S / x->nranks;
         double inter = ((ns - 1) + ceil_div(b, cp) - 1) * m->net_alpha_us + b * (ns - 1) / net_bw;
@@ -195,13 +205,19 @@ static int applies_mesh(const struct ppu_plan_ctx *x, const struct ppu_call *c)
     return x->mesh;
 }
 
+/* Across servers, flat pairwise all-to-all holds a network link to every
+ * rank of every other server: only for a few servers, or where the
+ * servers are uneven and the hierarchical form does not apply. */
+#define PAIRWISE_MAX_SERVERS 4
+
 static int applies_pairwise(const struct ppu_plan_ctx *x, const struct ppu_call *c)
 {
     /* alltoallv has no ring form: its non-adjacent pairs are staged;
      * across servers an all-to-all's ring would carry blocks over the
      * network again and again, pairwise once each */
     return x->mesh || c->coll == PPU_COLL_ALLTOALLV ||
-           (c->coll == PPU_COLL_ALLTOALL && x->nservers > 1);
+           (c->coll == PPU_COLL_ALLTOALL && x->nservers > 1 &&
+            (x->nservers <= PAIRWISE_MAX_SERVERS || !x->hier_ok));
 }
 
 static int applies_hier(const struct ppu_plan_ctx *x, const struct ppu_call *c)
@@ -299,6 +315,10 @@ static ppu_result_t build_hier(const struct ppu_plan_ctx *x, const struct ppu_ca
         r = ppu_sched_hier_allreduce(s, sx, c->count, c->op, v.local, L, v.rail, ns, 0);
     } else if (c->coll == PPU_COLL_ALLGATHER) {
         r = ppu_sched_hier_allgather(s, sx, c->count, v.local, L, v.rail, ns, v.srv);
+    } else if (c->coll == PPU_COLL_ALLTOALL) {
+        r = ppu_sched_hier_alltoall(s, sx, c->count, v.local, L, v.rail, ns, v.srv);
+        if (r == PPU_SUCCESS)
+            s->tmp_bytes = (size_t)x->nranks * c->count * ppu_datatype_size(c->datatype);
     } else if (c->coll == PPU_COLL_REDUCE_SCATTER) {
         /* with its temporary of nservers blocks a run */
         r = ppu_sched_hier_reduce_scatter(s, sx, c->count, c->op, v.local, L, v.rail, ns, v.srv);
@@ -360,7 +380,7 @@ static const struct algo_desc algos[PPU_NUM_ALGOS] = {
                          .applies = applies_always, .cost = cost_none, .build = build_direct},
     [PPU_ALGO_HIER] = {.name = "hier",
                        .colls = BIT(PPU_COLL_ALLREDUCE) | BIT(PPU_COLL_ALLGATHER) |
-                                BIT(PPU_COLL_REDUCE_SCATTER),
+                                BIT(PPU_COLL_REDUCE_SCATTER) | BIT(PPU_COLL_ALLTOALL),
                        .applies = applies_hier, .cost = cost_hier, .build = build_hier},
     [PPU_ALGO_HIER_TREE] = {.name = "hiertree", .colls = BIT(PPU_COLL_ALLREDUCE),
                             .applies = applies_hier, .cost = cost_hier_tree,

@@ -295,3 +295,64 @@ oom:
     ppu_sched_free(s);
     return PPU_SYSTEM_ERROR;
 }
+
+/* Rank q's slot in the server table: srv[k * L + j] is the rank with
+ * local index j on server k. */
+#define SRV(k, j) srv[(size_t)(k) * (size_t)L + (size_t)(j)]
+
+ppu_result_t ppu_sched_hier_alltoall(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                     size_t count, const int *local, int L, const int *rail_me,
+                                     int ns, const int *srv)
+{
+    if (ppu_sched_init(s, 2, PPU_ALGO_HIER) != PPU_SUCCESS)
+        return PPU_SYSTEM_ERROR;
+    int jm = 0, sm = 0;
+    while (jm < L && local[jm] != x->rank)
+        jm++;
+    while (sm < ns && rail_me[sm] != x->rank)
+        sm++;
+    struct ppu_sched_channel *a = &s->ch[0], *b = &s->ch[1];
+    /* 1: inside the server, over the links to its mates. The temporary
+     * holds, at (t * L + j) * count, the block from local rank j to the
+     * rank of server t on this rank's rail. */
+    for (size_t lo = 0; lo < count; lo += x->chunk) {
+        size_t cnt = clip(count, lo, x->chunk);
+        for (int t = 0; t < ns; t++)
+            ADD(a, I | O, -1, -1, (size_t)SRV(t, jm) * count + lo,
+                ((size_t)t * L + jm) * count + lo, cnt);
+    }
+    for (int k = 1; k < L; k++) {
+        int kp = (jm + k) % L, kq = (jm - k + L) % L;
+        for (int t = 0; t < ns; t++)
+            for (size_t lo = 0; lo < count; lo += x->chunk) {
+                size_t cnt = clip(count, lo, x->chunk);
+                /* one message out, one in: every link of the round moves */
+                ADD(a, I | S, local[kp], -1, (size_t)SRV(t, kp) * count + lo, 0, cnt);
+                ADD(a, R | O, -1, local[kq], 0, ((size_t)t * L + kq) * count + lo, cnt);
+            }
+    }
+    a->out_tmp = 1;
+    /* 2: along the rail, over the network: to the rank of server t the L
+     * blocks its rank receives from this server, each block crossing the
+     * network once. */
+    for (int j = 0; j < L; j++)
+        for (size_t lo = 0; lo < count; lo += x->chunk)
+            ADD(b, I | O, -1, -1, ((size_t)sm * L + j) * count + lo,
+                (size_t)SRV(sm, j) * count + lo, clip(count, lo, x->chunk));
+    for (int d = 1; d < ns; d++) {
+        int t = (sm + d) % ns, u = (sm - d + ns) % ns;
+        for (int j = 0; j < L; j++)
+            for (size_t lo = 0; lo < count; lo += x->chunk) {
+                size_t cnt = clip(count, lo, x->chunk);
+                ADD(b, I | S, rail_me[t], -1, ((size_t)t * L + j) * count + lo, 0, cnt);
+                ADD(b, R | O, -1, rail_me[u], 0, (size_t)SRV(u, j) * count + lo, cnt);
+            }
+    }
+    b->in_tmp = 1;
+    b->after = 0;
+    return PPU_SUCCESS;
+oom:
+    ppu_sched_free(s);
+    return PPU_SYSTEM_ERROR;
+}
+#undef SRV

@@ -69,6 +69,10 @@ static const struct shape shapes[] = {
     {"1024 = 64x16", 64, NULL, 1024, "server16", "", 0},
 };
 
+/* FIFO depth of ring and peer links: the defaults, or the least the
+ * /dev/shm budget gives a link (connect.c shm_budget) */
+static int g_ring_slots = 8, g_peer_slots = 4;
+
 struct world {
     struct ppu_plan_ctx x;
     struct ppu_topo *topo; /* one per server */
@@ -103,8 +107,8 @@ static void make_world(const struct shape *sh, struct world *w)
     set.ll_max = 1024;
     set.oneshot_max = 1 << 20;
     set.channel_min_bytes = 0;
-    set.fifo_slots = 8;
-    set.peer_slots = 4;
+    set.fifo_slots = g_ring_slots;
+    set.peer_slots = g_peer_slots;
     struct ppu_model m;
     ppu_plan_model_sim(&m, 1);
     char err[512];
@@ -318,6 +322,18 @@ Test(schedcheck, every_collective_every_algorithm_every_shape, .timeout = 600)
     }
     fprintf(stderr, "schedcheck: %zu shapes, %d cases (collective x algorithm x protocol x in "
             "place), %lld steps checked\n", sizeof shapes / sizeof shapes[0], tl.cases, tl.steps);
+}
+
+/* With the fewest slots a host's shared-memory budget leaves a link (2),
+ * no schedule deadlocks. */
+Test(schedcheck, fewest_slots_the_budget_gives, .timeout = 600)
+{
+    g_ring_slots = g_peer_slots = 2;
+    struct tally tl = {0, 0};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (shapes[i].n <= 256)
+            check_shape(&shapes[i], &tl);
+    fprintf(stderr, "schedcheck with 2 slots a link: %d cases, %lld steps\n", tl.cases, tl.steps);
 }
 
 /* The checker itself catches a wrong schedule: one rank's all-reduce built
