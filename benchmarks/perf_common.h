@@ -74,6 +74,9 @@ typedef struct perf_counts {
      * Both 0: send == recv. */
     size_t inplace_send_off;
     size_t inplace_recv_off;
+    /* Set by the driver for the expected() call: the elements this rank
+     * checks, [check_lo, check_hi) (all of them unless split_check). */
+    size_t check_lo, check_hi;
 } perf_counts_t;
 
 /* Describes one collective; one small file per collective fills it. */
@@ -92,6 +95,12 @@ typedef struct perf_coll {
      * many leading elements to compare (0: nothing to check on this rank). */
     size_t (*expected)(void *exp, const perf_counts_t *c, int dtype, int op,
                        int root, int rank, int nranks);
+    /* 1: every rank's result is the same and costs O(nranks) an element to
+     * compute (all-reduce): with many ranks each checks its 1/n of the
+     * elements (expected() fills only [check_lo, check_hi)), and the ranks
+     * compare a hash of their whole result, so the check costs O(count) a
+     * rank instead of O(count x nranks). */
+    int split_check;
 } perf_coll_t;
 
 /* Parses nccl-tests flags. Returns 0 on success, 1 after -h (help printed),
@@ -120,6 +129,8 @@ void perf_store_result(void *buf, size_t idx, int dtype, int op, int64_t acc,
                        int nranks);
 /* Number of elements of a that differ from b (floats compared by value). */
 size_t perf_count_wrong(const void *a, const void *b, size_t n, int dtype);
+/* A 64-bit hash of bytes (the split check's comparison of results). */
+uint64_t perf_hash(const void *buf, size_t bytes);
 /* Local float <-> half / bfloat16 conversions, round to nearest even. */
 uint16_t perf_float_to_half(float f);
 float perf_half_to_float(uint16_t h);

@@ -40,6 +40,25 @@ static void die(ppu_comm_t comm, int rank, const char *what, ppu_result_t r) {
 
 typedef struct { ppu_comm_t comm; int rank, nranks; } ppu_ctx_t;
 
+static double g_init_s; /* how long this rank's communicator init took */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* This process's resident memory now, in MB (VmRSS). */
+static double rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = atof(line + 6);
+    if (f) fclose(f);
+    return kb / 1024;
+}
+
 static int be_run(void *ctx, const void *send, void *recv, size_t count, int t, int op, int root) {
     ppu_ctx_t *c = ctx;
     ppu_perf_call_t call = {send, recv, count, (ppu_datatype_t)t, (ppu_redop_t)op, root,
@@ -83,6 +102,14 @@ static int run_rank(const perf_opts_t *opts, ppu_comm_t comm) {
     if ((r = ppu_comm_count(comm, &ctx.nranks)) != PPU_SUCCESS) die(comm, ctx.rank, "ppu_comm_count", r);
     perf_backend_t be = {"ppuccl", ctx.rank, ctx.nranks, &ctx, be_run, be_barrier,
                          be_reduce_double, NULL, be_reg, be_dereg};
+    /* init time and memory, slowest and largest rank (for scale runs) */
+    double v[4] = {g_init_s, rss_mb(), g_init_s, rss_mb()};
+    be_reduce_double(&ctx, v, 2, 1);
+    be_reduce_double(&ctx, v + 2, 2, 0);
+    if (ctx.rank == 0)
+        printf("# ppu_comm_init: %d ranks, %.3f s slowest, %.3f s mean; RSS after init %.1f MB "
+               "largest, %.1f MB mean\n", ctx.nranks, v[0], v[2] / ctx.nranks, v[1],
+               v[3] / ctx.nranks);
     int rc = perf_run(opts, &be, g_coll);
     if ((r = ppu_comm_destroy(comm)) != PPU_SUCCESS) die(NULL, ctx.rank, "ppu_comm_destroy", r);
     return rc;
@@ -116,8 +143,10 @@ static int local_rank(int i, void *arg) {
     ppu_unique_id_t id;
     ppu_result_t r;
     get_id(i, job->n, job->pipes, &id);
+    double t0 = now_s();
     if ((r = ppu_comm_init_rank(&comm, job->n, id, i)) != PPU_SUCCESS)
         die(NULL, i, "ppu_comm_init_rank", r);
+    g_init_s = now_s() - t0;
     return run_rank(job->opts, comm);
 }
 
@@ -154,7 +183,9 @@ int ppu_perf_main(int argc, char **argv, const perf_coll_t *coll, const char *ca
     if (rc) return rc == 1 ? 0 : rc; /* 1: -h */
     if (opts.nprocs) return run_local(&opts);
     ppu_comm_t comm;
+    double t0 = now_s();
     ppu_result_t r = ppu_comm_init_env(&comm);
     if (r != PPU_SUCCESS) die(NULL, -1, "ppu_comm_init_env", r);
+    g_init_s = now_s() - t0;
     return run_rank(&opts, comm);
 }

@@ -172,7 +172,13 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
     long long spin = ppu_param_int(PPU_P_SPIN);
     if (spin < 0)
         spin = local > cores ? 0 : 2000;
-    c->spin = (uint64_t)spin;
+    c->wait = (struct ppu_waiter){0, (uint64_t)spin, 0, 0, 0};
+    double over = cores > 0 ? (double)local / cores : 1;
+    if (over > 8) { /* hundreds of ranks a core: nap soon, and longer */
+        double cap = over * 20000.0;
+        c->wait.yields = 64;
+        c->wait.nap_max_ns = cap < 10e6 ? (uint64_t)cap : 10000000ull;
+    }
     c->parent_topo = parent_topo;
     c->parent_chips = parent_chips;
     r = ppu_comm_connect(c, &set, cores);
@@ -483,7 +489,7 @@ ppu_result_t ppu_comm_split(ppu_comm_t comm, int color, int key, ppu_comm_t *new
 
 static void wait_pending(struct ppu_comm *c)
 {
-    struct ppu_waiter w = {0, 100};
+    struct ppu_waiter w = {0, 100, 0, 0, 0};
     while (atomic_load(&c->pending) > 0)
         ppu_wait_idle(&w);
 }

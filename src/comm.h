@@ -13,6 +13,7 @@
 #include "ppuccl.h"
 #include "plan_ctx.h"
 #include "schedule.h"
+#include "wait.h"
 
 #define PPU_COMM_MAGIC 0x505055434f4d4d31ull
 #define PPU_ERR_LEN 512
@@ -77,7 +78,7 @@ struct ppu_comm {
     size_t direct_min; /* smallest chunk sent as a reference (PPU_CMA_MIN_BYTES) */
     uint64_t timeout_ns;
     uint64_t next_alive_check; /* when to look for exited peers again */
-    uint64_t spin;
+    struct ppu_waiter wait; /* how the executor waits: spin, yield, nap (wait.h) */
     void *scratch; /* one chunk, for messages read from remote memory */
 
     pthread_mutex_t exec_lock; /* one collective at a time on the links */

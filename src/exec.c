@@ -407,7 +407,7 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
         set_links(tasks[i].comm, &tasks[i]);
         left += tasks[i].left > 0;
     }
-    struct ppu_waiter w = {0, tasks[0].comm->spin};
+    struct ppu_waiter w = tasks[0].comm->wait;
     uint64_t deadline = 0;
     int (*help)(void) = NULL;
     uint64_t idle = 0; /* rounds since a step of this call last ran */
