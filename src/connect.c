@@ -1,6 +1,7 @@
 /* From the bootstrap to working links: pick the server topology, search it
  * for link-disjoint rings, give each channel a ring, and connect one send
  * and one receive link per channel through the transport. */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,10 +107,23 @@ static ppu_result_t pick_net(struct ppu_comm *comm)
     return PPU_SUCCESS;
 }
 
+/* NUMA nodes the kernel lists (0 when it does not say). */
+static int numa_nodes(void)
+{
+    DIR *d = opendir("/sys/devices/system/node");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += !strncmp(e->d_name, "node", 4) && e->d_name[4] >= '0' && e->d_name[4] <= '9';
+    if (d)
+        closedir(d);
+    return n;
+}
+
 static void bind_near_chip(struct ppu_comm *comm)
 {
-    if (ppu_param_int(PPU_P_CPU_AFFINITY) == 0)
-        return;
+    if (ppu_param_int(PPU_P_CPU_AFFINITY) == 0 || numa_nodes() == 1)
+        return; /* one NUMA node: nothing to choose, and hwloc's load is half of init */
     struct ppu_host host;
     char err[128], cpus[128];
     if (ppu_host_discover(&host, err, sizeof err) != PPU_SUCCESS)
