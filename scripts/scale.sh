@@ -48,9 +48,9 @@ for n in "${SIZES[@]}"; do
     wrong=$(echo "$row" | awk '{print $9}')
     rss=$(awk '/^maxrss/{printf "%.1f", $2 / 1024}' "$tmp/out")
     # links a rank sent on: lines of its stats file; network ones: kind net
-    links=$(cat "$tmp"/links.* 2>/dev/null | awk '{l[$1]++; if ($5 == "net") t[$1]++}
+    links=$(cat "$tmp"/links.* 2>/dev/null </dev/null | awk '{l[$1]++; if ($5 == "net") t[$1]++}
       END {m = 0; mt = 0; for (r in l) { if (l[r] > m) m = l[r]; if (t[r] > mt) mt = t[r] }
-           print m, mt}')
+           print m, mt}' || true)
     maxl=${links% *}
     maxt=${links#* }
     printf '%6d %-15s %9s %12s %10.1f %10s %9s %9s %8s %6s\n' "$n" "$coll" "${init:-?}" \
@@ -58,7 +58,8 @@ for n in "${SIZES[@]}"; do
       "$(( ${maxt:-0} * 2 * NSOCKS ))" "${rss:-?}" "${wrong:-?}"
     if [ "$rc" -ne 0 ] || [ "${wrong:-x}" != 0 ]; then
       status=1
-      tail -5 "$tmp/out" >&2
+      echo "scale: $n ranks, $coll: exit $rc" >&2
+      grep -v '^#  Rank' "$tmp/out" | tail -6 >&2
     fi
   done
 done

@@ -1,6 +1,8 @@
 /* Bootstrap: every rank says hello to the root (rank, size, its own listen
- * address), the root answers with the table of all ranks, then each rank
- * connects to the next one, forming the ring used by allgather/barrier.
+ * address), the root answers each with its ring successor's address (so
+ * the root sends O(N) bytes, not N tables), each rank connects to the next
+ * one, forming the ring used by allgather/barrier, and the table of all
+ * ranks' addresses goes round that ring.
  *
  * Wire format (big endian): header {magic, version, type, secret[16], len}
  * followed by len payload bytes. A connection whose header is not ours,
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,7 +29,7 @@
 #include "wait.h"
 
 #define BOOT_MAGIC 0x50504231u /* "PPB1" */
-#define BOOT_VERSION 1
+#define BOOT_VERSION 2 /* 2: the root sends each rank its successor, the table goes round the ring */
 #define ID_MAGIC 0x50504944u /* "PPID" */
 #define HELLO_TIMEOUT_NS (2ull * 1000000000ull)
 #define MAX_RANKS 65536
@@ -344,10 +347,13 @@ static void *root_main(void *arg)
             continue;
         }
         if (have == nranks) {
+            /* each rank gets its ring successor's entry only (O(N) bytes
+             * from the root, not N tables of N); the ranks then gather the
+             * whole table over the ring */
             uint64_t dl = ppu_now_ns() + rs->timeout_ns;
-            uint32_t tlen = (uint32_t)(sizeof *table * (size_t)nranks);
             for (int i = 0; i < nranks; i++)
-                send_msg(fds[i], rs->secret, MSG_TABLE, table, tlen, dl);
+                send_msg(fds[i], rs->secret, MSG_TABLE, &table[(i + 1) % nranks],
+                         sizeof *table, dl);
             PPU_INFO(PPU_SUB_BOOT, "bootstrap root: all %d ranks connected", nranks);
             break;
         }
@@ -365,6 +371,17 @@ static void *root_main(void *arg)
 ppu_result_t ppu_bootstrap_root_start(union ppu_sockaddr *root, const uint8_t *secret,
                                       ppu_unique_id_t *id, char *err, size_t errlen)
 {
+    /* The root holds a connection to every rank until all have said hello:
+     * thousands of descriptors. Take the hard limit (many systems set the
+     * soft one to 1,024). */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            PPU_INFO(PPU_SUB_BOOT, "bootstrap root: open files limit raised from %llu to %llu",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_max);
+    }
     struct root_state *rs = calloc(1, sizeof *rs);
     if (!rs)
         return PPU_SYSTEM_ERROR;
@@ -494,7 +511,7 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
     res = ppu_socket_recv(rfd, &peek, sizeof peek, deadline + HELLO_TIMEOUT_NS);
     /* Either reply is checked whole (magic, version, secret, length)
      * before it is believed: a forged abort must not end the init. */
-    size_t table_bytes = sizeof *table * (size_t)nranks;
+    size_t table_bytes = sizeof *table; /* the successor's entry */
     int is_abort = res == PPU_SUCCESS && ntohs(peek.type) == MSG_ABORT;
     if (res == PPU_SUCCESS &&
         ppu_boot_check_hdr(&peek, sizeof peek, bs->secret, is_abort ? MSG_ABORT : MSG_TABLE,
@@ -514,7 +531,7 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
             why = "the root sent a malformed table";
             res = PPU_REMOTE_ERROR;
         } else {
-            res = ppu_socket_recv(rfd, table, len, deadline);
+            res = ppu_socket_recv(rfd, &table[(rank + 1) % nranks], len, deadline);
         }
     }
     if (res != PPU_SUCCESS) {
@@ -524,10 +541,7 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
     }
     close(rfd);
     rfd = -1;
-    for (int i = 0; i < nranks; i++) {
-        bs->host_hash[i] = be64toh(table[i].host_hash);
-        addr_from_wire(&table[i], &bs->addr[i]);
-    }
+    addr_to_wire(&me, bs->host_hash[rank], &table[rank]);
 
     if (nranks > 1) {
         int next = (rank + 1) % nranks;
@@ -545,6 +559,17 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
                      ppu_get_error_string(res));
             goto err_close;
         }
+        /* every rank's entry, round the ring */
+        res = ppu_bootstrap_allgather(bs, table, sizeof *table);
+        if (res != PPU_SUCCESS) {
+            snprintf(err, errlen, "rank %d: the ranks' address table did not go round the "
+                     "bootstrap ring: %s", rank, ppu_get_error_string(res));
+            goto err_close;
+        }
+    }
+    for (int i = 0; i < nranks; i++) {
+        bs->host_hash[i] = be64toh(table[i].host_hash);
+        addr_from_wire(&table[i], &bs->addr[i]);
     }
     bs->lfd = lfd; /* kept for point-to-point messages */
     free(table);
@@ -610,11 +635,30 @@ ppu_result_t ppu_bootstrap_send(struct ppu_bootstrap *bs, int peer, uint32_t tag
     struct wire_p2p h = {htonl((uint32_t)bs->rank), htonl(tag)};
     memcpy(buf, &h, sizeof h);
     memcpy(buf + sizeof h, data, len);
+    /* header and payload in one write, so a peer that accepts the
+     * connection finds the whole message there */
+    unsigned char msg[sizeof(struct wire_hdr) + sizeof buf];
+    struct wire_hdr wh;
+    wh.magic = htonl(BOOT_MAGIC);
+    wh.version = htons(BOOT_VERSION);
+    wh.type = htons(MSG_P2P);
+    memcpy(wh.secret, bs->secret, PPU_BOOT_SECRET_BYTES);
+    wh.len = htonl((uint32_t)(sizeof h + len));
+    memcpy(msg, &wh, sizeof wh);
+    memcpy(msg + sizeof wh, buf, sizeof h + len);
+    size_t total = sizeof wh + sizeof h + len;
     uint64_t deadline = ppu_now_ns() + bs->timeout_ns;
-    int fd;
-    PPU_CHECK(ppu_socket_connect(&bs->addr[peer], deadline, &fd));
-    ppu_result_t r = send_msg(fd, bs->secret, MSG_P2P, buf, (uint32_t)(sizeof h + len), deadline);
-    close(fd);
+    /* A connection the peer dropped (it found it idle when hundreds of
+     * ranks share the cores) is tried again until the deadline. */
+    ppu_result_t r;
+    do {
+        int fd;
+        r = ppu_socket_connect(&bs->addr[peer], deadline, &fd);
+        if (r != PPU_SUCCESS)
+            return r;
+        r = ppu_socket_send(fd, msg, total, deadline);
+        close(fd);
+    } while (r != PPU_SUCCESS && r != PPU_TIMEOUT && ppu_now_ns() < deadline);
     return r;
 }
 
@@ -643,7 +687,9 @@ static void mail_accept(struct ppu_bootstrap *bs, uint64_t until)
     union ppu_sockaddr peer;
     if (ppu_socket_accept(bs->lfd, until, &fd, &peer) != PPU_SUCCESS)
         return;
-    uint64_t hdl = ppu_now_ns() + HELLO_TIMEOUT_NS;
+    /* the message is written at once after the connection; with hundreds
+     * of ranks a core its sender may still take a while to run */
+    uint64_t hdl = ppu_now_ns() + 5 * HELLO_TIMEOUT_NS;
     uint32_t len = 0;
     const char *why = "";
     struct wire_p2p h;

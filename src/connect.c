@@ -163,21 +163,18 @@ static ppu_result_t large_cluster(struct ppu_comm *comm, char *err, size_t errle
                  "today (this one has %d)", PPU_TOPO_MAX_CHIPS, n);
         return PPU_INVALID_USAGE;
     }
-    long long servers = ppu_param_int(PPU_P_SIM_SERVERS);
-    if (servers < 1 || servers > n || n % servers != 0) {
-        snprintf(err, errlen, "PPU_SIM_SERVERS=%lld must divide the %d ranks into equal servers",
-                 servers, n);
-        return PPU_INVALID_ARGUMENT;
-    }
-    int per = n / (int)servers;
+    int servers;
+    ppu_result_t r = ppu_discover_sim_servers(n, &servers, err, errlen);
+    if (r != PPU_SUCCESS)
+        return r;
+    int per = n / servers;
     if (per > PPU_TOPO_MAX_CHIPS) {
-        snprintf(err, errlen, "%d ranks on %lld server(s) is %d chips a server; a server holds "
+        snprintf(err, errlen, "%d ranks on %d server(s) is %d chips a server; a server holds "
                  "at most %d: set PPU_SIM_SERVERS (PAI-PPU servers hold 16 chips: "
                  "PPU_SIM_SERVERS=%d)", n, servers, per, PPU_TOPO_MAX_CHIPS, (n + 15) / 16);
         return PPU_INVALID_USAGE;
     }
-    return ppu_cluster_sim(&comm->cl, ppu_param_str(PPU_P_SIM_TOPO), (int)servers, per, err,
-                           errlen);
+    return ppu_cluster_sim(&comm->cl, ppu_param_str(PPU_P_SIM_TOPO), servers, per, err, errlen);
 }
 
 static ppu_result_t pick_topology(struct ppu_comm *comm)

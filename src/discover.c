@@ -3,8 +3,21 @@
 #include <stdio.h>
 
 #include "../topology/topo_xml.h"
+#include "check.h"
 #include "log.h"
 #include "param.h"
+
+ppu_result_t ppu_discover_sim_servers(int nranks, int *servers, char *err, size_t errlen)
+{
+    long long s = ppu_param_int(PPU_P_SIM_SERVERS);
+    if (s < 1 || s > nranks || nranks % s != 0) {
+        snprintf(err, errlen, "PPU_SIM_SERVERS=%lld must divide the %d ranks into equal servers",
+                 s, nranks);
+        return PPU_INVALID_ARGUMENT;
+    }
+    *servers = (int)s;
+    return PPU_SUCCESS;
+}
 
 ppu_result_t ppu_discover_topology(int nranks, struct ppu_topo *t, char *err, size_t errlen)
 {
@@ -14,14 +27,10 @@ ppu_result_t ppu_discover_topology(int nranks, struct ppu_topo *t, char *err, si
     ppu_result_t r = ppu_topo_probe(ppu_param_str(PPU_P_SYSFS_ROOT), t, err, errlen);
     if (r != PPU_SUCCESS || t->nchips > 0)
         return r;
-    long long servers = ppu_param_int(PPU_P_SIM_SERVERS);
-    if (servers < 1 || servers > nranks || nranks % servers != 0) {
-        snprintf(err, errlen, "PPU_SIM_SERVERS=%lld must divide the %d ranks into equal servers",
-                 servers, nranks);
-        return PPU_INVALID_ARGUMENT;
-    }
-    r = ppu_topo_sim_build(ppu_param_str(PPU_P_SIM_TOPO), (int)servers, nranks / (int)servers, t,
-                           err, errlen);
+    int servers;
+    PPU_CHECK(ppu_discover_sim_servers(nranks, &servers, err, errlen));
+    r = ppu_topo_sim_build(ppu_param_str(PPU_P_SIM_TOPO), servers, nranks / servers, t, err,
+                           errlen);
     if (r == PPU_SUCCESS)
         r = ppu_topo_set_down(t, ppu_param_str(PPU_P_SIM_LINKS_DOWN), err, errlen);
     return r;

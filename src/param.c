@@ -58,7 +58,8 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_SIM_LINKS_DOWN] = {"PPU_SIM_LINKS_DOWN", "",
         "Links of the simulated topology to mark down, e.g. 0-3,2-5; rings avoid them."},
     [PPU_P_SIM_SERVERS] = {"PPU_SIM_SERVERS", "1",
-        "Split the local ranks into this many simulated servers (equal sizes)."},
+        "Split the local ranks into this many simulated servers (equal sizes; past 64 ranks "
+        "each server holds at most 64, PAI-PPU's 16: N/16)."},
     [PPU_P_CPU_AFFINITY] = {"PPU_CPU_AFFINITY", "1",
         "Bind each rank to the CPUs of its chip's NUMA node when known; 0 leaves it alone."},
     [PPU_P_SIM_STATS_FILE] = {"PPU_SIM_STATS_FILE", "",
@@ -94,7 +95,9 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "Least bytes a channel carries: smaller calls use fewer channels."},
     [PPU_P_CHUNK_SIZE] = {"PPU_CHUNK_SIZE", "262144",
         "Bytes per pipelined chunk (one FIFO slot) on simulated links."},
-    [PPU_P_FIFO_SLOTS] = {"PPU_FIFO_SLOTS", "8", "Slots in each simulated link's FIFO."},
+    [PPU_P_FIFO_SLOTS] = {"PPU_FIFO_SLOTS", "8",
+        "Slots in each ring link's FIFO, 1..64. Links inside a host get fewer (down to 2) when "
+        "their ranks' share of a quarter of /dev/shm is smaller (PPU_DEBUG=INFO says so)."},
     [PPU_P_SPIN] = {"PPU_SPIN", "-1",
         "Polls of a peer before a waiting rank yields its core; -1: 2000, or 0 when "
         "this host runs more ranks than it has cores."},

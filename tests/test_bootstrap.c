@@ -40,7 +40,7 @@ Test(bootstrap, wrong_secret_and_garbage_are_dropped, .timeout = 60 * PPU_TEST_S
     int fd = connect_root(&id);
     unsigned char hdr[28] = {0};
     uint32_t magic = htonl(0x50504231u), len = htonl(28);
-    uint16_t ver = htons(1), type = htons(1);
+    uint16_t ver = htons(2), type = htons(1);
     memcpy(hdr, &magic, 4);
     memcpy(hdr + 4, &ver, 2);
     memcpy(hdr + 6, &type, 2);

@@ -202,6 +202,44 @@ static void print_json(const struct ppu_topo *t, const struct ppu_host *h)
     printf("]}}\n");
 }
 
+/* A cluster too large for one matrix: the servers, ranks a server and
+ * rails, then one server's matrix and rings (every server is alike). */
+static int print_cluster(const char *sim, int servers, int per, int json)
+{
+    struct ppu_cluster cl;
+    char err[512];
+    struct ppu_topo one;
+    if (per == 0) { /* the preset's own size */
+        if (ppu_topo_sim_preset(sim, 1, &one, err, sizeof err) != PPU_SUCCESS) {
+            fprintf(stderr, "ppu-topo: %s\n", err);
+            return 2;
+        }
+        per = one.nchips;
+    }
+    if (ppu_cluster_sim(&cl, sim, servers, per, err, sizeof err) != PPU_SUCCESS) {
+        fprintf(stderr, "ppu-topo: %s\n", err);
+        return 2;
+    }
+    if (json) {
+        printf("{\"cluster\":\"%s\",\"source\":\"%s\",\"ranks\":%d,\"servers\":%d,"
+               "\"ranks_per_server\":%d,\"rails\":%d,\"nics\":0}\n", cl.name, cl.source,
+               cl.nranks, cl.nservers, per, per);
+    } else {
+        printf("cluster %s (%s): %d ranks, %d servers x %d chips, no N x N matrix\n", cl.name,
+               cl.source, cl.nranks, cl.nservers, per);
+        printf("rails: %d (chip j of every server is on rail j: %d ranks a rail); NICs: none "
+               "simulated (links between servers are TCP)\n", per, cl.nservers);
+        printf("every server is wired as below (global rank = server x %d + chip):\n\n", per);
+        struct ppu_host host;
+        if (ppu_host_discover(&host, err, sizeof err) != PPU_SUCCESS)
+            memset(&host, 0, sizeof host);
+        one = *cl.stopo[0];
+        print_text(&one, &host);
+    }
+    ppu_cluster_free(&cl);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *sim = NULL, *file = NULL, *dump = NULL, *down = NULL;
@@ -221,6 +259,11 @@ int main(int argc, char **argv)
     static struct ppu_topo t;
     char err[512];
     ppu_result_t r;
+    int per_sim = sim && ranks > 0 ? ranks / (servers > 0 ? servers : 1) : 0;
+    if (sim && !per_sim && ppu_topo_sim_preset(sim, 1, &t, err, sizeof err) == PPU_SUCCESS)
+        per_sim = t.nchips;
+    if (sim && (long)servers * per_sim > PPU_TOPO_MAX_CHIPS)
+        return print_cluster(sim, servers, per_sim, json);
     if (file) {
         r = ppu_topo_load_xml(file, &t, err, sizeof err);
     } else if (sim) {
