@@ -74,8 +74,14 @@ static size_t pick_count(struct pick *p)
     }
 }
 
-/* Choose an op for comm (every rank draws the same) and fill its input. */
-static void prepare(struct op *o, struct pick *p, ppu_comm_t comm, struct slot *sl)
+/* Rounds of the warm-up: every kind at four sizes and two roots, so that
+ * every link the run can use is connected (links are made on first use)
+ * before descriptors are counted. */
+#define WARM_ROUNDS (4 * NKINDS)
+
+/* Choose an op for comm (every rank draws the same) and fill its input;
+ * warm >= 0: the warm-up's op of that round instead of a random kind. */
+static void prepare(struct op *o, struct pick *p, ppu_comm_t comm, struct slot *sl, int warm)
 {
     memset(o, 0, sizeof *o);
     o->comm = comm;
@@ -86,6 +92,13 @@ static void prepare(struct op *o, struct pick *p, ppu_comm_t comm, struct slot *
     o->red = (ppu_redop_t)draw(p, PPU_NUM_REDOPS);
     o->count = pick_count(p);
     o->root = (int)draw(p, (unsigned)o->n);
+    if (warm >= 0) {
+        static const size_t sizes[4] = {1, 300, 3000, MAXC};
+        o->k = (enum kind)(warm % NKINDS);
+        o->dt = PPU_FLOAT32;
+        o->count = sizes[warm / NKINDS % 4];
+        o->root = warm / NKINDS % 2 ? o->n - 1 : 0;
+    }
     o->inplace = draw(p, 3) == 0;
     size_t es = ppu_datatype_size(o->dt), n = (size_t)o->n, c = o->count;
     o->send = sl->mem + draw(p, 8) * (draw(p, 2) ? 1 : es);
@@ -245,7 +258,7 @@ static int soak(ppu_comm_t world, int rank, int n, void *arg)
     }
     ppu_comm_t comms[3] = {world, rev, half};
     ppu_stream_t streams[3] = {sa, sb, NULL};
-    int bad = 0, colls = 0, warm = rounds / 10;
+    int bad = 0, colls = 0, warm = rounds / 10 > WARM_ROUNDS ? rounds / 10 : WARM_ROUNDS;
     long rss_warm = 0;
     size_t heap_warm = 0;
     int fds_warm = 0;
@@ -259,7 +272,7 @@ static int soak(ppu_comm_t world, int rank, int n, void *arg)
         for (int k = 0; k < 3; k++) {
             /* the halves draw from their own sequence: they are separate jobs */
             struct pick p = {(uint64_t)round * 4 + (uint64_t)k + (k == 2 ? 1000003ull * (rank % 2) : 0)};
-            prepare(&ops[k], &p, comms[k], &sl[k]);
+            prepare(&ops[k], &p, comms[k], &sl[k], round < WARM_ROUNDS ? round : -1);
             ppu_result_t r = issue(&ops[k], streams[k]);
             if (r != PPU_SUCCESS) {
                 fprintf(stderr, "rank %d round %d: %s count=%zu dt=%d: %s\n", rank, round,

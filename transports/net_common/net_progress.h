@@ -48,7 +48,7 @@ struct net_progress {
     int n, cap;
     uint64_t gen, ack; /* list version; the version the thread has taken */
     int stop, running;
-    pid_t pid;
+    _Atomic pid_t pid; /* read by net_progress_help without `life`: links now register while other ranks run */
     pthread_t thread;
     _Atomic int evfd;
     _Atomic int sleeping;     /* the thread may block in its round */
