@@ -124,15 +124,6 @@ static ppu_result_t number_servers(struct ppu_plan_ctx *x, const int *server_of,
     return PPU_SUCCESS;
 }
 
-int ppu_plan_server_ranks(const struct ppu_plan_ctx *x, int s, int *out)
-{
-    int m = 0;
-    for (int r = 0; r < x->nranks; r++)
-        if (x->server[r] == s)
-            out[m++] = r;
-    return m;
-}
-
 /* ---- rings ---- */
 
 /* A path through every chip of t over up links (a server without a ring,

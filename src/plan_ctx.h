@@ -119,10 +119,6 @@ ppu_result_t ppu_plan_ctx_init(struct ppu_plan_ctx *x, int nranks, const int *se
                                char *err, size_t errlen);
 void ppu_plan_ctx_free(struct ppu_plan_ctx *x);
 
-/* The servers' ranks: for server s, *n ranks in rank order written to out
- * (room for nranks). */
-int ppu_plan_server_ranks(const struct ppu_plan_ctx *x, int s, int *out);
-
 /* The algorithm and protocol the planner chooses for a call (the model's
  * figures for each candidate in why). */
 void ppu_plan_choose(const struct ppu_plan_ctx *x, const struct ppu_call *c, int *algo,
