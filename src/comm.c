@@ -169,6 +169,7 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
     int local = 0, cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 0; i < nranks; i++)
         local += c->bs->host_hash[i] == c->bs->host_hash[rank];
+    c->host_ranks = local;
     long long spin = ppu_param_int(PPU_P_SPIN);
     if (spin < 0)
         spin = local > cores ? 0 : 2000;

@@ -71,6 +71,7 @@ struct ppu_comm {
     /* what every link of this rank starts from (connect.c link_init) */
     struct ppu_link_params link_base;
     int shm_ring_slots, shm_peer_slots; /* FIFO depth of links inside this host (connect.c) */
+    int host_ranks; /* ranks of this communicator on this host (from the bootstrap) */
     /* the transport of links between servers (PPU_NET), chosen at connect */
     const struct ppu_transport_ops *net_ops;
     int net_inline; /* PPU_SOCKET_INLINE: the executor moves network bytes while it waits */

@@ -581,9 +581,7 @@ static ppu_result_t net_params(struct ppu_comm *comm, struct ppu_link_params *p,
 static void shm_budget(struct ppu_comm *comm)
 {
     const struct ppu_plan_settings *set = &comm->plan.set;
-    int n = comm->nranks, here = 0, mates = comm->plan.per_server - 1;
-    for (int q = 0; q < n; q++)
-        here += comm->bs->host_hash[q] == comm->bs->host_hash[comm->rank];
+    int here = comm->host_ranks, mates = comm->plan.per_server - 1;
     struct statvfs vs;
     double total = statvfs("/dev/shm", &vs) == 0 ? (double)vs.f_blocks * vs.f_frsize : 0;
     double share = total / 4 / (here > 0 ? here : 1);
