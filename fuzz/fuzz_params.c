@@ -3,6 +3,7 @@
  *   PPU_ALGO, PPU_PROTO  ppu_plan_parse_masks (src/plan.c)
  *   PPU_ROOT_ADDR        ppu_socket_parse (src/socket.c)
  *   PPU_SIM_LINKS_DOWN   ppu_topo_set_down (topology/topo.c)
+ *   every PPU_* entry    ppu_param_parse (src/param.c: integers, choices)
  *
  * Input: the value, as a NUL-terminated string (the input up to its first
  * NUL byte). Every parser sees every input; each checks what its success
@@ -17,6 +18,7 @@
 #include "comm.h"
 #include "fault.h"
 #include "fuzz_common.h"
+#include "param.h"
 #include "socket.h"
 #include "topo.h"
 
@@ -150,6 +152,32 @@ static void fuzz_links_down(const char *s)
         }
 }
 
+/* What the table accepts is what it promises: an integer in its range, a
+ * choice spelled as the table spells it, a list of known names. */
+static void fuzz_table(const char *s)
+{
+    const struct ppu_param_def *t = ppu_param_table();
+    for (int i = 0; i < PPU_P_COUNT; i++) {
+        const char *v;
+        long long iv;
+        char why[256] = "";
+        if (ppu_param_parse((enum ppu_param)i, s, &v, &iv, why, sizeof why) != PPU_SUCCESS) {
+            FUZZ_REQUIRE(why[0] && strstr(why, t[i].name), "%s refused without naming it",
+                         t[i].name);
+            continue;
+        }
+        FUZZ_REQUIRE(v != NULL, "%s: no value", t[i].name);
+        if (t[i].kind == PPU_PK_INT && *s)
+            FUZZ_REQUIRE(iv >= t[i].min && iv <= t[i].max, "%s accepted %lld", t[i].name, iv);
+        if (t[i].kind == PPU_PK_CHOICE && *s) {
+            int known = 0;
+            for (int k = 0; t[i].choices[k]; k++)
+                known |= v == t[i].choices[k];
+            FUZZ_REQUIRE(known, "%s accepted '%s'", t[i].name, v);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = malloc(size + 1);
@@ -165,6 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_plan("", s);
     fuzz_socket(s);
     fuzz_links_down(s);
+    fuzz_table(s);
     free(s);
     return 0;
 }

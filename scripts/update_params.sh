@@ -6,7 +6,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 table=$("$BUILD_DIR/bin/ppu-topo" --params)
 new=$(awk -v table="$table" '
-  /^\| parameter \| default \| meaning \|$/ && !done { print table; skip = 1; done = 1; next }
+  /^\| parameter \| default \| (allowed \| )?meaning \|$/ && !done { print table; skip = 1; done = 1; next }
   skip && /^\|/ { next }
   { skip = 0; print }' "$ROOT/README.md")
 if [ "${1:-}" = "--check" ]; then

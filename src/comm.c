@@ -127,6 +127,9 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
 {
     if (!out)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_init_rank: comm is NULL");
+    char perr[PPU_ERR_LEN];
+    if (ppu_param_check(perr, sizeof perr) != PPU_SUCCESS)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_init_rank: %s", perr);
     if (nranks < 1 || nranks > PPU_MAX_RANKS)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
                         "ppu_comm_init_rank: nranks is %d; it must be 1..%d", nranks,
@@ -265,19 +268,31 @@ ppu_result_t ppu_comm_init_all(ppu_comm_t *comms, int n)
 
 /* ---- init from the environment ---- */
 
-static int env_int(const char *a, const char *b, int *v)
+/* A launcher's integer (OMPI_COMM_WORLD_RANK and the like): 1 and *v when
+ * set, 0 when unset, -1 when it is not a count. */
+static int launcher_int(const char *name, int *v)
 {
-    const char *s = getenv(a);
-    if (!s || !*s)
-        s = b ? getenv(b) : NULL;
+    const char *s = getenv(name);
     if (!s || !*s)
         return 0;
     char *end;
+    errno = 0;
     long x = strtol(s, &end, 10);
-    if (*end || x < 0 || x > 1000000)
+    if (errno || end == s || *end || x < 0 || x > INT32_MAX)
         return -1;
     *v = (int)x;
     return 1;
+}
+
+/* PPU_RANK / PPU_WORLD_SIZE (the parameter table's, checked), else the
+ * launcher's variable. */
+static int env_int(enum ppu_param p, const char *launcher, int *v)
+{
+    if (ppu_param_is_set(p)) {
+        *v = (int)ppu_param_int(p);
+        return 1;
+    }
+    return launcher_int(launcher, v);
 }
 
 /* A job key shared by the ranks of one mpirun, or NULL. */
@@ -308,15 +323,35 @@ static ppu_result_t id_from_root_addr(const char *addr, int rank, ppu_unique_id_
     if (ppu_socket_parse(addr, &f.root) != PPU_SUCCESS)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
                         "ppu_comm_init_env: PPU_ROOT_ADDR='%s' is not host:port", addr);
+    /* The secret authenticates every connection of the job (bootstrap and
+     * links). A launcher's job id is no secret (anyone who can see the
+     * job list, or guess, has it), so a root that other hosts can reach
+     * needs PPU_BOOTSTRAP_SECRET, or the user's explicit consent. */
     const char *sec = ppu_param_str(PPU_P_BOOTSTRAP_SECRET);
     const char *key = launcher_job_key();
-    if (*sec)
+    char where[80];
+    ppu_socket_str(&f.root, where, sizeof where);
+    if (*sec) {
         secret_from_string(sec, f.secret);
-    else if (key)
-        secret_from_string(key, f.secret);
-    else
-        PPU_WARN(PPU_SUB_BOOT, "PPU_ROOT_ADDR without PPU_BOOTSTRAP_SECRET: any process that can "
-                               "reach %s can join this job", addr);
+        if (strlen(sec) < 16)
+            PPU_WARN(PPU_SUB_BOOT, "PPU_BOOTSTRAP_SECRET is %zu characters; a guessable secret "
+                                   "lets others join the job (use 16 or more random ones)",
+                     strlen(sec));
+    } else if (!ppu_socket_is_loopback(&f.root) && !ppu_param_int(PPU_P_BOOTSTRAP_INSECURE)) {
+        return ppu_fail(NULL, PPU_INVALID_USAGE,
+                        "ppu_comm_init_env: PPU_ROOT_ADDR=%s is reachable from other hosts and "
+                        "PPU_BOOTSTRAP_SECRET is not set, so any process that can reach it could "
+                        "join this job. Give every rank the same secret (export "
+                        "PPU_BOOTSTRAP_SECRET=$(head -c 24 /dev/urandom | base64); mpirun -x "
+                        "PPU_BOOTSTRAP_SECRET ...), or set PPU_BOOTSTRAP_INSECURE=1 to accept "
+                        "the risk", addr);
+    } else {
+        if (key)
+            secret_from_string(key, f.secret);
+        PPU_WARN(PPU_SUB_BOOT, "PPU_ROOT_ADDR=%s without PPU_BOOTSTRAP_SECRET: any process that "
+                               "can reach %s can join this job%s", addr, where,
+                 key ? " (the launcher's job id is the only secret, and it is guessable)" : "");
+    }
     if (rank != 0) {
         ppu_id_pack(&f, id);
         return PPU_SUCCESS;
@@ -372,9 +407,12 @@ ppu_result_t ppu_comm_init_env(ppu_comm_t *comm)
 {
     if (!comm)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_init_env: comm is NULL");
+    char perr[PPU_ERR_LEN];
+    if (ppu_param_check(perr, sizeof perr) != PPU_SUCCESS)
+        return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_init_env: %s", perr);
     int rank = -1, size = -1, lsize = -1;
-    int hr = env_int("PPU_RANK", "OMPI_COMM_WORLD_RANK", &rank);
-    int hs = env_int("PPU_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", &size);
+    int hr = env_int(PPU_P_RANK, "OMPI_COMM_WORLD_RANK", &rank);
+    int hs = env_int(PPU_P_WORLD_SIZE, "OMPI_COMM_WORLD_SIZE", &size);
     if (hr <= 0 || hs <= 0)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT,
                         "ppu_comm_init_env: set PPU_RANK and PPU_WORLD_SIZE (or launch with "
@@ -387,7 +425,7 @@ ppu_result_t ppu_comm_init_env(ppu_comm_t *comm)
     ppu_result_t r;
     if (*root) {
         r = id_from_root_addr(root, rank, &id);
-    } else if (key && env_int("OMPI_COMM_WORLD_LOCAL_SIZE", NULL, &lsize) > 0 && lsize == size) {
+    } else if (key && launcher_int("OMPI_COMM_WORLD_LOCAL_SIZE", &lsize) > 0 && lsize == size) {
         r = id_from_file(key, rank, &id, path, sizeof path);
     } else {
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT,

@@ -38,7 +38,7 @@ static int cross_server(const struct ppu_comm *comm, int a, int b)
     return comm->cl.server[a] != comm->cl.server[b];
 }
 
-/* PPU_NET and PPU_SOCKET_NSOCKS, checked at every init (not only when a
+/* PPU_NET=ib's device, checked at every init (not only when a
  * link crosses servers), so a misconfigured job fails the same way on one
  * server as on many. */
 static ppu_result_t check_net_params(struct ppu_comm *comm)
@@ -48,23 +48,8 @@ static ppu_result_t check_net_params(struct ppu_comm *comm)
     if (!strcmp(net, "ib") && !ppu_net_ib_usable(ppu_param_str(PPU_P_IB_HCA), why, sizeof why))
         return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_NET=ib: %s; use PPU_NET=socket (TCP) "
                         "or leave PPU_NET unset", why);
-    if (*net && strcmp(net, "socket") != 0 && strcmp(net, "ib") != 0)
-        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
-                        "PPU_NET='%s' is not a network transport (ib or socket; or empty for "
-                        "the default: ib where every rank has an RDMA device, else socket)", net);
-    long long ns = ppu_param_int(PPU_P_SOCKET_NSOCKS);
-    if (ns < 1 || ns > 8)
-        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
-                        "PPU_SOCKET_NSOCKS=%lld: it must be 1..8 TCP connections per link", ns);
-    long long in = ppu_param_int(PPU_P_SOCKET_INLINE);
-    if (in != 0 && in != 1)
-        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
-                        "PPU_SOCKET_INLINE=%lld: it must be 0 (progress threads only) or 1", in);
-    comm->net_inline = (int)in;
-    long long nt = ppu_param_int(PPU_P_SOCKET_NTHREADS);
-    if (nt < 1 || nt > 4)
-        return ppu_fail(comm, PPU_INVALID_ARGUMENT,
-                        "PPU_SOCKET_NTHREADS=%lld: it must be 1..4 threads", nt);
+    /* Ranges are the parameter table's, checked at init. */
+    comm->net_inline = (int)ppu_param_int(PPU_P_SOCKET_INLINE);
     if (strlen(ppu_param_str(PPU_P_IB_HCA)) >= sizeof(((struct ppu_link_params *)0)->ib_hca))
         return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_IB_HCA='%s': too long for a device name",
                         ppu_param_str(PPU_P_IB_HCA));

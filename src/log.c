@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "param.h"
+
 int ppu_log_level_ = -1;
 int ppu_log_mask_ = PPU_SUB_ALL;
 
@@ -76,16 +78,18 @@ static void configure_once(void)
     if (dot)
         *dot = '\0';
     int level = PPU_LOG_WARN;
-    const char *lv = getenv("PPU_DEBUG");
-    if (lv) {
+    /* Through the parameter table (peek: reading must not log); a value
+     * it refuses leaves the default here and fails init. */
+    const char *lv = ppu_param_peek(PPU_P_DEBUG);
+    if (*lv) {
         if (!strcasecmp(lv, "NONE") || !strcasecmp(lv, "OFF")) level = PPU_LOG_NONE;
         else if (!strcasecmp(lv, "WARN")) level = PPU_LOG_WARN;
         else if (!strcasecmp(lv, "INFO")) level = PPU_LOG_INFO;
         else if (!strcasecmp(lv, "TRACE")) level = PPU_LOG_TRACE;
     }
-    const char *sub = getenv("PPU_DEBUG_SUBSYS");
+    const char *sub = ppu_param_peek(PPU_P_DEBUG_SUBSYS);
     ppu_log_mask_ = (sub && *sub) ? parse_mask(sub) : PPU_SUB_ALL;
-    const char *file = getenv("PPU_DEBUG_FILE");
+    const char *file = ppu_param_peek(PPU_P_DEBUG_FILE);
     log_file = (file && *file) ? open_log_file(file) : NULL;
     if (!log_file)
         log_file = stderr;

@@ -2,49 +2,77 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
+/* Choices are matched without regard to case; the value in force is the
+ * table's spelling, so callers compare with strcmp. */
+static const char *const debug_levels[] = {"NONE", "OFF", "WARN", "INFO", "TRACE", NULL};
+static const char *const debug_subsys[] = {"INIT", "COLL", "NET", "TOPO", "SHM",
+                                           "BOOT", "ENV",  "ALL", NULL};
+static const char *const nets[] = {"ib", "socket", NULL};
+
+#define INT(lo, hi) .kind = PPU_PK_INT, .min = (lo), .max = (hi)
+
 static const struct ppu_param_def table[PPU_P_COUNT] = {
-    [PPU_P_DEBUG] = {"PPU_DEBUG", "WARN", "Log level: NONE, WARN, INFO or TRACE."},
+    [PPU_P_DEBUG] = {"PPU_DEBUG", "WARN", "Log level: NONE, WARN, INFO or TRACE.",
+        .kind = PPU_PK_CHOICE, .choices = debug_levels},
     [PPU_P_DEBUG_SUBSYS] = {"PPU_DEBUG_SUBSYS", "ALL",
-        "Comma list of INIT,COLL,NET,TOPO,SHM,BOOT,ENV; a leading ^ excludes."},
+        "Comma list of INIT,COLL,NET,TOPO,SHM,BOOT,ENV; a leading ^ excludes.",
+        .kind = PPU_PK_LIST, .choices = debug_subsys},
     [PPU_P_DEBUG_FILE] = {"PPU_DEBUG_FILE", "",
         "Write logs to this file instead of stderr; %h is the host, %p the pid."},
     [PPU_P_TIMEOUT_MS] = {"PPU_TIMEOUT_MS", "300000",
-        "Longest wait on a peer inside a collective before it fails with PPU_TIMEOUT."},
+        "Longest wait on a peer inside a collective before it fails with PPU_TIMEOUT.",
+        INT(1, INT32_MAX)},
     [PPU_P_BOOTSTRAP_TIMEOUT_MS] = {"PPU_BOOTSTRAP_TIMEOUT_MS", "60000",
-        "Longest wait for all ranks to meet at communicator init."},
+        "Longest wait for all ranks to meet at communicator init.",
+        INT(1, INT32_MAX)},
     [PPU_P_SOCKET_IFNAME] = {"PPU_SOCKET_IFNAME", "",
         "Network interface for bootstrap sockets (e.g. eth0, lo); default: the "
         "first non-loopback interface that is up, else loopback."},
     [PPU_P_NET] = {"PPU_NET", "",
         "Network transport for links between servers: ib (RDMA: libibverbs + librdmacm) or "
         "socket (TCP). Empty: ib when every rank has an RDMA device with an active port, "
-        "else socket (PPU_DEBUG=INFO logs the choice)."},
+        "else socket (PPU_DEBUG=INFO logs the choice).",
+        .kind = PPU_PK_CHOICE, .choices = nets},
     [PPU_P_SOCKET_NSOCKS] = {"PPU_SOCKET_NSOCKS", "2",
-        "TCP connections per network link, 1..8; message i of a link travels on "
-        "connection i mod n. Listeners bind to PPU_SOCKET_IFNAME's address."},
+        "TCP connections per network link; message i of a link travels on "
+        "connection i mod n. Listeners bind to PPU_SOCKET_IFNAME's address.",
+        INT(1, 8)},
     [PPU_P_SOCKET_NTHREADS] = {"PPU_SOCKET_NTHREADS", "1",
-        "Progress threads per process moving TCP bytes, 1..4 (at most PPU_SOCKET_NSOCKS "
+        "Progress threads per process moving TCP bytes (at most PPU_SOCKET_NSOCKS "
         "are used); thread k serves connection k mod n of every link. More than 1 measured "
-        "slower on a 16-core host (4 ranks, 64 MB all-reduce)."},
+        "slower on a 16-core host (4 ranks, 64 MB all-reduce).",
+        INT(1, 4)},
     [PPU_P_SOCKET_INLINE] = {"PPU_SOCKET_INLINE", "1",
         "1: a rank's own thread moves TCP bytes while it waits on the network, instead of "
         "idling until a progress thread wakes (2 ranks, 2 servers, this host: 8 B all-reduce "
-        "190-240 -> 22-30 us); 0: only the progress threads do."},
+        "190-240 -> 22-30 us); 0: only the progress threads do.",
+        INT(0, 1)},
     [PPU_P_IB_HCA] = {"PPU_IB_HCA", "",
         "RDMA device for PPU_NET=ib (e.g. mlx5_0): its interface's address is where links "
         "listen. Empty: the device of PPU_SOCKET_IFNAME's address."},
     [PPU_P_ROOT_ADDR] = {"PPU_ROOT_ADDR", "",
         "host:port of the rendezvous root for ppu_comm_init_env; rank 0 listens there."},
-    [PPU_P_RANK] = {"PPU_RANK", "", "This process's rank for ppu_comm_init_env."},
-    [PPU_P_WORLD_SIZE] = {"PPU_WORLD_SIZE", "", "The rank count for ppu_comm_init_env."},
+    [PPU_P_RANK] = {"PPU_RANK", "", "This process's rank for ppu_comm_init_env.",
+        INT(0, INT32_MAX - 1)},
+    [PPU_P_WORLD_SIZE] = {"PPU_WORLD_SIZE", "", "The rank count for ppu_comm_init_env.",
+        INT(1, INT32_MAX)},
     [PPU_P_BOOTSTRAP_SECRET] = {"PPU_BOOTSTRAP_SECRET", "",
-        "Shared secret string for ppu_comm_init_env with PPU_ROOT_ADDR (default: derived "
-        "from the launcher's job id); connections "
-        "without it are dropped."},
+        "Shared secret string for ppu_comm_init_env with PPU_ROOT_ADDR; connections without "
+        "it are dropped. Required when PPU_ROOT_ADDR is not a loopback address (unless "
+        "PPU_BOOTSTRAP_INSECURE=1); never logged.",
+        .secret = 1},
+    [PPU_P_BOOTSTRAP_INSECURE] = {"PPU_BOOTSTRAP_INSECURE", "0",
+        "1: let ppu_comm_init_env listen on a PPU_ROOT_ADDR other hosts can reach without "
+        "PPU_BOOTSTRAP_SECRET (any process that reaches it can join; a warning says so).",
+        INT(0, 1)},
     [PPU_P_TOPO_FILE] = {"PPU_TOPO_FILE", "",
         "Topology file (XML, see topology/TOPOLOGY_FILE.md) to use instead of the probe "
         "and the presets."},
@@ -53,15 +81,17 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_SYSFS_ROOT] = {"PPU_SYSFS_ROOT", "/sys/class/ppu",
         "Where the hardware probe looks for PPU chips (layout: topology/README.md)."},
     [PPU_P_SIM_TOPO] = {"PPU_SIM_TOPO", "auto",
-        "Simulated server wiring: fullmesh8, server16, ring8, hypercube16, or auto "
+        "Simulated server wiring: fullmesh8, server16, ring8, hypercube16, switch16, or auto "
         "(fullmesh8 up to 8 ranks, server16 up to 16)."},
     [PPU_P_SIM_LINKS_DOWN] = {"PPU_SIM_LINKS_DOWN", "",
         "Links of the simulated topology to mark down, e.g. 0-3,2-5; rings avoid them."},
     [PPU_P_SIM_SERVERS] = {"PPU_SIM_SERVERS", "1",
         "Split the local ranks into this many simulated servers (equal sizes; past 64 ranks "
-        "each server holds at most 64, PAI-PPU's 16: N/16)."},
+        "each server holds at most 64, PAI-PPU's 16: N/16).",
+        INT(1, 1 << 20)},
     [PPU_P_CPU_AFFINITY] = {"PPU_CPU_AFFINITY", "1",
-        "Bind each rank to the CPUs of its chip's NUMA node when known; 0 leaves it alone."},
+        "Bind each rank to the CPUs of its chip's NUMA node when known; 0 leaves it alone.",
+        INT(0, 1)},
     [PPU_P_SIM_STATS_FILE] = {"PPU_SIM_STATS_FILE", "",
         "At communicator destroy, each rank writes 'src dst bytes messages kind' per "
         "link it sent on to this file (kind: icn, host when staged through host memory, "
@@ -79,68 +109,233 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "one word, small messages) and simple (pipelined chunks)."},
     [PPU_P_CHECK_CALLS] = {"PPU_CHECK_CALLS", "1",
         "1: every message carries its call (collective, sequence number, count, type, op, "
-        "root) and ranks that called different things fail with both calls named; 0: off."},
+        "root) and ranks that called different things fail with both calls named; 0: off.",
+        INT(0, 1)},
     [PPU_P_CHECKSUM] = {"PPU_CHECKSUM", "0",
         "1: every message carries a checksum of its bytes, checked by the receiver; a "
-        "mismatch fails the call naming the link instead of returning the data."},
+        "mismatch fails the call naming the link instead of returning the data.",
+        INT(0, 1)},
     [PPU_P_LL_MAX_BYTES] = {"PPU_LL_MAX_BYTES", "8192",
-        "Largest message sent with the low-latency protocol; 0 turns it off."},
+        "Largest message sent with the low-latency protocol (rounded up to 8 bytes, at most "
+        "PPU_P2P_CHUNK_SIZE); 0 turns it off.",
+        INT(0, 1 << 30)},
     [PPU_P_P2P_CHUNK_SIZE] = {"PPU_P2P_CHUNK_SIZE", "131072",
-        "Bytes per message on direct peer links (mesh algorithms, all-to-all, send/recv)."},
+        "Bytes per message on direct peer links (mesh algorithms, all-to-all, send/recv); "
+        "rounded down to whole 4 KiB pages, and at most PPU_CHUNK_SIZE.",
+        INT(4096, 1 << 30)},
     [PPU_P_ONESHOT_MAX_BYTES] = {"PPU_ONESHOT_MAX_BYTES", "32768",
-        "Largest all-reduce that uses one-shot when ranks form a full mesh."},
+        "Largest all-reduce that uses one-shot when ranks form a full mesh.",
+        INT(0, 1ll << 40)},
     [PPU_P_NCHANNELS] = {"PPU_NCHANNELS", "0",
-        "Channels (link-disjoint rings) to use; 0 picks automatically."},
+        "Channels (link-disjoint rings) to use, at most 16; 0 picks automatically.",
+        INT(0, 16)}, /* PPU_MAX_CHANNELS (plan_ctx.c asserts it) */
     [PPU_P_CHANNEL_MIN_BYTES] = {"PPU_CHANNEL_MIN_BYTES", "262144",
-        "Least bytes a channel carries: smaller calls use fewer channels."},
+        "Least bytes a channel carries: smaller calls use fewer channels.",
+        INT(0, 1ll << 40)},
     [PPU_P_CHUNK_SIZE] = {"PPU_CHUNK_SIZE", "262144",
-        "Bytes per pipelined chunk (one FIFO slot) on simulated links."},
+        "Bytes per pipelined chunk (one FIFO slot) on simulated links; rounded down to whole "
+        "4 KiB pages.",
+        INT(4096, 1 << 30)},
     [PPU_P_FIFO_SLOTS] = {"PPU_FIFO_SLOTS", "8",
-        "Slots in each ring link's FIFO, 1..64. Links inside a host get fewer (down to 2) when "
-        "their ranks' share of a quarter of /dev/shm is smaller (PPU_DEBUG=INFO says so)."},
+        "Slots in each ring link's FIFO. Links inside a host get fewer (down to 2) when "
+        "their ranks' share of a quarter of /dev/shm is smaller (PPU_DEBUG=INFO says so).",
+        INT(1, 64)},
     [PPU_P_SPIN] = {"PPU_SPIN", "-1",
         "Polls of a peer before a waiting rank yields its core; -1: 2000, or 0 when "
-        "this host runs more ranks than it has cores."},
+        "this host runs more ranks than it has cores.",
+        INT(-1, INT32_MAX)},
     [PPU_P_CMA] = {"PPU_CMA", "0",
         "1: move large chunks between processes with one kernel copy (process_vm_readv) "
         "instead of through the FIFO. Off by default: slower on the 2-core test host. "
-        "Ranks that are threads of one process always pass references."},
+        "Ranks that are threads of one process always pass references.",
+        INT(0, 1)},
     [PPU_P_CMA_MIN_BYTES] = {"PPU_CMA_MIN_BYTES", "65536",
-        "Smallest chunk moved by single copy; smaller chunks go through the FIFO."},
+        "Smallest chunk moved by single copy; smaller chunks go through the FIFO.",
+        INT(0, 1ll << 40)},
 };
-
 static const char *values[PPU_P_COUNT];
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+static long long ivals[PPU_P_COUNT];
+static unsigned char is_set[PPU_P_COUNT];
+static char bad[PPU_P_COUNT][256]; /* why the environment's value is refused, or "" */
+static pthread_once_t read_once = PTHREAD_ONCE_INIT;
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+static int parse_int(const char *s, long long *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtoll(s, &end, 0);
+    return !errno && end != s && *end == '\0';
+}
+
+static const char *find_choice(const char *const *choices, const char *s, size_t n)
+{
+    for (int k = 0; choices[k]; k++)
+        if (strlen(choices[k]) == n && strncasecmp(choices[k], s, n) == 0)
+            return choices[k];
+    return NULL;
+}
+
+static void list_choices(const char *const *choices, char *buf, size_t n)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int k = 0; choices[k] && o < n; k++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%s", k ? ", " : "", choices[k]);
+}
+
+ppu_result_t ppu_param_parse(enum ppu_param p, const char *v, const char **value,
+                             long long *ival, char *why, size_t wn)
+{
+    const struct ppu_param_def *d = &table[p];
+    char allowed[160];
+    *value = v;
+    *ival = -1; /* unset */
+    why[0] = '\0';
+    switch (d->kind) {
+    case PPU_PK_INT:
+        if (!*v)
+            return PPU_SUCCESS;
+        if (!parse_int(v, ival)) {
+            snprintf(why, wn, "%s='%s' is not an integer: it must be %lld..%lld", d->name, v,
+                     d->min, d->max);
+            return PPU_INVALID_ARGUMENT;
+        }
+        if (*ival < d->min || *ival > d->max) {
+            snprintf(why, wn, "%s=%s is out of range: it must be %lld..%lld", d->name, v, d->min,
+                     d->max);
+            return PPU_INVALID_ARGUMENT;
+        }
+        return PPU_SUCCESS;
+    case PPU_PK_CHOICE: {
+        if (!*v)
+            return PPU_SUCCESS;
+        const char *c = find_choice(d->choices, v, strlen(v));
+        if (c) {
+            *value = c;
+            return PPU_SUCCESS;
+        }
+        list_choices(d->choices, allowed, sizeof allowed);
+        snprintf(why, wn, "%s='%s' is not one of: %s%s", d->name, v, allowed,
+                 *d->def ? "" : " (or unset)");
+        return PPU_INVALID_ARGUMENT;
+    }
+    case PPU_PK_LIST: {
+        const char *s = v + (*v == '^');
+        while (*s) {
+            size_t n = strcspn(s, ",");
+            if (n && !find_choice(d->choices, s, n)) {
+                list_choices(d->choices, allowed, sizeof allowed);
+                snprintf(why, wn, "%s='%s': '%.*s' is not one of: %s (comma-separated; a "
+                         "leading ^ excludes)", d->name, v, (int)n, s, allowed);
+                return PPU_INVALID_ARGUMENT;
+            }
+            s += n + (s[n] == ',');
+        }
+        return PPU_SUCCESS;
+    }
+    default:
+        return PPU_SUCCESS;
+    }
+}
 
 static void read_all(void)
 {
     for (int i = 0; i < PPU_P_COUNT; i++) {
         const char *env = getenv(table[i].name);
-        values[i] = env ? env : table[i].def;
-        if (env)
-            PPU_INFO(PPU_SUB_ENV, "%s set by environment to '%s' (default '%s')",
-                     table[i].name, env, table[i].def);
+        is_set[i] = env && *env;
+        char why[sizeof bad[0]];
+        /* Defaults pass their own checks (test api/param_defaults). */
+        ppu_param_parse(i, table[i].def, &values[i], &ivals[i], why, sizeof why);
+        if (is_set[i]) {
+            const char *v;
+            long long iv;
+            /* A refused value fails init; until then the default is in force. */
+            if (ppu_param_parse(i, env, &v, &iv, bad[i], sizeof bad[i]) == PPU_SUCCESS) {
+                values[i] = v;
+                ivals[i] = iv;
+            }
+        }
+    }
+}
+
+/* Logging is its own step: the log reads its settings through
+ * ppu_param_peek, which must not log. */
+static void log_all(void)
+{
+    for (int i = 0; i < PPU_P_COUNT; i++) {
+        if (!is_set[i])
+            continue;
+        if (table[i].secret)
+            PPU_INFO(PPU_SUB_ENV, "%s is set by environment (its value is never logged)",
+                     table[i].name);
+        else if (bad[i][0])
+            PPU_INFO(PPU_SUB_ENV, "%s", bad[i]);
+        else
+            PPU_INFO(PPU_SUB_ENV, "%s set by environment to '%s' (default '%s')", table[i].name,
+                     getenv(table[i].name), table[i].def);
     }
 }
 
 const struct ppu_param_def *ppu_param_table(void) { return table; }
 
+const char *ppu_param_peek(enum ppu_param p)
+{
+    pthread_once(&read_once, read_all);
+    return values[p];
+}
+
 const char *ppu_param_str(enum ppu_param p)
 {
-    pthread_once(&once, read_all);
+    pthread_once(&read_once, read_all);
+    pthread_once(&log_once, log_all);
     return values[p];
 }
 
 long long ppu_param_int(enum ppu_param p)
 {
-    const char *s = ppu_param_str(p);
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 0);
-    if (errno || end == s || *end) {
-        PPU_WARN(PPU_SUB_ENV, "%s='%s' is not an integer; using default %s",
-                 table[p].name, s, table[p].def);
-        v = strtoll(table[p].def, NULL, 0);
+    ppu_param_str(p);
+    return ivals[p];
+}
+
+int ppu_param_is_set(enum ppu_param p)
+{
+    pthread_once(&read_once, read_all);
+    return is_set[p] && !bad[p][0];
+}
+
+ppu_result_t ppu_param_check(char *err, size_t errlen)
+{
+    pthread_once(&read_once, read_all);
+    pthread_once(&log_once, log_all);
+    for (int i = 0; i < PPU_P_COUNT; i++)
+        if (bad[i][0]) {
+            snprintf(err, errlen, "%s", bad[i]);
+            return PPU_INVALID_ARGUMENT;
+        }
+    return PPU_SUCCESS;
+}
+
+void ppu_param_allowed(enum ppu_param p, char *buf, size_t n)
+{
+    const struct ppu_param_def *d = &table[p];
+    char list[160];
+    switch (d->kind) {
+    case PPU_PK_INT:
+        if (d->min == 0 && d->max == 1)
+            snprintf(buf, n, "0, 1");
+        else
+            snprintf(buf, n, "%lld..%lld", d->min, d->max);
+        break;
+    case PPU_PK_CHOICE:
+        list_choices(d->choices, list, sizeof list);
+        snprintf(buf, n, "%s", list);
+        break;
+    case PPU_PK_LIST:
+        list_choices(d->choices, list, sizeof list);
+        snprintf(buf, n, "list of %s", list);
+        break;
+    default:
+        snprintf(buf, n, "%s", d->secret ? "text, never logged" : "text");
     }
-    return v;
 }

@@ -229,25 +229,25 @@ static int applies_hier(const struct ppu_plan_ctx *x, const struct ppu_call *c)
 /* ---- builders ---- */
 
 /* A rank's place among the servers: srv[k * L + j] is the rank with local
- * index j on server k; this rank's server mates and rail are rows and
- * columns of it. */
+ * index j on server k (the context's table); this rank's server mates and
+ * rail are a row and a column of it. O(servers), no scan over the ranks. */
 struct servers_view {
-    int *srv, *rail;
-    const int *local;
+    const int *srv, *local;
+    int *rail;
 };
 
 static ppu_result_t servers_view(const struct ppu_plan_ctx *x, int rank, struct servers_view *v)
 {
     int L = x->per_server, ns = x->nservers;
-    v->srv = malloc(sizeof *v->srv * ((size_t)ns * L + ns));
-    if (!v->srv)
+    v->srv = x->srv;
+    v->rail = malloc(sizeof *v->rail * (size_t)ns);
+    if (!v->rail || !x->srv) {
+        free(v->rail);
         return PPU_SYSTEM_ERROR;
-    for (int q = 0; q < x->nranks; q++)
-        v->srv[(size_t)x->server[q] * L + x->local[q]] = q;
-    v->rail = v->srv + (size_t)ns * L;
+    }
     for (int k = 0; k < ns; k++)
-        v->rail[k] = v->srv[(size_t)k * L + x->local[rank]];
-    v->local = v->srv + (size_t)x->server[rank] * L;
+        v->rail[k] = x->srv[(size_t)k * L + x->local[rank]];
+    v->local = x->srv + (size_t)x->server[rank] * L;
     return PPU_SUCCESS;
 }
 
@@ -272,7 +272,15 @@ static ppu_result_t build_ring(const struct ppu_plan_ctx *x, const struct ppu_ca
 static ppu_result_t build_tree(const struct ppu_plan_ctx *x, const struct ppu_call *c,
                                const struct ppu_sched_ctx *sx, struct ppu_sched *s)
 {
-    return ppu_sched_tree_allreduce(s, sx, c->count, c->op, x->tree_parent);
+    int n = x->nranks, r = sx->rank, up[2], nkids[2];
+    const int *kids[2];
+    for (int t = 0; t < 2; t++) {
+        const int *at = x->tree_kid_at + (size_t)t * (n + 1);
+        up[t] = x->tree_parent[(size_t)t * n + r];
+        kids[t] = x->tree_kids + at[r];
+        nkids[t] = at[r + 1] - at[r];
+    }
+    return ppu_sched_tree_allreduce(s, sx, c->count, c->op, up, kids, nkids);
 }
 
 static ppu_result_t build_oneshot(const struct ppu_plan_ctx *x, const struct ppu_call *c,
@@ -325,7 +333,7 @@ static ppu_result_t build_hier(const struct ppu_plan_ctx *x, const struct ppu_ca
         if (r == PPU_SUCCESS)
             s->tmp_bytes = (size_t)ns * c->count * ppu_datatype_size(c->datatype);
     }
-    free(v.srv);
+    free(v.rail);
     return r;
 }
 
@@ -336,7 +344,7 @@ static ppu_result_t build_hier_tree(const struct ppu_plan_ctx *x, const struct p
     PPU_CHECK(servers_view(x, sx->rank, &v));
     ppu_result_t r = ppu_sched_hier_allreduce(s, sx, c->count, c->op, v.local, x->per_server,
                                               v.rail, x->nservers, 1);
-    free(v.srv);
+    free(v.rail);
     return r;
 }
 

@@ -16,30 +16,30 @@ ppu_result_t ppu_plan_settings_read(struct ppu_plan_settings *set, int rank, cha
                                     size_t errlen)
 {
     memset(set, 0, sizeof *set);
+    if (ppu_param_check(err, errlen) != PPU_SUCCESS) /* ranges below hold */
+        return PPU_INVALID_ARGUMENT;
     long long chunk = ppu_param_int(PPU_P_CHUNK_SIZE);
     /* whole pages: mesh slots fit in scratch */
-    set->chunk_bytes = chunk >= 4096 ? (size_t)chunk & ~(size_t)4095 : 4096;
+    set->chunk_bytes = (size_t)chunk & ~(size_t)4095;
     set->channel_min_bytes = (size_t)ppu_param_int(PPU_P_CHANNEL_MIN_BYTES);
     set->oneshot_max = (size_t)ppu_param_int(PPU_P_ONESHOT_MAX_BYTES);
     /* Peer-link messages: whole pages, no bigger than a ring chunk, so one
      * always fits the scratch buffer (one-shot reduces a chunk there). */
     long long p2p = ppu_param_int(PPU_P_P2P_CHUNK_SIZE);
-    set->peer_slot = p2p >= 4096 ? (size_t)p2p & ~(size_t)4095 : 4096;
+    set->peer_slot = (size_t)p2p & ~(size_t)4095;
     if (set->peer_slot > set->chunk_bytes)
         set->peer_slot = set->chunk_bytes;
     long long ll = ppu_param_int(PPU_P_LL_MAX_BYTES);
     set->ll_max = ll > 0 ? ((size_t)ll + 7) & ~(size_t)7 : 0;
     if (set->ll_max > set->peer_slot)
         set->ll_max = set->peer_slot;
-    long long slots = ppu_param_int(PPU_P_FIFO_SLOTS);
-    if (slots < 1 || slots > 64) { /* icn_sim's FIFO holds at most 64 */
-        snprintf(err, errlen, "PPU_FIFO_SLOTS=%lld: it must be 1..64 slots", slots);
-        return PPU_INVALID_ARGUMENT;
-    }
-    set->fifo_slots = (int)slots;
+    /* The table's ranges (param.c) hold: FIFO slots 1..64 (icn_sim's FIFO
+     * holds at most 64), channels 0..PPU_MAX_CHANNELS. */
+    _Static_assert(PPU_MAX_CHANNELS == 16, "PPU_NCHANNELS's range in param.c");
+    set->fifo_slots = (int)ppu_param_int(PPU_P_FIFO_SLOTS);
     set->peer_slots = 4;
     long long nc = ppu_param_int(PPU_P_NCHANNELS);
-    set->nchannels = nc <= 0 ? 0 : nc > PPU_MAX_CHANNELS ? PPU_MAX_CHANNELS : (int)nc;
+    set->nchannels = (int)nc;
     return ppu_plan_parse_masks(set, ppu_param_str(PPU_P_ALGO), ppu_param_str(PPU_P_PROTO), rank,
                                 err, errlen);
 }
@@ -399,6 +399,30 @@ static ppu_result_t pick_trees(struct ppu_plan_ctx *x, const int *first,
         ppu_topo_bfs_tree(stopo[0], 0, p0);
         ppu_topo_bfs_tree(stopo[0], n - 1, p1);
     }
+    /* children lists, so a builder needs no scan over the ranks */
+    x->tree_kid_at = calloc(2 * ((size_t)n + 1), sizeof *x->tree_kid_at);
+    x->tree_kids = malloc(sizeof *x->tree_kids * 2 * (size_t)n);
+    if (!x->tree_kid_at || !x->tree_kids)
+        return PPU_SYSTEM_ERROR;
+    for (int t = 0, o = 0; t < 2; t++) {
+        const int *parent = x->tree_parent + (size_t)t * n;
+        int *at = x->tree_kid_at + (size_t)t * (n + 1);
+        for (int q = 0; q < n; q++)
+            if (parent[q] >= 0)
+                at[parent[q] + 1]++;
+        at[0] = o;
+        for (int q = 0; q < n; q++)
+            at[q + 1] += at[q];
+        int *fill = malloc(sizeof *fill * (size_t)n);
+        if (!fill)
+            return PPU_SYSTEM_ERROR;
+        memcpy(fill, at, sizeof *fill * (size_t)n);
+        for (int q = 0; q < n; q++) /* rank order within each list */
+            if (parent[q] >= 0)
+                x->tree_kids[fill[parent[q]]++] = q;
+        free(fill);
+        o = at[n];
+    }
     /* depth: edges from a root to the deepest leaf; fanout: most children */
     int *kids = calloc((size_t)n, sizeof *kids);
     if (!kids)
@@ -426,6 +450,9 @@ void ppu_plan_ctx_free(struct ppu_plan_ctx *x)
 {
     free(x->rings);
     free(x->tree_parent);
+    free(x->tree_kid_at);
+    free(x->tree_kids);
+    free(x->srv);
     free(x->server);
     free(x->local);
     memset(x, 0, sizeof *x);
@@ -462,6 +489,13 @@ ppu_result_t ppu_plan_ctx_init(struct ppu_plan_ctx *x, int n, const int *server_
     for (int s = 0; s < ns; s++)
         x->hier_ok &= size[s] == size[0];
     free(size);
+    if (x->hier_ok) {
+        x->srv = malloc(sizeof *x->srv * (size_t)n);
+        if (!x->srv)
+            goto fail;
+        for (int q = 0; q < n; q++)
+            x->srv[(size_t)x->server[q] * x->per_server + x->local[q]] = q;
+    }
     int group[PPU_TOPO_MAX_CHIPS];
     x->mesh = ns == 1 && n >= 2 && stopo[0]->nchips == n &&
               ppu_topo_mesh_groups(stopo[0], group) == 1;

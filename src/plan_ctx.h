@@ -74,12 +74,18 @@ struct ppu_plan_ctx {
     /* the tree all-reduce's two trees: tree_parent[t * nranks + r] is r's
      * parent in tree t, -1 at a root */
     int *tree_parent;
+    /* and r's children in tree t, in rank order:
+     * tree_kids[tree_kid_at[t * (n + 1) + r] .. tree_kid_at[t * (n + 1) + r + 1]) */
+    int *tree_kid_at, *tree_kids;
     int tree_depth, tree_fanout; /* deepest leaf, most children of a rank */
     /* servers: server[r] in 0..nservers-1, numbered in the order of their
      * first rank; local[r]: r's index among its server's ranks (rank
      * order). Hierarchical algorithms need servers of equal size (hier_ok). */
     int nservers, per_server, hier_ok;
     int *server, *local;
+    /* with hier_ok: srv[s * per_server + j] is the rank with local index j
+     * on server s (NULL otherwise) */
+    int *srv;
 };
 
 /* One call as the planner sees it (no buffers). */

@@ -221,25 +221,10 @@ void ppu_sched_double_binary_tree(int n, int *parent)
     }
 }
 
-ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r, const int *parent,
-                                  size_t base, size_t count, size_t chunk, ppu_redop_t op,
-                                  int in_out)
+ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, const int up[2],
+                                  const int *const kids[2], const int nkids[2], size_t base,
+                                  size_t count, size_t chunk, ppu_redop_t op, int in_out)
 {
-    /* r's children in each tree, in rank order */
-    int nkids[2] = {0, 0}, *kids[2] = {NULL, NULL};
-    for (int t = 0; t < 2; t++)
-        for (int q = 0; q < n; q++)
-            nkids[t] += parent[t * n + q] == r;
-    kids[0] = malloc(sizeof(int) * (size_t)(nkids[0] + nkids[1] + 1));
-    if (!kids[0])
-        return PPU_SYSTEM_ERROR;
-    kids[1] = kids[0] + nkids[0];
-    nkids[0] = nkids[1] = 0;
-    for (int t = 0; t < 2; t++)
-        for (int q = 0; q < n; q++)
-            if (parent[t * n + q] == r)
-                kids[t][nkids[t]++] = q;
-    const int ups[2] = {parent[r], parent[n + r]};
     size_t hs[2], hl[2];
     for (int t = 0; t < 2; t++)
         ppu_sched_part(base, count, 2, t, &hs[t], &hl[t]);
@@ -250,10 +235,10 @@ ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r, co
     for (size_t lo = 0; lo < hl[0]; lo += chunk) {
         for (int t = 0; t < 2; t++) {
             size_t cnt = clip(hl[t], lo, chunk), at = hs[t] + lo;
-            int up = ups[t];
+            int u = up[t];
             if (nkids[t] == 0) {
-                if (up >= 0)
-                    ADD(ch, I | io | S, up, -1, at, 0, cnt);
+                if (u >= 0)
+                    ADD(ch, I | io | S, u, -1, at, 0, cnt);
                 else
                     ADD(ch, I | io | O | fin, -1, -1, at, at, cnt);
                 continue;
@@ -261,39 +246,36 @@ ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r, co
             ADD(ch, R | I | io | O, -1, kids[t][0], at, at, cnt);
             for (int k = 1; k < nkids[t]; k++)
                 ADD(ch, R | A | O, -1, kids[t][k], 0, at, cnt);
-            if (up >= 0)
-                ADD(ch, I | IO | S, up, -1, at, 0, cnt);
+            if (u >= 0)
+                ADD(ch, I | IO | S, u, -1, at, 0, cnt);
             else if (fin)
                 ADD(ch, I | IO | O | fin, -1, -1, at, at, cnt);
         }
         for (int t = 0; t < 2; t++) {
             size_t cnt = clip(hl[t], lo, chunk), at = hs[t] + lo;
-            if (ups[t] >= 0)
-                ADD(ch, R | O, -1, ups[t], 0, at, cnt);
+            if (up[t] >= 0)
+                ADD(ch, R | O, -1, up[t], 0, at, cnt);
             for (int k = 0; k < nkids[t]; k++)
                 ADD(ch, I | IO | S, kids[t][k], -1, at, 0, cnt);
         }
     }
-    free(kids[0]);
     return PPU_SUCCESS;
 oom:
-    free(kids[0]);
     return PPU_SYSTEM_ERROR;
 }
 
 ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
-                                      size_t count, ppu_redop_t op, const int *parent)
+                                      size_t count, ppu_redop_t op, const int up[2],
+                                      const int *const kids[2], const int nkids[2])
 {
     struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_TREE);
     if (!ch)
         return PPU_SYSTEM_ERROR;
-    if (ppu_sched_tree_steps(ch, x->nranks, x->rank, parent, 0, count, x->chunk, op, 0) !=
-        PPU_SUCCESS)
-        goto oom;
+    if (ppu_sched_tree_steps(ch, up, kids, nkids, 0, count, x->chunk, op, 0) != PPU_SUCCESS) {
+        ppu_sched_free(s);
+        return PPU_SYSTEM_ERROR;
+    }
     return PPU_SUCCESS;
-oom:
-    ppu_sched_free(s);
-    return PPU_SYSTEM_ERROR;
 }
 
 /* Rank q's slot in the server table: srv[k * L + j] is the rank with

@@ -121,6 +121,10 @@ static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mo
             ADD(ch, I | O | (mode == RING_AG ? 0 : fin), -1, -1, IN(q), OUT(q), CNT(q));
             continue;
         }
+        /* positions p - 2, p - 3, ... round the ring; blocks with nothing
+         * left at this chunk add no step (ppu_sched_add drops them), so
+         * they are skipped here without a call */
+        int back = ((p - 2) % n + n) % n;
         if (mode == RING_AG) {
             q = BLK(0);
             ADD(ch, I | O | S, -1, -1, IN(q), OUT(q), CNT(q));
@@ -129,16 +133,20 @@ static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mo
             ADD(ch, I | S, -1, -1, IN(q), 0, CNT(q));
             /* all-reduce: partial sums sent by reference wait in the output */
             uint32_t ro = mode == RING_AR ? PPU_STEP_REF_OUT : 0;
-            for (int s = 0; s < n - 2; s++) {
-                q = BLK(-s - 2);
+            for (int s = 0, d = back; s < n - 2; s++, d = d ? d - 1 : n - 1) {
+                q = ring[d];
+                if (lo >= b->len[q])
+                    continue;
                 ADD(ch, R | I | S | ro, -1, -1, IN(q), ro ? OUT(q) : 0, CNT(q));
             }
             q = BLK(0);
             ADD(ch, R | I | O | fin | (mode == RING_AR ? S : 0), -1, -1, IN(q), OUT(q), CNT(q));
         }
         if (mode != RING_RS) {
-            for (int t = 0; t < n - 2; t++) {
-                q = BLK(-t - 1);
+            for (int t = 0, d = (back + 1) % n; t < n - 2; t++, d = d ? d - 1 : n - 1) {
+                q = ring[d]; /* BLK(-t - 1) */
+                if (lo >= b->len[q])
+                    continue;
                 ADD(ch, R | O | S, -1, -1, 0, OUT(q), CNT(q));
             }
             q = BLK(1);
@@ -185,8 +193,10 @@ static ppu_result_t ring_build(struct ppu_sched *s, const struct ppu_sched_ctx *
         size_t cs, cl;
         ppu_sched_part(0, count, nch, c, &cs, &cl);
         for (int q = 0; q < n; q++) {
-            if (mode == RING_AR) { /* count is the whole buffer */
-                ppu_sched_part(cs, cl, n, q, &b.in[q], &b.len[q]);
+            if (mode == RING_AR) { /* count is the whole buffer: ppu_sched_part, inline */
+                size_t base = cl / (size_t)n, rem = cl % (size_t)n, uq = (size_t)q;
+                b.in[q] = cs + uq * base + (uq < rem ? uq : rem);
+                b.len[q] = base + (uq < rem ? 1 : 0);
                 b.out[q] = b.in[q];
             } else if (mode == RING_RS) { /* count is per rank */
                 b.in[q] = (size_t)q * count + cs;
@@ -260,22 +270,24 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
     on_peer_links(&s->ch[0], local, nlocal, me, 0);
     /* 2: all-reduce of this rank's shard along its rail, in the output */
     if (tree) {
+        /* the rail's two trees, over servers: this rank's parent and
+         * children, found in O(servers) */
         pos = malloc(sizeof *pos * 2 * (size_t)nservers);
-        parent = malloc(sizeof *parent * 2 * (size_t)n);
+        parent = malloc(sizeof *parent * 2 * (size_t)nservers);
         if (!pos || !parent)
             r = PPU_SYSTEM_ERROR;
         if (r == PPU_SUCCESS) {
             ppu_sched_double_binary_tree(nservers, pos);
+            int up[2], nkids[2] = {0, 0};
+            const int *kids[2] = {parent, parent + nservers};
             for (int t = 0; t < 2; t++) {
-                for (int q = 0; q < n; q++)
-                    parent[t * n + q] = -1;
-                for (int k = 0; k < nservers; k++) {
-                    int up = pos[t * nservers + k];
-                    parent[t * n + rail_me[k]] = up >= 0 ? rail_me[up] : -1;
-                }
+                int u = pos[t * nservers + rp];
+                up[t] = u >= 0 ? rail_me[u] : -1;
+                for (int k = 0; k < nservers; k++)
+                    if (pos[t * nservers + k] == rp)
+                        parent[t * nservers + nkids[t]++] = rail_me[k];
             }
-            r = ppu_sched_tree_steps(&s->ch[1], n, x->rank, parent, shard, shard_len, x->chunk,
-                                     op, 1);
+            r = ppu_sched_tree_steps(&s->ch[1], up, kids, nkids, shard, shard_len, x->chunk, op, 1);
         }
     } else {
         for (int k = 0; k < nservers; k++) {

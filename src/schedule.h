@@ -111,16 +111,17 @@ ppu_result_t ppu_sched_pairwise_alltoall(struct ppu_sched *s, const struct ppu_s
                                          const size_t *sdispls, const size_t *rcounts,
                                          const size_t *rdispls);
 /* Two trees, each carrying half the buffer: reduce up, broadcast down.
- * parent[t * nranks + r] is r's parent in tree t (-1 at the root). */
+ * up[t]: this rank's parent in tree t (-1 at the root and for ranks not in
+ * it), kids[t][0..nkids[t]): its children, in rank order. */
 ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
-                                      size_t count, ppu_redop_t op, const int *parent);
-/* The tree all-reduce's steps for rank r into ch: elements [base, base +
- * count), half on each tree (parent[t * n + q]: q's parent, -1 for the
- * root and for ranks not in the trees). in_out: the input is the output
- * buffer. */
-ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, int n, int r, const int *parent,
-                                  size_t base, size_t count, size_t chunk, ppu_redop_t op,
-                                  int in_out);
+                                      size_t count, ppu_redop_t op, const int up[2],
+                                      const int *const kids[2], const int nkids[2]);
+/* The tree all-reduce's steps for one rank into ch: elements [base, base +
+ * count), half on each tree (up, kids, nkids as above). in_out: the input
+ * is the output buffer. O(steps): no scan over the ranks. */
+ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, const int up[2],
+                                  const int *const kids[2], const int nkids[2], size_t base,
+                                  size_t count, size_t chunk, ppu_redop_t op, int in_out);
 /* Heap-shaped binary trees over rank order and its reverse: a rank inside
  * one tree is (nearly always) a leaf of the other. parent: 2 x n. */
 void ppu_sched_double_binary_tree(int n, int *parent);

@@ -5,6 +5,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "param.h"
 #include "ranks.h"
 
 #define EXPECT_FAIL(call, code, word)                                                      \
@@ -55,8 +60,10 @@ Test(api, init_env_without_launcher)
     unsetenv("OMPI_COMM_WORLD_RANK");
     unsetenv("PPU_RANK");
     EXPECT_FAIL(ppu_comm_init_env(&c), PPU_INVALID_ARGUMENT, "PPU_RANK");
-    setenv("PPU_RANK", "zero", 1);
-    setenv("PPU_WORLD_SIZE", "1", 1);
+    /* PPU_RANK='zero': api/param_refused_values (parameters are read once
+     * a process); the launcher's variables are read at each call */
+    setenv("OMPI_COMM_WORLD_RANK", "zero", 1);
+    setenv("OMPI_COMM_WORLD_SIZE", "1", 1);
     EXPECT_FAIL(ppu_comm_init_env(&c), PPU_INVALID_ARGUMENT, "not a number");
 }
 
@@ -194,5 +201,211 @@ Test(api, init_mismatched_plan_settings, .timeout = 120)
             bad += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
         }
         cr_expect_eq(bad, 0, "%s: %d of 4 ranks did not fail init naming it", cases[i].var, bad);
+    }
+}
+
+/* ---- parameters: one table, one parse path, refused values name the
+ * parameter and its range; secrets never reach the log ---- */
+
+struct refused {
+    const char *var, *value, *want;
+    int env_init; /* through ppu_comm_init_env (PPU_RANK, PPU_WORLD_SIZE) */
+};
+
+/* A fresh process per case: parameters are read once per process. */
+static int refused_child(const struct refused *c)
+{
+    setenv(c->var, c->value, 1);
+    ppu_comm_t comm;
+    ppu_result_t r;
+    if (c->env_init) {
+        setenv("PPU_ROOT_ADDR", "127.0.0.1:1", 1);
+        r = ppu_comm_init_env(&comm);
+    } else {
+        ppu_unique_id_t id;
+        memset(&id, 0, sizeof id);
+        r = ppu_comm_init_rank(&comm, 1, id, 0); /* refused before the id is used */
+    }
+    const char *msg = ppu_get_last_error(NULL);
+    if (r != PPU_INVALID_ARGUMENT || !strstr(msg, c->want)) {
+        fprintf(stderr, "%s=%s: result %d '%s' (wanted '%s')\n", c->var, c->value, r, msg,
+                c->want);
+        return 1;
+    }
+    return 0;
+}
+
+Test(api, param_refused_values, .timeout = 60)
+{
+    const struct refused cases[] = {
+        {"PPU_TIMEOUT_MS", "-5", "PPU_TIMEOUT_MS=-5 is out of range: it must be 1..2147483647", 0},
+        {"PPU_TIMEOUT_MS", "10s", "PPU_TIMEOUT_MS='10s' is not an integer", 0},
+        {"PPU_TIMEOUT_MS", "99999999999999999999", "is not an integer", 0},
+        {"PPU_BOOTSTRAP_TIMEOUT_MS", "0", "PPU_BOOTSTRAP_TIMEOUT_MS=0 is out of range", 0},
+        {"PPU_FIFO_SLOTS", "65", "PPU_FIFO_SLOTS=65 is out of range: it must be 1..64", 0},
+        {"PPU_NCHANNELS", "17", "PPU_NCHANNELS=17 is out of range: it must be 0..16", 0},
+        {"PPU_NCHANNELS", "-1", "PPU_NCHANNELS=-1 is out of range", 0},
+        {"PPU_CHUNK_SIZE", "100", "PPU_CHUNK_SIZE=100 is out of range: it must be 4096..", 0},
+        {"PPU_SOCKET_NSOCKS", "9", "PPU_SOCKET_NSOCKS=9 is out of range: it must be 1..8", 0},
+        {"PPU_CHECKSUM", "2", "PPU_CHECKSUM=2 is out of range: it must be 0..1", 0},
+        {"PPU_SPIN", "-2", "PPU_SPIN=-2 is out of range", 0},
+        {"PPU_NET", "rdma", "PPU_NET='rdma' is not one of: ib, socket (or unset)", 0},
+        {"PPU_DEBUG", "LOUD", "PPU_DEBUG='LOUD' is not one of: NONE, OFF, WARN, INFO, TRACE", 0},
+        {"PPU_DEBUG_SUBSYS", "INIT,FOO", "PPU_DEBUG_SUBSYS='INIT,FOO': 'FOO' is not one of", 0},
+        {"PPU_RANK", "-1", "PPU_RANK=-1 is out of range", 1},
+        {"PPU_WORLD_SIZE", "many", "PPU_WORLD_SIZE='many' is not an integer", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0)
+            _exit(refused_child(&cases[i]));
+        int st;
+        waitpid(pid, &st, 0);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s=%s was not refused naming it",
+                  cases[i].var, cases[i].value);
+    }
+}
+
+/* Choices are taken in any case and read back in the table's spelling;
+ * hex integers and empty values (unset) are accepted. */
+static int accepted_child(void)
+{
+    setenv("PPU_NET", "SOCKET", 1);
+    setenv("PPU_DEBUG", "warn", 1);
+    setenv("PPU_DEBUG_SUBSYS", "^net,Init", 1);
+    setenv("PPU_FIFO_SLOTS", "0x10", 1);
+    setenv("PPU_TIMEOUT_MS", "", 1);
+    char err[256];
+    if (ppu_param_check(err, sizeof err) != PPU_SUCCESS) {
+        fprintf(stderr, "refused: %s\n", err);
+        return 1;
+    }
+    return strcmp(ppu_param_str(PPU_P_NET), "socket") != 0 ||
+           ppu_param_int(PPU_P_FIFO_SLOTS) != 16 || ppu_param_int(PPU_P_TIMEOUT_MS) != 300000 ||
+           ppu_param_is_set(PPU_P_TIMEOUT_MS);
+}
+
+Test(api, param_accepted_values)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        _exit(accepted_child());
+    int st;
+    waitpid(pid, &st, 0);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* Every default passes the table's own checks, and every parameter the
+ * library reads is in the table (a name that is not fails here). */
+Test(api, param_defaults)
+{
+    const struct ppu_param_def *t = ppu_param_table();
+    for (int i = 0; i < PPU_P_COUNT; i++) {
+        cr_assert(t[i].name && t[i].def && t[i].help && strncmp(t[i].name, "PPU_", 4) == 0,
+                  "entry %d is incomplete", i);
+        if (t[i].kind == PPU_PK_INT && *t[i].def) {
+            char *end;
+            long long v = strtoll(t[i].def, &end, 0);
+            cr_expect(*end == '\0' && v >= t[i].min && v <= t[i].max,
+                      "%s's default '%s' is outside %lld..%lld", t[i].name, t[i].def, t[i].min,
+                      t[i].max);
+        }
+        if (t[i].kind == PPU_PK_CHOICE && *t[i].def) {
+            int found = 0;
+            for (int k = 0; t[i].choices[k]; k++)
+                found |= strcmp(t[i].choices[k], t[i].def) == 0;
+            cr_expect(found, "%s's default '%s' is not one of its choices", t[i].name, t[i].def);
+        }
+    }
+    char err[256];
+    cr_expect_eq(ppu_param_check(err, sizeof err), PPU_SUCCESS, "%s", err);
+}
+
+/* PPU_DEBUG=INFO logs every override, but a secret only as "set". */
+static int secret_child(const char *log)
+{
+    setenv("PPU_DEBUG", "INFO", 1);
+    setenv("PPU_DEBUG_FILE", log, 1);
+    setenv("PPU_BOOTSTRAP_SECRET", "hunter2-do-not-print", 1);
+    /* a port that was free a moment ago */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(s, (struct sockaddr *)&a, &al) != 0)
+        return 3;
+    close(s);
+    char root[64];
+    snprintf(root, sizeof root, "127.0.0.1:%d", ntohs(a.sin_port));
+    setenv("PPU_ROOT_ADDR", root, 1);
+    setenv("PPU_RANK", "0", 1);
+    setenv("PPU_WORLD_SIZE", "1", 1);
+    ppu_comm_t c;
+    ppu_result_t r = ppu_comm_init_env(&c);
+    if (r == PPU_SUCCESS)
+        ppu_comm_destroy(c);
+    return r == PPU_SUCCESS ? 0 : 2;
+}
+
+Test(api, secret_never_logged, .timeout = 60)
+{
+    char log[] = "/tmp/ppu-secret-log-XXXXXX";
+    int fd = mkstemp(log);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        _exit(secret_child(log));
+    int st;
+    waitpid(pid, &st, 0);
+    FILE *f = fopen(log, "r");
+    cr_assert(f);
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    unlink(log);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "init_env with a secret failed: %s", buf);
+    cr_expect(strstr(buf, "PPU_BOOTSTRAP_SECRET is set") != NULL, "log: %s", buf);
+    cr_expect(strstr(buf, "PPU_ROOT_ADDR set by environment") != NULL, "log: %s", buf);
+    cr_expect(strstr(buf, "hunter2") == NULL, "the secret is in the log: %s", buf);
+}
+
+/* A root other hosts can reach needs a secret (or explicit consent). */
+static int insecure_child(int consent)
+{
+    setenv("PPU_ROOT_ADDR", "192.0.2.1:29500", 1); /* TEST-NET-1: not loopback */
+    setenv("PPU_RANK", "1", 1);
+    setenv("PPU_WORLD_SIZE", "2", 1);
+    setenv("PPU_BOOTSTRAP_TIMEOUT_MS", "300", 1);
+    setenv("PPU_DEBUG", "NONE", 1);
+    if (consent)
+        setenv("PPU_BOOTSTRAP_INSECURE", "1", 1);
+    ppu_comm_t c;
+    ppu_result_t r = ppu_comm_init_env(&c);
+    const char *msg = ppu_get_last_error(NULL);
+    int refused = r == PPU_INVALID_USAGE &&
+                  strstr(msg, "PPU_ROOT_ADDR=192.0.2.1:29500 is reachable from other hosts and "
+                              "PPU_BOOTSTRAP_SECRET is not set") != NULL;
+    if (r == PPU_SUCCESS)
+        ppu_comm_destroy(c);
+    if (refused != !consent)
+        fprintf(stderr, "consent %d: result %d '%s'\n", consent, r, msg);
+    return refused == !consent ? 0 : 1;
+}
+
+Test(api, root_addr_needs_secret, .timeout = 60)
+{
+    for (int consent = 0; consent < 2; consent++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0)
+            _exit(insecure_child(consent));
+        int st;
+        waitpid(pid, &st, 0);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "consent %d", consent);
     }
 }

@@ -340,7 +340,7 @@ Test(net, net_parameters_checked_at_init, .timeout = 200 * PPU_TEST_SLOWDOWN)
     cr_expect_eq(ranks_expect_init_error(2, "PPU_NET=ib: "), 0);
     unsetenv("PPU_IB_HCA");
     setenv("PPU_NET", "carrier-pigeon", 1);
-    cr_expect_eq(ranks_expect_init_error(2, "is not a network transport"), 0);
+    cr_expect_eq(ranks_expect_init_error(2, "PPU_NET='carrier-pigeon' is not one of: ib, socket"), 0);
     setenv("PPU_NET", "socket", 1);
     setenv("PPU_SOCKET_NSOCKS", "9", 1);
     cr_expect_eq(ranks_expect_init_error(2, "PPU_SOCKET_NSOCKS=9"), 0);

@@ -31,9 +31,13 @@ static int usage(const char *argv0)
 static int print_params(void)
 {
     const struct ppu_param_def *t = ppu_param_table();
-    printf("| parameter | default | meaning |\n|---|---|---|\n");
-    for (int i = 0; i < PPU_P_COUNT; i++)
-        printf("| `%s` | `%s` | %s |\n", t[i].name, *t[i].def ? t[i].def : "(unset)", t[i].help);
+    printf("| parameter | default | allowed | meaning |\n|---|---|---|---|\n");
+    for (int i = 0; i < PPU_P_COUNT; i++) {
+        char allowed[200];
+        ppu_param_allowed((enum ppu_param)i, allowed, sizeof allowed);
+        printf("| `%s` | `%s` | %s | %s |\n", t[i].name, *t[i].def ? t[i].def : "(unset)",
+               allowed, t[i].help);
+    }
     return 0;
 }
 

@@ -74,6 +74,19 @@ static void preset_hypercube16(struct ppu_topo *t)
             connect(t, a, a ^ (1 << d));
 }
 
+/* 16 chips whose 7 links each go to one of 7 ICN switch planes: every
+ * pair is one hop apart (a full mesh to the planner), and a chip's 7
+ * ports carry all of its traffic (the timing model shares them). The
+ * real 16-chip server's wiring is not public; this is the switched form. */
+static void preset_switch16(struct ppu_topo *t)
+{
+    ppu_topo_init(t, "switch16", 16);
+    t->switch_planes = 7;
+    for (int a = 0; a < 16; a++)
+        for (int b = a + 1; b < 16; b++)
+            connect(t, a, b);
+}
+
 ppu_result_t ppu_topo_sim_preset(const char *name, int nranks, struct ppu_topo *topo,
                                  char *err, size_t errlen)
 {
@@ -82,6 +95,7 @@ ppu_result_t ppu_topo_sim_preset(const char *name, int nranks, struct ppu_topo *
         {"server16", preset_server16},
         {"ring8", preset_ring8},
         {"hypercube16", preset_hypercube16},
+        {"switch16", preset_switch16},
     };
     if (strcmp(name, "auto") == 0)
         name = nranks <= 8 ? "fullmesh8" : "server16";
@@ -98,7 +112,7 @@ ppu_result_t ppu_topo_sim_preset(const char *name, int nranks, struct ppu_topo *
         return PPU_SUCCESS;
     }
     snprintf(err, errlen,
-             "PPU_SIM_TOPO='%s' is not a preset (fullmesh8, server16, ring8, hypercube16, auto)",
+             "PPU_SIM_TOPO='%s' is not a preset (fullmesh8, server16, ring8, hypercube16, switch16, auto)",
              name);
     return PPU_INVALID_ARGUMENT;
 }

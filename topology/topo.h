@@ -33,6 +33,8 @@ struct ppu_topo {
     int nchips;
     int nservers;
     int ports_per_chip;
+    int switch_planes;     /* >0: each chip's ports go to this many ICN switch
+                            * planes (every pair one hop, ports shared) */
     double link_gbps;      /* default bandwidth of one link, one direction (GB/s) */
     double link_latency_us;
     unsigned char link[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS]; /* ppu_link_state */
@@ -53,7 +55,7 @@ void ppu_topo_init(struct ppu_topo *t, const char *name, int nchips);
  * bandwidth and latency. */
 void ppu_topo_connect(struct ppu_topo *t, int a, int b, int state);
 
-/* A preset by name (fullmesh8, server16, ring8, hypercube16, or "auto",
+/* A preset by name (fullmesh8, server16, ring8, hypercube16, switch16, or "auto",
  * which picks the smallest that holds nranks). err gets a sentence on
  * failure. */
 ppu_result_t ppu_topo_sim_preset(const char *name, int nranks, struct ppu_topo *topo,

@@ -1,0 +1,969 @@
+/* The timing model's replay (sim.h): every replayed rank's schedule, step
+ * by step, in time order, over modelled links and resources. */
+#include "sim.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum res_kind {
+    RES_ICN = 0, /* one directed ICN link */
+    RES_PORT_TX, /* a chip's switch ports, out and in (switched wiring) */
+    RES_PORT_RX,
+    RES_HOST_TX, /* a chip's path through host memory, out and in */
+    RES_HOST_RX,
+    RES_NIC_TX,
+    RES_NIC_RX,
+    RES_UP,   /* a server's share of the fabric's top tier, out and in */
+    RES_DOWN,
+    RES_MEM,  /* a chip's memory */
+    RES_NKINDS
+};
+
+static const char *const res_names[RES_NKINDS] = {
+    "icn link", "icn switch port (out)", "icn switch port (in)", "host path (out)",
+    "host path (in)", "nic (out)", "nic (in)", "fabric uplink", "fabric downlink", "memory"};
+
+struct sim_res {
+    double free_at;
+    double bw; /* bytes per us */
+    double bytes;
+    unsigned char kind;
+};
+
+enum link_kind { LINK_ICN = 0, LINK_HOST, LINK_NET };
+static const char *const link_kinds[] = {"icn", "host", "net"};
+
+struct sim_link {
+    uint64_t key;
+    int src, dst; /* folded: src on server 0, dst where the message goes */
+    int slots;
+    uint32_t sent, consumed;
+    double *arr, *cons, *hop; /* per slot: arrival, release, hop count */
+    int wsend, wrecv;         /* channel parked on this link, -1 none */
+    int path[4], npath;
+    double alpha, bwmin;
+    unsigned char kind, has_send, has_recv;
+    uint64_t bytes, msgs;
+};
+
+struct sim_chan {
+    const struct ppu_step *steps;
+    int32_t *slink, *rlink; /* per step, -1 none */
+    size_t nsteps, idx;
+    int rank, after, waiter; /* channel to finish first; one waiting on this */
+    double t_free;
+    int hops;
+    int done;
+};
+
+struct ev {
+    double t;
+    int chan;
+};
+
+struct priv {
+    /* link table: open addressing on key */
+    struct sim_link *links;
+    int nlinks, cap;
+    int *hash;
+    size_t hcap;
+    double *pool;
+    size_t pool_used, pool_cap;
+    struct sim_chan *ch;
+    int nch, chcap;
+    struct ev *heap;
+    int nheap, heapcap;
+    int *pos; /* pos[c * n + r]: r's position on ring c */
+    double alpha_min;
+};
+
+void sim_params_default(struct sim_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->icn_gbps = 0; /* the topology's: 50 GB/s a link, 1 us */
+    p->icn_us = 0;
+    p->nic_gbps = 50; /* 400 Gb/s */
+    p->nic_us = 3;
+    p->nics = 0;
+    p->fabric = SIM_FABRIC_RAIL;
+    p->oversub = 1;
+    p->hop_us = 1;
+    p->host_gbps = 25;
+    p->host_us = 3;
+    p->mem_gbps = 1600; /* HBM2e, of 2 TB/s */
+    p->ll_eff = 0.5;
+    p->simple_us = 1;
+    p->fold = 1;
+    p->max_steps = 20000000;
+}
+
+/* ---- resources ---- */
+
+/* Layout (full replay; folded, server 0's only are used):
+ * [ICN: rank x maxc][port tx, port rx, host tx, host rx, mem: 5 per rank]
+ * [NIC tx, rx: per server x nics][up, down: per server] */
+struct layout {
+    int maxc, nics;
+    size_t icn, chip, nic, top, total;
+};
+
+static void layout_of(const struct sim *S, struct layout *l)
+{
+    l->maxc = 1;
+    for (int s = 0; s < S->ns; s++)
+        if (S->cl->stopo[s]->nchips > l->maxc)
+            l->maxc = S->cl->stopo[s]->nchips;
+    l->nics = S->p.nics > 0 ? S->p.nics : l->maxc;
+    l->icn = 0;
+    l->chip = (size_t)S->n * l->maxc;
+    l->nic = l->chip + (size_t)S->n * 5;
+    l->top = l->nic + (size_t)S->ns * l->nics * 2;
+    l->total = l->top + (size_t)S->ns * 2;
+}
+
+static double icn_gbps(const struct sim *S, int s, int a, int b)
+{
+    if (S->p.icn_gbps > 0)
+        return S->p.icn_gbps;
+    double g = S->cl->stopo[s]->gbps[a][b];
+    return g > 0 ? g : S->cl->stopo[s]->link_gbps;
+}
+
+static double icn_us(const struct sim *S, int s, int a, int b)
+{
+    if (S->p.icn_us > 0)
+        return S->p.icn_us;
+    double u = S->cl->stopo[s]->latency_us[a][b];
+    return u > 0 ? u : S->cl->stopo[s]->link_latency_us;
+}
+
+static void set_res(struct sim_res *r, unsigned char kind, double gbps)
+{
+    r->kind = kind;
+    r->bw = gbps * 1e3; /* GB/s -> bytes/us */
+    r->free_at = 0;
+    r->bytes = 0;
+}
+
+static int init_res(struct sim *S)
+{
+    struct layout l;
+    layout_of(S, &l);
+    S->nres = (int)l.total;
+    S->res = calloc(l.total, sizeof *S->res);
+    if (!S->res)
+        return -1;
+    int planes = S->p.switch_planes;
+    for (int r = 0; r < S->n; r++) {
+        int s = S->cl->server[r], a = S->cl->local[r];
+        const struct ppu_topo *t = S->cl->stopo[s];
+        for (int b = 0; b < l.maxc; b++)
+            set_res(&S->res[l.icn + (size_t)r * l.maxc + b], RES_ICN,
+                    b < t->nchips ? icn_gbps(S, s, a, b) : 0);
+        double port = (planes > 0 ? planes : t->ports_per_chip) * icn_gbps(S, s, a, a == 0);
+        struct sim_res *c = &S->res[l.chip + (size_t)r * 5];
+        set_res(&c[0], RES_PORT_TX, port);
+        set_res(&c[1], RES_PORT_RX, port);
+        set_res(&c[2], RES_HOST_TX, S->p.host_gbps);
+        set_res(&c[3], RES_HOST_RX, S->p.host_gbps);
+        set_res(&c[4], RES_MEM, S->p.mem_gbps);
+    }
+    for (int s = 0; s < S->ns; s++) {
+        for (int k = 0; k < l.nics; k++) {
+            set_res(&S->res[l.nic + ((size_t)s * l.nics + k) * 2], RES_NIC_TX, S->p.nic_gbps);
+            set_res(&S->res[l.nic + ((size_t)s * l.nics + k) * 2 + 1], RES_NIC_RX, S->p.nic_gbps);
+        }
+        double top = l.nics * S->p.nic_gbps / (S->p.oversub > 1 ? S->p.oversub : 1);
+        set_res(&S->res[l.top + (size_t)s * 2], RES_UP, top);
+        set_res(&S->res[l.top + (size_t)s * 2 + 1], RES_DOWN, top);
+    }
+    return 0;
+}
+
+/* ---- set-up ---- */
+
+int sim_init(struct sim *S, const struct ppu_cluster *cl, const char *name,
+             const struct ppu_plan_settings *set, const struct sim_params *p, char *err,
+             size_t errlen)
+{
+    memset(S, 0, sizeof *S);
+    S->cl = cl;
+    S->p = *p;
+    S->n = cl->nranks;
+    S->ns = cl->nservers;
+    const struct ppu_topo *t0 = cl->stopo[0];
+    /* the planner's model: this cluster's links, not this host's */
+    struct ppu_model m;
+    double g = p->icn_gbps > 0 ? p->icn_gbps : t0->link_gbps;
+    double a = p->icn_us > 0 ? p->icn_us : t0->link_latency_us;
+    m.alpha_us = a + p->simple_us;
+    m.link_gbps[PPU_PROTO_SIMPLE] = g;
+    m.link_gbps[PPU_PROTO_LL] = g * p->ll_eff;
+    m.mem_gbps[PPU_PROTO_SIMPLE] = p->mem_gbps;
+    m.mem_gbps[PPU_PROTO_LL] = p->mem_gbps * p->ll_eff;
+    m.net_alpha_us = p->nic_us + p->simple_us;
+    m.net_gbps = p->nic_gbps;
+    if (ppu_plan_ctx_init(&S->ctx, S->n, cl->server, cl->stopo, name, set, &m, err, errlen) !=
+        PPU_SUCCESS)
+        return -1;
+    S->L = S->ctx.hier_ok || S->ns == 1 ? S->ctx.per_server : 0;
+    S->uniform = S->L > 0;
+    for (int s = 1; s < S->ns && S->uniform; s++)
+        S->uniform = cl->stopo[s] == cl->stopo[0];
+    for (int r = 0; r < S->n && S->uniform; r++)
+        S->uniform = cl->server[r] == r / S->L;
+    struct priv *v = calloc(1, sizeof *v);
+    if (!v || init_res(S) != 0) {
+        free(v);
+        snprintf(err, errlen, "out of memory for the model of %d ranks", S->n);
+        ppu_plan_ctx_free(&S->ctx);
+        return -1;
+    }
+    S->priv = v;
+    int nc = S->ctx.nchannels;
+    v->pos = malloc(sizeof *v->pos * (size_t)S->n * (nc > 0 ? nc : 1));
+    if (!v->pos) {
+        snprintf(err, errlen, "out of memory for the model of %d ranks", S->n);
+        sim_free(S);
+        return -1;
+    }
+    for (int c = 0; c < nc; c++)
+        for (int i = 0; i < S->n; i++)
+            v->pos[(size_t)c * S->n + S->ctx.rings[(size_t)c * S->n + i]] = i;
+    return 0;
+}
+
+static void priv_reset(struct priv *v)
+{
+    for (int i = 0; i < v->nch; i++) {
+        free(v->ch[i].slink);
+    }
+    v->nch = 0;
+    v->nlinks = 0;
+    v->pool_used = 0;
+    v->nheap = 0;
+    if (v->hash)
+        memset(v->hash, 0xff, sizeof *v->hash * v->hcap);
+}
+
+void sim_free(struct sim *S)
+{
+    struct priv *v = S->priv;
+    if (v) {
+        priv_reset(v);
+        free(v->links);
+        free(v->hash);
+        free(v->pool);
+        free(v->ch);
+        free(v->heap);
+        free(v->pos);
+        free(v);
+    }
+    free(S->res);
+    ppu_plan_ctx_free(&S->ctx);
+    memset(S, 0, sizeof *S);
+}
+
+/* ---- links ---- */
+
+static uint64_t link_key(const struct sim *S, int src, int dst, int ring)
+{
+    return ((uint64_t)src * (uint64_t)S->n + (uint64_t)dst) * (PPU_MAX_CHANNELS + 1) +
+           (uint64_t)(ring + 1);
+}
+
+static uint64_t mix(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return k;
+}
+
+static int hash_grow(struct priv *v)
+{
+    size_t ncap = v->hcap ? v->hcap * 2 : 1024;
+    int *h = malloc(sizeof *h * ncap);
+    if (!h)
+        return -1;
+    memset(h, 0xff, sizeof *h * ncap);
+    for (int i = 0; i < v->nlinks; i++) {
+        size_t j = mix(v->links[i].key) & (ncap - 1);
+        while (h[j] >= 0)
+            j = (j + 1) & (ncap - 1);
+        h[j] = i;
+    }
+    free(v->hash);
+    v->hash = h;
+    v->hcap = ncap;
+    return 0;
+}
+
+static int nic_of(const struct sim *S, const struct layout *l, int r)
+{
+    return S->cl->local[r] % l->nics;
+}
+
+/* The resources a message from src to dst holds, its latency and kind. */
+static void link_path(const struct sim *S, int fold, struct sim_link *k)
+{
+    struct layout l;
+    layout_of(S, &l);
+    int a = k->src, b = k->dst;
+    int sa = S->cl->server[a], sb = S->cl->server[b];
+    int la = S->cl->local[a], lb = S->cl->local[b];
+    /* resources of a rank and a server: server 0's when folded */
+    int ra = fold ? la : a, rb = fold ? lb : b, qa = fold ? 0 : sa, qb = fold ? 0 : sb;
+    k->npath = 0;
+    if (sa == sb) {
+        const struct ppu_topo *t = S->cl->stopo[sa];
+        if (ppu_topo_up(t, la, lb)) {
+            k->kind = LINK_ICN;
+            k->alpha = icn_us(S, sa, la, lb);
+            if (S->p.switch_planes > 0) {
+                k->path[k->npath++] = (int)(l.chip + (size_t)ra * 5 + 0);
+                k->path[k->npath++] = (int)(l.chip + (size_t)rb * 5 + 1);
+            } else {
+                k->path[k->npath++] = (int)(l.icn + (size_t)ra * l.maxc + lb);
+            }
+        } else {
+            k->kind = LINK_HOST;
+            k->alpha = S->p.host_us;
+            k->path[k->npath++] = (int)(l.chip + (size_t)ra * 5 + 2);
+            k->path[k->npath++] = (int)(l.chip + (size_t)rb * 5 + 3);
+        }
+    } else {
+        k->kind = LINK_NET;
+        int na = nic_of(S, &l, a), nb = nic_of(S, &l, b);
+        k->alpha = S->p.nic_us;
+        k->path[k->npath++] = (int)(l.nic + ((size_t)qa * l.nics + na) * 2);
+        /* rail-optimized: a NIC's rail switch reaches the same NIC of
+         * every server; other traffic and a fat tree go over the top */
+        if (S->p.fabric == SIM_FABRIC_FATTREE || na != nb) {
+            k->path[k->npath++] = (int)(l.top + (size_t)qa * 2);
+            k->path[k->npath++] = (int)(l.top + (size_t)qb * 2 + 1);
+            k->alpha += S->p.hop_us;
+        }
+        k->path[k->npath++] = (int)(l.nic + ((size_t)qb * l.nics + nb) * 2 + 1);
+    }
+    k->bwmin = INFINITY;
+    for (int i = 0; i < k->npath; i++)
+        if (S->res[k->path[i]].bw < k->bwmin)
+            k->bwmin = S->res[k->path[i]].bw;
+}
+
+/* The link (src, dst, ring); src and dst already folded. */
+static int link_get(struct sim *S, int fold, int src, int dst, int ring, int slots)
+{
+    struct priv *v = S->priv;
+    uint64_t key = link_key(S, src, dst, ring);
+    if ((size_t)(v->nlinks + 1) * 2 > v->hcap && hash_grow(v) != 0)
+        return -1;
+    size_t j = mix(key) & (v->hcap - 1);
+    while (v->hash[j] >= 0) {
+        if (v->links[v->hash[j]].key == key)
+            return v->hash[j];
+        j = (j + 1) & (v->hcap - 1);
+    }
+    if (v->nlinks == v->cap) {
+        int nc = v->cap ? v->cap * 2 : 256;
+        struct sim_link *nl = realloc(v->links, sizeof *nl * (size_t)nc);
+        if (!nl)
+            return -1;
+        v->links = nl;
+        v->cap = nc;
+    }
+    if (v->pool_used + 3 * (size_t)slots > v->pool_cap) {
+        size_t nc = v->pool_cap ? v->pool_cap * 2 : 4096;
+        while (nc < v->pool_used + 3 * (size_t)slots)
+            nc *= 2;
+        double *np = realloc(v->pool, sizeof *np * nc);
+        if (!np)
+            return -1;
+        /* re-point the links' slot arrays into the moved pool */
+        for (int i = 0; i < v->nlinks; i++) {
+            v->links[i].arr = np + (v->links[i].arr - v->pool);
+            v->links[i].cons = np + (v->links[i].cons - v->pool);
+            v->links[i].hop = np + (v->links[i].hop - v->pool);
+        }
+        v->pool = np;
+        v->pool_cap = nc;
+    }
+    int id = v->nlinks++;
+    struct sim_link *k = &v->links[id];
+    memset(k, 0, sizeof *k);
+    k->key = key;
+    k->src = src;
+    k->dst = dst;
+    k->slots = slots;
+    k->arr = v->pool + v->pool_used;
+    k->cons = k->arr + slots;
+    k->hop = k->cons + slots;
+    v->pool_used += 3 * (size_t)slots;
+    k->wsend = k->wrecv = -1;
+    link_path(S, fold, k);
+    v->hash[j] = id;
+    return id;
+}
+
+/* Shift a rank by k servers (folded replay). */
+static int shift(const struct sim *S, int r, int k)
+{
+    long long q = (long long)r + (long long)k * S->L;
+    q %= S->n;
+    return (int)(q < 0 ? q + S->n : q);
+}
+
+/* ---- loading a rank's schedule ---- */
+
+static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s, int base)
+{
+    struct priv *v = S->priv;
+    int n = S->n;
+    for (int c = 0; c < s->nchannels; c++) {
+        const struct ppu_sched_channel *sc = &s->ch[c];
+        struct sim_chan *ch = &v->ch[base + c];
+        ch->steps = sc->steps;
+        ch->nsteps = sc->nsteps;
+        ch->rank = rank;
+        ch->after = sc->after >= 0 ? base + sc->after : -1;
+        ch->waiter = -1;
+        ch->slink = malloc(sizeof *ch->slink * 2 * (sc->nsteps ? sc->nsteps : 1));
+        if (!ch->slink)
+            return -1;
+        ch->rlink = ch->slink + sc->nsteps;
+        for (size_t i = 0; i < sc->nsteps; i++) {
+            const struct ppu_step *st = &sc->steps[i];
+            ch->slink[i] = ch->rlink[i] = -1;
+            if (st->flags & PPU_STEP_SEND) {
+                int ring = st->send_peer >= 0 ? -1 : c;
+                int dst = st->send_peer >= 0
+                              ? st->send_peer
+                              : S->ctx.rings[(size_t)c * n + (v->pos[(size_t)c * n + rank] + 1) % n];
+                int slots = ring >= 0 ? S->ctx.set.fifo_slots : S->ctx.set.peer_slots;
+                int id = link_get(S, fold, rank, dst, ring, slots);
+                if (id < 0)
+                    return -1;
+                v->links[id].has_send = 1;
+                ch->slink[i] = id;
+            }
+            if (st->flags & PPU_STEP_RECV) {
+                int ring = st->recv_peer >= 0 ? -1 : c;
+                int src = st->recv_peer >= 0
+                              ? st->recv_peer
+                              : S->ctx.rings[(size_t)c * n + (v->pos[(size_t)c * n + rank] + n - 1) % n];
+                int dst = rank;
+                if (fold) { /* the message is the image of one server 0 sends */
+                    int k = S->cl->server[src];
+                    src = shift(S, src, -k);
+                    dst = shift(S, dst, -k);
+                }
+                int slots = ring >= 0 ? S->ctx.set.fifo_slots : S->ctx.set.peer_slots;
+                int id = link_get(S, fold, src, dst, ring, slots);
+                if (id < 0)
+                    return -1;
+                v->links[id].has_recv = 1;
+                ch->rlink[i] = id;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- the event queue: a binary heap on (time, channel) ---- */
+
+static int ev_less(const struct ev *a, const struct ev *b)
+{
+    return a->t < b->t || (a->t == b->t && a->chan < b->chan);
+}
+
+static int push(struct priv *v, double t, int chan)
+{
+    if (v->nheap == v->heapcap) {
+        int nc = v->heapcap ? v->heapcap * 2 : 1024;
+        struct ev *h = realloc(v->heap, sizeof *h * (size_t)nc);
+        if (!h)
+            return -1;
+        v->heap = h;
+        v->heapcap = nc;
+    }
+    int i = v->nheap++;
+    struct ev e = {t, chan};
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!ev_less(&e, &v->heap[p]))
+            break;
+        v->heap[i] = v->heap[p];
+        i = p;
+    }
+    v->heap[i] = e;
+    return 0;
+}
+
+static struct ev pop(struct priv *v)
+{
+    struct ev top = v->heap[0], e = v->heap[--v->nheap];
+    int i = 0, n = v->nheap;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && ev_less(&v->heap[c + 1], &v->heap[c]))
+            c++;
+        if (!ev_less(&v->heap[c], &e))
+            break;
+        v->heap[i] = v->heap[c];
+        i = c;
+    }
+    if (n > 0)
+        v->heap[i] = e;
+    return top;
+}
+
+static double maxd(double a, double b) { return a > b ? a : b; }
+
+/* Bytes a step reads and writes in its chip's memory (a message's bytes
+ * on the link are the link's). */
+static double mem_bytes(uint32_t f, double nb)
+{
+    double rd = 0, wr = 0;
+    if (f & PPU_STEP_RECV)
+        rd += nb;
+    if (f & PPU_STEP_INPUT)
+        rd += nb;
+    if (f & PPU_STEP_ACCUM)
+        rd += nb;
+    if (rd == 0 && (f & PPU_STEP_SEND))
+        rd = nb; /* sends from its output */
+    if ((f & (PPU_STEP_OUTPUT | PPU_STEP_ACCUM)) || !(f & PPU_STEP_SEND))
+        wr = nb;
+    return rd + wr;
+}
+
+/* Run the loaded channels to the end. Returns the last end time, or -1
+ * (deadlock: why filled). */
+static double replay(struct sim *S, int proto, size_t esize, int *max_hops, char *why,
+                     size_t wlen)
+{
+    struct priv *v = S->priv;
+    struct layout l;
+    layout_of(S, &l);
+    double end = 0, extra = proto == PPU_PROTO_SIMPLE ? S->p.simple_us : 0;
+    double eff = proto == PPU_PROTO_LL ? S->p.ll_eff : 1;
+    for (int i = 0; i < v->nch; i++)
+        if (push(v, 0, i) != 0)
+            return -2;
+    int left = v->nch;
+    while (v->nheap > 0) {
+        struct ev e = pop(v);
+        struct sim_chan *ch = &v->ch[e.chan];
+        /* run this channel's steps while none of another channel is due
+         * earlier (what the queue holds): no push and pop per step */
+        for (double t = e.t;;) {
+            if (ch->done)
+                break;
+            t = maxd(t, ch->t_free);
+            if (ch->after >= 0 && !v->ch[ch->after].done) {
+                v->ch[ch->after].waiter = e.chan;
+                break;
+            }
+            if (ch->idx == ch->nsteps) {
+                ch->done = 1;
+                left--;
+                end = maxd(end, t);
+                if (ch->waiter >= 0 && push(v, t, ch->waiter) != 0)
+                    return -2;
+                break;
+            }
+            const struct ppu_step *st = &ch->steps[ch->idx];
+            struct sim_link *rl = ch->rlink[ch->idx] >= 0 ? &v->links[ch->rlink[ch->idx]] : NULL;
+            struct sim_link *sl = ch->slink[ch->idx] >= 0 ? &v->links[ch->slink[ch->idx]] : NULL;
+            double ready = t;
+            if (rl) {
+                if (rl->sent == rl->consumed) {
+                    rl->wrecv = e.chan;
+                    break;
+                }
+                ready = maxd(ready, rl->arr[rl->consumed % rl->slots]);
+            }
+            if (sl) {
+                if (sl->sent - sl->consumed >= (uint32_t)sl->slots) {
+                    sl->wsend = e.chan;
+                    break;
+                }
+                if (sl->sent >= (uint32_t)sl->slots)
+                    ready = maxd(ready, sl->cons[(sl->sent - sl->slots) % sl->slots]);
+            }
+            if (ready > t) {
+                if (v->nheap == 0 || ready <= v->heap[0].t) {
+                    t = ready; /* nothing else is due first */
+                    continue;
+                }
+                if (push(v, ready, e.chan) != 0)
+                    return -2;
+                break;
+            }
+            /* run the step at t */
+            double nb = (double)st->count * (double)esize;
+            int hops = ch->hops;
+            if (rl) {
+                int h = (int)rl->hop[rl->consumed % rl->slots];
+                hops = h > hops ? h : hops;
+            }
+            struct sim_res *mem =
+                &S->res[l.chip + (size_t)(S->folded ? S->cl->local[ch->rank] : ch->rank) * 5 + 4];
+            double mb = mem_bytes(st->flags, nb);
+            double c0 = maxd(t, mem->free_at), cend = c0 + mb / mem->bw;
+            mem->free_at = cend;
+            mem->bytes += mb;
+            double tend = cend;
+            if (sl) {
+                /* the path's resources in series, each first come first
+                 * served: a message enters a resource once it has entered
+                 * the one before and the resource is free, and leaves it
+                 * no earlier than it left the one before (cut-through) */
+                double wire = nb / eff, in = t, done = t;
+                for (int i = 0; i < sl->npath; i++) {
+                    struct sim_res *r = &S->res[sl->path[i]];
+                    in = maxd(in, r->free_at);
+                    done = maxd(done, in + wire / r->bw);
+                    r->free_at = done;
+                    r->bytes += wire;
+                }
+                double out = maxd(done, cend);
+                uint32_t m = sl->sent % sl->slots;
+                sl->arr[m] = out + sl->alpha + extra;
+                sl->hop[m] = hops + 1;
+                sl->sent++;
+                sl->bytes += (uint64_t)nb;
+                sl->msgs++;
+                if (sl->wrecv >= 0) {
+                    if (push(v, sl->arr[m], sl->wrecv) != 0)
+                        return -2;
+                    sl->wrecv = -1;
+                }
+            }
+            if (rl) {
+                rl->cons[rl->consumed % rl->slots] = tend;
+                rl->consumed++;
+                if (rl->wsend >= 0) {
+                    if (push(v, tend, rl->wsend) != 0)
+                        return -2;
+                    rl->wsend = -1;
+                }
+            }
+            ch->hops = hops;
+            if (hops > *max_hops)
+                *max_hops = hops;
+            ch->idx++;
+            ch->t_free = tend;
+            if (v->nheap > 0 && tend > v->heap[0].t) {
+                if (push(v, tend, e.chan) != 0)
+                    return -2;
+                break;
+            }
+            t = tend;
+        }
+    }
+    if (left > 0) {
+        size_t o = 0;
+        o += (size_t)snprintf(why, wlen, "the schedules deadlock: %d channel(s) never finish", left);
+        for (int i = 0, shown = 0; i < v->nch && shown < 3 && o < wlen; i++) {
+            struct sim_chan *ch = &v->ch[i];
+            if (ch->done)
+                continue;
+            shown++;
+            o += (size_t)snprintf(why + o, wlen - o, "%s rank %d step %zu/%zu", shown == 1 ? ":" : ";",
+                                  ch->rank, ch->idx, ch->nsteps);
+        }
+        return -1;
+    }
+    return end;
+}
+
+/* ---- folding ---- */
+
+/* Is b (the schedule of rank a's image k servers on) a's steps shifted by
+ * k servers? 1 exactly, 2 with counts that differ by one element, 0 no. */
+static int same_shifted(const struct sim *S, const struct ppu_sched *a, const struct ppu_sched *b,
+                        int k)
+{
+    if (a->nchannels != b->nchannels || a->tmp_bytes != b->tmp_bytes)
+        return 0;
+    int res = 1;
+    for (int c = 0; c < a->nchannels; c++) {
+        const struct ppu_sched_channel *x = &a->ch[c], *y = &b->ch[c];
+        if (x->nsteps != y->nsteps || x->after != y->after || x->in_tmp != y->in_tmp ||
+            x->out_tmp != y->out_tmp)
+            return 0;
+        for (size_t i = 0; i < x->nsteps; i++) {
+            const struct ppu_step *p = &x->steps[i], *q = &y->steps[i];
+            if (p->flags != q->flags)
+                return 0;
+            if ((p->send_peer < 0) != (q->send_peer < 0) ||
+                (p->send_peer >= 0 && shift(S, p->send_peer, k) != q->send_peer))
+                return 0;
+            if ((p->recv_peer < 0) != (q->recv_peer < 0) ||
+                (p->recv_peer >= 0 && shift(S, p->recv_peer, k) != q->recv_peer))
+                return 0;
+            if (p->count != q->count) {
+                if (p->count + 1 != q->count && q->count + 1 != p->count)
+                    return 0;
+                res = 2;
+            }
+        }
+    }
+    return res;
+}
+
+/* The rings: is the next rank of r's image its next's image, on every ring? */
+static int rings_shift(const struct sim *S)
+{
+    const struct priv *v = S->priv;
+    int n = S->n;
+    for (int c = 0; c < S->ctx.nchannels; c++)
+        for (int r = 0; r < n; r++) {
+            int nx = S->ctx.rings[(size_t)c * n + (v->pos[(size_t)c * n + r] + 1) % n];
+            int r2 = shift(S, r, 1);
+            int nx2 = S->ctx.rings[(size_t)c * n + (v->pos[(size_t)c * n + r2] + 1) % n];
+            if (nx2 != shift(S, nx, 1))
+                return 0;
+        }
+    return 1;
+}
+
+/* ---- one call ---- */
+
+static void free_scheds(struct ppu_sched *s, int n)
+{
+    for (int i = 0; s && i < n; i++)
+        ppu_sched_free(&s[i]);
+    free(s);
+}
+
+struct stat_row {
+    int src, dst;
+    uint64_t bytes, msgs;
+    int kind;
+};
+
+static int cmp_row(const void *x, const void *y)
+{
+    const struct stat_row *a = x, *b = y;
+    if (a->src != b->src)
+        return a->src < b->src ? -1 : 1;
+    return (a->dst > b->dst) - (a->dst < b->dst);
+}
+
+static int write_stats(struct sim *S, FILE *f)
+{
+    struct priv *v = S->priv;
+    int copies = S->folded ? S->ns : 1;
+    size_t nrows = (size_t)v->nlinks * copies, o = 0;
+    struct stat_row *rows = malloc(sizeof *rows * (nrows ? nrows : 1));
+    if (!rows)
+        return -1;
+    for (int k = 0; k < copies; k++)
+        for (int i = 0; i < v->nlinks; i++) {
+            const struct sim_link *l = &v->links[i];
+            rows[o++] = (struct stat_row){shift(S, l->src, k), shift(S, l->dst, k), l->bytes,
+                                          l->msgs, l->kind};
+        }
+    qsort(rows, o, sizeof *rows, cmp_row);
+    /* channels that share a pair of ranks add up, as the library's files do */
+    for (size_t i = 0; i < o;) {
+        struct stat_row r = rows[i++];
+        while (i < o && rows[i].src == r.src && rows[i].dst == r.dst) {
+            r.bytes += rows[i].bytes;
+            r.msgs += rows[i].msgs;
+            i++;
+        }
+        fprintf(f, "%d %d %llu %llu %s\n", r.src, r.dst, (unsigned long long)r.bytes,
+                (unsigned long long)r.msgs, link_kinds[r.kind]);
+    }
+    free(rows);
+    return 0;
+}
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto,
+                    struct sim_result *res, FILE *stats);
+
+int sim_run(struct sim *S, const struct ppu_call *c, int algo, int proto,
+            struct sim_result *res, FILE *stats)
+{
+    double t0 = wall();
+    int r = run_call(S, c, algo, proto, res, stats);
+    res->wall_s = wall() - t0;
+    return r;
+}
+
+static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto,
+                    struct sim_result *res, FILE *stats)
+{
+    struct priv *v = S->priv;
+    memset(res, 0, sizeof *res);
+    res->busiest = "";
+    if (!ppu_plan_applies(&S->ctx, c, algo)) {
+        snprintf(res->why, sizeof res->why, "%s does not apply to %s here", ppu_algo_name(algo),
+                 ppu_coll_name(c->coll));
+        return -1;
+    }
+    int n = S->n, L = S->L;
+    int fold = S->p.fold && S->uniform && S->ns > 1 && rings_shift(S);
+    int nrep = fold ? L : n;
+    struct ppu_sched *sc = calloc((size_t)nrep, sizeof *sc);
+    if (!sc)
+        goto oom;
+    int ret = -1;
+    /* A ring all-to-all's rank holds n(n-1)/2 steps or more (each block
+     * travels to its rank hop by hop): past the budget before it is built. */
+    if (c->coll == PPU_COLL_ALLTOALL && algo == PPU_ALGO_RING && S->p.max_steps > 0 &&
+        c->count > 0 && (double)n * (n - 1) / 2 * (fold ? L : n) > (double)S->p.max_steps) {
+        res->skipped = 1;
+        snprintf(res->why, sizeof res->why, "at least %.3g steps to replay (budget %lld)",
+                 (double)n * (n - 1) / 2 * (fold ? L : n), S->p.max_steps);
+        free(sc);
+        return 0;
+    }
+    /* the first rank's steps tell whether the whole replay fits the budget */
+    if (ppu_plan_build(&S->ctx, c, 0, algo, proto, &sc[0]) != PPU_SUCCESS)
+        goto oom;
+    long long est = (long long)ppu_sched_nsteps(&sc[0]) * (fold ? L : n);
+    if (S->p.max_steps > 0 && est > S->p.max_steps) {
+        res->skipped = 1;
+        snprintf(res->why, sizeof res->why, "about %lld steps to replay (budget %lld)%s", est,
+                 S->p.max_steps, fold ? "" : ": these schedules do not fold");
+        free_scheds(sc, nrep);
+        return 0;
+    }
+    for (int r = 1; r < nrep; r++)
+        if (ppu_plan_build(&S->ctx, c, r, algo, proto, &sc[r]) != PPU_SUCCESS)
+            goto oom;
+    int kind = 1;
+    if (fold) { /* servers 1, S/2 and S-1 must be server 0 shifted */
+        int ks[3] = {1, S->ns / 2, S->ns - 1};
+        for (int i = 0; i < 3 && fold; i++) {
+            if (ks[i] < 1 || (i > 0 && ks[i] == ks[i - 1]))
+                continue;
+            for (int j = 0; j < L && fold; j++) {
+                struct ppu_sched t;
+                if (ppu_plan_build(&S->ctx, c, ks[i] * L + j, algo, proto, &t) != PPU_SUCCESS)
+                    goto oom;
+                int m = same_shifted(S, &sc[j], &t, ks[i]);
+                ppu_sched_free(&t);
+                if (!m)
+                    fold = 0;
+                else if (m == 2)
+                    kind = 2;
+            }
+        }
+        if (!fold) { /* not symmetric: every rank */
+            long long all = est / L * n;
+            if (S->p.max_steps > 0 && all > S->p.max_steps) {
+                res->skipped = 1;
+                snprintf(res->why, sizeof res->why, "about %lld steps to replay (budget %lld): "
+                         "these schedules do not fold", all, S->p.max_steps);
+                free_scheds(sc, nrep);
+                return 0;
+            }
+            struct ppu_sched *more = realloc(sc, sizeof *sc * (size_t)n);
+            if (!more)
+                goto oom;
+            sc = more;
+            memset(sc + nrep, 0, sizeof *sc * (size_t)(n - nrep));
+            for (int r = nrep; r < n; r++)
+                if (ppu_plan_build(&S->ctx, c, r, algo, proto, &sc[r]) != PPU_SUCCESS) {
+                    nrep = n;
+                    goto oom;
+                }
+            nrep = n;
+        }
+    }
+    S->folded = fold;
+    res->fold = fold ? kind : 0;
+    res->ranks_replayed = nrep;
+    priv_reset(v);
+    int nch = 0;
+    long long steps = 0;
+    for (int r = 0; r < nrep; r++) {
+        nch += sc[r].nchannels;
+        steps += (long long)ppu_sched_nsteps(&sc[r]);
+    }
+    if (nch > v->chcap) {
+        struct sim_chan *nc = realloc(v->ch, sizeof *nc * (size_t)nch);
+        if (!nc)
+            goto oom;
+        v->ch = nc;
+        v->chcap = nch;
+    }
+    memset(v->ch, 0, sizeof *v->ch * (size_t)nch);
+    v->nch = nch;
+    for (int r = 0, base = 0; r < nrep; r++) {
+        if (add_rank(S, fold, r, &sc[r], base) != 0)
+            goto oom;
+        base += sc[r].nchannels;
+    }
+    for (int i = 0; i < S->nres; i++) {
+        S->res[i].free_at = 0;
+        S->res[i].bytes = 0;
+    }
+    for (int i = 0; i < v->nlinks; i++)
+        if (!v->links[i].has_send || !v->links[i].has_recv) {
+            const struct sim_link *k = &v->links[i];
+            snprintf(res->why, sizeof res->why, "link %d->%d is %s but never %s", k->src, k->dst,
+                     k->has_send ? "sent on" : "received from",
+                     k->has_send ? "received from" : "sent on");
+            goto out;
+        }
+    int hops = 0;
+    double t = replay(S, proto, sc[0].esize, &hops, res->why, sizeof res->why);
+    if (t == -2)
+        goto oom;
+    if (t < 0)
+        goto out;
+    for (int i = 0; i < v->nlinks; i++)
+        if (v->links[i].sent != v->links[i].consumed) {
+            snprintf(res->why, sizeof res->why, "%u message(s) left unread on link %d->%d",
+                     v->links[i].sent - v->links[i].consumed, v->links[i].src, v->links[i].dst);
+            goto out;
+        }
+    res->time_us = t;
+    res->steps = steps;
+    res->steps_job = fold ? steps * S->ns : steps;
+    double eff = proto == PPU_PROTO_LL ? S->p.ll_eff : 1, amin = INFINITY;
+    for (int i = 0; i < S->nres; i++) {
+        double b = S->res[i].bytes / S->res[i].bw;
+        if (S->res[i].bytes > 0 && b > res->bound_bw_us) {
+            res->bound_bw_us = b;
+            res->busiest = res_names[S->res[i].kind];
+        }
+    }
+    (void)eff;
+    for (int i = 0; i < v->nlinks; i++) {
+        double a = v->links[i].alpha + (proto == PPU_PROTO_SIMPLE ? S->p.simple_us : 0);
+        if (a < amin)
+            amin = a;
+    }
+    res->bound_lat_us = v->nlinks ? hops * amin : 0;
+    if (stats && write_stats(S, stats) != 0)
+        goto oom;
+    ret = 0;
+out:
+    free_scheds(sc, nrep);
+    return ret;
+oom:
+    snprintf(res->why, sizeof res->why, "out of memory (or a schedule that cannot be built) "
+             "replaying %s on %d ranks", ppu_algo_name(algo), n);
+    free_scheds(sc, nrep);
+    return -1;
+}

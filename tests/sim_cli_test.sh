@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# ppu-sim as a user runs it: rows, --json, --stats, --png (when matplotlib
+# is there), and clear errors for bad flags.
+set -euo pipefail
+SIM=${1:?usage: sim_cli_test.sh path/to/ppu-sim}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "sim_cli_test: $*" >&2; exit 1; }
+
+"$SIM" --servers 4 --algo all -b 1K -e 4M -f 16 --json "$T/r.json" --stats "$T/s.txt" >"$T/out"
+grep -q "^# ppu-sim allreduce: 64 rank(s), 4 server(s) x 16 chip(s)" "$T/out" || fail "no header"
+rows=$(grep -vc '^#' "$T/out")
+[ "$rows" -ge 8 ] || fail "expected rows for 3 sizes x several algorithms, got $rows"
+grep -q "planner chose the model's fastest" "$T/out" || fail "no planner summary"
+/usr/bin/python3 - "$T/r.json" <<'PY' || fail "bad JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["params"]["ranks"] == 64 and len(d["rows"]) >= 8
+for r in d["rows"]:
+    if "time_us" in r:
+        assert r["time_us"] > 0 and r["time_us"] >= r["bound_bw_us"] * 0.999999
+PY
+# every line: src dst bytes messages kind, the 64 ranks' links
+awk 'NF != 5 || $1 < 0 || $1 >= 64 || $2 < 0 || $2 >= 64 || $1 == $2 { bad = 1 } END { exit bad }' \
+    "$T/s.txt" || fail "malformed --stats lines"
+grep -q " net$" "$T/s.txt" || fail "no network link in a 4-server all-reduce"
+if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
+    "$SIM" --wiring fullmesh8 --algo all -b 1K -e 1M --png "$T/p.png" >/dev/null
+    [ -s "$T/p.png" ] || fail "no PNG"
+else
+    echo "sim_cli_test: matplotlib missing, --png not checked (scripts/setup.sh installs it)"
+fi
+# bad input: exit 2 and a sentence naming the flag
+for bad in "--servers 0" "--coll scan" "--algo fast" "--fabric torus" "-b 1X" "--oversub 0.5"; do
+    # shellcheck disable=SC2086
+    if "$SIM" $bad >/dev/null 2>"$T/err"; then fail "'$bad' was accepted"; fi
+    flag=${bad%% *}
+    grep -q -- "$flag" "$T/err" || fail "'$bad': the error does not name $flag: $(cat "$T/err")"
+done
+echo "sim_cli_test: ok"

@@ -1,0 +1,329 @@
+/* The timing model (sim/): its bytes against real runs, link by link, and
+ * its times against closed forms on uniform links and physical bounds. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plan_ctx.h"
+#include "ranks.h"
+#include "sim.h"
+#include "topo.h"
+
+/* ---- bytes: the model's --stats against PPU_SIM_STATS_FILE ---- */
+
+struct one_call {
+    enum ppu_coll coll;
+    size_t count; /* per the API */
+};
+
+static int run_one(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    const struct one_call *c = arg;
+    size_t in = c->count, out = c->count;
+    if (c->coll == PPU_COLL_ALLTOALL)
+        in = out = c->count * (size_t)n;
+    float *a = calloc(in ? in : 1, sizeof *a), *b = calloc(out ? out : 1, sizeof *b);
+    for (size_t i = 0; i < in; i++)
+        a[i] = (float)(rank + (int)(i % 7));
+    ppu_result_t r = c->coll == PPU_COLL_ALLTOALL
+                         ? ppu_alltoall(a, b, c->count, PPU_FLOAT32, comm, NULL)
+                         : ppu_allreduce(a, b, c->count, PPU_FLOAT32, PPU_SUM, comm, NULL);
+    free(a);
+    free(b);
+    return r != PPU_SUCCESS;
+}
+
+struct row {
+    int src, dst;
+    unsigned long long bytes, msgs;
+    char kind[8];
+};
+
+static int cmp_row(const void *x, const void *y)
+{
+    const struct row *a = x, *b = y;
+    return a->src != b->src ? (a->src > b->src) - (a->src < b->src)
+                            : (a->dst > b->dst) - (a->dst < b->dst);
+}
+
+static int read_rows(FILE *f, struct row *rows, int max)
+{
+    int n = 0;
+    while (n < max && fscanf(f, "%d %d %llu %llu %7s", &rows[n].src, &rows[n].dst, &rows[n].bytes,
+                             &rows[n].msgs, rows[n].kind) == 5)
+        n++;
+    return n;
+}
+
+#define MAX_ROWS 4096
+
+/* Run the call on nranks real ranks (preset wiring, nservers simulated
+ * servers, PPU_ALGO=algo, PPU_PROTO=simple), and replay it in the model;
+ * the per-link lines must be the same. */
+static void stats_match(const char *preset, int nservers, int nranks, const char *algo_env,
+                        int algo, struct one_call call)
+{
+    char pat[96], sv[16];
+    snprintf(pat, sizeof pat, "/tmp/ppu_simstats_%d.%%r", (int)getpid());
+    snprintf(sv, sizeof sv, "%d", nservers);
+    setenv("PPU_SIM_STATS_FILE", pat, 1);
+    setenv("PPU_SIM_TOPO", preset, 1);
+    setenv("PPU_SIM_SERVERS", sv, 1);
+    setenv("PPU_ALGO", algo_env, 1);
+    setenv("PPU_PROTO", "simple", 1);
+    cr_assert_eq(run_ranks(nranks, run_one, &call, 200), 0, "the real run failed");
+    unsetenv("PPU_SIM_STATS_FILE");
+
+    static struct row real[MAX_ROWS], model[MAX_ROWS];
+    int nreal = 0;
+    for (int r = 0; r < nranks; r++) {
+        char path[128];
+        snprintf(path, sizeof path, "/tmp/ppu_simstats_%d.%d", (int)getpid(), r);
+        FILE *f = fopen(path, "r");
+        cr_assert(f, "no stats file %s", path);
+        nreal += read_rows(f, real + nreal, MAX_ROWS - nreal);
+        fclose(f);
+        unlink(path);
+    }
+    qsort(real, (size_t)nreal, sizeof *real, cmp_row);
+
+    char err[512];
+    struct ppu_cluster cl;
+    cr_assert_eq(ppu_cluster_sim(&cl, preset, nservers, nranks / nservers, err, sizeof err),
+                 PPU_SUCCESS, "%s", err);
+    struct ppu_plan_settings set;
+    cr_assert_eq(ppu_plan_settings_read(&set, 1, err, sizeof err), PPU_SUCCESS, "%s", err);
+    struct sim_params p;
+    sim_params_default(&p);
+    struct sim S;
+    cr_assert_eq(sim_init(&S, &cl, cl.name, &set, &p, err, sizeof err), 0, "%s", err);
+    FILE *f = tmpfile();
+    struct ppu_call c = {call.coll, call.count, PPU_FLOAT32, PPU_SUM, 0, 0, NULL};
+    struct sim_result res;
+    cr_assert_eq(sim_run(&S, &c, algo, PPU_PROTO_SIMPLE, &res, f), 0, "%s", res.why);
+    rewind(f);
+    int nmodel = read_rows(f, model, MAX_ROWS);
+    fclose(f);
+    cr_expect_eq(nmodel, nreal, "the model has %d link lines, the real run %d", nmodel, nreal);
+    unsigned long long total = 0;
+    for (int i = 0; i < nreal && i < nmodel; i++) {
+        cr_expect(real[i].src == model[i].src && real[i].dst == model[i].dst &&
+                      real[i].bytes == model[i].bytes && real[i].msgs == model[i].msgs &&
+                      !strcmp(real[i].kind, model[i].kind),
+                  "line %d: real %d->%d %llu B %llu msgs %s, model %d->%d %llu B %llu msgs %s", i,
+                  real[i].src, real[i].dst, real[i].bytes, real[i].msgs, real[i].kind,
+                  model[i].src, model[i].dst, model[i].bytes, model[i].msgs, model[i].kind);
+        total += real[i].bytes;
+    }
+    cr_expect(total > 0, "no bytes moved");
+    sim_free(&S);
+    ppu_cluster_free(&cl);
+    unsetenv("PPU_SIM_SERVERS");
+    unsetenv("PPU_SIM_TOPO");
+    unsetenv("PPU_ALGO");
+    unsetenv("PPU_PROTO");
+}
+
+Test(sim_bytes, twoshot_fullmesh8_64MB, .timeout = 300 * PPU_TEST_SLOWDOWN)
+{
+    stats_match("fullmesh8", 1, 8, "allreduce:twoshot", PPU_ALGO_TWOSHOT,
+                (struct one_call){PPU_COLL_ALLREDUCE, (64u << 20) / sizeof(float)});
+}
+
+Test(sim_bytes, ring_server16_16_ranks, .timeout = 300 * PPU_TEST_SLOWDOWN)
+{
+    stats_match("server16", 1, 16, "allreduce:ring", PPU_ALGO_RING,
+                (struct one_call){PPU_COLL_ALLREDUCE, 1000003});
+}
+
+Test(sim_bytes, hier_2_servers_of_4_over_tcp, .timeout = 300 * PPU_TEST_SLOWDOWN)
+{
+    stats_match("fullmesh8", 2, 8, "allreduce:hier", PPU_ALGO_HIER,
+                (struct one_call){PPU_COLL_ALLREDUCE, 1 << 20});
+}
+
+Test(sim_bytes, alltoall_8_ranks, .timeout = 300 * PPU_TEST_SLOWDOWN)
+{
+    stats_match("fullmesh8", 1, 8, "alltoall:pairwise", PPU_ALGO_PAIRWISE,
+                (struct one_call){PPU_COLL_ALLTOALL, 100003});
+}
+
+/* ---- times against closed forms on uniform links ---- */
+
+struct model_run {
+    struct ppu_cluster cl;
+    struct sim S;
+};
+
+/* Uniform links of g GB/s and a us latency (ICN and NIC alike), memory
+ * and protocol costs taken out, so only the links count. chunk: bytes a
+ * message (0: the default). */
+static void model_open(struct model_run *m, const char *preset, int nservers, int per,
+                       int channels, size_t chunk, double g, double a)
+{
+    char err[512];
+    cr_assert_eq(ppu_cluster_sim(&m->cl, preset, nservers, per, err, sizeof err), PPU_SUCCESS,
+                 "%s", err);
+    struct ppu_plan_settings set;
+    cr_assert_eq(ppu_plan_settings_read(&set, 1, err, sizeof err), PPU_SUCCESS, "%s", err);
+    set.nchannels = channels;
+    if (chunk) {
+        set.chunk_bytes = set.peer_slot = chunk;
+    }
+    struct sim_params p;
+    sim_params_default(&p);
+    p.icn_gbps = p.nic_gbps = g;
+    p.icn_us = p.nic_us = a;
+    p.hop_us = 0;
+    p.mem_gbps = 1e9;
+    p.simple_us = 0;
+    cr_assert_eq(sim_init(&m->S, &m->cl, m->cl.name, &set, &p, err, sizeof err), 0, "%s", err);
+}
+
+static void model_close(struct model_run *m)
+{
+    sim_free(&m->S);
+    ppu_cluster_free(&m->cl);
+}
+
+static struct sim_result model_time(struct model_run *m, enum ppu_coll coll, size_t count, int algo)
+{
+    struct ppu_call c = {coll, count, PPU_FLOAT32, PPU_SUM, 0, 0, NULL};
+    struct sim_result r;
+    cr_assert_eq(sim_run(&m->S, &c, algo, PPU_PROTO_SIMPLE, &r, NULL), 0, "%s", r.why);
+    cr_expect(!r.skipped, "%s", r.why);
+    /* never faster than the links allow */
+    cr_expect(r.time_us >= r.bound_bw_us * (1 - 1e-9) && r.time_us >= r.bound_lat_us * (1 - 1e-9),
+              "%s: %.3f us is below a physical bound (busiest %s %.3f us, latency %.3f us)",
+              ppu_algo_name(algo), r.time_us, r.busiest, r.bound_bw_us, r.bound_lat_us);
+    return r;
+}
+
+static void expect_close(double got, double want, double tol, const char *what)
+{
+    cr_expect(fabs(got - want) <= tol * want, "%s: model %.3f us, closed form %.3f us (%.2f%%)",
+              what, got, want, 100 * (got - want) / want);
+}
+
+#define G 50.0 /* GB/s */
+#define A 2.0  /* us */
+#define BW (G * 1e3) /* bytes per us */
+
+/* One channel, one message a block: 2(N-1)(alpha + S/(N beta)). */
+Test(sim_time, ring_allreduce_closed_form)
+{
+    struct model_run m;
+    int n = 8;
+    size_t S = 64u << 20;
+    model_open(&m, "fullmesh8", 1, n, 1, S, G, A);
+    struct sim_result r = model_time(&m, PPU_COLL_ALLREDUCE, S / 4, PPU_ALGO_RING);
+    expect_close(r.time_us, 2.0 * (n - 1) * (A + (double)S / n / BW), 0.01, "ring all-reduce");
+    model_close(&m);
+    /* with 256 KB messages: each message waits for its block's previous
+     * hop, so the chunks of a block go round one after another */
+    model_open(&m, "fullmesh8", 1, n, 1, 256 << 10, G, A);
+    r = model_time(&m, PPU_COLL_ALLREDUCE, S / 4, PPU_ALGO_RING);
+    double chunks = (double)S / n / (256 << 10);
+    expect_close(r.time_us, chunks * 2.0 * (n - 1) * (A + (256 << 10) / BW), 0.01,
+                 "ring all-reduce, chunked");
+    model_close(&m);
+}
+
+/* Two-shot on a full mesh: every rank sends a 1/N share to each peer at
+ * once, reduces, and sends the result to each peer: two hops of S/N on
+ * every link at once, 2(alpha + S/(N beta)) in one message a share. In
+ * messages of c bytes, a chunk's second hop comes before the next chunk's
+ * first in the channel's order, so the chunks go one after another:
+ * 2 (S/(N c)) (alpha + c/beta). */
+Test(sim_time, twoshot_closed_form)
+{
+    struct model_run m;
+    int n = 8;
+    size_t S = 256u << 20;
+    model_open(&m, "fullmesh8", 1, n, 0, S / n, G, A);
+    struct sim_result r = model_time(&m, PPU_COLL_ALLREDUCE, S / 4, PPU_ALGO_TWOSHOT);
+    expect_close(r.time_us, 2.0 * (A + (double)S / n / BW), 0.01, "two-shot");
+    model_close(&m);
+    model_open(&m, "fullmesh8", 1, n, 0, 0, G, A);
+    double c = (double)m.S.ctx.set.peer_slot;
+    r = model_time(&m, PPU_COLL_ALLREDUCE, S / 4, PPU_ALGO_TWOSHOT);
+    expect_close(r.time_us, 2.0 * ((double)S / n / c) * (A + c / BW), 0.01, "two-shot, chunked");
+    model_close(&m);
+}
+
+/* Hierarchical: a ring reduce-scatter inside each server (L-1 hops of
+ * S/L), a ring all-reduce of the S/L shard along the rail (2(ns-1) hops
+ * of S/(L ns)), a ring all-gather inside (L-1 hops of S/L); one message a
+ * block. */
+Test(sim_time, hier_closed_form)
+{
+    struct model_run m;
+    int ns = 4, L = 4;
+    size_t S = 64u << 20;
+    model_open(&m, "fullmesh8", ns, L, 0, S, G, A);
+    struct sim_result r = model_time(&m, PPU_COLL_ALLREDUCE, S / 4, PPU_ALGO_HIER);
+    double want = 2.0 * (L - 1) * (A + (double)S / L / BW) +
+                  2.0 * (ns - 1) * (A + (double)S / L / ns / BW);
+    expect_close(r.time_us, want, 0.01, "hierarchical all-reduce");
+    cr_expect_eq(r.fold, 1, "4 identical servers fold");
+    model_close(&m);
+}
+
+/* Folding changes nothing but the work: the same time as every rank. */
+Test(sim_time, fold_is_exact)
+{
+    char err[512];
+    struct ppu_cluster cl;
+    cr_assert_eq(ppu_cluster_sim(&cl, "server16", 8, 16, err, sizeof err), PPU_SUCCESS);
+    struct ppu_plan_settings set;
+    cr_assert_eq(ppu_plan_settings_read(&set, 1, err, sizeof err), PPU_SUCCESS);
+    struct sim_params p;
+    sim_params_default(&p);
+    const int algos[] = {PPU_ALGO_RING, PPU_ALGO_HIER};
+    const enum ppu_coll colls[] = {PPU_COLL_ALLREDUCE, PPU_COLL_ALLGATHER, PPU_COLL_ALLTOALL};
+    for (size_t a = 0; a < 2; a++)
+        for (size_t k = 0; k < 3; k++) {
+            double t[2];
+            int folded = 0;
+            for (int fold = 0; fold < 2; fold++) {
+                p.fold = fold;
+                struct sim S;
+                cr_assert_eq(sim_init(&S, &cl, cl.name, &set, &p, err, sizeof err), 0, "%s", err);
+                struct ppu_call c = {colls[k], 1 << 16, PPU_FLOAT32, PPU_SUM, 0, 0, NULL};
+                struct sim_result r;
+                cr_assert_eq(sim_run(&S, &c, algos[a], PPU_PROTO_SIMPLE, &r, NULL), 0, "%s",
+                             r.why);
+                t[fold] = r.time_us;
+                if (fold)
+                    folded = r.fold;
+                sim_free(&S);
+            }
+            cr_expect_eq(folded, 1, "%s %s should fold", ppu_algo_name(algos[a]),
+                         ppu_coll_name(colls[k]));
+            cr_expect(fabs(t[0] - t[1]) <= 1e-9 * t[0], "%s %s: %.6f us folded, %.6f us not",
+                      ppu_algo_name(algos[a]), ppu_coll_name(colls[k]), t[1], t[0]);
+        }
+    ppu_cluster_free(&cl);
+}
+
+/* More bandwidth never makes a call slower, and the model's times sit on
+ * or above both physical bounds for every algorithm (model_time). */
+Test(sim_time, monotone_in_bandwidth)
+{
+    const int algos[] = {PPU_ALGO_RING, PPU_ALGO_TREE, PPU_ALGO_ONESHOT, PPU_ALGO_TWOSHOT};
+    for (size_t a = 0; a < 4; a++) {
+        double prev = INFINITY;
+        for (double g = 10; g <= 160; g *= 2) {
+            struct model_run m;
+            model_open(&m, "fullmesh8", 1, 8, 0, 0, g, A);
+            struct sim_result r = model_time(&m, PPU_COLL_ALLREDUCE, 1 << 20, algos[a]);
+            cr_expect(r.time_us <= prev * (1 + 1e-9), "%s: %.2f us at %g GB/s, %.2f before",
+                      ppu_algo_name(algos[a]), r.time_us, g, prev);
+            prev = r.time_us;
+            model_close(&m);
+        }
+    }
+}
