@@ -8,6 +8,10 @@
 #include "log.h"
 
 static _Thread_local char thread_error[PPU_ERR_LEN];
+/* What ppu_get_last_error(comm) returned to this thread: a copy taken under
+ * the communicator's lock, so another thread's failure cannot rewrite it
+ * while the caller reads it. */
+static _Thread_local char thread_copy[PPU_ERR_LEN];
 
 const char *ppu_get_error_string(ppu_result_t r)
 {
@@ -44,8 +48,12 @@ ppu_result_t ppu_fail(struct ppu_comm *comm, ppu_result_t result, const char *fm
 
 const char *ppu_get_last_error(ppu_comm_t comm)
 {
-    if (comm && ppu_comm_is_live(comm))
-        return comm->last_error; /* written under err_lock; a snapshot read */
+    if (comm && ppu_comm_is_live(comm)) {
+        pthread_mutex_lock(&comm->err_lock);
+        memcpy(thread_copy, comm->last_error, sizeof thread_copy);
+        pthread_mutex_unlock(&comm->err_lock);
+        return thread_copy;
+    }
     return thread_error;
 }
 

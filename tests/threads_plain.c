@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ppuccl.h"
 
@@ -23,13 +24,56 @@ static void *rank_thread(void *p)
     return (void *)(long)ok;
 }
 
+/* ppu_get_last_error(comm) while another thread's calls on comm fail with
+ * other sentences: every text read is one whole sentence (TSan: no race). */
+static const char *sentence[2];
+static volatile int writing = 1;
+
+static void *fail_thread(void *p)
+{
+    (void)p;
+    float a[4];
+    for (int i = 0; i < 20000; i++)
+        ppu_allreduce(i & 1 ? a : NULL, a, i & 1 ? (size_t)-1 / 2 : 4, PPU_FLOAT32, PPU_SUM,
+                      comms[0], NULL);
+    __atomic_store_n(&writing, 0, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static int last_error_is_stable(void)
+{
+    float a[4];
+    ppu_allreduce(NULL, a, 4, PPU_FLOAT32, PPU_SUM, comms[0], NULL);
+    sentence[0] = strdup(ppu_get_last_error(comms[0]));
+    ppu_allreduce(a, a, (size_t)-1 / 2, PPU_FLOAT32, PPU_SUM, comms[0], NULL);
+    sentence[1] = strdup(ppu_get_last_error(comms[0]));
+    pthread_t t;
+    pthread_create(&t, NULL, fail_thread, NULL);
+    int torn = 0, reads = 0;
+    while (__atomic_load_n(&writing, __ATOMIC_ACQUIRE) || reads == 0) {
+        const char *m = ppu_get_last_error(comms[0]);
+        char copy[512];
+        snprintf(copy, sizeof copy, "%s", m);
+        torn += strcmp(copy, sentence[0]) != 0 && strcmp(copy, sentence[1]) != 0;
+        torn += strcmp(copy, m) != 0; /* the text did not change under us */
+        reads++;
+    }
+    pthread_join(t, NULL);
+    if (torn)
+        printf("threads_plain: %d of %d reads of the last error were torn\n", torn, reads);
+    int differ = strcmp(sentence[0], sentence[1]) != 0;
+    free((void *)sentence[0]);
+    free((void *)sentence[1]);
+    return torn == 0 && differ;
+}
+
 int main(void)
 {
     if (ppu_comm_init_all(comms, NT) != PPU_SUCCESS) {
         printf("threads_plain: init: %s\n0 passed, 1 failed\n", ppu_get_last_error(NULL));
         return 1;
     }
-    int good = 1;
+    int good = last_error_is_stable();
     pthread_t t[NT];
     for (int r = 0; r < NT; r++)
         pthread_create(&t[r], NULL, rank_thread, (void *)(long)r);
