@@ -18,8 +18,8 @@
 #include "comm.h"
 #include "fault.h"
 #include "fuzz_common.h"
-#include "param.h"
-#include "socket.h"
+#include "util/param.h"
+#include "util/socket.h"
 #include "topo.h"
 
 #define NRANKS 16

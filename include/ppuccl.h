@@ -16,9 +16,22 @@
 extern "C" {
 #endif
 
+/* What the shared library exports: the functions declared here and
+ * nothing else (it is built with -fvisibility=hidden). */
+#if defined(__GNUC__)
+#define PPU_API __attribute__((visibility("default")))
+#else
+#define PPU_API
+#endif
+
 #define PPU_VERSION_MAJOR 0
 #define PPU_VERSION_MINOR 1
 #define PPU_VERSION_PATCH 0
+#define PPU_VERSION_STR_(x) #x
+#define PPU_VERSION_STR(x) PPU_VERSION_STR_(x)
+#define PPU_VERSION_STRING                                                                    \
+    PPU_VERSION_STR(PPU_VERSION_MAJOR) "." PPU_VERSION_STR(PPU_VERSION_MINOR) "."             \
+        PPU_VERSION_STR(PPU_VERSION_PATCH)
 /* Encoded as major*10000 + minor*100 + patch. */
 #define PPU_VERSION_CODE \
     (PPU_VERSION_MAJOR * 10000 + PPU_VERSION_MINOR * 100 + PPU_VERSION_PATCH)
@@ -71,35 +84,37 @@ typedef struct ppu_comm *ppu_comm_t;
 typedef struct ppu_stream *ppu_stream_t;
 
 /* ---- library ---------------------------------------------------------- */
-ppu_result_t ppu_get_version(int *version);
-const char *ppu_get_error_string(ppu_result_t result);
+PPU_API ppu_result_t ppu_get_version(int *version);
+PPU_API const char *ppu_get_error_string(ppu_result_t result);
 /* The last error recorded on comm, or the calling thread's last error for
- * comm == NULL. Never NULL; "" when nothing failed. */
-const char *ppu_get_last_error(ppu_comm_t comm);
+ * comm == NULL. Never NULL; "" when nothing failed. The text belongs to the
+ * calling thread and stays as it is until that thread calls this again,
+ * whatever other threads' calls on comm fail meanwhile. */
+PPU_API const char *ppu_get_last_error(ppu_comm_t comm);
 /* Size in bytes of one element of datatype; 0 for an unknown datatype. */
-size_t ppu_datatype_size(ppu_datatype_t datatype);
+PPU_API size_t ppu_datatype_size(ppu_datatype_t datatype);
 
 /* ---- communicators ---------------------------------------------------- */
 /* Starts the rendezvous root in this process and returns its token. */
-ppu_result_t ppu_get_unique_id(ppu_unique_id_t *id);
+PPU_API ppu_result_t ppu_get_unique_id(ppu_unique_id_t *id);
 /* Collective over nranks processes (or threads) that share the same id. */
-ppu_result_t ppu_comm_init_rank(ppu_comm_t *comm, int nranks,
-                                ppu_unique_id_t id, int rank);
+PPU_API ppu_result_t ppu_comm_init_rank(ppu_comm_t *comm, int nranks,
+                                        ppu_unique_id_t id, int rank);
 /* n communicators inside this process, rank i in comms[i]; each is then
  * driven by its own thread or its own stream. */
-ppu_result_t ppu_comm_init_all(ppu_comm_t *comms, int n);
+PPU_API ppu_result_t ppu_comm_init_all(ppu_comm_t *comms, int n);
 /* Rank and size from the environment: PPU_RANK / PPU_WORLD_SIZE /
  * PPU_ROOT_ADDR, or Open MPI's OMPI_COMM_WORLD_RANK / _SIZE. */
-ppu_result_t ppu_comm_init_env(ppu_comm_t *comm);
+PPU_API ppu_result_t ppu_comm_init_env(ppu_comm_t *comm);
 /* Waits for the communicator's queued work, then frees it. */
-ppu_result_t ppu_comm_destroy(ppu_comm_t comm);
+PPU_API ppu_result_t ppu_comm_destroy(ppu_comm_t comm);
 /* Stops in-flight work on every stream, then frees the communicator.
  * Safe to call from any thread. */
-ppu_result_t ppu_comm_abort(ppu_comm_t comm);
-ppu_result_t ppu_comm_count(ppu_comm_t comm, int *count);
-ppu_result_t ppu_comm_user_rank(ppu_comm_t comm, int *rank);
+PPU_API ppu_result_t ppu_comm_abort(ppu_comm_t comm);
+PPU_API ppu_result_t ppu_comm_count(ppu_comm_t comm, int *count);
+PPU_API ppu_result_t ppu_comm_user_rank(ppu_comm_t comm, int *rank);
 /* The first error raised asynchronously (stream workers), or PPU_SUCCESS. */
-ppu_result_t ppu_comm_get_async_error(ppu_comm_t comm, ppu_result_t *async_error);
+PPU_API ppu_result_t ppu_comm_get_async_error(ppu_comm_t comm, ppu_result_t *async_error);
 /* Registers [buf, buf + bytes) with comm for its RDMA links (PPU_NET=ib):
  * large messages from it are then written straight from it into the peer,
  * instead of being copied into the link's registered FIFO first. The
@@ -108,69 +123,69 @@ ppu_result_t ppu_comm_get_async_error(ppu_comm_t comm, ppu_result_t *async_error
  * allocated until then, and no call may use it while it is deregistered.
  * Optional: any buffer works unregistered, and links that need no
  * registration (ICN, TCP) ignore it. *handle is for ppu_comm_deregister. */
-ppu_result_t ppu_comm_register(ppu_comm_t comm, const void *buf, size_t bytes, void **handle);
-ppu_result_t ppu_comm_deregister(ppu_comm_t comm, void *handle);
+PPU_API ppu_result_t ppu_comm_register(ppu_comm_t comm, const void *buf, size_t bytes, void **handle);
+PPU_API ppu_result_t ppu_comm_deregister(ppu_comm_t comm, void *handle);
 
 /* ---- streams ---------------------------------------------------------- */
 /* A stream is an in-order host work queue served by its own thread.
  * Passing NULL as a stream runs the call on the caller's thread. */
-ppu_result_t ppu_stream_create(ppu_stream_t *stream);
+PPU_API ppu_result_t ppu_stream_create(ppu_stream_t *stream);
 /* Waits for all queued work; returns the first error it raised. */
-ppu_result_t ppu_stream_synchronize(ppu_stream_t stream);
+PPU_API ppu_result_t ppu_stream_synchronize(ppu_stream_t stream);
 /* PPU_SUCCESS when idle, PPU_IN_PROGRESS while work is queued, or the
  * first error queued work raised. */
-ppu_result_t ppu_stream_query(ppu_stream_t stream);
-ppu_result_t ppu_stream_destroy(ppu_stream_t stream);
+PPU_API ppu_result_t ppu_stream_query(ppu_stream_t stream);
+PPU_API ppu_result_t ppu_stream_destroy(ppu_stream_t stream);
 
 /* ---- collectives ------------------------------------------------------ */
 /* In place when sendbuf == recvbuf. */
-ppu_result_t ppu_allreduce(const void *sendbuf, void *recvbuf, size_t count,
-                           ppu_datatype_t datatype, ppu_redop_t op,
-                           ppu_comm_t comm, ppu_stream_t stream);
+PPU_API ppu_result_t ppu_allreduce(const void *sendbuf, void *recvbuf, size_t count,
+                                   ppu_datatype_t datatype, ppu_redop_t op,
+                                   ppu_comm_t comm, ppu_stream_t stream);
 
 /* Every rank's root-rank buffer goes to all: count elements from sendbuf on
  * root into recvbuf on every rank (sendbuf is read on root only; in place
  * when sendbuf == recvbuf on root). */
-ppu_result_t ppu_broadcast(const void *sendbuf, void *recvbuf, size_t count,
-                           ppu_datatype_t datatype, int root, ppu_comm_t comm,
-                           ppu_stream_t stream);
+PPU_API ppu_result_t ppu_broadcast(const void *sendbuf, void *recvbuf, size_t count,
+                                   ppu_datatype_t datatype, int root, ppu_comm_t comm,
+                                   ppu_stream_t stream);
 /* Reduce count elements from every rank into recvbuf on root (recvbuf is
  * not touched, and may be NULL, on other ranks). */
-ppu_result_t ppu_reduce(const void *sendbuf, void *recvbuf, size_t count,
-                        ppu_datatype_t datatype, ppu_redop_t op, int root,
-                        ppu_comm_t comm, ppu_stream_t stream);
+PPU_API ppu_result_t ppu_reduce(const void *sendbuf, void *recvbuf, size_t count,
+                                ppu_datatype_t datatype, ppu_redop_t op, int root,
+                                ppu_comm_t comm, ppu_stream_t stream);
 /* sendcount elements from every rank land at recvbuf + rank * sendcount.
  * In place when sendbuf == recvbuf + rank * sendcount. */
-ppu_result_t ppu_allgather(const void *sendbuf, void *recvbuf, size_t sendcount,
-                           ppu_datatype_t datatype, ppu_comm_t comm,
-                           ppu_stream_t stream);
+PPU_API ppu_result_t ppu_allgather(const void *sendbuf, void *recvbuf, size_t sendcount,
+                                   ppu_datatype_t datatype, ppu_comm_t comm,
+                                   ppu_stream_t stream);
 /* sendbuf holds nranks blocks of recvcount; rank r receives the reduction
  * of block r. In place when recvbuf == sendbuf + rank * recvcount. */
-ppu_result_t ppu_reduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
-                                ppu_datatype_t datatype, ppu_redop_t op,
-                                ppu_comm_t comm, ppu_stream_t stream);
+PPU_API ppu_result_t ppu_reduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
+                                        ppu_datatype_t datatype, ppu_redop_t op,
+                                        ppu_comm_t comm, ppu_stream_t stream);
 /* Block p of sendbuf (count elements) goes to rank p, which stores it as
  * its block r. sendbuf and recvbuf must not overlap. */
-ppu_result_t ppu_alltoall(const void *sendbuf, void *recvbuf, size_t count,
-                          ppu_datatype_t datatype, ppu_comm_t comm,
-                          ppu_stream_t stream);
+PPU_API ppu_result_t ppu_alltoall(const void *sendbuf, void *recvbuf, size_t count,
+                                  ppu_datatype_t datatype, ppu_comm_t comm,
+                                  ppu_stream_t stream);
 /* As MPI_Alltoallv: sendcounts[p] elements from sendbuf + sdispls[p] go to
  * rank p, recvcounts[p] elements from rank p land at recvbuf + rdispls[p]
  * (counts and displacements in elements). The arrays are copied. */
-ppu_result_t ppu_alltoallv(const void *sendbuf, const size_t *sendcounts,
-                           const size_t *sdispls, void *recvbuf,
-                           const size_t *recvcounts, const size_t *rdispls,
-                           ppu_datatype_t datatype, ppu_comm_t comm,
-                           ppu_stream_t stream);
+PPU_API ppu_result_t ppu_alltoallv(const void *sendbuf, const size_t *sendcounts,
+                                   const size_t *sdispls, void *recvbuf,
+                                   const size_t *recvcounts, const size_t *rdispls,
+                                   ppu_datatype_t datatype, ppu_comm_t comm,
+                                   ppu_stream_t stream);
 /* Point to point. Sends and receives between a pair of ranks match in the
  * order they were issued; counts and datatypes must agree. A send to or
  * receive from the calling rank itself works inside a group. */
-ppu_result_t ppu_send(const void *sendbuf, size_t count, ppu_datatype_t datatype,
-                      int peer, ppu_comm_t comm, ppu_stream_t stream);
-ppu_result_t ppu_recv(void *recvbuf, size_t count, ppu_datatype_t datatype,
-                      int peer, ppu_comm_t comm, ppu_stream_t stream);
+PPU_API ppu_result_t ppu_send(const void *sendbuf, size_t count, ppu_datatype_t datatype,
+                              int peer, ppu_comm_t comm, ppu_stream_t stream);
+PPU_API ppu_result_t ppu_recv(void *recvbuf, size_t count, ppu_datatype_t datatype,
+                              int peer, ppu_comm_t comm, ppu_stream_t stream);
 /* Returns once every rank has called it. */
-ppu_result_t ppu_barrier(ppu_comm_t comm, ppu_stream_t stream);
+PPU_API ppu_result_t ppu_barrier(ppu_comm_t comm, ppu_stream_t stream);
 
 /* ---- groups ----------------------------------------------------------- */
 /* Calls between ppu_group_start and ppu_group_end (per thread, nestable)
@@ -179,15 +194,15 @@ ppu_result_t ppu_barrier(ppu_comm_t comm, ppu_stream_t stream);
  * driven by one thread, completes where one call at a time would wait
  * forever. Calls in a group must all use the same stream. Argument errors
  * are reported by the call itself; errors while running by ppu_group_end. */
-ppu_result_t ppu_group_start(void);
-ppu_result_t ppu_group_end(void);
+PPU_API ppu_result_t ppu_group_start(void);
+PPU_API ppu_result_t ppu_group_end(void);
 
 /* ---- communicator split ----------------------------------------------- */
 /* Collective over comm: ranks passing the same color form a new
  * communicator, ordered by key, then by rank in comm. A rank passing
  * PPU_SPLIT_NOCOLOR gets *newcomm = NULL. */
 #define PPU_SPLIT_NOCOLOR (-1)
-ppu_result_t ppu_comm_split(ppu_comm_t comm, int color, int key, ppu_comm_t *newcomm);
+PPU_API ppu_result_t ppu_comm_split(ppu_comm_t comm, int color, int key, ppu_comm_t *newcomm);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate the parameter table in README.md from src/param.c (through
+# Regenerate the parameter table in README.md from src/util/param.c (through
 # ppu-topo --params). With --check, only report whether it is current.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -11,7 +11,7 @@ new=$(awk -v table="$table" '
   { skip = 0; print }' "$ROOT/README.md")
 if [ "${1:-}" = "--check" ]; then
   if [ "$new" != "$(cat "$ROOT/README.md")" ]; then
-    echo "update_params: README.md's parameter table differs from src/param.c: run scripts/update_params.sh" >&2
+    echo "update_params: README.md's parameter table differs from src/util/param.c: run scripts/update_params.sh" >&2
     exit 1
   fi
   exit 0

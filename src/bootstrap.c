@@ -24,9 +24,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "log.h"
-#include "param.h"
-#include "wait.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "util/param.h"
+#include "util/wait.h"
 
 #define BOOT_MAGIC 0x50504231u /* "PPB1" */
 #define BOOT_VERSION 2 /* 2: the root sends each rank its successor, the table goes round the ring */
@@ -123,21 +124,10 @@ uint64_t ppu_host_hash(void)
     ssize_t n = readlink("/proc/self/ns/net", buf + o, sizeof buf - o - 1);
     if (n > 0)
         o += (size_t)n;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < o; i++)
-        h = (h ^ (uint8_t)buf[i]) * 1099511628211ull;
-    return h;
+    return ppu_hash64(buf, o);
 }
 
 /* ---- wire helpers ---- */
-
-static int secret_equal(const uint8_t *a, const uint8_t *b)
-{
-    uint8_t d = 0;
-    for (int i = 0; i < PPU_BOOT_SECRET_BYTES; i++)
-        d |= a[i] ^ b[i];
-    return d == 0;
-}
 
 static ppu_result_t send_msg(int fd, const uint8_t *secret, int type, const void *payload,
                              uint32_t len, uint64_t deadline)
@@ -165,16 +155,20 @@ ppu_result_t ppu_boot_check_hdr(const void *hdr_bytes, size_t n, const uint8_t *
         *why = "bytes are not the ppuccl bootstrap protocol";
         return PPU_REMOTE_ERROR;
     }
-    if (ntohs(h.version) != BOOT_VERSION) {
-        *why = "wrong protocol version";
-        return PPU_REMOTE_ERROR;
-    }
-    if (!secret_equal(h.secret, secret)) {
+    if (!ppu_ct_equal(h.secret, secret, PPU_BOOT_SECRET_BYTES)) {
         *why = "wrong secret";
         return PPU_REMOTE_ERROR;
     }
     *len = ntohl(h.len);
     int t = ntohs(h.type);
+    /* A member of this job (it knows the secret) with another ppuccl. The
+     * header and an abort (a header, then a NUL-terminated sentence) are
+     * the same in every version, so an abort is read whatever its version:
+     * that is how the root tells such a rank what it runs. */
+    if (ntohs(h.version) != BOOT_VERSION && !(type == MSG_ABORT && t == MSG_ABORT)) {
+        *why = "a rank of this job speaks another bootstrap protocol (another ppuccl version)";
+        return PPU_INVALID_USAGE;
+    }
     if (t != type || *len > max_len) {
         *why = t != type ? "unexpected message type" : "length too large";
         return PPU_REMOTE_ERROR;
@@ -273,6 +267,16 @@ struct root_state {
     uint64_t timeout_ns;
 };
 
+/* Ends the init of every connected rank with msg. */
+static void root_abort_with(struct root_state *rs, int *fds, int nranks, const char *msg)
+{
+    PPU_WARN(PPU_SUB_BOOT, "%s", msg);
+    uint64_t dl = ppu_now_ns() + HELLO_TIMEOUT_NS;
+    for (int i = 0; i < nranks; i++)
+        if (fds[i] >= 0)
+            send_msg(fds[i], rs->secret, MSG_ABORT, msg, (uint32_t)strlen(msg) + 1, dl);
+}
+
 static void root_abort(struct root_state *rs, int *fds, struct wire_addr *table, int nranks)
 {
     char msg[1024];
@@ -284,18 +288,15 @@ static void root_abort(struct root_state *rs, int *fds, struct wire_addr *table,
             missing++;
         }
     snprintf(msg + o, sizeof msg - (size_t)o, " of %d to connect", nranks);
-    PPU_WARN(PPU_SUB_BOOT, "%s", msg);
-    uint64_t dl = ppu_now_ns() + HELLO_TIMEOUT_NS;
-    for (int i = 0; i < nranks; i++)
-        if (fds[i] >= 0)
-            send_msg(fds[i], rs->secret, MSG_ABORT, msg, (uint32_t)strlen(msg) + 1, dl);
+    root_abort_with(rs, fds, nranks, msg);
     (void)table;
 }
 
 static void *root_main(void *arg)
 {
     struct root_state *rs = arg;
-    int nranks = 0, have = 0;
+    int nranks = 0, have = 0, nmismatch = 0;
+    char mismatch[300] = "";
     int *fds = NULL;
     struct wire_addr *table = NULL;
     uint64_t deadline = UINT64_MAX; /* starts at the first hello */
@@ -313,7 +314,13 @@ static void *root_main(void *arg)
         const char *why = "";
         struct wire_hello hello;
         uint64_t hdl = ppu_now_ns() + HELLO_TIMEOUT_NS;
-        r = recv_hdr(fd, rs->secret, MSG_HELLO, sizeof hello, &len, hdl, &why);
+        struct wire_hdr hdr_copy;
+        r = ppu_socket_recv(fd, &hdr_copy, sizeof hdr_copy, hdl);
+        if (r != PPU_SUCCESS)
+            why = r == PPU_TIMEOUT ? "sent no complete header in time" : "closed before a header";
+        else
+            r = ppu_boot_check_hdr(&hdr_copy, sizeof hdr_copy, rs->secret, MSG_HELLO,
+                                   sizeof hello, &len, &why);
         if (r == PPU_SUCCESS && len != sizeof hello) {
             why = "hello has the wrong length";
             r = PPU_REMOTE_ERROR;
@@ -341,10 +348,28 @@ static void *root_main(void *arg)
                 have++;
             }
         }
+        if (r == PPU_INVALID_USAGE && !mismatch[0]) /* a job member with another ppuccl */
+            snprintf(mismatch, sizeof mismatch,
+                     "a rank connected with bootstrap protocol %u, but the root (rank 0) runs "
+                     "ppuccl %s, protocol %d: every rank must load the same ppuccl",
+                     (unsigned)ntohs(((struct wire_hdr *)&hdr_copy)->version),
+                     PPU_VERSION_STRING, BOOT_VERSION);
+        if (r == PPU_INVALID_USAGE) {
+            send_msg(fd, rs->secret, MSG_ABORT, mismatch, (uint32_t)strlen(mismatch) + 1,
+                     ppu_now_ns() + HELLO_TIMEOUT_NS);
+            nmismatch++;
+        }
         if (r != PPU_SUCCESS) {
             log_dropped("bootstrap root", &peer, why);
             close(fd);
-            continue;
+            if (!(mismatch[0] && nranks && have + nmismatch >= nranks))
+                continue;
+        }
+        if (mismatch[0] && (!nranks || have + nmismatch >= nranks)) {
+            if (!nranks)
+                continue; /* no good rank yet: wait for one, or the timeout */
+            root_abort_with(rs, fds, nranks, mismatch);
+            break;
         }
         if (have == nranks) {
             /* each rank gets its ring successor's entry only (O(N) bytes
@@ -522,8 +547,13 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
         uint64_t mdl = ppu_now_ns() + HELLO_TIMEOUT_NS; /* it comes at our own deadline */
         if (ppu_socket_recv(rfd, msg, len, mdl) == PPU_SUCCESS)
             msg[len ? len - 1 : 0] = '\0';
-        snprintf(err, errlen, "rank %d: %s (root %s)", rank, msg, root_s);
-        res = PPU_TIMEOUT;
+        int other = ntohs(peek.version) != BOOT_VERSION || strstr(msg, "bootstrap protocol");
+        if (other)
+            snprintf(err, errlen, "rank %d runs ppuccl %s (bootstrap protocol %d): %s (root %s)",
+                     rank, PPU_VERSION_STRING, BOOT_VERSION, msg, root_s);
+        else
+            snprintf(err, errlen, "rank %d: %s (root %s)", rank, msg, root_s);
+        res = other ? PPU_INVALID_USAGE : PPU_TIMEOUT;
         goto err_close;
     }
     if (res == PPU_SUCCESS) {

@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include "ppuccl.h"
-#include "socket.h"
+#include "util/socket.h"
 
 #define PPU_BOOT_SECRET_BYTES 16
 
@@ -44,8 +44,10 @@ ppu_result_t ppu_id_unpack(const ppu_unique_id_t *id, struct ppu_id_fields *f);
 #define PPU_BOOT_HELLO_BYTES 36
 
 /* Check the n bytes of a received message header: magic, version, secret,
- * type and a payload length of at most max_len (into *len). Anything else
- * is PPU_REMOTE_ERROR and *why says what was wrong. Reads nothing but the
+ * type and a payload length of at most max_len (into *len). A header with
+ * the right secret and another protocol version is PPU_INVALID_USAGE (a
+ * rank of this job with another ppuccl; an abort is accepted from any
+ * version); anything else is PPU_REMOTE_ERROR. *why says what was wrong. Reads nothing but the
  * bytes given; the pure part of receiving a header. */
 ppu_result_t ppu_boot_check_hdr(const void *hdr_bytes, size_t n, const uint8_t *secret, int type,
                                 uint32_t max_len, uint32_t *len, const char **why);

@@ -2,7 +2,7 @@
 #ifndef PPU_CHECK_H
 #define PPU_CHECK_H
 
-#include "log.h"
+#include "util/log.h"
 #include "ppuccl.h"
 
 /* Propagate a failing ppu_result_t, logging file:line at INFO. */

@@ -13,9 +13,10 @@
 
 #include "check.h"
 #include "comm.h"
-#include "log.h"
-#include "param.h"
-#include "wait.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "util/param.h"
+#include "util/wait.h"
 #include "net_common/net_reg.h"
 
 /* ---- registry ---- */
@@ -306,13 +307,7 @@ static const char *launcher_job_key(void)
 
 static void secret_from_string(const char *s, uint8_t *secret)
 {
-    uint64_t h1 = 1469598103934665603ull, h2 = 0x9e3779b97f4a7c15ull;
-    for (const char *p = s; *p; p++) {
-        h1 = (h1 ^ (uint8_t)*p) * 1099511628211ull;
-        h2 = (h2 ^ (uint8_t)*p) * 0x100000001b3ull + 0x7f4a7c15;
-    }
-    memcpy(secret, &h1, 8);
-    memcpy(secret + 8, &h2, 8);
+    ppu_hash128(s, strlen(s), secret);
 }
 
 /* With PPU_ROOT_ADDR: rank 0 listens there; everyone derives the same id. */

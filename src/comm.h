@@ -13,7 +13,7 @@
 #include "ppuccl.h"
 #include "plan_ctx.h"
 #include "schedule.h"
-#include "wait.h"
+#include "util/wait.h"
 
 #define PPU_COMM_MAGIC 0x505055434f4d4d31ull
 #define PPU_ERR_LEN 512
@@ -126,10 +126,14 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
 /* At init, once the topology is known: every rank's plan-changing
  * settings, topology and core count compared through the bootstrap
  * (plan_agree.c). Ranks that would plan differently all fail with
- * PPU_INVALID_USAGE naming the setting and which ranks hold which value.
+ * PPU_INVALID_USAGE naming the setting and which ranks hold which value;
+ * the first thing compared is ppu_lib_version (PPU_VERSION_STRING; a
+ * variable so tests can change it), so ranks of different ppuccl builds
+ * fail naming both versions.
  * *over: the most ranks a core on any host, the cost model's input. */
 ppu_result_t ppu_plan_agree(struct ppu_comm *comm, const struct ppu_plan_settings *set, int cores,
                             double *over);
+extern const char *ppu_lib_version;
 void ppu_comm_disconnect(struct ppu_comm *comm);
 /* Connect the links that the schedules (scheds[i] on comms[i], one group,
  * for calls[i]) use and that are not connected yet, with their peers

@@ -14,10 +14,10 @@
 #include "check.h"
 #include "comm.h"
 #include "discover.h"
-#include "log.h"
-#include "param.h"
-#include "socket.h"
-#include "wait.h"
+#include "util/log.h"
+#include "util/param.h"
+#include "util/socket.h"
+#include "util/wait.h"
 #include "net_ib/net_ib.h" /* ppu_net_ib_usable */
 
 /* Transports log through the core (subsystem NET) without its headers. */

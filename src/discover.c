@@ -4,8 +4,8 @@
 
 #include "../topology/topo_xml.h"
 #include "check.h"
-#include "log.h"
-#include "param.h"
+#include "util/log.h"
+#include "util/param.h"
 
 ppu_result_t ppu_discover_sim_servers(int nranks, int *servers, char *err, size_t errlen)
 {

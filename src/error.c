@@ -5,7 +5,7 @@
 
 #include "check.h"
 #include "comm.h"
-#include "log.h"
+#include "util/log.h"
 
 static _Thread_local char thread_error[PPU_ERR_LEN];
 /* What ppu_get_last_error(comm) returned to this thread: a copy taken under

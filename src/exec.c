@@ -11,9 +11,9 @@
 
 #include "check.h"
 #include "comm.h"
-#include "log.h"
+#include "util/log.h"
 #include "reduce.h"
-#include "wait.h"
+#include "util/wait.h"
 #include "net_common/net_reg.h"
 
 struct exec_task {

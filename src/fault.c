@@ -18,7 +18,7 @@
 #include "check.h"
 #include "comm.h"
 #include "fault.h"
-#include "param.h"
+#include "util/param.h"
 
 ppu_result_t ppu_fault_parse(struct ppu_comm *comm)
 {

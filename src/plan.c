@@ -18,7 +18,7 @@
 
 #include "check.h"
 #include "comm.h"
-#include "log.h"
+#include "util/log.h"
 #include "plan_ctx.h"
 
 static const char *const coll_names[PPU_NUM_COLLS] = {

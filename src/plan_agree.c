@@ -18,10 +18,14 @@
 
 #include "check.h"
 #include "comm.h"
-#include "log.h"
-#include "param.h"
+#include "util/log.h"
+#include "util/param.h"
 
 #define STATEMENT_BYTES 1024
+
+/* This build's version, as the ranks compare it (a variable, not the
+ * macro, so a test can make some ranks claim another). */
+const char *ppu_lib_version = PPU_VERSION_STRING;
 
 /* One "NAME=value" line per input of the plan, in a fixed order. */
 static void statement(const struct ppu_comm *comm, const struct ppu_plan_settings *set, char *buf,
@@ -47,12 +51,14 @@ static void statement(const struct ppu_comm *comm, const struct ppu_plan_setting
     XXH3_freeState(h);
     memset(buf, 0, len);
     snprintf(buf, len,
+             "ppuccl version=%s\n"
              "PPU_ALGO=%s\nPPU_PROTO=%s\nPPU_CHUNK_SIZE=%zu\nPPU_P2P_CHUNK_SIZE=%zu\n"
              "PPU_LL_MAX_BYTES=%zu\nPPU_ONESHOT_MAX_BYTES=%zu\nPPU_CHANNEL_MIN_BYTES=%zu\n"
              "PPU_FIFO_SLOTS=%d\nPPU_NCHANNELS=%d\nPPU_CHECK_CALLS=%d\nPPU_CHECKSUM=%d\n"
              "PPU_SOCKET_NSOCKS=%lld\nPPU_SIM_TOPO=%s\nPPU_SIM_SERVERS=%s\nPPU_SIM_LINKS_DOWN=%s\n"
              "topology=%s from %s, links and servers hashed %016llx\n",
-             ppu_param_str(PPU_P_ALGO), ppu_param_str(PPU_P_PROTO), set->chunk_bytes,
+             ppu_lib_version, ppu_param_str(PPU_P_ALGO), ppu_param_str(PPU_P_PROTO),
+             set->chunk_bytes,
              set->peer_slot, set->ll_max, set->oneshot_max, set->channel_min_bytes,
              set->fifo_slots, set->nchannels, comm->check_calls, comm->checksum,
              ppu_param_int(PPU_P_SOCKET_NSOCKS), ppu_param_str(PPU_P_SIM_TOPO),
@@ -124,7 +130,12 @@ static void explain(const char *all, int n, char *buf, size_t len)
     }
     const char *eq = memchr(ref, '=', rl);
     int nl = eq ? (int)(eq - ref) : (int)rl;
-    size_t o = (size_t)snprintf(buf, len, "the ranks would plan differently: %.*s is", nl, ref);
+    /* the library's own version: not a setting, and not only a plan matter */
+    int version = k == 0;
+    size_t o = (size_t)snprintf(buf, len, "%s: %.*s is",
+                                version ? "the ranks run different ppuccl builds"
+                                        : "the ranks would plan differently",
+                                nl, ref);
     int groups = 0;
     for (int r = 0; r < n && o < len; r++) {
         if (done[r])
@@ -147,7 +158,10 @@ static void explain(const char *all, int n, char *buf, size_t len)
         if (o < len)
             o = ranks_with(all, n, k, r, buf, o, len, done);
     }
-    if (o < len)
+    if (o < len && version)
+        snprintf(buf + o, len - o, ". Every rank must load the same ppuccl (check "
+                 "LD_LIBRARY_PATH and the install on every host)");
+    else if (o < len)
         snprintf(buf + o, len - o, ". Every rank must use the same value: it changes the "
                  "schedules the ranks build");
     free(done);

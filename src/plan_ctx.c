@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "log.h"
-#include "param.h"
+#include "util/log.h"
+#include "util/param.h"
 #include "plan_ctx.h"
 
 ppu_result_t ppu_plan_settings_read(struct ppu_plan_settings *set, int rank, char *err,

@@ -20,6 +20,20 @@ static int connect_root(const ppu_unique_id_t *id)
     return fd;
 }
 
+/* A bootstrap header as the wire has it: magic, version, type, secret,
+ * payload length (big-endian). */
+static void raw_hdr(unsigned char hdr[28], uint16_t version, uint16_t type, const uint8_t *secret,
+                    uint32_t len)
+{
+    uint32_t magic = htonl(0x50504231u), l = htonl(len);
+    uint16_t v = htons(version), t = htons(type);
+    memcpy(hdr, &magic, 4);
+    memcpy(hdr + 4, &v, 2);
+    memcpy(hdr + 6, &t, 2);
+    memcpy(hdr + 8, secret, 16);
+    memcpy(hdr + 24, &l, 4);
+}
+
 static int sum_ok(ppu_comm_t comm, int rank, int n, void *arg)
 {
     int v = rank + 1, out = 0;
@@ -38,14 +52,9 @@ Test(bootstrap, wrong_secret_and_garbage_are_dropped, .timeout = 60 * PPU_TEST_S
     int silent = connect_root(&id); /* slow loris: never sends */
 
     int fd = connect_root(&id);
-    unsigned char hdr[28] = {0};
-    uint32_t magic = htonl(0x50504231u), len = htonl(28);
-    uint16_t ver = htons(2), type = htons(1);
-    memcpy(hdr, &magic, 4);
-    memcpy(hdr + 4, &ver, 2);
-    memcpy(hdr + 6, &type, 2);
-    memset(hdr + 8, 0x77, 16); /* not the secret */
-    memcpy(hdr + 24, &len, 4);
+    unsigned char hdr[28], wrong[16];
+    memset(wrong, 0x77, sizeof wrong); /* not the secret */
+    raw_hdr(hdr, 2, 1, wrong, 28);
     cr_assert_eq(write(fd, hdr, sizeof hdr), (ssize_t)sizeof hdr);
 
     int g = connect_root(&id);
@@ -87,4 +96,58 @@ Test(bootstrap, missing_rank_is_named, .timeout = 60 * PPU_TEST_SLOWDOWN)
         waitpid(pids[r], &st, 0);
         cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d did not report the missing rank", r);
     }
+}
+
+/* A member of the job (it knows the secret) that runs another ppuccl: it
+ * is told the root's version, and the real ranks fail init with
+ * PPU_INVALID_USAGE naming both protocols, instead of waiting for it until
+ * the bootstrap timeout. */
+Test(bootstrap, other_version_is_named, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_BOOTSTRAP_TIMEOUT_MS", "20000", 1); /* the failure must not be the timeout */
+    ppu_unique_id_t id;
+    cr_assert_eq(ppu_get_unique_id(&id), PPU_SUCCESS);
+    struct ppu_id_fields f;
+    cr_assert_eq(ppu_id_unpack(&id, &f), PPU_SUCCESS);
+    int fd = connect_root(&id);
+    unsigned char hdr[28];
+    raw_hdr(hdr, 99, 1, f.secret, PPU_BOOT_HELLO_BYTES); /* a HELLO of protocol 99 */
+    cr_assert_eq(write(fd, hdr, sizeof hdr), (ssize_t)sizeof hdr);
+
+    pid_t pids[2];
+    for (int r = 0; r < 2; r++) {
+        pids[r] = fork();
+        if (pids[r] == 0) {
+            ppu_comm_t c;
+            ppu_result_t res = ppu_comm_init_rank(&c, 3, id, r);
+            const char *msg = ppu_get_last_error(NULL);
+            int ok = res == PPU_INVALID_USAGE && strstr(msg, "bootstrap protocol 99") &&
+                     strstr(msg, "ppuccl " PPU_VERSION_STRING) && strstr(msg, "same ppuccl");
+            if (!ok)
+                fprintf(stderr, "rank %d: result %d, message '%s'\n", r, res, msg);
+            _exit(ok ? 0 : 1);
+        }
+    }
+    /* what the other-version rank reads: an abort naming the root's version */
+    unsigned char rh[28];
+    char text[512] = "";
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof rh && (k = read(fd, rh + got, sizeof rh - got)) > 0)
+        got += (size_t)k;
+    cr_assert_eq(got, sizeof rh, "no abort header for the other-version rank");
+    uint16_t rtype;
+    memcpy(&rtype, rh + 6, 2);
+    cr_expect_eq(ntohs(rtype), 3, "the reply is not an abort");
+    got = 0;
+    while (got < sizeof text - 1 && (k = read(fd, text + got, sizeof text - 1 - got)) > 0)
+        got += (size_t)k;
+    cr_expect(strstr(text, "ppuccl " PPU_VERSION_STRING) != NULL, "abort text: '%s'", text);
+    close(fd);
+    for (int r = 0; r < 2; r++) {
+        int st;
+        waitpid(pids[r], &st, 0);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d did not name the version", r);
+    }
+    unsetenv("PPU_BOOTSTRAP_TIMEOUT_MS");
 }

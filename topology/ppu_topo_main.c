@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "../src/discover.h"
-#include "../src/param.h"
+#include "../src/util/param.h"
 #include "topo.h"
 #include "topo_host.h"
 #include "topo_xml.h"

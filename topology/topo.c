@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "util/log.h"
 
 void ppu_topo_connect(struct ppu_topo *t, int a, int b, int state)
 {

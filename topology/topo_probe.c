@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "util/log.h"
 #include "topo.h"
 
 static int read_str(const char *dir, const char *name, char *buf, size_t len)

@@ -66,7 +66,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 
 #define XML_NAME_MAX 32   /* element and attribute names */
 #define XML_VALUE_MAX 255 /* an attribute value, decoded */

@@ -7,8 +7,8 @@
 #include "net_proto.h"
 #include <arpa/inet.h>
 
-#include "socket.h" /* src/: union ppu_sockaddr */
-#include "wait.h"   /* src/: ppu_now_ns */
+#include "util/socket.h" /* union ppu_sockaddr */
+#include "util/wait.h"   /* ppu_now_ns */
 
 #define LOG_WARN 1
 #define LOG_INFO 2
@@ -45,14 +45,6 @@ int net_check_frame(const void *bytes, size_t n, int take_data, uint64_t expect_
         return 0;
     }
     return NET_FRAME_DATA;
-}
-
-int net_nonce_equal(const uint8_t *a, const uint8_t *b, size_t n)
-{
-    uint8_t d = 0;
-    for (size_t i = 0; i < n; i++)
-        d |= a[i] ^ b[i];
-    return d == 0;
 }
 
 void net_addr_pack(const union ppu_sockaddr *a, uint16_t *port, uint32_t *scope_id,

@@ -67,7 +67,6 @@ int net_check_frame(const void *bytes, size_t n, int take_data, uint64_t expect_
 
 /* Nonces compared in constant time: how much of a guess was right must not
  * show. */
-int net_nonce_equal(const uint8_t *a, const uint8_t *b, size_t n);
 
 /* An address as connect info carries it: the port in host order, an IPv6
  * scope, the 4 or 16 address bytes (a AF_INET or AF_INET6), and back. */

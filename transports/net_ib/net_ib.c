@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "net_ib.h"
+#include "util/hash.h"
 
 int net_ib_check_imm(uint32_t imm, int take_data, uint64_t expect_seq, const char **why)
 {
@@ -80,7 +81,7 @@ int net_ib_check_req(const void *bytes, size_t n, const uint8_t nonce[NET_IB_NON
         *why = "not a ppuccl connection";
     else if (q.version != NET_IB_VERSION)
         *why = "protocol version not this build's";
-    else if (!net_nonce_equal(q.nonce, nonce, NET_IB_NONCE_BYTES))
+    else if (!ppu_ct_equal(q.nonce, nonce, NET_IB_NONCE_BYTES))
         *why = "wrong nonce (not this link's sender)";
     else if (q.ctl_addr == 0)
         *why = "no control block";
@@ -152,8 +153,8 @@ const struct ppu_transport_ops ppu_net_ib_ops = {.name = "net_ib", .recv_setup =
 
 #include "../net_common/net_progress.h"
 #include "../net_common/net_reg.h"
-#include "socket.h" /* src/: union ppu_sockaddr, ppu_socket_str */
-#include "wait.h"   /* src/: ppu_now_ns, ppu_ms_until */
+#include "util/socket.h" /* union ppu_sockaddr, ppu_socket_str */
+#include "util/wait.h"   /* ppu_now_ns, ppu_ms_until */
 
 #define LOG_WARN 1
 #define LOG_INFO 2

@@ -51,8 +51,9 @@
 #include "../transport.h"
 #include "net_socket.h"
 #include "../net_common/net_progress.h"
-#include "socket.h" /* src/: socket helpers shared with the bootstrap */
-#include "wait.h"   /* src/: ppu_now_ns, ppu_ms_until */
+#include "util/hash.h"
+#include "util/socket.h" /* socket helpers shared with the bootstrap */
+#include "util/wait.h"   /* ppu_now_ns, ppu_ms_until */
 
 #define HELLO_WAIT_MS 2000 /* a new connection must present its hello within this */
 #define MAX_PENDING 32     /* connections recv_finish vets at once */
@@ -695,7 +696,7 @@ int net_check_hello(const void *bytes, size_t n, const uint8_t nonce[NET_NONCE_B
         *why = "not a ppuccl connection";
     else if (h.version != NET_VERSION)
         *why = "protocol version not this build's";
-    else if (!net_nonce_equal(h.nonce, nonce, NET_NONCE_BYTES))
+    else if (!ppu_ct_equal(h.nonce, nonce, NET_NONCE_BYTES))
         *why = "wrong nonce (not this link's sender)";
     else if (nsocks < 1 || nsocks > NET_MAX_SOCKS || h.index >= nsocks || (have >> h.index & 1u))
         *why = "socket index out of range or already connected";
