@@ -659,6 +659,12 @@ struct ppu_boot_mail {
 ppu_result_t ppu_bootstrap_send(struct ppu_bootstrap *bs, int peer, uint32_t tag, const void *data,
                                 size_t len)
 {
+    return ppu_bootstrap_send_until(bs, peer, tag, data, len, ppu_now_ns() + bs->timeout_ns);
+}
+
+ppu_result_t ppu_bootstrap_send_until(struct ppu_bootstrap *bs, int peer, uint32_t tag,
+                                      const void *data, size_t len, uint64_t deadline)
+{
     if (peer < 0 || peer >= bs->nranks || len > PPU_BOOT_P2P_MAX)
         return PPU_INVALID_ARGUMENT;
     unsigned char buf[sizeof(struct wire_p2p) + PPU_BOOT_P2P_MAX];
@@ -677,13 +683,13 @@ ppu_result_t ppu_bootstrap_send(struct ppu_bootstrap *bs, int peer, uint32_t tag
     memcpy(msg, &wh, sizeof wh);
     memcpy(msg + sizeof wh, buf, sizeof h + len);
     size_t total = sizeof wh + sizeof h + len;
-    uint64_t deadline = ppu_now_ns() + bs->timeout_ns;
     /* A connection the peer dropped (it found it idle when hundreds of
      * ranks share the cores) is tried again until the deadline. */
     ppu_result_t r;
     do {
         int fd;
-        r = ppu_socket_connect(&bs->addr[peer], deadline, &fd);
+        /* every rank listens from its init to its destroy: refused is gone */
+        r = ppu_socket_connect_listening(&bs->addr[peer], deadline, &fd);
         if (r != PPU_SUCCESS)
             return r;
         r = ppu_socket_send(fd, msg, total, deadline);

@@ -73,6 +73,10 @@ ppu_result_t ppu_bootstrap_barrier(struct ppu_bootstrap *bs);
 #define PPU_BOOT_P2P_MAX 4096
 ppu_result_t ppu_bootstrap_send(struct ppu_bootstrap *bs, int peer, uint32_t tag, const void *data,
                                 size_t len);
+/* The same, trying until deadline instead of the bootstrap timeout (a
+ * best-effort notice to a peer that may have exited). */
+ppu_result_t ppu_bootstrap_send_until(struct ppu_bootstrap *bs, int peer, uint32_t tag,
+                                      const void *data, size_t len, uint64_t deadline);
 /* The message from rank peer under tag, of exactly len bytes; messages
  * for other (peer, tag) that arrive meanwhile are kept for later calls.
  * Waits until deadline (PPU_TIMEOUT) or until *abort is set (PPU_REMOTE_ERROR

@@ -75,6 +75,7 @@ struct ppu_comm {
     /* the transport of links between servers (PPU_NET), chosen at connect */
     const struct ppu_transport_ops *net_ops;
     int net_inline; /* PPU_SOCKET_INLINE: the executor moves network bytes while it waits */
+    int ptracer_held; /* counted in ppu_cma_ptracer_users (connect.c) */
 
     size_t direct_min; /* smallest chunk sent as a reference (PPU_CMA_MIN_BYTES) */
     uint64_t timeout_ns;
@@ -134,6 +135,12 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
 ppu_result_t ppu_plan_agree(struct ppu_comm *comm, const struct ppu_plan_settings *set, int cores,
                             double *over);
 extern const char *ppu_lib_version;
+/* Communicators of this process that use single copy (PPU_CMA=1); the
+ * process lets any same-user process read it (Yama PR_SET_PTRACER) only
+ * while this is above 0. ppu_yama_ptrace_scope: Yama's scope, -1 without
+ * Yama. */
+int ppu_cma_ptracer_users(void);
+int ppu_yama_ptrace_scope(void);
 void ppu_comm_disconnect(struct ppu_comm *comm);
 /* Connect the links that the schedules (scheds[i] on comms[i], one group,
  * for calls[i]) use and that are not connected yet, with their peers

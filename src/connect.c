@@ -38,6 +38,62 @@ static int cross_server(const struct ppu_comm *comm, int a, int b)
     return comm->cl.server[a] != comm->cl.server[b];
 }
 
+/* ---- single copy and Yama ----
+ * PPU_CMA=1 lets the peers on this host read this process's buffers with
+ * process_vm_readv. Under Yama's ptrace_scope 1 only an ancestor or the
+ * process's declared ptracer may, and Yama takes one pid or "any"; several
+ * peers read, so the process declares "any", but only while a
+ * communicator that uses single copy lives, and only where the scope is 1
+ * (0: nothing is needed; 2 and 3: nothing a process declares helps, and
+ * the reads fall back to the FIFO). The last such communicator's destroy
+ * takes the declaration back. */
+static pthread_mutex_t ptracer_lock = PTHREAD_MUTEX_INITIALIZER;
+static int ptracer_users;
+
+int ppu_yama_ptrace_scope(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/yama/ptrace_scope", "r");
+    int scope = -1;
+    if (f) {
+        if (fscanf(f, "%d", &scope) != 1)
+            scope = -1;
+        fclose(f);
+    }
+    return scope;
+}
+
+int ppu_cma_ptracer_users(void)
+{
+    pthread_mutex_lock(&ptracer_lock);
+    int n = ptracer_users;
+    pthread_mutex_unlock(&ptracer_lock);
+    return n;
+}
+
+static void ptracer_hold(struct ppu_comm *comm)
+{
+    if (comm->ptracer_held)
+        return;
+    pthread_mutex_lock(&ptracer_lock);
+    if (ptracer_users++ == 0 && ppu_yama_ptrace_scope() == 1 &&
+        prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0) != 0)
+        PPU_WARN(PPU_SUB_INIT, "rank %d: PPU_CMA=1 under Yama ptrace_scope 1, and "
+                 "PR_SET_PTRACER failed: peers' single-copy reads will fall back", comm->rank);
+    pthread_mutex_unlock(&ptracer_lock);
+    comm->ptracer_held = 1;
+}
+
+static void ptracer_release(struct ppu_comm *comm)
+{
+    if (!comm->ptracer_held)
+        return;
+    pthread_mutex_lock(&ptracer_lock);
+    if (--ptracer_users == 0 && ppu_yama_ptrace_scope() == 1)
+        prctl(PR_SET_PTRACER, 0, 0, 0, 0);
+    pthread_mutex_unlock(&ptracer_lock);
+    comm->ptracer_held = 0;
+}
+
 /* PPU_NET=ib's device, checked at every init (not only when a
  * link crosses servers), so a misconfigured job fails the same way on one
  * server as on many. */
@@ -285,7 +341,19 @@ struct link_want {
     const struct ppu_coll_args *call; /* the call that needs the link, for errors */
     struct ppu_link *link;
     int peer, key, recv;
+    int sent; /* the last TAG_* this rank sent the peer for this link; 0: none */
 };
+
+/* What the two ends of a link tell each other while connecting: the
+ * transport's info (TAG_INFO), or nothing (TAG_ATTACHED, TAG_FINISHED);
+ * or, with failed set, why this end cannot go on, so the other end fails
+ * at once with that reason instead of waiting for PPU_TIMEOUT_MS. */
+struct connect_msg {
+    uint8_t failed;
+    uint8_t pad[7];
+    char body[256]; /* the info (PPU_CONNECT_INFO_BYTES), or the reason */
+};
+_Static_assert(PPU_CONNECT_INFO_BYTES <= sizeof(((struct connect_msg *)0)->body), "info fits");
 
 static uint32_t link_tag(int key, int type)
 {
@@ -392,7 +460,7 @@ static ppu_result_t collect(struct ppu_comm *comm, const struct ppu_sched *s,
                     *w = g;
                     *cap = nc;
                 }
-                (*w)[(*nw)++] = (struct link_want){comm, call, l, p, key, recv};
+                (*w)[(*nw)++] = (struct link_want){comm, call, l, p, key, recv, 0};
             }
         }
     }
@@ -408,17 +476,25 @@ static const char *call_what(const struct link_want *x, char *buf, size_t len)
     return buf;
 }
 
-static ppu_result_t wait_peer(const struct link_want *x, int type, void *info, size_t len,
-                              uint64_t deadline)
+/* The peer's next message for link x; a failure it reports fails this
+ * rank too, with its reason in *cause. */
+static ppu_result_t wait_peer(const struct link_want *x, int type, struct connect_msg *m,
+                              uint64_t deadline, char *cause, size_t clen)
 {
     struct ppu_comm *comm = x->comm;
-    ppu_result_t r = ppu_bootstrap_recv(comm->bs, x->peer, link_tag(x->key, type), info, len,
+    ppu_result_t r = ppu_bootstrap_recv(comm->bs, x->peer, link_tag(x->key, type), m, sizeof *m,
                                         deadline, &comm->aborted);
-    if (r == PPU_SUCCESS)
-        return r;
     int from = x->recv ? x->peer : comm->rank, to = x->recv ? comm->rank : x->peer;
     char what[160];
     call_what(x, what, sizeof what);
+    if (r == PPU_SUCCESS && !m->failed)
+        return r;
+    if (r == PPU_SUCCESS) {
+        m->body[sizeof m->body - 1] = '\0';
+        snprintf(cause, clen, "%s", m->body);
+        return ppu_fail(comm, PPU_REMOTE_ERROR, "%s on rank %d: link %d->%d could not be "
+                        "connected: %s", what, comm->rank, from, to, m->body);
+    }
     if (r == PPU_TIMEOUT)
         return ppu_fail(comm, PPU_TIMEOUT, "%s on rank %d: link %d->%d (%s) was not connected "
                         "within PPU_TIMEOUT_MS (%llu ms): rank %d did not answer (has it reached "
@@ -431,10 +507,11 @@ static ppu_result_t wait_peer(const struct link_want *x, int type, void *info, s
                     "info", what, comm->rank, from, to, x->link->ops->name, x->peer);
 }
 
-static ppu_result_t tell_peer(const struct link_want *x, int type, const void *info, size_t len)
+static ppu_result_t tell_peer(struct link_want *x, int type, const struct connect_msg *m)
 {
     struct ppu_comm *comm = x->comm;
-    ppu_result_t r = ppu_bootstrap_send(comm->bs, x->peer, link_tag(x->key, type), info, len);
+    ppu_result_t r = ppu_bootstrap_send(comm->bs, x->peer, link_tag(x->key, type), m, sizeof *m);
+    x->sent = type;
     char what[160];
     if (r != PPU_SUCCESS)
         return ppu_fail(comm, r, "%s on rank %d: could not reach rank %d to connect their link "
@@ -444,31 +521,53 @@ static ppu_result_t tell_peer(const struct link_want *x, int type, const void *i
     return PPU_SUCCESS;
 }
 
-static ppu_result_t connect_phase(const struct link_want *x, int phase, uint64_t deadline)
+/* Tell the peers of the links this rank had not finished that it failed,
+ * each on the message it waits for next, so they fail at once with cause
+ * (and tell theirs): one rank that cannot connect ends the job's call on
+ * every rank within moments, not after PPU_TIMEOUT_MS. */
+static void tell_failure(struct link_want *w, size_t nw, const char *cause)
+{
+    struct connect_msg m;
+    memset(&m, 0, sizeof m);
+    m.failed = 1;
+    snprintf(m.body, sizeof m.body, "%s", cause);
+    /* best effort, and bounded: a peer that failed too may have exited */
+    uint64_t deadline = ppu_now_ns() + 2000000000ull;
+    for (size_t i = 0; i < nw; i++) {
+        int next = w[i].recv ? (w[i].sent == 0 ? TAG_INFO : w[i].sent == TAG_INFO ? TAG_FINISHED : 0)
+                             : (w[i].sent == 0 ? TAG_ATTACHED : 0);
+        if (next)
+            ppu_bootstrap_send_until(w[i].comm->bs, w[i].peer, link_tag(w[i].key, next), &m,
+                                     sizeof m, deadline);
+    }
+}
+
+static ppu_result_t connect_phase(struct link_want *x, int phase, uint64_t deadline, char *cause,
+                                  size_t clen)
 {
     struct ppu_comm *comm = x->comm;
     struct ppu_link *l = x->link;
-    char info[PPU_CONNECT_INFO_BYTES];
+    struct connect_msg m;
     ppu_result_t r;
     int peer = x->peer, me = comm->rank;
+    memset(&m, 0, sizeof m);
     switch (phase) {
     case 1:
         PPU_CHECK(link_keep(comm, l, 0));
         link_init(comm, l, peer, x->key);
-        memset(info, 0, sizeof info);
-        if ((r = l->ops->recv_setup(l, info)) != PPU_SUCCESS) {
+        if ((r = l->ops->recv_setup(l, m.body)) != PPU_SUCCESS) {
             char hint[200];
             ppu_fail(comm, r, "rank %d could not set up the receiving end of link %d->%d (%s: "
                      "%s)", me, peer, me, l->ops->name, setup_hint(l, hint, sizeof hint));
             l->ops = NULL;
             return r;
         }
-        return tell_peer(x, TAG_INFO, info, sizeof info);
+        return tell_peer(x, TAG_INFO, &m);
     case 2:
         PPU_CHECK(link_keep(comm, l, 1));
         link_init(comm, l, peer, x->key);
-        PPU_CHECK(wait_peer(x, TAG_INFO, info, sizeof info, deadline));
-        if ((r = l->ops->send_connect(l, info)) != PPU_SUCCESS) {
+        PPU_CHECK(wait_peer(x, TAG_INFO, &m, deadline, cause, clen));
+        if ((r = l->ops->send_connect(l, m.body)) != PPU_SUCCESS) {
             ppu_fail(comm, r, "rank %d could not connect the sending end of link %d->%d (%s%s)",
                      me, me, peer, l->ops->name,
                      l->ops != &ppu_icn_sim_ops ? ": see the log"
@@ -477,18 +576,19 @@ static ppu_result_t connect_phase(const struct link_want *x, int phase, uint64_t
             l->ops = NULL;
             return r;
         }
-        return tell_peer(x, TAG_ATTACHED, "", 0);
+        memset(&m, 0, sizeof m);
+        return tell_peer(x, TAG_ATTACHED, &m);
     case 3:
-        PPU_CHECK(wait_peer(x, TAG_ATTACHED, info, 0, deadline));
+        PPU_CHECK(wait_peer(x, TAG_ATTACHED, &m, deadline, cause, clen));
         if ((r = l->ops->recv_finish(l)) != PPU_SUCCESS)
             return ppu_fail(comm, r, "rank %d: link %d->%d (%s) did not complete its setup: %s",
                             me, peer, me, l->ops->name,
                             r == PPU_TIMEOUT ? "its sender did not connect within "
                                                "PPU_BOOTSTRAP_TIMEOUT_MS (see the log)"
                                              : "see the log");
-        return tell_peer(x, TAG_FINISHED, "", 0);
+        return tell_peer(x, TAG_FINISHED, &m);
     default:
-        PPU_CHECK(wait_peer(x, TAG_FINISHED, info, 0, deadline));
+        PPU_CHECK(wait_peer(x, TAG_FINISHED, &m, deadline, cause, clen));
         if ((r = l->ops->send_finish(l)) != PPU_SUCCESS)
             return ppu_fail(comm, r, "rank %d: link %d->%d (%s) did not complete its setup", me,
                             me, peer, l->ops->name);
@@ -516,10 +616,18 @@ ppu_result_t ppu_links_ensure(struct ppu_comm *const *comms, const struct ppu_sc
             w[u++] = w[i];
     nw = u;
     uint64_t now = ppu_now_ns();
+    char cause[256] = ""; /* a peer's reason, passed on as it came */
+    size_t at = 0;
     for (int phase = 1; phase <= 4 && r == PPU_SUCCESS; phase++)
-        for (size_t i = 0; i < nw && r == PPU_SUCCESS; i++)
-            if (w[i].recv == (phase % 2 == 1))
-                r = connect_phase(&w[i], phase, now + w[i].comm->timeout_ns);
+        for (at = 0; at < nw && r == PPU_SUCCESS; at++)
+            if (w[at].recv == (phase % 2 == 1))
+                r = connect_phase(&w[at], phase, now + w[at].comm->timeout_ns, cause,
+                                  sizeof cause);
+    if (r != PPU_SUCCESS) {
+        if (!cause[0]) /* this rank's own failure: its sentence */
+            snprintf(cause, sizeof cause, "%s", ppu_get_last_error(w[at - 1].comm));
+        tell_failure(w, nw, cause);
+    }
     if (r == PPU_SUCCESS)
         for (size_t i = 0; i < nw; i++)
             PPU_INFO(PPU_SUB_INIT, "rank %d: connected link %d->%d (%s, %s) on first use",
@@ -615,9 +723,8 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
      * FIFO, whose slots stay in cache, measured faster (5-6 vs 4-4.6 GB/s
      * busbw, 2 ranks, 256 KB-64 MB). */
     int allow_cma = ppu_param_int(PPU_P_CMA) != 0;
-    /* Let peers of the same user read our memory where Yama restricts it. */
     if (allow_cma)
-        prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+        ptracer_hold(comm);
     struct ppu_link_params p;
     memset(&p, 0, sizeof p);
     p.self_rank = comm->rank;
@@ -727,6 +834,7 @@ static void write_stats(struct ppu_comm *comm)
 void ppu_comm_disconnect(struct ppu_comm *comm)
 {
     write_stats(comm);
+    ptracer_release(comm);
     for (int i = 0; i < comm->nlinks; i++) {
         struct ppu_link *l = comm->links[i].link;
         if (l->ops)

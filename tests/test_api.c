@@ -415,3 +415,26 @@ Test(api, root_addr_needs_secret, .timeout = 60)
         cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "consent %d", consent);
     }
 }
+
+/* PPU_CMA=1: the process lets same-user processes read it (Yama
+ * PR_SET_PTRACER_ANY where ptrace_scope is 1) only while a communicator
+ * that uses single copy lives; destroying the last one takes it back.
+ * Before, the declaration was made at every init and never undone. */
+Test(api, cma_ptracer_only_while_used, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_CMA", "1", 1);
+    cr_assert_eq(ppu_cma_ptracer_users(), 0);
+    ppu_comm_t a[2], b[2];
+    cr_assert_eq(ppu_comm_init_all(a, 2), PPU_SUCCESS, "%s", ppu_get_last_error(NULL));
+    cr_expect_eq(ppu_cma_ptracer_users(), 2);
+    cr_assert_eq(ppu_comm_init_all(b, 2), PPU_SUCCESS, "%s", ppu_get_last_error(NULL));
+    cr_expect_eq(ppu_cma_ptracer_users(), 4);
+    for (int i = 0; i < 2; i++)
+        cr_expect_eq(ppu_comm_destroy(a[i]), PPU_SUCCESS);
+    cr_expect_eq(ppu_cma_ptracer_users(), 2, "the second pair still reads by single copy");
+    for (int i = 0; i < 2; i++)
+        cr_expect_eq(ppu_comm_destroy(b[i]), PPU_SUCCESS);
+    cr_expect_eq(ppu_cma_ptracer_users(), 0, "nothing uses single copy: no ptracer left");
+    cr_log_info("Yama ptrace_scope here: %d (-1: no Yama, the prctl itself is not made)",
+                ppu_yama_ptrace_scope());
+}

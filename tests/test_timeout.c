@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,24 +115,39 @@ static int one_allreduce(ppu_comm_t comm, int rank, int n, void *arg)
 }
 
 /* A segment left by a job that died while connecting (its creator's pid
- * is gone) is removed by the next job; one of a live process is kept. */
+ * is gone) is removed by the next job; one of a live process is kept, and
+ * so is one whose creator ran in another PID namespace (a container
+ * sharing /dev/shm: its pid means nothing here) or whose name does not say
+ * (an older build). */
 Test(timeout, crashed_jobs_segments_are_cleaned, .timeout = 30 * PPU_TEST_SLOWDOWN)
 {
     pid_t dead = fork();
     if (dead == 0)
         _exit(0);
     waitpid(dead, NULL, 0);
-    char stale[64], live[64];
-    snprintf(stale, sizeof stale, "/dev/shm/ppuccl-%d-0123456789abcdef", (int)dead);
-    snprintf(live, sizeof live, "/dev/shm/ppuccl-%d-0123456789abcdef", (int)getpid());
-    FILE *f = fopen(stale, "w"), *g = fopen(live, "w");
-    cr_assert(f && g);
-    fclose(f);
-    fclose(g);
+    struct stat st;
+    cr_assert_eq(stat("/proc/self/ns/pid", &st), 0);
+    unsigned long ns = (unsigned long)st.st_ino;
+    char stale[96], live[96], other_ns[96], old[96];
+    snprintf(stale, sizeof stale, "/dev/shm/ppuccl-%lu-%d-0123456789abcdef", ns, (int)dead);
+    snprintf(live, sizeof live, "/dev/shm/ppuccl-%lu-%d-0123456789abcdef", ns, (int)getpid());
+    snprintf(other_ns, sizeof other_ns, "/dev/shm/ppuccl-%lu-%d-0123456789abcdef", ns + 1,
+             (int)dead);
+    snprintf(old, sizeof old, "/dev/shm/ppuccl-%d-0123456789abcdef", (int)dead);
+    const char *files[] = {stale, live, other_ns, old};
+    for (int i = 0; i < 4; i++) {
+        FILE *f = fopen(files[i], "w");
+        cr_assert(f, "%s", files[i]);
+        fclose(f);
+    }
     cr_assert_eq(run_ranks(2, one_allreduce, NULL, 20), 0);
     cr_expect_neq(access(stale, F_OK), 0, "%s is still there", stale);
     cr_expect_eq(access(live, F_OK), 0, "%s of a live process was removed", live);
+    cr_expect_eq(access(other_ns, F_OK), 0, "%s of another PID namespace was removed", other_ns);
+    cr_expect_eq(access(old, F_OK), 0, "%s (no namespace in its name) was removed", old);
     unlink(live);
+    unlink(other_ns);
+    unlink(old);
 }
 
 /* Ranks that call different things fail with both calls named. */

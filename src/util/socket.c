@@ -157,7 +157,8 @@ static ppu_result_t wait_fd(int fd, short events, uint64_t deadline)
     }
 }
 
-ppu_result_t ppu_socket_connect(const union ppu_sockaddr *addr, uint64_t deadline, int *fd_out)
+static ppu_result_t connect_until(const union ppu_sockaddr *addr, uint64_t deadline, int *fd_out,
+                                  int refused_is_gone)
 {
     for (;;) {
         int fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -184,6 +185,8 @@ ppu_result_t ppu_socket_connect(const union ppu_sockaddr *addr, uint64_t deadlin
         }
         int e = errno;
         close(fd);
+        if (e == ECONNREFUSED && refused_is_gone)
+            return PPU_REMOTE_ERROR;
         if (e != ECONNREFUSED && e != ECONNRESET && e != ETIMEDOUT && e != EAGAIN)
             return PPU_SYSTEM_ERROR;
         if (ppu_ms_until(deadline) == 0)
@@ -191,6 +194,17 @@ ppu_result_t ppu_socket_connect(const union ppu_sockaddr *addr, uint64_t deadlin
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);
     }
+}
+
+ppu_result_t ppu_socket_connect(const union ppu_sockaddr *addr, uint64_t deadline, int *fd_out)
+{
+    return connect_until(addr, deadline, fd_out, 0);
+}
+
+ppu_result_t ppu_socket_connect_listening(const union ppu_sockaddr *addr, uint64_t deadline,
+                                          int *fd_out)
+{
+    return connect_until(addr, deadline, fd_out, 1);
 }
 
 ppu_result_t ppu_socket_accept(int lfd, uint64_t deadline, int *fd_out, union ppu_sockaddr *peer)

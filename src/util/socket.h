@@ -27,6 +27,11 @@ int ppu_socket_is_loopback(const union ppu_sockaddr *addr);
 ppu_result_t ppu_socket_listen(union ppu_sockaddr *addr, int *fd);
 /* Connect, retrying refused connections until the deadline. */
 ppu_result_t ppu_socket_connect(const union ppu_sockaddr *addr, uint64_t deadline, int *fd);
+/* The same, to an address that was listening: a refused connection means
+ * its process is gone (a full backlog drops, it does not refuse), so it is
+ * PPU_REMOTE_ERROR at once rather than tried again until deadline. */
+ppu_result_t ppu_socket_connect_listening(const union ppu_sockaddr *addr, uint64_t deadline,
+                                          int *fd);
 ppu_result_t ppu_socket_accept(int lfd, uint64_t deadline, int *fd, union ppu_sockaddr *peer);
 ppu_result_t ppu_socket_send(int fd, const void *buf, size_t len, uint64_t deadline);
 ppu_result_t ppu_socket_recv(int fd, void *buf, size_t len, uint64_t deadline);

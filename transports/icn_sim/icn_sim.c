@@ -183,20 +183,34 @@ static void map_put(void *addr, size_t size)
         munmap(addr, size);
 }
 
+/* This process's PID namespace: the inode of /proc/self/ns/pid; 0 when
+ * it cannot be read. Segment names carry it with the creator's pid. */
+static unsigned long pid_namespace(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
 /* Segments of a crashed job: a name is unlinked as soon as both ends
  * attached, so one still in /dev/shm belongs to a process that died while
- * connecting. Ours (same owner) whose creator is gone are removed, once a
- * process, before this process makes its own. */
+ * connecting, or is connecting now. One is removed (once a process, before
+ * this process makes its own) only when its death is proven: the same
+ * owner, the same PID namespace (a /dev/shm shared between containers
+ * holds segments whose pids mean nothing here), and no process of that
+ * pid. Names without a namespace (older builds) are left alone. */
 static void remove_stale_segments(void)
 {
-    DIR *d = opendir("/dev/shm");
+    unsigned long ns = pid_namespace();
+    DIR *d = ns ? opendir("/dev/shm") : NULL;
     if (!d)
         return;
     struct dirent *e;
     while ((e = readdir(d))) {
         int pid;
+        unsigned long their_ns;
         char rest[64];
-        if (sscanf(e->d_name, "ppuccl-%d-%63s", &pid, rest) != 2 || pid <= 0)
+        if (sscanf(e->d_name, "ppuccl-%lu-%d-%63s", &their_ns, &pid, rest) != 3 || pid <= 0 ||
+            their_ns != ns)
             continue;
         char path[300];
         struct stat st;
@@ -226,8 +240,8 @@ static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
     unsigned char rnd[8];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
         goto err_free;
-    snprintf(l->name, sizeof l->name, "/ppuccl-%d-%02x%02x%02x%02x%02x%02x%02x%02x",
-             (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    snprintf(l->name, sizeof l->name, "/ppuccl-%lu-%d-%02x%02x%02x%02x%02x%02x%02x%02x",
+             pid_namespace(), (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     if (p->ll_bytes > 0xffffffffu || p->slot_bytes % 8)
         goto err_free;
     l->map_size = hdr_bytes() + (size_t)p->nslots * (p->slot_bytes + 8 * ll_words(p->ll_bytes));
