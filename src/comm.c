@@ -17,7 +17,7 @@
 #include "util/log.h"
 #include "util/param.h"
 #include "util/wait.h"
-#include "net_common/net_reg.h"
+#include "reg.h"
 
 /* ---- registry ---- */
 
@@ -101,7 +101,7 @@ ppu_result_t ppu_get_unique_id(ppu_unique_id_t *id)
 static void comm_free(struct ppu_comm *c)
 {
     ppu_comm_disconnect(c); /* no queue pair left that could still send from them */
-    net_reg_remove_owner(c);
+    ppu_reg_remove_owner(c);
     ppu_plan_free(c);
     ppu_plan_ctx_free(&c->plan);
     ppu_cluster_free(&c->cl);
@@ -582,7 +582,7 @@ ppu_result_t ppu_comm_count(ppu_comm_t comm, int *count)
     return PPU_SUCCESS;
 }
 
-/* ---- registered memory (net_common/net_reg.h) ---- */
+/* ---- registered memory (reg.h) ---- */
 
 ppu_result_t ppu_comm_register(ppu_comm_t comm, const void *buf, size_t bytes, void **handle)
 {
@@ -598,7 +598,7 @@ ppu_result_t ppu_comm_register(ppu_comm_t comm, const void *buf, size_t bytes, v
         return ppu_fail(comm, PPU_INVALID_ARGUMENT,
                         "ppu_comm_register: bytes (%zu) runs past the end of the address space",
                         bytes);
-    if (net_reg_add(comm, buf, bytes, handle) != PPU_SUCCESS)
+    if (ppu_reg_add(comm, buf, bytes, handle) != PPU_SUCCESS)
         return ppu_fail(comm, PPU_SYSTEM_ERROR, "ppu_comm_register: out of memory");
     PPU_INFO(PPU_SUB_INIT, "rank %d: registered %zu bytes at %p", comm->rank, bytes, buf);
     return PPU_SUCCESS;
@@ -612,7 +612,7 @@ ppu_result_t ppu_comm_deregister(ppu_comm_t comm, void *handle)
     /* not under a collective that sends from it: queued calls finish first */
     wait_pending(comm);
     pthread_mutex_lock(&comm->exec_lock);
-    int gone = net_reg_remove(comm, handle);
+    int gone = ppu_reg_remove(comm, handle);
     pthread_mutex_unlock(&comm->exec_lock);
     if (gone != 0)
         return ppu_fail(comm, PPU_INVALID_ARGUMENT,

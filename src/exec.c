@@ -14,7 +14,7 @@
 #include "util/log.h"
 #include "reduce.h"
 #include "util/wait.h"
-#include "net_common/net_reg.h"
+#include "reg.h"
 
 struct exec_task {
     struct ppu_comm *comm;
@@ -145,7 +145,7 @@ static ppu_result_t check_sum(const struct exec_task *t, const struct ppu_link *
  * a slot? src: where they are (the output, or the input for a step that
  * only forwards it). References pay a syscall on the reader's side: only
  * for big chunks, and only on ring links, whose drain the executor waits
- * for; RDMA links send only from memory the user registered (net_reg.h). */
+ * for; RDMA links send only from memory the user registered (reg.h). */
 static int sends_by_ref(const struct exec_task *t, const struct ppu_step *st,
                         const struct ppu_link *sl, size_t nb, const void *src)
 {
@@ -153,7 +153,7 @@ static int sends_by_ref(const struct exec_task *t, const struct ppu_step *st,
     return sl && sl->direct && nb >= t->comm->direct_min && st->send_peer < 0 &&
            t->s->proto == PPU_PROTO_SIMPLE &&
            (!(f & (PPU_STEP_RECV | PPU_STEP_ACCUM)) || (f & (PPU_STEP_OUTPUT | PPU_STEP_REF_OUT))) &&
-           (sl->direct != PPU_DIRECT_REGISTERED || net_reg_covers(sl->params.reg_owner, src, nb));
+           (sl->direct != PPU_DIRECT_REGISTERED || ppu_reg_covers(sl->params.reg_owner, src, nb));
 }
 
 /* PPU_IN_PROGRESS when the step cannot run yet. */

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "net_common/net_reg.h"
+#include "reg.h"
 #include "ppuccl.h"
 
 static inline float reg_value(size_t i, int r, int it)
@@ -27,7 +27,7 @@ static inline float reg_sum(size_t i, int n, int it)
 
 /* iters rounds of the three calls on cnt elements a rank, from buffers
  * registered first when reg is set (and deregistered after). *found and
- * *keyed get what the registration cache counted meanwhile (net_reg_stats:
+ * *keyed get what the registration cache counted meanwhile (ppu_reg_stats:
  * sends that found registered memory; keys handed to a device). Returns
  * 0, or the first failure: 1 setup, 2 a call failed, 3 all-reduce values,
  * 4 all-gather values, 5 deregistering. */
@@ -41,7 +41,7 @@ static inline int reg_collectives(ppu_comm_t comm, int r, int n, size_t cnt, int
         bad = ppu_comm_register(comm, in, cnt * sizeof *in, &hi) != PPU_SUCCESS ||
               ppu_comm_register(comm, out, (size_t)n * cnt * sizeof *out, &ho) != PPU_SUCCESS;
     uint64_t found0, keyed0;
-    net_reg_stats(&found0, &keyed0);
+    ppu_reg_stats(&found0, &keyed0);
     for (int it = 0; it < iters && !bad; it++) {
         for (size_t i = 0; i < cnt; i++)
             in[i] = reg_value(i, r, it);
@@ -58,7 +58,7 @@ static inline int reg_collectives(ppu_comm_t comm, int r, int n, size_t cnt, int
         for (size_t i = 0; i < (size_t)n * cnt && !bad; i++)
             bad = out[i] != reg_value(i % cnt, (int)(i / cnt), it) ? 4 : 0;
     }
-    net_reg_stats(found, keyed);
+    ppu_reg_stats(found, keyed);
     *found -= found0;
     *keyed -= keyed0;
     if ((hi && ppu_comm_deregister(comm, hi) != PPU_SUCCESS) ||

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "collcheck.h"
-#include "net_common/net_reg.h"
+#include "reg.h"
 #include "net_ib/net_ib.h"
 #include "net_socket/net_socket.h"
 #include "ranks.h"
@@ -760,7 +760,7 @@ Test(net, hier_empty_shards_keep_phase_order, .timeout = 200 * PPU_TEST_SLOWDOWN
     cr_expect_eq(run_ranks(8, tiny_hier, NULL, 150), 0);
 }
 
-/* ---- the registration cache (net_reg.h), on a stand-in device ---- */
+/* ---- the registration cache (reg.h), on a stand-in device ---- */
 
 static struct {
     int regs, deregs;
@@ -795,13 +795,13 @@ static uint64_t mock_key(void *h)
     return (uint64_t)(uintptr_t)h;
 }
 
-static const struct net_reg_ops mock_ops = {"mock", mock_reg, mock_dereg, mock_key};
+static const struct ppu_reg_ops mock_ops = {"mock", mock_reg, mock_dereg, mock_key};
 
 /* The key of [p, p + n)'s registration in dom, or 0 when there is none. */
 static uint64_t key_of(const void *owner, const void *p, size_t n, void *dom)
 {
     uint64_t k = 0;
-    return net_reg_get(owner, p, n, dom, &mock_ops, &k) ? k : 0;
+    return ppu_reg_get(owner, p, n, dom, &mock_ops, &k) ? k : 0;
 }
 
 Test(net, registration_cache)
@@ -812,19 +812,19 @@ Test(net, registration_cache)
     void *d1 = (void *)0x10, *d2 = (void *)0x20;
     void *r1, *r2;
     uint64_t found0, keyed0, found, keyed;
-    net_reg_stats(&found0, &keyed0);
-    cr_assert_eq(net_reg_count(), 0);
+    ppu_reg_stats(&found0, &keyed0);
+    cr_assert_eq(ppu_reg_count(), 0);
     cr_assert_eq(key_of(&owner_a, buf, 8, d1), 0, "nothing is registered yet");
-    cr_assert_eq(net_reg_add(&owner_a, buf, sizeof buf, &r1), PPU_SUCCESS);
+    cr_assert_eq(ppu_reg_add(&owner_a, buf, sizeof buf, &r1), PPU_SUCCESS);
     /* what a region holds */
-    cr_expect(net_reg_covers(&owner_a, buf + 10, 100));
-    cr_expect(net_reg_covers(&owner_a, buf, sizeof buf));
-    cr_expect(!net_reg_covers(&owner_a, buf + 990, 20), "a range past the end is not held");
-    cr_expect(!net_reg_covers(&owner_a, (void *)((uintptr_t)buf - 1), 2),
+    cr_expect(ppu_reg_covers(&owner_a, buf + 10, 100));
+    cr_expect(ppu_reg_covers(&owner_a, buf, sizeof buf));
+    cr_expect(!ppu_reg_covers(&owner_a, buf + 990, 20), "a range past the end is not held");
+    cr_expect(!ppu_reg_covers(&owner_a, (void *)((uintptr_t)buf - 1), 2),
               "a range before the start is not held");
-    cr_expect(!net_reg_covers(&owner_a, buf + 10, SIZE_MAX), "a range that wraps is not held");
-    cr_expect(!net_reg_covers(&owner_a, buf + 10, 0), "an empty range is not held");
-    cr_expect(!net_reg_covers(&owner_b, buf + 10, 100), "another owner's region was used");
+    cr_expect(!ppu_reg_covers(&owner_a, buf + 10, SIZE_MAX), "a range that wraps is not held");
+    cr_expect(!ppu_reg_covers(&owner_a, buf + 10, 0), "an empty range is not held");
+    cr_expect(!ppu_reg_covers(&owner_b, buf + 10, 100), "another owner's region was used");
     cr_expect(mock.regs == 0, "asking whether memory is registered registered it");
     /* first use registers the whole region, once per domain */
     uint64_t k1 = key_of(&owner_a, buf + 10, 100, d1);
@@ -846,28 +846,28 @@ Test(net, registration_cache)
     cr_expect_eq(key_of(&owner_a, buf, 1, (void *)0x40), 0);
     cr_expect_eq(mock.regs, 4);
     /* asks that found a region, and keys handed out, are counted */
-    net_reg_stats(&found, &keyed);
+    ppu_reg_stats(&found, &keyed);
     cr_expect_eq(keyed - keyed0, 4, "%llu keys handed out, want 4",
                  (unsigned long long)(keyed - keyed0));
     cr_expect_eq(found - found0, 9, "%llu asks found a region, want 9",
                  (unsigned long long)(found - found0));
     /* a device that goes away takes its registrations with it; a later
      * use registers again */
-    net_reg_drop_domain(d1);
+    ppu_reg_drop_domain(d1);
     cr_expect_eq(mock.deregs, 1);
     cr_expect_neq(key_of(&owner_a, buf, 1, d1), 0);
     cr_expect_eq(mock.regs, 5, "no new registration after the device went away");
     /* removal: only by the owner, once, and everywhere */
-    cr_assert_eq(net_reg_add(&owner_b, buf, sizeof buf, &r2), PPU_SUCCESS);
-    cr_expect_eq(net_reg_remove(&owner_b, r1), -1, "another owner removed a region");
-    cr_expect_eq(net_reg_remove(&owner_a, r1), 0);
-    cr_expect_eq(net_reg_remove(&owner_a, r1), -1, "a region was removed twice");
+    cr_assert_eq(ppu_reg_add(&owner_b, buf, sizeof buf, &r2), PPU_SUCCESS);
+    cr_expect_eq(ppu_reg_remove(&owner_b, r1), -1, "another owner removed a region");
+    cr_expect_eq(ppu_reg_remove(&owner_a, r1), 0);
+    cr_expect_eq(ppu_reg_remove(&owner_a, r1), -1, "a region was removed twice");
     cr_expect_eq(mock.live, 0, "%d registration(s) outlived their region", mock.live);
-    cr_expect(!net_reg_covers(&owner_a, buf, 1));
-    cr_expect(net_reg_covers(&owner_b, buf, 1), "removing one owner's region removed another's");
+    cr_expect(!ppu_reg_covers(&owner_a, buf, 1));
+    cr_expect(ppu_reg_covers(&owner_b, buf, 1), "removing one owner's region removed another's");
     cr_expect_neq(key_of(&owner_b, buf, 1, d1), 0);
-    net_reg_remove_owner(&owner_b);
-    cr_expect_eq(net_reg_count(), 0);
+    ppu_reg_remove_owner(&owner_b);
+    cr_expect_eq(ppu_reg_count(), 0);
     cr_expect_eq(mock.live, 0);
 }
 

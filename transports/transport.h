@@ -10,8 +10,10 @@
  *   send_finish  (sender)   after every receiver finished
  *
  * Data path: no call blocks. PPU_IN_PROGRESS means "not yet, poll again".
- * A transport never includes core headers (struct ppu_comm and the like);
- * the leaf helpers src/socket.h and src/wait.h are shared with the bootstrap. */
+ * A transport never includes core headers (struct ppu_comm and the like),
+ * only src/util/ (logging, waiting, sockets, parameters, hashing) and this
+ * file, which also declares what the core offers transports (the
+ * registration cache, logging). ctest layers checks it. */
 #ifndef PPU_TRANSPORT_H
 #define PPU_TRANSPORT_H
 
@@ -53,7 +55,7 @@ enum {
     PPU_DIRECT_NONE = 0,       /* every message is copied into a slot */
     PPU_DIRECT_ANY = 1,        /* send_ref from any memory */
     PPU_DIRECT_REGISTERED = 2, /* send_ref only from memory registered with the
-                                * link's params.reg_owner (net_reg_covers) */
+                                * link's params.reg_owner (ppu_reg_covers) */
 };
 
 struct ppu_link {
@@ -109,6 +111,32 @@ extern const struct ppu_transport_ops ppu_net_socket_ops;
 /* Links between servers over RDMA (PPU_NET=ib; only where built with
  * rdma-core, see net_ib/net_ib.h for ppu_net_ib_usable). */
 extern const struct ppu_transport_ops ppu_net_ib_ops;
+
+/* ---- the registration cache (src/reg.h), as transports use it ----
+ * Memory the user registered with a communicator (ppu_comm_register) is
+ * registered with a transport's device on first use and kept until the
+ * user deregisters it; a link sends from it by the key its registration
+ * has. The core owns the cache; a transport only asks. */
+#define PPU_REG_DOMAINS 4 /* devices one region is registered with, at most */
+
+struct ppu_reg_ops {
+    const char *name; /* for the log: "net_ib" */
+    /* Register [addr, addr + bytes) in dom; NULL with errno set on failure. */
+    void *(*reg)(void *dom, void *addr, size_t bytes);
+    void (*dereg)(void *handle);
+    /* The key a send names the registration by (net_ib: the MR's lkey). */
+    uint64_t (*key)(void *handle);
+};
+
+/* The key (ops->key) of the registration in dom of the region of owner's
+ * that holds [p, p + n), made now if it is the first ask: 1 and *key set,
+ * or 0 when no region holds the range, registering failed (logged once per
+ * region and domain, and not tried again), or the region is registered
+ * with PPU_REG_DOMAINS other domains already (logged once). */
+int ppu_reg_get(const void *owner, const void *p, size_t n, void *dom,
+                const struct ppu_reg_ops *ops, uint64_t *key);
+/* dom is going away: deregister every region's registration in it. */
+void ppu_reg_drop_domain(void *dom);
 
 /* Logging for transports, provided by the core (subsystem NET): level 1
  * warns, 2 informs, 3 traces (as PPU_DEBUG). */

@@ -34,7 +34,7 @@
  * Messages from memory the user registered with the communicator
  * (ppu_comm_register) are written straight from it: the write gathers the
  * header from the slot and the payload from the user's memory, whose
- * registration with this device the registration cache (net_reg.h) makes
+ * registration with this device the registration cache (reg.h) makes
  * on first use. Anything else goes through the registered FIFO, one copy
  * at the sender. The receiver always takes messages in its slots.
  *
@@ -152,7 +152,6 @@ const struct ppu_transport_ops ppu_net_ib_ops = {.name = "net_ib", .recv_setup =
 #include <rdma/rdma_cma.h>
 
 #include "../net_common/net_progress.h"
-#include "../net_common/net_reg.h"
 #include "util/socket.h" /* union ppu_sockaddr, ppu_socket_str */
 #include "util/wait.h"   /* ppu_now_ns, ppu_ms_until */
 
@@ -234,7 +233,7 @@ static void dev_put(struct ib_dev *d)
         while (*pp != d)
             pp = &(*pp)->next;
         *pp = d->next;
-        net_reg_drop_domain(d->pd); /* user memory registered in it */
+        ppu_reg_drop_domain(d->pd); /* user memory registered in it */
         ibv_dealloc_pd(d->pd);
         free(d);
     }
@@ -909,7 +908,7 @@ static uint64_t ib_key(void *mr)
     return ((struct ibv_mr *)mr)->lkey;
 }
 
-static const struct net_reg_ops ib_reg_ops = {"net_ib", ib_reg, ib_dereg, ib_key};
+static const struct ppu_reg_ops ib_reg_ops = {"net_ib", ib_reg, ib_dereg, ib_key};
 
 /* The core sends from src only when it lies in registered memory
  * (PPU_DIRECT_REGISTERED). Should registering it with this device fail,
@@ -925,7 +924,7 @@ static ppu_result_t net_ib_send_ref(struct ppu_link *link, const void *src, size
     if (r != PPU_SUCCESS)
         return r;
     uint64_t key;
-    if (!l->ref_lkey || !net_reg_get(link->params.reg_owner, src, bytes, l->dev->pd,
+    if (!l->ref_lkey || !ppu_reg_get(link->params.reg_owner, src, bytes, l->dev->pd,
                                      &ib_reg_ops, &key)) {
         memcpy(slot, src, bytes);
         return net_end_send_commit(link, bytes);

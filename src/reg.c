@@ -1,4 +1,4 @@
-/* The registration cache: see net_reg.h. */
+/* The registration cache: see reg.h. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -6,34 +6,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net_reg.h"
-#include "../transport.h"
+#include "reg.h"
+#include "../transports/transport.h"
 
 #define LOG_WARN 1
 #define LOG_INFO 2
 
-struct net_reg_dom {
+struct ppu_reg_dom {
     void *dom;        /* NULL: unused */
     void *handle;     /* the registration; NULL while ops->reg runs (without the
                        * lock), and after it failed */
-    const struct net_reg_ops *ops;
+    const struct ppu_reg_ops *ops;
 };
 
-struct net_reg_region {
-    struct net_reg_region *next;
+struct ppu_reg_region {
+    struct ppu_reg_region *next;
     const void *owner;
     uintptr_t lo, hi; /* [lo, hi) */
-    struct net_reg_dom d[NET_REG_DOMAINS];
+    struct ppu_reg_dom d[PPU_REG_DOMAINS];
     int full_logged;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct net_reg_region *regions;
+static struct ppu_reg_region *regions;
 static _Atomic int nregions;
 
-ppu_result_t net_reg_add(const void *owner, const void *addr, size_t bytes, void **region)
+ppu_result_t ppu_reg_add(const void *owner, const void *addr, size_t bytes, void **region)
 {
-    struct net_reg_region *r = calloc(1, sizeof *r);
+    struct ppu_reg_region *r = calloc(1, sizeof *r);
     if (!r)
         return PPU_SYSTEM_ERROR;
     r->owner = owner;
@@ -48,21 +48,21 @@ ppu_result_t net_reg_add(const void *owner, const void *addr, size_t bytes, void
     return PPU_SUCCESS;
 }
 
-static void region_dereg(struct net_reg_region *r)
+static void region_dereg(struct ppu_reg_region *r)
 {
-    for (int i = 0; i < NET_REG_DOMAINS; i++)
+    for (int i = 0; i < PPU_REG_DOMAINS; i++)
         if (r->d[i].dom && r->d[i].handle)
             r->d[i].ops->dereg(r->d[i].handle);
 }
 
 /* Unlinks the regions that match (lock held), then deregisters and frees
  * them. */
-static int remove_where(const void *owner, const struct net_reg_region *only)
+static int remove_where(const void *owner, const struct ppu_reg_region *only)
 {
-    struct net_reg_region *gone = NULL, **pp = &regions;
+    struct ppu_reg_region *gone = NULL, **pp = &regions;
     int n = 0;
     while (*pp) {
-        struct net_reg_region *r = *pp;
+        struct ppu_reg_region *r = *pp;
         if (r->owner == owner && (!only || r == only)) {
             *pp = r->next;
             r->next = gone;
@@ -74,7 +74,7 @@ static int remove_where(const void *owner, const struct net_reg_region *only)
     }
     atomic_fetch_sub(&nregions, n);
     while (gone) {
-        struct net_reg_region *r = gone;
+        struct ppu_reg_region *r = gone;
         gone = r->next;
         region_dereg(r);
         free(r);
@@ -82,7 +82,7 @@ static int remove_where(const void *owner, const struct net_reg_region *only)
     return n;
 }
 
-int net_reg_remove(const void *owner, void *region)
+int ppu_reg_remove(const void *owner, void *region)
 {
     if (!region)
         return -1;
@@ -92,7 +92,7 @@ int net_reg_remove(const void *owner, void *region)
     return n ? 0 : -1;
 }
 
-void net_reg_remove_owner(const void *owner)
+void ppu_reg_remove_owner(const void *owner)
 {
     if (!atomic_load(&nregions))
         return;
@@ -103,12 +103,12 @@ void net_reg_remove_owner(const void *owner)
 
 static _Atomic uint64_t n_found, n_keyed;
 
-static struct net_reg_region *find(const void *owner, const void *p, size_t n)
+static struct ppu_reg_region *find(const void *owner, const void *p, size_t n)
 {
     uintptr_t lo = (uintptr_t)p, hi = lo + n;
     if (hi < lo || n == 0)
         return NULL;
-    for (struct net_reg_region *r = regions; r; r = r->next)
+    for (struct ppu_reg_region *r = regions; r; r = r->next)
         if (r->owner == owner && lo >= r->lo && hi <= r->hi) {
             atomic_fetch_add_explicit(&n_found, 1, memory_order_relaxed);
             return r;
@@ -116,7 +116,7 @@ static struct net_reg_region *find(const void *owner, const void *p, size_t n)
     return NULL;
 }
 
-int net_reg_covers(const void *owner, const void *p, size_t n)
+int ppu_reg_covers(const void *owner, const void *p, size_t n)
 {
     if (!atomic_load_explicit(&nregions, memory_order_relaxed))
         return 0;
@@ -126,29 +126,29 @@ int net_reg_covers(const void *owner, const void *p, size_t n)
     return yes;
 }
 
-int net_reg_get(const void *owner, const void *p, size_t n, void *dom,
-                const struct net_reg_ops *ops, uint64_t *key)
+int ppu_reg_get(const void *owner, const void *p, size_t n, void *dom,
+                const struct ppu_reg_ops *ops, uint64_t *key)
 {
     if (!atomic_load_explicit(&nregions, memory_order_relaxed))
         return 0;
     pthread_mutex_lock(&lock);
-    struct net_reg_region *r = find(owner, p, n);
-    struct net_reg_dom *d = NULL, *fresh = NULL;
-    for (int i = 0; r && i < NET_REG_DOMAINS && !d; i++)
+    struct ppu_reg_region *r = find(owner, p, n);
+    struct ppu_reg_dom *d = NULL, *fresh = NULL;
+    for (int i = 0; r && i < PPU_REG_DOMAINS && !d; i++)
         if (r->d[i].dom == dom)
             d = &r->d[i];
-    for (int i = 0; r && !d && i < NET_REG_DOMAINS && !fresh; i++)
+    for (int i = 0; r && !d && i < PPU_REG_DOMAINS && !fresh; i++)
         if (!r->d[i].dom)
             fresh = &r->d[i];
     if (r && !d && !fresh && !r->full_logged) {
         r->full_logged = 1;
         ppu_transport_log(LOG_WARN, "%s: %zu bytes at %p are registered with %d devices already; "
                           "messages from it to another go through the FIFO", ops->name,
-                          (size_t)(r->hi - r->lo), (void *)r->lo, NET_REG_DOMAINS);
+                          (size_t)(r->hi - r->lo), (void *)r->lo, PPU_REG_DOMAINS);
     }
     if (fresh) {
-        /* claimed, then registered without the lock (see net_reg.h) */
-        *fresh = (struct net_reg_dom){dom, NULL, ops};
+        /* claimed, then registered without the lock (see reg.h) */
+        *fresh = (struct ppu_reg_dom){dom, NULL, ops};
         void *addr = (void *)r->lo;
         size_t bytes = (size_t)(r->hi - r->lo);
         pthread_mutex_unlock(&lock);
@@ -174,13 +174,13 @@ int net_reg_get(const void *owner, const void *p, size_t n, void *dom,
     return ok;
 }
 
-void net_reg_drop_domain(void *dom)
+void ppu_reg_drop_domain(void *dom)
 {
     if (!atomic_load(&nregions))
         return;
     pthread_mutex_lock(&lock);
-    for (struct net_reg_region *r = regions; r; r = r->next)
-        for (int i = 0; i < NET_REG_DOMAINS; i++)
+    for (struct ppu_reg_region *r = regions; r; r = r->next)
+        for (int i = 0; i < PPU_REG_DOMAINS; i++)
             if (r->d[i].dom == dom) {
                 if (r->d[i].handle)
                     r->d[i].ops->dereg(r->d[i].handle);
@@ -189,12 +189,12 @@ void net_reg_drop_domain(void *dom)
     pthread_mutex_unlock(&lock);
 }
 
-int net_reg_count(void)
+int ppu_reg_count(void)
 {
     return atomic_load(&nregions);
 }
 
-void net_reg_stats(uint64_t *found, uint64_t *keyed)
+void ppu_reg_stats(uint64_t *found, uint64_t *keyed)
 {
     *found = atomic_load(&n_found);
     *keyed = atomic_load(&n_keyed);
