@@ -73,8 +73,9 @@ struct ppu_comm {
     int shm_ring_slots, shm_peer_slots; /* FIFO depth of links inside this host (connect.c) */
     int host_ranks; /* ranks of this communicator on this host (from the bootstrap) */
     /* the transport of links between servers (PPU_NET), chosen at connect */
-    const struct ppu_transport_ops *net_ops;
-    int net_inline; /* PPU_SOCKET_INLINE: the executor moves network bytes while it waits */
+    /* the transports of its links (the registry's, transports/registry.c):
+     * inside its server, and to other servers (NULL until a link needs it) */
+    const struct ppu_transport *local, *net;
     int ptracer_held; /* counted in ppu_cma_ptracer_users (connect.c) */
 
     size_t direct_min; /* smallest chunk sent as a reference (PPU_CMA_MIN_BYTES) */

@@ -18,7 +18,6 @@
 #include "util/param.h"
 #include "util/socket.h"
 #include "util/wait.h"
-#include "net_ib/net_ib.h" /* ppu_net_ib_usable */
 
 /* Transports log through the core (subsystem NET) without its headers. */
 void ppu_transport_log(int level, const char *fmt, ...)
@@ -101,11 +100,15 @@ static ppu_result_t check_net_params(struct ppu_comm *comm)
 {
     const char *net = ppu_param_str(PPU_P_NET);
     char why[160];
-    if (!strcmp(net, "ib") && !ppu_net_ib_usable(ppu_param_str(PPU_P_IB_HCA), why, sizeof why))
-        return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_NET=ib: %s; use PPU_NET=socket (TCP) "
-                        "or leave PPU_NET unset", why);
-    /* Ranges are the parameter table's, checked at init. */
-    comm->net_inline = (int)ppu_param_int(PPU_P_SOCKET_INLINE);
+    if (*net) {
+        const struct ppu_transport *t = ppu_transport_named(net, PPU_REACH_NET);
+        if (!t) /* the parameter table's choices and the registry disagree */
+            return ppu_fail(comm, PPU_INTERNAL_ERROR, "PPU_NET=%s: no such network transport "
+                            "in this build", net);
+        if (!t->usable(why, sizeof why))
+            return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_NET=%s: %s; choose another "
+                            "PPU_NET or leave it unset", net, why);
+    }
     if (strlen(ppu_param_str(PPU_P_IB_HCA)) >= sizeof(((struct ppu_link_params *)0)->ib_hca))
         return ppu_fail(comm, PPU_INVALID_ARGUMENT, "PPU_IB_HCA='%s': too long for a device name",
                         ppu_param_str(PPU_P_IB_HCA));
@@ -118,33 +121,53 @@ static ppu_result_t check_net_params(struct ppu_comm *comm)
 static ppu_result_t pick_net(struct ppu_comm *comm)
 {
     const char *net = ppu_param_str(PPU_P_NET);
-    char why[160] = "";
     if (*net) {
-        comm->net_ops = !strcmp(net, "ib") ? &ppu_net_ib_ops : &ppu_net_socket_ops;
+        comm->net = ppu_transport_named(net, PPU_REACH_NET);
         PPU_INFO(PPU_SUB_NET, "rank %d: network transport %s (PPU_NET)", comm->rank, net);
         return PPU_SUCCESS;
     }
-    char *vote = calloc((size_t)comm->nranks, 1);
+    /* Each rank's vote: a bit per network transport it can use, in the
+     * registry's order; both ends of a link must agree, so the job takes
+     * the first transport every rank can use. */
+    uint8_t *vote = calloc((size_t)comm->nranks, 1);
     if (!vote)
         return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
-    vote[comm->rank] = (char)ppu_net_ib_usable(ppu_param_str(PPU_P_IB_HCA), why, sizeof why);
-    ppu_result_t r = ppu_bootstrap_allgather(comm->bs, vote, 1);
-    int all = r == PPU_SUCCESS, first_no = -1;
-    for (int q = 0; all && q < comm->nranks; q++)
-        if (!vote[q]) {
-            all = 0;
-            first_no = q;
+    char why[8][160];
+    const struct ppu_transport *nets[8];
+    int nn = 0;
+    for (int i = 0; ppu_transport_at(i) && nn < 8; i++)
+        if (ppu_transport_at(i)->reach & PPU_REACH_NET) {
+            nets[nn] = ppu_transport_at(i);
+            why[nn][0] = '\0';
+            vote[comm->rank] |= (uint8_t)(nets[nn]->usable(why[nn], sizeof why[nn]) << nn);
+            nn++;
         }
+    ppu_result_t r = ppu_bootstrap_allgather(comm->bs, vote, 1);
+    uint8_t all = 0xff;
+    for (int q = 0; r == PPU_SUCCESS && q < comm->nranks; q++)
+        all &= vote[q];
+    int pick = 0, first_no = -1;
+    while (pick < nn && !(all >> pick & 1))
+        pick++;
+    for (int k = 0; k < pick && first_no < 0; k++) /* who kept an earlier one out */
+        for (int q = 0; q < comm->nranks && first_no < 0; q++)
+            if (!(vote[q] >> k & 1))
+                first_no = q;
     free(vote);
     PPU_CHECK(r);
-    comm->net_ops = all ? &ppu_net_ib_ops : &ppu_net_socket_ops;
-    if (all)
-        PPU_INFO(PPU_SUB_NET, "rank %d: network transport ib (RDMA on %s)", comm->rank, why);
+    if (pick == nn)
+        return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: no network transport that every rank "
+                        "can use", comm->rank);
+    comm->net = nets[pick];
+    if (pick == 0)
+        PPU_INFO(PPU_SUB_NET, "rank %d: network transport %s (%s)", comm->rank, comm->net->name,
+                 why[pick]);
     else if (first_no == comm->rank)
-        PPU_INFO(PPU_SUB_NET, "rank %d: network transport socket (TCP): %s", comm->rank, why);
+        PPU_INFO(PPU_SUB_NET, "rank %d: network transport %s: %s", comm->rank, comm->net->name,
+                 why[0]);
     else
-        PPU_INFO(PPU_SUB_NET, "rank %d: network transport socket (TCP): rank %d has no usable "
-                 "RDMA device", comm->rank, first_no);
+        PPU_INFO(PPU_SUB_NET, "rank %d: network transport %s: rank %d cannot use %s",
+                 comm->rank, comm->net->name, first_no, nets[0]->name);
     return PPU_SUCCESS;
 }
 
@@ -360,15 +383,13 @@ static uint32_t link_tag(int key, int type)
     return (uint32_t)type << 16 | (uint32_t)key;
 }
 
-static const char *setup_hint(const struct ppu_link *l, char *buf, size_t len)
+/* The transport's word on what a failed phase lacked. */
+static const char *why_failed(const struct ppu_link *l, int phase, ppu_result_t r, char *buf,
+                              size_t len)
 {
-    if (l->ops == &ppu_net_ib_ops)
-        return "an RDMA listener (PPU_IB_HCA); the log says more";
-    if (l->ops == &ppu_net_socket_ops)
-        return "a TCP listener on PPU_SOCKET_IFNAME's address; the log says more";
-    snprintf(buf, len, "its FIFO needs %zu bytes of /dev/shm (%d slots of %zu: PPU_FIFO_SLOTS, "
-             "PPU_CHUNK_SIZE); the log says more", (size_t)l->params.nslots * l->params.slot_bytes,
-             l->params.nslots, l->params.slot_bytes);
+    if (l->ops->why_failed)
+        return l->ops->why_failed(l, phase, r, buf, len);
+    snprintf(buf, len, "see the log");
     return buf;
 }
 
@@ -394,7 +415,7 @@ static ppu_result_t link_keep(struct ppu_comm *comm, struct ppu_link *l, int sen
 static void link_init(struct ppu_comm *comm, struct ppu_link *l, int peer, int key)
 {
     int net = cross_server(comm, comm->rank, peer);
-    l->ops = net ? comm->net_ops : &ppu_icn_sim_ops;
+    l->ops = net ? comm->net->ops : comm->local->ops;
     l->params = comm->link_base;
     l->params.peer_rank = peer;
     if (!net) /* both ends on this host: its shared-memory budget's depth */
@@ -558,7 +579,7 @@ static ppu_result_t connect_phase(struct link_want *x, int phase, uint64_t deadl
         if ((r = l->ops->recv_setup(l, m.body)) != PPU_SUCCESS) {
             char hint[200];
             ppu_fail(comm, r, "rank %d could not set up the receiving end of link %d->%d (%s: "
-                     "%s)", me, peer, me, l->ops->name, setup_hint(l, hint, sizeof hint));
+                     "%s)", me, peer, me, l->ops->name, why_failed(l, 1, r, hint, sizeof hint));
             l->ops = NULL;
             return r;
         }
@@ -568,11 +589,9 @@ static ppu_result_t connect_phase(struct link_want *x, int phase, uint64_t deadl
         link_init(comm, l, peer, x->key);
         PPU_CHECK(wait_peer(x, TAG_INFO, &m, deadline, cause, clen));
         if ((r = l->ops->send_connect(l, m.body)) != PPU_SUCCESS) {
-            ppu_fail(comm, r, "rank %d could not connect the sending end of link %d->%d (%s%s)",
-                     me, me, peer, l->ops->name,
-                     l->ops != &ppu_icn_sim_ops ? ": see the log"
-                     : r == PPU_INTERNAL_ERROR ? ": its FIFO's shape differs from this rank's"
-                                               : ": its FIFO is gone");
+            char hint[200];
+            ppu_fail(comm, r, "rank %d could not connect the sending end of link %d->%d (%s: %s)",
+                     me, me, peer, l->ops->name, why_failed(l, 2, r, hint, sizeof hint));
             l->ops = NULL;
             return r;
         }
@@ -725,6 +744,7 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
     int allow_cma = ppu_param_int(PPU_P_CMA) != 0;
     if (allow_cma)
         ptracer_hold(comm);
+    comm->local = ppu_transport_named(NULL, PPU_REACH_SERVER);
     struct ppu_link_params p;
     memset(&p, 0, sizeof p);
     p.self_rank = comm->rank;
@@ -747,27 +767,19 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
     comm->link_base = p;
     shm_budget(comm);
     /* No link yet: each is connected when a call first needs it. */
-    PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s)%s; links connected on first use over "
-             "icn_sim inside its server (%s)", comm->rank, nc,
-             comm->plan.mesh ? ", every rank one ICN hop away" : "",
-             p.allow_cma ? "single-copy (process_vm_readv) for large chunks between processes"
-                         : "references between threads, copies through the FIFO between "
-                           "processes");
+    char what[300];
+    comm->local->describe(&p, addr, what, sizeof what);
+    PPU_INFO(PPU_SUB_INIT, "rank %d: %d channel(s)%s; links connected on first use over %s "
+             "inside its server", comm->rank, nc,
+             comm->plan.mesh ? ", every rank one ICN hop away" : "", what);
     if (nnet) {
         int ring_net = 0;
         for (int c = 0; c < nc; c++)
             ring_net += cross_server(comm, comm->rank, comm->ch[c].next) +
                         cross_server(comm, comm->rank, comm->ch[c].prev);
-        if (comm->net_ops == &ppu_net_ib_ops)
-            PPU_INFO(PPU_SUB_INIT, "rank %d: links to the %d rank(s) on other servers over net_ib "
-                     "(RDMA from %s%s%s, one queue pair per link, one progress thread per "
-                     "process); %d of its %d ring link(s) cross servers", comm->rank, nnet,
-                     addr, *p.ib_hca ? ", device " : "", p.ib_hca, ring_net, 2 * nc);
-        else
-            PPU_INFO(PPU_SUB_INIT, "rank %d: links to the %d rank(s) on other servers over "
-                     "net_socket (TCP from %s, %d connection(s) per link, %d progress "
-                     "thread(s) per process); %d of its %d ring link(s) cross servers",
-                     comm->rank, nnet, addr, p.nsocks, p.nthreads, ring_net, 2 * nc);
+        comm->net->describe(&p, addr, what, sizeof what);
+        PPU_INFO(PPU_SUB_INIT, "rank %d: links to the %d rank(s) on other servers over %s; %d of "
+                 "its %d ring link(s) cross servers", comm->rank, nnet, what, ring_net, 2 * nc);
     }
     return PPU_SUCCESS;
 }

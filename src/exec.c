@@ -412,8 +412,8 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
     int (*help)(void) = NULL;
     uint64_t idle = 0; /* rounds since a step of this call last ran */
     for (int i = 0; i < ntasks && !help; i++)
-        if (tasks[i].comm->net_ops && tasks[i].comm->plan.nservers > 1 && tasks[i].comm->net_inline)
-            help = tasks[i].comm->net_ops->help;
+        if (tasks[i].comm->net && tasks[i].comm->plan.nservers > 1)
+            help = tasks[i].comm->net->ops->help; /* the transport decides if it helps */
     while (left > 0) {
         int progressed = 0;
         for (int i = 0; i < ntasks; i++) {

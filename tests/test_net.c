@@ -26,6 +26,7 @@
 #include "ranks.h"
 #include "regcheck.h"
 #include "transport.h"
+#include "util/param.h"
 
 static double now_s(void)
 {
@@ -966,4 +967,37 @@ Test(net, net_ib_connection_request_and_info)
     memcpy(raw, &sock, sizeof sock); /* the receiver runs net_socket */
     cr_expect_eq(net_ib_check_info(raw, sizeof raw, 4096, 8, &got, &why), -1);
     cr_expect(strstr(why, "another transport"), "%s", why);
+}
+
+/* The registry (transports/registry.c) is the one list of transports: the
+ * names PPU_NET accepts are exactly its network transports, every entry
+ * has ops, a usable() and a description, and a server's links have one. */
+Test(net, registry_matches_ppu_net, .timeout = 10)
+{
+    const struct ppu_param_def *def = &ppu_param_table()[PPU_P_NET];
+    int nnet = 0;
+    for (int i = 0; ppu_transport_at(i); i++) {
+        const struct ppu_transport *t = ppu_transport_at(i);
+        cr_expect(t->name && t->ops && t->usable && t->describe, "entry %d is incomplete", i);
+        cr_expect_eq(ppu_transport_of(t->ops), t);
+        char why[160] = "";
+        int u = t->usable(why, sizeof why);
+        cr_expect(why[0], "%s: usable() = %d without saying why", t->name, u);
+        if (!(t->reach & PPU_REACH_NET))
+            continue;
+        nnet++;
+        int listed = 0;
+        for (int k = 0; def->choices[k]; k++)
+            listed |= !strcmp(def->choices[k], t->name);
+        cr_expect(listed, "network transport %s is not a PPU_NET choice", t->name);
+    }
+    int nchoices = 0;
+    while (def->choices[nchoices]) {
+        cr_expect_not_null(ppu_transport_named(def->choices[nchoices], PPU_REACH_NET),
+                           "PPU_NET=%s names no transport", def->choices[nchoices]);
+        nchoices++;
+    }
+    cr_expect_eq(nchoices, nnet);
+    cr_expect_not_null(ppu_transport_named(NULL, PPU_REACH_SERVER));
+    cr_expect_null(ppu_transport_named("carrier-pigeon", PPU_REACH_NET));
 }

@@ -103,7 +103,30 @@ struct ppu_transport_ops {
      * process, from the calling (core) thread, without blocking; nonzero
      * when anything moved. The executor calls it instead of idling. */
     int (*help)(void);
+    /* Optional: what a failed phase (1: recv_setup, 2: send_connect, ...)
+     * most likely lacked, for the core's error sentence. */
+    const char *(*why_failed)(const struct ppu_link *link, int phase, ppu_result_t r, char *buf,
+                              size_t len);
 };
+
+/* ---- the registry (registry.c) ----
+ * Every transport, in the order the core prefers them. */
+enum { PPU_REACH_SERVER = 1, PPU_REACH_NET = 2 };
+struct ppu_transport {
+    const char *name; /* as PPU_NET spells it ("ib", "socket"); "icn_sim" */
+    const struct ppu_transport_ops *ops;
+    int reach; /* PPU_REACH_*: links inside a server, or between servers */
+    /* 1 when this process can use it (what: the device it would use), or 0
+     * and why not */
+    int (*usable)(char *what, size_t len);
+    /* A rank's links of this transport in one line, for the log (addr:
+     * where network links listen) */
+    void (*describe)(const struct ppu_link_params *p, const char *addr, char *buf, size_t len);
+};
+const struct ppu_transport *ppu_transport_at(int i); /* NULL past the last */
+/* The first transport of reach named name (any name when NULL), or NULL. */
+const struct ppu_transport *ppu_transport_named(const char *name, int reach);
+const struct ppu_transport *ppu_transport_of(const struct ppu_transport_ops *ops);
 
 extern const struct ppu_transport_ops ppu_icn_sim_ops;
 /* Links between servers: TCP sockets driven by a progress thread. */

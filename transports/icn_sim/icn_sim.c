@@ -627,8 +627,25 @@ static void icn_close(struct ppu_link *link)
     link->priv = NULL;
 }
 
+static const char *icn_why_failed(const struct ppu_link *link, int phase, ppu_result_t r,
+                                  char *buf, size_t len)
+{
+    const struct ppu_link_params *p = &link->params;
+    if (phase == 1)
+        snprintf(buf, len, "its FIFO needs %zu bytes of /dev/shm (%d slots of %zu: "
+                 "PPU_FIFO_SLOTS, PPU_CHUNK_SIZE); the log says more",
+                 (size_t)p->nslots * p->slot_bytes, p->nslots, p->slot_bytes);
+    else if (phase == 2)
+        snprintf(buf, len, "%s", r == PPU_INTERNAL_ERROR ? "its FIFO's shape differs from this "
+                                                           "rank's" : "its FIFO is gone");
+    else
+        snprintf(buf, len, "see the log");
+    return buf;
+}
+
 const struct ppu_transport_ops ppu_icn_sim_ops = {
     .name = "icn_sim",
+    .why_failed = icn_why_failed,
     .recv_setup = icn_recv_setup,
     .send_connect = icn_send_connect,
     .recv_finish = icn_recv_finish,

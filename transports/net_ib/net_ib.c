@@ -1040,8 +1040,17 @@ static void net_ib_close(struct ppu_link *link)
     link->priv = NULL;
 }
 
+static const char *ib_why_failed(const struct ppu_link *link, int phase, ppu_result_t r,
+                                 char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", phase == 1 ? "an RDMA listener (PPU_IB_HCA); the log says more"
+                                        : "see the log");
+    return buf;
+}
+
 const struct ppu_transport_ops ppu_net_ib_ops = {
     .name = "net_ib",
+    .why_failed = ib_why_failed,
     .recv_setup = net_ib_recv_setup,
     .send_connect = net_ib_send_connect,
     .recv_finish = net_ib_recv_finish,

@@ -52,6 +52,7 @@
 #include "net_socket.h"
 #include "../net_common/net_progress.h"
 #include "util/hash.h"
+#include "util/param.h"
 #include "util/socket.h" /* socket helpers shared with the bootstrap */
 #include "util/wait.h"   /* ppu_now_ns, ppu_ms_until */
 
@@ -495,8 +496,14 @@ static int sock_round(struct net_progress *pg, struct net_end **links, int nl, i
     return moved;
 }
 
+/* PPU_SOCKET_INLINE=1: the executor's thread moves bytes while it waits
+ * (read once, when the first link registers). */
+static _Atomic int g_inline = -1;
+
 static int net_help(void)
 {
+    if (atomic_load_explicit(&g_inline, memory_order_relaxed) != 1)
+        return 0;
     int moved = 0, n = atomic_load_explicit(&g_used, memory_order_relaxed);
     for (int k = 0; k < n; k++)
         moved |= net_progress_help(&g[k]);
@@ -505,6 +512,8 @@ static int net_help(void)
 
 static ppu_result_t register_link(struct net_link *l)
 {
+    if (atomic_load(&g_inline) < 0)
+        atomic_store(&g_inline, (int)ppu_param_int(PPU_P_SOCKET_INLINE));
     ppu_result_t r = PPU_SUCCESS;
     int used = atomic_load(&g_used);
     while (used < l->nthreads && !atomic_compare_exchange_weak(&g_used, &used, l->nthreads))
@@ -871,8 +880,17 @@ static void net_close(struct ppu_link *link)
     link->priv = NULL;
 }
 
+static const char *sock_why_failed(const struct ppu_link *link, int phase, ppu_result_t r,
+                                   char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", phase == 1 ? "a TCP listener on PPU_SOCKET_IFNAME's address; the "
+                                          "log says more" : "see the log");
+    return buf;
+}
+
 const struct ppu_transport_ops ppu_net_socket_ops = {
     .name = "net_socket",
+    .why_failed = sock_why_failed,
     .recv_setup = net_recv_setup,
     .send_connect = net_send_connect,
     .recv_finish = net_recv_finish,
