@@ -42,6 +42,8 @@ struct ppu_channel {
     struct ppu_link send, recv;
 };
 
+#define PPU_MAX_HOOKS 3 /* transports one communicator uses, at most */
+
 struct ppu_comm {
     uint64_t magic;
     int rank, nranks;
@@ -89,6 +91,14 @@ struct ppu_comm {
     uint64_t coll_seq;         /* collectives issued: the same on every rank */
     int check_calls;           /* PPU_CHECK_CALLS: stamp and check every message */
     int checksum;              /* PPU_CHECKSUM: sum every message, check on receipt */
+    /* PPU_SIM_FAULT, PPU_CHECKSUM: the hooked copies of the transports'
+     * ops tables (hook.c), one per transport its links use */
+    struct ppu_hook {
+        const struct ppu_transport_ops *inner;
+        struct ppu_comm *comm;
+        struct ppu_transport_ops ops;
+    } hooks[PPU_MAX_HOOKS];
+    const struct ppu_coll_args *cur_call; /* the call running, for the hooks' errors */
     void *fault_buf;           /* PPU_SIM_FAULT corrupt: the damaged copy */
     size_t fault_buf_bytes;
     struct ppu_fault faults[PPU_MAX_FAULTS]; /* PPU_SIM_FAULT */
@@ -136,6 +146,12 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
 ppu_result_t ppu_plan_agree(struct ppu_comm *comm, const struct ppu_plan_settings *set, int cores,
                             double *over);
 extern const char *ppu_lib_version;
+/* The ops a link of comm over inner uses: inner's own, or, with
+ * PPU_SIM_FAULT or PPU_CHECKSUM, a copy with the data calls wrapped
+ * (hook.c). ppu_hook_attach then gives the link its hook state. */
+const struct ppu_transport_ops *ppu_hook_ops(struct ppu_comm *comm,
+                                             const struct ppu_transport_ops *inner);
+void ppu_hook_attach(struct ppu_comm *comm, struct ppu_link *l);
 /* Communicators of this process that use single copy (PPU_CMA=1); the
  * process lets any same-user process read it (Yama PR_SET_PTRACER) only
  * while this is above 0. ppu_yama_ptrace_scope: Yama's scope, -1 without

@@ -100,47 +100,6 @@ static struct ppu_link *send_link(struct ppu_comm *comm, int c, const struct ppu
     return st->send_peer >= 0 ? comm->peer_send[st->send_peer] : &comm->ch[c].send;
 }
 
-/* PPU_SIM_FAULT corrupt: the message as a faulty link would deliver it,
- * one bit flipped, in a private copy (the sender's memory stays intact). */
-static ppu_result_t corrupt(struct ppu_comm *comm, const void **data, size_t nb)
-{
-    if (comm->fault_buf_bytes < nb) {
-        void *b = realloc(comm->fault_buf, nb);
-        if (!b)
-            return ppu_fail(comm, PPU_SYSTEM_ERROR, "PPU_SIM_FAULT: out of memory");
-        comm->fault_buf = b;
-        comm->fault_buf_bytes = nb;
-    }
-    memcpy(comm->fault_buf, *data, nb);
-    ((unsigned char *)comm->fault_buf)[nb / 2] ^= 0x10;
-    *data = comm->fault_buf;
-    return PPU_SUCCESS;
-}
-
-/* PPU_CHECKSUM: bytes that differ from what the sender summed are an
- * error naming the link, never data. */
-static ppu_result_t check_sum(const struct exec_task *t, const struct ppu_link *rl,
-                              const struct ppu_msg *msg, const void *data, size_t nb)
-{
-    struct ppu_comm *comm = t->comm;
-    int from = rl->params.peer_rank;
-    if (msg->sum == 0)
-        return ppu_fail(comm, PPU_INVALID_USAGE,
-                        "%s #%llu on rank %d: rank %d sent a message without a checksum: set "
-                        "PPU_CHECKSUM the same on every rank", ppu_coll_name(t->a->coll),
-                        (unsigned long long)comm->coll_seq, comm->rank, from);
-    uint64_t got = ppu_checksum(data, nb);
-    if (got == msg->sum)
-        return PPU_SUCCESS;
-    return ppu_fail(comm, PPU_REMOTE_ERROR,
-                    "%s #%llu (count=%zu %s) on rank %d: checksum mismatch on link %d->%d: a "
-                    "%zu-byte message arrived corrupted (sent %016llx, received %016llx); its "
-                    "data was not used", ppu_coll_name(t->a->coll),
-                    (unsigned long long)comm->coll_seq, t->a->count,
-                    ppu_datatype_name(t->a->datatype), comm->rank, from, comm->rank, nb,
-                    (unsigned long long)msg->sum, (unsigned long long)got);
-}
-
 /* Does the step send its bytes by reference (send_ref) rather than through
  * a slot? src: where they are (the output, or the input for a step that
  * only forwards it). References pay a syscall on the reader's side: only
@@ -170,18 +129,8 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
     struct ppu_msg msg = {NULL, 0, {0, 0}, 0};
     void *slot = NULL;
 
-    if (comm->nfaults) { /* both ends of a link that is down know it */
-        int from = -1, to = -1;
-        if (rl && ppu_fault_link_down(comm, rl->params.peer_rank, comm->rank))
-            from = rl->params.peer_rank, to = comm->rank;
-        else if (sl && ppu_fault_link_down(comm, comm->rank, sl->params.peer_rank))
-            from = comm->rank, to = sl->params.peer_rank;
-        if (from >= 0)
-            return ppu_fail(comm, PPU_REMOTE_ERROR,
-                            "%s #%llu on rank %d: link %d->%d is down (PPU_SIM_FAULT)",
-                            ppu_coll_name(t->a->coll), (unsigned long long)comm->coll_seq,
-                            comm->rank, from, to);
-    }
+    /* Faults (PPU_SIM_FAULT) and checksums (PPU_CHECKSUM) live in the
+     * links' hooked ops (hook.c), not here. */
     if (rl) {
         ppu_result_t r = rl->ops->recv_peek(rl, &msg);
         if (r != PPU_SUCCESS)
@@ -214,10 +163,6 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
         PPU_CHECK(rl->ops->recv_read(rl, to, 0, nb));
         rdata = to;
     }
-    if (rl && nb && comm->nfaults && ppu_fault_link_corrupt(comm, rl->params.peer_rank, comm->rank))
-        PPU_CHECK(corrupt(comm, &rdata, nb));
-    if (rl && comm->checksum)
-        PPU_CHECK(check_sum(t, rl, &msg, rdata, nb));
     if (f & PPU_STEP_ACCUM) { /* output = output op (message or input) */
         ppu_reduce2(outp, outp, rl ? rdata : (const void *)inp, st->count, t->a->datatype,
                     t->a->op);
@@ -235,15 +180,6 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
     if ((f & PPU_STEP_OUTPUT) && dst != outp)
         memcpy(outp, dst ? dst : inp, nb);
     if (sl) {
-        if (comm->nfaults) {
-            uint64_t d = ppu_fault_delay_us(comm, comm->rank, sl->params.peer_rank);
-            if (d) {
-                struct timespec ts = {(time_t)(d / 1000000), (long)(d % 1000000) * 1000};
-                nanosleep(&ts, NULL);
-            }
-        }
-        if (comm->checksum)
-            sl->sum = ppu_checksum(direct_send ? (dst ? dst : inp) : slot, nb);
         if (direct_send) {
             PPU_CHECK(sl->ops->send_ref(sl, dst ? dst : inp, nb));
             *refs = 1;
@@ -531,6 +467,7 @@ static ppu_result_t next_phase(struct comm_run *cr)
     t->comm = comm;
     t->a = a;
     t->s = s;
+    comm->cur_call = a;
     t->esize = s->esize;
     t->left = s->nchannels;
     if (s->nchannels <= PPU_MAX_CHANNELS) {

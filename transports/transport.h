@@ -68,6 +68,15 @@ struct ppu_link {
     uint64_t bytes;    /* sent on this link, for PPU_SIM_STATS_FILE */
     uint64_t msgs;
     void *priv;
+    /* The core's hooks (src/hook.c: faults, checksums) keep their state
+     * here; a transport never touches it. */
+    struct {
+        void *ctx;
+        void *slot;          /* the slot send_reserve gave */
+        const void *checked; /* the message whose sum was checked */
+        uint64_t sum;        /* the peeked message's sum and size */
+        size_t bytes;
+    } hook;
 };
 
 struct ppu_transport_ops {

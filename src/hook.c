@@ -1,0 +1,199 @@
+/* Hooks around a transport: fault injection (PPU_SIM_FAULT: links down,
+ * delayed or corrupting) and end-to-end checksums (PPU_CHECKSUM), as a
+ * copy of the transport's ops table with the data calls wrapped, the way
+ * libfabric's hook providers wrap a provider. A communicator with neither
+ * uses the transport's table itself and pays nothing; the executor's step
+ * knows of neither.
+ *
+ * The wrapped calls find the communicator and the transport's own calls
+ * through link->hook.ctx (a struct ppu_hook of the communicator's); what
+ * else passes through (setup, release, liveness, failure notices, close)
+ * is the transport's own entry, copied. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "comm.h"
+#include "fault.h"
+#include "reduce.h"
+
+/* "allreduce #3 (count=1000 float32)": the call the communicator runs */
+static const char *call_now(const struct ppu_comm *comm, char *buf, size_t len)
+{
+    const struct ppu_coll_args *a = comm->cur_call;
+    if (!a)
+        snprintf(buf, len, "call #%llu", (unsigned long long)comm->coll_seq);
+    else
+        snprintf(buf, len, "%s #%llu (count=%zu %s)", ppu_coll_name(a->coll),
+                 (unsigned long long)comm->coll_seq, a->count, ppu_datatype_name(a->datatype));
+    return buf;
+}
+
+static ppu_result_t link_is_down(struct ppu_link *l, int from, int to)
+{
+    struct ppu_hook *h = l->hook.ctx;
+    struct ppu_comm *comm = h->comm;
+    if (!comm->nfaults || !ppu_fault_link_down(comm, from, to))
+        return PPU_SUCCESS;
+    char what[160];
+    return ppu_fail(comm, PPU_REMOTE_ERROR, "%s on rank %d: link %d->%d is down (PPU_SIM_FAULT)",
+                    call_now(comm, what, sizeof what), comm->rank, from, to);
+}
+
+/* PPU_SIM_FAULT corrupt: the message as a faulty link would deliver it,
+ * one bit flipped, in a private copy (the sender's memory stays intact). */
+static ppu_result_t corrupt_copy(struct ppu_comm *comm, const void **data, size_t nb)
+{
+    if (comm->fault_buf_bytes < nb) {
+        void *b = realloc(comm->fault_buf, nb);
+        if (!b)
+            return ppu_fail(comm, PPU_SYSTEM_ERROR, "PPU_SIM_FAULT: out of memory");
+        comm->fault_buf = b;
+        comm->fault_buf_bytes = nb;
+    }
+    memcpy(comm->fault_buf, *data, nb);
+    ((unsigned char *)comm->fault_buf)[nb / 2] ^= 0x10;
+    *data = comm->fault_buf;
+    return PPU_SUCCESS;
+}
+
+static int corrupts(const struct ppu_link *l, size_t nb)
+{
+    const struct ppu_comm *comm = ((const struct ppu_hook *)l->hook.ctx)->comm;
+    return nb && comm->nfaults && ppu_fault_link_corrupt(comm, l->params.peer_rank, comm->rank);
+}
+
+/* PPU_CHECKSUM: bytes that differ from what the sender summed are an
+ * error naming the link, never data. */
+static ppu_result_t check_sum(struct ppu_link *l, uint64_t sent, const void *data, size_t nb)
+{
+    struct ppu_comm *comm = ((struct ppu_hook *)l->hook.ctx)->comm;
+    int from = l->params.peer_rank;
+    char what[160];
+    if (sent == 0)
+        return ppu_fail(comm, PPU_INVALID_USAGE,
+                        "%s on rank %d: rank %d sent a message without a checksum: set "
+                        "PPU_CHECKSUM the same on every rank", call_now(comm, what, sizeof what),
+                        comm->rank, from);
+    uint64_t got = ppu_checksum(data, nb);
+    if (got == sent)
+        return PPU_SUCCESS;
+    return ppu_fail(comm, PPU_REMOTE_ERROR,
+                    "%s on rank %d: checksum mismatch on link %d->%d: a %zu-byte message "
+                    "arrived corrupted (sent %016llx, received %016llx); its data was not used",
+                    call_now(comm, what, sizeof what), comm->rank, from, comm->rank, nb,
+                    (unsigned long long)sent, (unsigned long long)got);
+}
+
+static ppu_result_t hook_recv_peek(struct ppu_link *l, struct ppu_msg *msg)
+{
+    struct ppu_hook *h = l->hook.ctx;
+    PPU_CHECK(link_is_down(l, l->params.peer_rank, h->comm->rank));
+    ppu_result_t r = h->inner->recv_peek(l, msg);
+    if (r != PPU_SUCCESS)
+        return r;
+    l->hook.sum = msg->sum;
+    l->hook.bytes = msg->bytes;
+    if (!msg->ptr) /* remote memory: checked once read (hook_recv_read) */
+        return PPU_SUCCESS;
+    if (corrupts(l, msg->bytes))
+        PPU_CHECK(corrupt_copy(h->comm, &msg->ptr, msg->bytes));
+    if (h->comm->checksum && l->hook.checked != msg->ptr) {
+        PPU_CHECK(check_sum(l, msg->sum, msg->ptr, msg->bytes));
+        l->hook.checked = msg->ptr; /* a peek again before release costs nothing */
+    }
+    return PPU_SUCCESS;
+}
+
+static ppu_result_t hook_recv_read(struct ppu_link *l, void *dst, size_t off, size_t bytes)
+{
+    struct ppu_hook *h = l->hook.ctx;
+    PPU_CHECK(h->inner->recv_read(l, dst, off, bytes));
+    if (off != 0 || bytes != l->hook.bytes)
+        return PPU_SUCCESS; /* a part: the executor reads whole messages */
+    if (corrupts(l, bytes))
+        ((unsigned char *)dst)[bytes / 2] ^= 0x10;
+    if (h->comm->checksum)
+        PPU_CHECK(check_sum(l, l->hook.sum, dst, bytes));
+    return PPU_SUCCESS;
+}
+
+static ppu_result_t hook_recv_release(struct ppu_link *l)
+{
+    l->hook.checked = NULL;
+    return ((struct ppu_hook *)l->hook.ctx)->inner->recv_release(l);
+}
+
+static ppu_result_t hook_send_reserve(struct ppu_link *l, void **slot)
+{
+    struct ppu_hook *h = l->hook.ctx;
+    PPU_CHECK(link_is_down(l, h->comm->rank, l->params.peer_rank));
+    ppu_result_t r = h->inner->send_reserve(l, slot);
+    if (r == PPU_SUCCESS)
+        l->hook.slot = *slot;
+    return r;
+}
+
+/* What every message sent costs under the hooks: the link's delay and
+ * the sum the receiver checks. */
+static void before_send(struct ppu_link *l, const void *bytes_at, size_t nb)
+{
+    struct ppu_comm *comm = ((struct ppu_hook *)l->hook.ctx)->comm;
+    if (comm->nfaults) {
+        uint64_t d = ppu_fault_delay_us(comm, comm->rank, l->params.peer_rank);
+        if (d) {
+            struct timespec ts = {(time_t)(d / 1000000), (long)(d % 1000000) * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (comm->checksum)
+        l->sum = ppu_checksum(bytes_at, nb);
+}
+
+static ppu_result_t hook_send_commit(struct ppu_link *l, size_t bytes)
+{
+    before_send(l, l->hook.slot, bytes);
+    return ((struct ppu_hook *)l->hook.ctx)->inner->send_commit(l, bytes);
+}
+
+static ppu_result_t hook_send_ref(struct ppu_link *l, const void *src, size_t bytes)
+{
+    before_send(l, src, bytes);
+    return ((struct ppu_hook *)l->hook.ctx)->inner->send_ref(l, src, bytes);
+}
+
+const struct ppu_transport_ops *ppu_hook_ops(struct ppu_comm *comm,
+                                             const struct ppu_transport_ops *inner)
+{
+    if (!comm->nfaults && !comm->checksum)
+        return inner;
+    for (int i = 0; i < PPU_MAX_HOOKS; i++) {
+        struct ppu_hook *h = &comm->hooks[i];
+        if (h->inner == inner)
+            return &h->ops;
+        if (h->inner)
+            continue;
+        h->inner = inner;
+        h->comm = comm;
+        h->ops = *inner; /* what is not wrapped passes through */
+        h->ops.recv_peek = hook_recv_peek;
+        h->ops.recv_read = hook_recv_read;
+        h->ops.recv_release = hook_recv_release;
+        h->ops.send_reserve = hook_send_reserve;
+        h->ops.send_commit = hook_send_commit;
+        if (inner->send_ref)
+            h->ops.send_ref = hook_send_ref;
+        return &h->ops;
+    }
+    return inner; /* cannot happen: one hook per transport the comm uses */
+}
+
+void ppu_hook_attach(struct ppu_comm *comm, struct ppu_link *l)
+{
+    memset(&l->hook, 0, sizeof l->hook);
+    for (int i = 0; i < PPU_MAX_HOOKS; i++)
+        if (l->ops == &comm->hooks[i].ops)
+            l->hook.ctx = &comm->hooks[i];
+}
