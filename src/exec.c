@@ -115,7 +115,9 @@ static int sends_by_ref(const struct exec_task *t, const struct ppu_step *st,
            (sl->direct != PPU_DIRECT_REGISTERED || ppu_reg_covers(sl->params.reg_owner, src, nb));
 }
 
-/* PPU_IN_PROGRESS when the step cannot run yet. */
+/* One step, of a kind in sched_ring.c's table (ppu_step_kinds: every
+ * combination of flags a builder may emit, asserted when it is added).
+ * PPU_IN_PROGRESS when the step cannot run yet. */
 static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *st, int *refs)
 {
     uint32_t f = st->flags;

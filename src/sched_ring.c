@@ -12,6 +12,7 @@
  *               recv blk(1), write output
  * Every block is cut into the same number of chunks so that sender and
  * receiver agree on every message; empty chunks are skipped on both sides. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,9 +25,67 @@ void ppu_sched_part(size_t start, size_t len, int n, int b, size_t *ps, size_t *
     *pl = base + (ub < rem ? 1 : 0);
 }
 
+/* The kinds of step there are: every flag combination the executor's
+ * run_step implements, which is every one the builders emit (collected
+ * from every builder on every shape ppu-sim and the tests run, then
+ * named). A step outside this table is a builder's bug: ppu_sched_add
+ * asserts it. */
+#define R PPU_STEP_RECV
+#define I PPU_STEP_INPUT
+#define O PPU_STEP_OUTPUT
+#define S PPU_STEP_SEND
+#define F PPU_STEP_FINISH
+static const struct ppu_step_kind kinds[] = {
+    {R | O, "receive into the output"},
+    {I | O, "copy the input to the output"},
+    {R | I | O, "receive, reduce with the input, write the output"},
+    {R | S, "forward a message as it came"},
+    {I | S, "send the input"},
+    {R | I | S, "receive, reduce with the input, send the result on"},
+    {R | O | S, "receive into the output and forward it"},
+    {I | O | S, "copy the input to the output and send it"},
+    {R | I | O | S, "receive, reduce with the input, write the output and send it"},
+    {I | O | F, "finish (AVG: divide) the input into the output"},
+    {R | I | O | F, "receive, reduce with the input, finish, write the output"},
+    {R | I | O | S | F, "receive, reduce, finish, write the output and send it"},
+    {R | O | PPU_STEP_ACCUM, "output op= the message"},
+    {I | O | PPU_STEP_TMP_IN, "copy scratch to the output"},
+    {I | O | F | PPU_STEP_TMP_IN, "finish scratch into the output"},
+    {R | O | PPU_STEP_TMP_OUT, "receive into scratch"},
+    {I | O | PPU_STEP_TMP_OUT, "copy the input to scratch"},
+    {R | O | PPU_STEP_ACCUM | PPU_STEP_TMP_OUT, "scratch op= the message"},
+    {I | O | PPU_STEP_ACCUM | PPU_STEP_TMP_OUT, "scratch op= the input"},
+    {R | I | O | PPU_STEP_IN_OUT, "receive, reduce with the output, write the output"},
+    {I | S | PPU_STEP_IN_OUT, "send from the output"},
+    {I | O | F | PPU_STEP_IN_OUT, "finish the output in place"},
+    {R | I | S | PPU_STEP_REF_OUT, "receive, reduce with the input, send by reference from "
+                                   "the output (scratch until written)"},
+};
+#undef R
+#undef I
+#undef O
+#undef S
+#undef F
+
+const struct ppu_step_kind *ppu_step_kinds(int *n)
+{
+    *n = (int)(sizeof kinds / sizeof kinds[0]);
+    return kinds;
+}
+
+const char *ppu_step_kind(uint32_t flags)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (kinds[i].flags == flags)
+            return kinds[i].what;
+    return NULL;
+}
+
 ppu_result_t ppu_sched_add(struct ppu_sched_channel *c, uint32_t flags, int send_peer,
                            int recv_peer, size_t in_off, size_t out_off, size_t count)
 {
+    assert(ppu_step_kind(flags) && "a builder made a step of a kind run_step does not know");
+    assert((send_peer < 0 || (flags & PPU_STEP_SEND)) && (recv_peer < 0 || (flags & PPU_STEP_RECV)));
     if (count == 0)
         return PPU_SUCCESS;
     if (c->nsteps == c->cap) {

@@ -26,6 +26,16 @@ enum ppu_step_flags {
     PPU_STEP_REF_OUT = 1 << 9,
 };
 
+/* The flag combinations a step may carry, each with what it does
+ * (sched_ring.c's table; ppu_sched_add asserts every step is one). */
+struct ppu_step_kind {
+    uint32_t flags;
+    const char *what;
+};
+const struct ppu_step_kind *ppu_step_kinds(int *n);
+/* What a step of these flags does, or NULL when no step may carry them. */
+const char *ppu_step_kind(uint32_t flags);
+
 /* Links: a step sends and receives on its channel's ring links, unless it
  * names a peer (>= 0): then the direct link to or from that rank. */
 struct ppu_step {

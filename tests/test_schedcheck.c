@@ -403,3 +403,38 @@ Test(schedcheck, catches_broken_schedules)
     ppu_plan_ctx_free(&w.x);
     free(w.topo);
 }
+
+/* The table of step kinds (sched_ring.c) holds only combinations run_step
+ * can mean: a source (a message or the input) and a sink (the output or a
+ * send); ACCUM updates the output from exactly one source; scratch and
+ * in-place inputs are inputs, a scratch output is an output; a message
+ * built by reference in the output is sent and not also written there.
+ * Every builder's every step is in the table (ppu_sched_add asserts it,
+ * and the schedules above and test_sim's replays pass through it). */
+Test(schedcheck, step_kinds_are_meaningful)
+{
+    int n;
+    const struct ppu_step_kind *k = ppu_step_kinds(&n);
+    cr_assert_gt(n, 0);
+    for (int i = 0; i < n; i++) {
+        uint32_t f = k[i].flags;
+        int recv = !!(f & PPU_STEP_RECV), in = !!(f & PPU_STEP_INPUT);
+        cr_expect(recv || in, "%s: no source", k[i].what);
+        cr_expect(f & (PPU_STEP_OUTPUT | PPU_STEP_SEND), "%s: no sink", k[i].what);
+        if (f & PPU_STEP_ACCUM)
+            cr_expect((f & PPU_STEP_OUTPUT) && recv + in == 1, "%s: ACCUM", k[i].what);
+        if (f & (PPU_STEP_TMP_IN | PPU_STEP_IN_OUT))
+            cr_expect(in && !((f & PPU_STEP_TMP_IN) && (f & PPU_STEP_IN_OUT)), "%s", k[i].what);
+        if (f & PPU_STEP_TMP_OUT)
+            cr_expect(f & PPU_STEP_OUTPUT, "%s: TMP_OUT", k[i].what);
+        if (f & PPU_STEP_REF_OUT)
+            cr_expect((f & PPU_STEP_SEND) && !(f & PPU_STEP_OUTPUT), "%s: REF_OUT", k[i].what);
+        for (int j = 0; j < i; j++)
+            cr_expect_neq(k[j].flags, f, "%s listed twice", k[i].what);
+        cr_expect_str_eq(ppu_step_kind(f), k[i].what);
+    }
+    cr_expect_null(ppu_step_kind(0), "a step that does nothing");
+    cr_expect_null(ppu_step_kind(PPU_STEP_RECV | PPU_STEP_INPUT | PPU_STEP_OUTPUT | PPU_STEP_ACCUM),
+                   "ACCUM from two sources");
+    cr_expect_null(ppu_step_kind(PPU_STEP_SEND), "a send of nothing");
+}
