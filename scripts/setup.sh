@@ -7,12 +7,13 @@ set -euo pipefail
 # binding, the torch.distributed backend "ppu" and their tests.
 # libgloo-dev: Gloo, for the gloo_allreduce_perf comparison (compare_gloo.sh).
 # libxxhash-dev: XXH3, the hash of the plan context the ranks compare at init.
+# libexpat1-dev: the XML tokenizer of the topology file reader.
 # libcjson-dev: ppu-sim's JSON output; python3-matplotlib: its --png plots.
 PKGS=(build-essential cmake pkg-config
       libhwloc-dev libopenmpi-dev openmpi-bin libcriterion-dev
       libibverbs-dev librdmacm-dev
       python3-numpy python3-torch
-      libgloo-dev libxxhash-dev libcjson-dev python3-matplotlib)
+      libgloo-dev libxxhash-dev libexpat1-dev libcjson-dev python3-matplotlib)
 
 missing=()
 for p in "${PKGS[@]}"; do

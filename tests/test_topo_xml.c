@@ -209,7 +209,7 @@ Test(topo_xml, parse_syntax_variants)
 {
     static const char text[] =
         "<?xml version='1.0' encoding='UTF-8'?>\r\n"
-        "<!-- a -- b -->\r\n"
+        "<!-- a - b (XML forbids a double dash inside) -->\r\n"
         "<ppu_topology   name = 'a&amp;b&lt;c&gt;&quot;&apos;&#65;&#x42;' >\r\n"
         "  <!-- servers in any order -->\r\n"
         "  <server id='1'><chip id='1'></chip>\t</server>\r\n"
@@ -441,7 +441,7 @@ Test(topo_xml, errors_links)
     expect_tail_error(2, "  <lnk a=\"0\" b=\"1\"/>\n", "topo.xml:7:", "<lnk>",
                       "unknown element");
     expect_tail_error(2, "  <link a=\"0\" b=\"1\" a=\"1\"/>\n", "topo.xml:7:", "<link>",
-                      "attribute a given twice");
+                      "duplicate attribute");
     expect_tail_error(3, "  <link a=\"0\" b=\"1\" port_a=\"7\"/>\n", "topo.xml:8:", "<link>",
                       "port_a=\"7\" is out of range (0..6");
     expect_tail_error(3, "  <link a=\"0\" b=\"1\" port_a=\"3\"/>\n  <link a=\"0\" b=\"2\" "
@@ -604,8 +604,9 @@ Test(topo_xml, errors_syntax)
                  "topo.xml:6:", NULL, "unexpected end of file inside <server>");
     expect_error("<ppu_topology>\n<server id=\"0\">\n<chip id=\"0\"\n", "topo.xml:3:", "<chip>",
                  "unexpected end of file inside the tag");
+    /* the value runs on to the next line, where its '<' is refused */
     expect_error("<ppu_topology>\n<server id=\"0\">\n<chip id=\"0/>\n</server>\n",
-                 "topo.xml:3:", "<chip>", "line break");
+                 "topo.xml:4:", NULL, "not well-formed");
     expect_error("<ppu_topology>\n<server id=\"0\">\n<chip id=\"0\">\n</server>\n",
                  "topo.xml:4:", "</server>", "does not close <chip> (opened at line 3)");
     expect_error("<ppu_topology>\n<server id=\"0\">\n hello <chip id=\"0\"/>\n",
@@ -613,21 +614,21 @@ Test(topo_xml, errors_syntax)
     expect_error("<ppu_topology>\n<!-- never\nclosed\n", "topo.xml:2:", NULL,
                  "comment is never closed");
     expect_error("<ppu_topology>\n<server id=0>\n", "topo.xml:2:", "<server>",
-                 "must be in quotes");
+                 "not well-formed (invalid token) (column 12)");
     expect_error("<ppu_topology>\n<server id=\"0\"host=\"a\">\n", "topo.xml:2:", "<server>",
-                 "separated by white space");
+                 "not well-formed");
     expect_error("<ppu_topology>\n<server id=\"0\" / >\n", "topo.xml:2:", "<server>",
-                 "'/' must be followed by '>'");
+                 "not well-formed");
     expect_error("<ppu_topology>\n<server id=\"0\" host=\"a<b\"/>\n", "topo.xml:2:",
-                 "<server>", "'<' in the value of attribute host");
+                 "<server>", "not well-formed (invalid token) (column 23)");
     expect_error("<ppu_topology>\n<server id=\"0\" host=\"a&b\"/>\n", "topo.xml:2:",
-                 "<server>", "starts no entity");
+                 "<server>", "not well-formed");
     expect_error("<ppu_topology>\n<server id=\"0\" host=\"&nbsp;\"/>\n", "topo.xml:2:",
-                 "<server>", "unknown entity &nbsp;");
+                 "<server>", "undefined entity");
     expect_error("<ppu_topology>\n<server id=\"0\" host=\"&#0;\"/>\n", "topo.xml:2:",
-                 "<server>", "&#0;");
+                 "<server>", "reference to invalid character number");
     expect_error("<ppu_topology>\n<server id=\"0\" host=\"&#xD800;\"/>\n", "topo.xml:2:",
-                 "<server>", "not a character");
+                 "<server>", "reference to invalid character number");
     expect_error("<?xml version=\"1.0\"?>\n<!DOCTYPE x>\n<ppu_topology/>", "topo.xml:2:", NULL,
                  "<!DOCTYPE");
     expect_error("<?php echo 1; ?>\n", "topo.xml:1:", NULL, "processing instructions");
@@ -641,16 +642,16 @@ Test(topo_xml, errors_syntax)
                  "<ppu_topology>\n", "topo.xml:4:", "<ppu_topology>",
                  "nothing but comments may follow");
     expect_error("<ppu_topology>\n<server id=\"0\"><chip id=\"0\"/></server>\n</ppu_topology>\n"
-                 "junk\n", "topo.xml:4:", NULL, "unexpected text \"junk\"");
+                 "junk\n", "topo.xml:4:", NULL, "nothing but comments may follow");
     expect_error("<ppu_topology>\n</server>\n", "topo.xml:2:", "</server>",
                  "does not close <ppu_topology>");
     expect_error("</ppu_topology>\n", "topo.xml:1:", "</ppu_topology>", "closes no open element");
     expect_error("<ppu_topology name=\"a-name-that-is-longer-than-31-chars\"/>", "topo.xml:1:",
                  "<ppu_topology>", "longer than 31 characters");
     expect_error("<ppu_topology>\n<server id=\"0\" host=\"a\" host=\"b\"/>\n", "topo.xml:2:",
-                 "<server>", "attribute host given twice");
+                 "<server>", "duplicate attribute");
     expect_error("<ppu_topology>\n< server id=\"0\"/>\n", "topo.xml:2:", "<ppu_topology>",
-                 "an element name must follow '<'");
+                 "not well-formed");
     /* A long value is refused, not truncated. */
     char doc[1024];
     snprintf(doc, sizeof doc, "<ppu_topology name=\"%0300d\">", 0);

@@ -38,23 +38,25 @@
  *   or down, default up). A link sets both directions; each pair at most
  *   once. Links and NICs may name chips declared later in the file.
  *
- * Syntax: elements, attributes in single or double quotes, self-closing or
- * explicitly closed tags, an <?xml ...?> declaration before the root,
- * comments, white space. Attribute values may use &amp; &lt; &gt; &quot;
- * &apos; and &#N; / &#xN;; a raw '<', a control character or a line break
- * in a value is an error. Unknown elements or attributes, text content,
- * DOCTYPE and CDATA are errors.
+ * Syntax: XML 1.0 as Debian's libexpat reads it (elements, attributes in
+ * single or double quotes, self-closing or explicitly closed tags, an
+ * <?xml ...?> declaration first, comments, white space, the five
+ * predefined entities and character references), less what this format
+ * refuses: DOCTYPE (and so entity declarations), CDATA, processing
+ * instructions, text content, unknown elements or attributes, names over
+ * 32 characters, values over 255 bytes, more than 16 attributes.
  *
  * Every error is PPU_INVALID_ARGUMENT with a sentence
- * "file:line: <element>: what is wrong". The parser makes two passes over
- * the text (the first checks the syntax and collects the chip ids, the
- * second fills the topology in document order), uses no recursion and a
- * fixed amount of memory, and reads nothing past len. */
+ * "file:line: <element>: what is wrong" (expat's own sentence, with its
+ * column, for what is not well-formed XML). The reader makes two passes
+ * over the text (the first checks the syntax and collects the chip ids, the
+ * second fills the topology in document order) and reads nothing past len. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "topo_xml.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <locale.h>
@@ -65,6 +67,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <expat.h>
 
 #include "util/log.h"
 
@@ -185,9 +189,12 @@ static void fmt_float(char *buf, size_t n, float v)
     }
 }
 
-/* ---- tokenizer ------------------------------------------------------- */
-
-enum { EV_EOF, EV_DECL, EV_START, EV_END };
+/* ---- the reader: expat ------------------------------------------------
+ * Debian's libexpat (fuzzed continuously upstream) tokenizes: names,
+ * quoting, entities and character references, UTF-8, line numbers. What is
+ * left here is what the format allows of XML (no DOCTYPE, CDATA,
+ * processing instructions or text) and its limits (name and value
+ * lengths, attributes per element), checked in expat's callbacks. */
 
 struct xattr {
     char name[XML_NAME_MAX + 1];
@@ -197,17 +204,15 @@ struct xattr {
 };
 
 struct xevent {
-    int kind;
     char name[XML_NAME_MAX + 1];
     size_t line;
-    int self_closing;
     int nattrs;
     struct xattr attr[XML_MAX_ATTRS];
 };
 
 struct xreader {
     const char *s;
-    size_t len, pos, line;
+    size_t len;
     const char *file;
     char *err;
     size_t errlen;
@@ -251,343 +256,6 @@ static ppu_result_t xfail(struct xreader *r, size_t line, const char *elem, cons
     return PPU_INVALID_ARGUMENT;
 }
 
-static int is_space(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-static int is_name_start(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
-}
-
-static int is_name_char(int c) { return is_name_start(c) || is_digit(c) || c == '-' || c == '.'; }
-
-static void skip_space(struct xreader *r)
-{
-    while (r->pos < r->len && is_space((unsigned char)r->s[r->pos])) {
-        if (r->s[r->pos] == '\n')
-            r->line++;
-        r->pos++;
-    }
-}
-
-static int looking_at(const struct xreader *r, const char *lit)
-{
-    size_t n = strlen(lit);
-    return r->len - r->pos >= n && memcmp(r->s + r->pos, lit, n) == 0;
-}
-
-/* Move just past the next occurrence of end (which holds no newline);
- * 0 when there is none. */
-static int skip_past(struct xreader *r, const char *end)
-{
-    size_t n = strlen(end);
-    while (r->pos < r->len) {
-        if (looking_at(r, end)) {
-            r->pos += n;
-            return 1;
-        }
-        if (r->s[r->pos] == '\n')
-            r->line++;
-        r->pos++;
-    }
-    return 0;
-}
-
-/* The line of the last byte (the line "end of file" is on). */
-static size_t eof_line(const struct xreader *r)
-{
-    return r->len > 0 && r->s[r->len - 1] == '\n' && r->line > 1 ? r->line - 1 : r->line;
-}
-
-/* A name at pos into buf. >0: its length, 0: no name here, -1: too long. */
-static int read_name(struct xreader *r, char *buf)
-{
-    size_t n = 0;
-    if (r->pos >= r->len || !is_name_start((unsigned char)r->s[r->pos]))
-        return 0;
-    while (r->pos < r->len && is_name_char((unsigned char)r->s[r->pos])) {
-        if (n == XML_NAME_MAX)
-            return -1;
-        buf[n++] = r->s[r->pos++];
-    }
-    buf[n] = '\0';
-    return (int)n;
-}
-
-static const char *show_char(int c, char *buf, size_t n)
-{
-    if (c > 0x20 && c < 0x7f)
-        snprintf(buf, n, "'%c'", c);
-    else
-        snprintf(buf, n, "byte 0x%02x", (unsigned)c);
-    return buf;
-}
-
-static size_t utf8_encode(unsigned long cp, unsigned char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (unsigned char)(0xc0 | (cp >> 6));
-        out[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (unsigned char)(0xe0 | (cp >> 12));
-        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        out[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (unsigned char)(0xf0 | (cp >> 18));
-    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-    out[3] = (unsigned char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-/* An entity at pos (on '&') into out; advances past its ';'. */
-static ppu_result_t read_entity(struct xreader *r, const char *elem, const struct xattr *a,
-                                unsigned char *out, size_t *n)
-{
-    static const struct { const char *name; char c; } named[] = {
-        {"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''},
-    };
-    size_t start = r->pos + 1, end = start;
-    while (end < r->len && end - start < 10 && r->s[end] != ';' && r->s[end] != '"' &&
-           r->s[end] != '\'' && !is_space((unsigned char)r->s[end]))
-        end++;
-    if (end >= r->len || r->s[end] != ';')
-        return xfail(r, r->line, elem,
-                     "'&' in the value of attribute %s starts no entity (write &amp; for '&')",
-                     a->name);
-    const char *e = r->s + start;
-    size_t elen = end - start;
-    char shown[16];
-    snprintf(shown, sizeof shown, "%.*s", (int)elen, e);
-    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
-        if (strlen(named[i].name) == elen && memcmp(named[i].name, e, elen) == 0) {
-            out[0] = (unsigned char)named[i].c;
-            *n = 1;
-            r->pos = end + 1;
-            return PPU_SUCCESS;
-        }
-    if (elen >= 2 && e[0] == '#') {
-        unsigned long cp = 0;
-        size_t i = 1, digits = 0;
-        int hex = e[1] == 'x';
-        if (hex)
-            i = 2;
-        for (; i < elen; i++, digits++) {
-            int c = (unsigned char)e[i], d;
-            if (is_digit(c))
-                d = c - '0';
-            else if (hex && c >= 'a' && c <= 'f')
-                d = c - 'a' + 10;
-            else if (hex && c >= 'A' && c <= 'F')
-                d = c - 'A' + 10;
-            else
-                break;
-            cp = cp * (hex ? 16 : 10) + (unsigned long)d; /* at most 9 digits */
-        }
-        if (i == elen && digits > 0) {
-            if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return xfail(r, r->line, elem,
-                             "&%s; in attribute %s is not a character XML allows", shown, a->name);
-            *n = utf8_encode(cp, out);
-            r->pos = end + 1;
-            return PPU_SUCCESS;
-        }
-    }
-    char b[48];
-    return xfail(r, r->line, elem, "unknown entity &%s; in attribute %s", show(shown, b, sizeof b),
-                 a->name);
-}
-
-/* The value of attribute a, after its opening quote q. */
-static ppu_result_t read_value(struct xreader *r, const char *elem, struct xattr *a, char q)
-{
-    size_t o = 0;
-    for (;;) {
-        if (r->pos >= r->len)
-            return xfail(r, a->line, elem, "the value of attribute %s is never closed with %c",
-                         a->name, q);
-        unsigned char c = (unsigned char)r->s[r->pos], buf[4];
-        size_t k = 1;
-        if (c == (unsigned char)q) {
-            r->pos++;
-            break;
-        }
-        if (c == '<')
-            return xfail(r, r->line, elem, "'<' in the value of attribute %s (write &lt;)",
-                         a->name);
-        if (c < 0x20 || c == 0x7f)
-            return xfail(r, r->line, elem,
-                         "the value of attribute %s holds a line break or control character "
-                         "(a missing closing quote?)",
-                         a->name);
-        if (c == '&') {
-            ppu_result_t res = read_entity(r, elem, a, buf, &k);
-            if (res != PPU_SUCCESS)
-                return res;
-        } else {
-            buf[0] = c;
-            r->pos++;
-        }
-        if (o + k > XML_VALUE_MAX)
-            return xfail(r, a->line, elem, "the value of attribute %s is longer than %d bytes",
-                         a->name, XML_VALUE_MAX);
-        memcpy(a->value + o, buf, k);
-        o += k;
-    }
-    a->value[o] = '\0';
-    return PPU_SUCCESS;
-}
-
-/* The rest of a start tag, after '<'. */
-static ppu_result_t read_tag(struct xreader *r, size_t line, const char *ctx, struct xevent *ev)
-{
-    char cb[16];
-    int n = read_name(r, ev->name);
-    if (n == 0)
-        return xfail(r, line, ctx, "an element name must follow '<' (found %s)",
-                     r->pos < r->len ? show_char((unsigned char)r->s[r->pos], cb, sizeof cb)
-                                     : "end of file");
-    if (n < 0)
-        return xfail(r, line, ctx, "element name longer than %d characters", XML_NAME_MAX);
-    ev->kind = EV_START;
-    ev->line = line;
-    ev->self_closing = 0;
-    ev->nattrs = 0;
-    for (;;) {
-        size_t before = r->pos;
-        skip_space(r);
-        int spaced = r->pos > before;
-        if (r->pos >= r->len)
-            return xfail(r, eof_line(r), ev->name, "unexpected end of file inside the tag");
-        int c = (unsigned char)r->s[r->pos];
-        if (c == '>') {
-            r->pos++;
-            return PPU_SUCCESS;
-        }
-        if (c == '/') {
-            r->pos++;
-            if (r->pos < r->len && r->s[r->pos] == '>') {
-                r->pos++;
-                ev->self_closing = 1;
-                return PPU_SUCCESS;
-            }
-            return xfail(r, r->line, ev->name, "'/' must be followed by '>'");
-        }
-        if (!is_name_start(c))
-            return xfail(r, r->line, ev->name, "unexpected %s in the tag",
-                         show_char(c, cb, sizeof cb));
-        if (!spaced)
-            return xfail(r, r->line, ev->name, "attributes must be separated by white space");
-        if (ev->nattrs == XML_MAX_ATTRS)
-            return xfail(r, r->line, ev->name, "more than %d attributes", XML_MAX_ATTRS);
-        struct xattr *a = &ev->attr[ev->nattrs];
-        a->line = r->line;
-        a->used = 0;
-        if (read_name(r, a->name) < 0)
-            return xfail(r, r->line, ev->name, "attribute name longer than %d characters",
-                         XML_NAME_MAX);
-        skip_space(r);
-        if (r->pos >= r->len)
-            return xfail(r, eof_line(r), ev->name, "unexpected end of file inside the tag");
-        if (r->s[r->pos] != '=')
-            return xfail(r, r->line, ev->name, "'=' expected after attribute name %s", a->name);
-        r->pos++;
-        skip_space(r);
-        if (r->pos >= r->len)
-            return xfail(r, eof_line(r), ev->name, "unexpected end of file inside the tag");
-        char q = r->s[r->pos];
-        if (q != '"' && q != '\'')
-            return xfail(r, r->line, ev->name, "the value of attribute %s must be in quotes",
-                         a->name);
-        r->pos++;
-        ppu_result_t res = read_value(r, ev->name, a, q);
-        if (res != PPU_SUCCESS)
-            return res;
-        for (int i = 0; i < ev->nattrs; i++)
-            if (strcmp(ev->attr[i].name, a->name) == 0)
-                return xfail(r, a->line, ev->name, "attribute %s given twice", a->name);
-        ev->nattrs++;
-    }
-}
-
-/* The next element start, element end, declaration or end of file.
- * ctx: the open element (for messages about text), or NULL. */
-static ppu_result_t next_event(struct xreader *r, const char *ctx, struct xevent *ev)
-{
-    char b[48];
-    for (;;) {
-        skip_space(r);
-        if (r->pos >= r->len) {
-            ev->kind = EV_EOF;
-            ev->line = eof_line(r);
-            return PPU_SUCCESS;
-        }
-        size_t line = r->line;
-        if (r->s[r->pos] != '<') {
-            char text[24];
-            size_t n = 0;
-            while (r->pos + n < r->len && n < sizeof text - 1 && r->s[r->pos + n] != '<' &&
-                   r->s[r->pos + n] != '\n')
-                n++;
-            memcpy(text, r->s + r->pos, n);
-            text[n] = '\0';
-            return xfail(r, line, ctx, "unexpected text \"%s\" (only elements and comments "
-                         "belong here)", show(text, b, sizeof b));
-        }
-        if (looking_at(r, "<!--")) {
-            r->pos += 4;
-            if (!skip_past(r, "-->"))
-                return xfail(r, line, ctx, "comment is never closed with -->");
-            continue;
-        }
-        if (looking_at(r, "<?")) {
-            char name[XML_NAME_MAX + 1];
-            r->pos += 2;
-            int n = read_name(r, name);
-            if (n <= 0 || strcmp(name, "xml") != 0 ||
-                (r->pos < r->len && !is_space((unsigned char)r->s[r->pos]) &&
-                 r->s[r->pos] != '?'))
-                return xfail(r, line, ctx, "processing instructions other than <?xml ...?> "
-                             "are not supported");
-            if (!skip_past(r, "?>"))
-                return xfail(r, line, ctx, "<?xml declaration is never closed with ?>");
-            ev->kind = EV_DECL;
-            ev->line = line;
-            return PPU_SUCCESS;
-        }
-        if (looking_at(r, "<!"))
-            return xfail(r, line, ctx, "<!DOCTYPE, <![CDATA[ and other <! markup are not "
-                         "supported");
-        if (looking_at(r, "</")) {
-            r->pos += 2;
-            int n = read_name(r, ev->name);
-            if (n == 0)
-                return xfail(r, line, ctx, "an element name must follow '</'");
-            if (n < 0)
-                return xfail(r, line, ctx, "element name longer than %d characters",
-                             XML_NAME_MAX);
-            skip_space(r);
-            snprintf(b, sizeof b, "/%s", ev->name);
-            if (r->pos >= r->len)
-                return xfail(r, eof_line(r), b, "unexpected end of file inside the tag");
-            if (r->s[r->pos] != '>')
-                return xfail(r, r->line, b, "'>' expected");
-            r->pos++;
-            ev->kind = EV_END;
-            ev->line = line;
-            return PPU_SUCCESS;
-        }
-        r->pos++;
-        return read_tag(r, line, ctx, ev);
-    }
-}
-
 /* ---- the topology ---------------------------------------------------- */
 
 enum { E_ROOT, E_SERVER, E_CHIP, E_NIC, E_LINK, E_COUNT };
@@ -597,6 +265,12 @@ struct parser {
     struct xreader r;
     struct xevent ev;
     int pass; /* 1: syntax and chip ids; 2: everything */
+    /* the document as read so far (expat's callbacks) */
+    XML_Parser xp;
+    ppu_result_t res; /* the first error a callback found */
+    int stack[XML_MAX_DEPTH];
+    size_t stack_line[XML_MAX_DEPTH];
+    int depth, root_done, root_seen;
     struct ppu_topo t;
     /* pass 1 */
     unsigned char known[PPU_TOPO_MAX_CHIPS]; /* chip id declared somewhere */
@@ -991,77 +665,277 @@ static ppu_result_t on_start(struct parser *p, int kind)
     }
 }
 
-static ppu_result_t run_pass(struct parser *p, int pass)
+/* A callback's error: kept, and expat stops. */
+static void stop(struct parser *p, ppu_result_t r)
 {
-    struct xreader *r = &p->r;
-    struct xevent *ev = &p->ev;
-    int stack[XML_MAX_DEPTH];
-    size_t stack_line[XML_MAX_DEPTH];
-    int depth = 0, root_done = 0, root_seen = 0;
-    char b[XML_NAME_MAX + 2];
-    r->pos = 0;
-    r->line = 1;
-    p->pass = pass;
-    for (;;) {
-        const char *ctx = depth ? elem_names[stack[depth - 1]] : NULL;
-        TRY(next_event(r, ctx, ev));
-        if (ev->kind == EV_EOF) {
-            if (depth)
-                return xfail(r, ev->line, NULL,
-                             "unexpected end of file inside <%s> (opened at line %zu)", ctx,
-                             stack_line[depth - 1]);
-            if (!root_seen)
-                return xfail(r, ev->line, NULL, "no <ppu_topology> element");
-            return PPU_SUCCESS;
-        }
-        if (ev->kind == EV_DECL) {
-            if (root_seen)
-                return xfail(r, ev->line, ctx, "<?xml ...?> may only come before <ppu_topology>");
-            continue;
-        }
-        if (ev->kind == EV_END) {
-            snprintf(b, sizeof b, "/%s", ev->name);
-            if (!depth)
-                return xfail(r, ev->line, b, "closes no open element");
-            if (strcmp(ev->name, ctx) != 0)
-                return xfail(r, ev->line, b, "does not close <%s> (opened at line %zu)", ctx,
-                             stack_line[depth - 1]);
-            depth--;
-            if (stack[depth] == E_ROOT) {
-                root_done = 1;
-                if (pass == 2)
-                    TRY(on_root_end(p, ev->line));
-            }
-            continue;
-        }
-        int kind = kind_of(ev->name);
-        if (root_done)
-            return xfail(r, ev->line, ev->name, "nothing but comments may follow </ppu_topology>");
-        if (depth == 0 && kind != E_ROOT)
-            return xfail(r, ev->line, ev->name, "the root element must be <ppu_topology>");
-        if (kind < 0)
-            return xfail(r, ev->line, ev->name, "unknown element inside <%s>", ctx);
-        int parent = depth ? stack[depth - 1] : -1;
-        if (parent == E_CHIP || parent == E_NIC || parent == E_LINK)
-            return xfail(r, ev->line, ev->name, "<%s> cannot contain elements", ctx);
-        if (depth > 0 && kind == E_ROOT)
-            return xfail(r, ev->line, ev->name, "there is only one, the root element");
-        if ((kind == E_SERVER || kind == E_LINK) && parent != E_ROOT)
-            return xfail(r, ev->line, ev->name, "must be inside <ppu_topology>, not <%s>", ctx);
-        if ((kind == E_CHIP || kind == E_NIC) && parent != E_SERVER)
-            return xfail(r, ev->line, ev->name, "must be inside <server>, not <%s>", ctx);
-        if (kind == E_ROOT)
-            root_seen = 1;
-        TRY(on_start(p, kind));
-        if (!ev->self_closing) {
-            stack[depth] = kind; /* depth < 3 here: leaves cannot contain elements */
-            stack_line[depth++] = ev->line;
-        } else if (kind == E_ROOT) {
-            root_done = 1;
-            if (pass == 2)
-                TRY(on_root_end(p, ev->line));
+    if (r == PPU_SUCCESS || p->res != PPU_SUCCESS)
+        return;
+    p->res = r;
+    XML_StopParser(p->xp, XML_FALSE);
+}
+
+static size_t xline(const struct parser *p)
+{
+    return (size_t)XML_GetCurrentLineNumber(p->xp);
+}
+
+static const char *open_elem(const struct parser *p)
+{
+    return p->depth ? elem_names[p->stack[p->depth - 1]] : NULL;
+}
+
+/* The line of the text at byte off (1-based). */
+static size_t line_at(const struct parser *p, size_t off)
+{
+    size_t line = 1;
+    for (size_t i = 0; i < off && i < p->r.len; i++)
+        line += p->r.s[i] == '\n';
+    return line;
+}
+
+/* The line of attribute name in the start tag at byte tag (expat gives
+ * only the tag's): its name outside quotes, followed by '='. */
+static size_t attr_line(const struct parser *p, size_t tag, const char *name, size_t line)
+{
+    const char *s = p->r.s;
+    size_t n = strlen(name);
+    char q = 0;
+    for (size_t i = tag; i < p->r.len && (q || s[i] != '>'); i++) {
+        if (s[i] == '\n')
+            line++;
+        if (q) {
+            q = s[i] == q ? 0 : q;
+        } else if (s[i] == '"' || s[i] == '\'') {
+            q = s[i];
+        } else if (i > tag && i + n < p->r.len && (s[i - 1] == ' ' || s[i - 1] == '\t' || s[i - 1] == '\n' ||
+                                         s[i - 1] == '\r') && !memcmp(s + i, name, n)) {
+            size_t j = i + n;
+            while (j < p->r.len && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r'))
+                j++;
+            if (j < p->r.len && s[j] == '=')
+                return line;
         }
     }
+    return line;
+}
+
+/* The name of the tag that holds byte off, for expat's errors inside a tag
+ * ("<link a=... a=...>"): the first '<' after the last '>' before off
+ * starts it ("" when it names nothing; "/server" for a closing tag). *lt:
+ * where that '<' is. */
+static void tag_at(const struct parser *p, size_t off, char *name, size_t size, size_t *lt)
+{
+    const char *s = p->r.s;
+    name[0] = '\0';
+    *lt = p->r.len;
+    size_t end = off < p->r.len ? off : p->r.len, i = end;
+    while (i > 0 && s[i - 1] != '>')
+        i--;
+    while (i < end && s[i] != '<')
+        i++;
+    if (i >= p->r.len || s[i] != '<')
+        return;
+    *lt = i++;
+    size_t o = 0;
+    if (i < p->r.len && s[i] == '/')
+        name[o++] = s[i++];
+    while (i < p->r.len && o + 1 < size && (isalnum((unsigned char)s[i]) || s[i] == '_' ||
+                                             s[i] == '-' || s[i] == '.' || s[i] == ':'))
+        name[o++] = s[i++];
+    name[o] = '\0';
+    if (o == 0 || (o == 1 && name[0] == '/'))
+        name[0] = '\0';
+}
+
+/* An element's name and attributes, within the format's limits. */
+static ppu_result_t take_event(struct parser *p, const char *name, const char **atts)
+{
+    struct xevent *ev = &p->ev;
+    const char *ctx = open_elem(p);
+    ev->line = xline(p);
+    if (strlen(name) > XML_NAME_MAX)
+        return xfail(&p->r, ev->line, ctx, "element name longer than %d characters",
+                     XML_NAME_MAX);
+    snprintf(ev->name, sizeof ev->name, "%s", name);
+    ev->nattrs = 0;
+    for (int i = 0; atts[i]; i += 2) {
+        if (ev->nattrs == XML_MAX_ATTRS)
+            return xfail(&p->r, ev->line, ev->name, "more than %d attributes", XML_MAX_ATTRS);
+        if (strlen(atts[i]) > XML_NAME_MAX)
+            return xfail(&p->r, ev->line, ev->name, "attribute name longer than %d characters",
+                         XML_NAME_MAX);
+        if (strlen(atts[i + 1]) > XML_VALUE_MAX)
+            return xfail(&p->r, ev->line, ev->name, "the value of attribute %s is longer than "
+                         "%d bytes", atts[i], XML_VALUE_MAX);
+        struct xattr *x = &ev->attr[ev->nattrs++];
+        snprintf(x->name, sizeof x->name, "%s", atts[i]);
+        snprintf(x->value, sizeof x->value, "%s", atts[i + 1]);
+        x->line = attr_line(p, (size_t)XML_GetCurrentByteIndex(p->xp), x->name, ev->line);
+        x->used = 0;
+    }
+    return PPU_SUCCESS;
+}
+
+static ppu_result_t on_open(struct parser *p, const char *name, const char **atts)
+{
+    TRY(take_event(p, name, atts));
+    struct xevent *ev = &p->ev;
+    const char *ctx = open_elem(p);
+    int kind = kind_of(ev->name);
+    if (p->root_done)
+        return xfail(&p->r, ev->line, ev->name, "nothing but comments may follow </ppu_topology>");
+    if (p->depth == 0 && kind != E_ROOT)
+        return xfail(&p->r, ev->line, ev->name, "the root element must be <ppu_topology>");
+    if (kind < 0)
+        return xfail(&p->r, ev->line, ev->name, "unknown element inside <%s>", ctx);
+    int parent = p->depth ? p->stack[p->depth - 1] : -1;
+    if (parent == E_CHIP || parent == E_NIC || parent == E_LINK)
+        return xfail(&p->r, ev->line, ev->name, "<%s> cannot contain elements", ctx);
+    if (p->depth > 0 && kind == E_ROOT)
+        return xfail(&p->r, ev->line, ev->name, "there is only one, the root element");
+    if ((kind == E_SERVER || kind == E_LINK) && parent != E_ROOT)
+        return xfail(&p->r, ev->line, ev->name, "must be inside <ppu_topology>, not <%s>", ctx);
+    if ((kind == E_CHIP || kind == E_NIC) && parent != E_SERVER)
+        return xfail(&p->r, ev->line, ev->name, "must be inside <server>, not <%s>", ctx);
+    if (kind == E_ROOT)
+        p->root_seen = 1;
+    TRY(on_start(p, kind));
+    p->stack[p->depth] = kind; /* depth < 3 here: leaves cannot contain elements */
+    p->stack_line[p->depth++] = ev->line;
+    return PPU_SUCCESS;
+}
+
+static void XMLCALL cb_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+    struct parser *p = ud;
+    if (p->res == PPU_SUCCESS)
+        stop(p, on_open(p, name, atts));
+}
+
+static void XMLCALL cb_end(void *ud, const XML_Char *name)
+{
+    struct parser *p = ud;
+    if (p->res != PPU_SUCCESS || p->depth == 0)
+        return;
+    if (p->stack[--p->depth] == E_ROOT) { /* expat matched the names */
+        p->root_done = 1;
+        if (p->pass == 2)
+            stop(p, on_root_end(p, xline(p)));
+    }
+}
+
+static void XMLCALL cb_text(void *ud, const XML_Char *s, int len)
+{
+    struct parser *p = ud;
+    int i = 0;
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    if (p->res != PPU_SUCCESS || i == len)
+        return;
+    char text[24], b[48];
+    int n = 0;
+    while (i + n < len && n < (int)sizeof text - 1 && s[i + n] != '\n')
+        n++;
+    memcpy(text, s + i, (size_t)n);
+    text[n] = '\0';
+    stop(p, xfail(&p->r, xline(p), open_elem(p), "unexpected text \"%s\" (only elements and "
+                  "comments belong here)", show(text, b, sizeof b)));
+}
+
+static void XMLCALL cb_pi(void *ud, const XML_Char *target, const XML_Char *data)
+{
+    struct parser *p = ud;
+    stop(p, xfail(&p->r, xline(p), open_elem(p), "processing instructions (<?%s ...?>) are not "
+                  "supported", target));
+}
+
+static void XMLCALL cb_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int internal)
+{
+    struct parser *p = ud;
+    stop(p, xfail(&p->r, xline(p), NULL, "<!DOCTYPE is not supported (nor entity "
+                  "declarations)"));
+}
+
+static void XMLCALL cb_cdata(void *ud)
+{
+    struct parser *p = ud;
+    stop(p, xfail(&p->r, xline(p), open_elem(p), "<![CDATA[ is not supported"));
+}
+
+/* What expat found wrong, as this format's sentence. */
+static ppu_result_t syntax_error(struct parser *p)
+{
+    enum XML_Error e = XML_GetErrorCode(p->xp);
+    size_t line = (size_t)XML_GetErrorLineNumber(p->xp);
+    size_t col = (size_t)XML_GetErrorColumnNumber(p->xp) + 1;
+    long at = XML_GetErrorByteIndex(p->xp);
+    char tag[XML_NAME_MAX + 2];
+    size_t lt;
+    tag_at(p, at >= 0 ? (size_t)at : p->r.len, tag, sizeof tag, &lt);
+    const char *ctx = tag[0] ? tag : open_elem(p);
+    if (e == XML_ERROR_UNCLOSED_TOKEN || e == XML_ERROR_UNCLOSED_CDATA_SECTION) {
+        line = line_at(p, p->r.len && p->r.s[p->r.len - 1] == '\n' ? p->r.len - 1 : p->r.len);
+        if (lt + 4 <= p->r.len && !memcmp(p->r.s + lt, "<!--", 4))
+            return xfail(&p->r, line_at(p, lt), open_elem(p), "comment is never closed with -->");
+        return xfail(&p->r, line, ctx, "unexpected end of file inside the tag");
+    }
+    if (tag[0] == '/' && p->depth == 0)
+        return xfail(&p->r, line, tag, "closes no open element");
+    if (e == XML_ERROR_NO_ELEMENTS) /* the end of the text, as a person counts */
+        line = line_at(p, p->r.len && p->r.s[p->r.len - 1] == '\n' ? p->r.len - 1 : p->r.len);
+    if (e == XML_ERROR_NO_ELEMENTS && p->depth)
+        return xfail(&p->r, line, NULL, "unexpected end of file inside <%s> (opened at line %zu)",
+                     ctx, p->stack_line[p->depth - 1]);
+    if (e == XML_ERROR_NO_ELEMENTS && !p->root_seen)
+        return xfail(&p->r, line, NULL, "no <ppu_topology> element");
+    if (e == XML_ERROR_TAG_MISMATCH && p->depth)
+        return xfail(&p->r, line, tag[0] ? tag : NULL, "does not close <%s> (opened at line %zu)",
+                     open_elem(p), p->stack_line[p->depth - 1]);
+    if (e == XML_ERROR_JUNK_AFTER_DOC_ELEMENT)
+        return xfail(&p->r, line, tag[0] ? tag : NULL,
+                     "nothing but comments may follow </ppu_topology>");
+    if (e == XML_ERROR_MISPLACED_XML_PI)
+        return xfail(&p->r, line, ctx, "<?xml ...?> may only come before <ppu_topology>");
+    return xfail(&p->r, line, ctx, "%s (column %zu)", XML_ErrorString(e), col);
+}
+
+static ppu_result_t run_pass(struct parser *p, int pass)
+{
+    p->pass = pass;
+    p->res = PPU_SUCCESS;
+    p->depth = p->root_done = p->root_seen = 0;
+    p->xp = XML_ParserCreate("UTF-8");
+    if (!p->xp) {
+        snprintf(p->r.err, p->r.errlen, "%s: out of memory for the XML reader", p->r.file);
+        return PPU_SYSTEM_ERROR;
+    }
+    XML_SetUserData(p->xp, p);
+    XML_SetElementHandler(p->xp, cb_start, cb_end);
+    XML_SetCharacterDataHandler(p->xp, cb_text);
+    XML_SetProcessingInstructionHandler(p->xp, cb_pi);
+    XML_SetStartDoctypeDeclHandler(p->xp, cb_doctype);
+    XML_SetStartCdataSectionHandler(p->xp, cb_cdata);
+    /* expat takes an int length; files are capped far below that
+     * (PPU_TOPO_XML_MAX_BYTES), and texts handed in are fed in pieces */
+    const char *s = p->r.s;
+    size_t left = p->r.len;
+    enum XML_Status st = XML_STATUS_OK;
+    do {
+        int n = left > (1u << 30) ? 1 << 30 : (int)left;
+        st = XML_Parse(p->xp, s, n, (size_t)n == left);
+        s += n;
+        left -= (size_t)n;
+    } while (st == XML_STATUS_OK && left);
+    ppu_result_t r = p->res;
+    if (r == PPU_SUCCESS && st != XML_STATUS_OK)
+        r = syntax_error(p);
+    if (r == PPU_SUCCESS && !p->root_seen)
+        r = xfail(&p->r, (size_t)XML_GetCurrentLineNumber(p->xp), NULL,
+                  "no <ppu_topology> element");
+    XML_ParserFree(p->xp);
+    p->xp = NULL;
+    return r;
 }
 
 static void base_name(const char *filename, char *dst, size_t size)
