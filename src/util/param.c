@@ -26,7 +26,8 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "Comma list of INIT,COLL,NET,TOPO,SHM,BOOT,ENV; a leading ^ excludes.",
         .kind = PPU_PK_LIST, .choices = debug_subsys},
     [PPU_P_DEBUG_FILE] = {"PPU_DEBUG_FILE", "",
-        "Write logs to this file instead of stderr; %h is the host, %p the pid."},
+        "Write logs to this file instead of stderr; %h is the host, %p the pid.",
+        .kind = PPU_PK_STR},
     [PPU_P_TIMEOUT_MS] = {"PPU_TIMEOUT_MS", "300000",
         "Longest wait on a peer inside a collective before it fails with PPU_TIMEOUT.",
         INT(1, INT32_MAX)},
@@ -35,7 +36,8 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         INT(1, INT32_MAX)},
     [PPU_P_SOCKET_IFNAME] = {"PPU_SOCKET_IFNAME", "",
         "Network interface for bootstrap sockets (e.g. eth0, lo); default: the "
-        "first non-loopback interface that is up, else loopback."},
+        "first non-loopback interface that is up, else loopback.",
+        .kind = PPU_PK_STR},
     [PPU_P_NET] = {"PPU_NET", "",
         "Network transport for links between servers: ib (RDMA: libibverbs + librdmacm) or "
         "socket (TCP). Empty: ib when every rank has an RDMA device with an active port, "
@@ -57,9 +59,11 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         INT(0, 1)},
     [PPU_P_IB_HCA] = {"PPU_IB_HCA", "",
         "RDMA device for PPU_NET=ib (e.g. mlx5_0): its interface's address is where links "
-        "listen. Empty: the device of PPU_SOCKET_IFNAME's address."},
+        "listen. Empty: the device of PPU_SOCKET_IFNAME's address.",
+        .kind = PPU_PK_STR},
     [PPU_P_ROOT_ADDR] = {"PPU_ROOT_ADDR", "",
-        "host:port of the rendezvous root for ppu_comm_init_env; rank 0 listens there."},
+        "host:port of the rendezvous root for ppu_comm_init_env; rank 0 listens there.",
+        .kind = PPU_PK_STR},
     [PPU_P_RANK] = {"PPU_RANK", "", "This process's rank for ppu_comm_init_env.",
         INT(0, INT32_MAX - 1)},
     [PPU_P_WORLD_SIZE] = {"PPU_WORLD_SIZE", "", "The rank count for ppu_comm_init_env.",
@@ -68,23 +72,29 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "Shared secret string for ppu_comm_init_env with PPU_ROOT_ADDR; connections without "
         "it are dropped. Required when PPU_ROOT_ADDR is not a loopback address (unless "
         "PPU_BOOTSTRAP_INSECURE=1); never logged.",
-        .secret = 1},
+        .secret = 1,
+        .kind = PPU_PK_STR},
     [PPU_P_BOOTSTRAP_INSECURE] = {"PPU_BOOTSTRAP_INSECURE", "0",
         "1: let ppu_comm_init_env listen on a PPU_ROOT_ADDR other hosts can reach without "
         "PPU_BOOTSTRAP_SECRET (any process that reaches it can join; a warning says so).",
         INT(0, 1)},
     [PPU_P_TOPO_FILE] = {"PPU_TOPO_FILE", "",
         "Topology file (XML, see topology/TOPOLOGY_FILE.md) to use instead of the probe "
-        "and the presets."},
+        "and the presets.",
+        .kind = PPU_PK_STR},
     [PPU_P_TOPO_DUMP_FILE] = {"PPU_TOPO_DUMP_FILE", "",
-        "Rank 0 writes the topology it discovered to this file, in the PPU_TOPO_FILE format."},
+        "Rank 0 writes the topology it discovered to this file, in the PPU_TOPO_FILE format.",
+        .kind = PPU_PK_STR},
     [PPU_P_SYSFS_ROOT] = {"PPU_SYSFS_ROOT", "/sys/class/ppu",
-        "Where the hardware probe looks for PPU chips (layout: topology/README.md)."},
+        "Where the hardware probe looks for PPU chips (layout: topology/README.md).",
+        .kind = PPU_PK_STR},
     [PPU_P_SIM_TOPO] = {"PPU_SIM_TOPO", "auto",
         "Simulated server wiring: fullmesh8, server16, ring8, hypercube16, switch16, or auto "
-        "(fullmesh8 up to 8 ranks, server16 up to 16)."},
+        "(fullmesh8 up to 8 ranks, server16 up to 16).",
+        .kind = PPU_PK_STR},
     [PPU_P_SIM_LINKS_DOWN] = {"PPU_SIM_LINKS_DOWN", "",
-        "Links of the simulated topology to mark down, e.g. 0-3,2-5; rings avoid them."},
+        "Links of the simulated topology to mark down, e.g. 0-3,2-5; rings avoid them.",
+        .kind = PPU_PK_STR},
     [PPU_P_SIM_SERVERS] = {"PPU_SIM_SERVERS", "1",
         "Split the local ranks into this many simulated servers (equal sizes; past 64 ranks "
         "each server holds at most 64, PAI-PPU's 16: N/16).",
@@ -95,18 +105,22 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_SIM_STATS_FILE] = {"PPU_SIM_STATS_FILE", "",
         "At communicator destroy, each rank writes 'src dst bytes messages kind' per "
         "link it sent on to this file (kind: icn, host when staged through host memory, "
-        "net to another server); %r is the rank."},
+        "net to another server); %r is the rank.",
+        .kind = PPU_PK_STR},
     [PPU_P_SIM_FAULT] = {"PPU_SIM_FAULT", "",
         "Faults to inject, comma-separated: link=A-B:down@op=K, link=A-B:delay_us=D, "
         "link=A-B:corrupt@op=K (one bit of each message on A->B flipped in collective K), "
-        "rank=R:exit@op=K (collectives counted from 1 per communicator)."},
+        "rank=R:exit@op=K (collectives counted from 1 per communicator).",
+        .kind = PPU_PK_STR},
     [PPU_P_ALGO] = {"PPU_ALGO", "",
         "Algorithms the planner may use: names for every collective (ring,tree,oneshot,"
         "twoshot,pairwise,hier,hiertree) or per collective (allreduce:twoshot;alltoall:ring). A name "
-        "that does not apply to a call is logged and the planner chooses."},
+        "that does not apply to a call is logged and the planner chooses.",
+        .kind = PPU_PK_STR},
     [PPU_P_PROTO] = {"PPU_PROTO", "",
         "Protocols the planner may use, same syntax as PPU_ALGO: ll (data and flag in "
-        "one word, small messages) and simple (pipelined chunks)."},
+        "one word, small messages) and simple (pipelined chunks).",
+        .kind = PPU_PK_STR},
     [PPU_P_CHECK_CALLS] = {"PPU_CHECK_CALLS", "1",
         "1: every message carries its call (collective, sequence number, count, type, op, "
         "root) and ranks that called different things fail with both calls named; 0: off.",
@@ -126,9 +140,6 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_ONESHOT_MAX_BYTES] = {"PPU_ONESHOT_MAX_BYTES", "32768",
         "Largest all-reduce that uses one-shot when ranks form a full mesh.",
         INT(0, 1ll << 40)},
-    [PPU_P_NCHANNELS] = {"PPU_NCHANNELS", "0",
-        "Channels (link-disjoint rings) to use, at most 16; 0 picks automatically.",
-        INT(0, 16)}, /* PPU_MAX_CHANNELS (plan_ctx.c asserts it) */
     [PPU_P_CHANNEL_MIN_BYTES] = {"PPU_CHANNEL_MIN_BYTES", "262144",
         "Least bytes a channel carries: smaller calls use fewer channels.",
         INT(0, 1ll << 40)},
