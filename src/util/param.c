@@ -140,6 +140,9 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_ONESHOT_MAX_BYTES] = {"PPU_ONESHOT_MAX_BYTES", "32768",
         "Largest all-reduce that uses one-shot when ranks form a full mesh.",
         INT(0, 1ll << 40)},
+    [PPU_P_NCHANNELS] = {"PPU_NCHANNELS", "0",
+        "Channels (link-disjoint rings) to use, at most 16; 0 picks automatically.",
+        INT(0, 16)}, /* PPU_MAX_CHANNELS (plan_ctx.c asserts it) */
     [PPU_P_CHANNEL_MIN_BYTES] = {"PPU_CHANNEL_MIN_BYTES", "262144",
         "Least bytes a channel carries: smaller calls use fewer channels.",
         INT(0, 1ll << 40)},
