@@ -1,9 +1,9 @@
 /* Fuzz the parsers of PPU_* environment values (README: "Parameters"):
  *   PPU_SIM_FAULT        ppu_fault_parse_str (src/fault.c)
  *   PPU_ALGO, PPU_PROTO  ppu_plan_parse_masks (src/plan.c)
- *   PPU_ROOT_ADDR        ppu_socket_parse (src/socket.c)
+ *   PPU_ROOT_ADDR        ppu_socket_parse (src/util/socket.c)
  *   PPU_SIM_LINKS_DOWN   ppu_topo_set_down (topology/topo.c)
- *   every PPU_* entry    ppu_param_parse (src/param.c: integers, choices)
+ *   every PPU_* entry    ppu_param_parse (src/util/param.c: integers, choices)
  *
  * Input: the value, as a NUL-terminated string (the input up to its first
  * NUL byte). Every parser sees every input; each checks what its success
