@@ -1001,3 +1001,29 @@ Test(net, registry_matches_ppu_net, .timeout = 10)
     cr_expect_not_null(ppu_transport_named(NULL, PPU_REACH_SERVER));
     cr_expect_null(ppu_transport_named("carrier-pigeon", PPU_REACH_NET));
 }
+
+/* RDMA write-with-immediate completions: some providers report byte_len 0
+ * (nothing was consumed from a receive buffer), so 0 is taken as well as
+ * the header's length; any other length still breaks the link. */
+Test(net, ib_write_len_accepts_zero)
+{
+    cr_expect(net_ib_write_len_ok(0, NET_IB_HDR + 100));
+    cr_expect(net_ib_write_len_ok(NET_IB_HDR + 100, NET_IB_HDR + 100));
+    cr_expect(!net_ib_write_len_ok(NET_IB_HDR + 99, NET_IB_HDR + 100));
+    cr_expect(!net_ib_write_len_ok(100, NET_IB_HDR + 100));
+}
+
+/* A registration that hits RLIMIT_MEMLOCK says so (the limit, what the
+ * process would pin, ulimit -l, CAP_IPC_LOCK), not "Cannot allocate
+ * memory" alone; where the limit cannot be the cause it does not blame it. */
+Test(net, ib_memlock_named)
+{
+    char m[400];
+    net_ib_reg_failed(ENOMEM, 2u << 20, 7u << 20, 8ull << 20, 0, m, sizeof m);
+    cr_expect(strstr(m, "RLIMIT_MEMLOCK is 8388608 bytes") && strstr(m, "would lock 9437184") &&
+              strstr(m, "ulimit -l") && strstr(m, "CAP_IPC_LOCK"), "%s", m);
+    net_ib_reg_failed(ENOMEM, 1024, 0, 8ull << 20, 1, m, sizeof m); /* privileged */
+    cr_expect(strstr(m, "failed (") && !strstr(m, "RLIMIT_MEMLOCK"), "%s", m);
+    net_ib_reg_failed(EINVAL, 1024, 0, 8ull << 20, 0, m, sizeof m);
+    cr_expect(!strstr(m, "RLIMIT_MEMLOCK"), "%s", m);
+}

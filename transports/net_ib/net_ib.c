@@ -47,6 +47,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include "net_ib.h"
 #include "util/hash.h"
 
@@ -66,6 +68,22 @@ int net_ib_check_imm(uint32_t imm, int take_data, uint64_t expect_seq, const cha
         return -1;
     }
     return NET_IB_IMM_DATA;
+}
+
+void net_ib_reg_failed(int err, size_t bytes, size_t locked_now, unsigned long long lim,
+                       int privileged, char *buf, size_t len)
+{
+    int memlock = (err == ENOMEM || err == EPERM || err == EAGAIN) && !privileged &&
+                  lim != (unsigned long long)RLIM_INFINITY;
+    if (memlock)
+        snprintf(buf, len, "registering %zu bytes of memory with the RDMA device failed (%s): "
+                 "this process would lock %zu bytes and its RLIMIT_MEMLOCK is %llu bytes; raise "
+                 "it (ulimit -l unlimited, or memlock in /etc/security/limits.conf or the "
+                 "container's --ulimit memlock=-1) or grant CAP_IPC_LOCK",
+                 bytes, strerror(err), locked_now + bytes, lim);
+    else
+        snprintf(buf, len, "registering %zu bytes of memory with the RDMA device failed (%s)",
+                 bytes, strerror(err));
 }
 
 int net_ib_check_req(const void *bytes, size_t n, const uint8_t nonce[NET_IB_NONCE_BYTES],
@@ -426,7 +444,7 @@ static void take_data(struct ib_link *l, uint32_t len)
     size_t k = (size_t)(l->recv_next % (uint64_t)l->e.nslots);
     const char *base = l->e.slots + k * l->e.stride;
     int t = net_check_frame(base, sizeof fr, 1, l->recv_next, l->e.slot_bytes, &fr, &why);
-    if (t == NET_FRAME_DATA && len != NET_IB_HDR + fr.bytes)
+    if (t == NET_FRAME_DATA && !net_ib_write_len_ok(len, NET_IB_HDR + fr.bytes))
         t = 0, why = "a write's length is not its header's";
     if (t != NET_FRAME_DATA || !net_end_slot_for(&l->e, &fr, &why)) {
         net_end_broken(&l->e, "queue pair", &fr, l->recv_next,
@@ -645,6 +663,21 @@ static struct ib_link *link_alloc(const struct ppu_link_params *p, int send)
     return l;
 }
 
+/* Bytes this process has pinned (VmPin: what RLIMIT_MEMLOCK counts for
+ * registered memory); 0 when the kernel does not say. */
+static size_t pinned_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[128];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmPin: %llu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (size_t)kb * 1024;
+}
+
 /* The protection domain of ctx, and this end's memory registered in it. */
 static int link_memory(struct ib_link *l, struct ibv_context *ctx)
 {
@@ -657,7 +690,16 @@ static int link_memory(struct ib_link *l, struct ibv_context *ctx)
     l->slots_mr = ibv_reg_mr(l->dev->pd, l->e.slots, (size_t)l->e.nslots * l->e.stride,
                              l->e.send ? IBV_ACCESS_LOCAL_WRITE : acc);
     l->ctl_mr = ibv_reg_mr(l->dev->pd, l->ctl, sizeof *l->ctl, acc);
-    return l->slots_mr && l->ctl_mr ? 0 : -1;
+    if (l->slots_mr && l->ctl_mr)
+        return 0;
+    int err = errno;
+    struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+    getrlimit(RLIMIT_MEMLOCK, &rl);
+    char why[400];
+    net_ib_reg_failed(err, (size_t)l->e.nslots * l->e.stride + sizeof *l->ctl, pinned_bytes(),
+                      (unsigned long long)rl.rlim_cur, geteuid() == 0, why, sizeof why);
+    ppu_transport_log(1, "net_ib: %s", why);
+    return -1;
 }
 
 /* Completion queue and queue pair on id, receives posted. */

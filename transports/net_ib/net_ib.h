@@ -91,6 +91,23 @@ int net_ib_check_req(const void *bytes, size_t n, const uint8_t nonce[NET_IB_NON
 int net_ib_check_info(const void *bytes, size_t n, uint64_t slot_bytes, uint32_t nslots,
                       struct net_ib_info *out, const char **why);
 
+/* The byte_len a data write's completion reports against the length its
+ * header says (header included): some providers report 0 for an RDMA
+ * write with immediate (it consumed no receive buffer), so 0 is accepted
+ * as well as the exact length; anything else breaks the link. */
+static inline int net_ib_write_len_ok(uint32_t byte_len, uint64_t expected)
+{
+    return byte_len == 0 || byte_len == expected;
+}
+
+/* The sentence for a memory registration that failed with err (errno) when
+ * registering bytes more, with locked_now bytes already registered by this
+ * process and the RLIMIT_MEMLOCK soft limit lim (RLIM_INFINITY: none): it
+ * names the limit, `ulimit -l` and CAP_IPC_LOCK when the limit is the
+ * likely cause, instead of a bare "Cannot allocate memory". */
+void net_ib_reg_failed(int err, size_t bytes, size_t locked_now, unsigned long long lim,
+                       int privileged, char *buf, size_t len);
+
 /* Is an RDMA device usable here (one with an active port)? 1 with the
  * device named in what, or 0 with the reason in what. */
 int ppu_net_ib_usable(const char *hca, char *what, size_t len);
