@@ -1027,3 +1027,46 @@ Test(net, ib_memlock_named)
     net_ib_reg_failed(EINVAL, 1024, 0, 8ull << 20, 0, m, sizeof m);
     cr_expect(!strstr(m, "RLIMIT_MEMLOCK"), "%s", m);
 }
+
+/* Connection setup (net_ib_cm_step): the passive side is up once its
+ * accept succeeded, without waiting for ESTABLISHED (which needs the active
+ * side to read CONNECT_RESPONSE, which it does only after the core's next
+ * message from the passive side: waiting deadlocked every link); a late
+ * ESTABLISHED changes nothing; a second request is rejected; a request that
+ * is not the link's is rejected and the link waits on; rejections,
+ * unreachable peers and errors end the link, during setup and after. */
+Test(net, ib_cm_passive_up_at_accept)
+{
+    struct net_ib_cm c = {0};
+    cr_expect_eq(net_ib_cm_step(&c, NET_IB_EV_CONNECT_REQUEST), NET_IB_ACT_ACCEPT);
+    cr_expect_eq(net_ib_cm_accepted(&c, -1), NET_IB_ACT_NONE, "a stranger's request");
+    cr_expect(!c.up && !c.failed);
+    cr_expect_eq(net_ib_cm_step(&c, NET_IB_EV_CONNECT_REQUEST), NET_IB_ACT_ACCEPT);
+    cr_expect_eq(net_ib_cm_accepted(&c, 1), NET_IB_ACT_UP);
+    cr_expect(c.up, "up at accept, before ESTABLISHED");
+    cr_expect_eq(net_ib_cm_step(&c, NET_IB_EV_ESTABLISHED), NET_IB_ACT_NONE);
+    cr_expect_eq(net_ib_cm_step(&c, NET_IB_EV_CONNECT_REQUEST), NET_IB_ACT_REJECT);
+    cr_expect_eq(net_ib_cm_step(&c, NET_IB_EV_DISCONNECTED), NET_IB_ACT_FAIL);
+    struct net_ib_cm f = {0};
+    net_ib_cm_step(&f, NET_IB_EV_CONNECT_REQUEST);
+    cr_expect_eq(net_ib_cm_accepted(&f, 0), NET_IB_ACT_FAIL);
+}
+
+Test(net, ib_cm_active)
+{
+    static const enum net_ib_cm_ev up[] = {NET_IB_EV_CONNECT_RESPONSE, NET_IB_EV_ESTABLISHED};
+    for (int i = 0; i < 2; i++) {
+        struct net_ib_cm c = {.active = 1};
+        cr_expect_eq(net_ib_cm_step(&c, NET_IB_EV_OTHER), NET_IB_ACT_NONE);
+        cr_expect_eq(net_ib_cm_step(&c, up[i]), NET_IB_ACT_UP);
+        cr_expect_eq(net_ib_cm_step(&c, NET_IB_EV_ESTABLISHED), NET_IB_ACT_NONE);
+        cr_expect_eq(net_ib_cm_step(&c, NET_IB_EV_UNREACHABLE), NET_IB_ACT_FAIL, "after setup");
+    }
+    static const enum net_ib_cm_ev bad[] = {NET_IB_EV_REJECTED, NET_IB_EV_UNREACHABLE,
+                                            NET_IB_EV_CONNECT_ERROR, NET_IB_EV_DEVICE_REMOVAL};
+    for (int i = 0; i < 4; i++) {
+        struct net_ib_cm c = {.active = 1};
+        cr_expect_eq(net_ib_cm_step(&c, bad[i]), NET_IB_ACT_FAIL, "event %d", i);
+        cr_expect(!c.up && c.failed);
+    }
+}

@@ -70,6 +70,47 @@ int net_ib_check_imm(uint32_t imm, int take_data, uint64_t expect_seq, const cha
     return NET_IB_IMM_DATA;
 }
 
+enum net_ib_cm_act net_ib_cm_step(struct net_ib_cm *c, enum net_ib_cm_ev ev)
+{
+    if (c->failed)
+        return NET_IB_ACT_NONE;
+    switch (ev) {
+    case NET_IB_EV_CONNECT_REQUEST:
+        if (c->active || c->accepting || c->up)
+            return NET_IB_ACT_REJECT;
+        c->accepting = 1;
+        return NET_IB_ACT_ACCEPT;
+    case NET_IB_EV_CONNECT_RESPONSE:
+    case NET_IB_EV_ESTABLISHED:
+        if (!c->active || c->up)
+            return NET_IB_ACT_NONE; /* passive: it was up at accept */
+        c->up = 1;
+        return NET_IB_ACT_UP;
+    case NET_IB_EV_REJECTED:
+    case NET_IB_EV_UNREACHABLE:
+    case NET_IB_EV_CONNECT_ERROR:
+    case NET_IB_EV_DISCONNECTED:
+    case NET_IB_EV_DEVICE_REMOVAL:
+        c->failed = 1;
+        return NET_IB_ACT_FAIL;
+    default:
+        return NET_IB_ACT_NONE;
+    }
+}
+
+enum net_ib_cm_act net_ib_cm_accepted(struct net_ib_cm *c, int ok)
+{
+    c->accepting = 0;
+    if (ok < 0)
+        return NET_IB_ACT_NONE;
+    if (!ok) {
+        c->failed = 1;
+        return NET_IB_ACT_FAIL;
+    }
+    c->up = 1; /* RTS and receives posted: no need to wait for ESTABLISHED */
+    return NET_IB_ACT_UP;
+}
+
 void net_ib_reg_failed(int err, size_t bytes, size_t locked_now, unsigned long long lim,
                        int privileged, char *buf, size_t len)
 {
@@ -185,6 +226,7 @@ struct ib_link {
     struct net_end e; /* the FIFO and the protocol (net_proto.h); first */
     struct rdma_event_channel *ec;
     struct rdma_cm_id *listen, *id;
+    struct net_ib_cm cm; /* connection setup's state (net_ib_cm_step) */
     struct ib_dev *dev;
     struct ibv_comp_channel *cc;
     struct ibv_cq *cq;
@@ -514,6 +556,22 @@ static int poll_cq(struct ib_link *l)
     return moved;
 }
 
+static enum net_ib_cm_ev cm_ev(enum rdma_cm_event_type t)
+{
+    switch (t) {
+    case RDMA_CM_EVENT_CONNECT_REQUEST: return NET_IB_EV_CONNECT_REQUEST;
+    case RDMA_CM_EVENT_CONNECT_RESPONSE: return NET_IB_EV_CONNECT_RESPONSE;
+    case RDMA_CM_EVENT_ESTABLISHED: return NET_IB_EV_ESTABLISHED;
+    case RDMA_CM_EVENT_REJECTED: return NET_IB_EV_REJECTED;
+    case RDMA_CM_EVENT_UNREACHABLE: return NET_IB_EV_UNREACHABLE;
+    case RDMA_CM_EVENT_CONNECT_ERROR: return NET_IB_EV_CONNECT_ERROR;
+    case RDMA_CM_EVENT_DISCONNECTED:
+    case RDMA_CM_EVENT_TIMEWAIT_EXIT: return NET_IB_EV_DISCONNECTED;
+    case RDMA_CM_EVENT_DEVICE_REMOVAL: return NET_IB_EV_DEVICE_REMOVAL;
+    default: return NET_IB_EV_OTHER;
+    }
+}
+
 /* Disconnects and other events after setup. */
 static void cm_events(struct ib_link *l)
 {
@@ -528,8 +586,9 @@ static void cm_events(struct ib_link *l)
         rdma_ack_cm_event(ev);
         if (stranger)
             rdma_destroy_id(stranger);
-        if (t == RDMA_CM_EVENT_DISCONNECTED || t == RDMA_CM_EVENT_DEVICE_REMOVAL ||
-            t == RDMA_CM_EVENT_TIMEWAIT_EXIT) {
+        struct net_ib_cm after = l->cm; /* set up: only an ending can change it */
+        if (t != RDMA_CM_EVENT_CONNECT_REQUEST &&
+            net_ib_cm_step(&after, cm_ev(t)) == NET_IB_ACT_FAIL) {
             /* what the peer wrote before it left is in the completion
              * queue, ahead of any flush: take it first */
             poll_cq(l);
@@ -981,7 +1040,11 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
     uint64_t deadline = ppu_now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
     char d[32];
     dir(l, d, sizeof d);
-    while (!l->connected) {
+    /* Up once rdma_accept succeeded: the sender's RTU comes only when its
+     * application reads CONNECT_RESPONSE, which it does after the core's
+     * next message from this side (net_ib_cm_step says why). */
+    l->cm.active = 0;
+    while (!l->cm.up) {
         struct rdma_cm_event *ev;
         if (next_event(l, deadline, &ev) != 0) {
             ppu_transport_log(LOG_WARN, "net_ib: link %s: rank %d did not connect within "
@@ -990,15 +1053,25 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
             return PPU_TIMEOUT;
         }
         enum rdma_cm_event_type t = ev->event;
-        if (t == RDMA_CM_EVENT_CONNECT_REQUEST) {
+        enum net_ib_cm_act act = net_ib_cm_step(&l->cm, cm_ev(t));
+        if (act == NET_IB_ACT_REJECT) {
+            struct rdma_cm_id *cid = ev->id;
+            ppu_transport_log(LOG_WARN, "net_ib: link %s: rejected a connection request: the "
+                              "link has its sender already", d);
+            rdma_reject(cid, NULL, 0);
+            rdma_ack_cm_event(ev);
+            rdma_destroy_id(cid);
+            continue;
+        }
+        if (act == NET_IB_ACT_ACCEPT) {
             struct net_ib_req q;
             const char *why = NULL;
             struct rdma_cm_id *cid = ev->id;
-            if (l->id || net_ib_check_req(ev->param.conn.private_data,
-                                          ev->param.conn.private_data_len, l->nonce, &q,
-                                          &why) != 0) {
+            if (net_ib_check_req(ev->param.conn.private_data, ev->param.conn.private_data_len,
+                                 l->nonce, &q, &why) != 0) {
                 ppu_transport_log(LOG_WARN, "net_ib: link %s: rejected a connection request: %s",
-                                  d, l->id ? "the link is connected already" : why);
+                                  d, why);
+                net_ib_cm_accepted(&l->cm, -1);
                 rdma_reject(cid, NULL, 0);
                 rdma_ack_cm_event(ev);
                 rdma_destroy_id(cid);
@@ -1012,16 +1085,18 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
             if (link_qp(l, cid) != 0 || rdma_accept(cid, &cp) != 0) {
                 ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s): cannot accept rank "
                                   "%d: %s", d, l->devname, l->e.peer, strerror(errno));
+                net_ib_cm_accepted(&l->cm, 0);
                 rdma_reject(cid, NULL, 0); /* the sender hears now, not at its timeout */
                 rdma_ack_cm_event(ev);
                 if (l->id != cid)
                     rdma_destroy_id(cid);
                 return PPU_SYSTEM_ERROR;
             }
-            rdma_ack_cm_event(ev);
-        } else if (t == RDMA_CM_EVENT_ESTABLISHED && l->id && ev->id == l->id) {
+            net_ib_cm_accepted(&l->cm, 1);
             l->connected = 1;
             rdma_ack_cm_event(ev);
+        } else if (act != NET_IB_ACT_FAIL) {
+            rdma_ack_cm_event(ev); /* nothing this setup waits for */
         } else {
             int status = ev->status;
             rdma_ack_cm_event(ev);
@@ -1043,10 +1118,29 @@ static ppu_result_t net_ib_send_finish(struct ppu_link *link)
 {
     struct ib_link *l = link->priv;
     uint64_t deadline = ppu_now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
-    ppu_result_t r = expect_event(l, RDMA_CM_EVENT_ESTABLISHED, deadline, "connecting");
-    if (r != PPU_SUCCESS)
-        return r;
+    /* librdmacm turns CONNECT_RESPONSE into ESTABLISHED (sending the RTU)
+     * as this reads it; either is the link up (net_ib_cm_step) */
+    l->cm.active = 1;
+    char d[32];
+    dir(l, d, sizeof d);
+    while (!l->cm.up) {
+        struct rdma_cm_event *ev;
+        if (next_event(l, deadline, &ev) != 0) {
+            ppu_transport_log(LOG_WARN, "net_ib: link %s: connecting: no answer from rank %d "
+                              "within %d ms", d, l->e.peer, l->setup_timeout_ms);
+            return PPU_TIMEOUT;
+        }
+        enum rdma_cm_event_type t = ev->event;
+        int status = ev->status;
+        rdma_ack_cm_event(ev);
+        if (net_ib_cm_step(&l->cm, cm_ev(t)) == NET_IB_ACT_FAIL) {
+            ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s, rank %d): connecting: %s "
+                              "(status %d)", d, l->devname, l->e.peer, rdma_event_str(t), status);
+            return PPU_SYSTEM_ERROR;
+        }
+    }
     l->connected = 1;
+    ppu_result_t r;
     fcntl(l->ec->fd, F_SETFL, fcntl(l->ec->fd, F_GETFL) | O_NONBLOCK);
     r = net_progress_add(&g, &l->e);
     l->registered = r == PPU_SUCCESS;

@@ -91,6 +91,45 @@ int net_ib_check_req(const void *bytes, size_t n, const uint8_t nonce[NET_IB_NON
 int net_ib_check_info(const void *bytes, size_t n, uint64_t slot_bytes, uint32_t nslots,
                       struct net_ib_info *out, const char **why);
 
+/* Connection management as a state machine: events in, actions out (pure,
+ * so the order that brings a link up is a tested fact, not a device's).
+ * librdmacm sends the active side's RTU only when that side's application
+ * reads CONNECT_RESPONSE, and the active side reads its events only after
+ * the core's next message from the passive side: so the passive side must
+ * not wait for ESTABLISHED. It counts the link up once rdma_accept
+ * succeeded (its queue pair is in RTS, receives posted); an ESTABLISHED
+ * that comes later is ignored. The active side is up at CONNECT_RESPONSE
+ * or ESTABLISHED. Rejected, unreachable or failed connections end the link
+ * with the peer named, during setup and after it. */
+enum net_ib_cm_ev {
+    NET_IB_EV_CONNECT_REQUEST,
+    NET_IB_EV_CONNECT_RESPONSE,
+    NET_IB_EV_ESTABLISHED,
+    NET_IB_EV_REJECTED,
+    NET_IB_EV_UNREACHABLE,
+    NET_IB_EV_CONNECT_ERROR,
+    NET_IB_EV_DISCONNECTED,
+    NET_IB_EV_DEVICE_REMOVAL,
+    NET_IB_EV_OTHER,
+};
+enum net_ib_cm_act {
+    NET_IB_ACT_NONE,   /* nothing to do; keep reading */
+    NET_IB_ACT_ACCEPT, /* check the request, make the queue pair, rdma_accept; report
+                        * the outcome with net_ib_cm_accepted */
+    NET_IB_ACT_REJECT, /* a request the link does not take (it has its sender) */
+    NET_IB_ACT_UP,     /* the link is up */
+    NET_IB_ACT_FAIL,   /* the link ends: name the peer and the event */
+};
+struct net_ib_cm {
+    int active; /* this end called rdma_connect */
+    int accepting, up, failed;
+};
+enum net_ib_cm_act net_ib_cm_step(struct net_ib_cm *c, enum net_ib_cm_ev ev);
+/* The passive side's answer to NET_IB_ACT_ACCEPT: 1 accepted, 0 could not
+ * accept (the link fails), -1 the request was not this link's sender's
+ * (rejected; the link waits on). */
+enum net_ib_cm_act net_ib_cm_accepted(struct net_ib_cm *c, int ok);
+
 /* The byte_len a data write's completion reports against the length its
  * header says (header included): some providers report 0 for an RDMA
  * write with immediate (it consumed no receive buffer), so 0 is accepted
