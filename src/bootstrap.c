@@ -352,7 +352,7 @@ static void *root_main(void *arg)
             snprintf(mismatch, sizeof mismatch,
                      "a rank connected with bootstrap protocol %u, but the root (rank 0) runs "
                      "ppuccl %s, protocol %d: every rank must load the same ppuccl",
-                     (unsigned)ntohs(((struct wire_hdr *)&hdr_copy)->version),
+                     (unsigned)ntohs(hdr_copy.version),
                      PPU_VERSION_STRING, BOOT_VERSION);
         if (r == PPU_INVALID_USAGE) {
             send_msg(fd, rs->secret, MSG_ABORT, mismatch, (uint32_t)strlen(mismatch) + 1,
@@ -362,15 +362,15 @@ static void *root_main(void *arg)
         if (r != PPU_SUCCESS) {
             log_dropped("bootstrap root", &peer, why);
             close(fd);
-            if (!(mismatch[0] && nranks && have + nmismatch >= nranks))
-                continue;
         }
-        if (mismatch[0] && (!nranks || have + nmismatch >= nranks)) {
-            if (!nranks)
-                continue; /* no good rank yet: wait for one, or the timeout */
+        /* every rank came, some with another ppuccl: that ends them all
+         * (before any good rank came, nranks is unknown: wait on) */
+        if (mismatch[0] && nranks && have + nmismatch >= nranks) {
             root_abort_with(rs, fds, nranks, mismatch);
             break;
         }
+        if (r != PPU_SUCCESS)
+            continue;
         if (have == nranks) {
             /* each rank gets its ring successor's entry only (O(N) bytes
              * from the root, not N tables of N); the ranks then gather the

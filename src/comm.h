@@ -146,12 +146,11 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
 ppu_result_t ppu_plan_agree(struct ppu_comm *comm, const struct ppu_plan_settings *set, int cores,
                             double *over);
 extern const char *ppu_lib_version;
-/* The ops a link of comm over inner uses: inner's own, or, with
- * PPU_SIM_FAULT or PPU_CHECKSUM, a copy with the data calls wrapped
- * (hook.c). ppu_hook_attach then gives the link its hook state. */
-const struct ppu_transport_ops *ppu_hook_ops(struct ppu_comm *comm,
-                                             const struct ppu_transport_ops *inner);
-void ppu_hook_attach(struct ppu_comm *comm, struct ppu_link *l);
+/* Gives link l of comm its ops over transport inner: inner's own, or,
+ * with PPU_SIM_FAULT or PPU_CHECKSUM, the communicator's copy with the data
+ * calls wrapped (hook.c), and the link's hook state. */
+void ppu_hook_link(struct ppu_comm *comm, struct ppu_link *l,
+                   const struct ppu_transport_ops *inner);
 /* Communicators of this process that use single copy (PPU_CMA=1); the
  * process lets any same-user process read it (Yama PR_SET_PTRACER) only
  * while this is above 0. ppu_yama_ptrace_scope: Yama's scope, -1 without

@@ -415,8 +415,7 @@ static ppu_result_t link_keep(struct ppu_comm *comm, struct ppu_link *l, int sen
 static void link_init(struct ppu_comm *comm, struct ppu_link *l, int peer, int key)
 {
     int net = cross_server(comm, comm->rank, peer);
-    l->ops = ppu_hook_ops(comm, net ? comm->net->ops : comm->local->ops);
-    ppu_hook_attach(comm, l);
+    ppu_hook_link(comm, l, net ? comm->net->ops : comm->local->ops);
     l->params = comm->link_base;
     l->params.peer_rank = peer;
     if (!net) /* both ends on this host: its shared-memory budget's depth */

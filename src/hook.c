@@ -164,15 +164,14 @@ static ppu_result_t hook_send_ref(struct ppu_link *l, const void *src, size_t by
     return ((struct ppu_hook *)l->hook.ctx)->inner->send_ref(l, src, bytes);
 }
 
-const struct ppu_transport_ops *ppu_hook_ops(struct ppu_comm *comm,
-                                             const struct ppu_transport_ops *inner)
+/* The communicator's hook over inner, made on first use; NULL when it
+ * has as many as PPU_MAX_HOOKS already (it uses at most two transports). */
+static struct ppu_hook *hook_for(struct ppu_comm *comm, const struct ppu_transport_ops *inner)
 {
-    if (!comm->nfaults && !comm->checksum)
-        return inner;
     for (int i = 0; i < PPU_MAX_HOOKS; i++) {
         struct ppu_hook *h = &comm->hooks[i];
         if (h->inner == inner)
-            return &h->ops;
+            return h;
         if (h->inner)
             continue;
         h->inner = inner;
@@ -185,15 +184,16 @@ const struct ppu_transport_ops *ppu_hook_ops(struct ppu_comm *comm,
         h->ops.send_commit = hook_send_commit;
         if (inner->send_ref)
             h->ops.send_ref = hook_send_ref;
-        return &h->ops;
+        return h;
     }
-    return inner; /* cannot happen: one hook per transport the comm uses */
+    return NULL;
 }
 
-void ppu_hook_attach(struct ppu_comm *comm, struct ppu_link *l)
+void ppu_hook_link(struct ppu_comm *comm, struct ppu_link *l,
+                   const struct ppu_transport_ops *inner)
 {
     memset(&l->hook, 0, sizeof l->hook);
-    for (int i = 0; i < PPU_MAX_HOOKS; i++)
-        if (l->ops == &comm->hooks[i].ops)
-            l->hook.ctx = &comm->hooks[i];
+    struct ppu_hook *h = comm->nfaults || comm->checksum ? hook_for(comm, inner) : NULL;
+    l->ops = h ? &h->ops : inner;
+    l->hook.ctx = h;
 }

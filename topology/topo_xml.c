@@ -930,9 +930,6 @@ static ppu_result_t run_pass(struct parser *p, int pass)
     ppu_result_t r = p->res;
     if (r == PPU_SUCCESS && st != XML_STATUS_OK)
         r = syntax_error(p);
-    if (r == PPU_SUCCESS && !p->root_seen)
-        r = xfail(&p->r, (size_t)XML_GetCurrentLineNumber(p->xp), NULL,
-                  "no <ppu_topology> element");
     XML_ParserFree(p->xp);
     p->xp = NULL;
     return r;

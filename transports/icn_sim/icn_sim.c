@@ -198,9 +198,11 @@ static unsigned long pid_namespace(void)
  * owner, the same PID namespace (a /dev/shm shared between containers
  * holds segments whose pids mean nothing here), and no process of that
  * pid. Names without a namespace (older builds) are left alone. */
+static unsigned long my_pidns; /* read once, with the sweep (stale_once) */
+
 static void remove_stale_segments(void)
 {
-    unsigned long ns = pid_namespace();
+    unsigned long ns = my_pidns = pid_namespace();
     DIR *d = ns ? opendir("/dev/shm") : NULL;
     if (!d)
         return;
@@ -241,7 +243,7 @@ static ppu_result_t icn_recv_setup(struct ppu_link *link, void *info_out)
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
         goto err_free;
     snprintf(l->name, sizeof l->name, "/ppuccl-%lu-%d-%02x%02x%02x%02x%02x%02x%02x%02x",
-             pid_namespace(), (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+             my_pidns, (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     if (p->ll_bytes > 0xffffffffu || p->slot_bytes % 8)
         goto err_free;
     l->map_size = hdr_bytes() + (size_t)p->nslots * (p->slot_bytes + 8 * ll_words(p->ll_bytes));

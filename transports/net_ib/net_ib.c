@@ -243,7 +243,7 @@ struct ib_link {
     int ctl_out;          /* control writes in flight (<= CTL_SLOTS) */
     unsigned ctl_next;    /* next ctl->src slot */
     _Atomic int notice_sent;
-    int registered, connected, rounds;
+    int registered, rounds; /* up: cm.up */
     int setup_timeout_ms, close_timeout_ms;
     char devname[64];
 };
@@ -395,7 +395,7 @@ static void link_gone(struct ib_link *l, const char *what)
         return;
     ppu_transport_log(LOG_INFO, "net_ib: link %s (device %s, rank %d): %s", dir(l, d, sizeof d),
                       l->devname, l->e.peer, what);
-    if (l->id && l->connected)
+    if (l->id && l->cm.up)
         rdma_disconnect(l->id);
 }
 
@@ -671,7 +671,7 @@ static void link_free(struct ib_link *l)
     if (!l)
         return;
     if (l->id) {
-        if (l->connected)
+        if (l->cm.up)
             rdma_disconnect(l->id);
         if (l->id->qp)
             rdma_destroy_qp(l->id);
@@ -1093,7 +1093,6 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
                 return PPU_SYSTEM_ERROR;
             }
             net_ib_cm_accepted(&l->cm, 1);
-            l->connected = 1;
             rdma_ack_cm_event(ev);
         } else if (act != NET_IB_ACT_FAIL) {
             rdma_ack_cm_event(ev); /* nothing this setup waits for */
@@ -1139,7 +1138,6 @@ static ppu_result_t net_ib_send_finish(struct ppu_link *link)
             return PPU_SYSTEM_ERROR;
         }
     }
-    l->connected = 1;
     ppu_result_t r;
     fcntl(l->ec->fd, F_SETFL, fcntl(l->ec->fd, F_GETFL) | O_NONBLOCK);
     r = net_progress_add(&g, &l->e);
