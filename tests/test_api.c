@@ -218,9 +218,22 @@ struct refused {
     int env_init; /* through ppu_comm_init_env (PPU_RANK, PPU_WORLD_SIZE) */
 };
 
-/* A fresh process per case: parameters are read once per process. */
-static int refused_child(const struct refused *c)
+/* fn(arg) in a fresh process (parameters are read once per process): 1
+ * when it exited 0. */
+static int in_fresh_process(int (*fn)(const void *), const void *arg)
 {
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        _exit(fn(arg));
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static int refused_child(const void *arg)
+{
+    const struct refused *c = arg;
     setenv(c->var, c->value, 1);
     ppu_comm_t comm;
     ppu_result_t r;
@@ -261,21 +274,14 @@ Test(api, param_refused_values, .timeout = 60)
         {"PPU_RANK", "-1", "PPU_RANK=-1 is out of range", 1},
         {"PPU_WORLD_SIZE", "many", "PPU_WORLD_SIZE='many' is not an integer", 1},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0)
-            _exit(refused_child(&cases[i]));
-        int st;
-        waitpid(pid, &st, 0);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s=%s was not refused naming it",
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect(in_fresh_process(refused_child, &cases[i]), "%s=%s was not refused naming it",
                   cases[i].var, cases[i].value);
-    }
 }
 
 /* Choices are taken in any case and read back in the table's spelling;
  * hex integers and empty values (unset) are accepted. */
-static int accepted_child(void)
+static int accepted_child(const void *arg)
 {
     setenv("PPU_NET", "SOCKET", 1);
     setenv("PPU_DEBUG", "warn", 1);
@@ -294,13 +300,7 @@ static int accepted_child(void)
 
 Test(api, param_accepted_values)
 {
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0)
-        _exit(accepted_child());
-    int st;
-    waitpid(pid, &st, 0);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cr_expect(in_fresh_process(accepted_child, NULL));
 }
 
 /* Every default passes the table's own checks, and every parameter the
@@ -330,8 +330,9 @@ Test(api, param_defaults)
 }
 
 /* PPU_DEBUG=INFO logs every override, but a secret only as "set". */
-static int secret_child(const char *log)
+static int secret_child(const void *arg)
 {
+    const char *log = arg;
     setenv("PPU_DEBUG", "INFO", 1);
     setenv("PPU_DEBUG_FILE", log, 1);
     setenv("PPU_BOOTSTRAP_SECRET", "hunter2-do-not-print", 1);
@@ -361,12 +362,7 @@ Test(api, secret_never_logged, .timeout = 60)
     int fd = mkstemp(log);
     cr_assert_geq(fd, 0);
     close(fd);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0)
-        _exit(secret_child(log));
-    int st;
-    waitpid(pid, &st, 0);
+    int ok = in_fresh_process(secret_child, log);
     FILE *f = fopen(log, "r");
     cr_assert(f);
     char buf[65536];
@@ -374,15 +370,16 @@ Test(api, secret_never_logged, .timeout = 60)
     buf[n] = '\0';
     fclose(f);
     unlink(log);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "init_env with a secret failed: %s", buf);
+    cr_expect(ok, "init_env with a secret failed: %s", buf);
     cr_expect(strstr(buf, "PPU_BOOTSTRAP_SECRET is set") != NULL, "log: %s", buf);
     cr_expect(strstr(buf, "PPU_ROOT_ADDR set by environment") != NULL, "log: %s", buf);
     cr_expect(strstr(buf, "hunter2") == NULL, "the secret is in the log: %s", buf);
 }
 
 /* A root other hosts can reach needs a secret (or explicit consent). */
-static int insecure_child(int consent)
+static int insecure_child(const void *arg)
 {
+    int consent = *(const int *)arg;
     setenv("PPU_ROOT_ADDR", "192.0.2.1:29500", 1); /* TEST-NET-1: not loopback */
     setenv("PPU_RANK", "1", 1);
     setenv("PPU_WORLD_SIZE", "2", 1);
@@ -405,15 +402,8 @@ static int insecure_child(int consent)
 
 Test(api, root_addr_needs_secret, .timeout = 60)
 {
-    for (int consent = 0; consent < 2; consent++) {
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0)
-            _exit(insecure_child(consent));
-        int st;
-        waitpid(pid, &st, 0);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "consent %d", consent);
-    }
+    for (int consent = 0; consent < 2; consent++)
+        cr_expect(in_fresh_process(insecure_child, &consent), "consent %d", consent);
 }
 
 /* PPU_CMA=1: the process lets same-user processes read it (Yama

@@ -71,6 +71,36 @@ Test(bootstrap, wrong_secret_and_garbage_are_dropped, .timeout = 60 * PPU_TEST_S
     close(g);
 }
 
+/* Ranks 0 and 1 of a 3-rank job on id, forked: each must fail init with
+ * want and a message holding every one of words (NULL-terminated). */
+static void fork_two_of_three(const ppu_unique_id_t *id, ppu_result_t want,
+                              const char *const *words, pid_t pids[2])
+{
+    for (int r = 0; r < 2; r++) {
+        pids[r] = fork();
+        if (pids[r] == 0) {
+            ppu_comm_t c;
+            ppu_result_t res = ppu_comm_init_rank(&c, 3, *id, r);
+            const char *msg = ppu_get_last_error(NULL);
+            int ok = res == want;
+            for (int k = 0; words[k]; k++)
+                ok &= strstr(msg, words[k]) != NULL;
+            if (!ok)
+                fprintf(stderr, "rank %d: result %d, message '%s'\n", r, res, msg);
+            _exit(ok ? 0 : 1);
+        }
+    }
+}
+
+static void wait_two(const pid_t pids[2], const char *what)
+{
+    for (int r = 0; r < 2; r++) {
+        int st;
+        waitpid(pids[r], &st, 0);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d did not %s", r, what);
+    }
+}
+
 /* Two of three ranks come: both fail with PPU_TIMEOUT and the message
  * names the missing rank. */
 Test(bootstrap, missing_rank_is_named, .timeout = 60 * PPU_TEST_SLOWDOWN)
@@ -79,23 +109,9 @@ Test(bootstrap, missing_rank_is_named, .timeout = 60 * PPU_TEST_SLOWDOWN)
     ppu_unique_id_t id;
     cr_assert_eq(ppu_get_unique_id(&id), PPU_SUCCESS);
     pid_t pids[2];
-    for (int r = 0; r < 2; r++) {
-        pids[r] = fork();
-        if (pids[r] == 0) {
-            ppu_comm_t c;
-            ppu_result_t res = ppu_comm_init_rank(&c, 3, id, r);
-            const char *msg = ppu_get_last_error(NULL);
-            int ok = res == PPU_TIMEOUT && strstr(msg, "rank(s) 2 of 3") != NULL;
-            if (!ok)
-                fprintf(stderr, "rank %d: result %d, message '%s'\n", r, res, msg);
-            _exit(ok ? 0 : 1);
-        }
-    }
-    for (int r = 0; r < 2; r++) {
-        int st;
-        waitpid(pids[r], &st, 0);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d did not report the missing rank", r);
-    }
+    static const char *const words[] = {"rank(s) 2 of 3", NULL};
+    fork_two_of_three(&id, PPU_TIMEOUT, words, pids);
+    wait_two(pids, "report the missing rank");
 }
 
 /* A member of the job (it knows the secret) that runs another ppuccl: it
@@ -115,19 +131,9 @@ Test(bootstrap, other_version_is_named, .timeout = 60 * PPU_TEST_SLOWDOWN)
     cr_assert_eq(write(fd, hdr, sizeof hdr), (ssize_t)sizeof hdr);
 
     pid_t pids[2];
-    for (int r = 0; r < 2; r++) {
-        pids[r] = fork();
-        if (pids[r] == 0) {
-            ppu_comm_t c;
-            ppu_result_t res = ppu_comm_init_rank(&c, 3, id, r);
-            const char *msg = ppu_get_last_error(NULL);
-            int ok = res == PPU_INVALID_USAGE && strstr(msg, "bootstrap protocol 99") &&
-                     strstr(msg, "ppuccl " PPU_VERSION_STRING) && strstr(msg, "same ppuccl");
-            if (!ok)
-                fprintf(stderr, "rank %d: result %d, message '%s'\n", r, res, msg);
-            _exit(ok ? 0 : 1);
-        }
-    }
+    static const char *const words[] = {"bootstrap protocol 99", "ppuccl " PPU_VERSION_STRING,
+                                        "same ppuccl", NULL};
+    fork_two_of_three(&id, PPU_INVALID_USAGE, words, pids);
     /* what the other-version rank reads: an abort naming the root's version */
     unsigned char rh[28];
     char text[512] = "";
@@ -144,10 +150,6 @@ Test(bootstrap, other_version_is_named, .timeout = 60 * PPU_TEST_SLOWDOWN)
         got += (size_t)k;
     cr_expect(strstr(text, "ppuccl " PPU_VERSION_STRING) != NULL, "abort text: '%s'", text);
     close(fd);
-    for (int r = 0; r < 2; r++) {
-        int st;
-        waitpid(pids[r], &st, 0);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d did not name the version", r);
-    }
+    wait_two(pids, "name the version");
     unsetenv("PPU_BOOTSTRAP_TIMEOUT_MS");
 }
