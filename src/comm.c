@@ -151,6 +151,7 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
     c->direct_min = (size_t)ppu_param_int(PPU_P_CMA_MIN_BYTES);
     c->check_calls = ppu_param_int(PPU_P_CHECK_CALLS) != 0;
     c->checksum = ppu_param_int(PPU_P_CHECKSUM) != 0;
+    c->link_cap = ppu_param_int(PPU_P_SIM_LINK_CAP) != 0;
     struct ppu_plan_settings set;
     char err[PPU_ERR_LEN];
     ppu_result_t r = ppu_plan_settings_read(&set, rank, err, sizeof err);

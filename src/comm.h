@@ -91,6 +91,7 @@ struct ppu_comm {
     uint64_t coll_seq;         /* collectives issued: the same on every rank */
     int check_calls;           /* PPU_CHECK_CALLS: stamp and check every message */
     int checksum;              /* PPU_CHECKSUM: sum every message, check on receipt */
+    int link_cap;              /* PPU_SIM_LINK_CAP: ICN links paced to the topology's gbps */
     /* PPU_SIM_FAULT, PPU_CHECKSUM: the hooked copies of the transports'
      * ops tables (hook.c), one per transport its links use */
     struct ppu_hook {

@@ -1,5 +1,6 @@
 /* Hooks around a transport: fault injection (PPU_SIM_FAULT: links down,
- * delayed or corrupting) and end-to-end checksums (PPU_CHECKSUM), as a
+ * delayed, slow or corrupting), links paced to the topology
+ * (PPU_SIM_LINK_CAP) and end-to-end checksums (PPU_CHECKSUM), as a
  * copy of the transport's ops table with the data calls wrapped, the way
  * libfabric's hook providers wrap a provider. A communicator with neither
  * uses the transport's table itself and pays nothing; the executor's step
@@ -136,18 +137,57 @@ static ppu_result_t hook_send_reserve(struct ppu_link *l, void **slot)
     return r;
 }
 
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+    nanosleep(&ts, NULL);
+}
+
+/* The bandwidth the link to peer is paced to (GB/s), 0 for none: a
+ * PPU_SIM_FAULT gbps limit, else with PPU_SIM_LINK_CAP the topology's
+ * figure for the ICN link (links between servers and staged ones are
+ * not capped by it). */
+static double pace_gbps(const struct ppu_comm *comm, int peer)
+{
+    double g = comm->nfaults ? ppu_fault_gbps(comm, comm->rank, peer) : 0;
+    if (g > 0 || !comm->link_cap || !ppu_cluster_icn_up(&comm->cl, comm->rank, peer))
+        return g;
+    const struct ppu_topo *t = comm->cl.stopo[comm->cl.server[comm->rank]];
+    double top = t->gbps[comm->cl.local[comm->rank]][comm->cl.local[peer]];
+    return top > 0 ? top : t->link_gbps;
+}
+
+/* A link of G GB/s is busy nb / G ns with each message: a message waits
+ * until the link is free of the ones before it, so a run of them moves at
+ * G at most. Waits under PACE_SLACK_NS are not slept (a sleep costs more
+ * than that here) but owed: the next message waits for them. */
+#define PACE_SLACK_NS 200000
+static void pace(struct ppu_comm *comm, struct ppu_link *l, size_t nb)
+{
+    if (l->hook.gbps < 0)
+        l->hook.gbps = pace_gbps(comm, l->params.peer_rank);
+    if (l->hook.gbps == 0)
+        return;
+    uint64_t now = ppu_now_ns();
+    uint64_t start = l->hook.paced_until > now ? l->hook.paced_until : now;
+    if (start > now + PACE_SLACK_NS) {
+        sleep_ns(start - now);
+        start = ppu_now_ns();
+    }
+    l->hook.paced_until = start + (uint64_t)((double)nb / l->hook.gbps);
+}
+
 /* What every message sent costs under the hooks: the link's delay and
- * the sum the receiver checks. */
+ * pace and the sum the receiver checks. */
 static void before_send(struct ppu_link *l, const void *bytes_at, size_t nb)
 {
     struct ppu_comm *comm = ((struct ppu_hook *)l->hook.ctx)->comm;
     if (comm->nfaults) {
         uint64_t d = ppu_fault_delay_us(comm, comm->rank, l->params.peer_rank);
-        if (d) {
-            struct timespec ts = {(time_t)(d / 1000000), (long)(d % 1000000) * 1000};
-            nanosleep(&ts, NULL);
-        }
+        if (d)
+            sleep_ns(d * 1000);
     }
+    pace(comm, l, nb);
     if (comm->checksum)
         l->sum = ppu_checksum(bytes_at, nb);
 }
@@ -193,7 +233,9 @@ void ppu_hook_link(struct ppu_comm *comm, struct ppu_link *l,
                    const struct ppu_transport_ops *inner)
 {
     memset(&l->hook, 0, sizeof l->hook);
-    struct ppu_hook *h = comm->nfaults || comm->checksum ? hook_for(comm, inner) : NULL;
+    int hooked = comm->nfaults || comm->checksum || comm->link_cap;
+    struct ppu_hook *h = hooked ? hook_for(comm, inner) : NULL;
     l->ops = h ? &h->ops : inner;
     l->hook.ctx = h;
+    l->hook.gbps = -1; /* found on the first send */
 }

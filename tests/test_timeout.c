@@ -272,6 +272,53 @@ Test(timeout, fault_link_delay, .timeout = 60 * PPU_TEST_SLOWDOWN)
     cr_expect_eq(run_ranks(4, faulty, &fc, 30), 0);
 }
 
+/* link=A-B:gbps=G: A->B carries at most G GB/s, the other direction is
+ * not slowed, and the data arrives intact. Only the lower bound on the
+ * slow direction's time is checked (a loaded host can only slow it). */
+static int slow_link(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    enum { BYTES = 4 << 20, ROUNDS = 3 };
+    unsigned char *b = malloc(BYTES);
+    int bad = 0;
+    double t[2] = {0, 0};
+    for (int dir = 0; dir < 2 && !bad; dir++) { /* 0: 0->1 (slow), 1: 1->0 */
+        int sender = dir == 0 ? 0 : 1;
+        struct timespec a, z;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (int k = 0; k < ROUNDS && !bad; k++) {
+            if (rank == sender) {
+                memset(b, 17 + k + dir, BYTES);
+                bad |= ppu_send(b, BYTES, PPU_UINT8, 1 - rank, comm, NULL) != PPU_SUCCESS;
+            } else {
+                memset(b, 0, BYTES);
+                bad |= ppu_recv(b, BYTES, PPU_UINT8, 1 - rank, comm, NULL) != PPU_SUCCESS;
+                for (int i = 0; i < BYTES && !bad; i += 4093)
+                    bad |= b[i] != (unsigned char)(17 + k + dir);
+            }
+        }
+        bad |= ppu_barrier(comm, NULL) != PPU_SUCCESS;
+        clock_gettime(CLOCK_MONOTONIC, &z);
+        t[dir] = (double)(z.tv_sec - a.tv_sec) + (double)(z.tv_nsec - a.tv_nsec) / 1e9;
+    }
+    free(b);
+    /* 12 MiB at 0.25 GB/s: 50 ms; allow the pacing's slack */
+    if (!bad && t[0] < 0.040) {
+        fprintf(stderr, "rank %d: 12 MiB over a 0.25 GB/s link took only %.3f s\n", rank, t[0]);
+        bad = 1;
+    }
+    if (rank == 0)
+        fprintf(stderr, "slow link 0->1: %.3f s, 1->0: %.3f s for 12 MiB\n", t[0], t[1]);
+    return bad;
+}
+
+Test(timeout, fault_link_slow, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_SIM_FAULT", "link=0-1:gbps=0.25", 1);
+    cr_expect_eq(run_ranks(2, slow_link, NULL, 30), 0);
+}
+
 /* With PPU_CHECKSUM=1 a corrupted message is an error naming the link on
  * the receiving rank, and every other rank fails fast too. LL (small
  * chunks), simple, and messages read from the sender's memory all carry
@@ -321,22 +368,31 @@ Test(timeout, fault_corrupt_unchecked_is_wrong_data, .timeout = 60 * PPU_TEST_SL
 
 Test(timeout, fault_spec_malformed_refused)
 {
-    ppu_unique_id_t id;
-    ppu_comm_t c;
-    const char *bad[] = {"link=1-2:corrupt", "link=1-9:down@op=1", "rank=0:exit", "bogus",
-                         "link=1-1:delay_us=5"};
+    ppu_comm_t c[2];
+    /* a bad entry, and words of the reason it must be refused for */
+    const char *bad[][2] = {{"link=1-2:corrupt", "is not"}, {"link=1-9:down@op=1", "outside"},
+                            {"rank=0:exit", "is not"}, {"bogus", "is not"},
+                            {"link=1-1:delay_us=5", "outside"},
+                            {"link=0-1:gbps=0", "above 0"}, {"link=0-1:gbps=-2", "above 0"},
+                            {"link=0-1:gbps=nan", "above 0"}, {"link=0-1:gbps=2x", "is not"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        /* parameters are read once per process: check in a child each */
+        /* parameters are read once per process: check in a child each;
+         * two ranks, so that link 0-1 exists */
         pid_t pid = fork();
         if (pid == 0) {
-            setenv("PPU_SIM_FAULT", bad[i], 1);
-            ppu_get_unique_id(&id);
-            ppu_result_t r = ppu_comm_init_rank(&c, 1, id, 0);
-            _exit(r == PPU_INVALID_ARGUMENT && strstr(ppu_get_last_error(NULL), "PPU_SIM_FAULT")
-                      ? 0 : 1);
+            setenv("PPU_SIM_FAULT", bad[i][0], 1);
+            ppu_result_t r = ppu_comm_init_all(c, 2);
+            const char *msg = ppu_get_last_error(NULL);
+            if (r != PPU_INVALID_ARGUMENT || !strstr(msg, "PPU_SIM_FAULT") ||
+                !strstr(msg, bad[i][1])) {
+                fprintf(stderr, "'%s': %d '%s'\n", bad[i][0], r, msg);
+                _exit(1);
+            }
+            _exit(0);
         }
         int st;
         waitpid(pid, &st, 0);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "'%s' was not refused", bad[i]);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "'%s' was not refused as it should be",
+                  bad[i][0]);
     }
 }

@@ -76,6 +76,8 @@ struct ppu_link {
         const void *checked; /* the message whose sum was checked */
         uint64_t sum;        /* the peeked message's sum and size */
         size_t bytes;
+        double gbps;         /* sender: paced to this (GB/s); 0 not paced, <0 not known yet */
+        uint64_t paced_until; /* sender: when the link is free again (ppu_now_ns) */
     } hook;
 };
 

@@ -110,8 +110,13 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_SIM_FAULT] = {"PPU_SIM_FAULT", "",
         "Faults to inject, comma-separated: link=A-B:down@op=K, link=A-B:delay_us=D, "
         "link=A-B:corrupt@op=K (one bit of each message on A->B flipped in collective K), "
+        "link=A-B:gbps=G (A->B carries at most G GB/s), "
         "rank=R:exit@op=K (collectives counted from 1 per communicator).",
         .kind = PPU_PK_STR},
+    [PPU_P_SIM_LINK_CAP] = {"PPU_SIM_LINK_CAP", "0",
+        "1: pace every ICN link to the bandwidth the topology gives it (its gbps), as the "
+        "hardware would; 0 (default): links run as fast as host memory allows.",
+        INT(0, 1)},
     [PPU_P_ALGO] = {"PPU_ALGO", "",
         "Algorithms the planner may use: names for every collective (ring,tree,oneshot,"
         "twoshot,pairwise,hier,hiertree) or per collective (allreduce:twoshot;alltoall:ring). A name "
