@@ -12,6 +12,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "../tools/tool_util.h"
+
 #include "comm.h" /* ppu_datatype_name, ppu_redop_name */
 #include "sim.h"
 #include "topo_xml.h"
@@ -76,28 +78,6 @@ static void usage(FILE *f)
         "  --stats FILE       bytes and messages per directed link over the job, for the\n"
         "                     first size replayed (PPU_SIM_STATS_FILE's format)\n"
         "  -h, --help\n");
-}
-
-static int parse_size(const char *s, size_t *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
-        return -1;
-    double mul = 1;
-    if (*end == 'k' || *end == 'K')
-        mul = 1024, end++;
-    else if (*end == 'm' || *end == 'M')
-        mul = 1024.0 * 1024, end++;
-    else if (*end == 'g' || *end == 'G')
-        mul = 1024.0 * 1024 * 1024, end++;
-    if (*end == 'b' || *end == 'B')
-        end++;
-    if (*end)
-        return -1;
-    *out = (size_t)(v * mul);
-    return 0;
 }
 
 static int parse_num(const char *name, const char *s, double lo, double hi, double *out)
@@ -237,8 +217,8 @@ static int run_sim(int argc, char **argv, struct run *R)
         case O_JSON: json = optarg; break;
         case O_PNG: png = optarg; break;
         case O_STATS: stats = optarg; break;
-        case 'b': bad = parse_size(optarg, &minb); if (bad) fprintf(stderr, "ppu-sim: -b %s: not a size\n", optarg); break;
-        case 'e': bad = parse_size(optarg, &maxb); if (bad) fprintf(stderr, "ppu-sim: -e %s: not a size\n", optarg); break;
+        case 'b': bad = ppu_tool_parse_size(optarg, &minb); if (bad) fprintf(stderr, "ppu-sim: -b %s: not a size\n", optarg); break;
+        case 'e': bad = ppu_tool_parse_size(optarg, &maxb); if (bad) fprintf(stderr, "ppu-sim: -e %s: not a size\n", optarg); break;
         case 'f': bad = parse_num("-f", optarg, 1.0001, 1e6, &factor); break;
         case 'd': {
             int i = 0;
@@ -583,27 +563,11 @@ static int run_sim(int argc, char **argv, struct run *R)
             return 2;
         }
         if (png) {
-            const char *py = getenv("PPU_PYTHON") ? getenv("PPU_PYTHON") : "/usr/bin/python3";
-            pid_t pid = fork();
-            if (pid < 0) {
-                fprintf(stderr, "ppu-sim: --png: fork: %s\n", strerror(errno));
-                return 2;
-            }
-            if (pid == 0) {
-                execl(py, py, PPU_SIM_PLOT, jpath, png, (char *)NULL);
-                fprintf(stderr, "ppu-sim: --png: cannot run %s: %s\n", py, strerror(errno));
-                _exit(127);
-            }
-            int wst = 0;
-            waitpid(pid, &wst, 0);
+            int prc = ppu_tool_plot("ppu-sim", PPU_SIM_PLOT, jpath, png);
             if (tmpj[0])
                 unlink(tmpj);
-            if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 0) {
-                fprintf(stderr, "ppu-sim: --png %s: the plot failed (%s %s needs matplotlib: "
-                        "scripts/setup.sh installs python3-matplotlib)\n", png, py, PPU_SIM_PLOT);
+            if (prc != 0)
                 return 2;
-            }
-            printf("# wrote %s\n", png);
         }
     }
     return failed ? 1 : 0;

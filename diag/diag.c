@@ -1,0 +1,879 @@
+/* ppu-diag's checks, run by every rank in the same order:
+ *   topo  discovery against the expected wiring (rank-local: every rank
+ *         holds the same cluster)
+ *   icn   every directed ICN link alone (one link a server at a time, all
+ *         servers at once), then all of a rank's links at once
+ *   net   between servers in log2 rounds: server s with s ^ 2^k, local
+ *         index j with local index j (rails in parallel), each direction
+ *   coll  all-reduce and all-to-all at three sizes
+ * Measurements go to every rank (an all-reduce of the receivers' figures),
+ * so every rank finds the same suspects, measures them again and reaches
+ * the same verdict. A link is flagged only when the best of all its
+ * measurements stays below threshold x the median of the best of the
+ * links like it: a busy host can only slow a measurement, never speed it.
+ *
+ * The tool reads the communicator's cluster (which server each rank is on
+ * and each server's link graph) through the library's internal headers,
+ * as ppu-topo does. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "../src/comm.h"
+#include "../topology/topo_xml.h"
+#include "../tools/tool_util.h"
+#include "diag.h"
+
+#define MAX_FINDINGS 256
+
+struct finding {
+    char kind[24];   /* link_down, link_missing, link_unexpected, chip_missing,
+                      * slow_link, slow_network, call_failed */
+    char where[64];  /* "2->6", "rank 3", "server 1", "rank 1 -> rank 5" */
+    char what[240];
+    double measured, expected; /* GB/s where it is a bandwidth, else 0 */
+    double confidence;         /* share of measurements below the threshold */
+};
+
+/* One directed path measured: an ICN link a->b, or a->b between servers. */
+struct path {
+    int a, b;      /* ranks */
+    int server;    /* ICN: the server; net: a's server */
+    int round;     /* when it runs: paths of one round run at once */
+    int port_a, port_b;
+    double nominal; /* the topology's GB/s, 0 unknown */
+    double m[DIAG_MAX_PASSES * 2]; /* GB/s, passes then confirmations */
+    int nm;
+    double best, median;
+    int flagged;
+};
+
+struct diag {
+    const struct diag_opts *o;
+    ppu_comm_t comm;
+    struct ppu_comm *c; /* the same, its inside */
+    int rank, n;
+    unsigned char *sbuf, *rbuf;
+    int failed; /* a call failed: the communicator is unusable */
+    struct finding f[MAX_FINDINGS];
+    int nf;
+    struct path *icn, *net;
+    int nicn, nnet, icn_rounds, net_rounds;
+    double *alone_rank; /* all links of a rank at once: GB/s received */
+    double coll[2][3];  /* busbw: allreduce, alltoall at three sizes */
+    size_t coll_bytes[3];
+    double t0;
+    cJSON *topo_json;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void add_finding(struct diag *d, const char *kind, const char *where, double measured,
+                        double expected, double confidence, const char *fmt, ...)
+{
+    if (d->nf == MAX_FINDINGS)
+        return;
+    struct finding *f = &d->f[d->nf++];
+    snprintf(f->kind, sizeof f->kind, "%s", kind);
+    snprintf(f->where, sizeof f->where, "%s", where);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->what, sizeof f->what, fmt, ap);
+    va_end(ap);
+    f->measured = measured;
+    f->expected = expected;
+    f->confidence = confidence;
+}
+
+/* A library call failed: the communicator is broken from here on. The
+ * error names the link or rank; it is the finding. */
+static int call(struct diag *d, ppu_result_t r, const char *what, const char *where)
+{
+    if (r == PPU_SUCCESS)
+        return 0;
+    if (!d->failed)
+        add_finding(d, "call_failed", where, 0, 0, 1, "%s failed on rank %d: %s: %s", what,
+                    d->rank, ppu_get_error_string(r), ppu_get_last_error(d->comm));
+    d->failed = 1;
+    return -1;
+}
+
+static int barrier(struct diag *d)
+{
+    return call(d, ppu_barrier(d->comm, NULL), "ppu_barrier", "");
+}
+
+/* Every rank's figures summed into every rank (each slot has one writer). */
+static int share(struct diag *d, double *v, size_t n)
+{
+    if (!n)
+        return 0;
+    return call(d, ppu_allreduce(v, v, n, PPU_FLOAT64, PPU_SUM, d->comm, NULL),
+                "ppu_allreduce (sharing measurements)", "");
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    if (n <= 0)
+        return 0;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static const struct ppu_topo *stopo(const struct diag *d, int server)
+{
+    return d->c->cl.stopo[server];
+}
+
+/* ------------------------------------------------------------------ topo */
+
+static int server_size(const struct diag *d, int s)
+{
+    int k = 0;
+    for (int r = 0; r < d->n; r++)
+        k += d->c->cl.server[r] == s;
+    return k;
+}
+
+/* The first rank of server s with local index i. */
+static int rank_at(const struct diag *d, int s, int i)
+{
+    for (int r = 0; r < d->n; r++)
+        if (d->c->cl.server[r] == s && d->c->cl.local[r] == i)
+            return r;
+    return -1;
+}
+
+/* The expected graph of server s: the preset for its size, or the file's
+ * server s (a file of one server is every server's). */
+static int expected_server(const struct diag *d, const struct ppu_topo *file, int s, int size,
+                           struct ppu_topo *e, char *err, size_t errlen)
+{
+    if (d->o->expect_sim) {
+        if (ppu_topo_sim_preset(d->o->expect_sim, size, e, err, errlen) != PPU_SUCCESS)
+            return -1;
+        ppu_topo_restrict(e, size);
+        return 0;
+    }
+    int srv = file->nservers > 1 ? s : 0, ids[PPU_TOPO_MAX_CHIPS], k = 0;
+    for (int ch = 0; ch < file->nchips; ch++)
+        if (file->server[ch] == srv)
+            ids[k++] = ch;
+    if (k == 0) {
+        snprintf(err, errlen, "the expected topology has no server %d", srv);
+        return -1;
+    }
+    ppu_topo_select(e, file, ids, k);
+    return 0;
+}
+
+static const char *state_name(int st)
+{
+    return st == PPU_LINK_UP ? "up" : st == PPU_LINK_DOWN ? "down" : "none";
+}
+
+static int check_topo(struct diag *d)
+{
+    const struct diag_opts *o = d->o;
+    d->topo_json = cJSON_CreateObject();
+    cJSON *servers = cJSON_AddArrayToObject(d->topo_json, "servers");
+    cJSON_AddStringToObject(d->topo_json, "found", d->c->cl.name);
+    cJSON_AddStringToObject(d->topo_json, "source", d->c->cl.source);
+    const char *exp_name = o->expect_sim ? o->expect_sim : o->expect_file;
+    cJSON_AddStringToObject(d->topo_json, "expected", exp_name ? exp_name : "");
+    static struct ppu_topo file, e;
+    char err[256];
+    if (o->expect_file && ppu_topo_load_xml(o->expect_file, &file, err, sizeof err) != PPU_SUCCESS) {
+        if (d->rank == 0)
+            fprintf(stderr, "ppu-diag: could not run: --expect %s: %s\n", o->expect_file, err);
+        return -1;
+    }
+    int before = d->nf;
+    if (d->rank == 0)
+        printf("\n== topology: %d ranks on %d server(s), wiring %s (%s)%s%s\n", d->n,
+               d->c->cl.nservers, d->c->cl.name, d->c->cl.source, exp_name ? ", expected " : "",
+               exp_name ? exp_name : "");
+    for (int s = 0; s < d->c->cl.nservers; s++) {
+        const struct ppu_topo *t = stopo(d, s);
+        int size = server_size(d, s);
+        int have_e = exp_name != NULL;
+        if (have_e && expected_server(d, &file, s, size, &e, err, sizeof err) != 0) {
+            if (d->rank == 0)
+                fprintf(stderr, "ppu-diag: could not run: expected wiring: %s\n", err);
+            return -1;
+        }
+        cJSON *sj = cJSON_CreateObject();
+        cJSON_AddNumberToObject(sj, "server", s);
+        cJSON_AddNumberToObject(sj, "chips", size);
+        cJSON *diffs = cJSON_AddArrayToObject(sj, "differences");
+        cJSON_AddItemToArray(servers, sj);
+        char where[64];
+        if (have_e && e.nchips > size) {
+            snprintf(where, sizeof where, "server %d", s);
+            add_finding(d, "chip_missing", where, size, e.nchips, 1,
+                        "server %d has %d chips (ranks); the expected wiring has %d", s, size,
+                        e.nchips);
+        }
+        if (d->rank == 0) {
+            printf("server %d (%d chips)%s\n     ", s, size,
+                   have_e ? ": + up, . none, D down (expected up), M missing, X not expected" : "");
+            for (int j = 0; j < size; j++)
+                printf("%3d", rank_at(d, s, j));
+            printf("\n");
+        }
+        for (int i = 0; i < size; i++) {
+            if (d->rank == 0)
+                printf("  %3d", rank_at(d, s, i));
+            for (int j = 0; j < size; j++) {
+                int got = i == j ? PPU_LINK_NONE : t->link[i][j];
+                int want = !have_e || i == j || i >= e.nchips || j >= e.nchips
+                               ? (have_e ? PPU_LINK_NONE : got) : e.link[i][j];
+                char mark = got == PPU_LINK_UP ? '+' : got == PPU_LINK_DOWN ? '-' : '.';
+                const char *kind = NULL;
+                if (i != j && want == PPU_LINK_UP && got == PPU_LINK_DOWN)
+                    mark = 'D', kind = "link_down";
+                else if (i != j && want == PPU_LINK_UP && got == PPU_LINK_NONE)
+                    mark = 'M', kind = "link_missing";
+                else if (i != j && want != PPU_LINK_UP && got == PPU_LINK_UP)
+                    mark = 'X', kind = "link_unexpected";
+                if (i == j)
+                    mark = ' ';
+                if (d->rank == 0)
+                    printf("%3c", mark);
+                if (!kind)
+                    continue;
+                int ra = rank_at(d, s, i), rb = rank_at(d, s, j);
+                snprintf(where, sizeof where, "%d->%d", ra, rb);
+                add_finding(d, kind, where, 0, 0, 1,
+                            "link %d->%d (server %d, port %d): found %s, expected %s", ra, rb, s,
+                            t->port[i][j] == PPU_TOPO_NO_PORT ? -1 : t->port[i][j],
+                            state_name(got), state_name(want));
+                cJSON *dj = cJSON_CreateObject();
+                cJSON_AddStringToObject(dj, "link", where);
+                cJSON_AddStringToObject(dj, "found", state_name(got));
+                cJSON_AddStringToObject(dj, "expected", state_name(want));
+                cJSON_AddItemToArray(diffs, dj);
+            }
+            if (d->rank == 0)
+                printf("\n");
+        }
+    }
+    if (d->rank == 0)
+        printf("topology: %s\n", !exp_name ? "shown (nothing to compare: no --expect)"
+                                 : d->nf == before ? "PASS, as expected"
+                                                   : "FAIL, differs from the expected wiring");
+    return 0;
+}
+
+/* ------------------------------------------------------------- measuring */
+
+/* a sends the measurement to b; b times it from a one-byte ping on, so the
+ * time counts the transfer, not who left the barrier first. */
+static int measure(struct diag *d, const struct path *p, size_t bytes, double *out)
+{
+    char where[64];
+    snprintf(where, sizeof where, "%d->%d", p->a, p->b);
+    if (d->rank == p->a) {
+        if (call(d, ppu_send(d->sbuf, 1, PPU_UINT8, p->b, d->comm, NULL), "ping", where) ||
+            call(d, ppu_send(d->sbuf, bytes, PPU_UINT8, p->b, d->comm, NULL), "ppu_send", where))
+            return -1;
+    } else if (d->rank == p->b) {
+        if (call(d, ppu_recv(d->rbuf, 1, PPU_UINT8, p->a, d->comm, NULL), "ping", where))
+            return -1;
+        double t = now_s();
+        if (call(d, ppu_recv(d->rbuf, bytes, PPU_UINT8, p->a, d->comm, NULL), "ppu_recv", where))
+            return -1;
+        t = now_s() - t;
+        *out = (double)bytes / (t > 1e-9 ? t : 1e-9) / 1e9;
+    }
+    return 0;
+}
+
+/* Measure the paths whose index is in sel (all when NULL) once each, a
+ * round at a time, and add the figure to each path's list. */
+static int measure_paths(struct diag *d, struct path *ps, int np, int rounds, const int *sel)
+{
+    double *v = calloc((size_t)np + 1, sizeof *v);
+    if (!v)
+        return call(d, PPU_SYSTEM_ERROR, "calloc", "");
+    int rc = 0;
+    for (int r = 0; r < rounds && !rc; r++) {
+        int any = 0;
+        for (int i = 0; i < np && !rc; i++) {
+            if (ps[i].round != r || (sel && !sel[i]))
+                continue;
+            any = 1;
+            rc = measure(d, &ps[i], d->o->bytes, &v[i]);
+        }
+        if (any && !rc)
+            rc = barrier(d);
+    }
+    if (!rc)
+        rc = share(d, v, (size_t)np);
+    for (int i = 0; i < np && !rc; i++)
+        if ((!sel || sel[i]) && ps[i].nm < DIAG_MAX_PASSES * 2)
+            ps[i].m[ps[i].nm++] = v[i];
+    free(v);
+    return rc;
+}
+
+/* Best of each path, the median of the best over the paths like it (same
+ * key), and which fall below threshold x that median. */
+static void judge(struct diag *d, struct path *ps, int np, int (*key)(const struct path *))
+{
+    double *tmp = malloc(((size_t)np + 1) * sizeof *tmp);
+    if (!tmp)
+        return;
+    for (int i = 0; i < np; i++) {
+        ps[i].best = 0;
+        for (int k = 0; k < ps[i].nm; k++)
+            if (ps[i].m[k] > ps[i].best)
+                ps[i].best = ps[i].m[k];
+    }
+    for (int i = 0; i < np; i++) {
+        int n = 0;
+        for (int j = 0; j < np; j++)
+            if (key(&ps[j]) == key(&ps[i]))
+                tmp[n++] = ps[j].best;
+        ps[i].median = median(tmp, n);
+        ps[i].flagged = n >= 3 && ps[i].best < d->o->threshold * ps[i].median;
+    }
+    free(tmp);
+}
+
+static int key_server(const struct path *p)
+{
+    return p->server * 1000003 + (int)(p->nominal * 8);
+}
+
+static int key_all(const struct path *p)
+{
+    (void)p;
+    return 0;
+}
+
+static int below(const struct diag *d, const struct path *p)
+{
+    int k = 0;
+    for (int i = 0; i < p->nm; i++)
+        k += p->m[i] < d->o->threshold * p->median;
+    return k;
+}
+
+/* Measure, compare, measure the suspects again, compare again. */
+static int measure_judge(struct diag *d, struct path *ps, int np, int rounds,
+                         int (*key)(const struct path *), int *retested)
+{
+    for (int p = 0; p < d->o->passes; p++)
+        if (measure_paths(d, ps, np, rounds, NULL))
+            return -1;
+    judge(d, ps, np, key);
+    int *sel = calloc((size_t)np + 1, sizeof *sel), ns = 0;
+    if (!sel)
+        return call(d, PPU_SYSTEM_ERROR, "calloc", "");
+    for (int i = 0; i < np; i++)
+        ns += sel[i] = ps[i].flagged;
+    *retested = ns;
+    for (int p = 0; ns && p < d->o->passes; p++)
+        if (measure_paths(d, ps, np, rounds, sel)) {
+            free(sel);
+            return -1;
+        }
+    free(sel);
+    if (ns)
+        judge(d, ps, np, key);
+    return 0;
+}
+
+/* -------------------------------------------------------------------- icn */
+
+static int build_icn(struct diag *d)
+{
+    const struct ppu_cluster *cl = &d->c->cl;
+    int cap = 0;
+    for (int s = 0; s < cl->nservers; s++) {
+        int k = server_size(d, s);
+        cap += k * (k - 1);
+    }
+    d->icn = calloc((size_t)cap + 1, sizeof *d->icn);
+    if (!d->icn)
+        return -1;
+    for (int s = 0; s < cl->nservers; s++) {
+        const struct ppu_topo *t = stopo(d, s);
+        int k = server_size(d, s), round = 0;
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) {
+                if (i == j || !ppu_topo_up(t, i, j))
+                    continue;
+                struct path *p = &d->icn[d->nicn++];
+                p->a = rank_at(d, s, i);
+                p->b = rank_at(d, s, j);
+                p->server = s;
+                p->round = round++; /* one link a server at a time */
+                p->port_a = t->port[i][j] == PPU_TOPO_NO_PORT ? -1 : t->port[i][j];
+                p->port_b = t->port[j][i] == PPU_TOPO_NO_PORT ? -1 : t->port[j][i];
+                p->nominal = t->gbps[i][j];
+            }
+        if (round > d->icn_rounds)
+            d->icn_rounds = round;
+    }
+    return 0;
+}
+
+/* Every ICN link of every rank at once: what each rank receives a second. */
+static int all_at_once(struct diag *d)
+{
+    size_t per = d->o->bytes / 4 ? d->o->bytes / 4 : 1;
+    int nb = 0;
+    for (int i = 0; i < d->nicn; i++)
+        nb += d->icn[i].b == d->rank;
+    unsigned char *rb = malloc(per * (size_t)(nb ? nb : 1));
+    if (!rb)
+        return call(d, PPU_SYSTEM_ERROR, "malloc", "");
+    int rc = barrier(d);
+    double t = now_s();
+    if (!rc) {
+        ppu_group_start();
+        int k = 0;
+        for (int i = 0; i < d->nicn && !rc; i++) {
+            const struct path *p = &d->icn[i];
+            if (p->a == d->rank)
+                rc = call(d, ppu_send(d->sbuf, per, PPU_UINT8, p->b, d->comm, NULL), "ppu_send",
+                          "");
+            else if (p->b == d->rank)
+                rc = call(d, ppu_recv(rb + per * (size_t)k++, per, PPU_UINT8, p->a, d->comm, NULL),
+                          "ppu_recv", "");
+        }
+        ppu_result_t r = ppu_group_end();
+        if (!rc)
+            rc = call(d, r, "all ICN links at once (ppu_group_end)", "");
+    }
+    t = now_s() - t;
+    free(rb);
+    d->alone_rank = calloc((size_t)d->n, sizeof *d->alone_rank);
+    if (!d->alone_rank)
+        return call(d, PPU_SYSTEM_ERROR, "calloc", "");
+    d->alone_rank[d->rank] = (double)per * nb / (t > 1e-9 ? t : 1e-9) / 1e9;
+    return rc ? rc : share(d, d->alone_rank, (size_t)d->n);
+}
+
+static void report_paths(struct diag *d, struct path *ps, int np, int icn)
+{
+    for (int i = 0; i < np; i++) {
+        const struct path *p = &ps[i];
+        if (!p->flagged)
+            continue;
+        char where[64];
+        int sb = d->c->cl.server[p->b];
+        if (icn) {
+            snprintf(where, sizeof where, "%d->%d", p->a, p->b);
+            add_finding(d, "slow_link", where, p->best, p->median,
+                        (double)below(d, p) / p->nm,
+                        "ICN link %d->%d (server %d, port %d -> port %d): best %.2f GB/s of %d "
+                        "measurements, %.0f%% of the %.2f GB/s median of its server's links",
+                        p->a, p->b, p->server, p->port_a, p->port_b, p->best, p->nm,
+                        100 * p->best / p->median, p->median);
+        } else {
+            snprintf(where, sizeof where, "rank %d -> rank %d", p->a, p->b);
+            add_finding(d, "slow_network", where, p->best, p->median,
+                        (double)below(d, p) / p->nm,
+                        "network rank %d (server %d) -> rank %d (server %d): best %.2f GB/s of "
+                        "%d measurements, %.0f%% of the %.2f GB/s median between servers",
+                        p->a, p->server, p->b, sb, p->best, p->nm, 100 * p->best / p->median,
+                        p->median);
+        }
+    }
+}
+
+static int check_icn(struct diag *d)
+{
+    if (build_icn(d))
+        return call(d, PPU_SYSTEM_ERROR, "calloc", "");
+    if (d->rank == 0)
+        printf("\n== ICN links: %d directed links, one a server at a time, %d pass(es) of "
+               "%zu bytes\n", d->nicn, d->o->passes, d->o->bytes);
+    int retested = 0, before = d->nf;
+    double t = now_s();
+    if (measure_judge(d, d->icn, d->nicn, d->icn_rounds, key_server, &retested))
+        return -1;
+    report_paths(d, d->icn, d->nicn, 1);
+    if (all_at_once(d))
+        return -1;
+    if (d->rank == 0) {
+        printf("%-8s %-6s %-6s %9s %9s %6s  %s\n", "link", "ports", "server", "best GB/s",
+               "median", "ratio", "");
+        for (int i = 0; i < d->nicn; i++) {
+            const struct path *p = &d->icn[i];
+            char l[24], ports[16];
+            snprintf(l, sizeof l, "%d->%d", p->a, p->b);
+            snprintf(ports, sizeof ports, "%d>%d", p->port_a, p->port_b);
+            if (p->flagged || d->nicn <= 64)
+                printf("%-8s %-6s %-6d %9.2f %9.2f %6.2f  %s\n", l, ports, p->server, p->best,
+                       p->median, p->median > 0 ? p->best / p->median : 0,
+                       p->flagged ? "SLOW" : "");
+        }
+        double *a = malloc(sizeof(double) * (size_t)d->n);
+        if (a) {
+            memcpy(a, d->alone_rank, sizeof(double) * (size_t)d->n);
+            printf("all links at once: median %.2f GB/s received a rank\n", median(a, d->n));
+            free(a);
+        }
+        printf("ICN links: %s (%.1f s; %d suspect(s) measured again)\n",
+               d->nf == before ? "PASS" : "FAIL", now_s() - t, retested);
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------------------- net */
+
+static int build_net(struct diag *d)
+{
+    const struct ppu_cluster *cl = &d->c->cl;
+    int S = cl->nservers, cap = 0;
+    for (int k = 1; k < S; k <<= 1)
+        cap += 2 * d->n;
+    d->net = calloc((size_t)cap + 1, sizeof *d->net);
+    if (!d->net)
+        return -1;
+    int round = 0;
+    for (int k = 1; k < S; k <<= 1, round += 2)
+        for (int dir = 0; dir < 2; dir++)
+            for (int s = 0; s < S; s++) {
+                int s2 = s ^ k;
+                if ((s & k) || s2 >= S)
+                    continue; /* s is the low one of the pair */
+                int src = dir ? s2 : s, dst = dir ? s : s2;
+                int m = server_size(d, src) < server_size(d, dst) ? server_size(d, src)
+                                                                   : server_size(d, dst);
+                for (int j = 0; j < m; j++) {
+                    struct path *p = &d->net[d->nnet++];
+                    p->a = rank_at(d, src, j);
+                    p->b = rank_at(d, dst, j);
+                    p->server = src;
+                    p->round = round + dir;
+                    p->port_a = p->port_b = -1;
+                }
+            }
+    d->net_rounds = round;
+    return 0;
+}
+
+static int check_net(struct diag *d)
+{
+    if (d->c->cl.nservers < 2) {
+        if (d->rank == 0)
+            printf("\n== network: one server, nothing to measure\n");
+        return 0;
+    }
+    if (build_net(d))
+        return call(d, PPU_SYSTEM_ERROR, "calloc", "");
+    int S = d->c->cl.nservers, lg = 0;
+    while ((1 << lg) < S)
+        lg++;
+    if (d->rank == 0)
+        printf("\n== network: %d servers, %d round(s) of pairs x 2 directions, rails in "
+               "parallel, %d pass(es) of %zu bytes\n", S, lg, d->o->passes, d->o->bytes);
+    int retested = 0, before = d->nf;
+    double t = now_s();
+    if (measure_judge(d, d->net, d->nnet, d->net_rounds, key_all, &retested))
+        return -1;
+    report_paths(d, d->net, d->nnet, 0);
+    /* a rank slow towards two or more partners: its NIC, not a pair */
+    for (int r = 0; r < d->n; r++) {
+        int slow = 0, all = 0;
+        for (int i = 0; i < d->nnet; i++)
+            if (d->net[i].a == r || d->net[i].b == r) {
+                all++;
+                slow += d->net[i].flagged;
+            }
+        if (slow >= 2) {
+            char where[32];
+            snprintf(where, sizeof where, "rank %d", r);
+            add_finding(d, "slow_nic", where, 0, 0, (double)slow / all,
+                        "rank %d (server %d): %d of its %d network paths are slow: its NIC or "
+                        "rail", r, d->c->cl.server[r], slow, all);
+        }
+    }
+    double el = now_s() - t;
+    if (d->rank == 0) {
+        printf("%-18s %-14s %9s %9s %6s\n", "path", "servers", "best GB/s", "median", "ratio");
+        for (int i = 0; i < d->nnet; i++) {
+            const struct path *p = &d->net[i];
+            if (!p->flagged && d->nnet > 64)
+                continue;
+            char l[40], sv[24];
+            snprintf(l, sizeof l, "rank %d -> %d", p->a, p->b);
+            snprintf(sv, sizeof sv, "%d -> %d", p->server, d->c->cl.server[p->b]);
+            printf("%-18s %-14s %9.2f %9.2f %6.2f  %s\n", l, sv, p->best, p->median,
+                   p->median > 0 ? p->best / p->median : 0, p->flagged ? "SLOW" : "");
+        }
+        /* what the same pattern takes on 1,024 servers: 10 rounds, each
+         * direction, each pass, at the median measured here */
+        double med = d->net[0].median > 0 ? d->net[0].median : 1;
+        double per = (double)d->o->bytes / (med * 1e9) + 50e-6;
+        printf("network: %s (%.1f s; %d suspect(s) measured again); on 1,024 servers the same "
+               "pattern is 10 rounds x 2 directions x %d passes = %.2f s at %.2f GB/s a NIC, "
+               "plus one more pass for suspects\n", d->nf == before ? "PASS" : "FAIL", el,
+               retested, d->o->passes, 20.0 * d->o->passes * per, med);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------- coll */
+
+static int check_coll(struct diag *d)
+{
+    static const size_t sizes[3] = {64 << 10, 1 << 20, 16 << 20};
+    size_t max = sizes[2];
+    float *s = malloc(max), *r = malloc(max);
+    if (!s || !r) {
+        free(s);
+        free(r);
+        return call(d, PPU_SYSTEM_ERROR, "malloc", "");
+    }
+    memset(s, 0, max);
+    int rc = 0;
+    double n = d->n;
+    for (int c = 0; c < 2 && !rc; c++)
+        for (int z = 0; z < 3 && !rc; z++) {
+            size_t bytes = sizes[z] / (size_t)d->n * (size_t)d->n; /* all-to-all divides it */
+            double t[5];
+            for (int it = 0; it < 5 && !rc; it++) {
+                rc = barrier(d);
+                double t0 = now_s();
+                if (!rc && c == 0)
+                    rc = call(d, ppu_allreduce(s, r, bytes / 4, PPU_FLOAT32, PPU_SUM, d->comm,
+                                               NULL), "ppu_allreduce", "");
+                else if (!rc)
+                    rc = call(d, ppu_alltoall(s, r, bytes / 4 / (size_t)d->n, PPU_FLOAT32,
+                                              d->comm, NULL), "ppu_alltoall", "");
+                t[it] = now_s() - t0;
+                double mx = t[it];
+                if (!rc)
+                    rc = call(d, ppu_allreduce(&mx, &mx, 1, PPU_FLOAT64, PPU_MAX, d->comm, NULL),
+                              "ppu_allreduce", "");
+                t[it] = mx;
+            }
+            if (rc)
+                break;
+            double med = median(t, 5);
+            double alg = (double)bytes / med / 1e9;
+            d->coll[c][z] = c == 0 ? alg * 2 * (n - 1) / n : alg * (n - 1) / n;
+            d->coll_bytes[z] = bytes;
+        }
+    free(s);
+    free(r);
+    if (!rc && d->rank == 0) {
+        printf("\n== collectives: busbw GB/s, median of 5 (no timing-model comparison yet)\n");
+        printf("%-10s %10s %10s %10s\n", "", "64 KiB", "1 MiB", "16 MiB");
+        printf("%-10s %10.2f %10.2f %10.2f\n", "allreduce", d->coll[0][0], d->coll[0][1],
+               d->coll[0][2]);
+        printf("%-10s %10.2f %10.2f %10.2f\n", "alltoall", d->coll[1][0], d->coll[1][1],
+               d->coll[1][2]);
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------------- output */
+
+static cJSON *paths_json(const struct path *ps, int np, int icn, const struct diag *d)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < np; i++) {
+        const struct path *p = &ps[i];
+        cJSON *o = cJSON_CreateObject();
+        char l[40];
+        snprintf(l, sizeof l, icn ? "%d->%d" : "rank %d -> rank %d", p->a, p->b);
+        cJSON_AddStringToObject(o, icn ? "link" : "path", l);
+        cJSON_AddNumberToObject(o, "src", p->a);
+        cJSON_AddNumberToObject(o, "dst", p->b);
+        cJSON_AddNumberToObject(o, "server", p->server);
+        cJSON_AddNumberToObject(o, "dst_server", d->c->cl.server[p->b]);
+        cJSON_AddNumberToObject(o, "src_local", d->c->cl.local[p->a]);
+        cJSON_AddNumberToObject(o, "dst_local", d->c->cl.local[p->b]);
+        if (icn) {
+            cJSON_AddNumberToObject(o, "port_src", p->port_a);
+            cJSON_AddNumberToObject(o, "port_dst", p->port_b);
+            cJSON_AddNumberToObject(o, "nominal_gbps", p->nominal);
+        }
+        cJSON_AddItemToObject(o, "gbps", cJSON_CreateDoubleArray(p->m, p->nm));
+        cJSON_AddNumberToObject(o, "best_gbps", p->best);
+        cJSON_AddNumberToObject(o, "median_like_gbps", p->median);
+        cJSON_AddBoolToObject(o, "flagged", p->flagged);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+static int write_json(struct diag *d, const char *path, double seconds, const char *verdict)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "ranks", d->n);
+    cJSON_AddNumberToObject(root, "servers", d->c->cl.nservers);
+    cJSON_AddNumberToObject(root, "threshold", d->o->threshold);
+    cJSON_AddNumberToObject(root, "passes", d->o->passes);
+    cJSON_AddNumberToObject(root, "bytes", (double)d->o->bytes);
+    cJSON_AddStringToObject(root, "verdict", verdict);
+    cJSON_AddNumberToObject(root, "seconds", seconds);
+    cJSON *checks = cJSON_AddObjectToObject(root, "checks");
+    if (d->topo_json) {
+        cJSON_AddItemToObject(checks, "topo", d->topo_json);
+        d->topo_json = NULL;
+    }
+    if (d->icn) {
+        cJSON *ij = cJSON_AddObjectToObject(checks, "icn");
+        cJSON_AddItemToObject(ij, "links", paths_json(d->icn, d->nicn, 1, d));
+        if (d->alone_rank)
+            cJSON_AddItemToObject(ij, "all_at_once_gbps",
+                                  cJSON_CreateDoubleArray(d->alone_rank, d->n));
+    }
+    if (d->net) {
+        cJSON *nj = cJSON_AddObjectToObject(checks, "net");
+        cJSON_AddItemToObject(nj, "paths", paths_json(d->net, d->nnet, 0, d));
+    }
+    if (d->coll_bytes[0]) {
+        cJSON *cj = cJSON_AddArrayToObject(checks, "coll");
+        for (int c = 0; c < 2; c++)
+            for (int z = 0; z < 3; z++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "coll", c ? "alltoall" : "allreduce");
+                cJSON_AddNumberToObject(o, "bytes", (double)d->coll_bytes[z]);
+                cJSON_AddNumberToObject(o, "busbw_gbps", d->coll[c][z]);
+                cJSON_AddItemToArray(cj, o);
+            }
+    }
+    cJSON *fs = cJSON_AddArrayToObject(root, "findings");
+    for (int i = 0; i < d->nf; i++) {
+        const struct finding *f = &d->f[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "kind", f->kind);
+        cJSON_AddStringToObject(o, "where", f->where);
+        cJSON_AddStringToObject(o, "what", f->what);
+        if (f->expected > 0) {
+            cJSON_AddNumberToObject(o, "measured", f->measured);
+            cJSON_AddNumberToObject(o, "expected", f->expected);
+        }
+        cJSON_AddNumberToObject(o, "confidence", f->confidence);
+        cJSON_AddItemToArray(fs, o);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    int ok = f && fputs(text, f) >= 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    cJSON_free(text);
+    if (!ok)
+        fprintf(stderr, "ppu-diag: --json %s: %s\n", path, strerror(errno));
+    return ok ? 0 : -1;
+}
+
+static void verdict_table(const struct diag *d)
+{
+    printf("\n== verdict: %s, %d finding(s)\n", d->nf ? "FINDINGS" : "HEALTHY", d->nf);
+    if (!d->nf)
+        return;
+    printf("%-16s %-20s %10s %10s %6s  %s\n", "kind", "where", "measured", "expected", "conf",
+           "what");
+    for (int i = 0; i < d->nf; i++) {
+        const struct finding *f = &d->f[i];
+        char m[16] = "", e[16] = "";
+        if (f->expected > 0) {
+            snprintf(m, sizeof m, "%.2f", f->measured);
+            snprintf(e, sizeof e, "%.2f", f->expected);
+        }
+        printf("%-16s %-20s %10s %10s %5.0f%%  %s\n", f->kind, f->where, m, e,
+               100 * f->confidence, f->what);
+    }
+}
+
+int diag_init_failed(ppu_result_t r)
+{
+    fprintf(stderr, "ppu-diag: could not run: communicator init failed: %s: %s\n",
+            ppu_get_error_string(r), ppu_get_last_error(NULL));
+    return DIAG_EXIT_CANNOT;
+}
+
+int diag_rank(const struct diag_opts *o, ppu_comm_t comm)
+{
+    struct diag *d = calloc(1, sizeof *d);
+    if (!d)
+        return DIAG_EXIT_CANNOT;
+    d->o = o;
+    d->comm = comm;
+    d->c = comm;
+    d->t0 = now_s();
+    ppu_comm_user_rank(comm, &d->rank);
+    ppu_comm_count(comm, &d->n);
+    size_t buf = o->bytes > 4 ? o->bytes : 4;
+    d->sbuf = malloc(buf);
+    d->rbuf = malloc(buf);
+    int rc = 0;
+    if (!d->sbuf || !d->rbuf) {
+        fprintf(stderr, "ppu-diag: could not run: no memory for two %zu-byte buffers\n", buf);
+        rc = -2;
+    } else {
+        memset(d->sbuf, 0x5a, buf);
+    }
+    if (!rc && (o->checks & DIAG_TOPO) && check_topo(d) != 0)
+        rc = -2;
+    if (!rc && (o->checks & DIAG_ICN))
+        check_icn(d);
+    if (!rc && !d->failed && (o->checks & DIAG_NET))
+        check_net(d);
+    if (!rc && !d->failed && (o->checks & DIAG_COLL))
+        check_coll(d);
+    double secs = now_s() - d->t0;
+    int code = rc ? DIAG_EXIT_CANNOT : d->nf ? DIAG_EXIT_FINDINGS : DIAG_EXIT_HEALTHY;
+    if (d->rank == 0 && !rc) {
+        verdict_table(d);
+        printf("# %d ranks, %.1f s\n", d->n, secs);
+        char tmp[64] = "";
+        const char *jpath = o->json;
+        if (!jpath && o->png) {
+            snprintf(tmp, sizeof tmp, "/tmp/ppu_diag_%d.json", (int)getpid());
+            jpath = tmp;
+        }
+        if (jpath && write_json(d, jpath, secs, d->nf ? "findings" : "healthy") != 0)
+            code = DIAG_EXIT_CANNOT;
+        else if (o->png && ppu_tool_plot("ppu-diag", PPU_DIAG_PLOT, jpath, o->png) != 0)
+            code = DIAG_EXIT_CANNOT;
+        if (tmp[0])
+            unlink(tmp);
+    } else if (d->failed && d->rank != 0) {
+        fprintf(stderr, "ppu-diag: rank %d: %s\n", d->rank, d->f[d->nf - 1].what);
+    }
+    fflush(stdout);
+    if (!d->failed)
+        ppu_comm_destroy(comm);
+    else
+        ppu_comm_abort(comm);
+    cJSON_Delete(d->topo_json);
+    free(d->icn);
+    free(d->net);
+    free(d->alone_rank);
+    free(d->sbuf);
+    free(d->rbuf);
+    free(d);
+    return code;
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# ppu-diag against faults injected into the simulated cluster: it must name
+# exactly the bad link, the link that is down, the slow pair of ranks
+# between servers, and nothing on a healthy cluster; exit 0 / 1 / 2.
+# Usage: diag_test.sh BUILD_BIN_DIR
+set -u
+bin=$1
+diag=$bin/ppu-diag
+py=/usr/bin/python3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+
+# findings of a JSON result as "kind where" lines
+findings() { "$py" -c 'import json,sys
+for f in json.load(open(sys.argv[1]))["findings"]: print(f["kind"], f["where"])' "$1"; }
+
+# 1. healthy fullmesh8 against its expected wiring: exit 0, no findings,
+# every one of the 56 directed links measured; its median sets the slow
+# link's limit below.
+timeout 120 "$diag" -p 8 --expect-sim fullmesh8 --json "$tmp/ok.json" --png "$tmp/ok.png" \
+  >"$tmp/ok.out" 2>&1
+rc=$?
+tail -3 "$tmp/ok.out"
+[ $rc -eq 0 ] || bad "healthy fullmesh8 exited $rc: $(findings "$tmp/ok.json" 2>/dev/null | head -3)"
+[ -s "$tmp/ok.png" ] || bad "no heatmap written"
+n=$("$py" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["checks"]["icn"]["links"]))' \
+  "$tmp/ok.json" 2>/dev/null)
+[ "$n" = 56 ] || bad "healthy run measured ${n:-no} ICN links, not 56"
+med=$("$py" -c 'import json,sys,statistics
+print(statistics.median(l["best_gbps"] for l in json.load(open(sys.argv[1]))["checks"]["icn"]["links"]))' \
+  "$tmp/ok.json")
+echo "healthy median link: $med GB/s"
+
+# 2. link 2->6 limited to a quarter of the median: exactly that link.
+q=$("$py" -c "print(round($med / 4, 3))")
+PPU_SIM_FAULT=link=2-6:gbps=$q timeout 120 "$diag" -p 8 --expect-sim fullmesh8 \
+  --checks topo,icn --json "$tmp/slow.json" >"$tmp/slow.out" 2>&1
+rc=$?
+got=$(findings "$tmp/slow.json" | tr '\n' ';')
+echo "slow link ($q GB/s): exit $rc, findings: $got"
+[ $rc -eq 1 ] || bad "slow link: exit $rc, not 1"
+[ "$got" = "slow_link 2->6;" ] || bad "slow link: findings '$got', want exactly 'slow_link 2->6'"
+
+# 3. link 2-6 down against the expected fullmesh8: named as down, both ways.
+PPU_SIM_LINKS_DOWN=2-6 timeout 120 "$diag" -p 8 --expect-sim fullmesh8 --checks topo,icn \
+  --json "$tmp/down.json" >"$tmp/down.out" 2>&1
+rc=$?
+got=$(findings "$tmp/down.json" | sort | tr '\n' ';')
+echo "link down: exit $rc, findings: $got"
+[ $rc -eq 1 ] || bad "link down: exit $rc, not 1"
+[ "$got" = "link_down 2->6;link_down 6->2;" ] || bad "link down: findings '$got'"
+grep -q "  D" "$tmp/down.out" || bad "link down: no D in the matrix"
+
+# 4. 2 servers x 4, the network path 1->5 slowed: the pair and its servers.
+PPU_SIM_SERVERS=2 PPU_SIM_FAULT=link=1-5:gbps=0.2 timeout 120 "$diag" -p 8 --checks net \
+  --json "$tmp/net.json" >"$tmp/net.out" 2>&1
+rc=$?
+got=$(findings "$tmp/net.json" | tr '\n' ';')
+echo "slow network: exit $rc, findings: $got"
+[ $rc -eq 1 ] || bad "slow network: exit $rc, not 1"
+[ "$got" = "slow_network rank 1 -> rank 5;" ] || bad "slow network: findings '$got'"
+grep "slow_network" "$tmp/net.out" | grep -q "(server 0) -> rank 5 (server 1)" ||
+  bad "slow network: the servers are not named"
+
+# 5. could not run: exit 2 with the reason
+timeout 30 "$diag" -p 2 --expect /nonexistent.xml >"$tmp/e.out" 2>&1
+rc=$?
+[ $rc -eq 2 ] || bad "--expect of a missing file exited $rc, not 2"
+grep -q "could not run" "$tmp/e.out" || bad "--expect of a missing file: no reason given"
+for a in "--threshold 2" "--bytes 0" "--passes 99" "--checks bogus" "-p 0"; do
+  timeout 10 "$diag" $a >/dev/null 2>&1
+  rc=$?
+  [ $rc -eq 2 ] || bad "ppu-diag $a exited $rc, not 2"
+done
+
+[ $fail -eq 0 ] && echo "PASS: ppu-diag names every injected fault and nothing else"
+exit $fail
