@@ -264,10 +264,14 @@ static int check_topo(struct diag *d)
                     continue;
                 int ra = rank_at(d, s, i), rb = rank_at(d, s, j);
                 snprintf(where, sizeof where, "%d->%d", ra, rb);
-                add_finding(d, kind, where, 0, 0, 1,
-                            "link %d->%d (server %d, port %d): found %s, expected %s", ra, rb, s,
-                            t->port[i][j] == PPU_TOPO_NO_PORT ? -1 : t->port[i][j],
-                            state_name(got), state_name(want));
+                char port[24] = "";
+                int pt = t->port[i][j] != PPU_TOPO_NO_PORT ? t->port[i][j]
+                         : have_e && i < e.nchips && j < e.nchips ? e.port[i][j]
+                                                                  : PPU_TOPO_NO_PORT;
+                if (pt != PPU_TOPO_NO_PORT)
+                    snprintf(port, sizeof port, ", port %d", pt);
+                add_finding(d, kind, where, 0, 0, 1, "link %d->%d (server %d%s): found %s, "
+                            "expected %s", ra, rb, s, port, state_name(got), state_name(want));
                 cJSON *dj = cJSON_CreateObject();
                 cJSON_AddStringToObject(dj, "link", where);
                 cJSON_AddStringToObject(dj, "found", state_name(got));
@@ -486,12 +490,15 @@ static void report_paths(struct diag *d, struct path *ps, int np, int icn)
         char where[64];
         int sb = d->c->cl.server[p->b];
         if (icn) {
+            char ports[48] = "";
+            if (p->port_a >= 0 || p->port_b >= 0)
+                snprintf(ports, sizeof ports, ", port %d -> port %d", p->port_a, p->port_b);
             snprintf(where, sizeof where, "%d->%d", p->a, p->b);
             add_finding(d, "slow_link", where, p->best, p->median,
                         (double)below(d, p) / p->nm,
-                        "ICN link %d->%d (server %d, port %d -> port %d): best %.2f GB/s of %d "
-                        "measurements, %.0f%% of the %.2f GB/s median of its server's links",
-                        p->a, p->b, p->server, p->port_a, p->port_b, p->best, p->nm,
+                        "ICN link %d->%d (server %d%s): best %.2f GB/s of %d measurements, "
+                        "%.0f%% of the %.2f GB/s median of its server's links",
+                        p->a, p->b, p->server, ports, p->best, p->nm,
                         100 * p->best / p->median, p->median);
         } else {
             snprintf(where, sizeof where, "rank %d -> rank %d", p->a, p->b);
@@ -526,7 +533,10 @@ static int check_icn(struct diag *d)
             const struct path *p = &d->icn[i];
             char l[24], ports[16];
             snprintf(l, sizeof l, "%d->%d", p->a, p->b);
-            snprintf(ports, sizeof ports, "%d>%d", p->port_a, p->port_b);
+            if (p->port_a >= 0 || p->port_b >= 0)
+                snprintf(ports, sizeof ports, "%d>%d", p->port_a, p->port_b);
+            else
+                snprintf(ports, sizeof ports, "-");
             if (p->flagged || d->nicn <= 64)
                 printf("%-8s %-6s %-6d %9.2f %9.2f %6.2f  %s\n", l, ports, p->server, p->best,
                        p->median, p->median > 0 ? p->best / p->median : 0,

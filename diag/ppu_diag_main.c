@@ -3,6 +3,7 @@
  *
  *   ppu-diag -p 8 [--expect-sim fullmesh8] [--json F] [--png F]   fork 8 ranks
  *   mpirun -np 16 ppu-diag [...]                                   one rank a process
+ *   ppu-diag status [--json F]                                     the health query
  *
  * Every rank runs the same checks in the same order (diag.c); rank 0
  * prints. Exit code: 0 healthy, 1 findings, 2 could not run. */
@@ -26,6 +27,7 @@ static int usage(FILE *f)
             "usage: ppu-diag [-p N] [--expect FILE | --expect-sim PRESET] [--threshold T]\n"
             "                [--bytes B] [--passes K] [--checks LIST] [--json FILE] [--png FILE]\n"
             "                [--guard S]\n"
+            "       ppu-diag status [--interval S] [--json FILE]\n"
 
             "  -p N              fork N local ranks (else one rank a process: mpirun,\n"
             "                    or PPU_RANK/PPU_NRANKS/PPU_ROOT_ADDR)\n"
@@ -38,7 +40,8 @@ static int usage(FILE *f)
             "  --json FILE       every measurement and finding\n"
             "  --png FILE        heatmap of per-link bandwidth (matplotlib)\n"
             "  --guard S         with -p: kill the ranks after S seconds (default 300)\n"
-            );
+            "status: every ppuccl communicator of this user on this host, the ranks holding\n"
+            "  the others up first, then each rank's call and the peer it waits on\n");
     return f == stderr ? 2 : 0;
 }
 
@@ -138,6 +141,8 @@ static int run_local(struct diag_opts *o)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "status"))
+        return diag_status_main(argc - 1, argv + 1);
     struct diag_opts o = {.threshold = 0.5, .bytes = 8u << 20, .passes = 3,
                           .checks = DIAG_TOPO | DIAG_ICN | DIAG_NET | DIAG_COLL, .guard_s = 300};
     enum { O_EXPECT = 256, O_EXPECT_SIM, O_THRESH, O_BYTES, O_PASSES, O_CHECKS, O_JSON, O_PNG,

@@ -100,6 +100,7 @@ ppu_result_t ppu_get_unique_id(ppu_unique_id_t *id)
 
 static void comm_free(struct ppu_comm *c)
 {
+    ppu_status_close(c);
     ppu_comm_disconnect(c); /* no queue pair left that could still send from them */
     ppu_reg_remove_owner(c);
     ppu_plan_free(c);
@@ -198,6 +199,7 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
         comm_free(c);
         return r;
     }
+    ppu_status_open(c);
     PPU_INFO(PPU_SUB_INIT, "rank %d of %d ready", rank, nranks);
     *out = c;
     return PPU_SUCCESS;

@@ -13,6 +13,7 @@
 #include "ppuccl.h"
 #include "plan_ctx.h"
 #include "schedule.h"
+#include "status.h"
 #include "util/wait.h"
 
 #define PPU_COMM_MAGIC 0x505055434f4d4d31ull
@@ -113,6 +114,10 @@ struct ppu_comm {
     uint64_t plan_clock;
 
     int32_t barrier_word; /* ppu_barrier's one-element all-reduce */
+
+    /* the status board (status.h): this rank's record, NULL without one */
+    struct ppu_status_rec *status;
+    char status_name[96];
 
     pthread_mutex_t err_lock;
     char last_error[PPU_ERR_LEN];

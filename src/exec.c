@@ -194,24 +194,67 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
     return PPU_SUCCESS;
 }
 
-static ppu_result_t timeout_error(const struct exec_task *t, int c)
+/* What channel c of t waits for (enum ppu_status_wait) and on whom. */
+static int waiting_on(const struct exec_task *t, int c, int *peer)
 {
-    struct ppu_comm *comm = t->comm;
+    const struct ppu_comm *comm = t->comm;
     const struct ppu_sched_channel *sc = &t->s->ch[c];
     const struct ppu_step *st = t->idx[c] < sc->nsteps ? &sc->steps[t->idx[c]] : NULL;
-    int ring = c < comm->nchannels;
-    char what[200];
     if (st && (st->flags & PPU_STEP_RECV)) {
-        int from = st->recv_peer >= 0 ? st->recv_peer : comm->ch[c].prev;
-        snprintf(what, sizeof what, "data from rank %d on link %d->%d", from, from, comm->rank);
-    } else if (st) {
-        int to = st->send_peer >= 0 ? st->send_peer : comm->ch[c].next;
-        snprintf(what, sizeof what, "a free slot on link %d->%d (rank %d not reading)",
-                 comm->rank, to, to);
-    } else {
-        int to = ring ? comm->ch[c].next : -1;
-        snprintf(what, sizeof what, "rank %d to finish reading on link %d->%d", to, comm->rank, to);
+        *peer = st->recv_peer >= 0 ? st->recv_peer : comm->ch[c].prev;
+        return PPU_WAIT_DATA;
     }
+    if (st) {
+        *peer = st->send_peer >= 0 ? st->send_peer : comm->ch[c].next;
+        return PPU_WAIT_SLOT;
+    }
+    *peer = c < comm->nchannels ? comm->ch[c].next : -1;
+    return PPU_WAIT_DRAIN;
+}
+
+/* The first channel of t not done, or -1. */
+static int first_busy(const struct exec_task *t)
+{
+    for (int c = 0; c < t->s->nchannels; c++)
+        if (t->state[c] != 2)
+            return c;
+    return -1;
+}
+
+/* At a timeout every rank logs what the status board shows of the
+ * communicator on this host: the same picture on every rank of it. */
+__attribute__((cold, noinline)) static void log_picture(const struct ppu_comm *comm)
+{
+    if (!comm->status || !ppu_log_on(PPU_LOG_WARN, PPU_SUB_COLL))
+        return;
+    struct ppu_status_view *v = NULL;
+    int n = ppu_status_scan(comm->status->comm_id, 0, &v);
+    size_t len = 256 + (size_t)n * 640;
+    char *buf = n > 0 ? malloc(len) : NULL;
+    if (buf) {
+        ppu_status_explain(v, n, ppu_now_ns(), buf, len);
+        PPU_WARN(PPU_SUB_COLL, "rank %d timed out; the ranks of its communicator on this host "
+                 "(ppu-diag status):\n%s", comm->rank, buf);
+    }
+    free(buf);
+    free(v);
+}
+
+__attribute__((cold, noinline)) static ppu_result_t timeout_error(const struct exec_task *t, int c)
+{
+    struct ppu_comm *comm = t->comm;
+    char what[200];
+    int peer;
+    int kind = waiting_on(t, c, &peer);
+    if (kind == PPU_WAIT_DATA)
+        snprintf(what, sizeof what, "data from rank %d on link %d->%d", peer, peer, comm->rank);
+    else if (kind == PPU_WAIT_SLOT)
+        snprintf(what, sizeof what, "a free slot on link %d->%d (rank %d not reading)",
+                 comm->rank, peer, peer);
+    else
+        snprintf(what, sizeof what, "rank %d to finish reading on link %d->%d", peer,
+                 comm->rank, peer);
+    log_picture(comm);
     const struct ppu_coll_args *a = t->a;
     return ppu_fail(comm, PPU_TIMEOUT,
                     "%s #%llu (count=%zu %s %s) on rank %d timed out after %llu ms on "
@@ -349,6 +392,7 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
     uint64_t deadline = 0;
     int (*help)(void) = NULL;
     uint64_t idle = 0; /* rounds since a step of this call last ran */
+    uint64_t idle_since = 0; /* when the rounds without a step began (about) */
     for (int i = 0; i < ntasks && !help; i++)
         if (tasks[i].comm->net && tasks[i].comm->plan.nservers > 1)
             help = tasks[i].comm->net->ops->help; /* the transport decides if it helps */
@@ -366,6 +410,9 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
             ppu_wait_reset(&w);
             deadline = 0;
             idle = 0;
+            idle_since = 0;
+            for (int i = 0; i < ntasks; i++)
+                ppu_status_progress(tasks[i].comm->status);
             continue;
         }
         /* No step could run: move network bytes from here rather than idle
@@ -381,10 +428,17 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
         if ((++idle & 255) != 0)
             continue;
         uint64_t now = ppu_now_ns();
+        if (!idle_since)
+            idle_since = now;
         for (int i = 0; i < ntasks; i++) {
             struct exec_task *t = &tasks[i];
             if (t->left == 0)
                 continue;
+            int busy = first_busy(t), peer = -1;
+            if (busy >= 0 && t->comm->status) {
+                int kind = waiting_on(t, busy, &peer);
+                ppu_status_waiting(t->comm, kind, peer, busy, idle_since, now);
+            }
             if (atomic_load_explicit(&t->comm->aborted, memory_order_relaxed))
                 return ppu_fail(t->comm, PPU_ABORTED, "%s #%llu on rank %d: communicator aborted",
                                 ppu_coll_name(t->a->coll), (unsigned long long)t->comm->seq,
@@ -479,6 +533,7 @@ static ppu_result_t next_phase(struct comm_run *cr)
         t->idx = calloc((size_t)s->nchannels + 1, sizeof *t->idx);
         t->state = calloc((size_t)s->nchannels + 1, 1);
     }
+    ppu_status_call_begin(comm, a, s);
     t->tmp = s->tmp_bytes ? malloc(s->tmp_bytes) : NULL;
     if (!t->idx || !t->state || (s->tmp_bytes && !t->tmp))
         return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
@@ -501,9 +556,9 @@ static ppu_result_t next_phase(struct comm_run *cr)
 static ppu_result_t connect_links(struct exec_task *tasks, int nt)
 {
     enum { FEW = 8 };
-    struct ppu_comm *c_few[FEW];
-    const struct ppu_sched *s_few[FEW];
-    const struct ppu_coll_args *a_few[FEW];
+    struct ppu_comm *c_few[FEW] = {0};
+    const struct ppu_sched *s_few[FEW] = {0};
+    const struct ppu_coll_args *a_few[FEW] = {0};
     int few = nt <= FEW;
     struct ppu_comm **cv = few ? c_few : malloc(sizeof *cv * (size_t)nt);
     const struct ppu_sched **sv = few ? s_few : malloc(sizeof *sv * (size_t)nt);
@@ -557,9 +612,11 @@ ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n)
     struct ppu_coll_args **ops = heap ? calloc((size_t)n, sizeof *ops) : &op1;
     struct exec_task *tasks = heap ? calloc((size_t)n, sizeof *tasks) : &task1;
     if (!runs || !ops || !tasks) {
-        free(runs);
-        free(ops);
-        free(tasks);
+        if (heap) {
+            free(runs);
+            free(ops);
+            free(tasks);
+        }
         return ppu_fail(args[0].comm, PPU_SYSTEM_ERROR, "out of memory running a group");
     }
     /* Bucket the calls by communicator, keeping their order. */
@@ -607,6 +664,7 @@ ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n)
         r = execute(tasks, nt);
     }
     for (int j = 0; j < nruns; j++) {
+        ppu_status_call_end(runs[j].comm, r);
         if (r != PPU_SUCCESS)
             ppu_comm_mark_failed(runs[j].comm);
         task_clear(&runs[j]);

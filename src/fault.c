@@ -49,13 +49,13 @@ ppu_result_t ppu_fault_parse_str(struct ppu_comm *comm, const char *spec)
         int n = 0;
         memset(f, 0, sizeof *f);
         if (sscanf(item, "link=%lld-%lld:down@op=%lld%n", &a, &b, &v, &n) == 3 && !item[n]) {
-            *f = (struct ppu_fault){PPU_FAULT_DOWN, a, b, (uint64_t)v, 0};
+            *f = (struct ppu_fault){PPU_FAULT_DOWN, a, b, (uint64_t)v, 0, 0};
         } else if (sscanf(item, "link=%lld-%lld:delay_us=%lld%n", &a, &b, &v, &n) == 3 &&
                    !item[n]) {
-            *f = (struct ppu_fault){PPU_FAULT_DELAY, a, b, 0, (uint64_t)v};
+            *f = (struct ppu_fault){PPU_FAULT_DELAY, a, b, 0, (uint64_t)v, 0};
         } else if (sscanf(item, "link=%lld-%lld:corrupt@op=%lld%n", &a, &b, &v, &n) == 3 &&
                    !item[n]) {
-            *f = (struct ppu_fault){PPU_FAULT_CORRUPT, a, b, (uint64_t)v, 0};
+            *f = (struct ppu_fault){PPU_FAULT_CORRUPT, a, b, (uint64_t)v, 0, 0};
         } else if (sscanf(item, "link=%lld-%lld:gbps=%lf%n", &a, &b, &g, &n) == 3 && !item[n]) {
             if (!(g > 0 && g <= 1e9)) /* also NaN */
                 return ppu_fail(comm, PPU_INVALID_ARGUMENT,
@@ -63,7 +63,7 @@ ppu_result_t ppu_fault_parse_str(struct ppu_comm *comm, const char *spec)
                                 item);
             *f = (struct ppu_fault){PPU_FAULT_GBPS, a, b, 0, 0, g};
         } else if (sscanf(item, "rank=%lld:exit@op=%lld%n", &a, &v, &n) == 2 && !item[n]) {
-            *f = (struct ppu_fault){PPU_FAULT_EXIT, a, -1, (uint64_t)v, 0};
+            *f = (struct ppu_fault){PPU_FAULT_EXIT, a, -1, (uint64_t)v, 0, 0};
         } else {
             return ppu_fail(comm, PPU_INVALID_ARGUMENT,
                             "PPU_SIM_FAULT: '%s' is not link=A-B:down@op=K, "

@@ -64,7 +64,32 @@ echo "slow network: exit $rc, findings: $got"
 grep "slow_network" "$tmp/net.out" | grep -q "(server 0) -> rank 5 (server 1)" ||
   bad "slow network: the servers are not named"
 
-# 5. could not run: exit 2 with the reason
+# 5. a topology file with ports: discovery (PPU_TOPO_FILE) lacks link 1-2
+# that --expect has; both directions named missing, with their ports
+mesh4() { # $1: links to leave out
+  echo '<ppu_topology version="1" name="mesh4" ports_per_chip="3"><server id="0">'
+  for c in 0 1 2 3; do echo "<chip id=\"$c\"/>"; done
+  echo '</server>'
+  for l in "0 1 0 0" "0 2 1 0" "0 3 2 0" "1 2 1 1" "1 3 2 1" "2 3 2 2"; do
+    set -- $l
+    [ "$1-$2" = "${skip:-}" ] && continue
+    echo "<link a=\"$1\" b=\"$2\" port_a=\"$3\" port_b=\"$4\"/>"
+  done
+  echo '</ppu_topology>'
+}
+skip= mesh4 >"$tmp/want.xml"
+skip=1-2 mesh4 >"$tmp/got.xml"
+PPU_TOPO_FILE=$tmp/got.xml timeout 60 "$diag" -p 4 --expect "$tmp/want.xml" --checks topo \
+  --json "$tmp/file.json" >"$tmp/file.out" 2>&1
+rc=$?
+got=$(findings "$tmp/file.json" | sort | tr '\n' ';')
+echo "topology file: exit $rc, findings: $got"
+[ $rc -eq 1 ] || bad "topology file: exit $rc, not 1"
+[ "$got" = "link_missing 1->2;link_missing 2->1;" ] || bad "topology file: findings '$got'"
+grep -q "link 1->2 (server 0, port 1): found none, expected up" "$tmp/file.out" ||
+  bad "topology file: the missing link's port is not named"
+
+# 6. could not run: exit 2 with the reason
 timeout 30 "$diag" -p 2 --expect /nonexistent.xml >"$tmp/e.out" 2>&1
 rc=$?
 [ $rc -eq 2 ] || bad "--expect of a missing file exited $rc, not 2"

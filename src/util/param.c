@@ -113,6 +113,10 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "link=A-B:gbps=G (A->B carries at most G GB/s), "
         "rank=R:exit@op=K (collectives counted from 1 per communicator).",
         .kind = PPU_PK_STR},
+    [PPU_P_STATUS] = {"PPU_STATUS", "1",
+        "1: each rank keeps a record of the call it is in and the peer it waits on in an "
+        "owner-only file in /dev/shm, for ppu-diag status and the timeout message; 0: none.",
+        INT(0, 1)},
     [PPU_P_SIM_LINK_CAP] = {"PPU_SIM_LINK_CAP", "0",
         "1: pace every ICN link to the bandwidth the topology gives it (its gbps), as the "
         "hardware would; 0 (default): links run as fast as host memory allows.",

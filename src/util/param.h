@@ -39,6 +39,7 @@ enum ppu_param {
     PPU_P_SIM_STATS_FILE,
     PPU_P_SIM_FAULT,
     PPU_P_SIM_LINK_CAP,
+    PPU_P_STATUS,
     PPU_P_ALGO,
     PPU_P_PROTO,
     PPU_P_CHECK_CALLS,
