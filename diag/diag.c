@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include <cjson/cJSON.h>
 
 #include "../src/comm.h"
+#include "../sim/sim.h"
 #include "../topology/topo_xml.h"
 #include "../tools/tool_util.h"
 #include "diag.h"
@@ -49,12 +51,15 @@ struct path {
     int a, b;      /* ranks */
     int server;    /* ICN: the server; net: a's server */
     int round;     /* when it runs: paths of one round run at once */
+    int slot;      /* its place among the paths of its round (CPU pinning) */
     int port_a, port_b;
     double nominal; /* the topology's GB/s, 0 unknown */
-    double m[DIAG_MAX_PASSES * 2]; /* GB/s, passes then confirmations */
+    double m[DIAG_MAX_PASSES * 2];   /* GB/s, passes then confirmations */
+    double lat[DIAG_MAX_PASSES * 2]; /* us, one-way (half the best round trip) */
     int nm;
-    double best, median;
-    int flagged;
+    double best, median;         /* GB/s: the best of m, the median best of its like */
+    double best_lat, median_lat; /* us: the least of lat, the median of its like */
+    int flagged, flagged_lat;
 };
 
 struct diag {
@@ -64,12 +69,17 @@ struct diag {
     int rank, n;
     unsigned char *sbuf, *rbuf;
     int failed; /* a call failed: the communicator is unusable */
+    int ncpu;   /* >0: ranks outnumber this host's CPUs; pin a pair while it is measured */
+    cpu_set_t mask; /* this rank's CPUs, restored after each measurement */
     struct finding f[MAX_FINDINGS];
     int nf;
     struct path *icn, *net;
     int nicn, nnet, icn_rounds, net_rounds;
     double *alone_rank; /* all links of a rank at once: GB/s received */
     double coll[2][3];  /* busbw: allreduce, alltoall at three sizes */
+    double model[2][3]; /* the timing model's busbw for the same calls, 0 none */
+    double mem_gbps;    /* this host's memcpy, bytes read and written a second */
+    char model_how[200];
     size_t coll_bytes[3];
     double t0;
     cJSON *topo_json;
@@ -291,9 +301,57 @@ static int check_topo(struct diag *d)
 
 /* ------------------------------------------------------------- measuring */
 
+#define PINGS 4 /* round trips a latency measurement takes the best of */
+
 /* a sends the measurement to b; b times it from a one-byte ping on, so the
- * time counts the transfer, not who left the barrier first. */
-static int measure(struct diag *d, const struct path *p, size_t bytes, double *out)
+ * time counts the transfer, not who left the barrier first (*gbps, on b).
+ * Then PINGS 8-byte round trips, a->b first: on one host (one clock) each
+ * ping carries its send time and b takes the least one-way time, so a
+ * slow direction is told from a slow pair (*us on b); across hosts a
+ * takes half the least round trip (*us on a). */
+/* On a host with more ranks than CPUs a simulated link is as fast as the
+ * CPUs its two ranks get: two ranks left on one CPU move half as much as
+ * two on two. The pair being measured takes two CPUs of its own (by its
+ * slot in the round) so that every link is measured alike. */
+static void pin(struct diag *d, const struct path *p, int on)
+{
+    if (!d->ncpu || (d->rank != p->a && d->rank != p->b))
+        return;
+    if (!on) {
+        sched_setaffinity(0, sizeof d->mask, &d->mask);
+        return;
+    }
+    int want = (2 * p->slot + (d->rank == p->b)) % d->ncpu, k = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &d->mask) || k++ != want)
+            continue;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        sched_setaffinity(0, sizeof one, &one);
+        break;
+    }
+}
+
+static int measure_pinned(struct diag *d, const struct path *p, size_t bytes, double *gbps,
+                          double *us);
+
+/* Do a and b share a host, and so CLOCK_MONOTONIC? */
+static int one_host(const struct diag *d, const struct path *p)
+{
+    return d->c->bs->host_hash[p->a] == d->c->bs->host_hash[p->b];
+}
+
+static int measure(struct diag *d, const struct path *p, size_t bytes, double *gbps, double *us)
+{
+    pin(d, p, 1);
+    int rc = measure_pinned(d, p, bytes, gbps, us);
+    pin(d, p, 0);
+    return rc;
+}
+
+static int measure_pinned(struct diag *d, const struct path *p, size_t bytes, double *gbps,
+                          double *us)
 {
     char where[64];
     snprintf(where, sizeof where, "%d->%d", p->a, p->b);
@@ -301,6 +359,18 @@ static int measure(struct diag *d, const struct path *p, size_t bytes, double *o
         if (call(d, ppu_send(d->sbuf, 1, PPU_UINT8, p->b, d->comm, NULL), "ping", where) ||
             call(d, ppu_send(d->sbuf, bytes, PPU_UINT8, p->b, d->comm, NULL), "ppu_send", where))
             return -1;
+        double best = 1e9;
+        for (int k = 0; k < PINGS; k++) {
+            double t = now_s();
+            memcpy(d->sbuf, &t, sizeof t);
+            if (call(d, ppu_send(d->sbuf, 8, PPU_UINT8, p->b, d->comm, NULL), "ping", where) ||
+                call(d, ppu_recv(d->rbuf, 8, PPU_UINT8, p->b, d->comm, NULL), "pong", where))
+                return -1;
+            t = now_s() - t;
+            best = t < best ? t : best;
+        }
+        if (!one_host(d, p))
+            *us = best / 2 * 1e6;
     } else if (d->rank == p->b) {
         if (call(d, ppu_recv(d->rbuf, 1, PPU_UINT8, p->a, d->comm, NULL), "ping", where))
             return -1;
@@ -308,7 +378,19 @@ static int measure(struct diag *d, const struct path *p, size_t bytes, double *o
         if (call(d, ppu_recv(d->rbuf, bytes, PPU_UINT8, p->a, d->comm, NULL), "ppu_recv", where))
             return -1;
         t = now_s() - t;
-        *out = (double)bytes / (t > 1e-9 ? t : 1e-9) / 1e9;
+        *gbps = (double)bytes / (t > 1e-9 ? t : 1e-9) / 1e9;
+        double best = 1e9;
+        for (int k = 0; k < PINGS; k++) {
+            if (call(d, ppu_recv(d->rbuf, 8, PPU_UINT8, p->a, d->comm, NULL), "ping", where))
+                return -1;
+            double sent, got = now_s();
+            memcpy(&sent, d->rbuf, sizeof sent);
+            best = got - sent < best ? got - sent : best;
+            if (call(d, ppu_send(d->sbuf, 8, PPU_UINT8, p->a, d->comm, NULL), "pong", where))
+                return -1;
+        }
+        if (one_host(d, p))
+            *us = (best > 0 ? best : 0) * 1e6;
     }
     return 0;
 }
@@ -317,7 +399,7 @@ static int measure(struct diag *d, const struct path *p, size_t bytes, double *o
  * round at a time, and add the figure to each path's list. */
 static int measure_paths(struct diag *d, struct path *ps, int np, int rounds, const int *sel)
 {
-    double *v = calloc((size_t)np + 1, sizeof *v);
+    double *v = calloc(2 * (size_t)np + 1, sizeof *v); /* GB/s, then us */
     if (!v)
         return call(d, PPU_SYSTEM_ERROR, "calloc", "");
     int rc = 0;
@@ -327,40 +409,59 @@ static int measure_paths(struct diag *d, struct path *ps, int np, int rounds, co
             if (ps[i].round != r || (sel && !sel[i]))
                 continue;
             any = 1;
-            rc = measure(d, &ps[i], d->o->bytes, &v[i]);
+            rc = measure(d, &ps[i], d->o->bytes, &v[i], &v[np + i]);
         }
         if (any && !rc)
             rc = barrier(d);
     }
     if (!rc)
-        rc = share(d, v, (size_t)np);
+        rc = share(d, v, 2 * (size_t)np);
     for (int i = 0; i < np && !rc; i++)
-        if ((!sel || sel[i]) && ps[i].nm < DIAG_MAX_PASSES * 2)
+        if ((!sel || sel[i]) && ps[i].nm < DIAG_MAX_PASSES * 2) {
+            ps[i].lat[ps[i].nm] = v[np + i];
             ps[i].m[ps[i].nm++] = v[i];
+        }
     free(v);
     return rc;
 }
 
-/* Best of each path, the median of the best over the paths like it (same
- * key), and which fall below threshold x that median. */
+/* A latency is flagged when its least is above the median / threshold and
+ * at least this much above it (small latencies jitter by more than 2x). */
+#define LAT_FLOOR_US 20.0
+
+static int lat_high(const struct diag *d, double us, double med)
+{
+    return us > med / d->o->threshold && us > med + LAT_FLOOR_US;
+}
+
+/* Best of each path (most GB/s, least latency), the medians of the best
+ * over the paths like it (same key), and which are outliers. */
 static void judge(struct diag *d, struct path *ps, int np, int (*key)(const struct path *))
 {
-    double *tmp = malloc(((size_t)np + 1) * sizeof *tmp);
+    double *tmp = malloc(2 * ((size_t)np + 1) * sizeof *tmp), *tl = tmp + np + 1;
     if (!tmp)
         return;
     for (int i = 0; i < np; i++) {
         ps[i].best = 0;
-        for (int k = 0; k < ps[i].nm; k++)
+        ps[i].best_lat = 1e18;
+        for (int k = 0; k < ps[i].nm; k++) {
             if (ps[i].m[k] > ps[i].best)
                 ps[i].best = ps[i].m[k];
+            if (ps[i].lat[k] < ps[i].best_lat)
+                ps[i].best_lat = ps[i].lat[k];
+        }
     }
     for (int i = 0; i < np; i++) {
         int n = 0;
         for (int j = 0; j < np; j++)
-            if (key(&ps[j]) == key(&ps[i]))
+            if (key(&ps[j]) == key(&ps[i])) {
+                tl[n] = ps[j].best_lat;
                 tmp[n++] = ps[j].best;
+            }
         ps[i].median = median(tmp, n);
+        ps[i].median_lat = median(tl, n);
         ps[i].flagged = n >= 3 && ps[i].best < d->o->threshold * ps[i].median;
+        ps[i].flagged_lat = n >= 3 && lat_high(d, ps[i].best_lat, ps[i].median_lat);
     }
     free(tmp);
 }
@@ -384,6 +485,14 @@ static int below(const struct diag *d, const struct path *p)
     return k;
 }
 
+static int above(const struct diag *d, const struct path *p)
+{
+    int k = 0;
+    for (int i = 0; i < p->nm; i++)
+        k += lat_high(d, p->lat[i], p->median_lat);
+    return k;
+}
+
 /* Measure, compare, measure the suspects again, compare again. */
 static int measure_judge(struct diag *d, struct path *ps, int np, int rounds,
                          int (*key)(const struct path *), int *retested)
@@ -396,7 +505,7 @@ static int measure_judge(struct diag *d, struct path *ps, int np, int rounds,
     if (!sel)
         return call(d, PPU_SYSTEM_ERROR, "calloc", "");
     for (int i = 0; i < np; i++)
-        ns += sel[i] = ps[i].flagged;
+        ns += sel[i] = ps[i].flagged || ps[i].flagged_lat;
     *retested = ns;
     for (int p = 0; ns && p < d->o->passes; p++)
         if (measure_paths(d, ps, np, rounds, sel)) {
@@ -434,6 +543,7 @@ static int build_icn(struct diag *d)
                 p->b = rank_at(d, s, j);
                 p->server = s;
                 p->round = round++; /* one link a server at a time */
+                p->slot = s;
                 p->port_a = t->port[i][j] == PPU_TOPO_NO_PORT ? -1 : t->port[i][j];
                 p->port_b = t->port[j][i] == PPU_TOPO_NO_PORT ? -1 : t->port[j][i];
                 p->nominal = t->gbps[i][j];
@@ -444,7 +554,9 @@ static int build_icn(struct diag *d)
     return 0;
 }
 
-/* Every ICN link of every rank at once: what each rank receives a second. */
+/* Every ICN link of every rank at once: what each rank receives a second,
+ * over 3 rounds after a first (the first absorbs the skew of ranks
+ * leaving the barrier, which on a busy host is milliseconds). */
 static int all_at_once(struct diag *d)
 {
     size_t per = d->o->bytes / 4 ? d->o->bytes / 4 : 1;
@@ -455,8 +567,10 @@ static int all_at_once(struct diag *d)
     if (!rb)
         return call(d, PPU_SYSTEM_ERROR, "malloc", "");
     int rc = barrier(d);
-    double t = now_s();
-    if (!rc) {
+    double t = 0;
+    for (int round = 0; round < 4 && !rc; round++) {
+        if (round == 1)
+            t = now_s();
         ppu_group_start();
         int k = 0;
         for (int i = 0; i < d->nicn && !rc; i++) {
@@ -472,7 +586,7 @@ static int all_at_once(struct diag *d)
         if (!rc)
             rc = call(d, r, "all ICN links at once (ppu_group_end)", "");
     }
-    t = now_s() - t;
+    t = (now_s() - t) / 3;
     free(rb);
     d->alone_rank = calloc((size_t)d->n, sizeof *d->alone_rank);
     if (!d->alone_rank)
@@ -485,10 +599,22 @@ static void report_paths(struct diag *d, struct path *ps, int np, int icn)
 {
     for (int i = 0; i < np; i++) {
         const struct path *p = &ps[i];
-        if (!p->flagged)
-            continue;
         char where[64];
         int sb = d->c->cl.server[p->b];
+        if (p->flagged_lat) {
+            if (icn)
+                snprintf(where, sizeof where, "%d->%d", p->a, p->b);
+            else
+                snprintf(where, sizeof where, "rank %d -> rank %d", p->a, p->b);
+            add_finding(d, "high_latency", where, p->best_lat, p->median_lat,
+                        (double)above(d, p) / p->nm,
+                        "%s %d->%d (server %d%s%.0d): least latency %.1f us of %d measurements, "
+                        "the median of its like %.1f us", icn ? "ICN link" : "network", p->a,
+                        p->b, p->server, icn ? "" : " -> server ", icn ? 0 : sb, p->best_lat,
+                        p->nm, p->median_lat);
+        }
+        if (!p->flagged)
+            continue;
         if (icn) {
             char ports[48] = "";
             if (p->port_a >= 0 || p->port_b >= 0)
@@ -527,8 +653,8 @@ static int check_icn(struct diag *d)
     if (all_at_once(d))
         return -1;
     if (d->rank == 0) {
-        printf("%-8s %-6s %-6s %9s %9s %6s  %s\n", "link", "ports", "server", "best GB/s",
-               "median", "ratio", "");
+        printf("%-8s %-6s %-6s %9s %9s %6s %8s %8s  %s\n", "link", "ports", "server",
+               "best GB/s", "median", "ratio", "lat us", "median", "");
         for (int i = 0; i < d->nicn; i++) {
             const struct path *p = &d->icn[i];
             char l[24], ports[16];
@@ -537,10 +663,11 @@ static int check_icn(struct diag *d)
                 snprintf(ports, sizeof ports, "%d>%d", p->port_a, p->port_b);
             else
                 snprintf(ports, sizeof ports, "-");
-            if (p->flagged || d->nicn <= 64)
-                printf("%-8s %-6s %-6d %9.2f %9.2f %6.2f  %s\n", l, ports, p->server, p->best,
-                       p->median, p->median > 0 ? p->best / p->median : 0,
-                       p->flagged ? "SLOW" : "");
+            if (p->flagged || p->flagged_lat || d->nicn <= 64)
+                printf("%-8s %-6s %-6d %9.2f %9.2f %6.2f %8.1f %8.1f  %s%s\n", l, ports,
+                       p->server, p->best, p->median, p->median > 0 ? p->best / p->median : 0,
+                       p->best_lat, p->median_lat, p->flagged ? "SLOW " : "",
+                       p->flagged_lat ? "LATE" : "");
         }
         double *a = malloc(sizeof(double) * (size_t)d->n);
         if (a) {
@@ -567,7 +694,8 @@ static int build_net(struct diag *d)
         return -1;
     int round = 0;
     for (int k = 1; k < S; k <<= 1, round += 2)
-        for (int dir = 0; dir < 2; dir++)
+        for (int dir = 0; dir < 2; dir++) {
+            int first = d->nnet;
             for (int s = 0; s < S; s++) {
                 int s2 = s ^ k;
                 if ((s & k) || s2 >= S)
@@ -576,7 +704,8 @@ static int build_net(struct diag *d)
                 int m = server_size(d, src) < server_size(d, dst) ? server_size(d, src)
                                                                    : server_size(d, dst);
                 for (int j = 0; j < m; j++) {
-                    struct path *p = &d->net[d->nnet++];
+                    struct path *p = &d->net[d->nnet];
+                    p->slot = d->nnet++ - first;
                     p->a = rank_at(d, src, j);
                     p->b = rank_at(d, dst, j);
                     p->server = src;
@@ -584,6 +713,7 @@ static int build_net(struct diag *d)
                     p->port_a = p->port_b = -1;
                 }
             }
+        }
     d->net_rounds = round;
     return 0;
 }
@@ -626,16 +756,18 @@ static int check_net(struct diag *d)
     }
     double el = now_s() - t;
     if (d->rank == 0) {
-        printf("%-18s %-14s %9s %9s %6s\n", "path", "servers", "best GB/s", "median", "ratio");
+        printf("%-18s %-14s %9s %9s %6s %8s %8s\n", "path", "servers", "best GB/s", "median",
+               "ratio", "lat us", "median");
         for (int i = 0; i < d->nnet; i++) {
             const struct path *p = &d->net[i];
-            if (!p->flagged && d->nnet > 64)
+            if (!p->flagged && !p->flagged_lat && d->nnet > 64)
                 continue;
             char l[40], sv[24];
             snprintf(l, sizeof l, "rank %d -> %d", p->a, p->b);
             snprintf(sv, sizeof sv, "%d -> %d", p->server, d->c->cl.server[p->b]);
-            printf("%-18s %-14s %9.2f %9.2f %6.2f  %s\n", l, sv, p->best, p->median,
-                   p->median > 0 ? p->best / p->median : 0, p->flagged ? "SLOW" : "");
+            printf("%-18s %-14s %9.2f %9.2f %6.2f %8.1f %8.1f  %s%s\n", l, sv, p->best,
+                   p->median, p->median > 0 ? p->best / p->median : 0, p->best_lat,
+                   p->median_lat, p->flagged ? "SLOW " : "", p->flagged_lat ? "LATE" : "");
         }
         /* what the same pattern takes on 1,024 servers: 10 rounds, each
          * direction, each pass, at the median measured here */
@@ -650,6 +782,91 @@ static int check_net(struct diag *d)
 }
 
 /* ------------------------------------------------------------------- coll */
+
+static double median_of(const struct path *ps, int np, int lat)
+{
+    double *t = malloc(((size_t)np + 1) * sizeof *t);
+    if (!t || np == 0) {
+        free(t);
+        return 0;
+    }
+    for (int i = 0; i < np; i++)
+        t[i] = lat ? ps[i].best_lat : ps[i].best;
+    double m = median(t, np);
+    free(t);
+    return m;
+}
+
+static double memcpy_gbps(void)
+{
+    size_t n = 16u << 20;
+    char *a = malloc(n), *b = malloc(n);
+    double best = 0;
+    if (a && b) {
+        memset(a, 1, n);
+        memset(b, 2, n);
+        for (int k = 0; k < 3; k++) {
+            double t = now_s();
+            memcpy(b, a, n);
+            t = now_s() - t;
+            double g = 2.0 * (double)n / (t > 1e-9 ? t : 1e-9) / 1e9;
+            best = g > best ? g : best;
+        }
+    }
+    free(a);
+    free(b);
+    return best;
+}
+
+/* What the timing model (sim/) predicts for the calls just measured, with
+ * the algorithm this communicator's planner chose and the links as this
+ * run measured them: each ICN link at its median alone, latencies at
+ * their medians, the network at its median pair, and each chip's memory
+ * at this host's memcpy shared by the ranks on a CPU (on a host with more
+ * ranks than CPUs the copies, not the links, are what runs out). */
+static void predict(struct diag *d, const size_t *bytes)
+{
+    struct sim_params p;
+    sim_params_default(&p);
+    if (d->icn && d->nicn) {
+        p.icn_gbps = median_of(d->icn, d->nicn, 0);
+        p.icn_us = median_of(d->icn, d->nicn, 1);
+    }
+    if (d->net && d->nnet) {
+        p.nic_gbps = median_of(d->net, d->nnet, 0);
+        p.nic_us = median_of(d->net, d->nnet, 1);
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    double share = cpus > 0 && d->c->host_ranks > cpus ? (double)cpus / d->c->host_ranks : 1;
+    p.mem_gbps = d->mem_gbps > 0 ? d->mem_gbps * share : p.mem_gbps;
+    p.simple_us = 0; /* in the measured latency already */
+    snprintf(d->model_how, sizeof d->model_how,
+             "ICN %.2f GB/s %.1f us a link, network %.2f GB/s %.1f us, memory %.1f GB/s",
+             p.icn_gbps, p.icn_us, p.nic_gbps, p.nic_us, p.mem_gbps);
+    struct sim S;
+    char err[256];
+    if (sim_init(&S, &d->c->cl, "ppu-diag", &d->c->plan.set, &p, err, sizeof err) != 0) {
+        snprintf(d->model_how, sizeof d->model_how, "no model: %.180s", err);
+        return;
+    }
+    double n = d->n;
+    for (int c = 0; c < 2; c++)
+        for (int z = 0; z < 3; z++) {
+            struct ppu_call call = {c ? PPU_COLL_ALLTOALL : PPU_COLL_ALLREDUCE,
+                                    c ? bytes[z] / 4 / (size_t)d->n : bytes[z] / 4,
+                                    PPU_FLOAT32, PPU_SUM, 0, 0, NULL};
+            int algo, proto;
+            char why[600];
+            ppu_plan_choose(&d->c->plan, &call, &algo, &proto, why, sizeof why);
+            struct sim_result res;
+            if (sim_run(&S, &call, algo, proto, &res, NULL) != 0 || res.skipped ||
+                res.time_us <= 0)
+                continue;
+            double alg = (double)bytes[z] / (res.time_us * 1e-6) / 1e9;
+            d->model[c][z] = c == 0 ? alg * 2 * (n - 1) / n : alg * (n - 1) / n;
+        }
+    sim_free(&S);
+}
 
 static int check_coll(struct diag *d)
 {
@@ -694,12 +911,20 @@ static int check_coll(struct diag *d)
     free(s);
     free(r);
     if (!rc && d->rank == 0) {
-        printf("\n== collectives: busbw GB/s, median of 5 (no timing-model comparison yet)\n");
-        printf("%-10s %10s %10s %10s\n", "", "64 KiB", "1 MiB", "16 MiB");
-        printf("%-10s %10.2f %10.2f %10.2f\n", "allreduce", d->coll[0][0], d->coll[0][1],
-               d->coll[0][2]);
-        printf("%-10s %10.2f %10.2f %10.2f\n", "alltoall", d->coll[1][0], d->coll[1][1],
-               d->coll[1][2]);
+        d->mem_gbps = memcpy_gbps();
+        predict(d, d->coll_bytes);
+        printf("\n== collectives: busbw GB/s, median of 5, against the timing model (%s)\n",
+               d->model_how);
+        printf("%-10s %22s %22s %22s\n", "", "64 KiB", "1 MiB", "16 MiB");
+        printf("%-10s %22s %22s %22s\n", "", "measured model ratio", "measured model ratio",
+               "measured model ratio");
+        for (int c = 0; c < 2; c++) {
+            printf("%-10s", c ? "alltoall" : "allreduce");
+            for (int z = 0; z < 3; z++)
+                printf(" %8.2f %6.2f %6.2f", d->coll[c][z], d->model[c][z],
+                       d->model[c][z] > 0 ? d->coll[c][z] / d->model[c][z] : 0);
+            printf("\n");
+        }
     }
     return rc;
 }
@@ -729,7 +954,11 @@ static cJSON *paths_json(const struct path *ps, int np, int icn, const struct di
         cJSON_AddItemToObject(o, "gbps", cJSON_CreateDoubleArray(p->m, p->nm));
         cJSON_AddNumberToObject(o, "best_gbps", p->best);
         cJSON_AddNumberToObject(o, "median_like_gbps", p->median);
+        cJSON_AddItemToObject(o, "latency_us", cJSON_CreateDoubleArray(p->lat, p->nm));
+        cJSON_AddNumberToObject(o, "best_latency_us", p->best_lat);
+        cJSON_AddNumberToObject(o, "median_like_latency_us", p->median_lat);
         cJSON_AddBoolToObject(o, "flagged", p->flagged);
+        cJSON_AddBoolToObject(o, "flagged_latency", p->flagged_lat);
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
@@ -769,6 +998,7 @@ static int write_json(struct diag *d, const char *path, double seconds, const ch
                 cJSON_AddStringToObject(o, "coll", c ? "alltoall" : "allreduce");
                 cJSON_AddNumberToObject(o, "bytes", (double)d->coll_bytes[z]);
                 cJSON_AddNumberToObject(o, "busbw_gbps", d->coll[c][z]);
+                cJSON_AddNumberToObject(o, "model_busbw_gbps", d->model[c][z]);
                 cJSON_AddItemToArray(cj, o);
             }
     }
@@ -835,6 +1065,9 @@ int diag_rank(const struct diag_opts *o, ppu_comm_t comm)
     d->t0 = now_s();
     ppu_comm_user_rank(comm, &d->rank);
     ppu_comm_count(comm, &d->n);
+    if (sched_getaffinity(0, sizeof d->mask, &d->mask) == 0 && CPU_COUNT(&d->mask) >= 2 &&
+        d->c->host_ranks > CPU_COUNT(&d->mask))
+        d->ncpu = CPU_COUNT(&d->mask);
     size_t buf = o->bytes > 4 ? o->bytes : 4;
     d->sbuf = malloc(buf);
     d->rbuf = malloc(buf);

@@ -65,19 +65,46 @@ static int parse_checks(const char *s, int *mask)
     return *mask ? 0 : -1;
 }
 
-/* -p N: fork N ranks on one unique id; the verdict is rank 0's exit code. */
+/* -p N: fork N ranks on one unique id; the verdict is rank 0's exit code.
+ * Rank 0 makes the id (its bootstrap root thread lives there) and writes
+ * it to the others' pipes: the parent forks before any thread exists,
+ * which keeps fork() safe (under sanitizers too). */
+static int local_rank(const struct diag_opts *o, int r, int n, int (*pipes)[2])
+{
+    ppu_unique_id_t id;
+    if (r == 0) {
+        if (ppu_get_unique_id(&id) != PPU_SUCCESS) {
+            fprintf(stderr, "ppu-diag: could not run: ppu_get_unique_id: %s\n",
+                    ppu_get_last_error(NULL));
+            return DIAG_EXIT_CANNOT;
+        }
+        for (int k = 1; k < n; k++)
+            if (write(pipes[k][1], &id, sizeof id) != (ssize_t)sizeof id)
+                return DIAG_EXIT_CANNOT;
+    } else if (read(pipes[r][0], &id, sizeof id) != (ssize_t)sizeof id) {
+        fprintf(stderr, "ppu-diag: could not run: rank %d got no id from rank 0\n", r);
+        return DIAG_EXIT_CANNOT;
+    }
+    ppu_comm_t comm;
+    ppu_result_t res = ppu_comm_init_rank(&comm, n, id, r);
+    return res == PPU_SUCCESS ? diag_rank(o, comm) : diag_init_failed(res);
+}
+
 static int run_local(struct diag_opts *o)
 {
     int n = o->nprocs;
-    ppu_unique_id_t id;
-    if (ppu_get_unique_id(&id) != PPU_SUCCESS) {
-        fprintf(stderr, "ppu-diag: could not run: ppu_get_unique_id: %s\n",
-                ppu_get_last_error(NULL));
+    pid_t *pids = calloc((size_t)n, sizeof *pids);
+    int (*pipes)[2] = calloc((size_t)n, sizeof *pipes);
+    if (!pids || !pipes) {
+        free(pids);
+        free(pipes);
         return DIAG_EXIT_CANNOT;
     }
-    pid_t *pids = calloc((size_t)n, sizeof *pids);
-    if (!pids)
-        return DIAG_EXIT_CANNOT;
+    for (int r = 0; r < n; r++)
+        if (pipe(pipes[r]) != 0) {
+            fprintf(stderr, "ppu-diag: could not run: pipe: %s\n", strerror(errno));
+            return DIAG_EXIT_CANNOT;
+        }
     fflush(stdout);
     fflush(stderr);
     for (int r = 0; r < n; r++) {
@@ -90,15 +117,18 @@ static int run_local(struct diag_opts *o)
             return DIAG_EXIT_CANNOT;
         }
         if (p == 0) {
-            ppu_comm_t comm;
-            ppu_result_t res = ppu_comm_init_rank(&comm, n, id, r);
-            int rc = res == PPU_SUCCESS ? diag_rank(o, comm) : diag_init_failed(res);
+            int rc = local_rank(o, r, n, pipes);
             fflush(stdout);
             fflush(stderr);
             _exit(rc);
         }
         pids[r] = p;
     }
+    for (int r = 0; r < n; r++) {
+        close(pipes[r][0]);
+        close(pipes[r][1]);
+    }
+    free(pipes);
     int rc0 = DIAG_EXIT_CANNOT, left = n, worst = 0;
     time_t t0 = time(NULL);
     while (left > 0) {

@@ -33,35 +33,41 @@ print(statistics.median(l["best_gbps"] for l in json.load(open(sys.argv[1]))["ch
   "$tmp/ok.json")
 echo "healthy median link: $med GB/s"
 
+# A fault case: expect_case NAME FINDINGS ENV... -- ARGS...: ppu-diag with
+# ENV set and ARGS must exit 1 with exactly FINDINGS ("kind where;"
+# sorted); its output is $tmp/NAME.out.
+expect_case() {
+  local name=$1 want=$2 envs=()
+  shift 2
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  env "${envs[@]}" timeout 120 "$diag" "$@" --json "$tmp/$name.json" >"$tmp/$name.out" 2>&1
+  local rc=$? got
+  got=$(findings "$tmp/$name.json" 2>/dev/null | sort | tr '\n' ';')
+  echo "$name: exit $rc, findings: $got"
+  [ $rc -eq 1 ] || bad "$name: exit $rc, not 1"
+  [ "$got" = "$want" ] || bad "$name: findings '$got', want exactly '$want'"
+}
+
 # 2. link 2->6 limited to a quarter of the median: exactly that link.
 q=$("$py" -c "print(round($med / 4, 3))")
-PPU_SIM_FAULT=link=2-6:gbps=$q timeout 120 "$diag" -p 8 --expect-sim fullmesh8 \
-  --checks topo,icn --json "$tmp/slow.json" >"$tmp/slow.out" 2>&1
-rc=$?
-got=$(findings "$tmp/slow.json" | tr '\n' ';')
-echo "slow link ($q GB/s): exit $rc, findings: $got"
-[ $rc -eq 1 ] || bad "slow link: exit $rc, not 1"
-[ "$got" = "slow_link 2->6;" ] || bad "slow link: findings '$got', want exactly 'slow_link 2->6'"
+expect_case slow_link "slow_link 2->6;" PPU_SIM_FAULT=link=2-6:gbps=$q -- \
+  -p 8 --expect-sim fullmesh8 --checks topo,icn
+
+# 2b. every message on link 3->5 delayed 300 us: its latency (one way, so
+# not 5->3) and, since every chunk waits, its bandwidth
+expect_case late_link "high_latency 3->5;slow_link 3->5;" PPU_SIM_FAULT=link=3-5:delay_us=300 \
+  -- -p 8 --checks icn
 
 # 3. link 2-6 down against the expected fullmesh8: named as down, both ways.
-PPU_SIM_LINKS_DOWN=2-6 timeout 120 "$diag" -p 8 --expect-sim fullmesh8 --checks topo,icn \
-  --json "$tmp/down.json" >"$tmp/down.out" 2>&1
-rc=$?
-got=$(findings "$tmp/down.json" | sort | tr '\n' ';')
-echo "link down: exit $rc, findings: $got"
-[ $rc -eq 1 ] || bad "link down: exit $rc, not 1"
-[ "$got" = "link_down 2->6;link_down 6->2;" ] || bad "link down: findings '$got'"
-grep -q "  D" "$tmp/down.out" || bad "link down: no D in the matrix"
+expect_case link_down "link_down 2->6;link_down 6->2;" PPU_SIM_LINKS_DOWN=2-6 -- \
+  -p 8 --expect-sim fullmesh8 --checks topo,icn
+grep -q "  D" "$tmp/link_down.out" || bad "link down: no D in the matrix"
 
 # 4. 2 servers x 4, the network path 1->5 slowed: the pair and its servers.
-PPU_SIM_SERVERS=2 PPU_SIM_FAULT=link=1-5:gbps=0.2 timeout 120 "$diag" -p 8 --checks net \
-  --json "$tmp/net.json" >"$tmp/net.out" 2>&1
-rc=$?
-got=$(findings "$tmp/net.json" | tr '\n' ';')
-echo "slow network: exit $rc, findings: $got"
-[ $rc -eq 1 ] || bad "slow network: exit $rc, not 1"
-[ "$got" = "slow_network rank 1 -> rank 5;" ] || bad "slow network: findings '$got'"
-grep "slow_network" "$tmp/net.out" | grep -q "(server 0) -> rank 5 (server 1)" ||
+expect_case slow_network "slow_network rank 1 -> rank 5;" PPU_SIM_SERVERS=2 \
+  PPU_SIM_FAULT=link=1-5:gbps=0.2 -- -p 8 --checks net
+grep "slow_network" "$tmp/slow_network.out" | grep -q "(server 0) -> rank 5 (server 1)" ||
   bad "slow network: the servers are not named"
 
 # 5. a topology file with ports: discovery (PPU_TOPO_FILE) lacks link 1-2
@@ -79,14 +85,9 @@ mesh4() { # $1: links to leave out
 }
 skip= mesh4 >"$tmp/want.xml"
 skip=1-2 mesh4 >"$tmp/got.xml"
-PPU_TOPO_FILE=$tmp/got.xml timeout 60 "$diag" -p 4 --expect "$tmp/want.xml" --checks topo \
-  --json "$tmp/file.json" >"$tmp/file.out" 2>&1
-rc=$?
-got=$(findings "$tmp/file.json" | sort | tr '\n' ';')
-echo "topology file: exit $rc, findings: $got"
-[ $rc -eq 1 ] || bad "topology file: exit $rc, not 1"
-[ "$got" = "link_missing 1->2;link_missing 2->1;" ] || bad "topology file: findings '$got'"
-grep -q "link 1->2 (server 0, port 1): found none, expected up" "$tmp/file.out" ||
+expect_case topo_file "link_missing 1->2;link_missing 2->1;" PPU_TOPO_FILE="$tmp/got.xml" -- \
+  -p 4 --expect "$tmp/want.xml" --checks topo
+grep -q "link 1->2 (server 0, port 1): found none, expected up" "$tmp/topo_file.out" ||
   bad "topology file: the missing link's port is not named"
 
 # 6. could not run: exit 2 with the reason

@@ -12,6 +12,8 @@ tmp=$(mktemp -d)
 job=
 cleanup() {
   [ -n "$job" ] && kill -CONT -- -"$job" 2>/dev/null && kill -KILL -- -"$job" 2>/dev/null
+  sleep 0.2
+  "$diag" status --interval 0.05 >/dev/null 2>&1 # removes the records of ended jobs
   rm -f /dev/shm/ppuccl-0-1-st-00000000deadbeef-0
   rm -rf "$tmp"
 }
