@@ -301,14 +301,8 @@ static int check_topo(struct diag *d)
 
 /* ------------------------------------------------------------- measuring */
 
-#define PINGS 4 /* round trips a latency measurement takes the best of */
+#define PINGS 8 /* round trips a latency measurement takes the best of */
 
-/* a sends the measurement to b; b times it from a one-byte ping on, so the
- * time counts the transfer, not who left the barrier first (*gbps, on b).
- * Then PINGS 8-byte round trips, a->b first: on one host (one clock) each
- * ping carries its send time and b takes the least one-way time, so a
- * slow direction is told from a slow pair (*us on b); across hosts a
- * takes half the least round trip (*us on a). */
 /* On a host with more ranks than CPUs a simulated link is as fast as the
  * CPUs its two ranks get: two ranks left on one CPU move half as much as
  * two on two. The pair being measured takes two CPUs of its own (by its
@@ -333,34 +327,35 @@ static void pin(struct diag *d, const struct path *p, int on)
     }
 }
 
-static int measure_pinned(struct diag *d, const struct path *p, size_t bytes, double *gbps,
-                          double *us);
-
 /* Do a and b share a host, and so CLOCK_MONOTONIC? */
 static int one_host(const struct diag *d, const struct path *p)
 {
     return d->c->bs->host_hash[p->a] == d->c->bs->host_hash[p->b];
 }
 
-static int measure(struct diag *d, const struct path *p, size_t bytes, double *gbps, double *us)
+static int measure_bw(struct diag *d, const struct path *p, const char *where, double *gbps)
 {
-    pin(d, p, 1);
-    int rc = measure_pinned(d, p, bytes, gbps, us);
-    pin(d, p, 0);
-    return rc;
+    size_t bytes = d->o->bytes;
+    if (d->rank == p->a)
+        return call(d, ppu_send(d->sbuf, 1, PPU_UINT8, p->b, d->comm, NULL), "ping", where) ||
+               call(d, ppu_send(d->sbuf, bytes, PPU_UINT8, p->b, d->comm, NULL), "ppu_send",
+                    where) ? -1 : 0;
+    if (call(d, ppu_recv(d->rbuf, 1, PPU_UINT8, p->a, d->comm, NULL), "ping", where))
+        return -1;
+    double t = now_s();
+    if (call(d, ppu_recv(d->rbuf, bytes, PPU_UINT8, p->a, d->comm, NULL), "ppu_recv", where))
+        return -1;
+    t = now_s() - t;
+    *gbps = (double)bytes / (t > 1e-9 ? t : 1e-9) / 1e9;
+    return 0;
 }
 
-static int measure_pinned(struct diag *d, const struct path *p, size_t bytes, double *gbps,
-                          double *us)
+static int measure_lat(struct diag *d, const struct path *p, const char *where, double *us)
 {
-    char where[64];
-    snprintf(where, sizeof where, "%d->%d", p->a, p->b);
-    if (d->rank == p->a) {
-        if (call(d, ppu_send(d->sbuf, 1, PPU_UINT8, p->b, d->comm, NULL), "ping", where) ||
-            call(d, ppu_send(d->sbuf, bytes, PPU_UINT8, p->b, d->comm, NULL), "ppu_send", where))
-            return -1;
-        double best = 1e9;
-        for (int k = 0; k < PINGS; k++) {
+    double best = 1e9;
+    int sender = d->rank == p->a;
+    for (int k = 0; k < PINGS; k++) {
+        if (sender) {
             double t = now_s();
             memcpy(d->sbuf, &t, sizeof t);
             if (call(d, ppu_send(d->sbuf, 8, PPU_UINT8, p->b, d->comm, NULL), "ping", where) ||
@@ -368,19 +363,7 @@ static int measure_pinned(struct diag *d, const struct path *p, size_t bytes, do
                 return -1;
             t = now_s() - t;
             best = t < best ? t : best;
-        }
-        if (!one_host(d, p))
-            *us = best / 2 * 1e6;
-    } else if (d->rank == p->b) {
-        if (call(d, ppu_recv(d->rbuf, 1, PPU_UINT8, p->a, d->comm, NULL), "ping", where))
-            return -1;
-        double t = now_s();
-        if (call(d, ppu_recv(d->rbuf, bytes, PPU_UINT8, p->a, d->comm, NULL), "ppu_recv", where))
-            return -1;
-        t = now_s() - t;
-        *gbps = (double)bytes / (t > 1e-9 ? t : 1e-9) / 1e9;
-        double best = 1e9;
-        for (int k = 0; k < PINGS; k++) {
+        } else {
             if (call(d, ppu_recv(d->rbuf, 8, PPU_UINT8, p->a, d->comm, NULL), "ping", where))
                 return -1;
             double sent, got = now_s();
@@ -389,10 +372,28 @@ static int measure_pinned(struct diag *d, const struct path *p, size_t bytes, do
             if (call(d, ppu_send(d->sbuf, 8, PPU_UINT8, p->a, d->comm, NULL), "pong", where))
                 return -1;
         }
-        if (one_host(d, p))
-            *us = (best > 0 ? best : 0) * 1e6;
     }
+    if (sender != one_host(d, p)) /* one host: b's one-way time; else a's half round trip */
+        *us = (best > 0 ? best : 0) * 1e6 / (sender ? 2 : 1);
     return 0;
+}
+
+/* a sends the measurement to b; b times it from a one-byte ping on, so the
+ * time counts the transfer, not who left the barrier first (*out: GB/s,
+ * on b). Or PINGS 8-byte round trips, a->b first: on one host (one clock)
+ * each ping carries its send time and b takes the least one-way time, so
+ * a slow direction is told from a slow pair (*out: us, on b); across
+ * hosts a takes half the least round trip (on a). */
+static int measure(struct diag *d, const struct path *p, int lat, double *out)
+{
+    if (d->rank != p->a && d->rank != p->b)
+        return 0;
+    char where[64];
+    snprintf(where, sizeof where, "%d->%d", p->a, p->b);
+    pin(d, p, 1);
+    int rc = lat ? measure_lat(d, p, where, out) : measure_bw(d, p, where, out);
+    pin(d, p, 0);
+    return rc;
 }
 
 /* Measure the paths whose index is in sel (all when NULL) once each, a
@@ -403,17 +404,20 @@ static int measure_paths(struct diag *d, struct path *ps, int np, int rounds, co
     if (!v)
         return call(d, PPU_SYSTEM_ERROR, "calloc", "");
     int rc = 0;
-    for (int r = 0; r < rounds && !rc; r++) {
-        int any = 0;
-        for (int i = 0; i < np && !rc; i++) {
-            if (ps[i].round != r || (sel && !sel[i]))
-                continue;
-            any = 1;
-            rc = measure(d, &ps[i], d->o->bytes, &v[i], &v[np + i]);
+    /* a round's bandwidths, then its latencies: a ping must not queue
+     * behind another pair's bulk transfer on the same CPUs */
+    for (int r = 0; r < rounds && !rc; r++)
+        for (int lat = 0; lat < 2 && !rc; lat++) {
+            int any = 0;
+            for (int i = 0; i < np && !rc; i++) {
+                if (ps[i].round != r || (sel && !sel[i]))
+                    continue;
+                any = 1;
+                rc = measure(d, &ps[i], lat, lat ? &v[np + i] : &v[i]);
+            }
+            if (any && !rc)
+                rc = barrier(d);
         }
-        if (any && !rc)
-            rc = barrier(d);
-    }
     if (!rc)
         rc = share(d, v, 2 * (size_t)np);
     for (int i = 0; i < np && !rc; i++)
@@ -512,9 +516,15 @@ static int measure_judge(struct diag *d, struct path *ps, int np, int rounds,
             free(sel);
             return -1;
         }
-    free(sel);
     if (ns)
         judge(d, ps, np, key);
+    /* only a suspect measured again may be flagged (the medians moved a
+     * little with the new figures) */
+    for (int i = 0; i < np; i++) {
+        ps[i].flagged &= sel[i];
+        ps[i].flagged_lat &= sel[i];
+    }
+    free(sel);
     return 0;
 }
 
@@ -602,16 +612,20 @@ static void report_paths(struct diag *d, struct path *ps, int np, int icn)
         char where[64];
         int sb = d->c->cl.server[p->b];
         if (p->flagged_lat) {
+            char servers[48];
+            if (icn)
+                snprintf(servers, sizeof servers, "server %d", p->server);
+            else
+                snprintf(servers, sizeof servers, "server %d -> server %d", p->server, sb);
             if (icn)
                 snprintf(where, sizeof where, "%d->%d", p->a, p->b);
             else
                 snprintf(where, sizeof where, "rank %d -> rank %d", p->a, p->b);
             add_finding(d, "high_latency", where, p->best_lat, p->median_lat,
                         (double)above(d, p) / p->nm,
-                        "%s %d->%d (server %d%s%.0d): least latency %.1f us of %d measurements, "
-                        "the median of its like %.1f us", icn ? "ICN link" : "network", p->a,
-                        p->b, p->server, icn ? "" : " -> server ", icn ? 0 : sb, p->best_lat,
-                        p->nm, p->median_lat);
+                        "%s %d->%d (%s): least latency %.1f us of %d measurements, the median "
+                        "of its like %.1f us", icn ? "ICN link" : "network", p->a, p->b,
+                        servers, p->best_lat, p->nm, p->median_lat);
         }
         if (!p->flagged)
             continue;
