@@ -185,7 +185,8 @@ int run_rank(const perf_opts_t *o, const std::string &dir, int rank, int nranks)
     } catch (const std::exception &e) {
         fail(rank, "Gloo rendezvous (FileStore + TCP full mesh)", e.what());
     }
-    perf_backend_t be = {"gloo", rank, nranks, &c, be_run, be_barrier, be_reduce_double, be_supports, nullptr, nullptr};
+    perf_backend_t be = {"gloo", rank, nranks, &c, be_run, be_barrier, be_reduce_double, be_supports, nullptr, nullptr,
+                         nullptr, nullptr, nullptr, nullptr};
     int rc = perf_run(o, &be, &perf_coll_allreduce);
     be_barrier(&c); // nobody tears down its pairs while a peer still reads
     c.ctx.reset();

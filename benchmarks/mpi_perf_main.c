@@ -100,7 +100,7 @@ int mpi_perf_main(int argc, char **argv, const perf_coll_t *coll, mpi_perf_fn fn
         return rc == 1 ? 0 : rc; /* 1: -h */
     }
     perf_backend_t be = {"MPI", ctx.rank, ctx.nranks, &ctx, mpi_run, mpi_barrier,
-                         mpi_reduce_double, mpi_supports, NULL, NULL};
+                         mpi_reduce_double, mpi_supports, NULL, NULL, NULL, NULL, NULL, NULL};
     rc = perf_run(&opts, &be, coll);
     MPI_Finalize();
     return rc;

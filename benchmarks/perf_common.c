@@ -223,7 +223,7 @@ static int parse_name(const char *s, const char *const *names, int n) {
 static void usage(const char *prog, FILE *f) {
     fprintf(f, "usage: %s [-b minbytes] [-e maxbytes] [-f factor | -i stepbytes] [-n iters]\n"
                "  [-w warmup] [-c 0|1] [-d type|all] [-o sum|prod|max|min|avg|all] [-r root]\n"
-               "  [-z 0|1] [-T timeout_s] [-p nprocs] [-R 0|1] [-h]\n"
+               "  [-z 0|1] [-T timeout_s] [-p nprocs] [-R 0|1|2] [-h]\n"
                "  -R 1 registers the buffers with the library (ppuccl: ppu_comm_register)\n"
                "  sizes accept K/M/G suffixes (powers of 1024); types: int8 uint8 int32 uint32\n"
                "  int64 uint64 half bfloat16 float double\n", prog);
@@ -261,7 +261,7 @@ int perf_parse_args(int argc, char **argv, perf_opts_t *o) {
         case 'z': bad = parse_int(optarg, 0, 1, &o->blocking); break;
         case 'T': bad = parse_int(optarg, 0, 1 << 24, &o->timeout_s); break;
         case 'p': bad = parse_int(optarg, 1, 4096, &o->nprocs); break;
-        case 'R': bad = parse_int(optarg, 0, 1, &o->reg); break;
+        case 'R': bad = parse_int(optarg, 0, 2, &o->reg); break;
         case 'h': usage(prog, stdout); return 1;
         case ':':
             fprintf(stderr, "%s: option -%c needs a value\n", prog, optopt);
@@ -438,8 +438,24 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
         if (c.recv * ts > maxr) maxr = c.recv * ts;
         if (!coll->no_inplace && c.send * ts > maxr) maxr = c.send * ts;
     }
-    sweep_t sw = {malloc(maxs), malloc(maxr), malloc(maxr), 0, 0, 0};
-    void *regs[2] = {NULL, NULL}; /* -R 1: the buffers' registrations */
+    sweep_t sw = {NULL, NULL, malloc(maxr), 0, 0, 0};
+    void *regs[2] = {NULL, NULL}; /* -R 1: the buffers' registrations; -R 2: windows */
+    int sym = o->reg == 2;
+    if (sym && (!be->mem_alloc || !be->win_reg)) {
+        fprintf(stderr, "perf: -R 2: this backend has no symmetric memory\n");
+        free(sw.exp);
+        return 1;
+    }
+    if (sym) { /* a failure leaves the pointer NULL: reported below */
+        void *ps = NULL, *pr = NULL;
+        if (be->mem_alloc(be->ctx, maxs, &ps) == 0)
+            be->mem_alloc(be->ctx, maxr, &pr);
+        sw.send = ps;
+        sw.recv = pr;
+    } else {
+        sw.send = malloc(maxs);
+        sw.recv = malloc(maxr);
+    }
     if (!sw.send || !sw.recv || !sw.exp) {
         fprintf(stderr, "perf: rank %d: cannot allocate %zu + 2 x %zu bytes\n", be->rank, maxs, maxr);
         rc = 1;
@@ -447,8 +463,14 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
     }
     memset(sw.send, 0, maxs);
     memset(sw.recv, 0, maxr);
-    if (o->reg && (!be->reg || be->reg(be->ctx, sw.send, maxs, &regs[0]) ||
-                   be->reg(be->ctx, sw.recv, maxr, &regs[1]))) {
+    if (sym && (be->win_reg(be->ctx, sw.send, maxs, &regs[0]) ||
+                be->win_reg(be->ctx, sw.recv, maxr, &regs[1]))) {
+        fprintf(stderr, "perf: rank %d: -R 2: registering the windows failed\n", be->rank);
+        rc = 1;
+        goto out;
+    }
+    if (o->reg == 1 && (!be->reg || be->reg(be->ctx, sw.send, maxs, &regs[0]) ||
+                        be->reg(be->ctx, sw.recv, maxr, &regs[1]))) {
         fprintf(stderr, "perf: rank %d: -R 1: %s\n", be->rank,
                 be->reg ? "registering the buffers failed" : "this backend registers nothing");
         rc = 1;
@@ -496,7 +518,12 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
     if (!rc && sw.wrong > 0) rc = 1;
 out:
     for (int k = 0; k < 2; k++)
-        if (regs[k] && be->dereg(be->ctx, regs[k]) && !rc) rc = 1;
+        if (regs[k] && (sym ? be->win_dereg : be->dereg)(be->ctx, regs[k]) && !rc) rc = 1;
+    if (sym) {
+        if (sw.send) be->mem_free(be->ctx, sw.send);
+        if (sw.recv) be->mem_free(be->ctx, sw.recv);
+        sw.send = sw.recv = NULL;
+    }
     free(sw.send);
     free(sw.recv);
     free(sw.exp);

@@ -34,7 +34,9 @@ typedef struct perf_opts {
     int blocking;      /* -z, accepted and ignored */
     int timeout_s;     /* -T, 0 = none */
     int nprocs;        /* -p, local ranks to fork (ppuccl program only), 0 = none */
-    int reg;           /* -R, register the buffers with the library (backend->reg), default 0 */
+    int reg;           /* -R: 1 register the buffers (backend->reg); 2 allocate them as
+                        * symmetric memory and register them as windows (backend->mem_alloc,
+                        * win_reg); default 0 */
 } perf_opts_t;
 
 /* Communication primitives, filled in by the program. Every function returns
@@ -59,6 +61,12 @@ typedef struct perf_backend {
      * run (ppuccl: ppu_comm_register), deregistered before it is freed. */
     int (*reg)(void *ctx, void *buf, size_t bytes, void **handle);
     int (*dereg)(void *ctx, void *handle);
+    /* Optional (NULL: -R 2 is refused): symmetric memory (ppu_mem_alloc)
+     * and its registration as a window (collective) for the whole run. */
+    int (*mem_alloc)(void *ctx, size_t bytes, void **p);
+    int (*mem_free)(void *ctx, void *p);
+    int (*win_reg)(void *ctx, void *buf, size_t bytes, void **handle);
+    int (*win_dereg)(void *ctx, void *handle);
 } perf_backend_t;
 
 /* Element counts for one row, derived from count = bytes / type size. The

@@ -94,6 +94,32 @@ static int be_dereg(void *ctx, void *handle) {
     return 0;
 }
 
+static int be_mem_alloc(void *ctx, size_t bytes, void **p) {
+    ppu_result_t r = ppu_mem_alloc(bytes, p);
+    if (r != PPU_SUCCESS) die(((ppu_ctx_t *)ctx)->comm, ((ppu_ctx_t *)ctx)->rank, "ppu_mem_alloc", r);
+    return 0;
+}
+
+static int be_mem_free(void *ctx, void *p) {
+    ppu_result_t r = ppu_mem_free(p);
+    if (r != PPU_SUCCESS) die(((ppu_ctx_t *)ctx)->comm, ((ppu_ctx_t *)ctx)->rank, "ppu_mem_free", r);
+    return 0;
+}
+
+static int be_win_reg(void *ctx, void *buf, size_t bytes, void **handle) {
+    ppu_ctx_t *c = ctx;
+    ppu_result_t r = ppu_comm_window_register(c->comm, buf, bytes, (ppu_window_t *)handle);
+    if (r != PPU_SUCCESS) die(c->comm, c->rank, "ppu_comm_window_register", r);
+    return 0;
+}
+
+static int be_win_dereg(void *ctx, void *handle) {
+    ppu_ctx_t *c = ctx;
+    ppu_result_t r = ppu_comm_window_deregister(c->comm, handle);
+    if (r != PPU_SUCCESS) die(c->comm, c->rank, "ppu_comm_window_deregister", r);
+    return 0;
+}
+
 /* Runs the benchmark on an initialised communicator, then frees it. */
 static int run_rank(const perf_opts_t *opts, ppu_comm_t comm) {
     ppu_ctx_t ctx = {comm, -1, 0};
@@ -101,7 +127,8 @@ static int run_rank(const perf_opts_t *opts, ppu_comm_t comm) {
     if ((r = ppu_comm_user_rank(comm, &ctx.rank)) != PPU_SUCCESS) die(comm, -1, "ppu_comm_user_rank", r);
     if ((r = ppu_comm_count(comm, &ctx.nranks)) != PPU_SUCCESS) die(comm, ctx.rank, "ppu_comm_count", r);
     perf_backend_t be = {"ppuccl", ctx.rank, ctx.nranks, &ctx, be_run, be_barrier,
-                         be_reduce_double, NULL, be_reg, be_dereg};
+                         be_reduce_double, NULL, be_reg, be_dereg, be_mem_alloc, be_mem_free,
+                         be_win_reg, be_win_dereg};
     /* init time and memory, slowest and largest rank (for scale runs) */
     double v[4] = {g_init_s, rss_mb(), g_init_s, rss_mb()};
     be_reduce_double(&ctx, v, 2, 1);

@@ -126,6 +126,25 @@ PPU_API ppu_result_t ppu_comm_get_async_error(ppu_comm_t comm, ppu_result_t *asy
 PPU_API ppu_result_t ppu_comm_register(ppu_comm_t comm, const void *buf, size_t bytes, void **handle);
 PPU_API ppu_result_t ppu_comm_deregister(ppu_comm_t comm, void *handle);
 
+/* ---- symmetric memory and windows --------------------------------------- */
+/* Memory the ranks on one server can map from each other (shared memory
+ * the library owns; on a PPU, device memory the chips reach over ICN).
+ * ppu_mem_free(NULL) does nothing. */
+PPU_API ppu_result_t ppu_mem_alloc(size_t size, void **ptr);
+PPU_API ppu_result_t ppu_mem_free(void *ptr);
+
+/* Collective: every rank registers a buffer of the same size from
+ * ppu_mem_alloc. Afterwards an all-reduce whose send and receive buffers
+ * lie in windows, at the same offsets on every rank, reads every rank's
+ * input and writes every rank's output directly (each rank reduces its
+ * share: about 2 x the bytes of memory traffic a rank, no FIFO, no
+ * staging) when all ranks are on one server and host; other calls and
+ * other buffers run as before. Deregister before ppu_mem_free. */
+typedef struct ppu_window *ppu_window_t;
+PPU_API ppu_result_t ppu_comm_window_register(ppu_comm_t comm, void *buf, size_t size,
+                                              ppu_window_t *win);
+PPU_API ppu_result_t ppu_comm_window_deregister(ppu_comm_t comm, ppu_window_t win);
+
 /* ---- streams ---------------------------------------------------------- */
 /* A stream is an in-order host work queue served by its own thread.
  * Passing NULL as a stream runs the call on the caller's thread. */

@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "comm.h"
+#include "window.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/param.h"
@@ -101,6 +102,7 @@ ppu_result_t ppu_get_unique_id(ppu_unique_id_t *id)
 static void comm_free(struct ppu_comm *c)
 {
     ppu_status_close(c);
+    ppu_window_close_all(c);
     ppu_comm_disconnect(c); /* no queue pair left that could still send from them */
     ppu_reg_remove_owner(c);
     ppu_plan_free(c);

@@ -115,6 +115,13 @@ struct ppu_comm {
 
     int32_t barrier_word; /* ppu_barrier's one-element all-reduce */
 
+    /* windows (window.h): registered, newest first; this rank's control
+     * segment and every mapped peer's (NULL: none) */
+    struct ppu_window *windows;
+    struct ppu_wctl *wctl, **wctl_peer;
+    char wctl_name[96];
+    uint64_t win_seq; /* window calls issued */
+
     /* the status board (status.h): this rank's record, NULL without one */
     struct ppu_status_rec *status;
     char status_name[96];

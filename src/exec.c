@@ -15,6 +15,7 @@
 #include "reduce.h"
 #include "util/wait.h"
 #include "reg.h"
+#include "window.h"
 
 struct exec_task {
     struct ppu_comm *comm;
@@ -599,10 +600,26 @@ static ppu_result_t usable(struct ppu_comm *comm)
     return PPU_SUCCESS;
 }
 
+/* One all-reduce over registered windows: run directly (window.c). */
+static int run_window(struct ppu_coll_args *a, ppu_result_t *r)
+{
+    struct ppu_comm *comm = a->comm;
+    ppu_log_set_rank(comm->rank);
+    pthread_mutex_lock(&comm->exec_lock);
+    *r = usable(comm);
+    int done = *r != PPU_SUCCESS || ppu_window_allreduce(comm, a, r);
+    pthread_mutex_unlock(&comm->exec_lock);
+    return done;
+}
+
 ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n)
 {
     if (n <= 0)
         return PPU_SUCCESS;
+    ppu_result_t wr;
+    if (n == 1 && args[0].coll == PPU_COLL_ALLREDUCE && args[0].comm->windows &&
+        run_window(&args[0], &wr))
+        return wr;
     /* one call (the common case): everything on the stack */
     struct comm_run run1;
     struct ppu_coll_args *op1;

@@ -20,12 +20,8 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/param.h"
+#include "util/proc.h"
 
-static unsigned long pid_ns(void)
-{
-    struct stat st;
-    return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
-}
 
 /* ------------------------------------------------------------ the writer */
 
@@ -52,7 +48,7 @@ void ppu_status_open(struct ppu_comm *comm)
     memcpy(key + PPU_BOOT_SECRET_BYTES, "ppustat", 8); /* not the secret itself */
     uint64_t id = ppu_hash64(key, sizeof key);
     snprintf(comm->status_name, sizeof comm->status_name, "/ppuccl-%lu-%d-st-%016llx-%d",
-             pid_ns(), (int)getpid(), (unsigned long long)id, comm->rank);
+             ppu_pid_namespace(), (int)getpid(), (unsigned long long)id, comm->rank);
     int fd = shm_open(comm->status_name, O_CREAT | O_EXCL | O_RDWR, 0600);
     size_t sz = (sizeof(struct ppu_status_rec) + 4095) & ~(size_t)4095;
     void *m = MAP_FAILED;
@@ -212,7 +208,7 @@ int ppu_status_scan(uint64_t comm_id, int interval_ms, struct ppu_status_view **
     DIR *d = opendir("/dev/shm");
     if (!d)
         return 0;
-    unsigned long my_ns = pid_ns();
+    unsigned long my_ns = ppu_pid_namespace();
     struct mapped *maps = NULL;
     int nm = 0, cap = 0;
     struct dirent *e;

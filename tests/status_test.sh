@@ -20,6 +20,10 @@ cleanup() {
 trap cleanup EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
+if [ ! -x "$bin/ppu_allreduce_perf" ]; then
+  echo "SKIPPED: $bin/ppu_allreduce_perf is not built (a build without benchmarks)"
+  exit 77
+fi
 
 # pid of rank R of the one communicator with N ranks in status JSON F
 pid_of() { "$py" -c 'import json,sys

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../transport.h"
+#include "util/proc.h"
 
 #define ICN_MAGIC 0x50505549434e3031ull /* "PPUICN01" */
 #define ICN_MAX_SLOTS 64
@@ -183,13 +184,6 @@ static void map_put(void *addr, size_t size)
         munmap(addr, size);
 }
 
-/* This process's PID namespace: the inode of /proc/self/ns/pid; 0 when
- * it cannot be read. Segment names carry it with the creator's pid. */
-static unsigned long pid_namespace(void)
-{
-    struct stat st;
-    return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
-}
 
 /* Segments of a crashed job: a name is unlinked as soon as both ends
  * attached, so one still in /dev/shm belongs to a process that died while
@@ -202,7 +196,7 @@ static unsigned long my_pidns; /* read once, with the sweep (stale_once) */
 
 static void remove_stale_segments(void)
 {
-    unsigned long ns = my_pidns = pid_namespace();
+    unsigned long ns = my_pidns = ppu_pid_namespace();
     DIR *d = ns ? opendir("/dev/shm") : NULL;
     if (!d)
         return;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# 2-rank all-reduce side by side, ROUNDS times interleaved: ppuccl with
+# malloc'd buffers (-R 0), ppuccl over symmetric memory windows (-R 2),
+# Open MPI, and the memory bound (bound_allreduce: inputs and outputs in
+# shared memory, each rank reducing its half straight into both outputs).
+# Prints the median out-of-place busbw per size and the ratios.
+# Environment: ROUNDS (5) NP (2) MIN (64K) MAX (64M) FACTOR (4) ITERS (20)
+#   BUILD_DIR (<repo>/build)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+B=${BUILD_DIR:-$ROOT/build}/bin
+ROUNDS=${ROUNDS:-5} NP=${NP:-2} MIN=${MIN:-64K} MAX=${MAX:-64M} FACTOR=${FACTOR:-4}
+ITERS=${ITERS:-20}
+F=(-b "$MIN" -e "$MAX" -f "$FACTOR" -n "$ITERS" -w 5)
+MPIRUN=(mpirun --oversubscribe -np "$NP")
+[ "$(id -u)" -eq 0 ] && MPIRUN=(mpirun --allow-run-as-root --oversubscribe -np "$NP")
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+have_mpi=0
+command -v mpirun >/dev/null && [ -x "$B/mpi_allreduce_perf" ] && have_mpi=1
+for r in $(seq 1 "$ROUNDS"); do
+  "$B/ppu_allreduce_perf" -p "$NP" "${F[@]}" -R 0 >"$out/ppu0.$r" 2>&1
+  "$B/ppu_allreduce_perf" -p "$NP" "${F[@]}" -R 2 >"$out/ppu2.$r" 2>&1
+  [ $have_mpi = 1 ] && "${MPIRUN[@]}" "$B/mpi_allreduce_perf" "${F[@]}" >"$out/mpi.$r" 2>&1
+  "$B/bound_allreduce" -p "$NP" "${F[@]}" >"$out/bound.$r" 2>&1
+done
+# busbw per size: perf rows have it in column 8 (out of place), bound rows in 5
+/usr/bin/python3 - "$out" "$ROUNDS" "$NP" "$have_mpi" <<'EOF'
+import statistics, sys
+d, rounds, np, have_mpi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+def rows(kind, col):
+    per = {}
+    for r in range(1, rounds + 1):
+        try:
+            lines = open(f"{d}/{kind}.{r}").read().splitlines()
+        except OSError:
+            continue
+        for ln in lines:
+            w = ln.split()
+            if not w or ln.startswith("#") or not w[0].isdigit() or len(w) <= col:
+                continue
+            try:
+                per.setdefault(int(w[0]), []).append(float(w[col]))
+            except ValueError:
+                pass
+    return {k: statistics.median(v) for k, v in per.items()}
+p0, p2, bd = rows("ppu0", 7), rows("ppu2", 7), rows("bound", 4)
+mp = rows("mpi", 7) if have_mpi else {}
+print(f"# all-reduce float sum, {np} ranks, busbw GB/s, medians of {rounds} interleaved rounds")
+print(f"{'size':>10} {'ppu -R0':>8} {'ppu -R2':>8} {'ompi':>8} {'bound':>8} "
+      f"{'R2/bound':>8} {'R0/bound':>8} {'R0/ompi':>8} {'R2/ompi':>8}")
+def ratio(a, b):
+    return f"{a / b:8.2f}" if a and b else f"{'n/a':>8}"
+for s in sorted(set(p0) | set(p2) | set(bd)):
+    a, b, m, x = p0.get(s, 0), p2.get(s, 0), mp.get(s, 0), bd.get(s, 0)
+    print(f"{s:>10} {a:8.2f} {b:8.2f} {m:8.2f} {x:8.2f} {ratio(b, x)} {ratio(a, x)} "
+          f"{ratio(a, m)} {ratio(b, m)}")
+EOF

@@ -1,0 +1,160 @@
+/* Symmetric memory and windows: ppu_mem_alloc, window registration, and
+ * the all-reduce that reads and writes the ranks' windows directly,
+ * checked against the independent reference (refval.h) for every type
+ * and op, odd counts, in place and at unaligned offsets; and the errors. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "ranks.h"
+#include "refval.h"
+
+static const size_t counts[] = {1, 2, 7, 1000, 100003};
+#define NCOUNTS (sizeof counts / sizeof counts[0])
+#define MAXC 100003
+
+struct win_bufs {
+    char *s, *r;
+    ppu_window_t ws, wr;
+};
+
+static int win_setup(ppu_comm_t comm, struct win_bufs *b, size_t bytes)
+{
+    if (ppu_mem_alloc(bytes, (void **)&b->s) != PPU_SUCCESS ||
+        ppu_mem_alloc(bytes, (void **)&b->r) != PPU_SUCCESS ||
+        ppu_comm_window_register(comm, b->s, bytes, &b->ws) != PPU_SUCCESS ||
+        ppu_comm_window_register(comm, b->r, bytes, &b->wr) != PPU_SUCCESS) {
+        fprintf(stderr, "window setup: %s\n", ppu_get_last_error(comm));
+        return -1;
+    }
+    return 0;
+}
+
+static int win_teardown(ppu_comm_t comm, struct win_bufs *b)
+{
+    int bad = ppu_comm_window_deregister(comm, b->ws) != PPU_SUCCESS ||
+              ppu_comm_window_deregister(comm, b->wr) != PPU_SUCCESS;
+    bad |= ppu_mem_free(b->s) != PPU_SUCCESS || ppu_mem_free(b->r) != PPU_SUCCESS;
+    return bad;
+}
+
+/* One all-reduce in the windows at byte offset 1 (unaligned); wrong
+ * elements, or -1 on an error. */
+static long check_one(ppu_comm_t comm, struct win_bufs *b, int rank, int n, ppu_datatype_t dt,
+                      ppu_redop_t op, size_t count, int in_place)
+{
+    size_t es = ppu_datatype_size(dt);
+    char *send = b->s + 1, *recv = in_place ? send : b->r + 1;
+    char exp[8];
+    ref_fill(send, count, rank, dt, op);
+    if (!in_place)
+        memset(recv, 0xA5, count * es);
+    if (ppu_allreduce(send, recv, count, dt, op, comm, NULL) != PPU_SUCCESS) {
+        fprintf(stderr, "rank %d: %s\n", rank, ppu_get_last_error(comm));
+        return -1;
+    }
+    long wrong = 0;
+    for (size_t i = 0; i < count; i++) {
+        ref_expect(exp, i % REF_PERIOD, n, dt, op);
+        if (memcmp(recv + i * es, exp, es) != 0 && wrong++ == 0)
+            fprintf(stderr, "rank %d n=%d dt=%d op=%d count=%zu inplace=%d: element %zu wrong\n",
+                    rank, n, dt, op, count, in_place, i);
+    }
+    return wrong;
+}
+
+static int every_case(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    (void)arg;
+    struct win_bufs b;
+    if (win_setup(comm, &b, MAXC * 8 + 64))
+        return 1;
+    long bad = 0;
+    for (int dt = 0; dt < PPU_NUM_DATATYPES && bad == 0; dt++)
+        for (int op = 0; op < PPU_NUM_REDOPS && bad == 0; op++)
+            for (size_t k = 0; k < NCOUNTS && bad == 0; k++)
+                for (int ip = 0; ip < 2 && bad == 0; ip++)
+                    bad = check_one(comm, &b, rank, n, dt, op, counts[k], ip);
+    /* a zero count, and buffers outside the windows, still work */
+    bad |= ppu_allreduce(b.s, b.r, 0, PPU_FLOAT32, PPU_SUM, comm, NULL) != PPU_SUCCESS;
+    float x = (float)rank, y = 0;
+    bad |= ppu_allreduce(&x, &y, 1, PPU_FLOAT32, PPU_SUM, comm, NULL) != PPU_SUCCESS ||
+           y != (float)(n * (n - 1) / 2);
+    bad |= win_teardown(comm, &b);
+    /* after deregistering, the same memory goes through the links */
+    return bad != 0;
+}
+
+Test(window, allreduce_every_type_op_count, .timeout = 300 * PPU_TEST_SLOWDOWN)
+{
+    for (int n = 2; n <= 4; n++)
+        cr_expect_eq(run_ranks(n, every_case, NULL, 240), 0, "%d ranks", n);
+}
+
+/* Ranks that call with different offsets in the windows get an error
+ * naming the other rank, never wrong data or a hang. */
+static int offsets_differ(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    struct win_bufs b;
+    if (win_setup(comm, &b, 4096))
+        return 1;
+    ppu_result_t r = ppu_allreduce(b.s + 4 * rank, b.r, 16, PPU_FLOAT32, PPU_SUM, comm, NULL);
+    int ok = r == PPU_INVALID_USAGE && strstr(ppu_get_last_error(comm), "another count");
+    if (!ok)
+        fprintf(stderr, "rank %d: %d '%s'\n", rank, r, ppu_get_last_error(comm));
+    win_teardown(comm, &b);
+    return !ok;
+}
+
+Test(window, different_offsets_are_an_error, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    cr_expect_eq(run_ranks(2, offsets_differ, NULL, 30), 0);
+}
+
+/* A buffer that is not from ppu_mem_alloc: every rank fails to register,
+ * naming the rank. */
+static int not_symmetric(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    char *p = NULL;
+    static char heap[4096];
+    if (rank == 1)
+        p = heap;
+    else if (ppu_mem_alloc(4096, (void **)&p) != PPU_SUCCESS)
+        return 1;
+    ppu_window_t w = NULL;
+    ppu_result_t r = ppu_comm_window_register(comm, p, 4096, &w);
+    int ok = r == PPU_INVALID_ARGUMENT && w == NULL &&
+             strstr(ppu_get_last_error(comm), "rank 1 passed a buffer that is not");
+    if (!ok)
+        fprintf(stderr, "rank %d: %d '%s'\n", rank, r, ppu_get_last_error(comm));
+    if (rank != 1)
+        ppu_mem_free(p);
+    /* the communicator still works */
+    float x = 1, y = 0;
+    ok &= ppu_allreduce(&x, &y, 1, PPU_FLOAT32, PPU_SUM, comm, NULL) == PPU_SUCCESS && y == 2;
+    return !ok;
+}
+
+Test(window, register_needs_symmetric_memory, .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    cr_expect_eq(run_ranks(2, not_symmetric, NULL, 30), 0);
+}
+
+Test(window, mem_alloc_bad_arguments)
+{
+    void *p = (void *)1;
+    cr_expect_eq(ppu_mem_alloc(0, &p), PPU_INVALID_ARGUMENT);
+    cr_expect_null(p);
+    cr_expect_eq(ppu_mem_alloc(16, NULL), PPU_INVALID_ARGUMENT);
+    int local;
+    cr_expect_eq(ppu_mem_free(&local), PPU_INVALID_ARGUMENT);
+    cr_expect(strstr(ppu_get_last_error(NULL), "not memory from ppu_mem_alloc"));
+    cr_expect_eq(ppu_mem_free(NULL), PPU_SUCCESS);
+    cr_assert_eq(ppu_mem_alloc(100, &p), PPU_SUCCESS);
+    memset(p, 7, 100);
+    cr_expect_eq(ppu_mem_free(p), PPU_SUCCESS);
+    cr_expect_eq(ppu_mem_free(p), PPU_INVALID_ARGUMENT, "a second free is an error");
+}
