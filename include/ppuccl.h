@@ -134,12 +134,14 @@ PPU_API ppu_result_t ppu_mem_alloc(size_t size, void **ptr);
 PPU_API ppu_result_t ppu_mem_free(void *ptr);
 
 /* Collective: every rank registers a buffer of the same size from
- * ppu_mem_alloc. Afterwards an all-reduce whose send and receive buffers
- * lie in windows, at the same offsets on every rank, reads every rank's
- * input and writes every rank's output directly (each rank reduces its
- * share: about 2 x the bytes of memory traffic a rank, no FIFO, no
- * staging) when all ranks are on one server and host; other calls and
- * other buffers run as before. Deregister before ppu_mem_free. */
+ * ppu_mem_alloc. Afterwards, when all ranks are on one server and host, a
+ * collective whose buffers all lie in windows (on every rank; any offsets)
+ * reads the ranks' inputs and writes their outputs directly, with no FIFO
+ * and no staging: all-reduce (each rank reduces its share from every
+ * input into every output: about 2 x the bytes of memory traffic a rank),
+ * reduce, reduce-scatter, broadcast, all-gather and all-to-all (each byte
+ * copied once; all-to-all not in place). Other calls and buffers run as
+ * before. Deregister before ppu_mem_free. */
 typedef struct ppu_window *ppu_window_t;
 PPU_API ppu_result_t ppu_comm_window_register(ppu_comm_t comm, void *buf, size_t size,
                                               ppu_window_t *win);

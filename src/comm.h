@@ -121,6 +121,8 @@ struct ppu_comm {
     struct ppu_wctl *wctl, **wctl_peer;
     char wctl_name[96];
     uint64_t win_seq; /* window calls issued */
+    int win_ids;      /* windows registered: each one's number */
+    char **win_io;    /* 4 x nranks pointers the window calls fill in */
 
     /* the status board (status.h): this rank's record, NULL without one */
     struct ppu_status_rec *status;

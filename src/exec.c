@@ -600,14 +600,14 @@ static ppu_result_t usable(struct ppu_comm *comm)
     return PPU_SUCCESS;
 }
 
-/* One all-reduce over registered windows: run directly (window.c). */
+/* One collective over registered windows: run directly (window.c). */
 static int run_window(struct ppu_coll_args *a, ppu_result_t *r)
 {
     struct ppu_comm *comm = a->comm;
     ppu_log_set_rank(comm->rank);
     pthread_mutex_lock(&comm->exec_lock);
     *r = usable(comm);
-    int done = *r != PPU_SUCCESS || ppu_window_allreduce(comm, a, r);
+    int done = *r != PPU_SUCCESS || ppu_window_run(comm, a, r);
     pthread_mutex_unlock(&comm->exec_lock);
     return done;
 }
@@ -617,8 +617,8 @@ ppu_result_t ppu_coll_run_group(struct ppu_coll_args *args, int n)
     if (n <= 0)
         return PPU_SUCCESS;
     ppu_result_t wr;
-    if (n == 1 && args[0].coll == PPU_COLL_ALLREDUCE && args[0].comm->windows &&
-        run_window(&args[0], &wr))
+    if (n == 1 && args[0].comm->windows && args[0].coll != PPU_COLL_ALLTOALLV &&
+        args[0].coll != PPU_COLL_SEND && args[0].coll != PPU_COLL_RECV && run_window(&args[0], &wr))
         return wr;
     /* one call (the common case): everything on the stack */
     struct comm_run run1;

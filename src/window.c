@@ -173,8 +173,12 @@ static int mem_find(const void *p, size_t n, struct ppu_mem *out)
 /* One rank's control block, in its own segment, read by its peers. */
 struct ppu_wctl {
     _Alignas(64) _Atomic uint64_t ready; /* window calls entered: inputs ready */
-    uint64_t off_s, off_r, count;        /* the call entered (checked by peers) */
-    int32_t datatype, op;
+    /* the call entered: the peers check the call, and find this rank's
+     * buffers by window (its registration number) and offset */
+    uint64_t count;
+    int32_t coll, datatype, op, root;
+    int32_t sid, rid;     /* windows of the send and receive buffers, -1 none */
+    uint64_t soff, roff;
     _Alignas(64) _Atomic uint64_t done;  /* window calls finished: outputs written */
 };
 
@@ -187,6 +191,7 @@ struct ppu_window {
     void **map;        /* per rank: the mapping to undo (NULL: own memory) */
     size_t *map_size;
     int all_mapped;    /* every rank's buffer is mapped here */
+    int id;            /* registration number: the same window on every rank */
     struct ppu_window *next;
 };
 
@@ -211,6 +216,9 @@ static ppu_result_t ctl_setup(struct ppu_comm *comm)
     if (!comm->wctl_peer)
         return ppu_fail(comm, PPU_SYSTEM_ERROR, "ppu_comm_window_register: out of memory");
     comm->wctl_peer[comm->rank] = comm->wctl;
+    comm->win_io = calloc(4 * (size_t)comm->nranks, sizeof *comm->win_io);
+    if (!comm->win_io)
+        return ppu_fail(comm, PPU_SYSTEM_ERROR, "ppu_comm_window_register: out of memory");
     return PPU_SUCCESS;
 }
 
@@ -327,6 +335,7 @@ ppu_result_t ppu_comm_window_register(ppu_comm_t comm, void *buf, size_t size, p
         mapped++;
     }
     w->all_mapped = mapped == comm->nranks;
+    w->id = comm->win_ids++;
     if (r == PPU_SUCCESS) {
         w->next = comm->windows;
         comm->windows = w;
@@ -375,6 +384,8 @@ void ppu_window_close_all(struct ppu_comm *comm)
             munmap(comm->wctl_peer[q], sz);
     free(comm->wctl_peer);
     comm->wctl_peer = NULL;
+    free(comm->win_io);
+    comm->win_io = NULL;
     if (comm->wctl) {
         shm_unlink(comm->wctl_name);
         munmap(comm->wctl, sz);
@@ -390,6 +401,14 @@ static struct ppu_window *window_of(struct ppu_comm *comm, const void *p, size_t
     for (struct ppu_window *w = comm->windows; w; w = w->next)
         if (w->all_mapped && (const char *)p >= w->base && n <= w->size &&
             (size_t)((const char *)p - w->base) <= w->size - n)
+            return w;
+    return NULL;
+}
+
+static struct ppu_window *window_by_id(struct ppu_comm *comm, int id)
+{
+    for (struct ppu_window *w = comm->windows; w; w = w->next)
+        if (w->id == id)
             return w;
     return NULL;
 }
@@ -419,7 +438,7 @@ static ppu_result_t wait_all(struct ppu_comm *comm, int done, uint64_t seq, cons
             if (now > deadline)
                 return ppu_fail(comm, PPU_TIMEOUT, "%s on rank %d timed out after %llu ms "
                                 "waiting for rank %d to %s (does every rank pass buffers in "
-                                "registered windows, at the same offsets?)", what, comm->rank,
+                                "registered windows?)", what, comm->rank,
                                 (unsigned long long)(comm->timeout_ns / 1000000), q,
                                 done ? "finish" : "enter the call");
         }
@@ -427,63 +446,170 @@ static ppu_result_t wait_all(struct ppu_comm *comm, int done, uint64_t seq, cons
     return PPU_SUCCESS;
 }
 
-int ppu_window_allreduce(struct ppu_comm *comm, const struct ppu_coll_args *a, ppu_result_t *res)
+/* The bytes of a's send and receive buffers on rank (0: not used). */
+static void buf_bytes(const struct ppu_comm *comm, const struct ppu_coll_args *a, int rank,
+                      size_t *sb, size_t *rb)
 {
-    size_t es = ppu_datatype_size(a->datatype), bytes = a->count * es;
-    if (!comm->windows || bytes == 0)
+    size_t b = a->count * ppu_datatype_size(a->datatype), n = (size_t)comm->nranks;
+    int root = a->root == rank;
+    switch (a->coll) {
+    case PPU_COLL_ALLREDUCE: *sb = b; *rb = b; break;
+    case PPU_COLL_REDUCE: *sb = b; *rb = root ? b : 0; break;
+    case PPU_COLL_BROADCAST: *sb = root ? b : 0; *rb = b; break;
+    case PPU_COLL_ALLGATHER: *sb = b; *rb = b * n; break;
+    case PPU_COLL_REDUCE_SCATTER: *sb = b * n; *rb = b; break;
+    case PPU_COLL_ALLTOALL: *sb = b * n; *rb = b * n; break;
+    default: *sb = *rb = 0; break;
+    }
+}
+
+/* Does this rank take the window path for a? Only when every buffer it
+ * uses lies in a window all of whose ranks it maps (every rank must pass
+ * window buffers, or none). In-place all-to-all is not done here: a rank
+ * would overwrite blocks its peers still read. */
+static int applies(struct ppu_comm *comm, const struct ppu_coll_args *a, struct ppu_window **ws,
+                   struct ppu_window **wr)
+{
+    size_t sb, rb;
+    buf_bytes(comm, a, comm->rank, &sb, &rb);
+    if (!sb && !rb)
         return 0;
-    struct ppu_window *ws = window_of(comm, a->sendbuf, bytes);
-    struct ppu_window *wr = window_of(comm, a->recvbuf, bytes);
-    if (!ws || !wr)
+    if (a->coll == PPU_COLL_ALLTOALL && a->sendbuf == a->recvbuf)
+        return 0;
+    *ws = sb ? window_of(comm, a->sendbuf, sb) : NULL;
+    *wr = rb ? window_of(comm, a->recvbuf, rb) : NULL;
+    return (!sb || *ws) && (!rb || *wr);
+}
+
+/* The reduction over in[0..nin) of elems elements, a block at a time in
+ * cache, written to each of out[0..nout): every block is read whole before
+ * any output is written, so outputs may be inputs (in place). */
+static void reduce_to(struct ppu_comm *comm, const struct ppu_coll_args *a, char **in, int nin,
+                      char **out, int nout, size_t elems)
+{
+    size_t es = ppu_datatype_size(a->datatype);
+    size_t blk = comm->plan.set.chunk_bytes < BLOCK_BYTES ? comm->plan.set.chunk_bytes
+                                                          : BLOCK_BYTES;
+    size_t per = blk / es ? blk / es : 1;
+    /* one output that is none of the inputs: reduce straight into it */
+    int direct = nout == 1;
+    for (int q = 0; q < nin; q++)
+        direct &= out[0] != in[q];
+    if (direct && nin >= 2) {
+        ppu_reduce2(out[0], in[0], in[1], elems, a->datatype, a->op);
+        for (int q = 2; q < nin; q++)
+            ppu_reduce2(out[0], out[0], in[q], elems, a->datatype, a->op);
+        ppu_reduce_finish(out[0], elems, a->datatype, a->op, comm->nranks);
+        return;
+    }
+    char *tmp = comm->scratch;
+    for (size_t at = 0; at < elems; at += per) {
+        size_t k = elems - at < per ? elems - at : per, off = at * es;
+        if (nin == 1)
+            memcpy(tmp, in[0] + off, k * es);
+        else
+            ppu_reduce2(tmp, in[0] + off, in[1] + off, k, a->datatype, a->op);
+        for (int q = 2; q < nin; q++)
+            ppu_reduce2(tmp, tmp, in[q] + off, k, a->datatype, a->op);
+        ppu_reduce_finish(tmp, k, a->datatype, a->op, comm->nranks);
+        for (int q = 0; q < nout; q++)
+            memcpy(out[q] + off, tmp, k * es);
+    }
+}
+
+/* This rank's part of a, every rank's buffers mapped: sbuf[q], rbuf[q]. */
+static void run_part(struct ppu_comm *comm, const struct ppu_coll_args *a, char **sbuf,
+                     char **rbuf)
+{
+    int n = comm->nranks, me = comm->rank;
+    size_t es = ppu_datatype_size(a->datatype), c = a->count, bytes = c * es;
+    size_t lo = c * (size_t)me / (size_t)n, hi = c * (size_t)(me + 1) / (size_t)n;
+    char **ins = comm->win_io, **outs = comm->win_io + n;
+    switch (a->coll) {
+    case PPU_COLL_ALLREDUCE: /* my share, from every input into every output */
+    case PPU_COLL_REDUCE:
+        for (int q = 0; q < n; q++) {
+            ins[q] = sbuf[q] + lo * es;
+            outs[q] = rbuf[a->coll == PPU_COLL_REDUCE ? a->root : q] + lo * es;
+        }
+        reduce_to(comm, a, ins, n, outs, a->coll == PPU_COLL_REDUCE ? 1 : n, hi - lo);
+        break;
+    case PPU_COLL_REDUCE_SCATTER: /* my block, from every input into my output */
+        for (int q = 0; q < n; q++)
+            ins[q] = sbuf[q] + (size_t)me * bytes;
+        reduce_to(comm, a, ins, n, &rbuf[me], 1, c);
+        break;
+    case PPU_COLL_BROADCAST: /* the root's input, into my output */
+        if (rbuf[me] != sbuf[a->root])
+            memcpy(rbuf[me], sbuf[a->root], bytes);
+        break;
+    case PPU_COLL_ALLGATHER: /* my input, into every output */
+        for (int q = 0; q < n; q++)
+            if (rbuf[q] + (size_t)me * bytes != sbuf[me])
+                memcpy(rbuf[q] + (size_t)me * bytes, sbuf[me], bytes);
+        break;
+    case PPU_COLL_ALLTOALL: /* block me of every input, into my output */
+        for (int q = 0; q < n; q++)
+            memcpy(rbuf[me] + (size_t)q * bytes, sbuf[q] + (size_t)me * bytes, bytes);
+        break;
+    default:
+        break;
+    }
+}
+
+int ppu_window_run(struct ppu_comm *comm, const struct ppu_coll_args *a, ppu_result_t *res)
+{
+    struct ppu_window *ws = NULL, *wr = NULL;
+    if (!comm->windows || comm->nranks > PPU_WIN_MAX_LOCAL || !applies(comm, a, &ws, &wr))
         return 0;
     int n = comm->nranks, me = comm->rank;
     uint64_t seq = ++comm->win_seq;
     comm->coll_seq++;
-    char what[96];
-    snprintf(what, sizeof what, "allreduce #%llu (count=%zu %s, window)",
+    char what[128];
+    snprintf(what, sizeof what, "%s #%llu (count=%zu %s, window)", ppu_coll_name(a->coll),
              (unsigned long long)comm->coll_seq, a->count, ppu_datatype_name(a->datatype));
     struct ppu_wctl *c = comm->wctl;
-    c->off_s = (uint64_t)((const char *)a->sendbuf - ws->base);
-    c->off_r = (uint64_t)((char *)a->recvbuf - wr->base);
+    c->coll = a->coll;
     c->count = a->count;
     c->datatype = a->datatype;
-    c->op = a->op;
+    c->op = a->coll == PPU_COLL_ALLGATHER || a->coll == PPU_COLL_ALLTOALL ||
+            a->coll == PPU_COLL_BROADCAST ? 0 : a->op;
+    c->root = a->coll == PPU_COLL_BROADCAST || a->coll == PPU_COLL_REDUCE ? a->root : -1;
+    c->sid = ws ? ws->id : -1;
+    c->rid = wr ? wr->id : -1;
+    c->soff = ws ? (uint64_t)((const char *)a->sendbuf - ws->base) : 0;
+    c->roff = wr ? (uint64_t)((char *)a->recvbuf - wr->base) : 0;
     atomic_store_explicit(&c->ready, seq, memory_order_release);
     ppu_result_t r = wait_all(comm, 0, seq, what);
+    char **sbuf = comm->win_io + 2 * n, **rbuf = comm->win_io + 3 * n;
     for (int q = 0; r == PPU_SUCCESS && q < n; q++) {
         const struct ppu_wctl *p = comm->wctl_peer[q];
-        if (p->off_s != c->off_s || p->off_r != c->off_r || p->count != c->count ||
-            p->datatype != c->datatype || p->op != c->op)
+        if (p->coll != c->coll || p->count != c->count || p->datatype != c->datatype ||
+            p->op != c->op || p->root != c->root) {
             r = ppu_fail(comm, PPU_INVALID_USAGE,
-                         "%s on rank %d: rank %d called it with another count, type, op or "
-                         "buffer offset in the windows (count %llu, offsets %llu/%llu here "
-                         "%llu/%llu)", what, me, q, (unsigned long long)p->count,
-                         (unsigned long long)p->off_s, (unsigned long long)p->off_r,
-                         (unsigned long long)c->off_s, (unsigned long long)c->off_r);
+                         "%s on rank %d: rank %d called %s with count %llu, type %d, op %d, "
+                         "root %d over windows", what, me, q,
+                         p->coll >= 0 && p->coll < PPU_NUM_COLLS ? ppu_coll_name(p->coll) : "?",
+                         (unsigned long long)p->count, p->datatype, p->op, p->root);
+            break;
+        }
+        /* rank q's buffers as this rank maps them */
+        struct ppu_window *qs = p->sid >= 0 ? window_by_id(comm, p->sid) : NULL;
+        struct ppu_window *qr = p->rid >= 0 ? window_by_id(comm, p->rid) : NULL;
+        size_t sb, rb;
+        buf_bytes(comm, a, q, &sb, &rb);
+        if ((sb && (!qs || p->soff > qs->size || sb > qs->size - p->soff)) ||
+            (rb && (!qr || p->roff > qr->size || rb > qr->size - p->roff))) {
+            r = ppu_fail(comm, PPU_INVALID_USAGE, "%s on rank %d: rank %d's buffers are not "
+                         "in windows this rank knows (windows registered in another order?)",
+                         what, me, q);
+            break;
+        }
+        sbuf[q] = qs ? qs->peer[q] + p->soff : NULL;
+        rbuf[q] = qr ? qr->peer[q] + p->roff : NULL;
     }
     if (r == PPU_SUCCESS) {
-        /* my share of the elements, reduced a block at a time in cache from
-         * every rank's input, then written to every rank's output: each
-         * block is read whole before any output is written, so in place
-         * works too */
-        size_t lo = a->count * (size_t)me / (size_t)n, hi = a->count * (size_t)(me + 1) / (size_t)n;
-        size_t blk = comm->plan.set.chunk_bytes < BLOCK_BYTES ? comm->plan.set.chunk_bytes
-                                                              : BLOCK_BYTES;
-        size_t per = blk / es ? blk / es : 1;
-        char *tmp = comm->scratch;
-        for (size_t at = lo; at < hi; at += per) {
-            size_t k = hi - at < per ? hi - at : per, off = at * es;
-            const char *in0 = ws->peer[0] + c->off_s + off;
-            if (n == 1)
-                memcpy(tmp, in0, k * es);
-            else
-                ppu_reduce2(tmp, in0, ws->peer[1] + c->off_s + off, k, a->datatype, a->op);
-            for (int q = 2; q < n; q++)
-                ppu_reduce2(tmp, tmp, ws->peer[q] + c->off_s + off, k, a->datatype, a->op);
-            ppu_reduce_finish(tmp, k, a->datatype, a->op, n);
-            for (int q = 0; q < n; q++)
-                memcpy(wr->peer[q] + c->off_r + off, tmp, k * es);
-        }
+        run_part(comm, a, sbuf, rbuf);
         atomic_store_explicit(&c->done, seq, memory_order_release);
         r = wait_all(comm, 1, seq, what);
     }

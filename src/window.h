@@ -9,11 +9,16 @@
 struct ppu_comm;
 struct ppu_coll_args;
 
-/* The all-reduce a over windows: when its send and receive buffers lie in
- * windows every rank's buffer of which this rank maps, run it here and
- * return 1 with its result in *res (every rank must then do the same:
- * same offsets, count, type and op, which the ranks check); else 0. */
-int ppu_window_allreduce(struct ppu_comm *comm, const struct ppu_coll_args *a, ppu_result_t *res);
+/* Largest communicator the window path serves (a server's chips). */
+#define PPU_WIN_MAX_LOCAL 64
+
+/* The collective a (all-reduce, reduce, broadcast, all-gather,
+ * reduce-scatter, all-to-all) over windows: when every buffer this rank
+ * uses lies in a window all of whose ranks' buffers it maps, run it here,
+ * reading and writing the ranks' windows directly, and return 1 with its
+ * result in *res; else 0. Every rank must then do the same (the ranks
+ * check the call; buffers may sit at any offsets in any windows). */
+int ppu_window_run(struct ppu_comm *comm, const struct ppu_coll_args *a, ppu_result_t *res);
 /* At destroy: every window of comm and its control segment. */
 void ppu_window_close_all(struct ppu_comm *comm);
 

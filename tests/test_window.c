@@ -90,26 +90,113 @@ Test(window, allreduce_every_type_op_count, .timeout = 300 * PPU_TEST_SLOWDOWN)
         cr_expect_eq(run_ranks(n, every_case, NULL, 240), 0, "%d ranks", n);
 }
 
-/* Ranks that call with different offsets in the windows get an error
- * naming the other rank, never wrong data or a hang. */
-static int offsets_differ(ppu_comm_t comm, int rank, int n, void *arg)
+/* Rank r's element i of its block for rank q (all-to-all). */
+static float a2a(int r, int q, size_t i)
+{
+    return (float)((r * 131 + q * 17 + (int)(i % 1009)) % 4093);
+}
+
+/* Every other collective over windows, float32 (sum for the reductions),
+ * at a different offset on every rank, against the reference. */
+static int other_colls(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    (void)arg;
+    struct win_bufs b;
+    size_t maxc = 20011;
+    if (win_setup(comm, &b, (maxc * (size_t)n + 64) * 4 + 64 * 8))
+        return 1;
+    /* a different offset on each rank: the ranks find each other's buffers */
+    float *s = (float *)(void *)(b.s + 4 * (size_t)rank), *r = (float *)(void *)(b.r + 8 * (size_t)rank);
+    float exp[1];
+    long wrong = 0;
+    int err = 0;
+    const size_t cs[] = {1, 7, 1000, 20011};
+    for (size_t k = 0; k < 4 && !err; k++) {
+        size_t c = cs[k];
+        int root = n - 1;
+        /* reduce to the last rank */
+        ref_fill(s, c, rank, PPU_FLOAT32, PPU_SUM);
+        memset(r, 0, c * 4);
+        err |= ppu_reduce(s, r, c, PPU_FLOAT32, PPU_SUM, root, comm, NULL) != PPU_SUCCESS;
+        for (size_t i = 0; !err && rank == root && i < c; i++) {
+            ref_expect(exp, i % REF_PERIOD, n, PPU_FLOAT32, PPU_SUM);
+            wrong += r[i] != exp[0];
+        }
+        /* broadcast from the last rank, in place on the root */
+        if (rank == root)
+            ref_fill(r, c, root, PPU_FLOAT32, PPU_SUM);
+        else
+            memset(r, 0, c * 4);
+        err |= ppu_broadcast(r, r, c, PPU_FLOAT32, root, comm, NULL) != PPU_SUCCESS;
+        ref_fill(s, c, root, PPU_FLOAT32, PPU_SUM);
+        for (size_t i = 0; !err && i < c; i++)
+            wrong += r[i] != s[i];
+        /* all-gather, out of place and in place */
+        for (int ip = 0; ip < 2 && !err; ip++) {
+            float *src = ip ? r + (size_t)rank * c : s;
+            memset(r, 0, c * (size_t)n * 4);
+            ref_fill(src, c, rank, PPU_FLOAT32, PPU_SUM);
+            err |= ppu_allgather(src, r, c, PPU_FLOAT32, comm, NULL) != PPU_SUCCESS;
+            for (int q = 0; !err && q < n; q++) {
+                ref_fill(s, c, q, PPU_FLOAT32, PPU_SUM); /* s is rewritten next round */
+                for (size_t i = 0; i < c; i++)
+                    wrong += r[(size_t)q * c + i] != s[i];
+            }
+        }
+        /* reduce-scatter: element j of block q is global element q * c + j */
+        ref_fill(s, c * (size_t)n, rank, PPU_FLOAT32, PPU_SUM);
+        memset(r, 0, c * 4);
+        err |= ppu_reduce_scatter(s, r, c, PPU_FLOAT32, PPU_SUM, comm, NULL) != PPU_SUCCESS;
+        for (size_t i = 0; !err && i < c; i++) {
+            ref_expect(exp, ((size_t)rank * c + i) % REF_PERIOD, n, PPU_FLOAT32, PPU_SUM);
+            wrong += r[i] != exp[0];
+        }
+        /* all-to-all */
+        for (int q = 0; q < n; q++)
+            for (size_t i = 0; i < c; i++)
+                s[(size_t)q * c + i] = a2a(rank, q, i);
+        memset(r, 0, c * (size_t)n * 4);
+        err |= ppu_alltoall(s, r, c, PPU_FLOAT32, comm, NULL) != PPU_SUCCESS;
+        for (int q = 0; !err && q < n; q++)
+            for (size_t i = 0; i < c; i++)
+                wrong += r[(size_t)q * c + i] != a2a(q, rank, i);
+        if (wrong && !err)
+            fprintf(stderr, "rank %d n=%d count=%zu: %ld wrong\n", rank, n, c, wrong);
+        if (wrong)
+            break;
+    }
+    if (err)
+        fprintf(stderr, "rank %d: %s\n", rank, ppu_get_last_error(comm));
+    err |= win_teardown(comm, &b);
+    return err || wrong;
+}
+
+Test(window, other_collectives, .timeout = 300 * PPU_TEST_SLOWDOWN)
+{
+    for (int n = 2; n <= 4; n++)
+        cr_expect_eq(run_ranks(n, other_colls, NULL, 240), 0, "%d ranks", n);
+}
+
+/* Ranks that call with different counts over windows get an error naming
+ * the other rank, never wrong data or a hang. */
+static int counts_differ(ppu_comm_t comm, int rank, int n, void *arg)
 {
     (void)n;
     (void)arg;
     struct win_bufs b;
     if (win_setup(comm, &b, 4096))
         return 1;
-    ppu_result_t r = ppu_allreduce(b.s + 4 * rank, b.r, 16, PPU_FLOAT32, PPU_SUM, comm, NULL);
-    int ok = r == PPU_INVALID_USAGE && strstr(ppu_get_last_error(comm), "another count");
+    ppu_result_t r = ppu_allreduce(b.s, b.r, 16 + (size_t)rank, PPU_FLOAT32, PPU_SUM, comm, NULL);
+    int ok = r == PPU_INVALID_USAGE && strstr(ppu_get_last_error(comm), "called allreduce with");
     if (!ok)
         fprintf(stderr, "rank %d: %d '%s'\n", rank, r, ppu_get_last_error(comm));
     win_teardown(comm, &b);
     return !ok;
 }
 
-Test(window, different_offsets_are_an_error, .timeout = 60 * PPU_TEST_SLOWDOWN)
+Test(window, different_counts_are_an_error, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
-    cr_expect_eq(run_ranks(2, offsets_differ, NULL, 30), 0);
+    cr_expect_eq(run_ranks(2, counts_differ, NULL, 30), 0);
 }
 
 /* A buffer that is not from ppu_mem_alloc: every rank fails to register,
