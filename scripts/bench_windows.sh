@@ -1,33 +1,37 @@
 #!/usr/bin/env bash
-# 2-rank all-reduce side by side, ROUNDS times interleaved: ppuccl with
+# A collective (COLL, default allreduce; 2 ranks) side by side, ROUNDS
+# times interleaved: ppuccl with
 # malloc'd buffers (-R 0), ppuccl over symmetric memory windows (-R 2),
 # Open MPI, and the memory bound (bound_allreduce: inputs and outputs in
 # shared memory, each rank reducing its half straight into both outputs).
-# Prints the median out-of-place busbw per size and the ratios.
-# Environment: ROUNDS (5) NP (2) MIN (64K) MAX (64M) FACTOR (4) ITERS (20)
+# (the bound: all-reduce only). Prints the median out-of-place busbw per
+# size and the ratios.
+# Environment: COLL (allreduce, or reduce broadcast allgather reduce_scatter
+#   alltoall) ROUNDS (5) NP (2) MIN (64K) MAX (64M) FACTOR (4) ITERS (20)
 #   BUILD_DIR (<repo>/build)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 B=${BUILD_DIR:-$ROOT/build}/bin
 ROUNDS=${ROUNDS:-5} NP=${NP:-2} MIN=${MIN:-64K} MAX=${MAX:-64M} FACTOR=${FACTOR:-4}
-ITERS=${ITERS:-20}
+ITERS=${ITERS:-20} COLL=${COLL:-allreduce}
 F=(-b "$MIN" -e "$MAX" -f "$FACTOR" -n "$ITERS" -w 5)
 MPIRUN=(mpirun --oversubscribe -np "$NP")
 [ "$(id -u)" -eq 0 ] && MPIRUN=(mpirun --allow-run-as-root --oversubscribe -np "$NP")
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 have_mpi=0
-command -v mpirun >/dev/null && [ -x "$B/mpi_allreduce_perf" ] && have_mpi=1
+command -v mpirun >/dev/null && [ -x "$B/mpi_${COLL}_perf" ] && have_mpi=1
 for r in $(seq 1 "$ROUNDS"); do
-  "$B/ppu_allreduce_perf" -p "$NP" "${F[@]}" -R 0 >"$out/ppu0.$r" 2>&1
-  "$B/ppu_allreduce_perf" -p "$NP" "${F[@]}" -R 2 >"$out/ppu2.$r" 2>&1
-  [ $have_mpi = 1 ] && "${MPIRUN[@]}" "$B/mpi_allreduce_perf" "${F[@]}" >"$out/mpi.$r" 2>&1
-  "$B/bound_allreduce" -p "$NP" "${F[@]}" >"$out/bound.$r" 2>&1
+  "$B/ppu_${COLL}_perf" -p "$NP" "${F[@]}" -R 0 >"$out/ppu0.$r" 2>&1
+  "$B/ppu_${COLL}_perf" -p "$NP" "${F[@]}" -R 2 >"$out/ppu2.$r" 2>&1
+  if [ $have_mpi = 1 ]; then "${MPIRUN[@]}" "$B/mpi_${COLL}_perf" "${F[@]}" >"$out/mpi.$r" 2>&1; fi
+  if [ "$COLL" = allreduce ]; then "$B/bound_allreduce" -p "$NP" "${F[@]}" >"$out/bound.$r" 2>&1; fi
 done
 # busbw per size: perf rows have it in column 8 (out of place), bound rows in 5
-/usr/bin/python3 - "$out" "$ROUNDS" "$NP" "$have_mpi" <<'EOF'
+/usr/bin/python3 - "$out" "$ROUNDS" "$NP" "$have_mpi" "$COLL" <<'EOF'
 import statistics, sys
 d, rounds, np, have_mpi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+coll = sys.argv[5]
 def rows(kind, col):
     per = {}
     for r in range(1, rounds + 1):
@@ -46,7 +50,7 @@ def rows(kind, col):
     return {k: statistics.median(v) for k, v in per.items()}
 p0, p2, bd = rows("ppu0", 7), rows("ppu2", 7), rows("bound", 4)
 mp = rows("mpi", 7) if have_mpi else {}
-print(f"# all-reduce float sum, {np} ranks, busbw GB/s, medians of {rounds} interleaved rounds")
+print(f"# {coll} float, {np} ranks, busbw GB/s, medians of {rounds} interleaved rounds")
 print(f"{'size':>10} {'ppu -R0':>8} {'ppu -R2':>8} {'ompi':>8} {'bound':>8} "
       f"{'R2/bound':>8} {'R0/bound':>8} {'R0/ompi':>8} {'R2/ompi':>8}")
 def ratio(a, b):
