@@ -116,6 +116,10 @@ _SIGS = {
     "ppu_group_start": (_R, []),
     "ppu_group_end": (_R, []),
     "ppu_comm_split": (_R, [_P, _I, _I, _c.POINTER(_P)]),
+    "ppu_mem_alloc": (_R, [_S, _c.POINTER(_P)]),
+    "ppu_mem_free": (_R, [_P]),
+    "ppu_comm_window_register": (_R, [_P, _P, _S, _c.POINTER(_P)]),
+    "ppu_comm_window_deregister": (_R, [_P, _P]),
 }
 for _name, (_res, _args) in _SIGS.items():
     _f = getattr(lib, _name)

@@ -341,6 +341,13 @@ class Communicator:
         self._issue(fn, rc, stream, (buf,))
         return buf
 
+    def window_register(self, buf):
+        """Registers buf (from ppuccl.mem_alloc; collective) as a window:
+        collectives on buffers in windows then read and write the ranks'
+        memory directly. Returns a Window (deregister() or with-block)."""
+        from .memory import Window
+        return Window(self, buf)
+
     def barrier(self, stream=None):
         """ppu_barrier."""
         fn = "ppu_barrier"

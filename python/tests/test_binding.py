@@ -160,7 +160,39 @@ def _torch_tensors(rank, n, uid):
     comm.destroy()
 
 
+def _windows(rank, n, uid):
+    """Collectives on ppuccl.mem_alloc arrays registered as windows (the
+    zero-copy path), numpy and torch, against the references."""
+    import torch
+    comm = ppuccl.Communicator(n, uid, rank)
+    count = 5000
+    a = ppuccl.mem_alloc(count * n, "float32")
+    b = ppuccl.mem_alloc((n, count), "float32")
+    t = ppuccl.mem_alloc(count, "float32", torch=True)
+    assert isinstance(t, torch.Tensor) and t.numel() == count
+    with comm.window_register(a), comm.window_register(b), comm.window_register(t):
+        for op in OPS:
+            ref = reference(op, n, count, "float32")
+            a[:count] = values(op, rank, n, count, "float32")
+            comm.allreduce(a[:count], b[0], op=op)
+            check(b[0], ref, f"window allreduce {op}")
+            comm.allreduce(a[:count], op=op)
+            check(a[:count], ref, f"window allreduce in place {op}")
+        a[:count] = rank
+        comm.allgather(a[:count], b)
+        check(b, np.repeat(np.arange(n, dtype="float32"), count).reshape(n, count),
+              "window allgather")
+        t.copy_(torch.full((count,), float(rank + 1)))
+        comm.allreduce(t)
+        assert torch.equal(t, torch.full((count,), float(n * (n + 1) // 2))), "torch window"
+    comm.destroy()
+
+
 class Binding(unittest.TestCase):
+    def test_windows(self):
+        run_ranks(3, _windows)
+
+
     def test_reductions_3_ranks(self):
         run_ranks(3, _reductions, [1, 7, 3000])
 
