@@ -3,6 +3,8 @@
  * No MPI and no libppuccl symbols here: only the enums from ppuccl.h.
  */
 #define _GNU_SOURCE
+#include <cjson/cJSON.h>
+
 #include "perf_common.h"
 
 #include <errno.h>
@@ -223,8 +225,10 @@ static int parse_name(const char *s, const char *const *names, int n) {
 static void usage(const char *prog, FILE *f) {
     fprintf(f, "usage: %s [-b minbytes] [-e maxbytes] [-f factor | -i stepbytes] [-n iters]\n"
                "  [-w warmup] [-c 0|1] [-d type|all] [-o sum|prod|max|min|avg|all] [-r root]\n"
-               "  [-z 0|1] [-T timeout_s] [-p nprocs] [-R 0|1|2] [-h]\n"
-               "  -R 1 registers the buffers with the library (ppuccl: ppu_comm_register)\n"
+               "  [-z 0|1] [-T timeout_s] [-p nprocs] [-R 0|1|2] [-J file] [-h]\n"
+               "  -R 1 registers the buffers with the library (ppuccl: ppu_comm_register);\n"
+               "  -R 2 allocates them as symmetric memory registered as windows (ppuccl)\n"
+               "  -J file: rank 0 writes every row and the parameters as JSON\n"
                "  sizes accept K/M/G suffixes (powers of 1024); types: int8 uint8 int32 uint32\n"
                "  int64 uint64 half bfloat16 float double\n", prog);
 }
@@ -235,13 +239,14 @@ int perf_parse_args(int argc, char **argv, perf_opts_t *o) {
         {"stepbytes", 1, 0, 'i'}, {"iters", 1, 0, 'n'}, {"warmup_iters", 1, 0, 'w'},
         {"check", 1, 0, 'c'}, {"datatype", 1, 0, 'd'}, {"op", 1, 0, 'o'},
         {"root", 1, 0, 'r'}, {"blocking", 1, 0, 'z'}, {"timeout", 1, 0, 'T'},
-        {"nprocs", 1, 0, 'p'}, {"register", 1, 0, 'R'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"nprocs", 1, 0, 'p'}, {"register", 1, 0, 'R'}, {"json", 1, 0, 'J'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *prog = argc > 0 ? argv[0] : "perf";
-    *o = (perf_opts_t){8, 64u << 20, 2.0, 0, 20, 5, 1, PPU_FLOAT32, PPU_SUM, 0, 0, 0, 0, 0};
+    *o = (perf_opts_t){8, 64u << 20, 2.0, 0, 20, 5, 1, PPU_FLOAT32, PPU_SUM, 0, 0, 0, 0, 0, NULL};
     int c, bad = 0;
     opterr = 0;
     optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, ":b:e:f:i:n:w:c:d:o:r:z:T:p:R:h", longopts, NULL)) != -1) {
+    while (!bad && (c = getopt_long(argc, argv, ":b:e:f:i:n:w:c:d:o:r:z:T:p:R:J:h", longopts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'b': bad = parse_size(optarg, &o->min_bytes); break;
@@ -262,6 +267,7 @@ int perf_parse_args(int argc, char **argv, perf_opts_t *o) {
         case 'T': bad = parse_int(optarg, 0, 1 << 24, &o->timeout_s); break;
         case 'p': bad = parse_int(optarg, 1, 4096, &o->nprocs); break;
         case 'R': bad = parse_int(optarg, 0, 2, &o->reg); break;
+        case 'J': o->json = optarg; bad = !*optarg; break;
         case 'h': usage(prog, stdout); return 1;
         case ':':
             fprintf(stderr, "%s: option -%c needs a value\n", prog, optopt);
@@ -339,7 +345,44 @@ static int print_header(const perf_opts_t *o, const perf_backend_t *be, const pe
     return 0;
 }
 
-typedef struct { char *send, *recv, *exp; double bw_sum; long bw_n; double wrong; } sweep_t;
+typedef struct {
+    char *send, *recv, *exp;
+    double bw_sum;
+    long bw_n;
+    double wrong;
+    cJSON *rows, *row; /* -J: rank 0's rows, and the one being measured */
+} sweep_t;
+
+/* -J: the rows and the run's parameters, as nccl-tests' JSON output
+ * would hold them; takes rows. */
+static int write_json(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *coll,
+                      cJSON *rows, double avg_busbw) {
+    cJSON *root = cJSON_CreateObject(), *p = cJSON_AddObjectToObject(root, "params");
+    cJSON_AddStringToObject(root, "collective", coll->name);
+    cJSON_AddStringToObject(root, "backend", be->name);
+    cJSON_AddNumberToObject(root, "nranks", be->nranks);
+    cJSON_AddNumberToObject(p, "minbytes", (double)o->min_bytes);
+    cJSON_AddNumberToObject(p, "maxbytes", (double)o->max_bytes);
+    cJSON_AddNumberToObject(p, "stepfactor", o->step ? 0 : o->factor);
+    cJSON_AddNumberToObject(p, "stepbytes", (double)o->step);
+    cJSON_AddNumberToObject(p, "iters", o->iters);
+    cJSON_AddNumberToObject(p, "warmup_iters", o->warmup);
+    cJSON_AddNumberToObject(p, "check", o->check);
+    cJSON_AddStringToObject(p, "datatype", o->dtype == PERF_ALL ? "all" : perf_type_name(o->dtype));
+    cJSON_AddStringToObject(p, "op", o->op == PERF_ALL ? "all" : perf_op_name(o->op));
+    cJSON_AddNumberToObject(p, "root", o->root);
+    cJSON_AddNumberToObject(p, "register", o->reg);
+    cJSON_AddItemToObject(root, "rows", rows);
+    cJSON_AddNumberToObject(root, "avg_busbw_gbps", avg_busbw);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    FILE *f = text ? fopen(o->json, "w") : NULL;
+    int ok = f && fputs(text, f) >= 0;
+    if (f && fclose(f) != 0) ok = 0;
+    cJSON_free(text);
+    if (!ok) fprintf(stderr, "perf: -J %s: cannot write it\n", o->json);
+    return ok ? 0 : -1;
+}
 
 /* One row group: check run (separate), warmup, timed loop. In place, send
  * and recv lie in sw->recv, which holds max(send, recv) elements. */
@@ -392,6 +435,16 @@ static int run_place(const perf_opts_t *o, const perf_backend_t *be, const perf_
     double us = sec * 1e6;
     sw->bw_sum += busbw;
     sw->bw_n++;
+    if (be->rank == 0 && sw->row) {
+        cJSON *pl = cJSON_AddObjectToObject(sw->row, in_place ? "in_place" : "out_of_place");
+        cJSON_AddNumberToObject(pl, "time_us", us);
+        cJSON_AddNumberToObject(pl, "algbw_gbps", algbw);
+        cJSON_AddNumberToObject(pl, "busbw_gbps", busbw);
+        if (o->check)
+            cJSON_AddNumberToObject(pl, "wrong", wrong);
+        else
+            cJSON_AddNullToObject(pl, "wrong");
+    }
     if (be->rank == 0) {
         printf(us >= 10000.0 ? "  %7.0f" : us >= 100.0 ? "  %7.1f" : "  %7.2f", us);
         printf("  %6.2f  %6.2f", algbw, busbw);
@@ -438,7 +491,9 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
         if (c.recv * ts > maxr) maxr = c.recv * ts;
         if (!coll->no_inplace && c.send * ts > maxr) maxr = c.send * ts;
     }
-    sweep_t sw = {NULL, NULL, malloc(maxr), 0, 0, 0};
+    sweep_t sw = {NULL, NULL, malloc(maxr), 0, 0, 0, NULL, NULL};
+    if (o->json && be->rank == 0)
+        sw.rows = cJSON_CreateArray();
     void *regs[2] = {NULL, NULL}; /* -R 1: the buffers' registrations; -R 2: windows */
     int sym = o->reg == 2;
     if (sym && (!be->mem_alloc || !be->win_reg)) {
@@ -495,6 +550,15 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
                     printf("%12zu  %12zu  %8s  %6s  %6d", (c.send > c.recv ? c.send : c.recv) * ts,
                            c.param, perf_type_name(t), perf_op_name(ops[j]),
                            coll->uses_root ? o->root : -1);
+                if (sw.rows) {
+                    sw.row = cJSON_CreateObject();
+                    cJSON_AddNumberToObject(sw.row, "size", (double)((c.send > c.recv ? c.send : c.recv) * ts));
+                    cJSON_AddNumberToObject(sw.row, "count", (double)c.param);
+                    cJSON_AddStringToObject(sw.row, "type", perf_type_name(t));
+                    cJSON_AddStringToObject(sw.row, "redop", perf_op_name(ops[j]));
+                    cJSON_AddNumberToObject(sw.row, "root", coll->uses_root ? o->root : -1);
+                    cJSON_AddItemToArray(sw.rows, sw.row);
+                }
                 for (int place = 0; place < 2 && !rc; place++) {
                     if (place && coll->no_inplace) {
                         if (be->rank == 0) printf("  %7s  %6s  %6s  %6s", "N/A", "N/A", "N/A", "N/A");
@@ -516,7 +580,11 @@ int perf_run(const perf_opts_t *o, const perf_backend_t *be, const perf_coll_t *
         fflush(stdout);
     }
     if (!rc && sw.wrong > 0) rc = 1;
+    if (!rc && sw.rows && write_json(o, be, coll, sw.rows, sw.bw_n ? sw.bw_sum / (double)sw.bw_n : 0))
+        rc = 1;
+    sw.rows = NULL; /* write_json took it */
 out:
+    cJSON_Delete(sw.rows);
     for (int k = 0; k < 2; k++)
         if (regs[k] && (sym ? be->win_dereg : be->dereg)(be->ctx, regs[k]) && !rc) rc = 1;
     if (sym) {

@@ -37,6 +37,7 @@ typedef struct perf_opts {
     int reg;           /* -R: 1 register the buffers (backend->reg); 2 allocate them as
                         * symmetric memory and register them as windows (backend->mem_alloc,
                         * win_reg); default 0 */
+    const char *json;  /* -J FILE: rank 0 writes every row and the parameters as JSON */
 } perf_opts_t;
 
 /* Communication primitives, filled in by the program. Every function returns

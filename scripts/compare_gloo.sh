@@ -50,10 +50,10 @@ PPU_OUT=$OUT_DIR/ppuccl_allreduce.txt
 GLOO_OUT=$OUT_DIR/gloo_allreduce.txt
 
 echo "compare_gloo: ${ENV_WORDS[*]+${ENV_WORDS[*]} }$PPU_BIN -p $NP ${FLAGS[*]}"
-rc=0; env ${ENV_WORDS[@]+"${ENV_WORDS[@]}"} "$PPU_BIN" -p "$NP" "${FLAGS[@]}" >"$PPU_OUT" 2>&1 || rc=$?
+rc=0; env ${ENV_WORDS[@]+"${ENV_WORDS[@]}"} "$PPU_BIN" -p "$NP" "${FLAGS[@]}" -J "$PPU_OUT.json" >"$PPU_OUT" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] || { tail -n 20 "$PPU_OUT" >&2; die "ppu_allreduce_perf failed (exit $rc) with PPU_ENV='$PPU_ENV'; full output: $PPU_OUT"; }
 echo "compare_gloo: $GLOO_BIN -p $NP ${FLAGS[*]}"
-rc=0; "$GLOO_BIN" -p "$NP" "${FLAGS[@]}" >"$GLOO_OUT" 2>&1 || rc=$?
+rc=0; "$GLOO_BIN" -p "$NP" "${FLAGS[@]}" -J "$GLOO_OUT.json" >"$GLOO_OUT" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] || { tail -n 20 "$GLOO_OUT" >&2; die "gloo_allreduce_perf failed (exit $rc); full output: $GLOO_OUT"; }
 
 # Rows: size count type redop root | time algbw busbw #wrong (out-of-place) | in-place
@@ -75,4 +75,7 @@ awk -v np="$NP" -v what="all-reduce $DTYPE $OP" -v penv="${PPU_ENV:-(none)}" '
     }
     if (!rows) { print "compare_gloo: no common sizes in the two outputs" > "/dev/stderr"; exit 1 }
   }' "$PPU_OUT" "$GLOO_OUT"
+PNG=${PNG:-$OUT_DIR/compare_gloo.png}
+/usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/plot_compare.py" "$PNG" "all-reduce $DTYPE, $NP ranks" \
+  "ppuccl=$PPU_OUT.json" "Gloo=$GLOO_OUT.json" || echo "compare_gloo: no plot (matplotlib?)" >&2
 echo "compare_gloo: raw outputs in $OUT_DIR"

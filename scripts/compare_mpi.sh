@@ -15,7 +15,8 @@
 #   PPU_ENV (NAME=VALUE words for ppuccl, e.g. "PPU_NET=socket
 #   PPU_SIM_SERVERS=4": every rank its own server, links over TCP)
 #   MPIRUN_ARGS (more mpirun arguments, e.g. "--mca btl tcp,self": Open MPI
-#   over TCP only, the match of the PPU_ENV above)
+#   over TCP only, the match of the PPU_ENV above) PNG (the plot,
+#   OUT_DIR/compare_COLL.png)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,10 +60,10 @@ PPU_OUT=$OUT_DIR/ppuccl_${COLL}.txt
 MPI_OUT=$OUT_DIR/ompi_${COLL}.txt
 
 echo "compare_mpi: ${ENV_WORDS[*]+${ENV_WORDS[*]} }$PPU_BIN -p $NP ${FLAGS[*]}"
-rc=0; env ${ENV_WORDS[@]+"${ENV_WORDS[@]}"} "$PPU_BIN" -p "$NP" "${FLAGS[@]}" >"$PPU_OUT" 2>&1 || rc=$?
+rc=0; env ${ENV_WORDS[@]+"${ENV_WORDS[@]}"} "$PPU_BIN" -p "$NP" "${FLAGS[@]}" -J "$PPU_OUT.json" >"$PPU_OUT" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] || { tail -n 20 "$PPU_OUT" >&2; die "ppu_${COLL}_perf failed (exit $rc); full output: $PPU_OUT"; }
 echo "compare_mpi: ${MPIRUN[*]} $MPI_BIN ${FLAGS[*]}"
-rc=0; "${MPIRUN[@]}" "$MPI_BIN" "${FLAGS[@]}" >"$MPI_OUT" 2>&1 || rc=$?
+rc=0; "${MPIRUN[@]}" "$MPI_BIN" "${FLAGS[@]}" -J "$MPI_OUT.json" >"$MPI_OUT" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] || { tail -n 20 "$MPI_OUT" >&2; die "mpi_${COLL}_perf failed (exit $rc); full output: $MPI_OUT"; }
 
 # Rows: size count type redop root | time algbw busbw #wrong (out-of-place) | in-place
@@ -89,4 +90,8 @@ awk -v np="$NP" -v what="$what" '
     printf "# latency at %s B (us): ppuccl %.2f  ompi %.2f  ratio %s (ppuccl/ompi, lower is better)\n",
            small, pt[small], mt[small], ratio(pt[small], mt[small])
   }' "$PPU_OUT" "$MPI_OUT"
+# busbw against size, both beside each other (PNG, default OUT_DIR/compare_COLL.png)
+PNG=${PNG:-$OUT_DIR/compare_${COLL}.png}
+/usr/bin/python3 "$ROOT/scripts/plot_compare.py" "$PNG" "$TITLE $DTYPE, $NP ranks" \
+  "ppuccl=$PPU_OUT.json" "Open MPI=$MPI_OUT.json" || echo "compare_mpi: no plot (matplotlib?)" >&2
 echo "compare_mpi: raw outputs in $OUT_DIR"

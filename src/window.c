@@ -89,7 +89,8 @@ static void *segment_map(const char *name, size_t *size)
     struct stat st;
     void *m = MAP_FAILED;
     if (fstat(fd, &st) == 0 && st.st_size > 0)
-        m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                 0); /* mapped now, not page by page in the first calls */
     close(fd);
     if (m == MAP_FAILED)
         return NULL;
