@@ -202,6 +202,49 @@ static const char *state_name(int st)
     return st == PPU_LINK_UP ? "up" : st == PPU_LINK_DOWN ? "down" : "none";
 }
 
+/* The NICs the expected wiring gives server s (its server esrv) against
+ * what discovery found there: each by name, present, serving the same
+ * chip (its rail), on the same NUMA node, RDMA or not. */
+static void check_nics(struct diag *d, int s, const struct ppu_topo *e, int esrv,
+                       const struct ppu_topo *t, cJSON *diffs)
+{
+    char where[32], what[200];
+    snprintf(where, sizeof where, "server %d", s);
+    for (int i = 0; i < e->nnics; i++) {
+        const struct ppu_topo_nic *x = &e->nic[i];
+        if (x->server != esrv)
+            continue;
+        const struct ppu_topo_nic *y = NULL;
+        for (int j = 0; j < t->nnics && !y; j++)
+            if (t->nic[j].server == s && !strcmp(t->nic[j].name, x->name))
+                y = &t->nic[j];
+        const char *kind = NULL;
+        if (!y) {
+            kind = "nic_missing";
+            snprintf(what, sizeof what, "server %d has no NIC %s (expected%s%.0d)", s, x->name,
+                     x->chip >= 0 ? " serving local chip " : "", x->chip >= 0 ? x->chip : 0);
+        } else if (y->chip != x->chip || (x->numa >= 0 && y->numa != x->numa)) {
+            kind = "nic_locality";
+            snprintf(what, sizeof what, "NIC %s of server %d serves local chip %d on NUMA node %d; "
+                     "expected chip %d on node %d", x->name, s, y->chip, y->numa, x->chip, x->numa);
+        } else if (y->rdma != x->rdma) {
+            kind = "nic_rdma";
+            snprintf(what, sizeof what, "NIC %s of server %d is %sRDMA-capable; expected %s", x->name,
+                     s, y->rdma ? "" : "not ", x->rdma ? "RDMA" : "not RDMA");
+        }
+        if (!kind)
+            continue;
+        add_finding(d, kind, where, 0, 0, 1, "%s", what);
+        cJSON *dj = cJSON_CreateObject();
+        cJSON_AddStringToObject(dj, "nic", x->name);
+        cJSON_AddStringToObject(dj, "kind", kind);
+        cJSON_AddStringToObject(dj, "what", what);
+        cJSON_AddItemToArray(diffs, dj);
+        if (d->rank == 0)
+            printf("  %s: %s\n", kind, what);
+    }
+}
+
 static int check_topo(struct diag *d)
 {
     const struct diag_opts *o = d->o;
@@ -291,6 +334,8 @@ static int check_topo(struct diag *d)
             if (d->rank == 0)
                 printf("\n");
         }
+        if (have_e)
+            check_nics(d, s, &e, file.nservers > 1 ? s : 0, t, diffs);
     }
     if (d->rank == 0)
         printf("topology: %s\n", !exp_name ? "shown (nothing to compare: no --expect)"

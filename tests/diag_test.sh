@@ -75,6 +75,7 @@ grep "slow_network" "$tmp/slow_network.out" | grep -q "(server 0) -> rank 5 (ser
 mesh4() { # $1: links to leave out
   echo '<ppu_topology version="1" name="mesh4" ports_per_chip="3"><server id="0">'
   for c in 0 1 2 3; do echo "<chip id=\"$c\"/>"; done
+  echo "<nic name=\"mlx5_0\" chip=\"${nic_chip:-0}\" rdma=\"1\"/>"
   echo '</server>'
   for l in "0 1 0 0" "0 2 1 0" "0 3 2 0" "1 2 1 1" "1 3 2 1" "2 3 2 2"; do
     set -- $l
@@ -85,10 +86,14 @@ mesh4() { # $1: links to leave out
 }
 skip= mesh4 >"$tmp/want.xml"
 skip=1-2 mesh4 >"$tmp/got.xml"
+skip= nic_chip=2 mesh4 >"$tmp/nic.xml"
 expect_case topo_file "link_missing 1->2;link_missing 2->1;" PPU_TOPO_FILE="$tmp/got.xml" -- \
   -p 4 --expect "$tmp/want.xml" --checks topo
 grep -q "link 1->2 (server 0, port 1): found none, expected up" "$tmp/topo_file.out" ||
   bad "topology file: the missing link's port is not named"
+# the NIC serving chip 2 where chip 0 was expected: its rail is elsewhere
+expect_case nic_locality "nic_locality server 0;" PPU_TOPO_FILE="$tmp/nic.xml" -- \
+  -p 4 --expect "$tmp/want.xml" --checks topo
 
 # 6. could not run: exit 2 with the reason
 timeout 30 "$diag" -p 2 --expect /nonexistent.xml >"$tmp/e.out" 2>&1
