@@ -77,6 +77,30 @@ else
   bad "rank 2 stopped: status exit $rc, holding up: '$held' after 5 s"; cat "$tmp/st.out"
 fi
 grep -A1 "holding the others up" "$tmp/st.out" | grep -q "rank 2 " || bad "the text does not name rank 2 first"
+# the same through a relay (ppu-diag status --serve) with a token, as from
+# another host; a client without the token and one sending garbage are
+# dropped, and the relay goes on serving
+export HOME=$tmp/home
+mkdir -p "$HOME"
+"$diag" status --serve 127.0.0.1:0 --requests 2 >"$tmp/relay.out" 2>&1 &
+relay_pid=$!
+for _ in $(seq 1 50); do
+  relay=$(sed -n 's/.* at \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$tmp/relay.out")
+  [ -n "$relay" ] && break
+  sleep 0.1
+done
+PPU_DIAG_TOKEN=not-the-token "$diag" status --addr "$relay" >/dev/null 2>&1
+rc=$?
+[ $rc -eq 2 ] || bad "a client with another token got an answer (exit $rc)"
+head -c 200 /dev/urandom >"/dev/tcp/${relay%:*}/${relay##*:}" 2>/dev/null
+"$diag" status --addr "$relay" --json "$tmp/remote.json" >"$tmp/remote.out" 2>&1
+rc=$?
+held=$(held_by "$tmp/remote.json" "$p2")
+echo "through the relay at $relay: exit $rc, holding up: '$held'"
+[ $rc -eq 1 ] && [ "$held" = 2 ] || { bad "the relay's answer does not name rank 2"; cat "$tmp/remote.out"; }
+"$diag" status --addr "$relay" >/dev/null 2>&1 # its second valid request: it exits
+wait "$relay_pid" 2>/dev/null
+grep -c "dropped a request" "$tmp/relay.out" | grep -q 2 || bad "the relay did not drop the 2 bad requests"
 kill -CONT "$p2"
 kill -KILL -- -"$job" 2>/dev/null
 wait "$job" 2>/dev/null
