@@ -676,6 +676,9 @@ static ppu_result_t net_params(struct ppu_comm *comm, struct ppu_link_params *p,
     p->nsocks = (int)ppu_param_int(PPU_P_SOCKET_NSOCKS);
     p->nthreads = (int)ppu_param_int(PPU_P_SOCKET_NTHREADS);
     snprintf(p->ib_hca, sizeof p->ib_hca, "%s", ppu_param_str(PPU_P_IB_HCA));
+    p->ib_tc = (int)ppu_param_int(PPU_P_IB_TC);
+    p->ib_timeout = (int)ppu_param_int(PPU_P_IB_TIMEOUT);
+    p->ib_retry = (int)ppu_param_int(PPU_P_IB_RETRY_CNT);
     long long st = ppu_param_int(PPU_P_BOOTSTRAP_TIMEOUT_MS);
     uint64_t ct = comm->timeout_ns / 1000000ull;
     p->setup_timeout_ms = st > 0 && st < 0x7fffffff ? (int)st : 0x7fffffff;

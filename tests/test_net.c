@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1069,4 +1070,26 @@ Test(net, ib_cm_active)
         cr_expect_eq(net_ib_cm_step(&c, bad[i]), NET_IB_ACT_FAIL, "event %d", i);
         cr_expect(!c.up && c.failed);
     }
+}
+
+/* A process forked after ppuccl looked at the RDMA devices does not use
+ * them (their state does not survive a fork): usable says why, so the
+ * child takes TCP, or fails naming the reason under PPU_NET=ib. */
+Test(net, ib_forked_child_refuses_rdma)
+{
+    char what[512], first[512];
+    if (strstr((ppu_net_ib_usable("", first, sizeof first), first), "no RDMA transport"))
+        cr_skip_test("this build has no RDMA transport");
+    cr_assert_eq(net_ib_forked(what, sizeof what), 0, "the process that looked first");
+    pid_t pid = fork();
+    if (pid == 0) {
+        int f = net_ib_forked(what, sizeof what);
+        char why[512];
+        int u = ppu_net_ib_usable("", why, sizeof why);
+        _exit(f == 1 && strstr(what, "was forked from pid") && u == 0 &&
+                      strstr(why, "PPU_NET=socket") ? 0 : 1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the forked child must refuse RDMA, naming why");
 }

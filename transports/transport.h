@@ -36,6 +36,9 @@ struct ppu_link_params {
     int nsocks;           /* connections per link (PPU_SOCKET_NSOCKS) */
     int nthreads;         /* TCP progress threads per process (PPU_SOCKET_NTHREADS) */
     char ib_hca[32];      /* RDMA device to use (PPU_IB_HCA), or "" for the address's */
+    int ib_tc;            /* traffic class (PPU_IB_TC), -1: the device's */
+    int ib_timeout;       /* local ACK timeout exponent (PPU_IB_TIMEOUT), -1: the path's */
+    int ib_retry;         /* transport retries (PPU_IB_RETRY_CNT) */
     int setup_timeout_ms; /* connection setup deadline (PPU_BOOTSTRAP_TIMEOUT_MS) */
     int close_timeout_ms; /* longest wait at close for sent messages to leave (PPU_TIMEOUT_MS) */
     struct sockaddr_storage listen_addr; /* receiver: where to listen (port ignored) */

@@ -61,6 +61,17 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "RDMA device for PPU_NET=ib (e.g. mlx5_0): its interface's address is where links "
         "listen. Empty: the device of PPU_SOCKET_IFNAME's address.",
         .kind = PPU_PK_STR},
+    [PPU_P_IB_TC] = {"PPU_IB_TC", "-1",
+        "Traffic class of RDMA links (RoCE: DSCP << 2 | ECN, e.g. 106 for DSCP 26), for "
+        "fabrics that give collectives their own queue; -1: the device's default.",
+        INT(-1, 255)},
+    [PPU_P_IB_TIMEOUT] = {"PPU_IB_TIMEOUT", "-1",
+        "RDMA local ACK timeout, 4.096 us x 2^N before a packet is sent again (large "
+        "fabrics: 18-20); -1: what librdmacm derives from the path.",
+        INT(-1, 31)},
+    [PPU_P_IB_RETRY_CNT] = {"PPU_IB_RETRY_CNT", "7",
+        "RDMA transport retries before a link fails with the peer named (0-7).",
+        INT(0, 7)},
     [PPU_P_ROOT_ADDR] = {"PPU_ROOT_ADDR", "",
         "host:port of the rendezvous root for ppu_comm_init_env; rank 0 listens there.",
         .kind = PPU_PK_STR},

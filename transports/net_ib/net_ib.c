@@ -180,6 +180,13 @@ int net_ib_check_info(const void *bytes, size_t n, uint64_t slot_bytes, uint32_t
 
 #ifndef PPU_HAVE_IBVERBS
 
+int net_ib_forked(char *what, size_t len)
+{
+    (void)what;
+    (void)len;
+    return 0; /* no devices to inherit */
+}
+
 int ppu_net_ib_usable(const char *hca, char *what, size_t len)
 {
     (void)hca;
@@ -245,6 +252,7 @@ struct ib_link {
     _Atomic int notice_sent;
     int registered, rounds; /* up: cm.up */
     int setup_timeout_ms, close_timeout_ms;
+    int ack_timeout; /* PPU_IB_TIMEOUT, -1: librdmacm's */
     char devname[64];
 };
 
@@ -259,6 +267,34 @@ struct ib_dev {
 
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ib_dev *devs;
+
+/* PPU_IB_TC: the traffic class (RoCE: DSCP and ECN bits) of a link's
+ * packets, set on its cm id before the route is resolved; -1 leaves the
+ * device's default. */
+static int set_tos(struct ib_link *l, struct rdma_cm_id *id, int tc)
+{
+    if (tc < 0)
+        return 0;
+    uint8_t tos = (uint8_t)tc;
+    if (rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_TOS, &tos, sizeof tos) == 0)
+        return 0;
+    ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: PPU_IB_TC=%d: rdma_set_option: %s",
+                      l->e.self, l->e.peer, tc, strerror(errno));
+    return -1;
+}
+
+/* PPU_IB_TIMEOUT: the queue pair's local ACK timeout, 4.096 us x 2^t
+ * (librdmacm sets it from the path otherwise); a failure is logged only:
+ * older librdmacm lacks the option. */
+static void set_ack_timeout(struct ib_link *l, struct rdma_cm_id *id)
+{
+    if (l->ack_timeout < 0)
+        return;
+    uint8_t t = (uint8_t)l->ack_timeout;
+    if (rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &t, sizeof t) != 0)
+        ppu_transport_log(LOG_INFO, "net_ib: link %d->%d: PPU_IB_TIMEOUT=%d not applied: %s",
+                          l->e.self, l->e.peer, l->ack_timeout, strerror(errno));
+}
 
 static struct ib_dev *dev_get(struct ibv_context *ctx)
 {
@@ -300,9 +336,43 @@ static void dev_put(struct ib_dev *d)
     pthread_mutex_unlock(&dev_lock);
 }
 
+/* Fork: before kernel 5.12 (RHEL 8's 4.18), registered memory breaks in a
+ * parent that forks unless ibv_fork_init ran before the first
+ * registration; newer kernels need nothing (rdma-core then does nothing).
+ * A forked child inherits the parent's device state, which it cannot use:
+ * RDMA there is refused with the reason, so the child takes TCP (or fails
+ * naming it under PPU_NET=ib). */
+static pid_t ib_pid;       /* the process that first looked at the devices */
+static int ib_fork_result; /* ibv_fork_init's, for the log */
+static pthread_once_t ib_fork_once = PTHREAD_ONCE_INIT;
+
+static void ib_fork_setup(void)
+{
+    ib_pid = getpid();
+    ib_fork_result = ibv_fork_init();
+    if (ib_fork_result != 0)
+        ppu_transport_log(LOG_WARN, "net_ib: ibv_fork_init failed (%s): a process that forks "
+                          "after registering memory may corrupt it on kernels before 5.12",
+                          strerror(ib_fork_result > 0 ? ib_fork_result : errno));
+}
+
+int net_ib_forked(char *what, size_t len)
+{
+    pthread_once(&ib_fork_once, ib_fork_setup);
+    if (ib_pid == getpid())
+        return 0;
+    snprintf(what, len, "this process (pid %d) was forked from pid %d after ppuccl had opened "
+             "its RDMA devices, and the devices' state does not survive a fork: create the "
+             "communicators in the child before RDMA is used in the parent, or set "
+             "PPU_NET=socket", (int)getpid(), (int)ib_pid);
+    return 1;
+}
+
 int ppu_net_ib_usable(const char *hca, char *what, size_t len)
 {
     int n = 0, found = 0;
+    if (net_ib_forked(what, len))
+        return 0;
     errno = 0;
     struct ibv_device **list = ibv_get_device_list(&n);
     if (!list || n == 0) {
@@ -705,6 +775,7 @@ static struct ib_link *link_alloc(const struct ppu_link_params *p, int send)
         return NULL;
     memset(l, 0, sz);
     l->setup_timeout_ms = p->setup_timeout_ms > 0 ? p->setup_timeout_ms : 60000;
+    l->ack_timeout = p->ib_timeout;
     l->close_timeout_ms = p->close_timeout_ms > 0 ? p->close_timeout_ms : 60000;
     snprintf(l->devname, sizeof l->devname, "?");
     l->ctl = aligned_alloc(64, (sizeof *l->ctl + 63) & ~(size_t)63);
@@ -878,6 +949,8 @@ static ppu_result_t net_ib_recv_setup(struct ppu_link *link, void *info_out)
         rdma_create_id(l->ec, &l->listen, NULL, RDMA_PS_TCP) != 0)
         goto fail;
     int bound = rdma_bind_addr(l->listen, &a.sa) == 0;
+    if (bound && set_tos(l, l->listen, p->ib_tc) != 0)
+        goto fail;
     if (!bound || !l->listen->verbs) {
         ppu_transport_log(LOG_WARN, "net_ib: rank %d cannot listen for RDMA connections on %s: "
                           "%s (set PPU_IB_HCA to an RDMA device, or PPU_SOCKET_IFNAME to its "
@@ -947,7 +1020,7 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     l->id = id; /* freed with the link from here on */
     if (rdma_resolve_addr(id, NULL, &a.sa, RESOLVE_MS) != 0 ||
         (r = expect_event(l, RDMA_CM_EVENT_ADDR_RESOLVED, deadline, "resolving the address")) !=
-            PPU_SUCCESS ||
+            PPU_SUCCESS || set_tos(l, id, link->params.ib_tc) != 0 ||
         rdma_resolve_route(id, RESOLVE_MS) != 0 ||
         (r = expect_event(l, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline, "resolving the route")) !=
             PPU_SUCCESS) {
@@ -977,8 +1050,9 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     memset(&cp, 0, sizeof cp);
     cp.private_data = &q;
     cp.private_data_len = sizeof q;
-    cp.retry_count = 7; /* no RDMA reads: responder_resources and initiator_depth 0 */
+    cp.retry_count = (uint8_t)link->params.ib_retry; /* PPU_IB_RETRY_CNT; no RDMA reads */
     cp.rnr_retry_count = 7; /* 7: retry for ever while the peer has no receive posted */
+    set_ack_timeout(l, id);
     if (rdma_connect(id, &cp) != 0) {
         ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: device %s: connecting to %s port %u "
                           "failed: %s", l->e.self, l->e.peer, l->devname, ab, info.port,
@@ -1082,6 +1156,8 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
             struct rdma_conn_param cp;
             memset(&cp, 0, sizeof cp);
             cp.rnr_retry_count = 7;
+            cp.retry_count = (uint8_t)link->params.ib_retry;
+            set_ack_timeout(l, cid);
             if (link_qp(l, cid) != 0 || rdma_accept(cid, &cp) != 0) {
                 ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s): cannot accept rank "
                                   "%d: %s", d, l->devname, l->e.peer, strerror(errno));

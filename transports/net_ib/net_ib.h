@@ -151,4 +151,9 @@ void net_ib_reg_failed(int err, size_t bytes, size_t locked_now, unsigned long l
  * device named in what, or 0 with the reason in what. */
 int ppu_net_ib_usable(const char *hca, char *what, size_t len);
 
+/* 1 (with the reason in what) when this process was forked from one that
+ * had opened the RDMA devices: their state does not survive a fork. The
+ * first call, in any process, also runs ibv_fork_init. */
+int net_ib_forked(char *what, size_t len);
+
 #endif
