@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,7 +31,8 @@
 #include "util/wait.h"
 
 #define BOOT_MAGIC 0x50504231u /* "PPB1" */
-#define BOOT_VERSION 2 /* 2: the root sends each rank its successor, the table goes round the ring */
+#define BOOT_VERSION 3 /* 2: the root sends each rank its successor, the table goes round the ring;
+                        * 3: past 64 ranks later allgathers go point to point (Bruck) */
 #define ID_MAGIC 0x50504944u /* "PPID" */
 #define HELLO_TIMEOUT_NS (2ull * 1000000000ull)
 #define MAX_RANKS 65536
@@ -617,10 +619,57 @@ err_free:
     return res;
 }
 
+/* Tags of the allgather's messages: high bit set (links use small ones),
+ * then the allgather's number, its round and the chunk of the round. */
+#define AG_CHUNKS_MAX 4096
+static uint32_t ag_tag(uint32_t seq, int round, size_t chunk)
+{
+    return 0x80000000u | (seq & 0x3fffu) << 17 | (uint32_t)round << 12 | (uint32_t)chunk;
+}
+
+/* Bruck: after round k (k = 1, 2, 4, ...) this rank holds the entries of
+ * ranks r .. r + 2k - 1; it sends the first min(k, n - k) of them to rank
+ * r - k and receives as many from rank r + k. In rotated order in tmp,
+ * then put in place. */
+static ppu_result_t allgather_bruck(struct ppu_bootstrap *bs, void *data, size_t size,
+                                    uint32_t seq, uint64_t deadline)
+{
+    int n = bs->nranks, r = bs->rank;
+    char *tmp = malloc((size_t)n * size);
+    if (!tmp)
+        return PPU_SYSTEM_ERROR;
+    memcpy(tmp, (char *)data + (size_t)r * size, size);
+    ppu_result_t res = PPU_SUCCESS;
+    int round = 0;
+    for (int k = 1; k < n && res == PPU_SUCCESS; k <<= 1, round++) {
+        size_t bytes = (size_t)(k < n - k ? k : n - k) * size;
+        int to = (r - k + n) % n, from = (r + k) % n;
+        for (size_t off = 0, c = 0; off < bytes && res == PPU_SUCCESS; off += PPU_BOOT_P2P_MAX, c++) {
+            size_t len = bytes - off < PPU_BOOT_P2P_MAX ? bytes - off : PPU_BOOT_P2P_MAX;
+            res = ppu_bootstrap_send_until(bs, to, ag_tag(seq, round, c), tmp + off, len, deadline);
+        }
+        for (size_t off = 0, c = 0; off < bytes && res == PPU_SUCCESS; off += PPU_BOOT_P2P_MAX, c++) {
+            size_t len = bytes - off < PPU_BOOT_P2P_MAX ? bytes - off : PPU_BOOT_P2P_MAX;
+            res = ppu_bootstrap_recv(bs, from, ag_tag(seq, round, c), tmp + (size_t)k * size + off,
+                                     len, deadline, NULL);
+        }
+    }
+    for (int i = 0; res == PPU_SUCCESS && i < n; i++)
+        memcpy((char *)data + (size_t)((r + i) % n) * size, tmp + (size_t)i * size, size);
+    free(tmp);
+    return res;
+}
+
 ppu_result_t ppu_bootstrap_allgather(struct ppu_bootstrap *bs, void *data, size_t size)
 {
     int n = bs->nranks, r = bs->rank;
     uint64_t deadline = ppu_now_ns() + bs->timeout_ns;
+    uint32_t seq = bs->ag_seq++;
+    /* point to point once the addresses are known (bs->lfd is kept then),
+     * for rounds that fit the tags' chunk count */
+    if (n > PPU_BOOT_RING_MAX && bs->lfd >= 0 &&
+        (size_t)(n / 2 + 1) * size <= (size_t)AG_CHUNKS_MAX * PPU_BOOT_P2P_MAX)
+        return allgather_bruck(bs, data, size, seq, deadline);
     for (int s = 0; s < n - 1; s++) {
         int sb = (r - s + n) % n, rb = (r - s - 1 + n) % n;
         PPU_CHECK(ppu_socket_sendrecv(bs->next_fd, (char *)data + (size_t)sb * size, size,
@@ -716,52 +765,135 @@ static int mail_take(struct ppu_bootstrap *bs, int peer, uint32_t tag, void *dat
     return 0;
 }
 
-/* Accept one connection (until until) and file its message. */
+/* Connections accepted whose message has not all arrived: read as bytes
+ * come, side by side, so that a sender that connected and was then
+ * descheduled for seconds (thousands of ranks on a few cores) loses no
+ * message, and a client that sends nothing holds up no other. Each may
+ * take until the bootstrap's deadline. */
+#define PENDING_MAX 64
+#define PENDING_BYTES (sizeof(struct wire_hdr) + sizeof(struct wire_p2p) + PPU_BOOT_P2P_MAX)
+
+struct ppu_boot_pending {
+    int fd;
+    uint64_t since;
+    size_t have, need; /* need: the header's bytes until it is checked, then the message's */
+    union ppu_sockaddr peer;
+    unsigned char buf[PENDING_BYTES];
+};
+
+static void pending_drop(struct ppu_bootstrap *bs, int i, const char *why)
+{
+    struct ppu_boot_pending *p = bs->pend[i];
+    if (why)
+        log_dropped("bootstrap listener", &p->peer, why);
+    close(p->fd);
+    free(p);
+    bs->pend[i] = bs->pend[--bs->npend];
+}
+
+/* p holds a whole message: file it. */
+static void pending_file(struct ppu_bootstrap *bs, int i)
+{
+    struct ppu_boot_pending *p = bs->pend[i];
+    struct wire_p2p h;
+    size_t len = p->have - sizeof(struct wire_hdr);
+    memcpy(&h, p->buf + sizeof(struct wire_hdr), sizeof h);
+    if (ntohl(h.from) >= (uint32_t)bs->nranks) {
+        pending_drop(bs, i, "message from a rank out of range");
+        return;
+    }
+    uint32_t tag = ntohl(h.tag);
+    struct ppu_boot_mail *m = tag == PPU_BOOT_TAG_PROBE ? NULL : malloc(sizeof *m + len - sizeof h);
+    if (m) {
+        m->from = (int)ntohl(h.from);
+        m->tag = tag;
+        m->len = len - sizeof h;
+        memcpy(m->data, p->buf + sizeof(struct wire_hdr) + sizeof h, m->len);
+        m->next = bs->mail;
+        bs->mail = m;
+    }
+    /* a probe (ppu_bootstrap_peer_gone's look) is only taken */
+    pending_drop(bs, i, m || tag == PPU_BOOT_TAG_PROBE ? NULL : "out of memory");
+}
+
+/* Bytes for p: 1 when it advanced or was dropped, 0 when none were there. */
+static int pending_read(struct ppu_bootstrap *bs, int i)
+{
+    struct ppu_boot_pending *p = bs->pend[i];
+    ssize_t k = read(p->fd, p->buf + p->have, p->need - p->have);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (k <= 0) {
+        pending_drop(bs, i, p->have < sizeof(struct wire_hdr) ? "closed before a header"
+                                                              : "truncated message");
+        return 1;
+    }
+    p->have += (size_t)k;
+    if (p->have == sizeof(struct wire_hdr) && p->need == sizeof(struct wire_hdr)) {
+        uint32_t len = 0;
+        const char *why = "";
+        if (ppu_boot_check_hdr(p->buf, sizeof(struct wire_hdr), bs->secret, MSG_P2P,
+                               sizeof(struct wire_p2p) + PPU_BOOT_P2P_MAX, &len, &why) !=
+            PPU_SUCCESS) {
+            pending_drop(bs, i, why);
+            return 1;
+        }
+        if (len < sizeof(struct wire_p2p)) {
+            pending_drop(bs, i, "message shorter than its header");
+            return 1;
+        }
+        p->need = sizeof(struct wire_hdr) + len;
+    }
+    if (p->have == p->need && p->need > sizeof(struct wire_hdr))
+        pending_file(bs, i);
+    return 1;
+}
+
+/* Accept connections and read what they bring until until, or until a
+ * message is filed. */
 static void mail_accept(struct ppu_bootstrap *bs, uint64_t until)
 {
-    int fd;
-    union ppu_sockaddr peer;
-    if (ppu_socket_accept(bs->lfd, until, &fd, &peer) != PPU_SUCCESS)
+    if (!bs->pend && !(bs->pend = calloc(PENDING_MAX, sizeof *bs->pend)))
         return;
-    /* the message is written at once after the connection; with hundreds
-     * of ranks a core its sender may still take a while to run */
-    uint64_t hdl = ppu_now_ns() + 5 * HELLO_TIMEOUT_NS;
-    uint32_t len = 0;
-    const char *why = "";
-    struct wire_p2p h;
-    ppu_result_t r = recv_hdr(fd, bs->secret, MSG_P2P, sizeof h + PPU_BOOT_P2P_MAX, &len, hdl, &why);
-    if (r == PPU_SUCCESS && len < sizeof h) {
-        why = "message shorter than its header";
-        r = PPU_REMOTE_ERROR;
+    struct pollfd fds[PENDING_MAX + 1];
+    for (;;) {
+        uint64_t now = ppu_now_ns();
+        for (int i = bs->npend - 1; i >= 0; i--)
+            if (now - bs->pend[i]->since > bs->timeout_ns)
+                pending_drop(bs, i, "sent no whole message before the bootstrap deadline");
+        int n = 0;
+        fds[n++] = (struct pollfd){.fd = bs->lfd, .events = POLLIN};
+        for (int i = 0; i < bs->npend; i++)
+            fds[n++] = (struct pollfd){.fd = bs->pend[i]->fd, .events = POLLIN};
+        int ms = ppu_ms_until(until);
+        if (poll(fds, (nfds_t)n, ms) <= 0)
+            return; /* until passed (or a signal: the caller looks again) */
+        struct ppu_boot_mail *before = bs->mail;
+        /* the pending ones first: their indices move as they finish */
+        for (int i = n - 1; i >= 1; i--)
+            if (fds[i].revents)
+                pending_read(bs, i - 1);
+        if (fds[0].revents & POLLIN) {
+            union ppu_sockaddr peer;
+            socklen_t sl = sizeof peer;
+            int fd = accept4(bs->lfd, &peer.sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                if (bs->npend == PENDING_MAX)
+                    pending_drop(bs, 0, "too many connections sending at once (the oldest "
+                                        "is dropped)");
+                struct ppu_boot_pending *p = malloc(sizeof *p);
+                if (!p) {
+                    close(fd);
+                } else {
+                    *p = (struct ppu_boot_pending){fd, now, 0, sizeof(struct wire_hdr), peer, {0}};
+                    bs->pend[bs->npend++] = p;
+                    pending_read(bs, bs->npend - 1); /* often all there already */
+                }
+            }
+        }
+        if (bs->mail != before)
+            return;
     }
-    struct ppu_boot_mail *m = NULL;
-    if (r == PPU_SUCCESS && (r = ppu_socket_recv(fd, &h, sizeof h, hdl)) != PPU_SUCCESS)
-        why = "truncated message";
-    if (r == PPU_SUCCESS && ntohl(h.from) >= (uint32_t)bs->nranks) {
-        why = "message from a rank out of range";
-        r = PPU_REMOTE_ERROR;
-    }
-    if (r == PPU_SUCCESS && !(m = malloc(sizeof *m + len - sizeof h))) {
-        why = "out of memory";
-        r = PPU_SYSTEM_ERROR;
-    }
-    if (r == PPU_SUCCESS && (r = ppu_socket_recv(fd, m->data, len - sizeof h, hdl)) != PPU_SUCCESS)
-        why = "truncated message";
-    close(fd);
-    if (r != PPU_SUCCESS) {
-        free(m);
-        log_dropped("bootstrap listener", &peer, why);
-        return;
-    }
-    m->from = (int)ntohl(h.from);
-    m->tag = ntohl(h.tag);
-    if (m->tag == PPU_BOOT_TAG_PROBE) { /* ppu_bootstrap_peer_gone's look */
-        free(m);
-        return;
-    }
-    m->len = len - sizeof h;
-    m->next = bs->mail;
-    bs->mail = m;
 }
 
 int ppu_bootstrap_peer_gone(struct ppu_bootstrap *bs, int peer)
@@ -826,6 +958,9 @@ void ppu_bootstrap_close(struct ppu_bootstrap *bs)
         bs->mail = m->next;
         free(m);
     }
+    while (bs->npend > 0)
+        pending_drop(bs, bs->npend - 1, NULL);
+    free(bs->pend);
     free(bs->addr);
     free(bs->host_hash);
     free(bs);

@@ -31,7 +31,15 @@ struct ppu_bootstrap {
     union ppu_sockaddr *addr;
     int lfd;
     struct ppu_boot_mail *mail;
+    uint32_t ag_seq; /* allgathers run: each one's messages carry its number */
+    struct ppu_boot_pending **pend; /* connections whose message is still arriving */
+    int npend;
 };
+
+/* Up to this many ranks the allgather goes round the ring (N - 1 steps);
+ * past it, once every rank's address is known, in ceil(log2 N) rounds of
+ * point-to-point messages (Bruck's algorithm). */
+#define PPU_BOOT_RING_MAX 64
 
 /* Pack/unpack the public id (versioned, with a magic). */
 void ppu_id_pack(const struct ppu_id_fields *f, ppu_unique_id_t *id);

@@ -1,12 +1,14 @@
 /* The rendezvous survives hostile connections and names missing ranks. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "bootstrap.h"
+#include "util/wait.h"
 #include "ranks.h"
 
 static int connect_root(const ppu_unique_id_t *id)
@@ -54,7 +56,7 @@ Test(bootstrap, wrong_secret_and_garbage_are_dropped, .timeout = 60 * PPU_TEST_S
     int fd = connect_root(&id);
     unsigned char hdr[28], wrong[16];
     memset(wrong, 0x77, sizeof wrong); /* not the secret */
-    raw_hdr(hdr, 2, 1, wrong, 28);
+    raw_hdr(hdr, 3, 1, wrong, 28);
     cr_assert_eq(write(fd, hdr, sizeof hdr), (ssize_t)sizeof hdr);
 
     int g = connect_root(&id);
@@ -152,4 +154,127 @@ Test(bootstrap, other_version_is_named, .timeout = 60 * PPU_TEST_SLOWDOWN)
     close(fd);
     wait_two(pids, "name the version");
     unsetenv("PPU_BOOTSTRAP_TIMEOUT_MS");
+}
+
+/* A rank's listener for point-to-point messages: a connection that never
+ * sends, and a sender that connects and writes its message only 1.5 s
+ * later (a descheduled thread among thousands), hold up neither each
+ * other nor a message sent meanwhile; the slow one is not lost. */
+struct boot_arg {
+    ppu_unique_id_t id;
+    int rank;
+    struct ppu_bootstrap *bs;
+    ppu_result_t r;
+};
+
+static void *boot_thread(void *p)
+{
+    struct boot_arg *a = p;
+    char err[256];
+    a->r = ppu_bootstrap_init(&a->id, a->rank, 2, &a->bs, err, sizeof err);
+    return NULL;
+}
+
+static int connect_to(const union ppu_sockaddr *a)
+{
+    int fd = socket(a->sa.sa_family, SOCK_STREAM, 0);
+    socklen_t len = a->sa.sa_family == AF_INET ? sizeof a->in4 : sizeof a->in6;
+    return fd >= 0 && connect(fd, &a->sa, len) == 0 ? fd : -1;
+}
+
+Test(bootstrap, p2p_listener_keeps_slow_senders_and_ignores_silent_ones,
+     .timeout = 60 * PPU_TEST_SLOWDOWN)
+{
+    struct boot_arg a[2];
+    cr_assert_eq(ppu_get_unique_id(&a[0].id), PPU_SUCCESS);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        a[i].id = a[0].id;
+        a[i].rank = i;
+        pthread_create(&t[i], NULL, boot_thread, &a[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    cr_assert(a[0].r == PPU_SUCCESS && a[1].r == PPU_SUCCESS);
+    struct ppu_bootstrap *b0 = a[0].bs, *b1 = a[1].bs;
+    int silent = connect_to(&b0->addr[0]);
+    int slow = connect_to(&b0->addr[0]);
+    cr_assert(silent >= 0 && slow >= 0);
+    /* rank 1's message with tag 7, by hand: header, from, tag, payload */
+    unsigned char msg[28 + 8 + 4];
+    uint32_t from = htonl(1), tag = htonl(7), pay = 0x12345678;
+    raw_hdr(msg, 3, 5, b1->secret, 8 + 4);
+    memcpy(msg + 28, &from, 4);
+    memcpy(msg + 32, &tag, 4);
+    memcpy(msg + 36, &pay, 4);
+    cr_assert_eq(write(slow, msg, 10), 10); /* a part now, the rest later */
+    int quick = 0xabcd;
+    cr_assert_eq(ppu_bootstrap_send(b1, 0, 8, &quick, sizeof quick), PPU_SUCCESS);
+    int got = 0;
+    uint64_t t0 = ppu_now_ns();
+    cr_assert_eq(ppu_bootstrap_recv(b0, 1, 8, &got, sizeof got, t0 + 3000000000ull, NULL),
+                 PPU_SUCCESS, "a message behind a silent and a slow connection");
+    cr_expect_eq(got, 0xabcd);
+    cr_expect(ppu_now_ns() - t0 < 1000000000ull, "it waited on the other connections");
+    usleep(1500 * 1000);
+    cr_assert_eq(write(slow, msg + 10, sizeof msg - 10), (ssize_t)(sizeof msg - 10));
+    uint32_t p = 0;
+    cr_assert_eq(ppu_bootstrap_recv(b0, 1, 7, &p, sizeof p, ppu_now_ns() + 3000000000ull, NULL),
+                 PPU_SUCCESS, "the slow sender's message was lost");
+    cr_expect_eq(p, 0x12345678u);
+    close(silent);
+    close(slow);
+    ppu_bootstrap_close(b0);
+    ppu_bootstrap_close(b1);
+}
+
+/* Past PPU_BOOT_RING_MAX ranks the allgather goes point to point in log2
+ * rounds (Bruck): every rank ends with every rank's entry, for an odd
+ * count and entries that span several messages a round. */
+#define AG_N 101
+struct ag_arg {
+    ppu_unique_id_t id;
+    int rank, ok;
+};
+
+static void *ag_thread(void *p)
+{
+    struct ag_arg *a = p;
+    struct ppu_bootstrap *bs;
+    char err[256];
+    enum { SZ = 300 }; /* 50 entries a round: 15,000 bytes, 4 messages */
+    if (ppu_bootstrap_init(&a->id, a->rank, AG_N, &bs, err, sizeof err) != PPU_SUCCESS)
+        return NULL;
+    unsigned char *all = calloc(AG_N, SZ);
+    for (int rep = 0; rep < 2 && all; rep++) {
+        memset(all + (size_t)a->rank * SZ, (a->rank * 7 + rep) & 0xff, SZ);
+        if (ppu_bootstrap_allgather(bs, all, SZ) != PPU_SUCCESS)
+            break;
+        int good = 1;
+        for (int q = 0; q < AG_N; q++)
+            for (int i = 0; i < SZ; i++)
+                good &= all[(size_t)q * SZ + i] == ((q * 7 + rep) & 0xff);
+        a->ok += good;
+    }
+    free(all);
+    ppu_bootstrap_close(bs);
+    return NULL;
+}
+
+Test(bootstrap, allgather_past_the_ring_is_exact, .timeout = 120 * PPU_TEST_SLOWDOWN)
+{
+    static struct ag_arg a[AG_N];
+    static pthread_t t[AG_N];
+    ppu_unique_id_t id;
+    cr_assert_eq(ppu_get_unique_id(&id), PPU_SUCCESS);
+    for (int i = 0; i < AG_N; i++) {
+        a[i] = (struct ag_arg){id, i, 0};
+        pthread_create(&t[i], NULL, ag_thread, &a[i]);
+    }
+    int bad = 0;
+    for (int i = 0; i < AG_N; i++) {
+        pthread_join(t[i], NULL);
+        bad += a[i].ok != 2;
+    }
+    cr_expect_eq(bad, 0, "%d of %d ranks did not get every entry twice", bad, AG_N);
 }
