@@ -69,6 +69,7 @@ struct diag {
     int rank, n;
     unsigned char *sbuf, *rbuf;
     int failed; /* a call failed: the communicator is unusable */
+    char cur[64]; /* the paths being measured (where a failed call points) */
     int ncpu;   /* >0: ranks outnumber this host's CPUs; pin a pair while it is measured */
     cpu_set_t mask; /* this rank's CPUs, restored after each measurement */
     struct finding f[MAX_FINDINGS];
@@ -97,6 +98,9 @@ static void add_finding(struct diag *d, const char *kind, const char *where, dou
 {
     if (d->nf == MAX_FINDINGS)
         return;
+    for (int i = 0; i < d->nf; i++)
+        if (!strcmp(d->f[i].kind, kind) && !strcmp(d->f[i].where, where))
+            return; /* said already (both ends of a link, say) */
     struct finding *f = &d->f[d->nf++];
     snprintf(f->kind, sizeof f->kind, "%s", kind);
     snprintf(f->where, sizeof f->where, "%s", where);
@@ -115,9 +119,15 @@ static int call(struct diag *d, ppu_result_t r, const char *what, const char *wh
 {
     if (r == PPU_SUCCESS)
         return 0;
+    const char *how = "measuring ";
+    if (!where[0]) {
+        where = d->cur; /* a barrier or exchange after the paths just measured */
+        how = "after measuring ";
+    }
     if (!d->failed)
-        add_finding(d, "call_failed", where, 0, 0, 1, "%s failed on rank %d: %s: %s", what,
-                    d->rank, ppu_get_error_string(r), ppu_get_last_error(d->comm));
+        add_finding(d, "call_failed", where, 0, 0, 1, "%s%s%s%s failed on rank %d: %s: %s",
+                    where[0] ? how : "", where, where[0] ? ": " : "", what, d->rank,
+                    ppu_get_error_string(r), ppu_get_last_error(d->comm));
     d->failed = 1;
     return -1;
 }
@@ -454,15 +464,21 @@ static int measure_paths(struct diag *d, struct path *ps, int np, int rounds, co
     for (int r = 0; r < rounds && !rc; r++)
         for (int lat = 0; lat < 2 && !rc; lat++) {
             int any = 0;
+            size_t o = 0;
+            d->cur[0] = '\0';
             for (int i = 0; i < np && !rc; i++) {
                 if (ps[i].round != r || (sel && !sel[i]))
                     continue;
                 any = 1;
+                if (o < sizeof d->cur - 16)
+                    o += (size_t)snprintf(d->cur + o, sizeof d->cur - o, "%s%d->%d", o ? ", " : "",
+                                          ps[i].a, ps[i].b);
                 rc = measure(d, &ps[i], lat, lat ? &v[np + i] : &v[i]);
             }
             if (any && !rc)
                 rc = barrier(d);
         }
+    d->cur[0] = '\0';
     if (!rc)
         rc = share(d, v, 2 * (size_t)np);
     for (int i = 0; i < np && !rc; i++)
@@ -1106,6 +1122,35 @@ static void verdict_table(const struct diag *d)
     }
 }
 
+/* After a failed call: the ranks on this host whose own call failed
+ * first say why (their status records), so the verdict names the link a
+ * failure started from, not only the rank that told this one. */
+static void failed_ranks(struct diag *d)
+{
+    if (!d->c->status)
+        return;
+    struct ppu_status_view *v = NULL;
+    int n = ppu_status_scan(d->c->status->comm_id, 0, &v);
+    for (int i = 0; i < n; i++) {
+        const struct ppu_status_rec *r = &v[i].rec;
+        if (r->state != PPU_ST_FAILED || r->rank == d->rank || strstr(r->last_error, "has failed"))
+            continue; /* only the ranks that did not fail because another did */
+        int a, b;
+        const char *l = strstr(r->last_error, "link ");
+        char where[32];
+        if (l && sscanf(l, "link %d->%d is down", &a, &b) == 2) {
+            snprintf(where, sizeof where, "%d->%d", a, b);
+            add_finding(d, "link_dead", where, 0, 0, 1, "link %d->%d carries nothing (rank %d: "
+                        "%.160s)", a, b, r->rank, r->last_error);
+        } else {
+            snprintf(where, sizeof where, "rank %d", r->rank);
+            add_finding(d, "call_failed", where, 0, 0, 1, "rank %d's call failed: %.180s", r->rank,
+                        r->last_error);
+        }
+    }
+    free(v);
+}
+
 int diag_init_failed(ppu_result_t r)
 {
     fprintf(stderr, "ppu-diag: could not run: communicator init failed: %s: %s\n",
@@ -1145,6 +1190,8 @@ int diag_rank(const struct diag_opts *o, ppu_comm_t comm)
         check_net(d);
     if (!rc && !d->failed && (o->checks & DIAG_COLL))
         check_coll(d);
+    if (d->failed && d->rank == 0)
+        failed_ranks(d);
     double secs = now_s() - d->t0;
     int code = rc ? DIAG_EXIT_CANNOT : d->nf ? DIAG_EXIT_FINDINGS : DIAG_EXIT_HEALTHY;
     if (d->rank == 0 && !rc) {
@@ -1166,10 +1213,15 @@ int diag_rank(const struct diag_opts *o, ppu_comm_t comm)
         fprintf(stderr, "ppu-diag: rank %d: %s\n", d->rank, d->f[d->nf - 1].what);
     }
     fflush(stdout);
-    if (!d->failed)
+    if (!d->failed) {
         ppu_comm_destroy(comm);
-    else
+    } else {
+        if (d->rank != 0) { /* rank 0 reads the failed ranks' records first */
+            struct timespec ts = {0, 500 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
         ppu_comm_abort(comm);
+    }
     cJSON_Delete(d->topo_json);
     free(d->icn);
     free(d->net);

@@ -64,6 +64,16 @@ expect_case link_down "link_down 2->6;link_down 6->2;" PPU_SIM_LINKS_DOWN=2-6 --
   -p 8 --expect-sim fullmesh8 --checks topo,icn
 grep -q "  D" "$tmp/link_down.out" || bad "link down: no D in the matrix"
 
+# 3b. link 2->6 up in the wiring but carrying nothing: the run ends fast
+# with the link named from the failed ranks' own errors
+PPU_SIM_FAULT=link=2-6:down@op=0 timeout 60 "$diag" -p 8 --checks icn --json "$tmp/dead.json" \
+  >"$tmp/dead.out" 2>&1
+rc=$?
+got=$(findings "$tmp/dead.json" 2>/dev/null | sort | tr '\n' ';')
+echo "dead link: exit $rc, findings: $got"
+[ $rc -eq 1 ] || bad "dead link: exit $rc, not 1"
+case "$got" in *"link_dead 2->6;"*) ;; *) bad "dead link: 2->6 not named: '$got'" ;; esac
+
 # 4. 2 servers x 4, the network path 1->5 slowed: the pair and its servers.
 expect_case slow_network "slow_network rank 1 -> rank 5;" PPU_SIM_SERVERS=2 \
   PPU_SIM_FAULT=link=1-5:gbps=0.2 -- -p 8 --checks net
