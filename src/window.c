@@ -433,7 +433,10 @@ static ppu_result_t wait_all(struct ppu_comm *comm, int done, uint64_t seq, cons
             if (atomic_load_explicit(&comm->aborted, memory_order_relaxed))
                 return ppu_fail(comm, PPU_ABORTED, "%s on rank %d: communicator aborted", what,
                                 comm->rank);
-            if (ppu_bootstrap_peer_gone(comm->bs, q))
+            /* a peer that wrote the word and then exited is not lost: look
+             * at the word once more after finding it gone */
+            if (ppu_bootstrap_peer_gone(comm->bs, q) &&
+                atomic_load_explicit(word, memory_order_acquire) < seq)
                 return ppu_fail(comm, PPU_REMOTE_ERROR, "%s on rank %d: rank %d has exited "
                                 "(process gone)", what, comm->rank, q);
             if (now > deadline)
