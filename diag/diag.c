@@ -84,6 +84,7 @@ struct diag {
     size_t coll_bytes[3];
     double t0;
     cJSON *topo_json;
+    int *srv_off, *srv_rank; /* server s's ranks: srv_rank[srv_off[s] + local index] */
 };
 
 static double now_s(void)
@@ -167,21 +168,33 @@ static const struct ppu_topo *stopo(const struct diag *d, int server)
 
 /* ------------------------------------------------------------------ topo */
 
-static int server_size(const struct diag *d, int s)
+/* Each server's ranks by local index, built once (the checks ask for
+ * them inside loops over links; 16,384 ranks must not mean a scan each). */
+static int index_servers(struct diag *d)
 {
-    int k = 0;
+    const struct ppu_cluster *cl = &d->c->cl;
+    d->srv_off = calloc((size_t)cl->nservers + 1, sizeof *d->srv_off);
+    d->srv_rank = malloc(((size_t)d->n + 1) * sizeof *d->srv_rank);
+    if (!d->srv_off || !d->srv_rank)
+        return -1;
     for (int r = 0; r < d->n; r++)
-        k += d->c->cl.server[r] == s;
-    return k;
+        d->srv_off[cl->server[r] + 1]++;
+    for (int s = 0; s < cl->nservers; s++)
+        d->srv_off[s + 1] += d->srv_off[s];
+    for (int r = 0; r < d->n; r++)
+        d->srv_rank[d->srv_off[cl->server[r]] + cl->local[r]] = r;
+    return 0;
 }
 
-/* The first rank of server s with local index i. */
+static int server_size(const struct diag *d, int s)
+{
+    return d->srv_off[s + 1] - d->srv_off[s];
+}
+
+/* The rank of server s with local index i. */
 static int rank_at(const struct diag *d, int s, int i)
 {
-    for (int r = 0; r < d->n; r++)
-        if (d->c->cl.server[r] == s && d->c->cl.local[r] == i)
-            return r;
-    return -1;
+    return d->srv_rank[d->srv_off[s] + i];
 }
 
 /* The expected graph of server s: the preset for its size, or the file's
@@ -499,14 +512,50 @@ static int lat_high(const struct diag *d, double us, double med)
     return us > med / d->o->threshold && us > med + LAT_FLOOR_US;
 }
 
+/* Paths "like" each other are compared: an ICN link with the links of its
+ * server of the same nominal bandwidth; a network path with all of them.
+ * As an order, so that a sort puts each group together. */
+typedef int (*kind_fn)(const struct path *, const struct path *);
+
+static int kind_server(const struct path *x, const struct path *y)
+{
+    if (x->server != y->server)
+        return x->server < y->server ? -1 : 1;
+    return x->nominal < y->nominal ? -1 : x->nominal > y->nominal;
+}
+
+static int kind_all(const struct path *x, const struct path *y)
+{
+    (void)x;
+    (void)y;
+    return 0;
+}
+
+struct kind_sort {
+    const struct path *ps;
+    kind_fn kind;
+};
+
+static int cmp_kind(const void *a, const void *b, void *arg)
+{
+    const struct kind_sort *k = arg;
+    return k->kind(&k->ps[*(const int *)a], &k->ps[*(const int *)b]);
+}
+
 /* Best of each path (most GB/s, least latency), the medians of the best
- * over the paths like it (same key), and which are outliers. */
-static void judge(struct diag *d, struct path *ps, int np, int (*key)(const struct path *))
+ * over the paths like it, and which are outliers: each group's medians
+ * once, the groups found by sorting (not a scan of every path for each). */
+static void judge(struct diag *d, struct path *ps, int np, kind_fn kind)
 {
     double *tmp = malloc(2 * ((size_t)np + 1) * sizeof *tmp), *tl = tmp + np + 1;
-    if (!tmp)
+    int *idx = malloc(((size_t)np + 1) * sizeof *idx);
+    if (!tmp || !idx) {
+        free(tmp);
+        free(idx);
         return;
+    }
     for (int i = 0; i < np; i++) {
+        idx[i] = i;
         ps[i].best = 0;
         ps[i].best_lat = 1e18;
         for (int k = 0; k < ps[i].nm; k++) {
@@ -516,30 +565,29 @@ static void judge(struct diag *d, struct path *ps, int np, int (*key)(const stru
                 ps[i].best_lat = ps[i].lat[k];
         }
     }
-    for (int i = 0; i < np; i++) {
-        int n = 0;
-        for (int j = 0; j < np; j++)
-            if (key(&ps[j]) == key(&ps[i])) {
-                tl[n] = ps[j].best_lat;
-                tmp[n++] = ps[j].best;
-            }
-        ps[i].median = median(tmp, n);
-        ps[i].median_lat = median(tl, n);
-        ps[i].flagged = n >= 3 && ps[i].best < d->o->threshold * ps[i].median;
-        ps[i].flagged_lat = n >= 3 && lat_high(d, ps[i].best_lat, ps[i].median_lat);
+    struct kind_sort ks = {ps, kind};
+    qsort_r(idx, (size_t)np, sizeof *idx, cmp_kind, &ks);
+    for (int g = 0; g < np;) {
+        int e = g;
+        while (e < np && kind(&ps[idx[g]], &ps[idx[e]]) == 0)
+            e++;
+        int n = e - g;
+        for (int k = 0; k < n; k++) {
+            tmp[k] = ps[idx[g + k]].best;
+            tl[k] = ps[idx[g + k]].best_lat;
+        }
+        double med = median(tmp, n), med_lat = median(tl, n);
+        for (int k = g; k < e; k++) {
+            struct path *p = &ps[idx[k]];
+            p->median = med;
+            p->median_lat = med_lat;
+            p->flagged = n >= 3 && p->best < d->o->threshold * med;
+            p->flagged_lat = n >= 3 && lat_high(d, p->best_lat, med_lat);
+        }
+        g = e;
     }
+    free(idx);
     free(tmp);
-}
-
-static int key_server(const struct path *p)
-{
-    return p->server * 1000003 + (int)(p->nominal * 8);
-}
-
-static int key_all(const struct path *p)
-{
-    (void)p;
-    return 0;
 }
 
 static int below(const struct diag *d, const struct path *p)
@@ -560,12 +608,12 @@ static int above(const struct diag *d, const struct path *p)
 
 /* Measure, compare, measure the suspects again, compare again. */
 static int measure_judge(struct diag *d, struct path *ps, int np, int rounds,
-                         int (*key)(const struct path *), int *retested)
+                         kind_fn kind, int *retested)
 {
     for (int p = 0; p < d->o->passes; p++)
         if (measure_paths(d, ps, np, rounds, NULL))
             return -1;
-    judge(d, ps, np, key);
+    judge(d, ps, np, kind);
     int *sel = calloc((size_t)np + 1, sizeof *sel), ns = 0;
     if (!sel)
         return call(d, PPU_SYSTEM_ERROR, "calloc", "");
@@ -578,7 +626,7 @@ static int measure_judge(struct diag *d, struct path *ps, int np, int rounds,
             return -1;
         }
     if (ns)
-        judge(d, ps, np, key);
+        judge(d, ps, np, kind);
     /* only a suspect measured again may be flagged (the medians moved a
      * little with the new figures) */
     for (int i = 0; i < np; i++) {
@@ -722,7 +770,7 @@ static int check_icn(struct diag *d)
                "%zu bytes\n", d->nicn, d->o->passes, d->o->bytes);
     int retested = 0, before = d->nf;
     double t = now_s();
-    if (measure_judge(d, d->icn, d->nicn, d->icn_rounds, key_server, &retested))
+    if (measure_judge(d, d->icn, d->nicn, d->icn_rounds, kind_server, &retested))
         return -1;
     report_paths(d, d->icn, d->nicn, 1);
     if (all_at_once(d))
@@ -810,17 +858,22 @@ static int check_net(struct diag *d)
                "parallel, %d pass(es) of %zu bytes\n", S, lg, d->o->passes, d->o->bytes);
     int retested = 0, before = d->nf;
     double t = now_s();
-    if (measure_judge(d, d->net, d->nnet, d->net_rounds, key_all, &retested))
+    if (measure_judge(d, d->net, d->nnet, d->net_rounds, kind_all, &retested))
         return -1;
     report_paths(d, d->net, d->nnet, 0);
     /* a rank slow towards two or more partners: its NIC, not a pair */
+    int *cnt = calloc(2 * (size_t)d->n + 1, sizeof *cnt); /* per rank: paths, slow ones */
+    if (!cnt)
+        return call(d, PPU_SYSTEM_ERROR, "calloc", "");
+    for (int i = 0; i < d->nnet; i++) {
+        const struct path *p = &d->net[i];
+        cnt[2 * p->a]++;
+        cnt[2 * p->b]++;
+        cnt[2 * p->a + 1] += p->flagged;
+        cnt[2 * p->b + 1] += p->flagged;
+    }
     for (int r = 0; r < d->n; r++) {
-        int slow = 0, all = 0;
-        for (int i = 0; i < d->nnet; i++)
-            if (d->net[i].a == r || d->net[i].b == r) {
-                all++;
-                slow += d->net[i].flagged;
-            }
+        int all = cnt[2 * r], slow = cnt[2 * r + 1];
         if (slow >= 2) {
             char where[32];
             snprintf(where, sizeof where, "rank %d", r);
@@ -829,6 +882,7 @@ static int check_net(struct diag *d)
                         "rail", r, d->c->cl.server[r], slow, all);
         }
     }
+    free(cnt);
     double el = now_s() - t;
     if (d->rank == 0) {
         printf("%-18s %-14s %9s %9s %6s %8s %8s\n", "path", "servers", "best GB/s", "median",
@@ -1169,6 +1223,14 @@ int diag_rank(const struct diag_opts *o, ppu_comm_t comm)
     d->t0 = now_s();
     ppu_comm_user_rank(comm, &d->rank);
     ppu_comm_count(comm, &d->n);
+    if (index_servers(d) != 0) {
+        fprintf(stderr, "ppu-diag: could not run: out of memory\n");
+        ppu_comm_destroy(comm);
+        free(d->srv_off);
+        free(d->srv_rank);
+        free(d);
+        return DIAG_EXIT_CANNOT;
+    }
     if (sched_getaffinity(0, sizeof d->mask, &d->mask) == 0 && CPU_COUNT(&d->mask) >= 2 &&
         d->c->host_ranks > CPU_COUNT(&d->mask))
         d->ncpu = CPU_COUNT(&d->mask);
@@ -1223,6 +1285,8 @@ int diag_rank(const struct diag_opts *o, ppu_comm_t comm)
         ppu_comm_abort(comm);
     }
     cJSON_Delete(d->topo_json);
+    free(d->srv_off);
+    free(d->srv_rank);
     free(d->icn);
     free(d->net);
     free(d->alone_rank);

@@ -7,17 +7,10 @@ fastest algorithm's busbw at each size."""
 import json
 import sys
 
-import matplotlib
+import os
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-def label_size(b):
-    for unit, div in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if b >= div:
-            return "%g%s" % (b / div, unit)
-    return "%dB" % b
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from plotting import label_size, plt  # noqa: E402
 
 
 def main():

@@ -21,6 +21,7 @@
 #include "util/log.h"
 #include "util/param.h"
 #include "util/proc.h"
+#include "util/shm.h"
 
 
 /* ------------------------------------------------------------ the writer */
@@ -49,17 +50,9 @@ void ppu_status_open(struct ppu_comm *comm)
     uint64_t id = ppu_hash64(key, sizeof key);
     snprintf(comm->status_name, sizeof comm->status_name, "/ppuccl-%lu-%d-st-%016llx-%d",
              ppu_pid_namespace(), (int)getpid(), (unsigned long long)id, comm->rank);
-    int fd = shm_open(comm->status_name, O_CREAT | O_EXCL | O_RDWR, 0600);
-    size_t sz = (sizeof(struct ppu_status_rec) + 4095) & ~(size_t)4095;
-    void *m = MAP_FAILED;
-    if (fd >= 0 && ftruncate(fd, (off_t)sz) == 0)
-        m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int err = errno;
-    if (fd >= 0)
-        close(fd);
-    if (m == MAP_FAILED) {
-        if (fd >= 0)
-            shm_unlink(comm->status_name);
+    int err = 0;
+    void *m = ppu_shm_create(comm->status_name, ppu_shm_pages(sizeof(struct ppu_status_rec)), &err);
+    if (!m) {
         PPU_INFO(PPU_SUB_INIT, "rank %d: no status board (%s: %s); ppu-diag status will not "
                  "see it", comm->rank, comm->status_name, strerror(err));
         comm->status_name[0] = '\0';
@@ -87,7 +80,7 @@ void ppu_status_close(struct ppu_comm *comm)
     if (!comm->status)
         return;
     shm_unlink(comm->status_name);
-    munmap(comm->status, (sizeof(struct ppu_status_rec) + 4095) & ~(size_t)4095);
+    munmap(comm->status, ppu_shm_pages(sizeof(struct ppu_status_rec)));
     comm->status = NULL;
 }
 
@@ -225,7 +218,7 @@ int ppu_status_scan(uint64_t comm_id, int interval_ms, struct ppu_status_view **
         struct stat st;
         if (fd < 0)
             continue;
-        size_t sz = (sizeof(struct ppu_status_rec) + 4095) & ~(size_t)4095;
+        size_t sz = ppu_shm_pages(sizeof(struct ppu_status_rec));
         void *m = MAP_FAILED;
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
             (size_t)st.st_size == sz)
@@ -287,7 +280,7 @@ int ppu_status_scan(uint64_t comm_id, int interval_ms, struct ppu_status_view **
         }
     }
     for (int i = 0; i < nm; i++)
-        munmap((void *)maps[i].m, (sizeof(struct ppu_status_rec) + 4095) & ~(size_t)4095);
+        munmap((void *)maps[i].m, ppu_shm_pages(sizeof(struct ppu_status_rec)));
     free(maps);
     free(hb);
     if (!v)

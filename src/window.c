@@ -31,6 +31,7 @@
 #include "reduce.h"
 #include "util/log.h"
 #include "util/proc.h"
+#include "util/shm.h"
 #include "util/wait.h"
 #include "window.h"
 
@@ -57,27 +58,6 @@ static int make_name(char *buf, size_t len, const char *kind)
     snprintf(buf, len, "/ppuccl-%lu-%d-%s-%02x%02x%02x%02x%02x%02x%02x%02x", ppu_pid_namespace(),
              (int)getpid(), kind, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
     return 0;
-}
-
-/* A new owner-only segment of size bytes, mapped read-write. */
-static void *segment_create(const char *name, size_t size, int *err)
-{
-    int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
-    if (fd < 0) {
-        *err = errno;
-        return NULL;
-    }
-    /* every page now, so that a full /dev/shm is this error, not a SIGBUS
-     * in the middle of a collective */
-    int e = posix_fallocate(fd, 0, (off_t)size);
-    void *m = e ? MAP_FAILED : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    *err = e ? e : errno;
-    close(fd);
-    if (m == MAP_FAILED) {
-        shm_unlink(name);
-        return NULL;
-    }
-    return m;
 }
 
 /* The peer's segment name, mapped read-write; its size in *size. */
@@ -114,9 +94,9 @@ ppu_result_t ppu_mem_alloc(size_t size, void **ptr)
         return ppu_fail(NULL, PPU_SYSTEM_ERROR, "ppu_mem_alloc: out of memory");
     }
     m->size = size;
-    m->map_size = (size + 4095) & ~(size_t)4095;
+    m->map_size = ppu_shm_pages(size);
     int err = 0;
-    m->base = segment_create(m->name, m->map_size, &err);
+    m->base = ppu_shm_create(m->name, m->map_size, &err);
     if (!m->base) {
         free(m);
         return ppu_fail(NULL, err == ENOSPC ? PPU_SYSTEM_ERROR : PPU_SYSTEM_ERROR,
@@ -206,10 +186,10 @@ static ppu_result_t ctl_setup(struct ppu_comm *comm)
 {
     if (comm->wctl)
         return PPU_SUCCESS;
-    size_t sz = (sizeof(struct ppu_wctl) + 4095) & ~(size_t)4095;
+    size_t sz = ppu_shm_pages(sizeof(struct ppu_wctl));
     int err = 0;
     if (make_name(comm->wctl_name, sizeof comm->wctl_name, "wctl") != 0 ||
-        !(comm->wctl = segment_create(comm->wctl_name, sz, &err)))
+        !(comm->wctl = ppu_shm_create(comm->wctl_name, sz, &err)))
         return ppu_fail(comm, PPU_SYSTEM_ERROR,
                         "ppu_comm_window_register: rank %d: a %zu-byte control segment in "
                         "/dev/shm: %s", comm->rank, sz, strerror(err));
@@ -379,7 +359,7 @@ void ppu_window_close_all(struct ppu_comm *comm)
         comm->windows = w->next;
         window_free(w);
     }
-    size_t sz = (sizeof(struct ppu_wctl) + 4095) & ~(size_t)4095;
+    size_t sz = ppu_shm_pages(sizeof(struct ppu_wctl));
     for (int q = 0; comm->wctl_peer && q < comm->nranks; q++)
         if (comm->wctl_peer[q] && q != comm->rank)
             munmap(comm->wctl_peer[q], sz);
