@@ -650,9 +650,14 @@ static int build_icn(struct diag *d)
     d->icn = calloc((size_t)cap + 1, sizeof *d->icn);
     if (!d->icn)
         return -1;
+    /* One link a server at a time, every server at once; but where ranks
+     * outnumber CPUs (simulated servers on one host) the servers' pairs
+     * would share the CPUs and measure each other's load, so there one
+     * link of the whole job at a time. */
+    int shared = d->ncpu > 0, next = 0;
     for (int s = 0; s < cl->nservers; s++) {
         const struct ppu_topo *t = stopo(d, s);
-        int k = server_size(d, s), round = 0;
+        int k = server_size(d, s), round = shared ? next : 0;
         for (int i = 0; i < k; i++)
             for (int j = 0; j < k; j++) {
                 if (i == j || !ppu_topo_up(t, i, j))
@@ -661,14 +666,15 @@ static int build_icn(struct diag *d)
                 p->a = rank_at(d, s, i);
                 p->b = rank_at(d, s, j);
                 p->server = s;
-                p->round = round++; /* one link a server at a time */
-                p->slot = s;
+                p->round = round++;
+                p->slot = shared ? 0 : s;
                 p->port_a = t->port[i][j] == PPU_TOPO_NO_PORT ? -1 : t->port[i][j];
                 p->port_b = t->port[j][i] == PPU_TOPO_NO_PORT ? -1 : t->port[j][i];
                 p->nominal = t->gbps[i][j];
             }
         if (round > d->icn_rounds)
             d->icn_rounds = round;
+        next = round;
     }
     return 0;
 }
