@@ -99,7 +99,7 @@ ppu_result_t ppu_mem_alloc(size_t size, void **ptr)
     m->base = ppu_shm_create(m->name, m->map_size, &err);
     if (!m->base) {
         free(m);
-        return ppu_fail(NULL, err == ENOSPC ? PPU_SYSTEM_ERROR : PPU_SYSTEM_ERROR,
+        return ppu_fail(NULL, PPU_SYSTEM_ERROR,
                         "ppu_mem_alloc: %zu bytes of /dev/shm: %s%s", size, strerror(err),
                         err == ENOSPC ? " (/dev/shm is full or too small: df -h /dev/shm)" : "");
     }
