@@ -19,13 +19,15 @@
  * is logged, that socket is read no further (never past a slot), and the
  * link reports its peer failed.
  *
- * Setup, in the core's four phases: recv_setup listens on the address the
- * core chose (any port) and publishes address, port and a random nonce;
+ * Setup, in the core's four phases: recv_setup joins the process's one
+ * listener on the address the core chose (opened on any port when no link
+ * waits on it) and publishes address, port and a random nonce;
  * send_connect connects nsocks sockets and writes a hello {magic, version,
- * nonce, index} on each; recv_finish accepts until every index arrived
- * with the right nonce, dropping and logging any other connection (wrong
- * magic, version or nonce, garbage, or no hello within HELLO_WAIT_MS)
- * without failing the link, then closes the listener.
+ * nonce, index} on each; recv_finish takes connections until every index
+ * arrived with the right nonce, handing those of other links in setup to
+ * them and dropping and logging any other connection (wrong magic,
+ * version or nonce, garbage, or no hello within HELLO_WAIT_MS) without
+ * failing a link. The last link to finish closes the listener.
  *
  * Failure: a connection the peer closed or reset marks the link gone
  * (peer_gone), so a rank whose peer died stops waiting within the core's
@@ -37,6 +39,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +90,8 @@ struct net_link {
     _Atomic int notice_queued; /* a failure notice is on its way */
     int registered;            /* known to the progress threads */
     int setup_timeout_ms, close_timeout_ms;
-    int lfd;                   /* receiver: listener until recv_finish */
+    struct acceptor *acc;      /* receiver: the listener it waits on until recv_finish */
+    unsigned have;             /* receiver in setup: its sockets connected, a bit each */
     uint8_t nonce[NET_NONCE_BYTES];
     struct net_sock sock[NET_MAX_SOCKS];
 };
@@ -532,6 +537,10 @@ static void unregister_link(struct net_link *l)
     l->registered = 0;
 }
 
+struct acceptor;
+static void acc_leave(struct net_link *l);
+static pthread_mutex_t acc_mu;
+
 /* ---- setup ---- */
 
 static void link_free(struct net_link *l)
@@ -541,8 +550,11 @@ static void link_free(struct net_link *l)
     for (int j = 0; j < NET_MAX_SOCKS; j++)
         if (l->sock[j].fd >= 0)
             close(l->sock[j].fd);
-    if (l->lfd >= 0)
-        close(l->lfd);
+    if (l->acc) { /* a receiver that never finished its setup */
+        pthread_mutex_lock(&acc_mu);
+        acc_leave(l);
+        pthread_mutex_unlock(&acc_mu);
+    }
     net_end_free(&l->e);
     free(l);
 }
@@ -554,7 +566,6 @@ static struct net_link *link_alloc(const struct ppu_link_params *p, int send, in
     if (!l)
         return NULL;
     memset(l, 0, sz);
-    l->lfd = -1;
     for (int j = 0; j < NET_MAX_SOCKS; j++) {
         l->sock[j].fd = -1;
         l->sock[j].pos = (uint64_t)j;
@@ -573,55 +584,6 @@ static struct net_link *link_alloc(const struct ppu_link_params *p, int send, in
         return NULL;
     }
     return l;
-}
-
-static ppu_result_t net_recv_setup(struct ppu_link *link, void *info_out)
-{
-    const struct ppu_link_params *p = &link->params;
-    int fam = p->listen_addr.ss_family;
-    if (p->nslots < 1 || p->slot_bytes == 0 || p->nsocks < 1 || p->nsocks > NET_MAX_SOCKS ||
-        (fam != AF_INET && fam != AF_INET6))
-        return PPU_INVALID_ARGUMENT;
-    struct net_link *l = link_alloc(p, 0, p->nsocks);
-    if (!l)
-        return PPU_SYSTEM_ERROR;
-    if (getrandom(l->nonce, sizeof l->nonce, 0) != (ssize_t)sizeof l->nonce)
-        goto fail;
-    union ppu_sockaddr a;
-    memset(&a, 0, sizeof a);
-    memcpy(&a, &p->listen_addr,
-           fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
-    if (fam == AF_INET)
-        a.in4.sin_port = 0;
-    else
-        a.in6.sin6_port = 0;
-    /* non-blocking: recv_finish polls it with the connections it vets */
-    if (ppu_socket_listen(&a, &l->lfd) != PPU_SUCCESS ||
-        fcntl(l->lfd, F_SETFL, fcntl(l->lfd, F_GETFL) | O_NONBLOCK) != 0) {
-        char ab[64];
-        ppu_socket_str(&a, ab, sizeof ab);
-        ppu_transport_log(LOG_WARN, "net_socket: rank %d cannot listen on %s for link %d->%d: %s",
-                          l->e.self, ab, l->e.peer, l->e.self, strerror(errno));
-        goto fail;
-    }
-    struct net_info info;
-    memset(&info, 0, sizeof info);
-    info.magic = NET_MAGIC_INFO;
-    info.version = NET_VERSION;
-    info.family = (uint16_t)fam;
-    info.nsocks = (uint16_t)l->nsocks;
-    net_addr_pack(&a, &info.port, &info.scope_id, info.addr);
-    memcpy(info.nonce, l->nonce, sizeof info.nonce);
-    info.slot_bytes = p->slot_bytes;
-    info.nslots = (uint32_t)p->nslots;
-    memset(info_out, 0, PPU_CONNECT_INFO_BYTES);
-    memcpy(info_out, &info, sizeof info);
-    link->priv = l;
-    link->direct = 0;
-    return PPU_SUCCESS;
-fail:
-    link_free(l);
-    return PPU_SYSTEM_ERROR;
 }
 
 static ppu_result_t net_send_connect(struct ppu_link *link, const void *info_in)
@@ -681,14 +643,6 @@ static ppu_result_t net_send_connect(struct ppu_link *link, const void *info_in)
     return PPU_SUCCESS;
 }
 
-struct pending {
-    int fd;
-    uint64_t deadline;
-    size_t got;
-    struct net_hello h;
-    char from[INET6_ADDRSTRLEN + 8];
-};
-
 int net_check_hello(const void *bytes, size_t n, const uint8_t nonce[NET_NONCE_BYTES], int nsocks,
                     uint64_t slot_bytes, uint32_t nslots, unsigned have, struct net_hello *out,
                     const char **why)
@@ -744,101 +698,340 @@ static void peer_str(const struct sockaddr_storage *a, char *buf, size_t len)
     snprintf(buf, len, "%s:%u", host, port);
 }
 
+/* ---- one listener a process ----
+ * Every receiving end of this process that is being set up shares one TCP
+ * listener per address: a per-link listener would hold a port per link in
+ * setup, and a rank of a large all-to-all sets up a link from every rail
+ * peer at once (1,024 ranks on one host: 64,000 ports, more than a host
+ * has). A sender's hello carries its link's nonce, which says which link
+ * a connection opens. The listener lives while some link waits on it.
+ * Whichever thread waits in recv_finish polls it (under acc_mu) and hands
+ * every vetted connection to the link it belongs to, its own or another
+ * thread's; a connection that opens no waiting link is dropped and logged,
+ * and never fails a link. */
+#define ACC_MAX_PENDING 1024 /* connections vetted at once; the rest wait in the backlog */
+#define ACC_POLL_MS 10       /* longest a waiter holds acc_mu in poll() */
+
+struct pending {
+    int fd;
+    uint64_t deadline;
+    size_t got;
+    struct net_hello h;
+    char from[INET6_ADDRSTRLEN + 8];
+};
+
+struct acceptor {
+    union ppu_sockaddr addr; /* bound, port included */
+    int lfd;
+    struct net_link **wait;  /* the links in setup that take connections here */
+    int nwait, wcap;
+    struct pending *pend;
+    int np, pcap;
+    struct pollfd *pf; /* np + 1 of them, for poll() */
+    int pfcap;
+    struct acceptor *next;
+};
+
+static pthread_mutex_t acc_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct acceptor *acc_list;
+static pid_t acc_pid;
+
+static int same_ip(const union ppu_sockaddr *a, const union ppu_sockaddr *b)
+{
+    if (a->sa.sa_family != b->sa.sa_family)
+        return 0;
+    if (a->sa.sa_family == AF_INET)
+        return a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
+    return !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof a->in6.sin6_addr) &&
+           a->in6.sin6_scope_id == b->in6.sin6_scope_id;
+}
+
+/* A forked child inherits its parent's listeners: it closes its copies of
+ * their descriptors and starts with none (the parent's links are not its
+ * own; the structures are left as they are, never touched again). */
+static void acc_fork_check(void)
+{
+    pid_t me = getpid();
+    if (acc_pid == me)
+        return;
+    for (struct acceptor *A = acc_list; A; A = A->next) {
+        close(A->lfd);
+        for (int i = 0; i < A->np; i++)
+            close(A->pend[i].fd);
+    }
+    acc_list = NULL;
+    acc_pid = me;
+}
+
+/* The listener on a's address (any port), opened if none is; acc_mu held. */
+static struct acceptor *acc_get(const union ppu_sockaddr *a)
+{
+    for (struct acceptor *A = acc_list; A; A = A->next)
+        if (same_ip(&A->addr, a))
+            return A;
+    struct acceptor *A = calloc(1, sizeof *A);
+    if (!A)
+        return NULL;
+    A->addr = *a;
+    if (A->addr.sa.sa_family == AF_INET)
+        A->addr.in4.sin_port = 0;
+    else
+        A->addr.in6.sin6_port = 0;
+    /* non-blocking: waiters poll it with the connections they vet */
+    if (ppu_socket_listen(&A->addr, &A->lfd) != PPU_SUCCESS) {
+        free(A);
+        return NULL;
+    }
+    if (fcntl(A->lfd, F_SETFL, fcntl(A->lfd, F_GETFL) | O_NONBLOCK) != 0) {
+        close(A->lfd);
+        free(A);
+        return NULL;
+    }
+    A->next = acc_list;
+    acc_list = A;
+    return A;
+}
+
+static int acc_join(struct acceptor *A, struct net_link *l)
+{
+    if (A->nwait == A->wcap) {
+        int cap = A->wcap ? 2 * A->wcap : 16;
+        struct net_link **w = realloc(A->wait, sizeof *w * (size_t)cap);
+        if (!w)
+            return -1;
+        A->wait = w;
+        A->wcap = cap;
+    }
+    A->wait[A->nwait++] = l;
+    l->acc = A;
+    return 0;
+}
+
+/* l takes no more connections; the last link to leave closes the
+ * listener and drops what is still half-open. acc_mu held. */
+static void acc_leave(struct net_link *l)
+{
+    struct acceptor *A = l->acc, **at = &acc_list;
+    l->acc = NULL;
+    while (*at && *at != A)
+        at = &(*at)->next;
+    if (!*at) /* a listener of the parent process (see acc_fork_check) */
+        return;
+    for (int i = 0; i < A->nwait; i++)
+        if (A->wait[i] == l) {
+            A->wait[i] = A->wait[--A->nwait];
+            break;
+        }
+    if (A->nwait > 0)
+        return;
+    char d[32];
+    dir(l, d, sizeof d);
+    for (int i = 0; i < A->np; i++) {
+        ppu_transport_log(LOG_WARN, "net_socket: link %s: dropped a connection from %s: no "
+                          "complete hello (%zu of %zu bytes) when the links waiting were "
+                          "complete", d, A->pend[i].from, A->pend[i].got, sizeof A->pend[i].h);
+        close(A->pend[i].fd);
+    }
+    close(A->lfd);
+    *at = A->next;
+    free(A->pend);
+    free(A->pf);
+    free(A->wait);
+    free(A);
+}
+
+/* Which waiting link a complete hello opens, and which of its sockets
+ * (-1 with why set when none). */
+static struct net_link *acc_match(struct acceptor *A, const struct net_hello *h, int *idx,
+                                  char *why, size_t wlen)
+{
+    for (int i = 0; i < A->nwait; i++) {
+        struct net_link *l = A->wait[i];
+        if (h->magic != NET_MAGIC_HELLO || h->version != NET_VERSION ||
+            !ppu_ct_equal(h->nonce, l->nonce, NET_NONCE_BYTES))
+            continue;
+        *idx = vet_hello(l, h, l->have, why, wlen);
+        return *idx >= 0 ? l : NULL;
+    }
+    /* nobody's nonce: say what is wrong with it against the first link */
+    if (A->nwait > 0)
+        vet_hello(A->wait[0], h, A->wait[0]->have, why, wlen);
+    else
+        snprintf(why, wlen, "no link waits for it");
+    return NULL;
+}
+
+/* One round of the listener: accept, read hellos, hand each vetted
+ * connection to its link; waits at most until wake (and ACC_POLL_MS).
+ * acc_mu held. */
+static void acc_round(struct acceptor *A, uint64_t wake)
+{
+    uint64_t now = ppu_now_ns(), most = now + ACC_POLL_MS * 1000000ull;
+    wake = wake < most ? wake : most;
+    if (A->pfcap < A->np + 1) {
+        struct pollfd *grown = realloc(A->pf, sizeof *grown * (size_t)(A->np + 1));
+        if (!grown)
+            return;
+        A->pf = grown;
+        A->pfcap = A->np + 1;
+    }
+    struct pollfd *pf = A->pf;
+    int npoll = A->np;
+    for (int i = 0; i < npoll; i++) {
+        pf[i] = (struct pollfd){A->pend[i].fd, POLLIN, 0};
+        wake = A->pend[i].deadline < wake ? A->pend[i].deadline : wake;
+    }
+    int li = A->np < ACC_MAX_PENDING ? npoll : -1;
+    if (li >= 0)
+        pf[li] = (struct pollfd){A->lfd, POLLIN, 0};
+    int pr = poll(pf, (nfds_t)(li >= 0 ? npoll + 1 : npoll), ppu_ms_until(wake));
+    if (pr < 0)
+        return;
+    now = ppu_now_ns();
+    /* backwards: a dropped entry takes the last one's place */
+    for (int i = A->np - 1; i >= 0; i--) {
+        struct pending *c = &A->pend[i];
+        char why[200] = "";
+        if (i < npoll && pr > 0 && pf[i].revents) {
+            ssize_t got = recv(c->fd, (char *)&c->h + c->got, sizeof c->h - c->got, MSG_DONTWAIT);
+            if (got == 0) {
+                snprintf(why, sizeof why, "closed after %zu of %zu hello bytes", c->got,
+                         sizeof c->h);
+            } else if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                snprintf(why, sizeof why, "%s", strerror(errno));
+            } else if (got > 0) {
+                c->got += (size_t)got;
+                if (c->got == sizeof c->h) {
+                    int idx = -1;
+                    struct net_link *l = acc_match(A, &c->h, &idx, why, sizeof why);
+                    if (l) {
+                        int one = 1;
+                        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                        l->sock[idx].fd = c->fd;
+                        l->have |= 1u << idx;
+                        *c = A->pend[--A->np];
+                        continue;
+                    }
+                }
+            }
+        }
+        if (!why[0] && now >= c->deadline)
+            snprintf(why, sizeof why, "no hello within %d ms (%zu of %zu bytes)", HELLO_WAIT_MS,
+                     c->got, sizeof c->h);
+        if (why[0]) {
+            char la[64];
+            ppu_socket_str(&A->addr, la, sizeof la);
+            ppu_transport_log(LOG_WARN, "net_socket: the listener on %s dropped a connection "
+                              "from %s: %s", la, c->from, why);
+            close(c->fd);
+            *c = A->pend[--A->np];
+        }
+    }
+    if (li >= 0 && pr > 0 && (pf[li].revents & POLLIN)) {
+        while (A->np < ACC_MAX_PENDING) {
+            if (A->np == A->pcap) {
+                int cap = A->pcap ? 2 * A->pcap : 32;
+                struct pending *p = realloc(A->pend, sizeof *p * (size_t)cap);
+                if (!p)
+                    break;
+                A->pend = p;
+                A->pcap = cap;
+            }
+            struct sockaddr_storage sa;
+            socklen_t sl = sizeof sa;
+            int fd = accept4(A->lfd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd < 0)
+                break;
+            struct pending *c = &A->pend[A->np++];
+            memset(c, 0, sizeof *c);
+            c->fd = fd;
+            c->deadline = now + HELLO_WAIT_MS * 1000000ull;
+            peer_str(&sa, c->from, sizeof c->from);
+        }
+    }
+}
+
+static ppu_result_t net_recv_setup(struct ppu_link *link, void *info_out)
+{
+    const struct ppu_link_params *p = &link->params;
+    int fam = p->listen_addr.ss_family;
+    if (p->nslots < 1 || p->slot_bytes == 0 || p->nsocks < 1 || p->nsocks > NET_MAX_SOCKS ||
+        (fam != AF_INET && fam != AF_INET6))
+        return PPU_INVALID_ARGUMENT;
+    struct net_link *l = link_alloc(p, 0, p->nsocks);
+    if (!l)
+        return PPU_SYSTEM_ERROR;
+    if (getrandom(l->nonce, sizeof l->nonce, 0) != (ssize_t)sizeof l->nonce) {
+        link_free(l);
+        return PPU_SYSTEM_ERROR;
+    }
+    union ppu_sockaddr a;
+    memset(&a, 0, sizeof a);
+    memcpy(&a, &p->listen_addr,
+           fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+    pthread_mutex_lock(&acc_mu);
+    acc_fork_check();
+    struct acceptor *A = acc_get(&a);
+    if (A && acc_join(A, l) == 0)
+        a = A->addr;
+    else
+        A = NULL;
+    int err = errno;
+    pthread_mutex_unlock(&acc_mu);
+    if (!A) {
+        char ab[64];
+        ppu_socket_str(&a, ab, sizeof ab);
+        ppu_transport_log(LOG_WARN, "net_socket: rank %d cannot listen on %s for link %d->%d: %s",
+                          l->e.self, ab, l->e.peer, l->e.self, strerror(err));
+        link_free(l);
+        return PPU_SYSTEM_ERROR;
+    }
+    struct net_info info;
+    memset(&info, 0, sizeof info);
+    info.magic = NET_MAGIC_INFO;
+    info.version = NET_VERSION;
+    info.family = (uint16_t)fam;
+    info.nsocks = (uint16_t)l->nsocks;
+    net_addr_pack(&a, &info.port, &info.scope_id, info.addr);
+    memcpy(info.nonce, l->nonce, sizeof info.nonce);
+    info.slot_bytes = p->slot_bytes;
+    info.nslots = (uint32_t)p->nslots;
+    memset(info_out, 0, PPU_CONNECT_INFO_BYTES);
+    memcpy(info_out, &info, sizeof info);
+    link->priv = l;
+    link->direct = 0;
+    return PPU_SUCCESS;
+}
+
 static ppu_result_t net_recv_finish(struct ppu_link *link)
 {
     struct net_link *l = link->priv;
     uint64_t deadline = ppu_now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
-    struct pending pend[MAX_PENDING];
-    int np = 0;
-    unsigned have = 0, want = (1u << l->nsocks) - 1;
+    unsigned want = (1u << l->nsocks) - 1;
     ppu_result_t r = PPU_SUCCESS;
-    char d[32];
-    dir(l, d, sizeof d);
-    while (have != want) {
-        uint64_t now = ppu_now_ns();
-        if (now >= deadline) {
+    pthread_mutex_lock(&acc_mu);
+    while (l->acc && l->have != want) {
+        if (ppu_now_ns() >= deadline) {
+            char d[32];
             ppu_transport_log(LOG_WARN, "net_socket: link %s: %d of %d connections from rank %d "
-                              "arrived within PPU_BOOTSTRAP_TIMEOUT_MS (%d ms)", d,
-                              __builtin_popcount(have), l->nsocks, l->e.peer, l->setup_timeout_ms);
+                              "arrived within PPU_BOOTSTRAP_TIMEOUT_MS (%d ms)",
+                              dir(l, d, sizeof d), __builtin_popcount(l->have), l->nsocks,
+                              l->e.peer, l->setup_timeout_ms);
             r = PPU_TIMEOUT;
             break;
         }
-        struct pollfd pf[MAX_PENDING + 1];
-        uint64_t wake = deadline;
-        for (int i = 0; i < np; i++) {
-            pf[i] = (struct pollfd){pend[i].fd, POLLIN, 0};
-            wake = pend[i].deadline < wake ? pend[i].deadline : wake;
-        }
-        int li = np < MAX_PENDING ? np : -1;
-        if (li >= 0)
-            pf[li] = (struct pollfd){l->lfd, POLLIN, 0};
-        int pr = poll(pf, (nfds_t)(li >= 0 ? np + 1 : np), ppu_ms_until(wake));
-        if (pr < 0 && errno != EINTR) {
-            r = PPU_SYSTEM_ERROR;
-            break;
-        }
-        now = ppu_now_ns();
-        /* backwards: a dropped entry takes the last one's place, already seen */
-        for (int i = np - 1; i >= 0; i--) {
-            struct pending *c = &pend[i];
-            char why[160] = "";
-            if (pr > 0 && pf[i].revents) {
-                ssize_t got = recv(c->fd, (char *)&c->h + c->got, sizeof c->h - c->got, MSG_DONTWAIT);
-                if (got == 0) {
-                    snprintf(why, sizeof why, "closed after %zu of %zu hello bytes", c->got,
-                             sizeof c->h);
-                } else if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                    snprintf(why, sizeof why, "%s", strerror(errno));
-                } else if (got > 0) {
-                    c->got += (size_t)got;
-                    if (c->got == sizeof c->h) {
-                        int idx = vet_hello(l, &c->h, have, why, sizeof why);
-                        if (idx >= 0) {
-                            int one = 1;
-                            setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                            l->sock[idx].fd = c->fd;
-                            have |= 1u << idx;
-                            pend[i] = pend[--np];
-                            continue;
-                        }
-                    }
-                }
-            }
-            if (!why[0] && now >= c->deadline)
-                snprintf(why, sizeof why, "no hello within %d ms (%zu of %zu bytes)",
-                         HELLO_WAIT_MS, c->got, sizeof c->h);
-            if (why[0]) {
-                ppu_transport_log(LOG_WARN, "net_socket: link %s: dropped a connection from %s: "
-                                  "%s", d, c->from, why);
-                close(c->fd);
-                pend[i] = pend[--np];
-            }
-        }
-        if (li >= 0 && pr > 0 && (pf[li].revents & POLLIN)) {
-            while (np < MAX_PENDING) {
-                struct sockaddr_storage sa;
-                socklen_t sl = sizeof sa;
-                int fd = accept4(l->lfd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
-                if (fd < 0)
-                    break;
-                struct pending *c = &pend[np++];
-                memset(c, 0, sizeof *c);
-                c->fd = fd;
-                c->deadline = now + HELLO_WAIT_MS * 1000000ull;
-                if (c->deadline > deadline)
-                    c->deadline = deadline;
-                peer_str(&sa, c->from, sizeof c->from);
-            }
+        acc_round(l->acc, deadline);
+        if (l->have != want) { /* let the other waiters of this process look */
+            pthread_mutex_unlock(&acc_mu);
+            sched_yield();
+            pthread_mutex_lock(&acc_mu);
         }
     }
-    for (int i = 0; i < np; i++) {
-        ppu_transport_log(LOG_WARN, "net_socket: link %s: dropped a connection from %s: no "
-                          "complete hello (%zu of %zu bytes) when the link was complete", d,
-                          pend[i].from, pend[i].got, sizeof pend[i].h);
-        close(pend[i].fd);
-    }
-    close(l->lfd);
-    l->lfd = -1;
+    if (!l->acc && r == PPU_SUCCESS && l->have != want)
+        r = PPU_INTERNAL_ERROR; /* a forked child finishing its parent's link */
+    if (l->acc)
+        acc_leave(l);
+    pthread_mutex_unlock(&acc_mu);
     if (r == PPU_SUCCESS)
         r = register_link(l);
     return r;
