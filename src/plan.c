@@ -129,6 +129,34 @@ static double cost_pairwise(const struct ppu_plan_ctx *x, const struct ppu_call 
                      S / nd);
 }
 
+/* levels below the top of a heap of n nodes with the given fanout */
+static double heap_depth(double n, int fanout)
+{
+    if (fanout <= 1)
+        return n - 1;
+    double depth = 0, width = 1, held = 1;
+    while (held < n) {
+        width *= fanout;
+        held += width;
+        depth++;
+    }
+    return depth;
+}
+
+/* Broadcast on the root's rail (a heap of the fanout over the servers),
+ * then a chain inside each server, a chunk at a time: the tree's depth and
+ * the chain's length in hops, each chunk sent fanout times by a rail rank. */
+static double cost_hier_broadcast(const struct ppu_plan_ctx *x, double S, int fanout)
+{
+    const struct ppu_model *m = &x->model;
+    double L = x->per_server, ns = x->nservers, cp = (double)x->set.peer_slot;
+    double f = fanout < 1 ? 1 : fanout, chunks = ceil_div(S, cp);
+    double inter = (heap_depth(ns, fanout) + f * chunks - 1) * m->net_alpha_us +
+                   S * f / (m->net_gbps * 1e3);
+    double intra = (L - 1) * m->alpha_us + 2 * S / (m->mem_gbps[PPU_PROTO_SIMPLE] * 1e3);
+    return inter + intra;
+}
+
 static double cost_hier(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,
                         double S)
 {
@@ -146,6 +174,8 @@ static double cost_hier(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
                        S * (ns - 1) / ns / net_bw;
         return intra + inter;
     }
+    if (c->coll == PPU_COLL_BROADCAST) /* a chain along the root's rail, chains inside */
+        return cost_hier_broadcast(x, S, 1);
     if (c->coll != PPU_COLL_ALLREDUCE) { /* a ring per server inside, and a rail ring of blocks */
         double b = S / x->nranks;
         double inter = ((ns - 1) + ceil_div(b, cp) - 1) * m->net_alpha_us + b * (ns - 1) / net_bw;
@@ -166,7 +196,9 @@ static double cost_hier_tree(const struct ppu_plan_ctx *x, const struct ppu_call
 {
     /* the same around two trees of depth D along the rail, each with half
      * the shard up and down a chunk at a time (the flat tree's model) */
-    (void)c, (void)proto;
+    (void)proto;
+    if (c->coll == PPU_COLL_BROADCAST) /* a binary tree along the root's rail */
+        return cost_hier_broadcast(x, S, 2);
     const struct ppu_model *m = &x->model;
     double L = x->per_server, ns = x->nservers, sh = S / L, cp = (double)x->set.peer_slot;
     double intra = 2 * (L - 1) * m->alpha_us +
@@ -327,6 +359,9 @@ static ppu_result_t build_hier(const struct ppu_plan_ctx *x, const struct ppu_ca
         r = ppu_sched_hier_alltoall(s, sx, c->count, v.local, L, v.rail, ns, v.srv);
         if (r == PPU_SUCCESS)
             s->tmp_bytes = (size_t)x->nranks * c->count * ppu_datatype_size(c->datatype);
+    } else if (c->coll == PPU_COLL_BROADCAST) {
+        r = ppu_sched_hier_broadcast(s, sx, c->count, c->root, c->inplace, v.srv, L, ns,
+                                     x->server, x->local, 1);
     } else if (c->coll == PPU_COLL_REDUCE_SCATTER) {
         /* with its temporary of nservers blocks a run */
         r = ppu_sched_hier_reduce_scatter(s, sx, c->count, c->op, v.local, L, v.rail, ns, v.srv);
@@ -340,6 +375,9 @@ static ppu_result_t build_hier(const struct ppu_plan_ctx *x, const struct ppu_ca
 static ppu_result_t build_hier_tree(const struct ppu_plan_ctx *x, const struct ppu_call *c,
                                     const struct ppu_sched_ctx *sx, struct ppu_sched *s)
 {
+    if (c->coll == PPU_COLL_BROADCAST)
+        return ppu_sched_hier_broadcast(s, sx, c->count, c->root, c->inplace, x->srv,
+                                        x->per_server, x->nservers, x->server, x->local, 2);
     struct servers_view v;
     PPU_CHECK(servers_view(x, sx->rank, &v));
     ppu_result_t r = ppu_sched_hier_allreduce(s, sx, c->count, c->op, v.local, x->per_server,
@@ -388,9 +426,11 @@ static const struct algo_desc algos[PPU_NUM_ALGOS] = {
                          .applies = applies_always, .cost = cost_none, .build = build_direct},
     [PPU_ALGO_HIER] = {.name = "hier",
                        .colls = BIT(PPU_COLL_ALLREDUCE) | BIT(PPU_COLL_ALLGATHER) |
-                                BIT(PPU_COLL_REDUCE_SCATTER) | BIT(PPU_COLL_ALLTOALL),
+                                BIT(PPU_COLL_REDUCE_SCATTER) | BIT(PPU_COLL_ALLTOALL) |
+                                BIT(PPU_COLL_BROADCAST),
                        .applies = applies_hier, .cost = cost_hier, .build = build_hier},
-    [PPU_ALGO_HIER_TREE] = {.name = "hiertree", .colls = BIT(PPU_COLL_ALLREDUCE),
+    [PPU_ALGO_HIER_TREE] = {.name = "hiertree",
+                            .colls = BIT(PPU_COLL_ALLREDUCE) | BIT(PPU_COLL_BROADCAST),
                             .applies = applies_hier, .cost = cost_hier_tree,
                             .build = build_hier_tree},
 };

@@ -25,6 +25,9 @@ static struct ppu_sched_channel *one_channel(struct ppu_sched *s, int algo)
     return ppu_sched_init(s, 1, algo) == PPU_SUCCESS ? &s->ch[0] : NULL;
 }
 
+/* The rank with local index j on server k: srv[k * L + j]. */
+#define SRV_AT(srv, L, k, j) (srv)[(size_t)(k) * (size_t)(L) + (size_t)(j)]
+
 static size_t clip(size_t len, size_t lo, size_t chunk)
 {
     return lo < len ? (len - lo < chunk ? len - lo : chunk) : 0;
@@ -338,3 +341,56 @@ oom:
     return PPU_SYSTEM_ERROR;
 }
 #undef SRV
+
+/* Hierarchical broadcast over servers of equal size L. The root's rail
+ * (the ranks with its local index, one a server) carries the buffer
+ * between servers, on a heap-shaped tree of the given fanout over the
+ * servers taken from the root's (fanout 1: a chain); inside each server
+ * the rail's rank starts a chain over its mates in local order. Every
+ * rank takes each chunk from its one parent and forwards it at once, so
+ * the chunks flow in a pipeline: hops (servers' tree depth + L - 1)
+ * instead of the flat chain's N - 1. */
+ppu_result_t ppu_sched_hier_broadcast(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t count, int root, int inplace, const int *srv, int L,
+                                      int ns, const int *server, const int *local, int fanout)
+{
+    struct ppu_sched_channel *ch =
+        one_channel(s, fanout > 1 ? PPU_ALGO_HIER_TREE : PPU_ALGO_HIER);
+    if (!ch)
+        return PPU_SYSTEM_ERROR;
+    int me = x->rank, k = server[me], j = local[me];
+    int sr = server[root], jr = local[root];
+    int q = (k - sr + ns) % ns, d = (j - jr + L) % L; /* place among servers; in the chain */
+    int parent = -1, dest[8], nd = 0;
+    if (d > 0) {
+        parent = SRV_AT(srv, L, k, (j - 1 + L) % L);
+    } else {
+        if (q > 0)
+            parent = SRV_AT(srv, L, ((q - 1) / fanout + sr) % ns, jr);
+        /* the rail first: its hops are the long ones */
+        for (int c = 1; c <= fanout; c++) {
+            long kid = (long)q * fanout + c;
+            if (kid < ns)
+                dest[nd++] = SRV_AT(srv, L, (int)((kid + sr) % ns), jr);
+        }
+    }
+    if (d < L - 1)
+        dest[nd++] = SRV_AT(srv, L, k, (j + 1) % L);
+    for (size_t lo = 0; lo < count; lo += x->chunk) {
+        size_t cnt = clip(count, lo, x->chunk);
+        if (parent < 0) { /* the root */
+            if (!inplace)
+                ADD(ch, I | O | (nd ? S : 0), nd ? dest[0] : -1, -1, lo, lo, cnt);
+            for (int i = inplace ? 0 : 1; i < nd; i++)
+                ADD(ch, I | S, dest[i], -1, lo, 0, cnt);
+        } else {
+            ADD(ch, R | O | (nd ? S : 0), nd ? dest[0] : -1, parent, 0, lo, cnt);
+            for (int i = 1; i < nd; i++)
+                ADD(ch, I | IO | S, dest[i], -1, lo, 0, cnt);
+        }
+    }
+    return PPU_SUCCESS;
+oom:
+    ppu_sched_free(s);
+    return PPU_SYSTEM_ERROR;
+}

@@ -185,6 +185,17 @@ ppu_result_t ppu_sched_hier_alltoall(struct ppu_sched *s, const struct ppu_sched
                                      size_t count, const int *local, int nlocal,
                                      const int *rail_me, int nservers, const int *srv);
 
+/* Hierarchical broadcast over servers of equal size L: between servers on
+ * the root's rail, a heap-shaped tree of the given fanout over the servers
+ * counted from the root's (1: a pipelined chain; 2: a binary tree, log2
+ * depth); inside each server a chain from the rail's rank over its mates
+ * in local order. srv[k * L + j]: the rank with local index j on server k;
+ * server[r], local[r]: rank r's server and local index. One channel on
+ * peer links, each chunk forwarded as it arrives. */
+ppu_result_t ppu_sched_hier_broadcast(struct ppu_sched *s, const struct ppu_sched_ctx *x,
+                                      size_t count, int root, int inplace, const int *srv, int L,
+                                      int ns, const int *server, const int *local, int fanout);
+
 /* Steps helpers for builders. */
 ppu_result_t ppu_sched_add(struct ppu_sched_channel *c, uint32_t flags, int send_peer,
                            int recv_peer, size_t in_off, size_t out_off, size_t count);
