@@ -206,6 +206,10 @@ struct ring_search {
     int path[PPU_TOPO_MAX_CHIPS];
     unsigned char on_path[PPU_TOPO_MAX_CHIPS];
     int order[PPU_TOPO_MAX_CHIPS]; /* neighbour order of this attempt */
+    /* each chip's neighbours over links that are up, in this attempt's
+     * order: the search walks them, not every chip */
+    unsigned char nbr[PPU_TOPO_MAX_CHIPS][PPU_TOPO_MAX_CHIPS];
+    unsigned char deg[PPU_TOPO_MAX_CHIPS];
     long budget;
 };
 
@@ -221,9 +225,9 @@ static int dfs(struct ring_search *s, int depth)
         return 0;
     if (depth == n)
         return free_link(s, u, s->path[0]);
-    for (int k = 0; k < n; k++) {
-        int v = (u + s->order[k]) % n;
-        if (s->on_path[v] || !free_link(s, u, v))
+    for (int k = 0; k < s->deg[u]; k++) {
+        int v = s->nbr[u][k];
+        if (s->on_path[v] || s->used[u][v])
             continue;
         s->path[depth] = v;
         s->on_path[v] = 1;
@@ -257,6 +261,14 @@ static int greedy_rings(struct ring_search *s, uint64_t *rng, int max_rings, lon
             int tmp = s->order[k];
             s->order[k] = s->order[j];
             s->order[j] = tmp;
+        }
+        for (int u = 0; u < n; u++) {
+            s->deg[u] = 0;
+            for (int k = 0; k < n; k++) {
+                int v = (u + s->order[k]) % n;
+                if (v != u && ppu_topo_up(s->t, u, v))
+                    s->nbr[u][s->deg[u]++] = (unsigned char)v;
+            }
         }
         memset(s->on_path, 0, sizeof s->on_path);
         s->path[0] = 0;
@@ -308,10 +320,17 @@ int ppu_topo_find_rings(const struct ppu_topo *t, int max_rings,
         if (deg < bound)
             bound = deg;
     }
-    static _Thread_local struct ring_search s;
-    static _Thread_local int trial[PPU_TOPO_MAX_RINGS][PPU_TOPO_MAX_CHIPS];
-    memset(&s, 0, sizeof s);
-    s.t = t;
+    /* on the heap, not in thread-local storage: in a shared library every
+     * access to a _Thread_local object is a __tls_get_addr call, and the
+     * search makes millions (it was half of a 1,024-thread init) */
+    struct ring_search *s = calloc(1, sizeof *s);
+    int(*trial)[PPU_TOPO_MAX_CHIPS] = malloc(sizeof *trial * PPU_TOPO_MAX_RINGS);
+    if (!s || !trial) {
+        free(s);
+        free(trial);
+        return 0;
+    }
+    s->t = t;
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     long total = 3000000; /* DFS steps over all attempts: a few ms */
     int best = 0;
@@ -319,7 +338,7 @@ int ppu_topo_find_rings(const struct ppu_topo *t, int max_rings,
         /* Pairing each ring with its reverse balances both directions of a
          * link; unpaired attempts can pack more rings (7 on a full mesh
          * of 8 needs them). */
-        int got = greedy_rings(&s, &rng, max_rings, &total, attempt % 2 == 0, trial);
+        int got = greedy_rings(s, &rng, max_rings, &total, attempt % 2 == 0, trial);
         if (got > best) {
             best = got;
             memcpy(rings, trial, sizeof trial[0] * (size_t)got);
@@ -327,6 +346,8 @@ int ppu_topo_find_rings(const struct ppu_topo *t, int max_rings,
         if (attempt == 0 && got == 0)
             break; /* no ring at all: do not spend the budget proving it */
     }
+    free(s);
+    free(trial);
     return best;
 }
 
