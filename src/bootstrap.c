@@ -1,8 +1,12 @@
 /* Bootstrap: every rank says hello to the root (rank, size, its own listen
- * address), the root answers each with its ring successor's address (so
- * the root sends O(N) bytes, not N tables), each rank connects to the next
- * one, forming the ring used by allgather/barrier, and the table of all
- * ranks' addresses goes round that ring.
+ * address). Up to PPU_BOOT_RING_MAX ranks the root answers each with its
+ * ring successor's address, each rank connects to the next one, forming
+ * the ring used by allgather/barrier, and the table of all ranks'
+ * addresses goes round that ring. Past it the root answers rank r with the
+ * addresses of ranks r - 1, r - 2, r - 4, ... (ceil(log2 N) entries), the
+ * ranks Bruck's allgather sends to, and the table is gathered in
+ * ceil(log2 N) rounds of point-to-point messages: the root sends
+ * O(N log N) bytes, not N tables, and no step waits on N - 1 others.
  *
  * Wire format (big endian): header {magic, version, type, secret[16], len}
  * followed by len payload bytes. A connection whose header is not ours,
@@ -31,8 +35,7 @@
 #include "util/wait.h"
 
 #define BOOT_MAGIC 0x50504231u /* "PPB1" */
-#define BOOT_VERSION 3 /* 2: the root sends each rank its successor, the table goes round the ring;
-                        * 3: past 64 ranks later allgathers go point to point (Bruck) */
+#define BOOT_VERSION PPU_BOOT_VERSION
 #define ID_MAGIC 0x50504944u /* "PPID" */
 #define HELLO_TIMEOUT_NS (2ull * 1000000000ull)
 #define MAX_RANKS 65536
@@ -263,6 +266,23 @@ static void log_dropped(const char *who, const union ppu_sockaddr *peer, const c
 
 /* ---- root ---- */
 
+/* The entries the root sends rank r of n, into who (when not NULL); their
+ * count. Up to PPU_BOOT_RING_MAX ranks: its ring successor. Past it: the
+ * ranks r - 1, r - 2, r - 4, ... that Bruck's allgather sends to. */
+static int root_entries(int n, int r, int *who)
+{
+    if (n <= PPU_BOOT_RING_MAX) {
+        if (who)
+            who[0] = (r + 1) % n;
+        return 1;
+    }
+    int e = 0;
+    for (int k = 1; k < n; k <<= 1, e++)
+        if (who)
+            who[e] = (r - k % n + n) % n;
+    return e;
+}
+
 struct root_state {
     int lfd;
     uint8_t secret[PPU_BOOT_SECRET_BYTES];
@@ -374,13 +394,23 @@ static void *root_main(void *arg)
         if (r != PPU_SUCCESS)
             continue;
         if (have == nranks) {
-            /* each rank gets its ring successor's entry only (O(N) bytes
-             * from the root, not N tables of N); the ranks then gather the
-             * whole table over the ring */
+            /* each rank gets the entries it needs to gather the rest
+             * (root_entries), not the table */
             uint64_t dl = ppu_now_ns() + rs->timeout_ns;
-            for (int i = 0; i < nranks; i++)
-                send_msg(fds[i], rs->secret, MSG_TABLE, &table[(i + 1) % nranks],
-                         sizeof *table, dl);
+            int ne = root_entries(nranks, 0, NULL);
+            struct wire_addr *part = malloc(sizeof *part * (size_t)ne);
+            int *who = malloc(sizeof *who * (size_t)ne);
+            for (int i = 0; part && who && i < nranks; i++) {
+                root_entries(nranks, i, who);
+                for (int e = 0; e < ne; e++)
+                    part[e] = table[who[e]];
+                send_msg(fds[i], rs->secret, MSG_TABLE, part, (uint32_t)(sizeof *part * (size_t)ne),
+                         dl);
+            }
+            if (!part || !who)
+                root_abort_with(rs, fds, nranks, "bootstrap root: out of memory");
+            free(part);
+            free(who);
             PPU_INFO(PPU_SUB_BOOT, "bootstrap root: all %d ranks connected", nranks);
             break;
         }
@@ -439,6 +469,9 @@ ppu_result_t ppu_bootstrap_root_start(union ppu_sockaddr *root, const uint8_t *s
 }
 
 /* ---- ranks ---- */
+
+static ppu_result_t allgather_bruck(struct ppu_bootstrap *bs, void *data, size_t size,
+                                    uint32_t seq, uint64_t deadline);
 
 /* Accept from the ring predecessor, dropping anything else. */
 static ppu_result_t accept_prev(struct ppu_bootstrap *bs, int lfd, uint64_t deadline)
@@ -538,7 +571,8 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
     res = ppu_socket_recv(rfd, &peek, sizeof peek, deadline + HELLO_TIMEOUT_NS);
     /* Either reply is checked whole (magic, version, secret, length)
      * before it is believed: a forged abort must not end the init. */
-    size_t table_bytes = sizeof *table; /* the successor's entry */
+    int ne = root_entries(nranks, rank, NULL), *who = NULL;
+    size_t table_bytes = sizeof *table * (size_t)ne; /* root_entries' */
     int is_abort = res == PPU_SUCCESS && ntohs(peek.type) == MSG_ABORT;
     if (res == PPU_SUCCESS &&
         ppu_boot_check_hdr(&peek, sizeof peek, bs->secret, is_abort ? MSG_ABORT : MSG_TABLE,
@@ -563,7 +597,16 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
             why = "the root sent a malformed table";
             res = PPU_REMOTE_ERROR;
         } else {
-            res = ppu_socket_recv(rfd, &table[(rank + 1) % nranks], len, deadline);
+            struct wire_addr *part = malloc(table_bytes);
+            who = malloc(sizeof *who * (size_t)ne);
+            res = part && who ? ppu_socket_recv(rfd, part, len, deadline) : PPU_SYSTEM_ERROR;
+            if (res == PPU_SUCCESS) {
+                root_entries(nranks, rank, who);
+                for (int e = 0; e < ne; e++)
+                    table[who[e]] = part[e];
+            }
+            free(part);
+            free(who);
         }
     }
     if (res != PPU_SUCCESS) {
@@ -575,7 +618,23 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
     rfd = -1;
     addr_to_wire(&me, bs->host_hash[rank], &table[rank]);
 
-    if (nranks > 1) {
+    if (nranks > PPU_BOOT_RING_MAX) {
+        /* Bruck's rounds over point-to-point messages, to the ranks whose
+         * entries the root sent; the listener serves them from here on */
+        for (int k = 1; k < nranks; k <<= 1) {
+            int to = (rank - k % nranks + nranks) % nranks;
+            addr_from_wire(&table[to], &bs->addr[to]);
+        }
+        bs->lfd = lfd;
+        lfd = -1;
+        res = allgather_bruck(bs, table, sizeof *table, bs->ag_seq++,
+                              ppu_now_ns() + bs->timeout_ns);
+        if (res != PPU_SUCCESS) {
+            snprintf(err, errlen, "rank %d: the ranks' address table was not gathered: %s", rank,
+                     ppu_get_error_string(res));
+            goto err_close;
+        }
+    } else if (nranks > 1) {
         int next = (rank + 1) % nranks;
         union ppu_sockaddr na;
         addr_from_wire(&table[next], &na);
@@ -603,7 +662,8 @@ ppu_result_t ppu_bootstrap_init(const ppu_unique_id_t *id, int rank, int nranks,
         bs->host_hash[i] = be64toh(table[i].host_hash);
         addr_from_wire(&table[i], &bs->addr[i]);
     }
-    bs->lfd = lfd; /* kept for point-to-point messages */
+    if (lfd >= 0)
+        bs->lfd = lfd; /* kept for point-to-point messages */
     free(table);
     *bs_out = bs;
     return PPU_SUCCESS;
@@ -784,8 +844,17 @@ struct ppu_boot_pending {
 static void pending_drop(struct ppu_bootstrap *bs, int i, const char *why)
 {
     struct ppu_boot_pending *p = bs->pend[i];
-    if (why)
+    if (why) {
         log_dropped("bootstrap listener", &p->peer, why);
+    } else {
+        /* The whole message is read: close with a reset, so that neither
+         * end keeps the connection in TIME_WAIT. A connection a message
+         * leaves TIME_WAIT on the sender's port for a minute otherwise,
+         * and thousands of ranks exchanging messages at init had the
+         * host's ephemeral ports in TIME_WAIT by the tens of thousands. */
+        struct linger lg = {1, 0};
+        setsockopt(p->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
     close(p->fd);
     free(p);
     bs->pend[i] = bs->pend[--bs->npend];
@@ -938,7 +1007,11 @@ ppu_result_t ppu_bootstrap_recv(struct ppu_bootstrap *bs, int peer, uint32_t tag
             return PPU_TIMEOUT;
         if (abort && atomic_load(abort))
             return PPU_REMOTE_ERROR;
-        uint64_t until = now + 20000000ull; /* look at the abort flag every 20 ms */
+        /* look at the abort flag every 20 ms; without one, sleep until a
+         * message or the deadline: thousands of ranks waking every 20 ms
+         * on a few cores are all the cores do (4,096 threads: 200,000
+         * wake-ups a second, and the init's allgather starved) */
+        uint64_t until = abort ? now + 20000000ull : deadline;
         mail_accept(bs, until < deadline ? until : deadline);
     }
 }

@@ -37,9 +37,16 @@ struct ppu_bootstrap {
 };
 
 /* Up to this many ranks the allgather goes round the ring (N - 1 steps);
- * past it, once every rank's address is known, in ceil(log2 N) rounds of
- * point-to-point messages (Bruck's algorithm). */
+ * past it, the address table at init and every allgather after it go in
+ * ceil(log2 N) rounds of point-to-point messages (Bruck's algorithm), and
+ * no ring is formed. */
 #define PPU_BOOT_RING_MAX 64
+
+/* The wire protocol's version. 2: the root sends each rank its successor,
+ * the table goes round the ring; 3: past 64 ranks later allgathers go
+ * point to point (Bruck); 4: past 64 ranks the table too, from the root's
+ * log2 N entries. */
+#define PPU_BOOT_VERSION 4
 
 /* Pack/unpack the public id (versioned, with a magic). */
 void ppu_id_pack(const struct ppu_id_fields *f, ppu_unique_id_t *id);

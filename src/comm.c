@@ -168,12 +168,14 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
         comm_free(c);
         return r;
     }
+    uint64_t t0 = ppu_now_ns();
     r = ppu_bootstrap_init(&id, rank, nranks, &c->bs, err, sizeof err);
     if (r != PPU_SUCCESS) {
         ppu_fail(NULL, r, "ppu_comm_init_rank: %s", err);
         comm_free(c);
         return r;
     }
+    PPU_INFO(PPU_SUB_INIT, "rank %d: bootstrap %.3f s", rank, (ppu_now_ns() - t0) / 1e9);
     int local = 0, cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 0; i < nranks; i++)
         local += c->bs->host_hash[i] == c->bs->host_hash[rank];

@@ -725,14 +725,19 @@ static void shm_budget(struct ppu_comm *comm)
 ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_settings *set,
                               int cores)
 {
+    uint64_t t0 = ppu_now_ns();
     PPU_CHECK(pick_topology(comm));
+    uint64_t t1 = ppu_now_ns();
     /* Ranks that would plan differently stop here, all of them, by name;
      * the cost model's input is the job's, not this host's. */
     double over;
     PPU_CHECK(ppu_plan_agree(comm, set, cores, &over));
+    uint64_t t2 = ppu_now_ns();
     struct ppu_model model;
     ppu_plan_model_sim(&model, over);
     PPU_CHECK(build_plan(comm, set, &model));
+    PPU_INFO(PPU_SUB_INIT, "rank %d: topology %.3f s, plan agreement %.3f s, plan %.3f s",
+             comm->rank, (t1 - t0) / 1e9, (t2 - t1) / 1e9, (ppu_now_ns() - t2) / 1e9);
     int n = comm->nranks, nc = comm->nchannels;
     comm->peer_send = calloc((size_t)n, sizeof *comm->peer_send);
     comm->peer_recv = calloc((size_t)n, sizeof *comm->peer_recv);

@@ -56,7 +56,7 @@ Test(bootstrap, wrong_secret_and_garbage_are_dropped, .timeout = 60 * PPU_TEST_S
     int fd = connect_root(&id);
     unsigned char hdr[28], wrong[16];
     memset(wrong, 0x77, sizeof wrong); /* not the secret */
-    raw_hdr(hdr, 3, 1, wrong, 28);
+    raw_hdr(hdr, PPU_BOOT_VERSION, 1, wrong, 28);
     cr_assert_eq(write(fd, hdr, sizeof hdr), (ssize_t)sizeof hdr);
 
     int g = connect_root(&id);
@@ -203,7 +203,7 @@ Test(bootstrap, p2p_listener_keeps_slow_senders_and_ignores_silent_ones,
     /* rank 1's message with tag 7, by hand: header, from, tag, payload */
     unsigned char msg[28 + 8 + 4];
     uint32_t from = htonl(1), tag = htonl(7), pay = 0x12345678;
-    raw_hdr(msg, 3, 5, b1->secret, 8 + 4);
+    raw_hdr(msg, PPU_BOOT_VERSION, 5, b1->secret, 8 + 4);
     memcpy(msg + 28, &from, 4);
     memcpy(msg + 32, &tag, 4);
     memcpy(msg + 36, &pay, 4);

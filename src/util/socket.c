@@ -187,7 +187,9 @@ static ppu_result_t connect_until(const union ppu_sockaddr *addr, uint64_t deadl
         close(fd);
         if (e == ECONNREFUSED && refused_is_gone)
             return PPU_REMOTE_ERROR;
-        if (e != ECONNREFUSED && e != ECONNRESET && e != ETIMEDOUT && e != EAGAIN)
+        /* EADDRNOTAVAIL: no ephemeral port free just now (they come back) */
+        if (e != ECONNREFUSED && e != ECONNRESET && e != ETIMEDOUT && e != EAGAIN &&
+            e != EADDRNOTAVAIL)
             return PPU_SYSTEM_ERROR;
         if (ppu_ms_until(deadline) == 0)
             return PPU_TIMEOUT;
