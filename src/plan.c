@@ -358,7 +358,7 @@ static ppu_result_t build_hier(const struct ppu_plan_ctx *x, const struct ppu_ca
     } else if (c->coll == PPU_COLL_ALLTOALL) {
         r = ppu_sched_hier_alltoall(s, sx, c->count, v.local, L, v.rail, ns, v.srv);
         if (r == PPU_SUCCESS)
-            s->tmp_bytes = (size_t)x->nranks * c->count * ppu_datatype_size(c->datatype);
+            s->tmp_bytes = 3 * (size_t)x->nranks * c->count * ppu_datatype_size(c->datatype);
     } else if (c->coll == PPU_COLL_BROADCAST) {
         r = ppu_sched_hier_broadcast(s, sx, c->count, c->root, c->inplace, v.srv, L, ns,
                                      x->server, x->local, 1);

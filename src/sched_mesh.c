@@ -285,6 +285,16 @@ ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sche
  * local index j on server k. */
 #define SRV(k, j) srv[(size_t)(k) * (size_t)L + (size_t)(j)]
 
+/* Are server k's ranks numbered in a run (local index j is rank
+ * srv[k * L] + j)? */
+static int rank_run(const int *srv, int L, int k)
+{
+    for (int j = 1; j < L; j++)
+        if (SRV(k, j) != SRV(k, 0) + j)
+            return 0;
+    return 1;
+}
+
 ppu_result_t ppu_sched_hier_alltoall(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                      size_t count, const int *local, int L, const int *rail_me,
                                      int ns, const int *srv)
@@ -298,23 +308,35 @@ ppu_result_t ppu_sched_hier_alltoall(struct ppu_sched *s, const struct ppu_sched
         sm++;
     struct ppu_sched_channel *a = &s->ch[0], *b = &s->ch[1];
     /* 1: inside the server, over the links to its mates. The temporary
-     * holds, at (t * L + j) * count, the block from local rank j to the
-     * rank of server t on this rank's rail. */
-    for (size_t lo = 0; lo < count; lo += x->chunk) {
-        size_t cnt = clip(count, lo, x->chunk);
-        for (int t = 0; t < ns; t++)
+     * has three parts of nranks blocks: Q, at (t * L + j) * count, the
+     * block from local rank j to the rank of server t on this rank's rail
+     * (what phase 2 sends); P, this rank's blocks packed for each mate i
+     * (the ns blocks for rail i side by side); R, the packs received from
+     * each mate. One stream of messages a mate instead of ns (1,024 ranks
+     * as 64 x 16: 15 streams a rank instead of 960 messages), for two
+     * local copies a block. */
+    size_t N = (size_t)ns * L, P = N * count, Rr = 2 * N * count, pack = (size_t)ns * count;
+    for (int t = 0; t < ns; t++)
+        for (size_t lo = 0; lo < count; lo += x->chunk)
             ADD(a, I | O, -1, -1, (size_t)SRV(t, jm) * count + lo,
-                ((size_t)t * L + jm) * count + lo, cnt);
+                ((size_t)t * L + jm) * count + lo, clip(count, lo, x->chunk));
+    for (int k = 1; k < L; k++) {
+        int i = (jm + k) % L;
+        for (int t = 0; t < ns; t++)
+            ADD(a, I | O, -1, -1, (size_t)SRV(t, i) * count, P + ((size_t)i * ns + t) * count,
+                count);
     }
     for (int k = 1; k < L; k++) {
         int kp = (jm + k) % L, kq = (jm - k + L) % L;
+        /* one message out, one in: every link of the round moves */
+        for (size_t lo = 0; lo < pack; lo += x->chunk) {
+            size_t cnt = clip(pack, lo, x->chunk);
+            ADD(a, I | IO | S, local[kp], -1, P + (size_t)kp * pack + lo, 0, cnt);
+            ADD(a, R | O, -1, local[kq], 0, Rr + (size_t)kq * pack + lo, cnt);
+        }
         for (int t = 0; t < ns; t++)
-            for (size_t lo = 0; lo < count; lo += x->chunk) {
-                size_t cnt = clip(count, lo, x->chunk);
-                /* one message out, one in: every link of the round moves */
-                ADD(a, I | S, local[kp], -1, (size_t)SRV(t, kp) * count + lo, 0, cnt);
-                ADD(a, R | O, -1, local[kq], 0, ((size_t)t * L + kq) * count + lo, cnt);
-            }
+            ADD(a, I | IO | O, -1, -1, Rr + (size_t)kq * pack + (size_t)t * count,
+                ((size_t)t * L + kq) * count, count);
     }
     a->out_tmp = 1;
     /* 2: along the rail, over the network: to the rank of server t the L
@@ -324,13 +346,27 @@ ppu_result_t ppu_sched_hier_alltoall(struct ppu_sched *s, const struct ppu_sched
         for (size_t lo = 0; lo < count; lo += x->chunk)
             ADD(b, I | O, -1, -1, ((size_t)sm * L + j) * count + lo,
                 (size_t)SRV(sm, j) * count + lo, clip(count, lo, x->chunk));
+    /* The L blocks for server t lie side by side in the temporary; they
+     * land side by side in the receiver's output when the sending
+     * server's ranks are numbered in a run (the usual layout): then they
+     * travel as one stream of messages, not L (1,024 ranks as 64 x 16:
+     * 63 messages a rank instead of 1,008). Both ends judge by the
+     * sending server, so they cut the messages alike. */
+    int run_me = rank_run(srv, L, sm);
     for (int d = 1; d < ns; d++) {
-        int t = (sm + d) % ns, u = (sm - d + ns) % ns;
-        for (int j = 0; j < L; j++)
-            for (size_t lo = 0; lo < count; lo += x->chunk) {
-                size_t cnt = clip(count, lo, x->chunk);
-                ADD(b, I | S, rail_me[t], -1, ((size_t)t * L + j) * count + lo, 0, cnt);
-                ADD(b, R | O, -1, rail_me[u], 0, (size_t)SRV(u, j) * count + lo, cnt);
+        int t = (sm + d) % ns, u = (sm - d + ns) % ns, run_u = rank_run(srv, L, u);
+        size_t slen = run_me ? (size_t)L * count : count, rlen = run_u ? (size_t)L * count : count;
+        int sn = run_me ? 1 : L, rn = run_u ? 1 : L;
+        size_t sc = (slen + x->chunk - 1) / x->chunk, rc = (rlen + x->chunk - 1) / x->chunk;
+        for (int j = 0; j < (sn > rn ? sn : rn); j++)
+            for (size_t c = 0; c < (sc > rc ? sc : rc); c++) {
+                size_t lo = c * x->chunk;
+                if (j < sn && c < sc)
+                    ADD(b, I | S, rail_me[t], -1, ((size_t)t * L + j) * count + lo, 0,
+                        clip(slen, lo, x->chunk));
+                if (j < rn && c < rc)
+                    ADD(b, R | O, -1, rail_me[u], 0, (size_t)SRV(u, j) * count + lo,
+                        clip(rlen, lo, x->chunk));
             }
     }
     b->in_tmp = 1;

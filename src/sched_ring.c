@@ -57,6 +57,7 @@ static const struct ppu_step_kind kinds[] = {
     {I | O | PPU_STEP_ACCUM | PPU_STEP_TMP_OUT, "scratch op= the input"},
     {R | I | O | PPU_STEP_IN_OUT, "receive, reduce with the output, write the output"},
     {I | S | PPU_STEP_IN_OUT, "send from the output"},
+    {I | O | PPU_STEP_IN_OUT, "copy within the output"},
     {I | O | F | PPU_STEP_IN_OUT, "finish the output in place"},
     {R | I | S | PPU_STEP_REF_OUT, "receive, reduce with the input, send by reference from "
                                    "the output (scratch until written)"},

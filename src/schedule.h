@@ -173,14 +173,17 @@ ppu_result_t ppu_sched_hier_reduce_scatter(struct ppu_sched *s, const struct ppu
                                            const int *srv);
 
 /* Hierarchical all-to-all over servers of equal size L: inside each
- * server, pairwise over the links to its mates, each rank gathers the
- * blocks that its server sends to the ranks of its rail (a temporary of
- * nservers x L blocks, written by channel 0); then, pairwise along the
- * rail over the network, it sends each server's L blocks to that server's
- * rank of the rail (channel 1 reads the temporary). Every block crosses
- * the network once, and a rank holds links to its L - 1 mates and its
- * nservers - 1 rail peers, not to every rank. The caller sets
- * s->tmp_bytes (nranks x count elements). */
+ * server, each rank packs for every mate the blocks that mate's rail
+ * receives from it and sends them as one stream, and unpacks what its
+ * mates send into the blocks its server sends to the ranks of its rail
+ * (channel 0 writes the temporary); then, along the rail over the
+ * network, it sends each server's L blocks to that server's rank of the
+ * rail (channel 1 reads the temporary), as one stream where the sending
+ * server's ranks are numbered in a run. Every block crosses the network
+ * once, a rank holds links to its L - 1 mates and its nservers - 1 rail
+ * peers, not to every rank, and it sends L + nservers - 2 streams, not
+ * about nranks messages. The caller sets s->tmp_bytes (3 x nranks x count
+ * elements). */
 ppu_result_t ppu_sched_hier_alltoall(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                      size_t count, const int *local, int nlocal,
                                      const int *rail_me, int nservers, const int *srv);
