@@ -145,6 +145,14 @@ struct ppu_coll_args {
     size_t *v; /* alltoallv: sendcounts, sdispls, recvcounts, rdispls (4 x nranks), owned */
 };
 
+/* The stamp every message of a call carries (with PPU_CHECK_CALLS), so a
+ * receiver finds a peer that called something else (exec.c): the
+ * collective, its number on the communicator, count, type, op and root.
+ * ppu_call_str: the stamp as the error names it ("broadcast #3
+ * count=1024 float32 root=4000"). */
+void ppu_call_stamp(const struct ppu_comm *comm, const struct ppu_coll_args *a, uint64_t c[2]);
+int ppu_call_str(const uint64_t c[2], char *buf, size_t len);
+
 /* comm registry: is this pointer a live communicator? */
 int ppu_comm_is_live(struct ppu_comm *comm);
 /* Set up links and rings after the bootstrap (connect.c). */

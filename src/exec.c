@@ -41,25 +41,31 @@ static int is_p2p(const struct ppu_coll_args *a)
     return a->coll == PPU_COLL_SEND || a->coll == PPU_COLL_RECV;
 }
 
-static void call_stamp(const struct ppu_comm *comm, const struct ppu_coll_args *a, uint64_t *c)
+#define STAMP_COUNT_MASK ((1ull << 40) - 1)
+
+void ppu_call_stamp(const struct ppu_comm *comm, const struct ppu_coll_args *a, uint64_t c[2])
 {
     int p2p = is_p2p(a);
     uint32_t seq = p2p ? CALL_P2P_SEQ : (uint32_t)comm->coll_seq;
-    c[0] = p2p || a->coll == PPU_COLL_ALLTOALLV ? 0 : (uint64_t)a->count;
+    /* count in the low 40 bits of c[0] (a trillion elements), the root
+     * in its top 24 (any rank of a job up to 8 million, -1 for none) */
+    uint64_t count = p2p || a->coll == PPU_COLL_ALLTOALLV ? 0 : (uint64_t)a->count;
+    c[0] = (count & STAMP_COUNT_MASK) | (uint64_t)((uint32_t)(p2p ? 0 : a->root) & 0xffffffu) << 40;
     c[1] = (uint64_t)seq << 32 | (uint64_t)(p2p ? PPU_COLL_SEND : a->coll) << 24 |
-           (uint64_t)(p2p ? 0 : a->datatype) << 16 | (uint64_t)(p2p ? 0 : a->op) << 8 |
-           (uint64_t)(uint8_t)(p2p ? 0 : a->root);
+           (uint64_t)(p2p ? 0 : a->datatype) << 16 | (uint64_t)(p2p ? 0 : a->op) << 8;
 }
 
-static int call_str(const uint64_t *c, char *buf, size_t len)
+int ppu_call_str(const uint64_t c[2], char *buf, size_t len)
 {
     uint32_t seq = (uint32_t)(c[1] >> 32);
     int coll = (int)(c[1] >> 24 & 0xff), dt = (int)(c[1] >> 16 & 0xff), op = (int)(c[1] >> 8 & 0xff);
-    int root = (int)(int8_t)(c[1] & 0xff);
+    int root = (int)(c[0] >> 40);
+    root = root >= 0x800000 ? root - 0x1000000 : root; /* 24-bit two's complement */
     if (seq == CALL_P2P_SEQ)
         return snprintf(buf, len, "send/recv");
     int n = snprintf(buf, len, "%s #%u count=%llu %s", ppu_coll_name((enum ppu_coll)coll), seq,
-                     (unsigned long long)c[0], ppu_datatype_name((ppu_datatype_t)dt));
+                     (unsigned long long)(c[0] & STAMP_COUNT_MASK),
+                     ppu_datatype_name((ppu_datatype_t)dt));
     if (coll == PPU_COLL_ALLREDUCE || coll == PPU_COLL_REDUCE || coll == PPU_COLL_REDUCE_SCATTER)
         n += snprintf(buf + n, len > (size_t)n ? len - (size_t)n : 0, " %s",
                       ppu_redop_name((ppu_redop_t)op));
@@ -71,8 +77,8 @@ static int call_str(const uint64_t *c, char *buf, size_t len)
 static ppu_result_t call_mismatch(const struct exec_task *t, int peer, const uint64_t *theirs)
 {
     char mine[160], other[160];
-    call_str(t->call, mine, sizeof mine);
-    call_str(theirs, other, sizeof other);
+    ppu_call_str(t->call, mine, sizeof mine);
+    ppu_call_str(theirs, other, sizeof other);
     return ppu_fail(t->comm, PPU_INVALID_USAGE,
                     "mismatched calls: rank %d called %s, rank %d called %s (every rank must make "
                     "the same collective calls in the same order)", peer, other, t->comm->rank,
@@ -518,7 +524,7 @@ static ppu_result_t next_phase(struct comm_run *cr)
     }
     struct exec_task *t = &cr->task;
     if (comm->check_calls)
-        call_stamp(comm, a, t->call);
+        ppu_call_stamp(comm, a, t->call);
     else
         t->call[0] = t->call[1] = 0;
     t->comm = comm;

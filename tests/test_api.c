@@ -428,3 +428,33 @@ Test(api, cma_ptracer_only_while_used, .timeout = 60 * PPU_TEST_SLOWDOWN)
     cr_log_info("Yama ptrace_scope here: %d (-1: no Yama, the prctl itself is not made)",
                 ppu_yama_ptrace_scope());
 }
+
+/* The call stamp names roots of every size a job can have (it held 8
+ * bits of the root: rank 256 read as 0), and tells apart calls that
+ * differ only there. */
+Test(api, call_stamp_holds_large_roots)
+{
+    struct ppu_comm comm;
+    memset(&comm, 0, sizeof comm);
+    comm.coll_seq = 5;
+    struct ppu_coll_args a = {.coll = PPU_COLL_BROADCAST, .count = 123,
+                              .datatype = PPU_FLOAT32, .op = PPU_SUM, .root = 4000};
+    uint64_t c[2], d[2];
+    char s[160];
+    ppu_call_stamp(&comm, &a, c);
+    ppu_call_str(c, s, sizeof s);
+    cr_expect_str_eq(s, "broadcast #5 count=123 float32 root=4000");
+    a.root = 65535;
+    ppu_call_stamp(&comm, &a, d);
+    ppu_call_str(d, s, sizeof s);
+    cr_expect_str_eq(s, "broadcast #5 count=123 float32 root=65535");
+    a.root = 4000 + 256;
+    ppu_call_stamp(&comm, &a, d);
+    cr_expect(c[0] != d[0] || c[1] != d[1], "roots 4000 and 4256 stamped alike");
+    a.coll = PPU_COLL_REDUCE;
+    a.root = 0;
+    a.count = 1ull << 39;
+    ppu_call_stamp(&comm, &a, d);
+    ppu_call_str(d, s, sizeof s);
+    cr_expect_str_eq(s, "reduce #5 count=549755813888 float32 sum root=0");
+}
