@@ -118,16 +118,18 @@ static void comm_free(struct ppu_comm *c)
 }
 
 static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, int rank,
-                              const struct ppu_topo *parent_topo, const int *parent_chips);
+                              const struct ppu_topo *parent_topo,
+                              const struct ppu_cluster *parent_cl, const int *parent_chips);
 static void wait_pending(struct ppu_comm *c);
 
 ppu_result_t ppu_comm_init_rank(ppu_comm_t *out, int nranks, ppu_unique_id_t id, int rank)
 {
-    return comm_init(out, nranks, id, rank, NULL, NULL);
+    return comm_init(out, nranks, id, rank, NULL, NULL, NULL);
 }
 
 static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, int rank,
-                              const struct ppu_topo *parent_topo, const int *parent_chips)
+                              const struct ppu_topo *parent_topo,
+                              const struct ppu_cluster *parent_cl, const int *parent_chips)
 {
     if (!out)
         return ppu_fail(NULL, PPU_INVALID_ARGUMENT, "ppu_comm_init_rank: comm is NULL");
@@ -191,9 +193,11 @@ static ppu_result_t comm_init(ppu_comm_t *out, int nranks, ppu_unique_id_t id, i
         c->wait.nap_max_ns = cap < 10e6 ? (uint64_t)cap : 10000000ull;
     }
     c->parent_topo = parent_topo;
+    c->parent_cl = parent_cl;
     c->parent_chips = parent_chips;
     r = ppu_comm_connect(c, &set, cores);
     c->parent_topo = NULL;
+    c->parent_cl = NULL;
     c->parent_chips = NULL;
     if (r == PPU_SUCCESS)
         r = reg_add(c);
@@ -468,9 +472,6 @@ ppu_result_t ppu_comm_split(ppu_comm_t comm, int color, int key, ppu_comm_t *new
     if (ppu_group_depth() > 0)
         return ppu_fail(comm, PPU_INVALID_USAGE, "%s: cannot be called inside a group", fn);
     *newcomm = NULL;
-    if (comm->topo.nchips == 0 && comm->nranks > 1) /* the same answer on every rank */
-        return ppu_fail(comm, PPU_INVALID_USAGE, "%s: communicators of more than %d ranks "
-                        "(two-level topology only) cannot be split yet", fn, PPU_TOPO_MAX_CHIPS);
     int n = comm->nranks;
     struct split_entry *all = calloc((size_t)n, sizeof *all);
     int *members = calloc((size_t)n, sizeof *members);
@@ -512,10 +513,11 @@ ppu_result_t ppu_comm_split(ppu_comm_t comm, int color, int key, ppu_comm_t *new
     if (r == PPU_SUCCESS)
         r = r2;
     if (r == PPU_SUCCESS && me >= 0) {
-        int chips[PPU_TOPO_MAX_CHIPS];
-        for (int j = 0; j < nm; j++)
-            chips[j] = members[j]; /* rank i of comm holds chip i of comm->topo */
-        r = comm_init(newcomm, nm, all[members[0]].id, me, &comm->topo, chips);
+        /* rank i of comm holds chip i of comm->topo (dense), or is rank i
+         * of its cluster (two-level: past 64 ranks) */
+        int dense = comm->topo.nchips > 0;
+        r = comm_init(newcomm, nm, all[members[0]].id, me, dense ? &comm->topo : NULL,
+                      dense ? NULL : &comm->cl, members);
         if (r != PPU_SUCCESS)
             ppu_fail(comm, r, "%s: color %d: %s", fn, color, ppu_get_last_error(NULL));
     } else if (r != PPU_SUCCESS) {

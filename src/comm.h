@@ -50,9 +50,11 @@ struct ppu_comm {
     int rank, nranks;
     struct ppu_bootstrap *bs;
     struct ppu_topo topo;
-    /* while a split communicator connects: its parent's topology and the
-     * parent chip each new rank holds */
+    /* while a split communicator connects: its parent's topology (dense,
+     * up to 64 ranks) or cluster (two-level), and the parent chip (rank)
+     * each new rank holds */
     const struct ppu_topo *parent_topo;
+    const struct ppu_cluster *parent_cl;
     const int *parent_chips;
     /* What every schedule depends on (rings, trees, servers, settings, cost
      * model): the same on every rank, agreed at init (plan_agree.c). */

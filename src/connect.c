@@ -248,7 +248,11 @@ static ppu_result_t pick_topology(struct ppu_comm *comm)
     struct ppu_topo *t = &comm->topo;
     int n = comm->nranks;
     ppu_result_t r = PPU_SUCCESS;
-    if (comm->parent_topo) {
+    if (comm->parent_cl) {
+        /* split of a two-level cluster: the parent's ranks this one's are */
+        if (ppu_cluster_select(&comm->cl, comm->parent_cl, comm->parent_chips, n) != PPU_SUCCESS)
+            return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
+    } else if (comm->parent_topo) {
         /* split: the parent's chips that this communicator's ranks hold */
         ppu_topo_select(t, comm->parent_topo, comm->parent_chips, n);
     } else if (n > PPU_TOPO_MAX_CHIPS) {

@@ -139,6 +139,11 @@ ppu_result_t ppu_cluster_from_topo(struct ppu_cluster *cl, const struct ppu_topo
  * (restricted to per_server chips); server s holds ranks s*per_server.. */
 ppu_result_t ppu_cluster_sim(struct ppu_cluster *cl, const char *preset, int nservers,
                              int per_server, char *err, size_t errlen);
+/* dst = the ranks members[0..n) of src, in that order (a split
+ * communicator's cluster): their servers, renumbered in the order of
+ * their first member, each with the graph of its members' chips. */
+ppu_result_t ppu_cluster_select(struct ppu_cluster *dst, const struct ppu_cluster *src,
+                                const int *members, int n);
 void ppu_cluster_free(struct ppu_cluster *cl);
 /* Are ranks a and b on one server with an ICN link up between them? */
 int ppu_cluster_icn_up(const struct ppu_cluster *cl, int a, int b);
