@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <netinet/tcp.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -283,11 +284,141 @@ static int root_entries(int n, int r, int *who)
     return e;
 }
 
+/* A connection to the root whose header and hello are still arriving. */
+struct root_pending {
+    int fd;
+    uint64_t since;
+    size_t have, need;
+    union ppu_sockaddr peer;
+    unsigned char buf[PPU_BOOT_HDR_BYTES + PPU_BOOT_HELLO_BYTES];
+};
+
 struct root_state {
     int lfd;
     uint8_t secret[PPU_BOOT_SECRET_BYTES];
     uint64_t timeout_ns;
+    struct root_pending *pend;
+    int np, pcap;
 };
+
+#define ROOT_PENDING_MAX 4096 /* the rest wait in the listener's backlog */
+
+static void root_pending_drop(struct root_state *rs, int i, const char *why)
+{
+    if (why)
+        log_dropped("bootstrap root", &rs->pend[i].peer, why);
+    close(rs->pend[i].fd);
+    rs->pend[i] = rs->pend[--rs->np];
+}
+
+/* Bytes for pending connection i. 1: its header is in and failed the
+ * check, or header and hello are in (*done set, the pending entry gone,
+ * its fd, peer, header and hello handed out); 0 otherwise (it may have
+ * been dropped: closed early). */
+static int root_pending_read(struct root_state *rs, int i, int *fd, union ppu_sockaddr *peer,
+                             struct wire_hdr *hdr, struct wire_hello *hello, ppu_result_t *verdict,
+                             const char **why)
+{
+    struct root_pending *p = &rs->pend[i];
+    ssize_t k = read(p->fd, p->buf + p->have, p->need - p->have);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (k <= 0) {
+        root_pending_drop(rs, i, p->have < sizeof *hdr ? "closed before a header"
+                                                       : "truncated hello");
+        return 0;
+    }
+    p->have += (size_t)k;
+    if (p->have < p->need)
+        return 0;
+    memcpy(hdr, p->buf, sizeof *hdr);
+    *verdict = PPU_SUCCESS;
+    if (p->need == sizeof *hdr) { /* the header: believed once checked whole */
+        uint32_t len = 0;
+        *verdict = ppu_boot_check_hdr(hdr, sizeof *hdr, rs->secret, MSG_HELLO, sizeof *hello,
+                                      &len, why);
+        if (*verdict == PPU_SUCCESS && len != sizeof *hello) {
+            *why = "hello has the wrong length";
+            *verdict = PPU_REMOTE_ERROR;
+        }
+        if (*verdict == PPU_SUCCESS) {
+            p->need += sizeof *hello;
+            return 0;
+        }
+    } else {
+        memcpy(hello, p->buf + sizeof *hdr, sizeof *hello);
+    }
+    *fd = p->fd;
+    *peer = p->peer;
+    rs->pend[i] = rs->pend[--rs->np];
+    return 1;
+}
+
+/* The next connection whose header and hello have come, or whose header
+ * failed its check: read side by side from every connection, each until
+ * the bootstrap deadline, so that a rank descheduled between its connect
+ * and its hello (seconds, under a sanitizer on a loaded host) neither
+ * holds the others up nor is dropped. PPU_TIMEOUT at deadline. */
+static ppu_result_t root_next(struct root_state *rs, uint64_t deadline, int *fd,
+                              union ppu_sockaddr *peer, struct wire_hdr *hdr,
+                              struct wire_hello *hello, ppu_result_t *verdict, const char **why)
+{
+    for (;;) {
+        uint64_t now = ppu_now_ns();
+        for (int i = rs->np - 1; i >= 0; i--)
+            if (now - rs->pend[i].since > rs->timeout_ns)
+                root_pending_drop(rs, i, "sent no complete hello before the bootstrap deadline");
+        if (now >= deadline)
+            return PPU_TIMEOUT;
+        struct pollfd *pf = malloc(sizeof *pf * ((size_t)rs->np + 1));
+        if (!pf)
+            return PPU_SYSTEM_ERROR;
+        int n = 0, listen_too = rs->np < ROOT_PENDING_MAX;
+        for (int i = 0; i < rs->np; i++)
+            pf[n++] = (struct pollfd){.fd = rs->pend[i].fd, .events = POLLIN};
+        if (listen_too)
+            pf[n++] = (struct pollfd){.fd = rs->lfd, .events = POLLIN};
+        uint64_t wake = deadline, cap = now + 1000000000ull; /* drop stale ones each second */
+        int got = poll(pf, (nfds_t)n, ppu_ms_until(wake < cap ? wake : cap));
+        int np = rs->np;
+        if (got > 0) {
+            /* backwards: a finished or dropped entry takes the last one's place */
+            for (int i = np - 1; i >= 0; i--)
+                if (pf[i].revents &&
+                    root_pending_read(rs, i, fd, peer, hdr, hello, verdict, why)) {
+                    free(pf);
+                    return PPU_SUCCESS;
+                }
+            if (listen_too && (pf[n - 1].revents & POLLIN)) {
+                union ppu_sockaddr a;
+                socklen_t sl = sizeof a;
+                int c = accept4(rs->lfd, &a.sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (c >= 0) {
+                    if (rs->np == rs->pcap) {
+                        int cap2 = rs->pcap ? 2 * rs->pcap : 64;
+                        struct root_pending *g = realloc(rs->pend, sizeof *g * (size_t)cap2);
+                        if (!g) {
+                            close(c);
+                            free(pf);
+                            continue;
+                        }
+                        rs->pend = g;
+                        rs->pcap = cap2;
+                    }
+                    int one = 1;
+                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    rs->pend[rs->np] = (struct root_pending){c, ppu_now_ns(), 0, sizeof *hdr, a, {0}};
+                    rs->np++;
+                    if (root_pending_read(rs, rs->np - 1, fd, peer, hdr, hello, verdict, why)) {
+                        free(pf); /* often all there already */
+                        return PPU_SUCCESS;
+                    }
+                }
+            }
+        }
+        free(pf);
+    }
+}
 
 /* Ends the init of every connected rank with msg. */
 static void root_abort_with(struct root_state *rs, int *fds, int nranks, const char *msg)
@@ -323,32 +454,19 @@ static void *root_main(void *arg)
     struct wire_addr *table = NULL;
     uint64_t deadline = UINT64_MAX; /* starts at the first hello */
     for (;;) {
-        int fd;
+        int fd = -1;
         union ppu_sockaddr peer;
-        ppu_result_t r = ppu_socket_accept(rs->lfd, deadline, &fd, &peer);
-        if (r == PPU_TIMEOUT) {
+        const char *why = "";
+        struct wire_hello hello;
+        struct wire_hdr hdr_copy;
+        ppu_result_t r = PPU_SUCCESS;
+        ppu_result_t got = root_next(rs, deadline, &fd, &peer, &hdr_copy, &hello, &r, &why);
+        if (got == PPU_TIMEOUT) {
             root_abort(rs, fds, table, nranks);
             break;
         }
-        if (r != PPU_SUCCESS)
+        if (got != PPU_SUCCESS)
             continue;
-        uint32_t len;
-        const char *why = "";
-        struct wire_hello hello;
-        uint64_t hdl = ppu_now_ns() + HELLO_TIMEOUT_NS;
-        struct wire_hdr hdr_copy;
-        r = ppu_socket_recv(fd, &hdr_copy, sizeof hdr_copy, hdl);
-        if (r != PPU_SUCCESS)
-            why = r == PPU_TIMEOUT ? "sent no complete header in time" : "closed before a header";
-        else
-            r = ppu_boot_check_hdr(&hdr_copy, sizeof hdr_copy, rs->secret, MSG_HELLO,
-                                   sizeof hello, &len, &why);
-        if (r == PPU_SUCCESS && len != sizeof hello) {
-            why = "hello has the wrong length";
-            r = PPU_REMOTE_ERROR;
-        }
-        if (r == PPU_SUCCESS && (r = ppu_socket_recv(fd, &hello, sizeof hello, hdl)) != PPU_SUCCESS)
-            why = "truncated hello";
         uint32_t rk = 0, nr = 0;
         if (r == PPU_SUCCESS)
             r = ppu_boot_check_hello(&hello, sizeof hello, nranks, &rk, &nr, &why);
@@ -418,6 +536,9 @@ static void *root_main(void *arg)
     for (int i = 0; fds && i < nranks; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+    while (rs->np > 0)
+        root_pending_drop(rs, rs->np - 1, NULL);
+    free(rs->pend);
     free(fds);
     free(table);
     close(rs->lfd);
