@@ -26,7 +26,7 @@
  * nonce, index} on each; recv_finish takes connections until every index
  * arrived with the right nonce, handing those of other links in setup to
  * them and dropping and logging any other connection (wrong magic,
- * version or nonce, garbage, or no hello within HELLO_WAIT_MS) without
+ * version or nonce, garbage, or no hello within PPU_BOOTSTRAP_TIMEOUT_MS) without
  * failing a link. The last link to finish closes the listener.
  *
  * Failure: a connection the peer closed or reset marks the link gone
@@ -60,7 +60,6 @@
 #include "util/socket.h" /* socket helpers shared with the bootstrap */
 #include "util/wait.h"   /* ppu_now_ns, ppu_ms_until */
 
-#define HELLO_WAIT_MS 2000 /* a new connection must present its hello within this */
 #define MAX_PENDING 32     /* connections recv_finish vets at once */
 #define LOG_WARN 1
 #define LOG_INFO 2
@@ -709,7 +708,13 @@ static void peer_str(const struct sockaddr_storage *a, char *buf, size_t len)
  * every vetted connection to the link it belongs to, its own or another
  * thread's; a connection that opens no waiting link is dropped and logged,
  * and never fails a link. */
-#define ACC_MAX_PENDING 1024 /* connections vetted at once; the rest wait in the backlog */
+/* Connections vetted at once. A half-open connection holds no link up
+ * (links complete on their own sockets), so it may take as long as a
+ * link's setup to present its hello: a loaded host can delay a sender's
+ * first bytes by seconds (1,024 ranks on 2 cores did, by over 2 s). Past
+ * this many the oldest is dropped for the newest, so idle strangers
+ * cannot shut the listener. */
+#define ACC_MAX_PENDING 1024
 #define ACC_POLL_MS 10       /* longest a waiter holds acc_mu in poll() */
 
 struct pending {
@@ -729,6 +734,7 @@ struct acceptor {
     int np, pcap;
     struct pollfd *pf; /* np + 1 of them, for poll() */
     int pfcap;
+    int hello_ms;      /* how long a connection may take to present its hello */
     struct acceptor *next;
 };
 
@@ -804,6 +810,8 @@ static int acc_join(struct acceptor *A, struct net_link *l)
     }
     A->wait[A->nwait++] = l;
     l->acc = A;
+    if (l->setup_timeout_ms > A->hello_ms)
+        A->hello_ms = l->setup_timeout_ms;
     return 0;
 }
 
@@ -881,10 +889,9 @@ static void acc_round(struct acceptor *A, uint64_t wake)
         pf[i] = (struct pollfd){A->pend[i].fd, POLLIN, 0};
         wake = A->pend[i].deadline < wake ? A->pend[i].deadline : wake;
     }
-    int li = A->np < ACC_MAX_PENDING ? npoll : -1;
-    if (li >= 0)
-        pf[li] = (struct pollfd){A->lfd, POLLIN, 0};
-    int pr = poll(pf, (nfds_t)(li >= 0 ? npoll + 1 : npoll), ppu_ms_until(wake));
+    int li = npoll;
+    pf[li] = (struct pollfd){A->lfd, POLLIN, 0};
+    int pr = poll(pf, (nfds_t)npoll + 1, ppu_ms_until(wake));
     if (pr < 0)
         return;
     now = ppu_now_ns();
@@ -916,7 +923,7 @@ static void acc_round(struct acceptor *A, uint64_t wake)
             }
         }
         if (!why[0] && now >= c->deadline)
-            snprintf(why, sizeof why, "no hello within %d ms (%zu of %zu bytes)", HELLO_WAIT_MS,
+            snprintf(why, sizeof why, "no hello within %d ms (%zu of %zu bytes)", A->hello_ms,
                      c->got, sizeof c->h);
         if (why[0]) {
             char la[64];
@@ -927,8 +934,18 @@ static void acc_round(struct acceptor *A, uint64_t wake)
             *c = A->pend[--A->np];
         }
     }
-    if (li >= 0 && pr > 0 && (pf[li].revents & POLLIN)) {
-        while (A->np < ACC_MAX_PENDING) {
+    if (pr > 0 && (pf[li].revents & POLLIN)) {
+        for (;;) {
+            if (A->np == ACC_MAX_PENDING) { /* the oldest makes room */
+                int old = 0;
+                for (int i = 1; i < A->np; i++)
+                    old = A->pend[i].deadline < A->pend[old].deadline ? i : old;
+                ppu_transport_log(LOG_WARN, "net_socket: the listener dropped a connection from "
+                                  "%s: %d connections without a hello, it the oldest",
+                                  A->pend[old].from, ACC_MAX_PENDING);
+                close(A->pend[old].fd);
+                A->pend[old] = A->pend[--A->np];
+            }
             if (A->np == A->pcap) {
                 int cap = A->pcap ? 2 * A->pcap : 32;
                 struct pending *p = realloc(A->pend, sizeof *p * (size_t)cap);
@@ -945,7 +962,7 @@ static void acc_round(struct acceptor *A, uint64_t wake)
             struct pending *c = &A->pend[A->np++];
             memset(c, 0, sizeof *c);
             c->fd = fd;
-            c->deadline = now + HELLO_WAIT_MS * 1000000ull;
+            c->deadline = now + (uint64_t)A->hello_ms * 1000000ull;
             peer_str(&sa, c->from, sizeof c->from);
         }
     }
