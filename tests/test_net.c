@@ -1093,3 +1093,31 @@ Test(net, ib_forked_child_refuses_rdma)
     waitpid(pid, &st, 0);
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the forked child must refuse RDMA, naming why");
 }
+
+/* The progress thread's nap with more links than the old poll set held
+ * (64): each device's one completion channel stands for all its links'
+ * queues, so 200 links on three devices poll five descriptors (three
+ * channels, the connection manager's, the wake-up, last), and every link's
+ * channel is among them; before, links past the 64th were in no poll set
+ * and were served by a 1 ms time-out. */
+Test(net, ib_one_channel_per_device_past_64_links)
+{
+    enum { N = 200 };
+    int chan[N], set[N + 2];
+    for (int i = 0; i < N; i++)
+        chan[i] = i % 7 == 3 ? 12 : i % 2 ? 10 : 11; /* the third device first seen at 3 */
+    int np = net_ib_poll_set(chan, N, 40, 41, set);
+    cr_assert_eq(np, 5, "%d descriptors", np);
+    cr_expect(set[0] == 11 && set[1] == 10 && set[2] == 12, "channels %d %d %d", set[0], set[1],
+              set[2]);
+    cr_expect(set[3] == 40 && set[4] == 41, "then the cm channel and the wake-up");
+    for (int i = 0; i < N; i++) {
+        int in = 0;
+        for (int k = 0; k < np - 2; k++)
+            in |= set[k] == chan[i];
+        cr_expect(in, "link %d's channel is not polled", i);
+    }
+    cr_expect_eq(net_ib_poll_set(chan, 0, 40, 41, set), 2, "no links: cm and wake-up");
+    cr_expect_eq(net_ib_poll_set(chan, N, -1, 41, set), 4, "no cm channel");
+    cr_expect_eq(set[3], 41);
+}

@@ -111,6 +111,22 @@ enum net_ib_cm_act net_ib_cm_accepted(struct net_ib_cm *c, int ok)
     return NET_IB_ACT_UP;
 }
 
+int net_ib_poll_set(const int *chan_fds, int n, int cm_fd, int wake_fd, int *out)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        int j = k; /* devices are few: look back over those taken */
+        while (j > 0 && out[j - 1] != chan_fds[i])
+            j--;
+        if (j == 0)
+            out[k++] = chan_fds[i];
+    }
+    if (cm_fd >= 0)
+        out[k++] = cm_fd;
+    out[k++] = wake_fd;
+    return k;
+}
+
 void net_ib_reg_failed(int err, size_t bytes, size_t locked_now, unsigned long long lim,
                        int privileged, char *buf, size_t len)
 {
@@ -229,14 +245,26 @@ const struct ppu_transport_ops ppu_net_ib_ops = {.name = "net_ib", .recv_setup =
 #define WR_CTL 0x2ull  /* a control write (src slot << 2 | 2); a receive is 0 */
 #define CTL_SLOTS 16
 
+/* A connection manager event, copied for the link it belongs to (the
+ * process reads one channel for every link: see the hub below). */
+struct ib_cm_ev {
+    struct ib_cm_ev *next;
+    enum rdma_cm_event_type event;
+    int status;
+    struct rdma_cm_id *id; /* a connection request's new id, the link's to accept or reject */
+    uint8_t len;
+    uint8_t data[64]; /* a connection request's private data (its first 64 bytes) */
+};
+
 struct ib_link {
     struct net_end e; /* the FIFO and the protocol (net_proto.h); first */
-    struct rdma_event_channel *ec;
-    struct rdma_cm_id *listen, *id;
+    struct rdma_cm_id *listen, *id; /* their context: this link */
     struct net_ib_cm cm; /* connection setup's state (net_ib_cm_step) */
+    struct ib_cm_ev *evq, **evq_tail; /* its events not yet taken (hub.lock) */
+    _Atomic int nev;                  /* how many */
+    struct ib_link *hub_next;         /* hub.links */
     struct ib_dev *dev;
-    struct ibv_comp_channel *cc;
-    struct ibv_cq *cq;
+    struct ibv_cq *cq; /* reports on dev->cc */
     struct ibv_mr *slots_mr, *ctl_mr;
     struct net_ib_ctl *ctl;
     uint32_t *ref_lkey; /* sender: per slot, the lkey of its message's payload (send_ref) */
@@ -250,7 +278,7 @@ struct ib_link {
     int ctl_out;          /* control writes in flight (<= CTL_SLOTS) */
     unsigned ctl_next;    /* next ctl->src slot */
     _Atomic int notice_sent;
-    int registered, rounds; /* up: cm.up */
+    int registered; /* up: cm.up */
     int setup_timeout_ms, close_timeout_ms;
     int ack_timeout; /* PPU_IB_TIMEOUT, -1: librdmacm's */
     char devname[64];
@@ -261,6 +289,7 @@ struct ib_link {
 struct ib_dev {
     struct ibv_context *ctx;
     struct ibv_pd *pd;
+    struct ibv_comp_channel *cc; /* every completion queue of the device's links reports here */
     int refs;
     struct ib_dev *next;
 };
@@ -305,10 +334,14 @@ static struct ib_dev *dev_get(struct ibv_context *ctx)
     if (!d && (d = calloc(1, sizeof *d)) != NULL) {
         d->ctx = ctx;
         d->pd = ibv_alloc_pd(ctx);
-        if (!d->pd) {
+        d->cc = d->pd ? ibv_create_comp_channel(ctx) : NULL;
+        if (!d->cc) {
+            if (d->pd)
+                ibv_dealloc_pd(d->pd);
             free(d);
             d = NULL;
         } else {
+            fcntl(d->cc->fd, F_SETFL, fcntl(d->cc->fd, F_GETFL) | O_NONBLOCK);
             d->next = devs;
             devs = d;
         }
@@ -331,6 +364,7 @@ static void dev_put(struct ib_dev *d)
         *pp = d->next;
         ppu_reg_drop_domain(d->pd); /* user memory registered in it */
         ibv_dealloc_pd(d->pd);
+        ibv_destroy_comp_channel(d->cc); /* its queues are gone: their events were acked */
         free(d);
     }
     pthread_mutex_unlock(&dev_lock);
@@ -454,6 +488,151 @@ static void kick(int force)
 static const char *dir(const struct ib_link *l, char *buf, size_t len)
 {
     return net_end_dir(&l->e, buf, len);
+}
+
+/* ---- connection manager events: one channel per process ----
+ * Every link's cm ids are on one event channel, whose descriptor is one
+ * entry of the progress thread's poll set however many links there are.
+ * Whoever reads it (a setup waiting for its link's event, or the progress
+ * thread) hands each event to the link that is its id's context, as a
+ * copy, and acks it at once; a link takes its own events from its queue.
+ * An event for a link that has left (or never was) is dropped, a
+ * connection request rejected. One setup at a time polls the channel; the
+ * others wait on the condition for what it hands them. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* an event was handed out, or the reader stopped */
+    struct rdma_event_channel *ec;
+    struct ib_link *links; /* the events' owners */
+    int refs;              /* links joined and not yet gone */
+    int reading;           /* a setup polls ec */
+} hub = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0};
+
+/* Done with ev: a connection request in it that nobody took is rejected. */
+static void ev_free(struct ib_cm_ev *ev)
+{
+    if (ev->id) {
+        rdma_reject(ev->id, NULL, 0);
+        rdma_destroy_id(ev->id);
+    }
+    free(ev);
+}
+
+static int hub_join(struct ib_link *l)
+{
+    pthread_mutex_lock(&hub.lock);
+    if (!hub.ec && (hub.ec = rdma_create_event_channel()) != NULL)
+        fcntl(hub.ec->fd, F_SETFL, fcntl(hub.ec->fd, F_GETFL) | O_NONBLOCK);
+    int ok = hub.ec != NULL;
+    if (ok) {
+        l->evq_tail = &l->evq;
+        l->hub_next = hub.links;
+        hub.links = l;
+        hub.refs++;
+    }
+    pthread_mutex_unlock(&hub.lock);
+    return ok ? 0 : -1;
+}
+
+/* No more events for l; the requests it had not taken are rejected. */
+static void hub_leave(struct ib_link *l)
+{
+    pthread_mutex_lock(&hub.lock);
+    struct ib_link **pp = &hub.links;
+    while (*pp && *pp != l)
+        pp = &(*pp)->hub_next;
+    if (*pp)
+        *pp = l->hub_next;
+    struct ib_cm_ev *q = l->evq;
+    l->evq = NULL;
+    l->evq_tail = &l->evq;
+    atomic_store_explicit(&l->nev, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&hub.lock);
+    while (q) {
+        struct ib_cm_ev *next = q->next;
+        ev_free(q);
+        q = next;
+    }
+}
+
+/* After l's ids are destroyed: the last link closes the channel. */
+static void hub_put(void)
+{
+    pthread_mutex_lock(&hub.lock);
+    if (--hub.refs == 0 && !hub.reading) {
+        rdma_destroy_event_channel(hub.ec);
+        hub.ec = NULL;
+    }
+    pthread_mutex_unlock(&hub.lock);
+}
+
+static void hub_hand(struct rdma_cm_event *ev)
+{
+    struct ib_cm_ev *c = calloc(1, sizeof *c);
+    struct rdma_cm_id *id = ev->event == RDMA_CM_EVENT_CONNECT_REQUEST ? ev->listen_id : ev->id;
+    struct ib_link *owner = id ? id->context : NULL;
+    struct rdma_cm_id *stranger = NULL;
+    if (c) {
+        c->event = ev->event;
+        c->status = ev->status;
+        if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+            c->id = ev->id;
+            size_t n = ev->param.conn.private_data ? ev->param.conn.private_data_len : 0;
+            c->len = (uint8_t)(n < sizeof c->data ? n : sizeof c->data);
+            memcpy(c->data, ev->param.conn.private_data, c->len);
+        }
+    }
+    pthread_mutex_lock(&hub.lock);
+    struct ib_link *l = hub.links;
+    while (l && l != owner)
+        l = l->hub_next;
+    if (l && c) {
+        *l->evq_tail = c;
+        l->evq_tail = &c->next;
+        atomic_fetch_add_explicit(&l->nev, 1, memory_order_release);
+        if (l->registered)
+            kick(1);
+        c = NULL;
+    } else if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+        stranger = ev->id;
+    }
+    pthread_cond_broadcast(&hub.cond);
+    pthread_mutex_unlock(&hub.lock);
+    free(c);
+    rdma_ack_cm_event(ev);
+    if (stranger) {
+        rdma_reject(stranger, NULL, 0);
+        rdma_destroy_id(stranger);
+    }
+}
+
+/* Hand out whatever the channel holds now (it does not block). */
+static int hub_drain(void)
+{
+    struct rdma_cm_event *ev;
+    int n = 0;
+    while (rdma_get_cm_event(hub.ec, &ev) == 0) {
+        hub_hand(ev);
+        n++;
+    }
+    return n;
+}
+
+/* l's oldest event, or NULL. */
+static struct ib_cm_ev *hub_take(struct ib_link *l)
+{
+    if (!atomic_load_explicit(&l->nev, memory_order_acquire))
+        return NULL;
+    pthread_mutex_lock(&hub.lock);
+    struct ib_cm_ev *c = l->evq;
+    if (c) {
+        l->evq = c->next;
+        if (!l->evq)
+            l->evq_tail = &l->evq;
+        atomic_fetch_sub_explicit(&l->nev, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&hub.lock);
+    return c;
 }
 
 /* The link cannot carry on: say why once, and disconnect, so that the peer
@@ -645,17 +824,10 @@ static enum net_ib_cm_ev cm_ev(enum rdma_cm_event_type t)
 /* Disconnects and other events after setup. */
 static void cm_events(struct ib_link *l)
 {
-    struct rdma_cm_event *ev;
-    while (rdma_get_cm_event(l->ec, &ev) == 0) {
+    struct ib_cm_ev *ev;
+    while ((ev = hub_take(l)) != NULL) {
         enum rdma_cm_event_type t = ev->event;
-        struct rdma_cm_id *stranger = NULL;
-        if (t == RDMA_CM_EVENT_CONNECT_REQUEST) { /* nobody asks after setup */
-            stranger = ev->id;
-            rdma_reject(stranger, NULL, 0);
-        }
-        rdma_ack_cm_event(ev);
-        if (stranger)
-            rdma_destroy_id(stranger);
+        ev_free(ev); /* a request: nobody asks after setup */
         struct net_ib_cm after = l->cm; /* set up: only an ending can change it */
         if (t != RDMA_CM_EVENT_CONNECT_REQUEST &&
             net_ib_cm_step(&after, cm_ev(t)) == NET_IB_ACT_FAIL) {
@@ -688,7 +860,7 @@ static int serve(struct ib_link *l)
         net_end_credit_sent(&l->e, seq);
         moved = 1;
     }
-    if ((++l->rounds & 255) == 0)
+    if (atomic_load_explicit(&l->nev, memory_order_acquire))
         cm_events(l);
     return moved;
 }
@@ -709,25 +881,44 @@ static int ib_round(struct net_progress *pg, struct net_end **links, int n, int 
         moved |= serve((struct ib_link *)links[i]);
     if (moved)
         return moved;
-    struct pollfd pf[2 * 64 + 1];
-    int np = 0;
-    for (int i = 0; i < n && np < 2 * 64; i++) {
-        struct ib_link *l = (struct ib_link *)links[i];
-        pf[np++] = (struct pollfd){l->cc->fd, POLLIN, 0};
-        pf[np++] = (struct pollfd){l->ec->fd, POLLIN, 0};
+    /* the devices' completion channels, the connection manager's, the
+     * wake-up (net_ib_poll_set): a handful of descriptors for any number
+     * of links */
+    size_t need = (size_t)(n + 2) * (2 * sizeof(int) + sizeof(struct pollfd));
+    if (pg->scratch_bytes < need) {
+        void *m = realloc(pg->scratch, need);
+        if (!m) {
+            struct pollfd w = {wake_fd, POLLIN, 0};
+            if (poll(&w, 1, 1) > 0)
+                net_progress_woken(pg, wake_fd);
+            return 1;
+        }
+        pg->scratch = m;
+        pg->scratch_bytes = need;
     }
-    pf[np] = (struct pollfd){wake_fd, POLLIN, 0};
-    if (poll(pf, (nfds_t)np + 1, n > 64 ? 1 : nap_ms) > 0) {
-        if (pf[np].revents & POLLIN)
+    int *chan = pg->scratch, *set = chan + n + 2;
+    struct pollfd *pf = (struct pollfd *)(set + n + 2);
+    for (int i = 0; i < n; i++)
+        chan[i] = ((struct ib_link *)links[i])->dev->cc->fd;
+    int np = net_ib_poll_set(chan, n, hub.ec->fd, wake_fd, set);
+    for (int k = 0; k < np; k++)
+        pf[k] = (struct pollfd){set[k], POLLIN, 0};
+    if (poll(pf, (nfds_t)np, nap_ms) > 0) {
+        if (pf[np - 1].revents & POLLIN)
             net_progress_woken(pg, wake_fd);
-        for (int i = 0; i < n && 2 * i < np; i++) {
-            struct ib_link *l = (struct ib_link *)links[i];
+        if (pf[np - 2].revents & POLLIN)
+            hub_drain();
+        for (int k = 0; k < np - 2; k++) {
+            if (!(pf[k].revents & POLLIN))
+                continue;
+            int i = 0; /* the device of this channel: a link on it */
+            while (((struct ib_link *)links[i])->dev->cc->fd != pf[k].fd)
+                i++;
+            struct ibv_comp_channel *cc = ((struct ib_link *)links[i])->dev->cc;
             struct ibv_cq *cq;
             void *cctx;
-            if ((pf[2 * i].revents & POLLIN) && ibv_get_cq_event(l->cc, &cq, &cctx) == 0)
+            while (ibv_get_cq_event(cc, &cq, &cctx) == 0) /* what woke: served next round */
                 ibv_ack_cq_events(cq, 1);
-            if (pf[2 * i + 1].revents & POLLIN)
-                cm_events(l);
         }
         moved = 1;
     }
@@ -740,6 +931,8 @@ static void link_free(struct ib_link *l)
 {
     if (!l)
         return;
+    if (l->evq_tail)
+        hub_leave(l); /* no more events handed to l */
     if (l->id) {
         if (l->cm.up)
             rdma_disconnect(l->id);
@@ -748,8 +941,6 @@ static void link_free(struct ib_link *l)
     }
     if (l->cq)
         ibv_destroy_cq(l->cq);
-    if (l->cc)
-        ibv_destroy_comp_channel(l->cc);
     if (l->slots_mr)
         ibv_dereg_mr(l->slots_mr);
     if (l->ctl_mr)
@@ -759,8 +950,8 @@ static void link_free(struct ib_link *l)
         rdma_destroy_id(l->id);
     if (l->listen)
         rdma_destroy_id(l->listen);
-    if (l->ec)
-        rdma_destroy_event_channel(l->ec);
+    if (l->evq_tail)
+        hub_put();
     free(l->ctl);
     free(l->ref_lkey);
     net_end_free(&l->e);
@@ -785,8 +976,7 @@ static struct ib_link *link_alloc(const struct ppu_link_params *p, int send)
         return NULL;
     }
     memset(l->ctl, 0, sizeof *l->ctl);
-    l->ec = rdma_create_event_channel();
-    if (!l->ec) {
+    if (hub_join(l) != 0) {
         link_free(l);
         return NULL;
     }
@@ -861,11 +1051,7 @@ static int link_qp(struct ib_link *l, struct rdma_cm_id *id)
         errno = EINVAL;
         return -1;
     }
-    l->cc = ibv_create_comp_channel(id->verbs);
-    if (!l->cc)
-        return -1;
-    fcntl(l->cc->fd, F_SETFL, fcntl(l->cc->fd, F_GETFL) | O_NONBLOCK);
-    l->cq = ibv_create_cq(id->verbs, 2 * depth, l, l->cc, 0);
+    l->cq = ibv_create_cq(id->verbs, 2 * depth, l, l->dev->cc, 0);
     if (!l->cq)
         return -1;
     struct ibv_qp_init_attr qa;
@@ -888,16 +1074,39 @@ static int link_qp(struct ib_link *l, struct rdma_cm_id *id)
 
 /* The next connection manager event, within deadline: 0, or -1 (timed
  * out, or the channel failed). */
-static int next_event(struct ib_link *l, uint64_t deadline, struct rdma_cm_event **ev)
+static int next_event(struct ib_link *l, uint64_t deadline, struct ib_cm_ev **ev)
 {
     for (;;) {
-        struct pollfd pf = {l->ec->fd, POLLIN, 0};
-        int pr = poll(&pf, 1, ppu_ms_until(deadline));
-        if (pr > 0)
-            return rdma_get_cm_event(l->ec, ev);
-        if (pr < 0 && errno == EINTR)
+        if ((*ev = hub_take(l)) != NULL)
+            return 0;
+        int left = ppu_ms_until(deadline);
+        if (left <= 0)
+            return -1;
+        pthread_mutex_lock(&hub.lock);
+        if (atomic_load_explicit(&l->nev, memory_order_relaxed)) {
+            pthread_mutex_unlock(&hub.lock);
             continue;
-        return -1;
+        }
+        if (!hub.reading) { /* read the channel for every link */
+            hub.reading = 1;
+            pthread_mutex_unlock(&hub.lock);
+            struct pollfd pf = {hub.ec->fd, POLLIN, 0};
+            poll(&pf, 1, left < 100 ? left : 100);
+            hub_drain();
+            pthread_mutex_lock(&hub.lock);
+            hub.reading = 0;
+            pthread_cond_broadcast(&hub.cond);
+        } else { /* another setup reads it: wait for what it hands out */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&hub.cond, &hub.lock, &ts);
+        }
+        pthread_mutex_unlock(&hub.lock);
     }
 }
 
@@ -905,7 +1114,7 @@ static int next_event(struct ib_link *l, uint64_t deadline, struct rdma_cm_event
 static ppu_result_t expect_event(struct ib_link *l, enum rdma_cm_event_type want,
                                  uint64_t deadline, const char *step)
 {
-    struct rdma_cm_event *ev;
+    struct ib_cm_ev *ev;
     char d[32];
     if (next_event(l, deadline, &ev) != 0) {
         ppu_transport_log(LOG_WARN, "net_ib: link %s: %s: no answer within %d ms",
@@ -914,7 +1123,7 @@ static ppu_result_t expect_event(struct ib_link *l, enum rdma_cm_event_type want
     }
     enum rdma_cm_event_type t = ev->event;
     int status = ev->status;
-    rdma_ack_cm_event(ev);
+    ev_free(ev); /* a request to a sender: nobody should ask */
     if (t == want)
         return PPU_SUCCESS;
     ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s, rank %d): %s: got %s (status %d)",
@@ -946,7 +1155,7 @@ static ppu_result_t net_ib_recv_setup(struct ppu_link *link, void *info_out)
     net_addr_unpack(fam, 0, info.scope_id, info.addr, &a); /* any port */
     ppu_socket_str(&a, ab, sizeof ab);
     if (getrandom(l->nonce, sizeof l->nonce, 0) != (ssize_t)sizeof l->nonce ||
-        rdma_create_id(l->ec, &l->listen, NULL, RDMA_PS_TCP) != 0)
+        rdma_create_id(hub.ec, &l->listen, l, RDMA_PS_TCP) != 0)
         goto fail;
     int bound = rdma_bind_addr(l->listen, &a.sa) == 0;
     if (bound && set_tos(l, l->listen, p->ib_tc) != 0)
@@ -1015,7 +1224,7 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     uint64_t deadline = ppu_now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
     struct rdma_cm_id *id = NULL;
     ppu_result_t r = PPU_SYSTEM_ERROR;
-    if (rdma_create_id(l->ec, &id, NULL, RDMA_PS_TCP) != 0)
+    if (rdma_create_id(hub.ec, &id, l, RDMA_PS_TCP) != 0)
         goto fail;
     l->id = id; /* freed with the link from here on */
     if (rdma_resolve_addr(id, NULL, &a.sa, RESOLVE_MS) != 0 ||
@@ -1119,7 +1328,7 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
      * next message from this side (net_ib_cm_step says why). */
     l->cm.active = 0;
     while (!l->cm.up) {
-        struct rdma_cm_event *ev;
+        struct ib_cm_ev *ev;
         if (next_event(l, deadline, &ev) != 0) {
             ppu_transport_log(LOG_WARN, "net_ib: link %s: rank %d did not connect within "
                               "PPU_BOOTSTRAP_TIMEOUT_MS (%d ms)", d, l->e.peer,
@@ -1129,26 +1338,20 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
         enum rdma_cm_event_type t = ev->event;
         enum net_ib_cm_act act = net_ib_cm_step(&l->cm, cm_ev(t));
         if (act == NET_IB_ACT_REJECT) {
-            struct rdma_cm_id *cid = ev->id;
             ppu_transport_log(LOG_WARN, "net_ib: link %s: rejected a connection request: the "
                               "link has its sender already", d);
-            rdma_reject(cid, NULL, 0);
-            rdma_ack_cm_event(ev);
-            rdma_destroy_id(cid);
+            ev_free(ev);
             continue;
         }
         if (act == NET_IB_ACT_ACCEPT) {
             struct net_ib_req q;
             const char *why = NULL;
             struct rdma_cm_id *cid = ev->id;
-            if (net_ib_check_req(ev->param.conn.private_data, ev->param.conn.private_data_len,
-                                 l->nonce, &q, &why) != 0) {
+            if (net_ib_check_req(ev->data, ev->len, l->nonce, &q, &why) != 0) {
                 ppu_transport_log(LOG_WARN, "net_ib: link %s: rejected a connection request: %s",
                                   d, why);
                 net_ib_cm_accepted(&l->cm, -1);
-                rdma_reject(cid, NULL, 0);
-                rdma_ack_cm_event(ev);
-                rdma_destroy_id(cid);
+                ev_free(ev);
                 continue;
             }
             l->r_ctl = q.ctl_addr;
@@ -1163,18 +1366,18 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
                                   "%d: %s", d, l->devname, l->e.peer, strerror(errno));
                 net_ib_cm_accepted(&l->cm, 0);
                 rdma_reject(cid, NULL, 0); /* the sender hears now, not at its timeout */
-                rdma_ack_cm_event(ev);
+                free(ev);
                 if (l->id != cid)
                     rdma_destroy_id(cid);
                 return PPU_SYSTEM_ERROR;
             }
             net_ib_cm_accepted(&l->cm, 1);
-            rdma_ack_cm_event(ev);
+            free(ev);
         } else if (act != NET_IB_ACT_FAIL) {
-            rdma_ack_cm_event(ev); /* nothing this setup waits for */
+            ev_free(ev); /* nothing this setup waits for */
         } else {
             int status = ev->status;
-            rdma_ack_cm_event(ev);
+            free(ev);
             ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s, rank %d): connection "
                               "failed: %s (status %d)", d, l->devname, l->e.peer,
                               rdma_event_str(t), status);
@@ -1183,7 +1386,6 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
     }
     rdma_destroy_id(l->listen); /* no more requests are taken */
     l->listen = NULL;
-    fcntl(l->ec->fd, F_SETFL, fcntl(l->ec->fd, F_GETFL) | O_NONBLOCK);
     ppu_result_t r = net_progress_add(&g, &l->e);
     l->registered = r == PPU_SUCCESS;
     return r;
@@ -1199,7 +1401,7 @@ static ppu_result_t net_ib_send_finish(struct ppu_link *link)
     char d[32];
     dir(l, d, sizeof d);
     while (!l->cm.up) {
-        struct rdma_cm_event *ev;
+        struct ib_cm_ev *ev;
         if (next_event(l, deadline, &ev) != 0) {
             ppu_transport_log(LOG_WARN, "net_ib: link %s: connecting: no answer from rank %d "
                               "within %d ms", d, l->e.peer, l->setup_timeout_ms);
@@ -1207,16 +1409,14 @@ static ppu_result_t net_ib_send_finish(struct ppu_link *link)
         }
         enum rdma_cm_event_type t = ev->event;
         int status = ev->status;
-        rdma_ack_cm_event(ev);
+        ev_free(ev);
         if (net_ib_cm_step(&l->cm, cm_ev(t)) == NET_IB_ACT_FAIL) {
             ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s, rank %d): connecting: %s "
                               "(status %d)", d, l->devname, l->e.peer, rdma_event_str(t), status);
             return PPU_SYSTEM_ERROR;
         }
     }
-    ppu_result_t r;
-    fcntl(l->ec->fd, F_SETFL, fcntl(l->ec->fd, F_GETFL) | O_NONBLOCK);
-    r = net_progress_add(&g, &l->e);
+    ppu_result_t r = net_progress_add(&g, &l->e);
     l->registered = r == PPU_SUCCESS;
     return r;
 }

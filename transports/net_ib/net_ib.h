@@ -139,6 +139,15 @@ static inline int net_ib_write_len_ok(uint32_t byte_len, uint64_t expected)
     return byte_len == 0 || byte_len == expected;
 }
 
+/* The progress thread's poll set when it naps: every link's completion
+ * queue reports on its device's one completion channel (chan_fds[i]: link
+ * i's device's), so the set is each distinct channel once, in the order
+ * first seen, then the process's one connection manager channel (cm_fd,
+ * left out when negative), then the wake-up descriptor, last. However many
+ * links there are, every one of them is covered and the nap is not cut
+ * short. out holds n + 2 at least; returns how many it holds. */
+int net_ib_poll_set(const int *chan_fds, int n, int cm_fd, int wake_fd, int *out);
+
 /* The sentence for a memory registration that failed with err (errno) when
  * registering bytes more, with locked_now bytes already registered by this
  * process and the RLIMIT_MEMLOCK soft limit lim (RLIM_INFINITY: none): it
