@@ -1121,3 +1121,92 @@ Test(net, ib_one_channel_per_device_past_64_links)
     cr_expect_eq(net_ib_poll_set(chan, N, -1, 41, set), 4, "no cm channel");
     cr_expect_eq(set[3], 41);
 }
+
+/* ---- net_ib's choice of device and address (net_ib_choose) ---- */
+
+static struct net_ib_ifaddr ib_if(const char *ifname, const char *ip)
+{
+    struct net_ib_ifaddr a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.ifname, sizeof a.ifname, "%s", ifname);
+    if (strchr(ip, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a.addr;
+        s6->sin6_family = AF_INET6;
+        inet_pton(AF_INET6, ip, &s6->sin6_addr);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a.addr;
+        s4->sin_family = AF_INET;
+        inet_pton(AF_INET, ip, &s4->sin_addr);
+    }
+    return a;
+}
+
+/* The usual layout: management on eth0 (the address TCP takes), RDMA on
+ * ens1f0, whose device's GID table also names a VLAN on it; rxe0, a
+ * software device on a veth, has no active port. */
+static const struct net_ib_devview ib_devs[] = {
+    {"rxe0", 0, 1, {"veth0"}},
+    {"mlx5_0", 1, 2, {"ens1f0", "ens1f0.100"}},
+};
+
+static int ib_pick(const struct net_ib_ifaddr *as, int na, const char *hca, const char *chosen,
+                   int *addr, char *why)
+{
+    struct net_ib_ifaddr c = ib_if("-", chosen);
+    int dev = -1;
+    *addr = -1;
+    int ok = net_ib_choose(ib_devs, 2, as, na, hca, (struct sockaddr *)&c.addr, &dev, addr, why,
+                           400);
+    return ok ? dev : -1;
+}
+
+Test(net, ib_address_without_rdma_device_refused)
+{
+    struct net_ib_ifaddr as[] = {ib_if("lo", "127.0.0.1"), ib_if("eth0", "10.0.0.5"),
+                                 ib_if("ens1f0", "fe80::1"), ib_if("ens1f0", "192.168.1.5"),
+                                 ib_if("veth0", "172.17.0.2")};
+    char why[400] = "";
+    int addr;
+    /* TCP's address is eth0's, which no RDMA device has: not ib (today's
+     * code counted the rank RDMA-capable because a port was active) */
+    cr_expect_eq(ib_pick(as, 5, "", "10.0.0.5", &addr, why), -1);
+    cr_expect(strstr(why, "interface eth0") && strstr(why, "PPU_IB_HCA") &&
+              strstr(why, "mlx5_0: ens1f0 ens1f0.100"), "%s", why);
+    /* an address of a device without an active port is no better */
+    cr_expect_eq(ib_pick(as, 5, "", "172.17.0.2", &addr, why), -1);
+    cr_expect_eq(ib_pick(as, 5, NULL, "127.0.0.1", &addr, why), -1, "loopback");
+    cr_expect(strstr(why, "loopback"), "%s", why);
+    cr_expect_eq(ib_pick(as, 5, NULL, "10.9.9.9", &addr, why), -1, "an address on no interface");
+    /* TCP's address on the RDMA interface: ib, there */
+    cr_expect_eq(ib_pick(as, 5, NULL, "192.168.1.5", &addr, why), 1, "%s", why);
+    cr_expect_eq(addr, 3);
+}
+
+Test(net, ib_hca_address_from_gid_interfaces)
+{
+    char why[400] = "";
+    int addr;
+    /* PPU_IB_HCA: its address, whatever TCP took; the IPv6 link-local one
+     * is passed over */
+    struct net_ib_ifaddr as[] = {ib_if("eth0", "10.0.0.5"), ib_if("ens1f0", "fe80::1"),
+                                 ib_if("ens1f0", "192.168.1.5")};
+    cr_expect_eq(ib_pick(as, 3, "mlx5_0", "10.0.0.5", &addr, why), 1, "%s", why);
+    cr_expect_eq(addr, 2);
+    /* RoCE on a VLAN: the GID table's interface, not device/net's */
+    struct net_ib_ifaddr vlan[] = {ib_if("eth0", "10.0.0.5"), ib_if("ens1f0.100", "fd00::7"),
+                                   ib_if("ens1f0.100", "192.168.100.5")};
+    cr_expect_eq(ib_pick(vlan, 3, "mlx5_0", "10.0.0.5", &addr, why), 1, "%s", why);
+    cr_expect_eq(addr, 2, "the family of TCP's address first");
+    cr_expect_eq(ib_pick(vlan, 3, "mlx5_0", "2001:db8::1", &addr, why), 1, "%s", why);
+    cr_expect_eq(addr, 1);
+    cr_expect_eq(ib_pick(vlan, 3, "", "192.168.100.5", &addr, why), 1, "%s", why);
+    /* only a link-local address: refused */
+    struct net_ib_ifaddr ll[] = {ib_if("eth0", "10.0.0.5"), ib_if("ens1f0", "fe80::1")};
+    cr_expect_eq(ib_pick(ll, 2, "mlx5_0", "10.0.0.5", &addr, why), -1);
+    cr_expect(strstr(why, "link-local"), "%s", why);
+    /* no such device, or none active */
+    cr_expect_eq(ib_pick(as, 3, "mlx4_0", "10.0.0.5", &addr, why), -1);
+    cr_expect(strstr(why, "no such RDMA device") && strstr(why, "rxe0"), "%s", why);
+    cr_expect_eq(ib_pick(as, 3, "rxe0", "10.0.0.5", &addr, why), -1);
+    cr_expect(strstr(why, "no active port"), "%s", why);
+}

@@ -47,6 +47,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 
 #include "net_ib.h"
@@ -125,6 +127,103 @@ int net_ib_poll_set(const int *chan_fds, int n, int cm_fd, int wake_fd, int *out
         out[k++] = cm_fd;
     out[k++] = wake_fd;
     return k;
+}
+
+/* An address links can use: not loopback, not IPv6 link-local. */
+static int ib_addr_usable(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) != 127;
+    if (a->ss_family != AF_INET6)
+        return 0;
+    const struct in6_addr *x = &((const struct sockaddr_in6 *)a)->sin6_addr;
+    return !IN6_IS_ADDR_LINKLOCAL(x) && !IN6_IS_ADDR_LOOPBACK(x) && !IN6_IS_ADDR_UNSPECIFIED(x);
+}
+
+static int same_host_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (!b || a->ss_family != b->sa_family)
+        return 0;
+    if (b->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return b->sa_family == AF_INET6 &&
+           !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                   &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+}
+
+static int dev_has_if(const struct net_ib_devview *d, const char *ifname)
+{
+    for (int k = 0; k < d->nifs; k++)
+        if (!strcmp(d->ifs[k], ifname))
+            return 1;
+    return 0;
+}
+
+/* "name: if1 if2, name2: -" for a sentence. */
+static void list_devs(const struct net_ib_devview *devs, int ndev, char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < ndev && at < len; i++) {
+        at += (size_t)snprintf(buf + at, len - at, "%s%s%s:", i ? ", " : "", devs[i].name,
+                               devs[i].active ? "" : " (no active port)");
+        for (int k = 0; k < devs[i].nifs && at < len; k++)
+            at += (size_t)snprintf(buf + at, len - at, " %s", devs[i].ifs[k]);
+        if (!devs[i].nifs && at < len)
+            at += (size_t)snprintf(buf + at, len - at, " no interface");
+    }
+}
+
+int net_ib_choose(const struct net_ib_devview *devs, int ndev, const struct net_ib_ifaddr *addrs,
+                  int naddr, const char *hca, const struct sockaddr *chosen, int *dev, int *addr,
+                  char *why, size_t len)
+{
+    char all[256];
+    list_devs(devs, ndev, all, sizeof all);
+    if (hca && *hca) {
+        int d = 0;
+        while (d < ndev && strcmp(devs[d].name, hca) != 0)
+            d++;
+        if (d == ndev || !devs[d].active) {
+            snprintf(why, len, "PPU_IB_HCA=%s: %s (devices: %s)", hca,
+                     d == ndev ? "no such RDMA device" : "no active port", ndev ? all : "none");
+            return 0;
+        }
+        int best = -1;
+        for (int i = 0; i < naddr; i++)
+            if (dev_has_if(&devs[d], addrs[i].ifname) && ib_addr_usable(&addrs[i].addr) &&
+                (best < 0 || (chosen && addrs[i].addr.ss_family == chosen->sa_family &&
+                              addrs[best].addr.ss_family != chosen->sa_family)))
+                best = i;
+        if (best < 0) {
+            snprintf(why, len, "PPU_IB_HCA=%s: its interfaces have no address that is neither "
+                     "loopback nor IPv6 link-local (%s)", hca, all);
+            return 0;
+        }
+        *dev = d;
+        *addr = best;
+        return 1;
+    }
+    int at = 0;
+    while (at < naddr && !same_host_addr(&addrs[at].addr, chosen))
+        at++;
+    if (at == naddr || !ib_addr_usable(&addrs[at].addr)) {
+        snprintf(why, len, "the address links listen on is %s; set PPU_IB_HCA to an RDMA "
+                 "device (%s)", at == naddr ? "on no interface" : "loopback or link-local",
+                 ndev ? all : "none");
+        return 0;
+    }
+    for (int d = 0; d < ndev; d++)
+        if (devs[d].active && dev_has_if(&devs[d], addrs[at].ifname)) {
+            *dev = d;
+            *addr = at;
+            return 1;
+        }
+    snprintf(why, len, "the address links listen on (interface %s, PPU_SOCKET_IFNAME's choice) "
+             "has no RDMA device with an active port; set PPU_IB_HCA, or PPU_SOCKET_IFNAME to "
+             "an RDMA device's interface (%s)", addrs[at].ifname, ndev ? all : "none");
+    return 0;
 }
 
 void net_ib_reg_failed(int err, size_t bytes, size_t locked_now, unsigned long long lim,
@@ -402,76 +501,187 @@ int net_ib_forked(char *what, size_t len)
     return 1;
 }
 
+/* The interfaces of device name's port (its GID table's: RoCE, with the
+ * VLANs, bonds and veths on it) and of the device (device/net: IPoIB),
+ * added to v once each. */
+static void add_if(struct net_ib_devview *v, const char *ifname)
+{
+    if (!*ifname || strlen(ifname) >= sizeof v->ifs[0] || v->nifs == NET_IB_MAX_IFS ||
+        dev_has_if(v, ifname))
+        return;
+    snprintf(v->ifs[v->nifs++], sizeof v->ifs[0], "%s", ifname);
+}
+
+static void gid_ifs(struct net_ib_devview *v, unsigned port, int gids)
+{
+    char path[320], name[64];
+    for (int k = 0; k < gids; k++) {
+        snprintf(path, sizeof path, "/sys/class/infiniband/%s/ports/%u/gid_attrs/ndevs/%d",
+                 v->name, port, k);
+        FILE *f = fopen(path, "r");
+        if (!f) /* no such entry: the table is no longer than this */
+            break;
+        if (fgets(name, sizeof name, f)) { /* an unused entry reads EINVAL */
+            name[strcspn(name, "\n")] = '\0';
+            add_if(v, name);
+        }
+        fclose(f);
+    }
+}
+
+static void net_ifs(struct net_ib_devview *v)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/sys/class/infiniband/%s/device/net", v->name);
+    DIR *dir = opendir(path);
+    struct dirent *de;
+    while (dir && (de = readdir(dir)) != NULL)
+        if (de->d_name[0] != '.')
+            add_if(v, de->d_name);
+    if (dir)
+        closedir(dir);
+}
+
+/* The host's RDMA devices and interface addresses, for net_ib_choose;
+ * 0, or -1 with the reason in what. The caller frees both lists. */
+static int host_view(struct net_ib_devview **views, int *ndev, struct net_ib_ifaddr **addrs,
+                     int *naddr, char *what, size_t len)
+{
+    int n = 0;
+    *views = NULL;
+    *addrs = NULL;
+    *ndev = *naddr = 0;
+    struct ibv_device **list = ibv_get_device_list(&n);
+    if (!list || n == 0) {
+        snprintf(what, len, "no RDMA device");
+        if (list)
+            ibv_free_device_list(list);
+        return -1;
+    }
+    *views = calloc((size_t)n, sizeof **views);
+    for (int i = 0; i < n && *views; i++) {
+        if (list[i]->transport_type != IBV_TRANSPORT_IB) /* InfiniBand or RoCE; not iWARP */
+            continue;
+        struct net_ib_devview *v = &(*views)[(*ndev)++];
+        snprintf(v->name, sizeof v->name, "%s", ibv_get_device_name(list[i]));
+        struct ibv_context *ctx = ibv_open_device(list[i]);
+        struct ibv_device_attr da;
+        if (ctx && ibv_query_device(ctx, &da) == 0)
+            for (uint8_t port = 1; port <= da.phys_port_cnt; port++) {
+                struct ibv_port_attr pa;
+                if (ibv_query_port(ctx, port, &pa) != 0)
+                    continue;
+                v->active |= pa.state == IBV_PORT_ACTIVE;
+                gid_ifs(v, port, pa.gid_tbl_len);
+            }
+        if (ctx)
+            ibv_close_device(ctx);
+        net_ifs(v);
+    }
+    ibv_free_device_list(list);
+    struct ifaddrs *ifs = NULL;
+    if (!*views || getifaddrs(&ifs) != 0) {
+        snprintf(what, len, "cannot list the RDMA devices' addresses: %s", strerror(errno));
+        free(*views);
+        *views = NULL;
+        return -1;
+    }
+    int m = 0;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+        m++;
+    *addrs = calloc((size_t)m + 1, sizeof **addrs);
+    for (struct ifaddrs *i = ifs; i && *addrs; i = i->ifa_next) {
+        if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET &&
+                             i->ifa_addr->sa_family != AF_INET6))
+            continue;
+        struct net_ib_ifaddr *a = &(*addrs)[(*naddr)++];
+        snprintf(a->ifname, sizeof a->ifname, "%s", i->ifa_name);
+        memcpy(&a->addr, i->ifa_addr, i->ifa_addr->sa_family == AF_INET
+                                          ? sizeof(struct sockaddr_in)
+                                          : sizeof(struct sockaddr_in6));
+    }
+    freeifaddrs(ifs);
+    return 0;
+}
+
+/* The device and address links use (net_ib_choose on this host): 1 with
+ * the address (port 0) in *out and the device named in what, or 0 with
+ * the reason in what. The last answer is kept: links ask again and again,
+ * and reading every GID table each time would slow setup down. */
+static int ib_where(const char *hca, const struct sockaddr *chosen, union ppu_sockaddr *out,
+                    char *what, size_t len)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static struct {
+        int valid, ok;
+        char hca[64];
+        struct sockaddr_storage chosen;
+        union ppu_sockaddr at;
+        char what[400];
+    } last;
+    struct sockaddr_storage c;
+    memset(&c, 0, sizeof c);
+    if (chosen)
+        memcpy(&c, chosen, chosen->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                         : sizeof(struct sockaddr_in));
+    ((struct sockaddr_in *)&c)->sin_port = 0; /* the same place in both families */
+    hca = hca ? hca : "";
+    pthread_mutex_lock(&lock);
+    if (!last.valid || strcmp(last.hca, hca) != 0 || memcmp(&last.chosen, &c, sizeof c) != 0) {
+        struct net_ib_devview *views;
+        struct net_ib_ifaddr *addrs;
+        int ndev, naddr, d, a;
+        memset(&last, 0, sizeof last);
+        last.ok = host_view(&views, &ndev, &addrs, &naddr, last.what, sizeof last.what) == 0 &&
+                  net_ib_choose(views, ndev, addrs, naddr, hca, chosen ? (struct sockaddr *)&c
+                                                                      : NULL,
+                                &d, &a, last.what, sizeof last.what);
+        if (last.ok) {
+            char ab[INET6_ADDRSTRLEN] = "?";
+            memcpy(&last.at, &addrs[a].addr, sizeof last.at);
+            last.at.in4.sin_port = 0; /* sin6_port too */
+            inet_ntop(last.at.sa.sa_family, last.at.sa.sa_family == AF_INET6
+                                                ? (void *)&last.at.in6.sin6_addr
+                                                : (void *)&last.at.in4.sin_addr, ab, sizeof ab);
+            snprintf(last.what, sizeof last.what, "%s, address %s on %s", views[d].name, ab,
+                     addrs[a].ifname);
+        }
+        free(views);
+        free(addrs);
+        snprintf(last.hca, sizeof last.hca, "%s", hca);
+        last.chosen = c;
+        last.valid = 1;
+    }
+    int ok = last.ok;
+    if (ok)
+        *out = last.at;
+    snprintf(what, len, "%s", last.what);
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
 int ppu_net_ib_usable(const char *hca, char *what, size_t len)
 {
-    int n = 0, found = 0;
+    union ppu_sockaddr chosen, at;
+    char err[160];
+    int n = 0;
     if (net_ib_forked(what, len))
         return 0;
     errno = 0;
     struct ibv_device **list = ibv_get_device_list(&n);
-    if (!list || n == 0) {
+    if (list)
+        ibv_free_device_list(list);
+    if (n == 0) { /* said before the parameters are read: a host without RDMA is common */
         snprintf(what, len, "no RDMA device (ibv_get_device_list found none%s%s)",
                  errno ? ": " : "", errno ? strerror(errno) : "");
-        if (list)
-            ibv_free_device_list(list);
         return 0;
     }
-    snprintf(what, len, "no InfiniBand or RoCE device has an active port");
-    for (int i = 0; i < n && !found; i++) {
-        const char *name = ibv_get_device_name(list[i]);
-        if ((hca && *hca && strcmp(hca, name) != 0) ||
-            list[i]->transport_type != IBV_TRANSPORT_IB) /* InfiniBand or RoCE; not iWARP */
-            continue;
-        struct ibv_context *ctx = ibv_open_device(list[i]);
-        struct ibv_device_attr da;
-        if (!ctx)
-            continue;
-        if (ibv_query_device(ctx, &da) == 0)
-            for (uint8_t port = 1; port <= da.phys_port_cnt && !found; port++) {
-                struct ibv_port_attr pa;
-                if (ibv_query_port(ctx, port, &pa) == 0 && pa.state == IBV_PORT_ACTIVE) {
-                    snprintf(what, len, "%s port %u (%s)", name, port,
-                             pa.link_layer == IBV_LINK_LAYER_ETHERNET ? "RoCE" : "InfiniBand");
-                    found = 1;
-                }
-            }
-        ibv_close_device(ctx);
+    int picked = ppu_socket_pick_addr(&chosen, err, sizeof err) == PPU_SUCCESS;
+    if (!picked && (!hca || !*hca)) {
+        snprintf(what, len, "no address for network links: %s", err);
+        return 0;
     }
-    if (!found && hca && *hca)
-        snprintf(what, len, "PPU_IB_HCA=%s: no such RDMA device with an active port", hca);
-    ibv_free_device_list(list);
-    return found;
-}
-
-/* An address of the network interface of RDMA device hca (sysfs names it:
- * /sys/class/infiniband/<hca>/device/net/<ifname>), in family fam. */
-static int hca_addr(const char *hca, int fam, union ppu_sockaddr *out)
-{
-    char path[256];
-    snprintf(path, sizeof path, "/sys/class/infiniband/%s/device/net", hca);
-    DIR *dir = opendir(path);
-    if (!dir)
-        return -1;
-    struct ifaddrs *ifs = NULL;
-    int ok = -1;
-    if (getifaddrs(&ifs) == 0) {
-        struct dirent *de;
-        while (ok != 0 && (de = readdir(dir)) != NULL) {
-            if (de->d_name[0] == '.')
-                continue;
-            for (struct ifaddrs *i = ifs; i && ok != 0; i = i->ifa_next)
-                if (i->ifa_addr && i->ifa_addr->sa_family == fam &&
-                    !strcmp(i->ifa_name, de->d_name)) {
-                    memset(out, 0, sizeof *out);
-                    memcpy(out, i->ifa_addr, fam == AF_INET ? sizeof(struct sockaddr_in)
-                                                            : sizeof(struct sockaddr_in6));
-                    ok = 0;
-                }
-        }
-        freeifaddrs(ifs);
-    }
-    closedir(dir);
-    return ok;
+    return ib_where(hca, picked ? &chosen.sa : NULL, &at, what, len);
 }
 
 /* ---- the progress thread ---- */
@@ -1131,6 +1341,19 @@ static ppu_result_t expect_event(struct ib_link *l, enum rdma_cm_event_type want
     return PPU_SYSTEM_ERROR;
 }
 
+/* This rank's address (net_ib_choose): where its links listen and where
+ * its connections come from, on the device PPU_IB_HCA names or the one
+ * that has the address TCP takes. */
+static int link_addr(struct ib_link *l, const struct ppu_link_params *p, union ppu_sockaddr *a)
+{
+    char what[400], d[32];
+    if (ib_where(p->ib_hca, (const struct sockaddr *)&p->listen_addr, a, what, sizeof what))
+        return 0;
+    ppu_transport_log(LOG_WARN, "net_ib: link %s: no address on an RDMA device: %s",
+                      dir(l, d, sizeof d), what);
+    return -1;
+}
+
 static ppu_result_t net_ib_recv_setup(struct ppu_link *link, void *info_out)
 {
     const struct ppu_link_params *p = &link->params;
@@ -1139,16 +1362,9 @@ static ppu_result_t net_ib_recv_setup(struct ppu_link *link, void *info_out)
     if (!l)
         return PPU_SYSTEM_ERROR;
     union ppu_sockaddr a;
-    memset(&a, 0, sizeof a);
-    int fam = p->listen_addr.ss_family;
-    memcpy(&a, &p->listen_addr,
-           fam == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
-    if (p->ib_hca[0] && hca_addr(p->ib_hca, fam, &a) != 0) {
-        ppu_transport_log(LOG_WARN, "net_ib: rank %d: PPU_IB_HCA=%s has no %s address (see "
-                          "/sys/class/infiniband/%s/device/net)", p->self_rank, p->ib_hca,
-                          fam == AF_INET6 ? "IPv6" : "IPv4", p->ib_hca);
+    if (link_addr(l, p, &a) != 0)
         goto fail;
-    }
+    int fam = a.sa.sa_family;
     struct net_ib_info info;
     memset(&info, 0, sizeof info);
     net_addr_pack(&a, &info.port, &info.scope_id, info.addr);
@@ -1217,7 +1433,11 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     l->r_stride = info.stride;
     l->r_ctl = info.ctl_addr;
     l->r_ctl_rkey = info.ctl_rkey;
-    union ppu_sockaddr a;
+    union ppu_sockaddr a, src;
+    if (link_addr(l, p, &src) != 0) {
+        link_free(l);
+        return PPU_SYSTEM_ERROR;
+    }
     net_addr_unpack(info.family, info.port, info.scope_id, info.addr, &a);
     char ab[INET6_ADDRSTRLEN] = "?";
     inet_ntop(info.family, info.addr, ab, sizeof ab);
@@ -1227,7 +1447,8 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     if (rdma_create_id(hub.ec, &id, l, RDMA_PS_TCP) != 0)
         goto fail;
     l->id = id; /* freed with the link from here on */
-    if (rdma_resolve_addr(id, NULL, &a.sa, RESOLVE_MS) != 0 ||
+    /* from this rank's RDMA address: PPU_IB_HCA's device, not the route's choice */
+    if (rdma_resolve_addr(id, &src.sa, &a.sa, RESOLVE_MS) != 0 ||
         (r = expect_event(l, RDMA_CM_EVENT_ADDR_RESOLVED, deadline, "resolving the address")) !=
             PPU_SUCCESS || set_tos(l, id, link->params.ib_tc) != 0 ||
         rdma_resolve_route(id, RESOLVE_MS) != 0 ||

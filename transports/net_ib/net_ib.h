@@ -156,6 +156,34 @@ int net_ib_poll_set(const int *chan_fds, int n, int cm_fd, int wake_fd, int *out
 void net_ib_reg_failed(int err, size_t bytes, size_t locked_now, unsigned long long lim,
                        int privileged, char *buf, size_t len);
 
+/* Which RDMA device and which of its addresses links use, from what the
+ * host has (pure: tested on any machine). A device's network interfaces
+ * are those its GID table names (RoCE, including VLANs, bonds and the veth
+ * of a software device) and those sysfs lists under device/net (IPoIB).
+ * Loopback and IPv6 link-local addresses are never taken.
+ *   hca set (PPU_IB_HCA): that device, which needs an active port, and an
+ *   address of its interfaces, of the family of chosen when it has one;
+ *   hca empty: chosen (the address PPU_SOCKET_IFNAME picks, as for TCP;
+ *   its port is ignored), which must be on an interface of a device with
+ *   an active port: a rank whose address has no RDMA device is not
+ *   RDMA-capable, so the job takes TCP rather than failing at setup.
+ * 1 with *dev and *addr (indices) set, or 0 with the reason in why. The
+ * address is where the receiver listens and the sender's source. */
+#define NET_IB_MAX_IFS 16
+struct net_ib_devview {
+    char name[64];
+    int active; /* a port is active */
+    int nifs;
+    char ifs[NET_IB_MAX_IFS][16];
+};
+struct net_ib_ifaddr {
+    char ifname[16];
+    struct sockaddr_storage addr;
+};
+int net_ib_choose(const struct net_ib_devview *devs, int ndev, const struct net_ib_ifaddr *addrs,
+                  int naddr, const char *hca, const struct sockaddr *chosen, int *dev, int *addr,
+                  char *why, size_t len);
+
 /* Is an RDMA device usable here (one with an active port)? 1 with the
  * device named in what, or 0 with the reason in what. */
 int ppu_net_ib_usable(const char *hca, char *what, size_t len);
