@@ -1210,3 +1210,55 @@ Test(net, ib_hca_address_from_gid_interfaces)
     cr_expect_eq(ib_pick(as, 3, "rxe0", "10.0.0.5", &addr, why), -1);
     cr_expect(strstr(why, "no active port"), "%s", why);
 }
+
+/* The send queue, counted (net_ib_sq_post): one request in `every` is
+ * signaled, and any the caller must hear of; a full queue takes nothing
+ * until a signaled request's completion, which finishes those before it. */
+Test(net, ib_send_queue_signals_every_nth)
+{
+    struct net_ib_sq q = {.depth = 8, .every = 4};
+    static const int want[8] = {0, 0, 0, 1, 0, 0, 0, 1};
+    for (int i = 0; i < 8; i++)
+        cr_expect_eq(net_ib_sq_post(&q, 0), want[i], "post %d", i);
+    cr_expect_eq(net_ib_sq_post(&q, 1), -1, "a full queue took a request");
+    cr_expect_eq(q.posted, 8);
+    net_ib_sq_done(&q, 3); /* the first signaled one: four requests finished */
+    cr_expect_eq(q.done, 4);
+    cr_expect_eq(net_ib_sq_post(&q, 1), 1, "a request the caller must hear of is signaled");
+    cr_expect_eq(net_ib_sq_post(&q, 0), 0, "the count starts again after a signaled one");
+    net_ib_sq_done(&q, 1); /* late, or out of order: never backwards */
+    cr_expect_eq(q.done, 4);
+    /* never more than `every` unsignaled in a row: a full queue always
+     * holds a signaled request that will free it */
+    struct net_ib_sq r = {.depth = 64, .every = 32};
+    int run = 0, most = 0;
+    for (int i = 0; i < 64; i++) {
+        run = net_ib_sq_post(&r, 0) ? 0 : run + 1;
+        most = run > most ? run : most;
+    }
+    cr_expect_eq(most, 31);
+    /* control writes: inline where 8 bytes fit */
+    cr_expect(net_ib_ctl_inline(8) && net_ib_ctl_inline(220));
+    cr_expect(!net_ib_ctl_inline(0) && !net_ib_ctl_inline(4));
+}
+
+/* Close after a failed call waits for the failure notice's completion,
+ * not its posting (destroying the queue pair at once flushed it, and the
+ * peer read "gone" instead of "failed"), within a bound; async events end
+ * the links they concern. */
+Test(net, ib_notice_completes_before_close_and_async_events)
+{
+    cr_expect(net_ib_close_waits(1, 0, 0, 0, 1000), "the notice is posted, not delivered");
+    cr_expect(net_ib_close_waits(1, 0, 0, 999, 1000));
+    cr_expect(!net_ib_close_waits(1, 0, 0, 1000, 1000), "the wait is bounded");
+    cr_expect(!net_ib_close_waits(1, 1, 0, 0, 1000), "delivered");
+    cr_expect(!net_ib_close_waits(1, 0, 1, 0, 1000), "the link is gone: nothing to wait for");
+    cr_expect(!net_ib_close_waits(0, 0, 0, 0, 1000), "no failure, no notice");
+    cr_expect(net_ib_async_ends(NET_IB_ASYNC_DEVICE_FATAL, 0, 1, 0));
+    cr_expect(net_ib_async_ends(NET_IB_ASYNC_PORT_DOWN, 2, 2, 0));
+    cr_expect(!net_ib_async_ends(NET_IB_ASYNC_PORT_DOWN, 1, 2, 0), "another port went down");
+    cr_expect(net_ib_async_ends(NET_IB_ASYNC_QP_ERROR, 0, 1, 1));
+    cr_expect(!net_ib_async_ends(NET_IB_ASYNC_QP_ERROR, 0, 1, 0), "another link's queue pair");
+    cr_expect(net_ib_async_ends(NET_IB_ASYNC_CQ_ERROR, 0, 1, 1));
+    cr_expect(!net_ib_async_ends(NET_IB_ASYNC_OTHER, 1, 1, 1), "a port coming up ends nothing");
+}

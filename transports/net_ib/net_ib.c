@@ -29,7 +29,8 @@
  * the link gone with a message naming the device, the peer and the status,
  * and disconnects so the peer learns it at once. What arrived before a
  * disconnect is still taken from the completion queue first. A rank that
- * closes after its call failed gives its failure notice a moment to leave.
+ * closes after its call failed waits (up to NOTICE_MS) for its failure
+ * notice's write to complete before it destroys the queue pair.
  *
  * Messages from memory the user registered with the communicator
  * (ppu_comm_register) are written straight from it: the write gathers the
@@ -127,6 +128,35 @@ int net_ib_poll_set(const int *chan_fds, int n, int cm_fd, int wake_fd, int *out
         out[k++] = cm_fd;
     out[k++] = wake_fd;
     return k;
+}
+
+int net_ib_sq_post(struct net_ib_sq *q, int must)
+{
+    if (q->posted - q->done >= q->depth)
+        return -1;
+    int sig = must || q->posted + 1 - q->last_signaled >= q->every;
+    q->posted++;
+    if (sig)
+        q->last_signaled = q->posted;
+    return sig;
+}
+
+void net_ib_sq_done(struct net_ib_sq *q, uint64_t seq)
+{
+    if (seq + 1 > q->done)
+        q->done = seq + 1;
+}
+
+int net_ib_async_ends(enum net_ib_async ev, unsigned ev_port, unsigned link_port,
+                      int links_object)
+{
+    switch (ev) {
+    case NET_IB_ASYNC_DEVICE_FATAL: return 1;
+    case NET_IB_ASYNC_PORT_DOWN: return ev_port == link_port;
+    case NET_IB_ASYNC_QP_ERROR:
+    case NET_IB_ASYNC_CQ_ERROR: return links_object;
+    default: return 0;
+    }
 }
 
 /* An address links can use: not loopback, not IPv6 link-local. */
@@ -340,9 +370,10 @@ const struct ppu_transport_ops ppu_net_ib_ops = {.name = "net_ib", .recv_setup =
 #define LOG_INFO 2
 #define LOG_TRACE 3
 #define RESOLVE_MS 5000
-#define WR_DATA 0x1ull /* wr_id: a data write (index << 2 | 1) */
-#define WR_CTL 0x2ull  /* a control write (src slot << 2 | 2); a receive is 0 */
+#define WR_DATA 0x1ull /* wr_id: a data write (send queue sequence << 2 | 1) */
+#define WR_CTL 0x2ull  /* a control write (sequence << 2 | 2); a receive is 0 */
 #define CTL_SLOTS 16
+#define NOTICE_MS 1000 /* how long close waits for a failure notice's completion */
 
 /* A connection manager event, copied for the link it belongs to (the
  * process reads one channel for every link: see the hub below). */
@@ -371,12 +402,15 @@ struct ib_link {
     uint64_t r_slots, r_stride, r_ctl; /* the other end's memory */
     uint32_t r_slots_rkey, r_ctl_rkey;
     uint64_t posted;      /* sender: data writes posted */
-    uint64_t completed;   /* sender: data writes completed */
     uint64_t recv_next;   /* receiver: the next message index due */
     uint64_t credit_seen; /* sender: last credit value taken */
-    int ctl_out;          /* control writes in flight (<= CTL_SLOTS) */
+    struct net_ib_sq sq;  /* the send queue, counted (net_ib_sq_post) */
+    uint64_t *sq_data;    /* per sequence % depth: data writes posted up to it */
+    uint64_t ctl_seq[CTL_SLOTS]; /* per ctl->src slot: its last write's sequence + 1 */
+    uint32_t max_inline;  /* the queue pair's max_inline_data */
     unsigned ctl_next;    /* next ctl->src slot */
-    _Atomic int notice_sent;
+    uint64_t notice_seq;  /* the failure notice's sequence + 1 (0: none posted) */
+    _Atomic int notice_sent, notice_done; /* posted; its write completed */
     int registered; /* up: cm.up */
     int setup_timeout_ms, close_timeout_ms;
     int ack_timeout; /* PPU_IB_TIMEOUT, -1: librdmacm's */
@@ -441,6 +475,7 @@ static struct ib_dev *dev_get(struct ibv_context *ctx)
             d = NULL;
         } else {
             fcntl(d->cc->fd, F_SETFL, fcntl(d->cc->fd, F_GETFL) | O_NONBLOCK);
+            fcntl(ctx->async_fd, F_SETFL, fcntl(ctx->async_fd, F_GETFL) | O_NONBLOCK);
             d->next = devs;
             devs = d;
         }
@@ -868,18 +903,30 @@ static int post_recv(struct ib_link *l)
 /* An 8-byte write with immediate into the other end's control block. */
 static int post_ctl(struct ib_link *l, enum net_ib_imm_kind kind, uint64_t value)
 {
-    if (l->ctl_out >= CTL_SLOTS)
+    /* inline: the value is copied as it is posted; else its source slot
+     * must stay until the write completed, so it is signaled */
+    int inl = net_ib_ctl_inline(l->max_inline);
+    unsigned k = l->ctl_next % CTL_SLOTS;
+    if (!inl && l->ctl_seq[k] > l->sq.done)
         return 0;
-    unsigned k = l->ctl_next++ % CTL_SLOTS;
+    int sig = net_ib_sq_post(&l->sq, !inl || kind == NET_IB_IMM_FAIL);
+    if (sig < 0)
+        return 0;
+    uint64_t seq = l->sq.posted - 1;
+    l->sq_data[seq % l->sq.depth] = l->posted;
+    l->ctl_seq[k] = seq + 1;
+    l->ctl_next++;
+    if (kind == NET_IB_IMM_FAIL)
+        l->notice_seq = seq + 1;
     l->ctl->src[k] = value;
     struct ibv_sge sge = {(uintptr_t)&l->ctl->src[k], 8, l->ctl_mr->lkey};
     struct ibv_send_wr wr, *bad;
     memset(&wr, 0, sizeof wr);
-    wr.wr_id = (uint64_t)k << 2 | WR_CTL;
+    wr.wr_id = seq << 2 | WR_CTL;
     wr.sg_list = &sge;
     wr.num_sge = 1;
     wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
-    wr.send_flags = IBV_SEND_SIGNALED;
+    wr.send_flags = (sig ? IBV_SEND_SIGNALED : 0) | (inl ? IBV_SEND_INLINE : 0);
     wr.imm_data = htonl(net_ib_imm(kind, value));
     wr.wr.rdma.remote_addr = l->r_ctl + (kind == NET_IB_IMM_CREDIT
                                              ? offsetof(struct net_ib_ctl, credit)
@@ -892,7 +939,6 @@ static int post_ctl(struct ib_link *l, enum net_ib_imm_kind kind, uint64_t value
         link_gone(l, m);
         return 0;
     }
-    l->ctl_out++;
     return 1;
 }
 
@@ -903,6 +949,15 @@ static int post_data(struct ib_link *l)
     struct net_frame fr;
     const void *payload;
     while (net_end_next(&l->e, l->posted, &fr, &payload)) {
+        /* the last of the batch is signaled, so the sender hears that all
+         * left (drain, slot reuse) */
+        struct net_frame more;
+        const void *more_at;
+        int sig = net_ib_sq_post(&l->sq, !net_end_next(&l->e, l->posted + 1, &more, &more_at));
+        if (sig < 0)
+            break; /* full: a signaled write in it will free it */
+        uint64_t seq = l->sq.posted - 1;
+        l->sq_data[seq % l->sq.depth] = l->posted + 1;
         size_t k = (size_t)(l->posted % (uint64_t)l->e.nslots);
         char *base = l->e.slots + k * l->e.stride;
         memcpy(base, &fr, sizeof fr);
@@ -914,11 +969,11 @@ static int post_data(struct ib_link *l)
             {(uintptr_t)payload, (uint32_t)fr.bytes, ref ? l->ref_lkey[k] : 0}};
         struct ibv_send_wr wr, *bad;
         memset(&wr, 0, sizeof wr);
-        wr.wr_id = l->posted << 2 | WR_DATA;
+        wr.wr_id = seq << 2 | WR_DATA;
         wr.sg_list = sge;
         wr.num_sge = ref ? 2 : 1;
         wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
-        wr.send_flags = IBV_SEND_SIGNALED;
+        wr.send_flags = sig ? IBV_SEND_SIGNALED : 0;
         wr.imm_data = htonl(net_ib_imm(NET_IB_IMM_DATA, l->posted));
         wr.wr.rdma.remote_addr = l->r_slots + k * l->r_stride;
         wr.wr.rdma.rkey = l->r_slots_rkey;
@@ -975,10 +1030,13 @@ static int poll_cq(struct ib_link *l)
                 continue;
             }
             if (w->wr_id & (WR_DATA | WR_CTL)) {
-                if (w->wr_id & WR_DATA)
-                    net_end_sent(&l->e, ++l->completed); /* in order on one queue pair */
-                else
-                    l->ctl_out--;
+                /* a signaled write: it and every request before it are done */
+                uint64_t seq = w->wr_id >> 2;
+                net_ib_sq_done(&l->sq, seq);
+                if (l->e.send)
+                    net_end_sent(&l->e, l->sq_data[seq % l->sq.depth]);
+                if (l->notice_seq && l->sq.done >= l->notice_seq)
+                    atomic_store_explicit(&l->notice_done, 1, memory_order_release);
                 continue;
             }
             const char *why = NULL;
@@ -1075,6 +1133,44 @@ static int serve(struct ib_link *l)
     return moved;
 }
 
+static enum net_ib_async async_kind(enum ibv_event_type t)
+{
+    switch (t) {
+    case IBV_EVENT_DEVICE_FATAL: return NET_IB_ASYNC_DEVICE_FATAL;
+    case IBV_EVENT_PORT_ERR: return NET_IB_ASYNC_PORT_DOWN;
+    case IBV_EVENT_QP_FATAL:
+    case IBV_EVENT_QP_REQ_ERR:
+    case IBV_EVENT_QP_ACCESS_ERR: return NET_IB_ASYNC_QP_ERROR;
+    case IBV_EVENT_CQ_ERR: return NET_IB_ASYNC_CQ_ERROR;
+    default: return NET_IB_ASYNC_OTHER;
+    }
+}
+
+/* The device's asynchronous events (its async fd is non-blocking): each
+ * ends the links it concerns (net_ib_async_ends), naming device and port. */
+static void async_events(struct ib_dev *d, struct net_end **links, int n)
+{
+    struct ibv_async_event ae;
+    while (ibv_get_async_event(d->ctx, &ae) == 0) {
+        enum net_ib_async k = async_kind(ae.event_type);
+        unsigned port = k == NET_IB_ASYNC_PORT_DOWN ? (unsigned)ae.element.port_num : 0;
+        for (int i = 0; i < n; i++) {
+            struct ib_link *l = (struct ib_link *)links[i];
+            if (l->dev != d || !l->id)
+                continue;
+            int mine = (k == NET_IB_ASYNC_QP_ERROR && ae.element.qp == l->id->qp) ||
+                       (k == NET_IB_ASYNC_CQ_ERROR && ae.element.cq == l->cq);
+            if (net_ib_async_ends(k, port, l->id->port_num, mine)) {
+                char m[128];
+                snprintf(m, sizeof m, "device %s port %u: %s", l->devname,
+                         port ? port : l->id->port_num, ibv_event_type_str(ae.event_type));
+                link_gone(l, m);
+            }
+        }
+        ibv_ack_async_event(&ae);
+    }
+}
+
 static int ib_round(struct net_progress *pg, struct net_end **links, int n, int nap_ms,
                     int wake_fd)
 {
@@ -1094,7 +1190,7 @@ static int ib_round(struct net_progress *pg, struct net_end **links, int n, int 
     /* the devices' completion channels, the connection manager's, the
      * wake-up (net_ib_poll_set): a handful of descriptors for any number
      * of links */
-    size_t need = (size_t)(n + 2) * (2 * sizeof(int) + sizeof(struct pollfd));
+    size_t need = (size_t)(2 * n + 2) * (2 * sizeof(int) + sizeof(struct pollfd));
     if (pg->scratch_bytes < need) {
         void *m = realloc(pg->scratch, need);
         if (!m) {
@@ -1106,11 +1202,14 @@ static int ib_round(struct net_progress *pg, struct net_end **links, int n, int 
         pg->scratch = m;
         pg->scratch_bytes = need;
     }
-    int *chan = pg->scratch, *set = chan + n + 2;
-    struct pollfd *pf = (struct pollfd *)(set + n + 2);
-    for (int i = 0; i < n; i++)
-        chan[i] = ((struct ib_link *)links[i])->dev->cc->fd;
-    int np = net_ib_poll_set(chan, n, hub.ec->fd, wake_fd, set);
+    int *chan = pg->scratch, *set = chan + 2 * n + 2;
+    struct pollfd *pf = (struct pollfd *)(set + 2 * n + 2);
+    for (int i = 0; i < n; i++) {
+        struct ib_dev *d = ((struct ib_link *)links[i])->dev;
+        chan[2 * i] = d->cc->fd;
+        chan[2 * i + 1] = d->ctx->async_fd;
+    }
+    int np = net_ib_poll_set(chan, 2 * n, hub.ec->fd, wake_fd, set);
     for (int k = 0; k < np; k++)
         pf[k] = (struct pollfd){set[k], POLLIN, 0};
     if (poll(pf, (nfds_t)np, nap_ms) > 0) {
@@ -1121,14 +1220,17 @@ static int ib_round(struct net_progress *pg, struct net_end **links, int n, int 
         for (int k = 0; k < np - 2; k++) {
             if (!(pf[k].revents & POLLIN))
                 continue;
-            int i = 0; /* the device of this channel: a link on it */
-            while (((struct ib_link *)links[i])->dev->cc->fd != pf[k].fd)
+            int i = 0; /* the device of this descriptor: a link on it */
+            while (chan[i] != pf[k].fd)
                 i++;
-            struct ibv_comp_channel *cc = ((struct ib_link *)links[i])->dev->cc;
+            struct ib_dev *d = ((struct ib_link *)links[i / 2])->dev;
             struct ibv_cq *cq;
             void *cctx;
-            while (ibv_get_cq_event(cc, &cq, &cctx) == 0) /* what woke: served next round */
-                ibv_ack_cq_events(cq, 1);
+            if (i % 2)
+                async_events(d, links, n);
+            else
+                while (ibv_get_cq_event(d->cc, &cq, &cctx) == 0) /* served next round */
+                    ibv_ack_cq_events(cq, 1);
         }
         moved = 1;
     }
@@ -1164,6 +1266,7 @@ static void link_free(struct ib_link *l)
         hub_put();
     free(l->ctl);
     free(l->ref_lkey);
+    free(l->sq_data);
     net_end_free(&l->e);
     free(l);
 }
@@ -1273,8 +1376,19 @@ static int link_qp(struct ib_link *l, struct rdma_cm_id *id)
     qa.cap.max_recv_wr = (uint32_t)(l->e.nslots + NET_IB_EXTRA_RECVS);
     qa.cap.max_send_sge = l->ref_lkey ? 2 : 1;
     qa.cap.max_recv_sge = 1;
-    if (rdma_create_qp(id, l->dev->pd, &qa) != 0)
+    qa.cap.max_inline_data = 8; /* control writes (net_ib_ctl_inline) */
+    l->sq_data = calloc((size_t)depth, sizeof *l->sq_data);
+    if (!l->sq_data)
         return -1;
+    if (rdma_create_qp(id, l->dev->pd, &qa) != 0) {
+        qa.cap.max_inline_data = 0; /* a device without inline data */
+        if (rdma_create_qp(id, l->dev->pd, &qa) != 0)
+            return -1;
+    }
+    l->max_inline = qa.cap.max_inline_data; /* what the device granted */
+    l->sq = (struct net_ib_sq){.depth = qa.cap.max_send_wr < (uint32_t)depth
+                                            ? qa.cap.max_send_wr : (uint32_t)depth};
+    l->sq.every = l->sq.depth / 2 ? l->sq.depth / 2 : 1;
     l->id = id;
     for (int i = 0; i < l->e.nslots + NET_IB_EXTRA_RECVS; i++)
         if (post_recv(l) != 0)
@@ -1655,13 +1769,15 @@ static void net_ib_close(struct ppu_link *link)
         return;
     if (l->registered && l->e.send)
         net_end_drain(&l->e, l->close_timeout_ms);
-    /* a failure notice still to go: give the thread a moment to post it, so
-     * the peer reads "failed" and not "gone" */
-    for (int i = 0; l->registered && i < 100 &&
-                    atomic_load_explicit(&l->e.local_failed, memory_order_acquire) &&
-                    !atomic_load_explicit(&l->notice_sent, memory_order_acquire) &&
-                    !atomic_load_explicit(&l->e.gone, memory_order_acquire);
-         i++) {
+    /* a failure notice still to go: wait (bounded) until its write
+     * completed, not only until it was posted: destroying the queue pair
+     * flushes it, and the peer would read "gone" and not "failed" */
+    uint64_t t0 = ppu_now_ns();
+    while (l->registered &&
+           net_ib_close_waits(atomic_load_explicit(&l->e.local_failed, memory_order_acquire),
+                              atomic_load_explicit(&l->notice_done, memory_order_acquire),
+                              atomic_load_explicit(&l->e.gone, memory_order_acquire),
+                              (int)((ppu_now_ns() - t0) / 1000000ull), NOTICE_MS)) {
         kick(1);
         usleep(1000);
     }

@@ -140,13 +140,69 @@ static inline int net_ib_write_len_ok(uint32_t byte_len, uint64_t expected)
 }
 
 /* The progress thread's poll set when it naps: every link's completion
- * queue reports on its device's one completion channel (chan_fds[i]: link
- * i's device's), so the set is each distinct channel once, in the order
- * first seen, then the process's one connection manager channel (cm_fd,
+ * queue reports on its device's one completion channel, and the device's
+ * asynchronous events on its async fd (chan_fds: the descriptors of each
+ * link's device, as many a link as the caller lists), so the set is each
+ * distinct descriptor once, in the order first seen, then the process's one connection manager channel (cm_fd,
  * left out when negative), then the wake-up descriptor, last. However many
  * links there are, every one of them is covered and the nap is not cut
  * short. out holds n + 2 at least; returns how many it holds. */
 int net_ib_poll_set(const int *chan_fds, int n, int cm_fd, int wake_fd, int *out);
+
+/* A queue pair's send queue, counted. Not every work request is signaled
+ * (a completion each costs the device and the progress thread), but one
+ * at least every `every` posts (every <= depth), and any the caller must
+ * hear of (the last of a batch, so the sender learns its messages left; a
+ * failure notice; a write whose source memory must stay), so the count of
+ * finished requests keeps moving and the queue never fills with requests
+ * nobody will hear of. A signaled request's completion finishes every
+ * request before it as well (one queue pair completes in order). */
+struct net_ib_sq {
+    uint64_t posted;        /* requests posted; the next one's sequence */
+    uint64_t done;          /* requests known finished */
+    uint64_t last_signaled; /* posted, as it was after the last signaled one */
+    uint32_t depth;         /* the queue's size (max_send_wr) */
+    uint32_t every;
+};
+/* Before posting: -1 the queue is full (post after a completion), 1 post
+ * it signaled, 0 unsignaled. Otherwise it counts as posted, with sequence
+ * posted - 1. */
+int net_ib_sq_post(struct net_ib_sq *q, int must);
+/* The completion of the signaled request of sequence seq. */
+void net_ib_sq_done(struct net_ib_sq *q, uint64_t seq);
+
+/* An 8-byte control write goes inline (copied at post time: no source
+ * memory to keep, no completion needed to reuse it) where the queue pair
+ * takes that much inline data. */
+static inline int net_ib_ctl_inline(uint32_t max_inline_data)
+{
+    return max_inline_data >= 8;
+}
+
+/* Close, after this end's call failed: 1 while close should wait before
+ * destroying the queue pair, which would flush a failure notice not yet
+ * delivered (the peer would then read "gone" instead of "failed"): until
+ * the notice's write completed, the link went, or bound_ms passed. */
+static inline int net_ib_close_waits(int failed, int notice_done, int gone, int waited_ms,
+                                     int bound_ms)
+{
+    return failed && !notice_done && !gone && waited_ms < bound_ms;
+}
+
+/* An asynchronous event of a device (ibv_get_async_event), and whether it
+ * ends a link on that device: a fatal device error ends every one, a port
+ * that went down those on the port (ev_port, the link's link_port), a
+ * queue pair or completion queue error the link it is of (links_object);
+ * anything else (a port coming up, a GID change) none. */
+enum net_ib_async {
+    NET_IB_ASYNC_DEVICE_FATAL,
+    NET_IB_ASYNC_PORT_DOWN,
+    NET_IB_ASYNC_QP_ERROR,
+    NET_IB_ASYNC_CQ_ERROR,
+    NET_IB_ASYNC_OTHER,
+};
+int net_ib_async_ends(enum net_ib_async ev, unsigned ev_port, unsigned link_port,
+                      int links_object);
 
 /* The sentence for a memory registration that failed with err (errno) when
  * registering bytes more, with locked_now bytes already registered by this
