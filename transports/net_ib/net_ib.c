@@ -93,9 +93,11 @@ enum net_ib_cm_act net_ib_cm_step(struct net_ib_cm *c, enum net_ib_cm_ev ev)
     case NET_IB_EV_UNREACHABLE:
     case NET_IB_EV_CONNECT_ERROR:
     case NET_IB_EV_DISCONNECTED:
-    case NET_IB_EV_DEVICE_REMOVAL:
         c->failed = 1;
         return NET_IB_ACT_FAIL;
+    case NET_IB_EV_DEVICE_REMOVAL:
+        c->failed = 1;
+        return NET_IB_ACT_RELEASE;
     default:
         return NET_IB_ACT_NONE;
     }
@@ -393,7 +395,8 @@ struct ib_link {
     struct ib_cm_ev *evq, **evq_tail; /* its events not yet taken (hub.lock) */
     _Atomic int nev;                  /* how many */
     struct ib_link *hub_next;         /* hub.links */
-    struct ib_dev *dev;
+    struct ib_dev *dev;            /* NULL once released (link_release) */
+    pthread_mutex_t dev_lock;      /* dev, against send_ref */
     struct ibv_cq *cq; /* reports on dev->cc */
     struct ibv_mr *slots_mr, *ctl_mr;
     struct net_ib_ctl *ctl;
@@ -723,6 +726,7 @@ int ppu_net_ib_usable(const char *hca, char *what, size_t len)
 
 static int ib_round(struct net_progress *g, struct net_end **links, int n, int nap_ms,
                     int wake_fd);
+static void link_release(struct ib_link *l);
 static struct net_progress g = NET_PROGRESS_INIT("ppu-ib", ib_round, NULL);
 
 static void kick(int force)
@@ -1014,8 +1018,8 @@ static void take_data(struct ib_link *l, uint32_t len)
 static int poll_cq(struct ib_link *l)
 {
     struct ibv_wc wc[16];
-    int moved = 0, n;
-    while ((n = ibv_poll_cq(l->cq, 16, wc)) > 0) {
+    int moved = 0, n = 0;
+    while (l->cq && (n = ibv_poll_cq(l->cq, 16, wc)) > 0) { /* none once released */
         moved = 1;
         for (int i = 0; i < n; i++) {
             struct ibv_wc *w = &wc[i];
@@ -1097,14 +1101,21 @@ static void cm_events(struct ib_link *l)
         enum rdma_cm_event_type t = ev->event;
         ev_free(ev); /* a request: nobody asks after setup */
         struct net_ib_cm after = l->cm; /* set up: only an ending can change it */
-        if (t != RDMA_CM_EVENT_CONNECT_REQUEST &&
-            net_ib_cm_step(&after, cm_ev(t)) == NET_IB_ACT_FAIL) {
+        enum net_ib_cm_act act = t == RDMA_CM_EVENT_CONNECT_REQUEST
+                                     ? NET_IB_ACT_NONE : net_ib_cm_step(&after, cm_ev(t));
+        if (act == NET_IB_ACT_FAIL || act == NET_IB_ACT_RELEASE) {
             /* what the peer wrote before it left is in the completion
              * queue, ahead of any flush: take it first */
             poll_cq(l);
             char m[96];
             snprintf(m, sizeof m, "connection ended (%s)", rdma_event_str(t));
             link_gone(l, m);
+        }
+        if (act == NET_IB_ACT_RELEASE) { /* the kernel waits for these to go */
+            link_release(l);
+            ppu_transport_log(LOG_WARN, "net_ib: device %s is being removed: link %d->%d "
+                              "released it", l->devname, l->e.send ? l->e.self : l->e.peer,
+                              l->e.send ? l->e.peer : l->e.self);
         }
     }
 }
@@ -1182,7 +1193,8 @@ static int ib_round(struct net_progress *pg, struct net_end **links, int n, int 
     /* Nap: arm every completion queue, look once more (a completion
      * before the arming raises no event), then sleep on the channels. */
     for (int i = 0; i < n; i++)
-        ibv_req_notify_cq(((struct ib_link *)links[i])->cq, 0);
+        if (((struct ib_link *)links[i])->cq)
+            ibv_req_notify_cq(((struct ib_link *)links[i])->cq, 0);
     for (int i = 0; i < n; i++)
         moved |= serve((struct ib_link *)links[i]);
     if (moved)
@@ -1205,9 +1217,9 @@ static int ib_round(struct net_progress *pg, struct net_end **links, int n, int 
     int *chan = pg->scratch, *set = chan + 2 * n + 2;
     struct pollfd *pf = (struct pollfd *)(set + 2 * n + 2);
     for (int i = 0; i < n; i++) {
-        struct ib_dev *d = ((struct ib_link *)links[i])->dev;
-        chan[2 * i] = d->cc->fd;
-        chan[2 * i + 1] = d->ctx->async_fd;
+        struct ib_dev *d = ((struct ib_link *)links[i])->dev; /* NULL: released */
+        chan[2 * i] = d ? d->cc->fd : -1; /* poll passes over -1 */
+        chan[2 * i + 1] = d ? d->ctx->async_fd : -1;
     }
     int np = net_ib_poll_set(chan, 2 * n, hub.ec->fd, wake_fd, set);
     for (int k = 0; k < np; k++)
@@ -1239,12 +1251,12 @@ static int ib_round(struct net_progress *pg, struct net_end **links, int n, int 
 
 /* ---- setup ---- */
 
-static void link_free(struct ib_link *l)
+/* What l holds of its device, in the order the device needs it gone: the
+ * queue pair, completion queue and memory, the protection domain (with
+ * the last link on the device), then the cm ids, after which rdmacm can
+ * close the device. At close, or at once when the device is removed. */
+static void link_release(struct ib_link *l)
 {
-    if (!l)
-        return;
-    if (l->evq_tail)
-        hub_leave(l); /* no more events handed to l */
     if (l->id) {
         if (l->cm.up)
             rdma_disconnect(l->id);
@@ -1257,11 +1269,27 @@ static void link_free(struct ib_link *l)
         ibv_dereg_mr(l->slots_mr);
     if (l->ctl_mr)
         ibv_dereg_mr(l->ctl_mr);
+    pthread_mutex_lock(&l->dev_lock); /* send_ref may be registering in its domain */
     dev_put(l->dev); /* the protection domain, once nothing in it is left */
+    l->dev = NULL;
+    pthread_mutex_unlock(&l->dev_lock);
     if (l->id)
         rdma_destroy_id(l->id);
     if (l->listen)
         rdma_destroy_id(l->listen);
+    l->id = l->listen = NULL;
+    l->cq = NULL;
+    l->slots_mr = l->ctl_mr = NULL;
+}
+
+static void link_free(struct ib_link *l)
+{
+    if (!l)
+        return;
+    if (l->evq_tail)
+        hub_leave(l); /* no more events handed to l */
+    link_release(l);
+    pthread_mutex_destroy(&l->dev_lock);
     if (l->evq_tail)
         hub_put();
     free(l->ctl);
@@ -1282,6 +1310,7 @@ static struct ib_link *link_alloc(const struct ppu_link_params *p, int send)
     l->ack_timeout = p->ib_timeout;
     l->close_timeout_ms = p->close_timeout_ms > 0 ? p->close_timeout_ms : 60000;
     snprintf(l->devname, sizeof l->devname, "?");
+    pthread_mutex_init(&l->dev_lock, NULL);
     l->ctl = aligned_alloc(64, (sizeof *l->ctl + 63) & ~(size_t)63);
     if (!l->ctl || net_end_init(&l->e, "net_ib", p, send, NET_IB_HDR, kick) != PPU_SUCCESS) {
         free(l->ctl);
@@ -1643,8 +1672,11 @@ static ppu_result_t net_ib_send_ref(struct ppu_link *link, const void *src, size
     if (r != PPU_SUCCESS)
         return r;
     uint64_t key;
-    if (!l->ref_lkey || !ppu_reg_get(link->params.reg_owner, src, bytes, l->dev->pd,
-                                     &ib_reg_ops, &key)) {
+    pthread_mutex_lock(&l->dev_lock); /* the device may be going (link_release) */
+    int keyed = l->ref_lkey && l->dev &&
+                ppu_reg_get(link->params.reg_owner, src, bytes, l->dev->pd, &ib_reg_ops, &key);
+    pthread_mutex_unlock(&l->dev_lock);
+    if (!keyed) {
         memcpy(slot, src, bytes);
         return net_end_send_commit(link, bytes);
     }
@@ -1708,7 +1740,7 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
             }
             net_ib_cm_accepted(&l->cm, 1);
             free(ev);
-        } else if (act != NET_IB_ACT_FAIL) {
+        } else if (act != NET_IB_ACT_FAIL && act != NET_IB_ACT_RELEASE) {
             ev_free(ev); /* nothing this setup waits for */
         } else {
             int status = ev->status;
@@ -1745,7 +1777,8 @@ static ppu_result_t net_ib_send_finish(struct ppu_link *link)
         enum rdma_cm_event_type t = ev->event;
         int status = ev->status;
         ev_free(ev);
-        if (net_ib_cm_step(&l->cm, cm_ev(t)) == NET_IB_ACT_FAIL) {
+        enum net_ib_cm_act act = net_ib_cm_step(&l->cm, cm_ev(t));
+        if (act == NET_IB_ACT_FAIL || act == NET_IB_ACT_RELEASE) {
             ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s, rank %d): connecting: %s "
                               "(status %d)", d, l->devname, l->e.peer, rdma_event_str(t), status);
             return PPU_SYSTEM_ERROR;

@@ -100,7 +100,8 @@ int net_ib_check_info(const void *bytes, size_t n, uint64_t slot_bytes, uint32_t
  * succeeded (its queue pair is in RTS, receives posted); an ESTABLISHED
  * that comes later is ignored. The active side is up at CONNECT_RESPONSE
  * or ESTABLISHED. Rejected, unreachable or failed connections end the link
- * with the peer named, during setup and after it. */
+ * with the peer named, during setup and after it; a device removal ends it
+ * and releases what it holds of the device. */
 enum net_ib_cm_ev {
     NET_IB_EV_CONNECT_REQUEST,
     NET_IB_EV_CONNECT_RESPONSE,
@@ -119,6 +120,9 @@ enum net_ib_cm_act {
     NET_IB_ACT_REJECT, /* a request the link does not take (it has its sender) */
     NET_IB_ACT_UP,     /* the link is up */
     NET_IB_ACT_FAIL,   /* the link ends: name the peer and the event */
+    NET_IB_ACT_RELEASE, /* the device is being removed: the link ends, and releases its
+                         * queue pair, memory, protection domain and cm id now (not at
+                         * close), or the kernel cannot remove the device */
 };
 struct net_ib_cm {
     int active; /* this end called rdma_connect */
