@@ -1167,8 +1167,8 @@ static struct net_ib_ifaddr ib_if(const char *ifname, const char *ip)
  * ens1f0, whose device's GID table also names a VLAN on it; rxe0, a
  * software device on a veth, has no active port. */
 static const struct net_ib_devview ib_devs[] = {
-    {"rxe0", 0, 1, {"veth0"}},
-    {"mlx5_0", 1, 2, {"ens1f0", "ens1f0.100"}},
+    {.name = "rxe0", .active = 0, .nifs = 1, .ifs = {"veth0"}},
+    {.name = "mlx5_0", .active = 1, .nifs = 2, .ifs = {"ens1f0", "ens1f0.100"}},
 };
 
 static int ib_pick(const struct net_ib_ifaddr *as, int na, const char *hca, const char *chosen,
@@ -1231,6 +1231,162 @@ Test(net, ib_hca_address_from_gid_interfaces)
     cr_expect(strstr(why, "no such RDMA device") && strstr(why, "rxe0"), "%s", why);
     cr_expect_eq(ib_pick(as, 3, "rxe0", "10.0.0.5", &addr, why), -1);
     cr_expect(strstr(why, "no active port"), "%s", why);
+}
+
+/* ---- iWARP (erdma) ---- */
+
+/* Which devices links use, from probed facts (net_ib_dev_eligible): every
+ * InfiniBand and RoCE device; of iWARP devices only erdma's, whose provider
+ * writes with immediate (the old code refused every iWARP device by its
+ * transport type); the others each refused with their reason; the driver
+ * sysfs names counts over the device's name, which can be renamed. */
+Test(net, ib_device_eligibility_probed)
+{
+    struct net_ib_traits t;
+    char why[200] = "";
+    struct net_ib_probe roce = {"mlx5_0", "mlx5_core", NET_IB_TR_IB, 1, 0};
+    cr_expect(net_ib_dev_eligible(&roce, &t, why, sizeof why));
+    cr_expect(!t.iwarp && !t.ipv4_only);
+    cr_expect_str_eq(t.kind, "RoCE");
+    struct net_ib_probe ib = {"mlx5_1", "mlx5_core", NET_IB_TR_IB, 1, 1};
+    cr_expect(net_ib_dev_eligible(&ib, &t, why, sizeof why));
+    cr_expect_str_eq(t.kind, "InfiniBand");
+    /* erdma: used, with iWARP's rules, over IPv4 only */
+    struct net_ib_probe er = {"erdma_0", "erdma", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(net_ib_dev_eligible(&er, &t, why, sizeof why), "%s", why);
+    cr_expect(t.iwarp && t.ipv4_only);
+    cr_expect_str_eq(t.kind, "iWARP (erdma)");
+    struct net_ib_probe renamed = {"rdma0", "erdma", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(net_ib_dev_eligible(&renamed, &t, why, sizeof why), "renamed: the driver counts");
+    struct net_ib_probe nodrv = {"erdma_1", "", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(net_ib_dev_eligible(&nodrv, &t, why, sizeof why), "no driver in sysfs: the name");
+    cr_expect(t.iwarp);
+    /* other iWARP providers: refused, each naming device, driver and reason */
+    struct net_ib_probe cx = {"cxgb4_0", "iw_cxgb4", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(!net_ib_dev_eligible(&cx, &t, why, sizeof why));
+    cr_expect(strstr(why, "cxgb4_0") && strstr(why, "iw_cxgb4") && strstr(why, "firmware"),
+              "%s", why);
+    struct net_ib_probe siw = {"erdma_fake", "siw", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(!net_ib_dev_eligible(&siw, &t, why, sizeof why), "the driver over the name");
+    cr_expect(strstr(why, "soft-iWARP"), "%s", why);
+    struct net_ib_probe iw = {"irdma0", "irdma", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(!net_ib_dev_eligible(&iw, &t, why, sizeof why));
+    cr_expect(strstr(why, "iWARP mode"), "%s", why);
+    struct net_ib_probe rocev2 = {"irdma1", "irdma", NET_IB_TR_IB, 1, 0};
+    cr_expect(net_ib_dev_eligible(&rocev2, &t, why, sizeof why), "irdma in RoCEv2 mode");
+    struct net_ib_probe unknown = {"foo0", "", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(!net_ib_dev_eligible(&unknown, &t, why, sizeof why));
+    cr_expect(strstr(why, "RFC 5040"), "%s", why);
+    struct net_ib_probe usnic = {"usnic_0", "enic", NET_IB_TR_OTHER, 1, 0};
+    cr_expect(!net_ib_dev_eligible(&usnic, &t, why, sizeof why));
+}
+
+/* net_ib_choose with a refused device (never chosen; PPU_IB_HCA naming it
+ * fails with its reason) and an IPv4-only one (erdma: IPv6 passed over). */
+Test(net, ib_choose_refused_and_ipv4_only)
+{
+    const struct net_ib_devview devs[] = {
+        {.name = "cxgb4_0", .active = 1, .nifs = 1, .ifs = {"ens2"},
+         .refused = "iWARP device cxgb4_0 (driver iw_cxgb4) not used: firmware"},
+        {.name = "erdma_0", .active = 1, .nifs = 1, .ifs = {"eth0"}, .iwarp = 1,
+         .ipv4_only = 1},
+    };
+    struct net_ib_ifaddr as[] = {ib_if("ens2", "192.168.2.5"), ib_if("eth0", "fd00::5"),
+                                 ib_if("eth0", "10.0.0.5")};
+    char why[400] = "";
+    int dev = -1, addr = -1;
+    struct net_ib_ifaddr c = ib_if("-", "192.168.2.5");
+    cr_expect(!net_ib_choose(devs, 2, as, 3, "", (struct sockaddr *)&c.addr, &dev, &addr, why,
+                             sizeof why), "the refused device's address");
+    cr_expect(strstr(why, "cxgb4_0 (not used)"), "%s", why);
+    cr_expect(!net_ib_choose(devs, 2, as, 3, "cxgb4_0", (struct sockaddr *)&c.addr, &dev, &addr,
+                             why, sizeof why));
+    cr_expect(strstr(why, "PPU_IB_HCA=cxgb4_0") && strstr(why, "iw_cxgb4"), "%s", why);
+    c = ib_if("-", "10.0.0.5");
+    cr_expect(net_ib_choose(devs, 2, as, 3, "", (struct sockaddr *)&c.addr, &dev, &addr, why,
+                            sizeof why), "%s", why);
+    cr_expect(dev == 1 && addr == 2);
+    c = ib_if("-", "fd00::5");
+    cr_expect(!net_ib_choose(devs, 2, as, 3, "", (struct sockaddr *)&c.addr, &dev, &addr, why,
+                             sizeof why), "IPv6 on erdma");
+    cr_expect(strstr(why, "IPv4 only") && strstr(why, "erdma_0"), "%s", why);
+    cr_expect(net_ib_choose(devs, 2, as, 3, "erdma_0", (struct sockaddr *)&c.addr, &dev, &addr,
+                            why, sizeof why), "%s", why);
+    cr_expect_eq(addr, 2, "its IPv4 address, whatever the family TCP took");
+    cr_expect(!net_ib_choose(devs, 2, as, 2, "erdma_0", (struct sockaddr *)&c.addr, &dev, &addr,
+                             why, sizeof why), "only IPv6");
+    cr_expect(strstr(why, "no IPv4 address"), "%s", why);
+}
+
+/* iWARP: the active side sends first (rdma_connect(3)). The passive side
+ * (the receiver) posts nothing, not even a failure notice, until a write
+ * from the active side arrived; over InfiniBand and RoCE it posts once up,
+ * as before; the active side always may. */
+Test(net, ib_iwarp_passive_sends_after_active)
+{
+    struct net_ib_cm p = {.iwarp = 1};
+    net_ib_cm_step(&p, NET_IB_EV_CONNECT_REQUEST);
+    cr_assert_eq(net_ib_cm_accepted(&p, 1), NET_IB_ACT_UP);
+    cr_expect(!net_ib_cm_may_send(&p), "up, but the active side has not written yet");
+    cr_expect_eq(net_ib_cm_step(&p, NET_IB_EV_ESTABLISHED), NET_IB_ACT_NONE);
+    cr_expect(!net_ib_cm_may_send(&p), "ESTABLISHED is no write from the active side");
+    net_ib_cm_heard(&p);
+    cr_expect(net_ib_cm_may_send(&p));
+    struct net_ib_cm a = {.active = 1, .iwarp = 1};
+    cr_expect_eq(net_ib_cm_step(&a, NET_IB_EV_ESTABLISHED), NET_IB_ACT_UP);
+    cr_expect(net_ib_cm_may_send(&a), "the active side sends first");
+    struct net_ib_cm r = {0};
+    net_ib_cm_step(&r, NET_IB_EV_CONNECT_REQUEST);
+    net_ib_cm_accepted(&r, 1);
+    cr_expect(net_ib_cm_may_send(&r), "RoCE/InfiniBand: no such rule");
+    /* close does not wait for a notice iWARP never let this end post (it
+     * passes notice_done || !may_send) */
+    struct net_ib_cm q = {.iwarp = 1, .up = 1};
+    cr_expect(!net_ib_close_waits(1, 0 || !net_ib_cm_may_send(&q), 0, 0, 1000));
+    cr_expect(net_ib_close_waits(1, 0 || !net_ib_cm_may_send(&p), 0, 0, 1000), "heard: it waits");
+}
+
+/* Private data: the connection request's fits InfiniBand's 56 bytes and
+ * the 128 this transport counts on over iWARP; larger is refused with the
+ * limit named; the accept carries none. */
+Test(net, ib_private_data_limits)
+{
+    char why[160] = "";
+    cr_expect(net_ib_pdata_fits(0, 0, sizeof(struct net_ib_req), why, sizeof why));
+    cr_expect(net_ib_pdata_fits(1, 0, sizeof(struct net_ib_req), why, sizeof why));
+    cr_expect(net_ib_pdata_fits(1, 1, 0, why, sizeof why));
+    cr_expect(net_ib_pdata_fits(0, 0, 56, why, sizeof why));
+    cr_expect(!net_ib_pdata_fits(0, 0, 57, why, sizeof why));
+    cr_expect(strstr(why, "57 bytes") && strstr(why, "56 at most"), "%s", why);
+    cr_expect(net_ib_pdata_fits(0, 1, 196, why, sizeof why));
+    cr_expect(!net_ib_pdata_fits(0, 1, 197, why, sizeof why));
+    cr_expect(net_ib_pdata_fits(1, 0, 128, why, sizeof why));
+    cr_expect(!net_ib_pdata_fits(1, 1, 129, why, sizeof why));
+    cr_expect(strstr(why, "iWARP") && strstr(why, "accept"), "%s", why);
+}
+
+/* No loopback over iWARP: a receiver on an address of this host is refused
+ * before any connection is tried, with a sentence naming rank, interface,
+ * device and what to do; another host's address, or RoCE, goes ahead. */
+Test(net, ib_iwarp_no_loopback)
+{
+    struct net_ib_ifaddr mine[] = {ib_if("lo", "127.0.0.1"), ib_if("eth0", "10.0.0.5"),
+                                   ib_if("eth0", "fd00::5")};
+    char why[320] = "";
+    struct net_ib_ifaddr peer = ib_if("-", "10.0.0.5");
+    cr_expect(net_ib_loopback_refused(1, (struct sockaddr *)&peer.addr, mine, 3, 3, "erdma_0",
+                                      why, sizeof why));
+    cr_expect(strstr(why, "rank 3") && strstr(why, "eth0") && strstr(why, "erdma_0") &&
+              strstr(why, "PPU_NET=socket"), "%s", why);
+    peer = ib_if("-", "fd00::5");
+    cr_expect(net_ib_loopback_refused(1, (struct sockaddr *)&peer.addr, mine, 3, 3, "erdma_0",
+                                      why, sizeof why), "IPv6 too");
+    peer = ib_if("-", "10.0.0.6");
+    cr_expect(!net_ib_loopback_refused(1, (struct sockaddr *)&peer.addr, mine, 3, 3, "erdma_0",
+                                       why, sizeof why), "another host");
+    peer = ib_if("-", "10.0.0.5");
+    cr_expect(!net_ib_loopback_refused(0, (struct sockaddr *)&peer.addr, mine, 3, 3, "mlx5_0",
+                                       why, sizeof why), "RoCE loops back in the adapter");
 }
 
 /* The send queue, counted (net_ib_sq_post): one request in `every` is

@@ -116,6 +116,76 @@ enum net_ib_cm_act net_ib_cm_accepted(struct net_ib_cm *c, int ok)
     return NET_IB_ACT_UP;
 }
 
+int net_ib_cm_may_send(const struct net_ib_cm *c)
+{
+    return c->active || !c->iwarp || c->heard;
+}
+
+void net_ib_cm_heard(struct net_ib_cm *c)
+{
+    __atomic_store_n(&c->heard, 1, __ATOMIC_RELEASE); /* close reads it on another thread */
+}
+
+/* Why an iWARP driver other than erdma is refused (see net_ib.h). */
+static const char *iwarp_refusal(const char *driver)
+{
+    static const struct {
+        const char *driver, *why;
+    } known[] = {
+        {"iw_cxgb4", "Chelsio adapters write with immediate only where their firmware offers "
+                     "it, which the kernel does not report, so it cannot be probed"},
+        {"siw", "soft-iWARP has no RDMA write with immediate"},
+        {"irdma", "Intel's adapters take no immediate data in iWARP mode (RoCEv2 mode does)"},
+        {"i40iw", "Intel's X722 takes no immediate data over iWARP"},
+        {"qedr", "qedr refuses immediate data in iWARP mode (RoCE mode takes it)"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(driver, known[i].driver))
+            return known[i].why;
+    return "iWARP (RFC 5040) has no RDMA write with immediate, and this provider is not one "
+           "known to add it (erdma)";
+}
+
+int net_ib_dev_eligible(const struct net_ib_probe *p, struct net_ib_traits *t, char *why,
+                        size_t len)
+{
+    memset(t, 0, sizeof *t);
+    const char *drv = p->driver ? p->driver : "";
+    if (p->transport == NET_IB_TR_IB) {
+        snprintf(t->kind, sizeof t->kind, "%s", p->link_layer_ib ? "InfiniBand" : "RoCE");
+        return 1;
+    }
+    if (p->transport != NET_IB_TR_IWARP) {
+        snprintf(why, len, "device %s (driver %s): neither InfiniBand, RoCE nor iWARP", p->name,
+                 *drv ? drv : "unknown");
+        return 0;
+    }
+    /* the driver when sysfs names it; the name only where it does not (a
+     * device can be renamed, its driver cannot) */
+    int erdma = *drv ? !strcmp(drv, "erdma") : !strncmp(p->name, "erdma", 5);
+    if (!erdma) {
+        snprintf(why, len, "iWARP device %s (driver %s) not used: %s", p->name,
+                 *drv ? drv : "unknown", iwarp_refusal(drv));
+        return 0;
+    }
+    t->iwarp = 1;
+    t->ipv4_only = 1;
+    snprintf(t->kind, sizeof t->kind, "iWARP (erdma)");
+    return 1;
+}
+
+int net_ib_pdata_fits(int iwarp, int accept, size_t n, char *why, size_t len)
+{
+    size_t max = iwarp ? NET_IB_PDATA_IWARP
+                       : accept ? NET_IB_PDATA_IB_ACCEPT : NET_IB_PDATA_IB_CONNECT;
+    if (n <= max)
+        return 1;
+    snprintf(why, len, "%zu bytes of private data in a connection %s, where %s carries %zu at "
+             "most", n, accept ? "accept" : "request",
+             iwarp ? "iWARP (MPA, as this transport counts it)" : "InfiniBand or RoCE", max);
+    return 0;
+}
+
 int net_ib_poll_set(const int *chan_fds, int n, int cm_fd, int wake_fd, int *out)
 {
     int k = 0;
@@ -184,6 +254,23 @@ static int same_host_addr(const struct sockaddr_storage *a, const struct sockadd
                    &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
 }
 
+int net_ib_loopback_refused(int iwarp, const struct sockaddr *peer,
+                            const struct net_ib_ifaddr *local, int nlocal, int peer_rank,
+                            const char *dev, char *why, size_t len)
+{
+    if (!iwarp || !peer)
+        return 0;
+    int i = 0;
+    while (i < nlocal && !same_host_addr(&local[i].addr, peer))
+        i++;
+    if (i == nlocal)
+        return 0;
+    snprintf(why, len, "rank %d listens on %s's address, on this host, and iWARP (device %s) "
+             "cannot connect a host to itself: put the two ranks on different hosts, or set "
+             "PPU_NET=socket", peer_rank, local[i].ifname, dev);
+    return 1;
+}
+
 static int dev_has_if(const struct net_ib_devview *d, const char *ifname)
 {
     for (int k = 0; k < d->nifs; k++)
@@ -199,7 +286,9 @@ static void list_devs(const struct net_ib_devview *devs, int ndev, char *buf, si
     buf[0] = '\0';
     for (int i = 0; i < ndev && at < len; i++) {
         at += (size_t)snprintf(buf + at, len - at, "%s%s%s:", i ? ", " : "", devs[i].name,
-                               devs[i].active ? "" : " (no active port)");
+                               devs[i].refused[0] ? " (not used)"
+                               : devs[i].active   ? ""
+                                                  : " (no active port)");
         for (int k = 0; k < devs[i].nifs && at < len; k++)
             at += (size_t)snprintf(buf + at, len - at, " %s", devs[i].ifs[k]);
         if (!devs[i].nifs && at < len)
@@ -217,20 +306,25 @@ int net_ib_choose(const struct net_ib_devview *devs, int ndev, const struct net_
         int d = 0;
         while (d < ndev && strcmp(devs[d].name, hca) != 0)
             d++;
-        if (d == ndev || !devs[d].active) {
+        if (d == ndev || devs[d].refused[0] || !devs[d].active) {
             snprintf(why, len, "PPU_IB_HCA=%s: %s (devices: %s)", hca,
-                     d == ndev ? "no such RDMA device" : "no active port", ndev ? all : "none");
+                     d == ndev            ? "no such RDMA device"
+                     : devs[d].refused[0] ? devs[d].refused
+                                          : "no active port",
+                     ndev ? all : "none");
             return 0;
         }
         int best = -1;
         for (int i = 0; i < naddr; i++)
             if (dev_has_if(&devs[d], addrs[i].ifname) && ib_addr_usable(&addrs[i].addr) &&
+                (!devs[d].ipv4_only || addrs[i].addr.ss_family == AF_INET) &&
                 (best < 0 || (chosen && addrs[i].addr.ss_family == chosen->sa_family &&
                               addrs[best].addr.ss_family != chosen->sa_family)))
                 best = i;
         if (best < 0) {
-            snprintf(why, len, "PPU_IB_HCA=%s: its interfaces have no address that is neither "
-                     "loopback nor IPv6 link-local (%s)", hca, all);
+            snprintf(why, len, "PPU_IB_HCA=%s: its interfaces have no %saddress that is neither "
+                     "loopback nor IPv6 link-local (%s)", hca,
+                     devs[d].ipv4_only ? "IPv4 " : "", all);
             return 0;
         }
         *dev = d;
@@ -247,7 +341,13 @@ int net_ib_choose(const struct net_ib_devview *devs, int ndev, const struct net_
         return 0;
     }
     for (int d = 0; d < ndev; d++)
-        if (devs[d].active && dev_has_if(&devs[d], addrs[at].ifname)) {
+        if (!devs[d].refused[0] && devs[d].active && dev_has_if(&devs[d], addrs[at].ifname)) {
+            if (devs[d].ipv4_only && addrs[at].addr.ss_family != AF_INET) {
+                snprintf(why, len, "the address links listen on (interface %s) is IPv6, and "
+                         "device %s connects over IPv4 only: give PPU_SOCKET_IFNAME an IPv4 "
+                         "address", addrs[at].ifname, devs[d].name);
+                return 0;
+            }
             *dev = d;
             *addr = at;
             return 1;
@@ -580,6 +680,55 @@ static void net_ifs(struct net_ib_devview *v)
         closedir(dir);
 }
 
+/* This host's IPv4 and IPv6 interface addresses: 0, or -1 (errno set).
+ * The caller frees *addrs. */
+static int local_addrs(struct net_ib_ifaddr **addrs, int *naddr)
+{
+    struct ifaddrs *ifs = NULL;
+    *addrs = NULL;
+    *naddr = 0;
+    if (getifaddrs(&ifs) != 0)
+        return -1;
+    int m = 0;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+        m++;
+    *addrs = calloc((size_t)m + 1, sizeof **addrs);
+    for (struct ifaddrs *i = ifs; i && *addrs; i = i->ifa_next) {
+        if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET &&
+                             i->ifa_addr->sa_family != AF_INET6))
+            continue;
+        struct net_ib_ifaddr *a = &(*addrs)[(*naddr)++];
+        snprintf(a->ifname, sizeof a->ifname, "%s", i->ifa_name);
+        memcpy(&a->addr, i->ifa_addr, i->ifa_addr->sa_family == AF_INET
+                                          ? sizeof(struct sockaddr_in)
+                                          : sizeof(struct sockaddr_in6));
+    }
+    freeifaddrs(ifs);
+    if (!*addrs)
+        errno = ENOMEM;
+    return *addrs ? 0 : -1;
+}
+
+/* The kernel driver of device name (the link /sys/class/infiniband/<name>/
+ * device/driver points to), in buf; "" where sysfs does not say (a
+ * software device has no device/driver). */
+static const char *dev_driver(const char *name, char *buf, size_t len)
+{
+    char path[256], target[256];
+    snprintf(path, sizeof path, "/sys/class/infiniband/%s/device/driver", name);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    buf[0] = '\0';
+    if (n > 0) {
+        target[n] = '\0';
+        const char *base = strrchr(target, '/');
+        base = base ? base + 1 : target;
+        size_t k = strlen(base) < len ? strlen(base) : len - 1; /* driver names are short */
+        memcpy(buf, base, k);
+        buf[k] = '\0';
+    }
+    return buf;
+}
+
 /* The host's RDMA devices and interface addresses, for net_ib_choose;
  * 0, or -1 with the reason in what. The caller frees both lists. */
 static int host_view(struct net_ib_devview **views, int *ndev, struct net_ib_ifaddr **addrs,
@@ -598,47 +747,50 @@ static int host_view(struct net_ib_devview **views, int *ndev, struct net_ib_ifa
     }
     *views = calloc((size_t)n, sizeof **views);
     for (int i = 0; i < n && *views; i++) {
-        if (list[i]->transport_type != IBV_TRANSPORT_IB) /* InfiniBand or RoCE; not iWARP */
-            continue;
         struct net_ib_devview *v = &(*views)[(*ndev)++];
         snprintf(v->name, sizeof v->name, "%s", ibv_get_device_name(list[i]));
         struct ibv_context *ctx = ibv_open_device(list[i]);
         struct ibv_device_attr da;
+        int ll_ib = 0;
         if (ctx && ibv_query_device(ctx, &da) == 0)
             for (uint8_t port = 1; port <= da.phys_port_cnt; port++) {
                 struct ibv_port_attr pa;
                 if (ibv_query_port(ctx, port, &pa) != 0)
                     continue;
+                if (pa.state == IBV_PORT_ACTIVE && !v->active)
+                    ll_ib = pa.link_layer == IBV_LINK_LAYER_INFINIBAND;
                 v->active |= pa.state == IBV_PORT_ACTIVE;
                 gid_ifs(v, port, pa.gid_tbl_len);
             }
         if (ctx)
             ibv_close_device(ctx);
         net_ifs(v);
+        /* what the device is, probed: its transport, driver and port */
+        char drv[64];
+        struct net_ib_traits t;
+        struct net_ib_probe pr = {v->name, dev_driver(v->name, drv, sizeof drv),
+                                  list[i]->transport_type == IBV_TRANSPORT_IB      ? NET_IB_TR_IB
+                                  : list[i]->transport_type == IBV_TRANSPORT_IWARP ? NET_IB_TR_IWARP
+                                                                                   : NET_IB_TR_OTHER,
+                                  v->active, ll_ib};
+        if (net_ib_dev_eligible(&pr, &t, v->refused, sizeof v->refused)) {
+            v->iwarp = t.iwarp;
+            v->ipv4_only = t.ipv4_only;
+            ppu_transport_log(LOG_TRACE, "net_ib: device %s: %s%s", v->name, t.kind,
+                              v->active ? "" : ", no active port");
+        } else {
+            if (!v->refused[0])
+                snprintf(v->refused, sizeof v->refused, "not usable");
+            ppu_transport_log(LOG_INFO, "net_ib: %s", v->refused);
+        }
     }
     ibv_free_device_list(list);
-    struct ifaddrs *ifs = NULL;
-    if (!*views || getifaddrs(&ifs) != 0) {
+    if (!*views || local_addrs(addrs, naddr) != 0) {
         snprintf(what, len, "cannot list the RDMA devices' addresses: %s", strerror(errno));
         free(*views);
         *views = NULL;
         return -1;
     }
-    int m = 0;
-    for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
-        m++;
-    *addrs = calloc((size_t)m + 1, sizeof **addrs);
-    for (struct ifaddrs *i = ifs; i && *addrs; i = i->ifa_next) {
-        if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET &&
-                             i->ifa_addr->sa_family != AF_INET6))
-            continue;
-        struct net_ib_ifaddr *a = &(*addrs)[(*naddr)++];
-        snprintf(a->ifname, sizeof a->ifname, "%s", i->ifa_name);
-        memcpy(&a->addr, i->ifa_addr, i->ifa_addr->sa_family == AF_INET
-                                          ? sizeof(struct sockaddr_in)
-                                          : sizeof(struct sockaddr_in6));
-    }
-    freeifaddrs(ifs);
     return 0;
 }
 
@@ -647,11 +799,11 @@ static int host_view(struct net_ib_devview **views, int *ndev, struct net_ib_ifa
  * the reason in what. The last answer is kept: links ask again and again,
  * and reading every GID table each time would slow setup down. */
 static int ib_where(const char *hca, const struct sockaddr *chosen, union ppu_sockaddr *out,
-                    char *what, size_t len)
+                    int *iwarp, char *what, size_t len)
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     static struct {
-        int valid, ok;
+        int valid, ok, iwarp;
         char hca[64];
         struct sockaddr_storage chosen;
         union ppu_sockaddr at;
@@ -683,6 +835,7 @@ static int ib_where(const char *hca, const struct sockaddr *chosen, union ppu_so
                                                 : (void *)&last.at.in4.sin_addr, ab, sizeof ab);
             snprintf(last.what, sizeof last.what, "%s, address %s on %s", views[d].name, ab,
                      addrs[a].ifname);
+            last.iwarp = views[d].iwarp;
         }
         free(views);
         free(addrs);
@@ -693,6 +846,8 @@ static int ib_where(const char *hca, const struct sockaddr *chosen, union ppu_so
     int ok = last.ok;
     if (ok)
         *out = last.at;
+    if (ok && iwarp)
+        *iwarp = last.iwarp;
     snprintf(what, len, "%s", last.what);
     pthread_mutex_unlock(&lock);
     return ok;
@@ -719,13 +874,15 @@ int ppu_net_ib_usable(const char *hca, char *what, size_t len)
         snprintf(what, len, "no address for network links: %s", err);
         return 0;
     }
-    return ib_where(hca, picked ? &chosen.sa : NULL, &at, what, len);
+    return ib_where(hca, picked ? &chosen.sa : NULL, &at, NULL, what, len);
 }
 
 /* ---- the progress thread ---- */
 
 static int ib_round(struct net_progress *g, struct net_end **links, int n, int nap_ms,
                     int wake_fd);
+/* Why this thread's last send_connect refused its link (why_failed says it). */
+static __thread char ib_refusal[320];
 static void link_release(struct ib_link *l);
 static struct net_progress g = NET_PROGRESS_INIT("ppu-ib", ib_round, NULL);
 
@@ -909,6 +1066,8 @@ static int post_ctl(struct ib_link *l, enum net_ib_imm_kind kind, uint64_t value
 {
     /* inline: the value is copied as it is posted; else its source slot
      * must stay until the write completed, so it is signaled */
+    if (!net_ib_cm_may_send(&l->cm)) /* iWARP: nothing before the active side's first write */
+        return 0;
     int inl = net_ib_ctl_inline(l->max_inline);
     unsigned k = l->ctl_next % CTL_SLOTS;
     if (!inl && l->ctl_seq[k] > l->sq.done)
@@ -1043,6 +1202,8 @@ static int poll_cq(struct ib_link *l)
                     atomic_store_explicit(&l->notice_done, 1, memory_order_release);
                 continue;
             }
+            if (!l->cm.heard)
+                net_ib_cm_heard(&l->cm);
             const char *why = NULL;
             uint32_t imm = ntohl(w->imm_data);
             int kind = (w->wc_flags & IBV_WC_WITH_IMM)
@@ -1344,6 +1505,8 @@ static size_t pinned_bytes(void)
 static int link_memory(struct ib_link *l, struct ibv_context *ctx)
 {
     snprintf(l->devname, sizeof l->devname, "%s", ibv_get_device_name(ctx->device));
+    /* iWARP's connection rules (net_ib_cm_may_send, private data) */
+    l->cm.iwarp = ctx->device->transport_type == IBV_TRANSPORT_IWARP;
     l->dev = dev_get(ctx);
     if (!l->dev)
         return -1;
@@ -1487,10 +1650,12 @@ static ppu_result_t expect_event(struct ib_link *l, enum rdma_cm_event_type want
 /* This rank's address (net_ib_choose): where its links listen and where
  * its connections come from, on the device PPU_IB_HCA names or the one
  * that has the address TCP takes. */
-static int link_addr(struct ib_link *l, const struct ppu_link_params *p, union ppu_sockaddr *a)
+static int link_addr(struct ib_link *l, const struct ppu_link_params *p, union ppu_sockaddr *a,
+                     int *iwarp)
 {
     char what[400], d[32];
-    if (ib_where(p->ib_hca, (const struct sockaddr *)&p->listen_addr, a, what, sizeof what))
+    if (ib_where(p->ib_hca, (const struct sockaddr *)&p->listen_addr, a, iwarp, what,
+                 sizeof what))
         return 0;
     ppu_transport_log(LOG_WARN, "net_ib: link %s: no address on an RDMA device: %s",
                       dir(l, d, sizeof d), what);
@@ -1505,7 +1670,7 @@ static ppu_result_t net_ib_recv_setup(struct ppu_link *link, void *info_out)
     if (!l)
         return PPU_SYSTEM_ERROR;
     union ppu_sockaddr a;
-    if (link_addr(l, p, &a) != 0)
+    if (link_addr(l, p, &a, NULL) != 0)
         goto fail;
     int fam = a.sa.sa_family;
     struct net_ib_info info;
@@ -1561,6 +1726,7 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     const struct ppu_link_params *p = &link->params;
     struct net_ib_info info;
     const char *why = NULL;
+    ib_refusal[0] = '\0';
     if (net_ib_check_info(info_in, PPU_CONNECT_INFO_BYTES, p->slot_bytes, (uint32_t)p->nslots,
                           &info, &why) != 0) {
         ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: %s", p->self_rank, p->peer_rank, why);
@@ -1577,13 +1743,31 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     l->r_ctl = info.ctl_addr;
     l->r_ctl_rkey = info.ctl_rkey;
     union ppu_sockaddr a, src;
-    if (link_addr(l, p, &src) != 0) {
+    int iwarp = 0;
+    if (link_addr(l, p, &src, &iwarp) != 0) {
         link_free(l);
         return PPU_SYSTEM_ERROR;
     }
     net_addr_unpack(info.family, info.port, info.scope_id, info.addr, &a);
     char ab[INET6_ADDRSTRLEN] = "?";
     inet_ntop(info.family, info.addr, ab, sizeof ab);
+    /* iWARP cannot reach this host's own addresses: say so now, rather
+     * than after a connection attempt that cannot work */
+    struct net_ib_ifaddr *mine = NULL;
+    int nmine = 0;
+    char where[96];
+    ib_where(p->ib_hca, (const struct sockaddr *)&p->listen_addr, &src, NULL, where,
+             sizeof where);
+    where[strcspn(where, ",")] = '\0'; /* the device's name */
+    if (iwarp && local_addrs(&mine, &nmine) == 0 &&
+        net_ib_loopback_refused(iwarp, &a.sa, mine, nmine, p->peer_rank, where, ib_refusal,
+                                sizeof ib_refusal)) {
+        ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: %s", l->e.self, l->e.peer, ib_refusal);
+        free(mine);
+        link_free(l);
+        return PPU_INVALID_USAGE;
+    }
+    free(mine);
     uint64_t deadline = ppu_now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
     struct rdma_cm_id *id = NULL;
     ppu_result_t r = PPU_SYSTEM_ERROR;
@@ -1619,6 +1803,13 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     q.ctl_addr = (uintptr_t)l->ctl;
     q.ctl_rkey = l->ctl_mr->rkey;
     q.sender_rank = l->e.self;
+    char pwhy[160];
+    if (!net_ib_pdata_fits(l->cm.iwarp, 0, sizeof q, pwhy, sizeof pwhy)) {
+        ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: device %s: %s", l->e.self, l->e.peer,
+                          l->devname, pwhy);
+        r = PPU_INTERNAL_ERROR;
+        goto fail;
+    }
     struct rdma_conn_param cp;
     memset(&cp, 0, sizeof cp);
     cp.private_data = &q;
@@ -1806,9 +1997,12 @@ static void net_ib_close(struct ppu_link *link)
      * completed, not only until it was posted: destroying the queue pair
      * flushes it, and the peer would read "gone" and not "failed" */
     uint64_t t0 = ppu_now_ns();
+    struct net_ib_cm cm = l->cm; /* a notice iWARP does not let this end post: no wait */
     while (l->registered &&
+           (cm.heard = __atomic_load_n(&l->cm.heard, __ATOMIC_ACQUIRE), 1) &&
            net_ib_close_waits(atomic_load_explicit(&l->e.local_failed, memory_order_acquire),
-                              atomic_load_explicit(&l->notice_done, memory_order_acquire),
+                              atomic_load_explicit(&l->notice_done, memory_order_acquire) ||
+                                  !net_ib_cm_may_send(&cm),
                               atomic_load_explicit(&l->e.gone, memory_order_acquire),
                               (int)((ppu_now_ns() - t0) / 1000000ull), NOTICE_MS)) {
         kick(1);
@@ -1823,8 +2017,11 @@ static void net_ib_close(struct ppu_link *link)
 static const char *ib_why_failed(const struct ppu_link *link, int phase, ppu_result_t r,
                                  char *buf, size_t len)
 {
-    snprintf(buf, len, "%s", phase == 1 ? "an RDMA listener (PPU_IB_HCA); the log says more"
-                                        : "see the log");
+    if (phase == 2 && r == PPU_INVALID_USAGE && ib_refusal[0])
+        snprintf(buf, len, "%s", ib_refusal);
+    else
+        snprintf(buf, len, "%s", phase == 1 ? "an RDMA listener (PPU_IB_HCA); the log says more"
+                                            : "see the log");
     return buf;
 }
 
