@@ -61,7 +61,9 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "RDMA device for PPU_NET=ib (e.g. mlx5_0): an address of its interfaces (those its GID "
         "table names, so VLANs and bonds too; never IPv6 link-local) is where links listen and "
         "what they connect from. Empty: the device that has PPU_SOCKET_IFNAME's address; a rank "
-        "whose address is on no RDMA device does not count as able to use ib.",
+        "whose address is on no RDMA device does not count as able to use ib. A device that "
+        "cannot write with immediate (iWARP other than erdma) is never taken; naming it fails "
+        "with its reason.",
         .kind = PPU_PK_STR},
     [PPU_P_IB_TC] = {"PPU_IB_TC", "-1",
         "Traffic class of RDMA links (RoCE: DSCP << 2 | ECN, e.g. 106 for DSCP 26), for "
