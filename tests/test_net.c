@@ -1064,11 +1064,33 @@ Test(net, ib_cm_active)
         cr_expect_eq(net_ib_cm_step(&c, NET_IB_EV_UNREACHABLE), NET_IB_ACT_FAIL, "after setup");
     }
     static const enum net_ib_cm_ev bad[] = {NET_IB_EV_REJECTED, NET_IB_EV_UNREACHABLE,
-                                            NET_IB_EV_CONNECT_ERROR, NET_IB_EV_DEVICE_REMOVAL};
-    for (int i = 0; i < 4; i++) {
+                                            NET_IB_EV_CONNECT_ERROR};
+    for (int i = 0; i < 3; i++) {
         struct net_ib_cm c = {.active = 1};
         cr_expect_eq(net_ib_cm_step(&c, bad[i]), NET_IB_ACT_FAIL, "event %d", i);
         cr_expect(!c.up && c.failed);
+    }
+}
+
+/* A device being removed: the link ends and releases what it holds of the
+ * device at once (only marking it gone kept the device's objects until
+ * close, and the kernel could not remove it), during setup and after,
+ * on either side; once. */
+Test(net, ib_device_removal_releases)
+{
+    for (int active = 0; active < 2; active++) {
+        struct net_ib_cm c = {.active = active};
+        cr_expect_eq(net_ib_cm_step(&c, NET_IB_EV_DEVICE_REMOVAL), NET_IB_ACT_RELEASE);
+        cr_expect(c.failed && !c.up);
+        struct net_ib_cm u = {.active = active};
+        if (active)
+            net_ib_cm_step(&u, NET_IB_EV_ESTABLISHED);
+        else
+            net_ib_cm_step(&u, NET_IB_EV_CONNECT_REQUEST), net_ib_cm_accepted(&u, 1);
+        cr_assert(u.up);
+        cr_expect_eq(net_ib_cm_step(&u, NET_IB_EV_DEVICE_REMOVAL), NET_IB_ACT_RELEASE);
+        cr_expect_eq(net_ib_cm_step(&u, NET_IB_EV_DEVICE_REMOVAL), NET_IB_ACT_NONE, "twice");
+        cr_expect_eq(net_ib_cm_step(&u, NET_IB_EV_DISCONNECTED), NET_IB_ACT_NONE);
     }
 }
 
@@ -1092,4 +1114,329 @@ Test(net, ib_forked_child_refuses_rdma)
     int st;
     waitpid(pid, &st, 0);
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the forked child must refuse RDMA, naming why");
+}
+
+/* The progress thread's nap with more links than the old poll set held
+ * (64): each device's one completion channel stands for all its links'
+ * queues, so 200 links on three devices poll five descriptors (three
+ * channels, the connection manager's, the wake-up, last), and every link's
+ * channel is among them; before, links past the 64th were in no poll set
+ * and were served by a 1 ms time-out. */
+Test(net, ib_one_channel_per_device_past_64_links)
+{
+    enum { N = 200 };
+    int chan[N], set[N + 2];
+    for (int i = 0; i < N; i++)
+        chan[i] = i % 7 == 3 ? 12 : i % 2 ? 10 : 11; /* the third device first seen at 3 */
+    int np = net_ib_poll_set(chan, N, 40, 41, set);
+    cr_assert_eq(np, 5, "%d descriptors", np);
+    cr_expect(set[0] == 11 && set[1] == 10 && set[2] == 12, "channels %d %d %d", set[0], set[1],
+              set[2]);
+    cr_expect(set[3] == 40 && set[4] == 41, "then the cm channel and the wake-up");
+    for (int i = 0; i < N; i++) {
+        int in = 0;
+        for (int k = 0; k < np - 2; k++)
+            in |= set[k] == chan[i];
+        cr_expect(in, "link %d's channel is not polled", i);
+    }
+    cr_expect_eq(net_ib_poll_set(chan, 0, 40, 41, set), 2, "no links: cm and wake-up");
+    cr_expect_eq(net_ib_poll_set(chan, N, -1, 41, set), 4, "no cm channel");
+    cr_expect_eq(set[3], 41);
+}
+
+/* ---- net_ib's choice of device and address (net_ib_choose) ---- */
+
+static struct net_ib_ifaddr ib_if(const char *ifname, const char *ip)
+{
+    struct net_ib_ifaddr a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.ifname, sizeof a.ifname, "%s", ifname);
+    if (strchr(ip, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a.addr;
+        s6->sin6_family = AF_INET6;
+        inet_pton(AF_INET6, ip, &s6->sin6_addr);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a.addr;
+        s4->sin_family = AF_INET;
+        inet_pton(AF_INET, ip, &s4->sin_addr);
+    }
+    return a;
+}
+
+/* The usual layout: management on eth0 (the address TCP takes), RDMA on
+ * ens1f0, whose device's GID table also names a VLAN on it; rxe0, a
+ * software device on a veth, has no active port. */
+static const struct net_ib_devview ib_devs[] = {
+    {.name = "rxe0", .active = 0, .nifs = 1, .ifs = {"veth0"}},
+    {.name = "mlx5_0", .active = 1, .nifs = 2, .ifs = {"ens1f0", "ens1f0.100"}},
+};
+
+static int ib_pick(const struct net_ib_ifaddr *as, int na, const char *hca, const char *chosen,
+                   int *addr, char *why)
+{
+    struct net_ib_ifaddr c = ib_if("-", chosen);
+    int dev = -1;
+    *addr = -1;
+    int ok = net_ib_choose(ib_devs, 2, as, na, hca, (struct sockaddr *)&c.addr, &dev, addr, why,
+                           400);
+    return ok ? dev : -1;
+}
+
+Test(net, ib_address_without_rdma_device_refused)
+{
+    struct net_ib_ifaddr as[] = {ib_if("lo", "127.0.0.1"), ib_if("eth0", "10.0.0.5"),
+                                 ib_if("ens1f0", "fe80::1"), ib_if("ens1f0", "192.168.1.5"),
+                                 ib_if("veth0", "172.17.0.2")};
+    char why[400] = "";
+    int addr;
+    /* TCP's address is eth0's, which no RDMA device has: not ib (today's
+     * code counted the rank RDMA-capable because a port was active) */
+    cr_expect_eq(ib_pick(as, 5, "", "10.0.0.5", &addr, why), -1);
+    cr_expect(strstr(why, "interface eth0") && strstr(why, "PPU_IB_HCA") &&
+              strstr(why, "mlx5_0: ens1f0 ens1f0.100"), "%s", why);
+    /* an address of a device without an active port is no better */
+    cr_expect_eq(ib_pick(as, 5, "", "172.17.0.2", &addr, why), -1);
+    cr_expect_eq(ib_pick(as, 5, NULL, "127.0.0.1", &addr, why), -1, "loopback");
+    cr_expect(strstr(why, "loopback"), "%s", why);
+    cr_expect_eq(ib_pick(as, 5, NULL, "10.9.9.9", &addr, why), -1, "an address on no interface");
+    /* TCP's address on the RDMA interface: ib, there */
+    cr_expect_eq(ib_pick(as, 5, NULL, "192.168.1.5", &addr, why), 1, "%s", why);
+    cr_expect_eq(addr, 3);
+}
+
+Test(net, ib_hca_address_from_gid_interfaces)
+{
+    char why[400] = "";
+    int addr;
+    /* PPU_IB_HCA: its address, whatever TCP took; the IPv6 link-local one
+     * is passed over */
+    struct net_ib_ifaddr as[] = {ib_if("eth0", "10.0.0.5"), ib_if("ens1f0", "fe80::1"),
+                                 ib_if("ens1f0", "192.168.1.5")};
+    cr_expect_eq(ib_pick(as, 3, "mlx5_0", "10.0.0.5", &addr, why), 1, "%s", why);
+    cr_expect_eq(addr, 2);
+    /* RoCE on a VLAN: the GID table's interface, not device/net's */
+    struct net_ib_ifaddr vlan[] = {ib_if("eth0", "10.0.0.5"), ib_if("ens1f0.100", "fd00::7"),
+                                   ib_if("ens1f0.100", "192.168.100.5")};
+    cr_expect_eq(ib_pick(vlan, 3, "mlx5_0", "10.0.0.5", &addr, why), 1, "%s", why);
+    cr_expect_eq(addr, 2, "the family of TCP's address first");
+    cr_expect_eq(ib_pick(vlan, 3, "mlx5_0", "2001:db8::1", &addr, why), 1, "%s", why);
+    cr_expect_eq(addr, 1);
+    cr_expect_eq(ib_pick(vlan, 3, "", "192.168.100.5", &addr, why), 1, "%s", why);
+    /* only a link-local address: refused */
+    struct net_ib_ifaddr ll[] = {ib_if("eth0", "10.0.0.5"), ib_if("ens1f0", "fe80::1")};
+    cr_expect_eq(ib_pick(ll, 2, "mlx5_0", "10.0.0.5", &addr, why), -1);
+    cr_expect(strstr(why, "link-local"), "%s", why);
+    /* no such device, or none active */
+    cr_expect_eq(ib_pick(as, 3, "mlx4_0", "10.0.0.5", &addr, why), -1);
+    cr_expect(strstr(why, "no such RDMA device") && strstr(why, "rxe0"), "%s", why);
+    cr_expect_eq(ib_pick(as, 3, "rxe0", "10.0.0.5", &addr, why), -1);
+    cr_expect(strstr(why, "no active port"), "%s", why);
+}
+
+/* ---- iWARP (erdma) ---- */
+
+/* Which devices links use, from probed facts (net_ib_dev_eligible): every
+ * InfiniBand and RoCE device; of iWARP devices only erdma's, whose provider
+ * writes with immediate (the old code refused every iWARP device by its
+ * transport type); the others each refused with their reason; the driver
+ * sysfs names counts over the device's name, which can be renamed. */
+Test(net, ib_device_eligibility_probed)
+{
+    struct net_ib_traits t;
+    char why[200] = "";
+    struct net_ib_probe roce = {"mlx5_0", "mlx5_core", NET_IB_TR_IB, 1, 0};
+    cr_expect(net_ib_dev_eligible(&roce, &t, why, sizeof why));
+    cr_expect(!t.iwarp && !t.ipv4_only);
+    cr_expect_str_eq(t.kind, "RoCE");
+    struct net_ib_probe ib = {"mlx5_1", "mlx5_core", NET_IB_TR_IB, 1, 1};
+    cr_expect(net_ib_dev_eligible(&ib, &t, why, sizeof why));
+    cr_expect_str_eq(t.kind, "InfiniBand");
+    /* erdma: used, with iWARP's rules, over IPv4 only */
+    struct net_ib_probe er = {"erdma_0", "erdma", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(net_ib_dev_eligible(&er, &t, why, sizeof why), "%s", why);
+    cr_expect(t.iwarp && t.ipv4_only);
+    cr_expect_str_eq(t.kind, "iWARP (erdma)");
+    struct net_ib_probe renamed = {"rdma0", "erdma", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(net_ib_dev_eligible(&renamed, &t, why, sizeof why), "renamed: the driver counts");
+    struct net_ib_probe nodrv = {"erdma_1", "", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(net_ib_dev_eligible(&nodrv, &t, why, sizeof why), "no driver in sysfs: the name");
+    cr_expect(t.iwarp);
+    /* other iWARP providers: refused, each naming device, driver and reason */
+    struct net_ib_probe cx = {"cxgb4_0", "iw_cxgb4", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(!net_ib_dev_eligible(&cx, &t, why, sizeof why));
+    cr_expect(strstr(why, "cxgb4_0") && strstr(why, "iw_cxgb4") && strstr(why, "firmware"),
+              "%s", why);
+    struct net_ib_probe siw = {"erdma_fake", "siw", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(!net_ib_dev_eligible(&siw, &t, why, sizeof why), "the driver over the name");
+    cr_expect(strstr(why, "soft-iWARP"), "%s", why);
+    struct net_ib_probe iw = {"irdma0", "irdma", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(!net_ib_dev_eligible(&iw, &t, why, sizeof why));
+    cr_expect(strstr(why, "iWARP mode"), "%s", why);
+    struct net_ib_probe rocev2 = {"irdma1", "irdma", NET_IB_TR_IB, 1, 0};
+    cr_expect(net_ib_dev_eligible(&rocev2, &t, why, sizeof why), "irdma in RoCEv2 mode");
+    struct net_ib_probe unknown = {"foo0", "", NET_IB_TR_IWARP, 1, 0};
+    cr_expect(!net_ib_dev_eligible(&unknown, &t, why, sizeof why));
+    cr_expect(strstr(why, "RFC 5040"), "%s", why);
+    struct net_ib_probe usnic = {"usnic_0", "enic", NET_IB_TR_OTHER, 1, 0};
+    cr_expect(!net_ib_dev_eligible(&usnic, &t, why, sizeof why));
+}
+
+/* net_ib_choose with a refused device (never chosen; PPU_IB_HCA naming it
+ * fails with its reason) and an IPv4-only one (erdma: IPv6 passed over). */
+Test(net, ib_choose_refused_and_ipv4_only)
+{
+    const struct net_ib_devview devs[] = {
+        {.name = "cxgb4_0", .active = 1, .nifs = 1, .ifs = {"ens2"},
+         .refused = "iWARP device cxgb4_0 (driver iw_cxgb4) not used: firmware"},
+        {.name = "erdma_0", .active = 1, .nifs = 1, .ifs = {"eth0"}, .iwarp = 1,
+         .ipv4_only = 1},
+    };
+    struct net_ib_ifaddr as[] = {ib_if("ens2", "192.168.2.5"), ib_if("eth0", "fd00::5"),
+                                 ib_if("eth0", "10.0.0.5")};
+    char why[400] = "";
+    int dev = -1, addr = -1;
+    struct net_ib_ifaddr c = ib_if("-", "192.168.2.5");
+    cr_expect(!net_ib_choose(devs, 2, as, 3, "", (struct sockaddr *)&c.addr, &dev, &addr, why,
+                             sizeof why), "the refused device's address");
+    cr_expect(strstr(why, "cxgb4_0 (not used)"), "%s", why);
+    cr_expect(!net_ib_choose(devs, 2, as, 3, "cxgb4_0", (struct sockaddr *)&c.addr, &dev, &addr,
+                             why, sizeof why));
+    cr_expect(strstr(why, "PPU_IB_HCA=cxgb4_0") && strstr(why, "iw_cxgb4"), "%s", why);
+    c = ib_if("-", "10.0.0.5");
+    cr_expect(net_ib_choose(devs, 2, as, 3, "", (struct sockaddr *)&c.addr, &dev, &addr, why,
+                            sizeof why), "%s", why);
+    cr_expect(dev == 1 && addr == 2);
+    c = ib_if("-", "fd00::5");
+    cr_expect(!net_ib_choose(devs, 2, as, 3, "", (struct sockaddr *)&c.addr, &dev, &addr, why,
+                             sizeof why), "IPv6 on erdma");
+    cr_expect(strstr(why, "IPv4 only") && strstr(why, "erdma_0"), "%s", why);
+    cr_expect(net_ib_choose(devs, 2, as, 3, "erdma_0", (struct sockaddr *)&c.addr, &dev, &addr,
+                            why, sizeof why), "%s", why);
+    cr_expect_eq(addr, 2, "its IPv4 address, whatever the family TCP took");
+    cr_expect(!net_ib_choose(devs, 2, as, 2, "erdma_0", (struct sockaddr *)&c.addr, &dev, &addr,
+                             why, sizeof why), "only IPv6");
+    cr_expect(strstr(why, "no IPv4 address"), "%s", why);
+}
+
+/* iWARP: the active side sends first (rdma_connect(3)). The passive side
+ * (the receiver) posts nothing, not even a failure notice, until a write
+ * from the active side arrived; over InfiniBand and RoCE it posts once up,
+ * as before; the active side always may. */
+Test(net, ib_iwarp_passive_sends_after_active)
+{
+    struct net_ib_cm p = {.iwarp = 1};
+    net_ib_cm_step(&p, NET_IB_EV_CONNECT_REQUEST);
+    cr_assert_eq(net_ib_cm_accepted(&p, 1), NET_IB_ACT_UP);
+    cr_expect(!net_ib_cm_may_send(&p), "up, but the active side has not written yet");
+    cr_expect_eq(net_ib_cm_step(&p, NET_IB_EV_ESTABLISHED), NET_IB_ACT_NONE);
+    cr_expect(!net_ib_cm_may_send(&p), "ESTABLISHED is no write from the active side");
+    net_ib_cm_heard(&p);
+    cr_expect(net_ib_cm_may_send(&p));
+    struct net_ib_cm a = {.active = 1, .iwarp = 1};
+    cr_expect_eq(net_ib_cm_step(&a, NET_IB_EV_ESTABLISHED), NET_IB_ACT_UP);
+    cr_expect(net_ib_cm_may_send(&a), "the active side sends first");
+    struct net_ib_cm r = {0};
+    net_ib_cm_step(&r, NET_IB_EV_CONNECT_REQUEST);
+    net_ib_cm_accepted(&r, 1);
+    cr_expect(net_ib_cm_may_send(&r), "RoCE/InfiniBand: no such rule");
+    /* close does not wait for a notice iWARP never let this end post (it
+     * passes notice_done || !may_send) */
+    struct net_ib_cm q = {.iwarp = 1, .up = 1};
+    cr_expect(!net_ib_close_waits(1, 0 || !net_ib_cm_may_send(&q), 0, 0, 1000));
+    cr_expect(net_ib_close_waits(1, 0 || !net_ib_cm_may_send(&p), 0, 0, 1000), "heard: it waits");
+}
+
+/* Private data: the connection request's fits InfiniBand's 56 bytes and
+ * the 128 this transport counts on over iWARP; larger is refused with the
+ * limit named; the accept carries none. */
+Test(net, ib_private_data_limits)
+{
+    char why[160] = "";
+    cr_expect(net_ib_pdata_fits(0, 0, sizeof(struct net_ib_req), why, sizeof why));
+    cr_expect(net_ib_pdata_fits(1, 0, sizeof(struct net_ib_req), why, sizeof why));
+    cr_expect(net_ib_pdata_fits(1, 1, 0, why, sizeof why));
+    cr_expect(net_ib_pdata_fits(0, 0, 56, why, sizeof why));
+    cr_expect(!net_ib_pdata_fits(0, 0, 57, why, sizeof why));
+    cr_expect(strstr(why, "57 bytes") && strstr(why, "56 at most"), "%s", why);
+    cr_expect(net_ib_pdata_fits(0, 1, 196, why, sizeof why));
+    cr_expect(!net_ib_pdata_fits(0, 1, 197, why, sizeof why));
+    cr_expect(net_ib_pdata_fits(1, 0, 128, why, sizeof why));
+    cr_expect(!net_ib_pdata_fits(1, 1, 129, why, sizeof why));
+    cr_expect(strstr(why, "iWARP") && strstr(why, "accept"), "%s", why);
+}
+
+/* No loopback over iWARP: a receiver on an address of this host is refused
+ * before any connection is tried, with a sentence naming rank, interface,
+ * device and what to do; another host's address, or RoCE, goes ahead. */
+Test(net, ib_iwarp_no_loopback)
+{
+    struct net_ib_ifaddr mine[] = {ib_if("lo", "127.0.0.1"), ib_if("eth0", "10.0.0.5"),
+                                   ib_if("eth0", "fd00::5")};
+    char why[320] = "";
+    struct net_ib_ifaddr peer = ib_if("-", "10.0.0.5");
+    cr_expect(net_ib_loopback_refused(1, (struct sockaddr *)&peer.addr, mine, 3, 3, "erdma_0",
+                                      why, sizeof why));
+    cr_expect(strstr(why, "rank 3") && strstr(why, "eth0") && strstr(why, "erdma_0") &&
+              strstr(why, "PPU_NET=socket"), "%s", why);
+    peer = ib_if("-", "fd00::5");
+    cr_expect(net_ib_loopback_refused(1, (struct sockaddr *)&peer.addr, mine, 3, 3, "erdma_0",
+                                      why, sizeof why), "IPv6 too");
+    peer = ib_if("-", "10.0.0.6");
+    cr_expect(!net_ib_loopback_refused(1, (struct sockaddr *)&peer.addr, mine, 3, 3, "erdma_0",
+                                       why, sizeof why), "another host");
+    peer = ib_if("-", "10.0.0.5");
+    cr_expect(!net_ib_loopback_refused(0, (struct sockaddr *)&peer.addr, mine, 3, 3, "mlx5_0",
+                                       why, sizeof why), "RoCE loops back in the adapter");
+}
+
+/* The send queue, counted (net_ib_sq_post): one request in `every` is
+ * signaled, and any the caller must hear of; a full queue takes nothing
+ * until a signaled request's completion, which finishes those before it. */
+Test(net, ib_send_queue_signals_every_nth)
+{
+    struct net_ib_sq q = {.depth = 8, .every = 4};
+    static const int want[8] = {0, 0, 0, 1, 0, 0, 0, 1};
+    for (int i = 0; i < 8; i++)
+        cr_expect_eq(net_ib_sq_post(&q, 0), want[i], "post %d", i);
+    cr_expect_eq(net_ib_sq_post(&q, 1), -1, "a full queue took a request");
+    cr_expect_eq(q.posted, 8);
+    net_ib_sq_done(&q, 3); /* the first signaled one: four requests finished */
+    cr_expect_eq(q.done, 4);
+    cr_expect_eq(net_ib_sq_post(&q, 1), 1, "a request the caller must hear of is signaled");
+    cr_expect_eq(net_ib_sq_post(&q, 0), 0, "the count starts again after a signaled one");
+    net_ib_sq_done(&q, 1); /* late, or out of order: never backwards */
+    cr_expect_eq(q.done, 4);
+    /* never more than `every` unsignaled in a row: a full queue always
+     * holds a signaled request that will free it */
+    struct net_ib_sq r = {.depth = 64, .every = 32};
+    int run = 0, most = 0;
+    for (int i = 0; i < 64; i++) {
+        run = net_ib_sq_post(&r, 0) ? 0 : run + 1;
+        most = run > most ? run : most;
+    }
+    cr_expect_eq(most, 31);
+    /* control writes: inline where 8 bytes fit */
+    cr_expect(net_ib_ctl_inline(8) && net_ib_ctl_inline(220));
+    cr_expect(!net_ib_ctl_inline(0) && !net_ib_ctl_inline(4));
+}
+
+/* Close after a failed call waits for the failure notice's completion,
+ * not its posting (destroying the queue pair at once flushed it, and the
+ * peer read "gone" instead of "failed"), within a bound; async events end
+ * the links they concern. */
+Test(net, ib_notice_completes_before_close_and_async_events)
+{
+    cr_expect(net_ib_close_waits(1, 0, 0, 0, 1000), "the notice is posted, not delivered");
+    cr_expect(net_ib_close_waits(1, 0, 0, 999, 1000));
+    cr_expect(!net_ib_close_waits(1, 0, 0, 1000, 1000), "the wait is bounded");
+    cr_expect(!net_ib_close_waits(1, 1, 0, 0, 1000), "delivered");
+    cr_expect(!net_ib_close_waits(1, 0, 1, 0, 1000), "the link is gone: nothing to wait for");
+    cr_expect(!net_ib_close_waits(0, 0, 0, 0, 1000), "no failure, no notice");
+    cr_expect(net_ib_async_ends(NET_IB_ASYNC_DEVICE_FATAL, 0, 1, 0));
+    cr_expect(net_ib_async_ends(NET_IB_ASYNC_PORT_DOWN, 2, 2, 0));
+    cr_expect(!net_ib_async_ends(NET_IB_ASYNC_PORT_DOWN, 1, 2, 0), "another port went down");
+    cr_expect(net_ib_async_ends(NET_IB_ASYNC_QP_ERROR, 0, 1, 1));
+    cr_expect(!net_ib_async_ends(NET_IB_ASYNC_QP_ERROR, 0, 1, 0), "another link's queue pair");
+    cr_expect(net_ib_async_ends(NET_IB_ASYNC_CQ_ERROR, 0, 1, 1));
+    cr_expect(!net_ib_async_ends(NET_IB_ASYNC_OTHER, 1, 1, 1), "a port coming up ends nothing");
 }

@@ -58,8 +58,12 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "190-240 -> 22-30 us); 0: only the progress threads do.",
         INT(0, 1)},
     [PPU_P_IB_HCA] = {"PPU_IB_HCA", "",
-        "RDMA device for PPU_NET=ib (e.g. mlx5_0): its interface's address is where links "
-        "listen. Empty: the device of PPU_SOCKET_IFNAME's address.",
+        "RDMA device for PPU_NET=ib (e.g. mlx5_0): an address of its interfaces (those its GID "
+        "table names, so VLANs and bonds too; never IPv6 link-local) is where links listen and "
+        "what they connect from. Empty: the device that has PPU_SOCKET_IFNAME's address; a rank "
+        "whose address is on no RDMA device does not count as able to use ib. A device that "
+        "cannot write with immediate (iWARP other than erdma) is never taken; naming it fails "
+        "with its reason.",
         .kind = PPU_PK_STR},
     [PPU_P_IB_TC] = {"PPU_IB_TC", "-1",
         "Traffic class of RDMA links (RoCE: DSCP << 2 | ECN, e.g. 106 for DSCP 26), for "

@@ -29,7 +29,8 @@
  * the link gone with a message naming the device, the peer and the status,
  * and disconnects so the peer learns it at once. What arrived before a
  * disconnect is still taken from the completion queue first. A rank that
- * closes after its call failed gives its failure notice a moment to leave.
+ * closes after its call failed waits (up to NOTICE_MS) for its failure
+ * notice's write to complete before it destroys the queue pair.
  *
  * Messages from memory the user registered with the communicator
  * (ppu_comm_register) are written straight from it: the write gathers the
@@ -47,6 +48,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 
 #include "net_ib.h"
@@ -90,9 +93,11 @@ enum net_ib_cm_act net_ib_cm_step(struct net_ib_cm *c, enum net_ib_cm_ev ev)
     case NET_IB_EV_UNREACHABLE:
     case NET_IB_EV_CONNECT_ERROR:
     case NET_IB_EV_DISCONNECTED:
-    case NET_IB_EV_DEVICE_REMOVAL:
         c->failed = 1;
         return NET_IB_ACT_FAIL;
+    case NET_IB_EV_DEVICE_REMOVAL:
+        c->failed = 1;
+        return NET_IB_ACT_RELEASE;
     default:
         return NET_IB_ACT_NONE;
     }
@@ -109,6 +114,248 @@ enum net_ib_cm_act net_ib_cm_accepted(struct net_ib_cm *c, int ok)
     }
     c->up = 1; /* RTS and receives posted: no need to wait for ESTABLISHED */
     return NET_IB_ACT_UP;
+}
+
+int net_ib_cm_may_send(const struct net_ib_cm *c)
+{
+    return c->active || !c->iwarp || c->heard;
+}
+
+void net_ib_cm_heard(struct net_ib_cm *c)
+{
+    __atomic_store_n(&c->heard, 1, __ATOMIC_RELEASE); /* close reads it on another thread */
+}
+
+/* Why an iWARP driver other than erdma is refused (see net_ib.h). */
+static const char *iwarp_refusal(const char *driver)
+{
+    static const struct {
+        const char *driver, *why;
+    } known[] = {
+        {"iw_cxgb4", "Chelsio adapters write with immediate only where their firmware offers "
+                     "it, which the kernel does not report, so it cannot be probed"},
+        {"siw", "soft-iWARP has no RDMA write with immediate"},
+        {"irdma", "Intel's adapters take no immediate data in iWARP mode (RoCEv2 mode does)"},
+        {"i40iw", "Intel's X722 takes no immediate data over iWARP"},
+        {"qedr", "qedr refuses immediate data in iWARP mode (RoCE mode takes it)"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(driver, known[i].driver))
+            return known[i].why;
+    return "iWARP (RFC 5040) has no RDMA write with immediate, and this provider is not one "
+           "known to add it (erdma)";
+}
+
+int net_ib_dev_eligible(const struct net_ib_probe *p, struct net_ib_traits *t, char *why,
+                        size_t len)
+{
+    memset(t, 0, sizeof *t);
+    const char *drv = p->driver ? p->driver : "";
+    if (p->transport == NET_IB_TR_IB) {
+        snprintf(t->kind, sizeof t->kind, "%s", p->link_layer_ib ? "InfiniBand" : "RoCE");
+        return 1;
+    }
+    if (p->transport != NET_IB_TR_IWARP) {
+        snprintf(why, len, "device %s (driver %s): neither InfiniBand, RoCE nor iWARP", p->name,
+                 *drv ? drv : "unknown");
+        return 0;
+    }
+    /* the driver when sysfs names it; the name only where it does not (a
+     * device can be renamed, its driver cannot) */
+    int erdma = *drv ? !strcmp(drv, "erdma") : !strncmp(p->name, "erdma", 5);
+    if (!erdma) {
+        snprintf(why, len, "iWARP device %s (driver %s) not used: %s", p->name,
+                 *drv ? drv : "unknown", iwarp_refusal(drv));
+        return 0;
+    }
+    t->iwarp = 1;
+    t->ipv4_only = 1;
+    snprintf(t->kind, sizeof t->kind, "iWARP (erdma)");
+    return 1;
+}
+
+int net_ib_pdata_fits(int iwarp, int accept, size_t n, char *why, size_t len)
+{
+    size_t max = iwarp ? NET_IB_PDATA_IWARP
+                       : accept ? NET_IB_PDATA_IB_ACCEPT : NET_IB_PDATA_IB_CONNECT;
+    if (n <= max)
+        return 1;
+    snprintf(why, len, "%zu bytes of private data in a connection %s, where %s carries %zu at "
+             "most", n, accept ? "accept" : "request",
+             iwarp ? "iWARP (MPA, as this transport counts it)" : "InfiniBand or RoCE", max);
+    return 0;
+}
+
+int net_ib_poll_set(const int *chan_fds, int n, int cm_fd, int wake_fd, int *out)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        int j = k; /* devices are few: look back over those taken */
+        while (j > 0 && out[j - 1] != chan_fds[i])
+            j--;
+        if (j == 0)
+            out[k++] = chan_fds[i];
+    }
+    if (cm_fd >= 0)
+        out[k++] = cm_fd;
+    out[k++] = wake_fd;
+    return k;
+}
+
+int net_ib_sq_post(struct net_ib_sq *q, int must)
+{
+    if (q->posted - q->done >= q->depth)
+        return -1;
+    int sig = must || q->posted + 1 - q->last_signaled >= q->every;
+    q->posted++;
+    if (sig)
+        q->last_signaled = q->posted;
+    return sig;
+}
+
+void net_ib_sq_done(struct net_ib_sq *q, uint64_t seq)
+{
+    if (seq + 1 > q->done)
+        q->done = seq + 1;
+}
+
+int net_ib_async_ends(enum net_ib_async ev, unsigned ev_port, unsigned link_port,
+                      int links_object)
+{
+    switch (ev) {
+    case NET_IB_ASYNC_DEVICE_FATAL: return 1;
+    case NET_IB_ASYNC_PORT_DOWN: return ev_port == link_port;
+    case NET_IB_ASYNC_QP_ERROR:
+    case NET_IB_ASYNC_CQ_ERROR: return links_object;
+    default: return 0;
+    }
+}
+
+/* An address links can use: not loopback, not IPv6 link-local. */
+static int ib_addr_usable(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) != 127;
+    if (a->ss_family != AF_INET6)
+        return 0;
+    const struct in6_addr *x = &((const struct sockaddr_in6 *)a)->sin6_addr;
+    return !IN6_IS_ADDR_LINKLOCAL(x) && !IN6_IS_ADDR_LOOPBACK(x) && !IN6_IS_ADDR_UNSPECIFIED(x);
+}
+
+static int same_host_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (!b || a->ss_family != b->sa_family)
+        return 0;
+    if (b->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return b->sa_family == AF_INET6 &&
+           !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                   &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+}
+
+int net_ib_loopback_refused(int iwarp, const struct sockaddr *peer,
+                            const struct net_ib_ifaddr *local, int nlocal, int peer_rank,
+                            const char *dev, char *why, size_t len)
+{
+    if (!iwarp || !peer)
+        return 0;
+    int i = 0;
+    while (i < nlocal && !same_host_addr(&local[i].addr, peer))
+        i++;
+    if (i == nlocal)
+        return 0;
+    snprintf(why, len, "rank %d listens on %s's address, on this host, and iWARP (device %s) "
+             "cannot connect a host to itself: put the two ranks on different hosts, or set "
+             "PPU_NET=socket", peer_rank, local[i].ifname, dev);
+    return 1;
+}
+
+static int dev_has_if(const struct net_ib_devview *d, const char *ifname)
+{
+    for (int k = 0; k < d->nifs; k++)
+        if (!strcmp(d->ifs[k], ifname))
+            return 1;
+    return 0;
+}
+
+/* "name: if1 if2, name2: -" for a sentence. */
+static void list_devs(const struct net_ib_devview *devs, int ndev, char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < ndev && at < len; i++) {
+        at += (size_t)snprintf(buf + at, len - at, "%s%s%s:", i ? ", " : "", devs[i].name,
+                               devs[i].refused[0] ? " (not used)"
+                               : devs[i].active   ? ""
+                                                  : " (no active port)");
+        for (int k = 0; k < devs[i].nifs && at < len; k++)
+            at += (size_t)snprintf(buf + at, len - at, " %s", devs[i].ifs[k]);
+        if (!devs[i].nifs && at < len)
+            at += (size_t)snprintf(buf + at, len - at, " no interface");
+    }
+}
+
+int net_ib_choose(const struct net_ib_devview *devs, int ndev, const struct net_ib_ifaddr *addrs,
+                  int naddr, const char *hca, const struct sockaddr *chosen, int *dev, int *addr,
+                  char *why, size_t len)
+{
+    char all[256];
+    list_devs(devs, ndev, all, sizeof all);
+    if (hca && *hca) {
+        int d = 0;
+        while (d < ndev && strcmp(devs[d].name, hca) != 0)
+            d++;
+        if (d == ndev || devs[d].refused[0] || !devs[d].active) {
+            snprintf(why, len, "PPU_IB_HCA=%s: %s (devices: %s)", hca,
+                     d == ndev            ? "no such RDMA device"
+                     : devs[d].refused[0] ? devs[d].refused
+                                          : "no active port",
+                     ndev ? all : "none");
+            return 0;
+        }
+        int best = -1;
+        for (int i = 0; i < naddr; i++)
+            if (dev_has_if(&devs[d], addrs[i].ifname) && ib_addr_usable(&addrs[i].addr) &&
+                (!devs[d].ipv4_only || addrs[i].addr.ss_family == AF_INET) &&
+                (best < 0 || (chosen && addrs[i].addr.ss_family == chosen->sa_family &&
+                              addrs[best].addr.ss_family != chosen->sa_family)))
+                best = i;
+        if (best < 0) {
+            snprintf(why, len, "PPU_IB_HCA=%s: its interfaces have no %saddress that is neither "
+                     "loopback nor IPv6 link-local (%s)", hca,
+                     devs[d].ipv4_only ? "IPv4 " : "", all);
+            return 0;
+        }
+        *dev = d;
+        *addr = best;
+        return 1;
+    }
+    int at = 0;
+    while (at < naddr && !same_host_addr(&addrs[at].addr, chosen))
+        at++;
+    if (at == naddr || !ib_addr_usable(&addrs[at].addr)) {
+        snprintf(why, len, "the address links listen on is %s; set PPU_IB_HCA to an RDMA "
+                 "device (%s)", at == naddr ? "on no interface" : "loopback or link-local",
+                 ndev ? all : "none");
+        return 0;
+    }
+    for (int d = 0; d < ndev; d++)
+        if (!devs[d].refused[0] && devs[d].active && dev_has_if(&devs[d], addrs[at].ifname)) {
+            if (devs[d].ipv4_only && addrs[at].addr.ss_family != AF_INET) {
+                snprintf(why, len, "the address links listen on (interface %s) is IPv6, and "
+                         "device %s connects over IPv4 only: give PPU_SOCKET_IFNAME an IPv4 "
+                         "address", addrs[at].ifname, devs[d].name);
+                return 0;
+            }
+            *dev = d;
+            *addr = at;
+            return 1;
+        }
+    snprintf(why, len, "the address links listen on (interface %s, PPU_SOCKET_IFNAME's choice) "
+             "has no RDMA device with an active port; set PPU_IB_HCA, or PPU_SOCKET_IFNAME to "
+             "an RDMA device's interface (%s)", addrs[at].ifname, ndev ? all : "none");
+    return 0;
 }
 
 void net_ib_reg_failed(int err, size_t bytes, size_t locked_now, unsigned long long lim,
@@ -225,18 +472,32 @@ const struct ppu_transport_ops ppu_net_ib_ops = {.name = "net_ib", .recv_setup =
 #define LOG_INFO 2
 #define LOG_TRACE 3
 #define RESOLVE_MS 5000
-#define WR_DATA 0x1ull /* wr_id: a data write (index << 2 | 1) */
-#define WR_CTL 0x2ull  /* a control write (src slot << 2 | 2); a receive is 0 */
+#define WR_DATA 0x1ull /* wr_id: a data write (send queue sequence << 2 | 1) */
+#define WR_CTL 0x2ull  /* a control write (sequence << 2 | 2); a receive is 0 */
 #define CTL_SLOTS 16
+#define NOTICE_MS 1000 /* how long close waits for a failure notice's completion */
+
+/* A connection manager event, copied for the link it belongs to (the
+ * process reads one channel for every link: see the hub below). */
+struct ib_cm_ev {
+    struct ib_cm_ev *next;
+    enum rdma_cm_event_type event;
+    int status;
+    struct rdma_cm_id *id; /* a connection request's new id, the link's to accept or reject */
+    uint8_t len;
+    uint8_t data[64]; /* a connection request's private data (its first 64 bytes) */
+};
 
 struct ib_link {
     struct net_end e; /* the FIFO and the protocol (net_proto.h); first */
-    struct rdma_event_channel *ec;
-    struct rdma_cm_id *listen, *id;
+    struct rdma_cm_id *listen, *id; /* their context: this link */
     struct net_ib_cm cm; /* connection setup's state (net_ib_cm_step) */
-    struct ib_dev *dev;
-    struct ibv_comp_channel *cc;
-    struct ibv_cq *cq;
+    struct ib_cm_ev *evq, **evq_tail; /* its events not yet taken (hub.lock) */
+    _Atomic int nev;                  /* how many */
+    struct ib_link *hub_next;         /* hub.links */
+    struct ib_dev *dev;            /* NULL once released (link_release) */
+    pthread_mutex_t dev_lock;      /* dev, against send_ref */
+    struct ibv_cq *cq; /* reports on dev->cc */
     struct ibv_mr *slots_mr, *ctl_mr;
     struct net_ib_ctl *ctl;
     uint32_t *ref_lkey; /* sender: per slot, the lkey of its message's payload (send_ref) */
@@ -244,13 +505,16 @@ struct ib_link {
     uint64_t r_slots, r_stride, r_ctl; /* the other end's memory */
     uint32_t r_slots_rkey, r_ctl_rkey;
     uint64_t posted;      /* sender: data writes posted */
-    uint64_t completed;   /* sender: data writes completed */
     uint64_t recv_next;   /* receiver: the next message index due */
     uint64_t credit_seen; /* sender: last credit value taken */
-    int ctl_out;          /* control writes in flight (<= CTL_SLOTS) */
+    struct net_ib_sq sq;  /* the send queue, counted (net_ib_sq_post) */
+    uint64_t *sq_data;    /* per sequence % depth: data writes posted up to it */
+    uint64_t ctl_seq[CTL_SLOTS]; /* per ctl->src slot: its last write's sequence + 1 */
+    uint32_t max_inline;  /* the queue pair's max_inline_data */
     unsigned ctl_next;    /* next ctl->src slot */
-    _Atomic int notice_sent;
-    int registered, rounds; /* up: cm.up */
+    uint64_t notice_seq;  /* the failure notice's sequence + 1 (0: none posted) */
+    _Atomic int notice_sent, notice_done; /* posted; its write completed */
+    int registered; /* up: cm.up */
     int setup_timeout_ms, close_timeout_ms;
     int ack_timeout; /* PPU_IB_TIMEOUT, -1: librdmacm's */
     char devname[64];
@@ -261,6 +525,7 @@ struct ib_link {
 struct ib_dev {
     struct ibv_context *ctx;
     struct ibv_pd *pd;
+    struct ibv_comp_channel *cc; /* every completion queue of the device's links reports here */
     int refs;
     struct ib_dev *next;
 };
@@ -305,10 +570,15 @@ static struct ib_dev *dev_get(struct ibv_context *ctx)
     if (!d && (d = calloc(1, sizeof *d)) != NULL) {
         d->ctx = ctx;
         d->pd = ibv_alloc_pd(ctx);
-        if (!d->pd) {
+        d->cc = d->pd ? ibv_create_comp_channel(ctx) : NULL;
+        if (!d->cc) {
+            if (d->pd)
+                ibv_dealloc_pd(d->pd);
             free(d);
             d = NULL;
         } else {
+            fcntl(d->cc->fd, F_SETFL, fcntl(d->cc->fd, F_GETFL) | O_NONBLOCK);
+            fcntl(ctx->async_fd, F_SETFL, fcntl(ctx->async_fd, F_GETFL) | O_NONBLOCK);
             d->next = devs;
             devs = d;
         }
@@ -331,6 +601,7 @@ static void dev_put(struct ib_dev *d)
         *pp = d->next;
         ppu_reg_drop_domain(d->pd); /* user memory registered in it */
         ibv_dealloc_pd(d->pd);
+        ibv_destroy_comp_channel(d->cc); /* its queues are gone: their events were acked */
         free(d);
     }
     pthread_mutex_unlock(&dev_lock);
@@ -368,82 +639,251 @@ int net_ib_forked(char *what, size_t len)
     return 1;
 }
 
+/* The interfaces of device name's port (its GID table's: RoCE, with the
+ * VLANs, bonds and veths on it) and of the device (device/net: IPoIB),
+ * added to v once each. */
+static void add_if(struct net_ib_devview *v, const char *ifname)
+{
+    if (!*ifname || strlen(ifname) >= sizeof v->ifs[0] || v->nifs == NET_IB_MAX_IFS ||
+        dev_has_if(v, ifname))
+        return;
+    snprintf(v->ifs[v->nifs++], sizeof v->ifs[0], "%s", ifname);
+}
+
+static void gid_ifs(struct net_ib_devview *v, unsigned port, int gids)
+{
+    char path[320], name[64];
+    for (int k = 0; k < gids; k++) {
+        snprintf(path, sizeof path, "/sys/class/infiniband/%s/ports/%u/gid_attrs/ndevs/%d",
+                 v->name, port, k);
+        FILE *f = fopen(path, "r");
+        if (!f) /* no such entry: the table is no longer than this */
+            break;
+        if (fgets(name, sizeof name, f)) { /* an unused entry reads EINVAL */
+            name[strcspn(name, "\n")] = '\0';
+            add_if(v, name);
+        }
+        fclose(f);
+    }
+}
+
+static void net_ifs(struct net_ib_devview *v)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/sys/class/infiniband/%s/device/net", v->name);
+    DIR *dir = opendir(path);
+    struct dirent *de;
+    while (dir && (de = readdir(dir)) != NULL)
+        if (de->d_name[0] != '.')
+            add_if(v, de->d_name);
+    if (dir)
+        closedir(dir);
+}
+
+/* This host's IPv4 and IPv6 interface addresses: 0, or -1 (errno set).
+ * The caller frees *addrs. */
+static int local_addrs(struct net_ib_ifaddr **addrs, int *naddr)
+{
+    struct ifaddrs *ifs = NULL;
+    *addrs = NULL;
+    *naddr = 0;
+    if (getifaddrs(&ifs) != 0)
+        return -1;
+    int m = 0;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+        m++;
+    *addrs = calloc((size_t)m + 1, sizeof **addrs);
+    for (struct ifaddrs *i = ifs; i && *addrs; i = i->ifa_next) {
+        if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET &&
+                             i->ifa_addr->sa_family != AF_INET6))
+            continue;
+        struct net_ib_ifaddr *a = &(*addrs)[(*naddr)++];
+        snprintf(a->ifname, sizeof a->ifname, "%s", i->ifa_name);
+        memcpy(&a->addr, i->ifa_addr, i->ifa_addr->sa_family == AF_INET
+                                          ? sizeof(struct sockaddr_in)
+                                          : sizeof(struct sockaddr_in6));
+    }
+    freeifaddrs(ifs);
+    if (!*addrs)
+        errno = ENOMEM;
+    return *addrs ? 0 : -1;
+}
+
+/* The kernel driver of device name (the link /sys/class/infiniband/<name>/
+ * device/driver points to), in buf; "" where sysfs does not say (a
+ * software device has no device/driver). */
+static const char *dev_driver(const char *name, char *buf, size_t len)
+{
+    char path[256], target[256];
+    snprintf(path, sizeof path, "/sys/class/infiniband/%s/device/driver", name);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    buf[0] = '\0';
+    if (n > 0) {
+        target[n] = '\0';
+        const char *base = strrchr(target, '/');
+        base = base ? base + 1 : target;
+        size_t k = strlen(base) < len ? strlen(base) : len - 1; /* driver names are short */
+        memcpy(buf, base, k);
+        buf[k] = '\0';
+    }
+    return buf;
+}
+
+/* The host's RDMA devices and interface addresses, for net_ib_choose;
+ * 0, or -1 with the reason in what. The caller frees both lists. */
+static int host_view(struct net_ib_devview **views, int *ndev, struct net_ib_ifaddr **addrs,
+                     int *naddr, char *what, size_t len)
+{
+    int n = 0;
+    *views = NULL;
+    *addrs = NULL;
+    *ndev = *naddr = 0;
+    struct ibv_device **list = ibv_get_device_list(&n);
+    if (!list || n == 0) {
+        snprintf(what, len, "no RDMA device");
+        if (list)
+            ibv_free_device_list(list);
+        return -1;
+    }
+    *views = calloc((size_t)n, sizeof **views);
+    for (int i = 0; i < n && *views; i++) {
+        struct net_ib_devview *v = &(*views)[(*ndev)++];
+        snprintf(v->name, sizeof v->name, "%s", ibv_get_device_name(list[i]));
+        struct ibv_context *ctx = ibv_open_device(list[i]);
+        struct ibv_device_attr da;
+        int ll_ib = 0;
+        if (ctx && ibv_query_device(ctx, &da) == 0)
+            for (uint8_t port = 1; port <= da.phys_port_cnt; port++) {
+                struct ibv_port_attr pa;
+                if (ibv_query_port(ctx, port, &pa) != 0)
+                    continue;
+                if (pa.state == IBV_PORT_ACTIVE && !v->active)
+                    ll_ib = pa.link_layer == IBV_LINK_LAYER_INFINIBAND;
+                v->active |= pa.state == IBV_PORT_ACTIVE;
+                gid_ifs(v, port, pa.gid_tbl_len);
+            }
+        if (ctx)
+            ibv_close_device(ctx);
+        net_ifs(v);
+        /* what the device is, probed: its transport, driver and port */
+        char drv[64];
+        struct net_ib_traits t;
+        struct net_ib_probe pr = {v->name, dev_driver(v->name, drv, sizeof drv),
+                                  list[i]->transport_type == IBV_TRANSPORT_IB      ? NET_IB_TR_IB
+                                  : list[i]->transport_type == IBV_TRANSPORT_IWARP ? NET_IB_TR_IWARP
+                                                                                   : NET_IB_TR_OTHER,
+                                  v->active, ll_ib};
+        if (net_ib_dev_eligible(&pr, &t, v->refused, sizeof v->refused)) {
+            v->iwarp = t.iwarp;
+            v->ipv4_only = t.ipv4_only;
+            ppu_transport_log(LOG_TRACE, "net_ib: device %s: %s%s", v->name, t.kind,
+                              v->active ? "" : ", no active port");
+        } else {
+            if (!v->refused[0])
+                snprintf(v->refused, sizeof v->refused, "not usable");
+            ppu_transport_log(LOG_INFO, "net_ib: %s", v->refused);
+        }
+    }
+    ibv_free_device_list(list);
+    if (!*views || local_addrs(addrs, naddr) != 0) {
+        snprintf(what, len, "cannot list the RDMA devices' addresses: %s", strerror(errno));
+        free(*views);
+        *views = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The device and address links use (net_ib_choose on this host): 1 with
+ * the address (port 0) in *out and the device named in what, or 0 with
+ * the reason in what. The last answer is kept: links ask again and again,
+ * and reading every GID table each time would slow setup down. */
+static int ib_where(const char *hca, const struct sockaddr *chosen, union ppu_sockaddr *out,
+                    int *iwarp, char *what, size_t len)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static struct {
+        int valid, ok, iwarp;
+        char hca[64];
+        struct sockaddr_storage chosen;
+        union ppu_sockaddr at;
+        char what[400];
+    } last;
+    struct sockaddr_storage c;
+    memset(&c, 0, sizeof c);
+    if (chosen)
+        memcpy(&c, chosen, chosen->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                         : sizeof(struct sockaddr_in));
+    ((struct sockaddr_in *)&c)->sin_port = 0; /* the same place in both families */
+    hca = hca ? hca : "";
+    pthread_mutex_lock(&lock);
+    if (!last.valid || strcmp(last.hca, hca) != 0 || memcmp(&last.chosen, &c, sizeof c) != 0) {
+        struct net_ib_devview *views;
+        struct net_ib_ifaddr *addrs;
+        int ndev, naddr, d, a;
+        memset(&last, 0, sizeof last);
+        last.ok = host_view(&views, &ndev, &addrs, &naddr, last.what, sizeof last.what) == 0 &&
+                  net_ib_choose(views, ndev, addrs, naddr, hca, chosen ? (struct sockaddr *)&c
+                                                                      : NULL,
+                                &d, &a, last.what, sizeof last.what);
+        if (last.ok) {
+            char ab[INET6_ADDRSTRLEN] = "?";
+            memcpy(&last.at, &addrs[a].addr, sizeof last.at);
+            last.at.in4.sin_port = 0; /* sin6_port too */
+            inet_ntop(last.at.sa.sa_family, last.at.sa.sa_family == AF_INET6
+                                                ? (void *)&last.at.in6.sin6_addr
+                                                : (void *)&last.at.in4.sin_addr, ab, sizeof ab);
+            snprintf(last.what, sizeof last.what, "%s, address %s on %s", views[d].name, ab,
+                     addrs[a].ifname);
+            last.iwarp = views[d].iwarp;
+        }
+        free(views);
+        free(addrs);
+        snprintf(last.hca, sizeof last.hca, "%s", hca);
+        last.chosen = c;
+        last.valid = 1;
+    }
+    int ok = last.ok;
+    if (ok)
+        *out = last.at;
+    if (ok && iwarp)
+        *iwarp = last.iwarp;
+    snprintf(what, len, "%s", last.what);
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
 int ppu_net_ib_usable(const char *hca, char *what, size_t len)
 {
-    int n = 0, found = 0;
+    union ppu_sockaddr chosen, at;
+    char err[160];
+    int n = 0;
     if (net_ib_forked(what, len))
         return 0;
     errno = 0;
     struct ibv_device **list = ibv_get_device_list(&n);
-    if (!list || n == 0) {
+    if (list)
+        ibv_free_device_list(list);
+    if (n == 0) { /* said before the parameters are read: a host without RDMA is common */
         snprintf(what, len, "no RDMA device (ibv_get_device_list found none%s%s)",
                  errno ? ": " : "", errno ? strerror(errno) : "");
-        if (list)
-            ibv_free_device_list(list);
         return 0;
     }
-    snprintf(what, len, "no InfiniBand or RoCE device has an active port");
-    for (int i = 0; i < n && !found; i++) {
-        const char *name = ibv_get_device_name(list[i]);
-        if ((hca && *hca && strcmp(hca, name) != 0) ||
-            list[i]->transport_type != IBV_TRANSPORT_IB) /* InfiniBand or RoCE; not iWARP */
-            continue;
-        struct ibv_context *ctx = ibv_open_device(list[i]);
-        struct ibv_device_attr da;
-        if (!ctx)
-            continue;
-        if (ibv_query_device(ctx, &da) == 0)
-            for (uint8_t port = 1; port <= da.phys_port_cnt && !found; port++) {
-                struct ibv_port_attr pa;
-                if (ibv_query_port(ctx, port, &pa) == 0 && pa.state == IBV_PORT_ACTIVE) {
-                    snprintf(what, len, "%s port %u (%s)", name, port,
-                             pa.link_layer == IBV_LINK_LAYER_ETHERNET ? "RoCE" : "InfiniBand");
-                    found = 1;
-                }
-            }
-        ibv_close_device(ctx);
+    int picked = ppu_socket_pick_addr(&chosen, err, sizeof err) == PPU_SUCCESS;
+    if (!picked && (!hca || !*hca)) {
+        snprintf(what, len, "no address for network links: %s", err);
+        return 0;
     }
-    if (!found && hca && *hca)
-        snprintf(what, len, "PPU_IB_HCA=%s: no such RDMA device with an active port", hca);
-    ibv_free_device_list(list);
-    return found;
-}
-
-/* An address of the network interface of RDMA device hca (sysfs names it:
- * /sys/class/infiniband/<hca>/device/net/<ifname>), in family fam. */
-static int hca_addr(const char *hca, int fam, union ppu_sockaddr *out)
-{
-    char path[256];
-    snprintf(path, sizeof path, "/sys/class/infiniband/%s/device/net", hca);
-    DIR *dir = opendir(path);
-    if (!dir)
-        return -1;
-    struct ifaddrs *ifs = NULL;
-    int ok = -1;
-    if (getifaddrs(&ifs) == 0) {
-        struct dirent *de;
-        while (ok != 0 && (de = readdir(dir)) != NULL) {
-            if (de->d_name[0] == '.')
-                continue;
-            for (struct ifaddrs *i = ifs; i && ok != 0; i = i->ifa_next)
-                if (i->ifa_addr && i->ifa_addr->sa_family == fam &&
-                    !strcmp(i->ifa_name, de->d_name)) {
-                    memset(out, 0, sizeof *out);
-                    memcpy(out, i->ifa_addr, fam == AF_INET ? sizeof(struct sockaddr_in)
-                                                            : sizeof(struct sockaddr_in6));
-                    ok = 0;
-                }
-        }
-        freeifaddrs(ifs);
-    }
-    closedir(dir);
-    return ok;
+    return ib_where(hca, picked ? &chosen.sa : NULL, &at, NULL, what, len);
 }
 
 /* ---- the progress thread ---- */
 
 static int ib_round(struct net_progress *g, struct net_end **links, int n, int nap_ms,
                     int wake_fd);
+/* Why this thread's last send_connect refused its link (why_failed says it). */
+static __thread char ib_refusal[320];
+static void link_release(struct ib_link *l);
 static struct net_progress g = NET_PROGRESS_INIT("ppu-ib", ib_round, NULL);
 
 static void kick(int force)
@@ -454,6 +894,151 @@ static void kick(int force)
 static const char *dir(const struct ib_link *l, char *buf, size_t len)
 {
     return net_end_dir(&l->e, buf, len);
+}
+
+/* ---- connection manager events: one channel per process ----
+ * Every link's cm ids are on one event channel, whose descriptor is one
+ * entry of the progress thread's poll set however many links there are.
+ * Whoever reads it (a setup waiting for its link's event, or the progress
+ * thread) hands each event to the link that is its id's context, as a
+ * copy, and acks it at once; a link takes its own events from its queue.
+ * An event for a link that has left (or never was) is dropped, a
+ * connection request rejected. One setup at a time polls the channel; the
+ * others wait on the condition for what it hands them. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* an event was handed out, or the reader stopped */
+    struct rdma_event_channel *ec;
+    struct ib_link *links; /* the events' owners */
+    int refs;              /* links joined and not yet gone */
+    int reading;           /* a setup polls ec */
+} hub = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0};
+
+/* Done with ev: a connection request in it that nobody took is rejected. */
+static void ev_free(struct ib_cm_ev *ev)
+{
+    if (ev->id) {
+        rdma_reject(ev->id, NULL, 0);
+        rdma_destroy_id(ev->id);
+    }
+    free(ev);
+}
+
+static int hub_join(struct ib_link *l)
+{
+    pthread_mutex_lock(&hub.lock);
+    if (!hub.ec && (hub.ec = rdma_create_event_channel()) != NULL)
+        fcntl(hub.ec->fd, F_SETFL, fcntl(hub.ec->fd, F_GETFL) | O_NONBLOCK);
+    int ok = hub.ec != NULL;
+    if (ok) {
+        l->evq_tail = &l->evq;
+        l->hub_next = hub.links;
+        hub.links = l;
+        hub.refs++;
+    }
+    pthread_mutex_unlock(&hub.lock);
+    return ok ? 0 : -1;
+}
+
+/* No more events for l; the requests it had not taken are rejected. */
+static void hub_leave(struct ib_link *l)
+{
+    pthread_mutex_lock(&hub.lock);
+    struct ib_link **pp = &hub.links;
+    while (*pp && *pp != l)
+        pp = &(*pp)->hub_next;
+    if (*pp)
+        *pp = l->hub_next;
+    struct ib_cm_ev *q = l->evq;
+    l->evq = NULL;
+    l->evq_tail = &l->evq;
+    atomic_store_explicit(&l->nev, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&hub.lock);
+    while (q) {
+        struct ib_cm_ev *next = q->next;
+        ev_free(q);
+        q = next;
+    }
+}
+
+/* After l's ids are destroyed: the last link closes the channel. */
+static void hub_put(void)
+{
+    pthread_mutex_lock(&hub.lock);
+    if (--hub.refs == 0 && !hub.reading) {
+        rdma_destroy_event_channel(hub.ec);
+        hub.ec = NULL;
+    }
+    pthread_mutex_unlock(&hub.lock);
+}
+
+static void hub_hand(struct rdma_cm_event *ev)
+{
+    struct ib_cm_ev *c = calloc(1, sizeof *c);
+    struct rdma_cm_id *id = ev->event == RDMA_CM_EVENT_CONNECT_REQUEST ? ev->listen_id : ev->id;
+    struct ib_link *owner = id ? id->context : NULL;
+    struct rdma_cm_id *stranger = NULL;
+    if (c) {
+        c->event = ev->event;
+        c->status = ev->status;
+        if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+            c->id = ev->id;
+            size_t n = ev->param.conn.private_data ? ev->param.conn.private_data_len : 0;
+            c->len = (uint8_t)(n < sizeof c->data ? n : sizeof c->data);
+            memcpy(c->data, ev->param.conn.private_data, c->len);
+        }
+    }
+    pthread_mutex_lock(&hub.lock);
+    struct ib_link *l = hub.links;
+    while (l && l != owner)
+        l = l->hub_next;
+    if (l && c) {
+        *l->evq_tail = c;
+        l->evq_tail = &c->next;
+        atomic_fetch_add_explicit(&l->nev, 1, memory_order_release);
+        if (l->registered)
+            kick(1);
+        c = NULL;
+    } else if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+        stranger = ev->id;
+    }
+    pthread_cond_broadcast(&hub.cond);
+    pthread_mutex_unlock(&hub.lock);
+    free(c);
+    rdma_ack_cm_event(ev);
+    if (stranger) {
+        rdma_reject(stranger, NULL, 0);
+        rdma_destroy_id(stranger);
+    }
+}
+
+/* Hand out whatever the channel holds now (it does not block). */
+static int hub_drain(void)
+{
+    struct rdma_cm_event *ev;
+    int n = 0;
+    while (rdma_get_cm_event(hub.ec, &ev) == 0) {
+        hub_hand(ev);
+        n++;
+    }
+    return n;
+}
+
+/* l's oldest event, or NULL. */
+static struct ib_cm_ev *hub_take(struct ib_link *l)
+{
+    if (!atomic_load_explicit(&l->nev, memory_order_acquire))
+        return NULL;
+    pthread_mutex_lock(&hub.lock);
+    struct ib_cm_ev *c = l->evq;
+    if (c) {
+        l->evq = c->next;
+        if (!l->evq)
+            l->evq_tail = &l->evq;
+        atomic_fetch_sub_explicit(&l->nev, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&hub.lock);
+    return c;
 }
 
 /* The link cannot carry on: say why once, and disconnect, so that the peer
@@ -479,18 +1064,32 @@ static int post_recv(struct ib_link *l)
 /* An 8-byte write with immediate into the other end's control block. */
 static int post_ctl(struct ib_link *l, enum net_ib_imm_kind kind, uint64_t value)
 {
-    if (l->ctl_out >= CTL_SLOTS)
+    /* inline: the value is copied as it is posted; else its source slot
+     * must stay until the write completed, so it is signaled */
+    if (!net_ib_cm_may_send(&l->cm)) /* iWARP: nothing before the active side's first write */
         return 0;
-    unsigned k = l->ctl_next++ % CTL_SLOTS;
+    int inl = net_ib_ctl_inline(l->max_inline);
+    unsigned k = l->ctl_next % CTL_SLOTS;
+    if (!inl && l->ctl_seq[k] > l->sq.done)
+        return 0;
+    int sig = net_ib_sq_post(&l->sq, !inl || kind == NET_IB_IMM_FAIL);
+    if (sig < 0)
+        return 0;
+    uint64_t seq = l->sq.posted - 1;
+    l->sq_data[seq % l->sq.depth] = l->posted;
+    l->ctl_seq[k] = seq + 1;
+    l->ctl_next++;
+    if (kind == NET_IB_IMM_FAIL)
+        l->notice_seq = seq + 1;
     l->ctl->src[k] = value;
     struct ibv_sge sge = {(uintptr_t)&l->ctl->src[k], 8, l->ctl_mr->lkey};
     struct ibv_send_wr wr, *bad;
     memset(&wr, 0, sizeof wr);
-    wr.wr_id = (uint64_t)k << 2 | WR_CTL;
+    wr.wr_id = seq << 2 | WR_CTL;
     wr.sg_list = &sge;
     wr.num_sge = 1;
     wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
-    wr.send_flags = IBV_SEND_SIGNALED;
+    wr.send_flags = (sig ? IBV_SEND_SIGNALED : 0) | (inl ? IBV_SEND_INLINE : 0);
     wr.imm_data = htonl(net_ib_imm(kind, value));
     wr.wr.rdma.remote_addr = l->r_ctl + (kind == NET_IB_IMM_CREDIT
                                              ? offsetof(struct net_ib_ctl, credit)
@@ -503,7 +1102,6 @@ static int post_ctl(struct ib_link *l, enum net_ib_imm_kind kind, uint64_t value
         link_gone(l, m);
         return 0;
     }
-    l->ctl_out++;
     return 1;
 }
 
@@ -514,6 +1112,15 @@ static int post_data(struct ib_link *l)
     struct net_frame fr;
     const void *payload;
     while (net_end_next(&l->e, l->posted, &fr, &payload)) {
+        /* the last of the batch is signaled, so the sender hears that all
+         * left (drain, slot reuse) */
+        struct net_frame more;
+        const void *more_at;
+        int sig = net_ib_sq_post(&l->sq, !net_end_next(&l->e, l->posted + 1, &more, &more_at));
+        if (sig < 0)
+            break; /* full: a signaled write in it will free it */
+        uint64_t seq = l->sq.posted - 1;
+        l->sq_data[seq % l->sq.depth] = l->posted + 1;
         size_t k = (size_t)(l->posted % (uint64_t)l->e.nslots);
         char *base = l->e.slots + k * l->e.stride;
         memcpy(base, &fr, sizeof fr);
@@ -525,11 +1132,11 @@ static int post_data(struct ib_link *l)
             {(uintptr_t)payload, (uint32_t)fr.bytes, ref ? l->ref_lkey[k] : 0}};
         struct ibv_send_wr wr, *bad;
         memset(&wr, 0, sizeof wr);
-        wr.wr_id = l->posted << 2 | WR_DATA;
+        wr.wr_id = seq << 2 | WR_DATA;
         wr.sg_list = sge;
         wr.num_sge = ref ? 2 : 1;
         wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
-        wr.send_flags = IBV_SEND_SIGNALED;
+        wr.send_flags = sig ? IBV_SEND_SIGNALED : 0;
         wr.imm_data = htonl(net_ib_imm(NET_IB_IMM_DATA, l->posted));
         wr.wr.rdma.remote_addr = l->r_slots + k * l->r_stride;
         wr.wr.rdma.rkey = l->r_slots_rkey;
@@ -570,8 +1177,8 @@ static void take_data(struct ib_link *l, uint32_t len)
 static int poll_cq(struct ib_link *l)
 {
     struct ibv_wc wc[16];
-    int moved = 0, n;
-    while ((n = ibv_poll_cq(l->cq, 16, wc)) > 0) {
+    int moved = 0, n = 0;
+    while (l->cq && (n = ibv_poll_cq(l->cq, 16, wc)) > 0) { /* none once released */
         moved = 1;
         for (int i = 0; i < n; i++) {
             struct ibv_wc *w = &wc[i];
@@ -586,12 +1193,17 @@ static int poll_cq(struct ib_link *l)
                 continue;
             }
             if (w->wr_id & (WR_DATA | WR_CTL)) {
-                if (w->wr_id & WR_DATA)
-                    net_end_sent(&l->e, ++l->completed); /* in order on one queue pair */
-                else
-                    l->ctl_out--;
+                /* a signaled write: it and every request before it are done */
+                uint64_t seq = w->wr_id >> 2;
+                net_ib_sq_done(&l->sq, seq);
+                if (l->e.send)
+                    net_end_sent(&l->e, l->sq_data[seq % l->sq.depth]);
+                if (l->notice_seq && l->sq.done >= l->notice_seq)
+                    atomic_store_explicit(&l->notice_done, 1, memory_order_release);
                 continue;
             }
+            if (!l->cm.heard)
+                net_ib_cm_heard(&l->cm);
             const char *why = NULL;
             uint32_t imm = ntohl(w->imm_data);
             int kind = (w->wc_flags & IBV_WC_WITH_IMM)
@@ -645,26 +1257,26 @@ static enum net_ib_cm_ev cm_ev(enum rdma_cm_event_type t)
 /* Disconnects and other events after setup. */
 static void cm_events(struct ib_link *l)
 {
-    struct rdma_cm_event *ev;
-    while (rdma_get_cm_event(l->ec, &ev) == 0) {
+    struct ib_cm_ev *ev;
+    while ((ev = hub_take(l)) != NULL) {
         enum rdma_cm_event_type t = ev->event;
-        struct rdma_cm_id *stranger = NULL;
-        if (t == RDMA_CM_EVENT_CONNECT_REQUEST) { /* nobody asks after setup */
-            stranger = ev->id;
-            rdma_reject(stranger, NULL, 0);
-        }
-        rdma_ack_cm_event(ev);
-        if (stranger)
-            rdma_destroy_id(stranger);
+        ev_free(ev); /* a request: nobody asks after setup */
         struct net_ib_cm after = l->cm; /* set up: only an ending can change it */
-        if (t != RDMA_CM_EVENT_CONNECT_REQUEST &&
-            net_ib_cm_step(&after, cm_ev(t)) == NET_IB_ACT_FAIL) {
+        enum net_ib_cm_act act = t == RDMA_CM_EVENT_CONNECT_REQUEST
+                                     ? NET_IB_ACT_NONE : net_ib_cm_step(&after, cm_ev(t));
+        if (act == NET_IB_ACT_FAIL || act == NET_IB_ACT_RELEASE) {
             /* what the peer wrote before it left is in the completion
              * queue, ahead of any flush: take it first */
             poll_cq(l);
             char m[96];
             snprintf(m, sizeof m, "connection ended (%s)", rdma_event_str(t));
             link_gone(l, m);
+        }
+        if (act == NET_IB_ACT_RELEASE) { /* the kernel waits for these to go */
+            link_release(l);
+            ppu_transport_log(LOG_WARN, "net_ib: device %s is being removed: link %d->%d "
+                              "released it", l->devname, l->e.send ? l->e.self : l->e.peer,
+                              l->e.send ? l->e.peer : l->e.self);
         }
     }
 }
@@ -688,9 +1300,47 @@ static int serve(struct ib_link *l)
         net_end_credit_sent(&l->e, seq);
         moved = 1;
     }
-    if ((++l->rounds & 255) == 0)
+    if (atomic_load_explicit(&l->nev, memory_order_acquire))
         cm_events(l);
     return moved;
+}
+
+static enum net_ib_async async_kind(enum ibv_event_type t)
+{
+    switch (t) {
+    case IBV_EVENT_DEVICE_FATAL: return NET_IB_ASYNC_DEVICE_FATAL;
+    case IBV_EVENT_PORT_ERR: return NET_IB_ASYNC_PORT_DOWN;
+    case IBV_EVENT_QP_FATAL:
+    case IBV_EVENT_QP_REQ_ERR:
+    case IBV_EVENT_QP_ACCESS_ERR: return NET_IB_ASYNC_QP_ERROR;
+    case IBV_EVENT_CQ_ERR: return NET_IB_ASYNC_CQ_ERROR;
+    default: return NET_IB_ASYNC_OTHER;
+    }
+}
+
+/* The device's asynchronous events (its async fd is non-blocking): each
+ * ends the links it concerns (net_ib_async_ends), naming device and port. */
+static void async_events(struct ib_dev *d, struct net_end **links, int n)
+{
+    struct ibv_async_event ae;
+    while (ibv_get_async_event(d->ctx, &ae) == 0) {
+        enum net_ib_async k = async_kind(ae.event_type);
+        unsigned port = k == NET_IB_ASYNC_PORT_DOWN ? (unsigned)ae.element.port_num : 0;
+        for (int i = 0; i < n; i++) {
+            struct ib_link *l = (struct ib_link *)links[i];
+            if (l->dev != d || !l->id)
+                continue;
+            int mine = (k == NET_IB_ASYNC_QP_ERROR && ae.element.qp == l->id->qp) ||
+                       (k == NET_IB_ASYNC_CQ_ERROR && ae.element.cq == l->cq);
+            if (net_ib_async_ends(k, port, l->id->port_num, mine)) {
+                char m[128];
+                snprintf(m, sizeof m, "device %s port %u: %s", l->devname,
+                         port ? port : l->id->port_num, ibv_event_type_str(ae.event_type));
+                link_gone(l, m);
+            }
+        }
+        ibv_ack_async_event(&ae);
+    }
 }
 
 static int ib_round(struct net_progress *pg, struct net_end **links, int n, int nap_ms,
@@ -704,30 +1354,56 @@ static int ib_round(struct net_progress *pg, struct net_end **links, int n, int 
     /* Nap: arm every completion queue, look once more (a completion
      * before the arming raises no event), then sleep on the channels. */
     for (int i = 0; i < n; i++)
-        ibv_req_notify_cq(((struct ib_link *)links[i])->cq, 0);
+        if (((struct ib_link *)links[i])->cq)
+            ibv_req_notify_cq(((struct ib_link *)links[i])->cq, 0);
     for (int i = 0; i < n; i++)
         moved |= serve((struct ib_link *)links[i]);
     if (moved)
         return moved;
-    struct pollfd pf[2 * 64 + 1];
-    int np = 0;
-    for (int i = 0; i < n && np < 2 * 64; i++) {
-        struct ib_link *l = (struct ib_link *)links[i];
-        pf[np++] = (struct pollfd){l->cc->fd, POLLIN, 0};
-        pf[np++] = (struct pollfd){l->ec->fd, POLLIN, 0};
+    /* the devices' completion channels, the connection manager's, the
+     * wake-up (net_ib_poll_set): a handful of descriptors for any number
+     * of links */
+    size_t need = (size_t)(2 * n + 2) * (2 * sizeof(int) + sizeof(struct pollfd));
+    if (pg->scratch_bytes < need) {
+        void *m = realloc(pg->scratch, need);
+        if (!m) {
+            struct pollfd w = {wake_fd, POLLIN, 0};
+            if (poll(&w, 1, 1) > 0)
+                net_progress_woken(pg, wake_fd);
+            return 1;
+        }
+        pg->scratch = m;
+        pg->scratch_bytes = need;
     }
-    pf[np] = (struct pollfd){wake_fd, POLLIN, 0};
-    if (poll(pf, (nfds_t)np + 1, n > 64 ? 1 : nap_ms) > 0) {
-        if (pf[np].revents & POLLIN)
+    int *chan = pg->scratch, *set = chan + 2 * n + 2;
+    struct pollfd *pf = (struct pollfd *)(set + 2 * n + 2);
+    for (int i = 0; i < n; i++) {
+        struct ib_dev *d = ((struct ib_link *)links[i])->dev; /* NULL: released */
+        chan[2 * i] = d ? d->cc->fd : -1; /* poll passes over -1 */
+        chan[2 * i + 1] = d ? d->ctx->async_fd : -1;
+    }
+    int np = net_ib_poll_set(chan, 2 * n, hub.ec->fd, wake_fd, set);
+    for (int k = 0; k < np; k++)
+        pf[k] = (struct pollfd){set[k], POLLIN, 0};
+    if (poll(pf, (nfds_t)np, nap_ms) > 0) {
+        if (pf[np - 1].revents & POLLIN)
             net_progress_woken(pg, wake_fd);
-        for (int i = 0; i < n && 2 * i < np; i++) {
-            struct ib_link *l = (struct ib_link *)links[i];
+        if (pf[np - 2].revents & POLLIN)
+            hub_drain();
+        for (int k = 0; k < np - 2; k++) {
+            if (!(pf[k].revents & POLLIN))
+                continue;
+            int i = 0; /* the device of this descriptor: a link on it */
+            while (chan[i] != pf[k].fd)
+                i++;
+            struct ib_dev *d = ((struct ib_link *)links[i / 2])->dev;
             struct ibv_cq *cq;
             void *cctx;
-            if ((pf[2 * i].revents & POLLIN) && ibv_get_cq_event(l->cc, &cq, &cctx) == 0)
-                ibv_ack_cq_events(cq, 1);
-            if (pf[2 * i + 1].revents & POLLIN)
-                cm_events(l);
+            if (i % 2)
+                async_events(d, links, n);
+            else
+                while (ibv_get_cq_event(d->cc, &cq, &cctx) == 0) /* served next round */
+                    ibv_ack_cq_events(cq, 1);
         }
         moved = 1;
     }
@@ -736,10 +1412,12 @@ static int ib_round(struct net_progress *pg, struct net_end **links, int n, int 
 
 /* ---- setup ---- */
 
-static void link_free(struct ib_link *l)
+/* What l holds of its device, in the order the device needs it gone: the
+ * queue pair, completion queue and memory, the protection domain (with
+ * the last link on the device), then the cm ids, after which rdmacm can
+ * close the device. At close, or at once when the device is removed. */
+static void link_release(struct ib_link *l)
 {
-    if (!l)
-        return;
     if (l->id) {
         if (l->cm.up)
             rdma_disconnect(l->id);
@@ -748,21 +1426,36 @@ static void link_free(struct ib_link *l)
     }
     if (l->cq)
         ibv_destroy_cq(l->cq);
-    if (l->cc)
-        ibv_destroy_comp_channel(l->cc);
     if (l->slots_mr)
         ibv_dereg_mr(l->slots_mr);
     if (l->ctl_mr)
         ibv_dereg_mr(l->ctl_mr);
+    pthread_mutex_lock(&l->dev_lock); /* send_ref may be registering in its domain */
     dev_put(l->dev); /* the protection domain, once nothing in it is left */
+    l->dev = NULL;
+    pthread_mutex_unlock(&l->dev_lock);
     if (l->id)
         rdma_destroy_id(l->id);
     if (l->listen)
         rdma_destroy_id(l->listen);
-    if (l->ec)
-        rdma_destroy_event_channel(l->ec);
+    l->id = l->listen = NULL;
+    l->cq = NULL;
+    l->slots_mr = l->ctl_mr = NULL;
+}
+
+static void link_free(struct ib_link *l)
+{
+    if (!l)
+        return;
+    if (l->evq_tail)
+        hub_leave(l); /* no more events handed to l */
+    link_release(l);
+    pthread_mutex_destroy(&l->dev_lock);
+    if (l->evq_tail)
+        hub_put();
     free(l->ctl);
     free(l->ref_lkey);
+    free(l->sq_data);
     net_end_free(&l->e);
     free(l);
 }
@@ -778,6 +1471,7 @@ static struct ib_link *link_alloc(const struct ppu_link_params *p, int send)
     l->ack_timeout = p->ib_timeout;
     l->close_timeout_ms = p->close_timeout_ms > 0 ? p->close_timeout_ms : 60000;
     snprintf(l->devname, sizeof l->devname, "?");
+    pthread_mutex_init(&l->dev_lock, NULL);
     l->ctl = aligned_alloc(64, (sizeof *l->ctl + 63) & ~(size_t)63);
     if (!l->ctl || net_end_init(&l->e, "net_ib", p, send, NET_IB_HDR, kick) != PPU_SUCCESS) {
         free(l->ctl);
@@ -785,8 +1479,7 @@ static struct ib_link *link_alloc(const struct ppu_link_params *p, int send)
         return NULL;
     }
     memset(l->ctl, 0, sizeof *l->ctl);
-    l->ec = rdma_create_event_channel();
-    if (!l->ec) {
+    if (hub_join(l) != 0) {
         link_free(l);
         return NULL;
     }
@@ -812,6 +1505,8 @@ static size_t pinned_bytes(void)
 static int link_memory(struct ib_link *l, struct ibv_context *ctx)
 {
     snprintf(l->devname, sizeof l->devname, "%s", ibv_get_device_name(ctx->device));
+    /* iWARP's connection rules (net_ib_cm_may_send, private data) */
+    l->cm.iwarp = ctx->device->transport_type == IBV_TRANSPORT_IWARP;
     l->dev = dev_get(ctx);
     if (!l->dev)
         return -1;
@@ -861,11 +1556,7 @@ static int link_qp(struct ib_link *l, struct rdma_cm_id *id)
         errno = EINVAL;
         return -1;
     }
-    l->cc = ibv_create_comp_channel(id->verbs);
-    if (!l->cc)
-        return -1;
-    fcntl(l->cc->fd, F_SETFL, fcntl(l->cc->fd, F_GETFL) | O_NONBLOCK);
-    l->cq = ibv_create_cq(id->verbs, 2 * depth, l, l->cc, 0);
+    l->cq = ibv_create_cq(id->verbs, 2 * depth, l, l->dev->cc, 0);
     if (!l->cq)
         return -1;
     struct ibv_qp_init_attr qa;
@@ -877,8 +1568,19 @@ static int link_qp(struct ib_link *l, struct rdma_cm_id *id)
     qa.cap.max_recv_wr = (uint32_t)(l->e.nslots + NET_IB_EXTRA_RECVS);
     qa.cap.max_send_sge = l->ref_lkey ? 2 : 1;
     qa.cap.max_recv_sge = 1;
-    if (rdma_create_qp(id, l->dev->pd, &qa) != 0)
+    qa.cap.max_inline_data = 8; /* control writes (net_ib_ctl_inline) */
+    l->sq_data = calloc((size_t)depth, sizeof *l->sq_data);
+    if (!l->sq_data)
         return -1;
+    if (rdma_create_qp(id, l->dev->pd, &qa) != 0) {
+        qa.cap.max_inline_data = 0; /* a device without inline data */
+        if (rdma_create_qp(id, l->dev->pd, &qa) != 0)
+            return -1;
+    }
+    l->max_inline = qa.cap.max_inline_data; /* what the device granted */
+    l->sq = (struct net_ib_sq){.depth = qa.cap.max_send_wr < (uint32_t)depth
+                                            ? qa.cap.max_send_wr : (uint32_t)depth};
+    l->sq.every = l->sq.depth / 2 ? l->sq.depth / 2 : 1;
     l->id = id;
     for (int i = 0; i < l->e.nslots + NET_IB_EXTRA_RECVS; i++)
         if (post_recv(l) != 0)
@@ -888,16 +1590,39 @@ static int link_qp(struct ib_link *l, struct rdma_cm_id *id)
 
 /* The next connection manager event, within deadline: 0, or -1 (timed
  * out, or the channel failed). */
-static int next_event(struct ib_link *l, uint64_t deadline, struct rdma_cm_event **ev)
+static int next_event(struct ib_link *l, uint64_t deadline, struct ib_cm_ev **ev)
 {
     for (;;) {
-        struct pollfd pf = {l->ec->fd, POLLIN, 0};
-        int pr = poll(&pf, 1, ppu_ms_until(deadline));
-        if (pr > 0)
-            return rdma_get_cm_event(l->ec, ev);
-        if (pr < 0 && errno == EINTR)
+        if ((*ev = hub_take(l)) != NULL)
+            return 0;
+        int left = ppu_ms_until(deadline);
+        if (left <= 0)
+            return -1;
+        pthread_mutex_lock(&hub.lock);
+        if (atomic_load_explicit(&l->nev, memory_order_relaxed)) {
+            pthread_mutex_unlock(&hub.lock);
             continue;
-        return -1;
+        }
+        if (!hub.reading) { /* read the channel for every link */
+            hub.reading = 1;
+            pthread_mutex_unlock(&hub.lock);
+            struct pollfd pf = {hub.ec->fd, POLLIN, 0};
+            poll(&pf, 1, left < 100 ? left : 100);
+            hub_drain();
+            pthread_mutex_lock(&hub.lock);
+            hub.reading = 0;
+            pthread_cond_broadcast(&hub.cond);
+        } else { /* another setup reads it: wait for what it hands out */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&hub.cond, &hub.lock, &ts);
+        }
+        pthread_mutex_unlock(&hub.lock);
     }
 }
 
@@ -905,7 +1630,7 @@ static int next_event(struct ib_link *l, uint64_t deadline, struct rdma_cm_event
 static ppu_result_t expect_event(struct ib_link *l, enum rdma_cm_event_type want,
                                  uint64_t deadline, const char *step)
 {
-    struct rdma_cm_event *ev;
+    struct ib_cm_ev *ev;
     char d[32];
     if (next_event(l, deadline, &ev) != 0) {
         ppu_transport_log(LOG_WARN, "net_ib: link %s: %s: no answer within %d ms",
@@ -914,12 +1639,27 @@ static ppu_result_t expect_event(struct ib_link *l, enum rdma_cm_event_type want
     }
     enum rdma_cm_event_type t = ev->event;
     int status = ev->status;
-    rdma_ack_cm_event(ev);
+    ev_free(ev); /* a request to a sender: nobody should ask */
     if (t == want)
         return PPU_SUCCESS;
     ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s, rank %d): %s: got %s (status %d)",
                       dir(l, d, sizeof d), l->devname, l->e.peer, step, rdma_event_str(t), status);
     return PPU_SYSTEM_ERROR;
+}
+
+/* This rank's address (net_ib_choose): where its links listen and where
+ * its connections come from, on the device PPU_IB_HCA names or the one
+ * that has the address TCP takes. */
+static int link_addr(struct ib_link *l, const struct ppu_link_params *p, union ppu_sockaddr *a,
+                     int *iwarp)
+{
+    char what[400], d[32];
+    if (ib_where(p->ib_hca, (const struct sockaddr *)&p->listen_addr, a, iwarp, what,
+                 sizeof what))
+        return 0;
+    ppu_transport_log(LOG_WARN, "net_ib: link %s: no address on an RDMA device: %s",
+                      dir(l, d, sizeof d), what);
+    return -1;
 }
 
 static ppu_result_t net_ib_recv_setup(struct ppu_link *link, void *info_out)
@@ -930,23 +1670,16 @@ static ppu_result_t net_ib_recv_setup(struct ppu_link *link, void *info_out)
     if (!l)
         return PPU_SYSTEM_ERROR;
     union ppu_sockaddr a;
-    memset(&a, 0, sizeof a);
-    int fam = p->listen_addr.ss_family;
-    memcpy(&a, &p->listen_addr,
-           fam == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
-    if (p->ib_hca[0] && hca_addr(p->ib_hca, fam, &a) != 0) {
-        ppu_transport_log(LOG_WARN, "net_ib: rank %d: PPU_IB_HCA=%s has no %s address (see "
-                          "/sys/class/infiniband/%s/device/net)", p->self_rank, p->ib_hca,
-                          fam == AF_INET6 ? "IPv6" : "IPv4", p->ib_hca);
+    if (link_addr(l, p, &a, NULL) != 0)
         goto fail;
-    }
+    int fam = a.sa.sa_family;
     struct net_ib_info info;
     memset(&info, 0, sizeof info);
     net_addr_pack(&a, &info.port, &info.scope_id, info.addr);
     net_addr_unpack(fam, 0, info.scope_id, info.addr, &a); /* any port */
     ppu_socket_str(&a, ab, sizeof ab);
     if (getrandom(l->nonce, sizeof l->nonce, 0) != (ssize_t)sizeof l->nonce ||
-        rdma_create_id(l->ec, &l->listen, NULL, RDMA_PS_TCP) != 0)
+        rdma_create_id(hub.ec, &l->listen, l, RDMA_PS_TCP) != 0)
         goto fail;
     int bound = rdma_bind_addr(l->listen, &a.sa) == 0;
     if (bound && set_tos(l, l->listen, p->ib_tc) != 0)
@@ -993,6 +1726,7 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     const struct ppu_link_params *p = &link->params;
     struct net_ib_info info;
     const char *why = NULL;
+    ib_refusal[0] = '\0';
     if (net_ib_check_info(info_in, PPU_CONNECT_INFO_BYTES, p->slot_bytes, (uint32_t)p->nslots,
                           &info, &why) != 0) {
         ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: %s", p->self_rank, p->peer_rank, why);
@@ -1008,17 +1742,40 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     l->r_stride = info.stride;
     l->r_ctl = info.ctl_addr;
     l->r_ctl_rkey = info.ctl_rkey;
-    union ppu_sockaddr a;
+    union ppu_sockaddr a, src;
+    int iwarp = 0;
+    if (link_addr(l, p, &src, &iwarp) != 0) {
+        link_free(l);
+        return PPU_SYSTEM_ERROR;
+    }
     net_addr_unpack(info.family, info.port, info.scope_id, info.addr, &a);
     char ab[INET6_ADDRSTRLEN] = "?";
     inet_ntop(info.family, info.addr, ab, sizeof ab);
+    /* iWARP cannot reach this host's own addresses: say so now, rather
+     * than after a connection attempt that cannot work */
+    struct net_ib_ifaddr *mine = NULL;
+    int nmine = 0;
+    char where[96];
+    ib_where(p->ib_hca, (const struct sockaddr *)&p->listen_addr, &src, NULL, where,
+             sizeof where);
+    where[strcspn(where, ",")] = '\0'; /* the device's name */
+    if (iwarp && local_addrs(&mine, &nmine) == 0 &&
+        net_ib_loopback_refused(iwarp, &a.sa, mine, nmine, p->peer_rank, where, ib_refusal,
+                                sizeof ib_refusal)) {
+        ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: %s", l->e.self, l->e.peer, ib_refusal);
+        free(mine);
+        link_free(l);
+        return PPU_INVALID_USAGE;
+    }
+    free(mine);
     uint64_t deadline = ppu_now_ns() + (uint64_t)l->setup_timeout_ms * 1000000ull;
     struct rdma_cm_id *id = NULL;
     ppu_result_t r = PPU_SYSTEM_ERROR;
-    if (rdma_create_id(l->ec, &id, NULL, RDMA_PS_TCP) != 0)
+    if (rdma_create_id(hub.ec, &id, l, RDMA_PS_TCP) != 0)
         goto fail;
     l->id = id; /* freed with the link from here on */
-    if (rdma_resolve_addr(id, NULL, &a.sa, RESOLVE_MS) != 0 ||
+    /* from this rank's RDMA address: PPU_IB_HCA's device, not the route's choice */
+    if (rdma_resolve_addr(id, &src.sa, &a.sa, RESOLVE_MS) != 0 ||
         (r = expect_event(l, RDMA_CM_EVENT_ADDR_RESOLVED, deadline, "resolving the address")) !=
             PPU_SUCCESS || set_tos(l, id, link->params.ib_tc) != 0 ||
         rdma_resolve_route(id, RESOLVE_MS) != 0 ||
@@ -1046,6 +1803,13 @@ static ppu_result_t net_ib_send_connect(struct ppu_link *link, const void *info_
     q.ctl_addr = (uintptr_t)l->ctl;
     q.ctl_rkey = l->ctl_mr->rkey;
     q.sender_rank = l->e.self;
+    char pwhy[160];
+    if (!net_ib_pdata_fits(l->cm.iwarp, 0, sizeof q, pwhy, sizeof pwhy)) {
+        ppu_transport_log(LOG_WARN, "net_ib: link %d->%d: device %s: %s", l->e.self, l->e.peer,
+                          l->devname, pwhy);
+        r = PPU_INTERNAL_ERROR;
+        goto fail;
+    }
     struct rdma_conn_param cp;
     memset(&cp, 0, sizeof cp);
     cp.private_data = &q;
@@ -1099,8 +1863,11 @@ static ppu_result_t net_ib_send_ref(struct ppu_link *link, const void *src, size
     if (r != PPU_SUCCESS)
         return r;
     uint64_t key;
-    if (!l->ref_lkey || !ppu_reg_get(link->params.reg_owner, src, bytes, l->dev->pd,
-                                     &ib_reg_ops, &key)) {
+    pthread_mutex_lock(&l->dev_lock); /* the device may be going (link_release) */
+    int keyed = l->ref_lkey && l->dev &&
+                ppu_reg_get(link->params.reg_owner, src, bytes, l->dev->pd, &ib_reg_ops, &key);
+    pthread_mutex_unlock(&l->dev_lock);
+    if (!keyed) {
         memcpy(slot, src, bytes);
         return net_end_send_commit(link, bytes);
     }
@@ -1119,7 +1886,7 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
      * next message from this side (net_ib_cm_step says why). */
     l->cm.active = 0;
     while (!l->cm.up) {
-        struct rdma_cm_event *ev;
+        struct ib_cm_ev *ev;
         if (next_event(l, deadline, &ev) != 0) {
             ppu_transport_log(LOG_WARN, "net_ib: link %s: rank %d did not connect within "
                               "PPU_BOOTSTRAP_TIMEOUT_MS (%d ms)", d, l->e.peer,
@@ -1129,26 +1896,20 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
         enum rdma_cm_event_type t = ev->event;
         enum net_ib_cm_act act = net_ib_cm_step(&l->cm, cm_ev(t));
         if (act == NET_IB_ACT_REJECT) {
-            struct rdma_cm_id *cid = ev->id;
             ppu_transport_log(LOG_WARN, "net_ib: link %s: rejected a connection request: the "
                               "link has its sender already", d);
-            rdma_reject(cid, NULL, 0);
-            rdma_ack_cm_event(ev);
-            rdma_destroy_id(cid);
+            ev_free(ev);
             continue;
         }
         if (act == NET_IB_ACT_ACCEPT) {
             struct net_ib_req q;
             const char *why = NULL;
             struct rdma_cm_id *cid = ev->id;
-            if (net_ib_check_req(ev->param.conn.private_data, ev->param.conn.private_data_len,
-                                 l->nonce, &q, &why) != 0) {
+            if (net_ib_check_req(ev->data, ev->len, l->nonce, &q, &why) != 0) {
                 ppu_transport_log(LOG_WARN, "net_ib: link %s: rejected a connection request: %s",
                                   d, why);
                 net_ib_cm_accepted(&l->cm, -1);
-                rdma_reject(cid, NULL, 0);
-                rdma_ack_cm_event(ev);
-                rdma_destroy_id(cid);
+                ev_free(ev);
                 continue;
             }
             l->r_ctl = q.ctl_addr;
@@ -1163,18 +1924,18 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
                                   "%d: %s", d, l->devname, l->e.peer, strerror(errno));
                 net_ib_cm_accepted(&l->cm, 0);
                 rdma_reject(cid, NULL, 0); /* the sender hears now, not at its timeout */
-                rdma_ack_cm_event(ev);
+                free(ev);
                 if (l->id != cid)
                     rdma_destroy_id(cid);
                 return PPU_SYSTEM_ERROR;
             }
             net_ib_cm_accepted(&l->cm, 1);
-            rdma_ack_cm_event(ev);
-        } else if (act != NET_IB_ACT_FAIL) {
-            rdma_ack_cm_event(ev); /* nothing this setup waits for */
+            free(ev);
+        } else if (act != NET_IB_ACT_FAIL && act != NET_IB_ACT_RELEASE) {
+            ev_free(ev); /* nothing this setup waits for */
         } else {
             int status = ev->status;
-            rdma_ack_cm_event(ev);
+            free(ev);
             ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s, rank %d): connection "
                               "failed: %s (status %d)", d, l->devname, l->e.peer,
                               rdma_event_str(t), status);
@@ -1183,7 +1944,6 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
     }
     rdma_destroy_id(l->listen); /* no more requests are taken */
     l->listen = NULL;
-    fcntl(l->ec->fd, F_SETFL, fcntl(l->ec->fd, F_GETFL) | O_NONBLOCK);
     ppu_result_t r = net_progress_add(&g, &l->e);
     l->registered = r == PPU_SUCCESS;
     return r;
@@ -1199,7 +1959,7 @@ static ppu_result_t net_ib_send_finish(struct ppu_link *link)
     char d[32];
     dir(l, d, sizeof d);
     while (!l->cm.up) {
-        struct rdma_cm_event *ev;
+        struct ib_cm_ev *ev;
         if (next_event(l, deadline, &ev) != 0) {
             ppu_transport_log(LOG_WARN, "net_ib: link %s: connecting: no answer from rank %d "
                               "within %d ms", d, l->e.peer, l->setup_timeout_ms);
@@ -1207,16 +1967,15 @@ static ppu_result_t net_ib_send_finish(struct ppu_link *link)
         }
         enum rdma_cm_event_type t = ev->event;
         int status = ev->status;
-        rdma_ack_cm_event(ev);
-        if (net_ib_cm_step(&l->cm, cm_ev(t)) == NET_IB_ACT_FAIL) {
+        ev_free(ev);
+        enum net_ib_cm_act act = net_ib_cm_step(&l->cm, cm_ev(t));
+        if (act == NET_IB_ACT_FAIL || act == NET_IB_ACT_RELEASE) {
             ppu_transport_log(LOG_WARN, "net_ib: link %s (device %s, rank %d): connecting: %s "
                               "(status %d)", d, l->devname, l->e.peer, rdma_event_str(t), status);
             return PPU_SYSTEM_ERROR;
         }
     }
-    ppu_result_t r;
-    fcntl(l->ec->fd, F_SETFL, fcntl(l->ec->fd, F_GETFL) | O_NONBLOCK);
-    r = net_progress_add(&g, &l->e);
+    ppu_result_t r = net_progress_add(&g, &l->e);
     l->registered = r == PPU_SUCCESS;
     return r;
 }
@@ -1234,13 +1993,18 @@ static void net_ib_close(struct ppu_link *link)
         return;
     if (l->registered && l->e.send)
         net_end_drain(&l->e, l->close_timeout_ms);
-    /* a failure notice still to go: give the thread a moment to post it, so
-     * the peer reads "failed" and not "gone" */
-    for (int i = 0; l->registered && i < 100 &&
-                    atomic_load_explicit(&l->e.local_failed, memory_order_acquire) &&
-                    !atomic_load_explicit(&l->notice_sent, memory_order_acquire) &&
-                    !atomic_load_explicit(&l->e.gone, memory_order_acquire);
-         i++) {
+    /* a failure notice still to go: wait (bounded) until its write
+     * completed, not only until it was posted: destroying the queue pair
+     * flushes it, and the peer would read "gone" and not "failed" */
+    uint64_t t0 = ppu_now_ns();
+    struct net_ib_cm cm = l->cm; /* a notice iWARP does not let this end post: no wait */
+    while (l->registered &&
+           (cm.heard = __atomic_load_n(&l->cm.heard, __ATOMIC_ACQUIRE), 1) &&
+           net_ib_close_waits(atomic_load_explicit(&l->e.local_failed, memory_order_acquire),
+                              atomic_load_explicit(&l->notice_done, memory_order_acquire) ||
+                                  !net_ib_cm_may_send(&cm),
+                              atomic_load_explicit(&l->e.gone, memory_order_acquire),
+                              (int)((ppu_now_ns() - t0) / 1000000ull), NOTICE_MS)) {
         kick(1);
         usleep(1000);
     }
@@ -1253,8 +2017,11 @@ static void net_ib_close(struct ppu_link *link)
 static const char *ib_why_failed(const struct ppu_link *link, int phase, ppu_result_t r,
                                  char *buf, size_t len)
 {
-    snprintf(buf, len, "%s", phase == 1 ? "an RDMA listener (PPU_IB_HCA); the log says more"
-                                        : "see the log");
+    if (phase == 2 && r == PPU_INVALID_USAGE && ib_refusal[0])
+        snprintf(buf, len, "%s", ib_refusal);
+    else
+        snprintf(buf, len, "%s", phase == 1 ? "an RDMA listener (PPU_IB_HCA); the log says more"
+                                            : "see the log");
     return buf;
 }
 
