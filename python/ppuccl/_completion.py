@@ -53,6 +53,28 @@ class Tracker:
             self._pending.append(job)
         return job
 
+    def idle(self):
+        """Whether nothing is queued or unfinished: a call may run on the
+        caller's thread without passing one queued before it."""
+        if self._pending or self.error is not None:
+            return False
+        try:
+            return self._stream.query()
+        except PpuError:  # a queued failure: the queued path reports it
+            return False
+
+    def completed(self, result):
+        """A finished Job for a call that ran on the caller's thread."""
+        job = Job(result)
+        job.done = job.popped = True
+        return job
+
+    def failed(self, err):
+        """A call on the caller's thread failed: later calls refuse."""
+        with self._cv:
+            if self.error is None:
+                self.error = err
+
     def fail(self, job, err):
         """Completes a job whose call could not be queued."""
         with self._cv:

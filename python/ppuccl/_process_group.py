@@ -135,15 +135,31 @@ class ProcessGroupPPU(ProcessGroup):
                                      f"{err.message}")
 
     def _launch(self, name, issue, result, finish=None, keep=None):
-        """Runs issue() (which queues on the stream) and returns its Work."""
+        """Runs issue(stream) and returns its Work. A synchronous call of
+        torch's Python API (async_op=False: it waits on the Work at once)
+        finding nothing queued runs on the caller's thread (stream None):
+        no hand-off to the stream's thread and back, which was most of an
+        8-byte all_reduce's time through torch. Everything else is queued
+        on the group's stream."""
         self._check_usable(name)
         self._flush_p2p()
+        caller = sys._getframe(2)
+        api = caller.f_code.co_filename == _C10D_FILE
+        inline = api and caller.f_locals.get("async_op") is False and self._done.idle()
         try:
-            issue()
+            issue(None if inline else self._stream)
         except (TypeError, ValueError) as e:
             raise type(e)(f"ppu backend {name}: {e}") from None
+        except PpuError as e:
+            if inline:  # as a queued call's failure would: later calls refuse
+                self._done.failed(e)
+            raise
+        if inline:
+            if finish is not None:
+                finish()
+            return PPUWork(self._done, self._done.completed(result))
         job = self._done.add(result, finish, keep)
-        if sys._getframe(2).f_code.co_filename == _C10D_FILE:
+        if api:
             return PPUWork(self._done, job)
         return _create_work_from_future(self._done.future(job))
 
@@ -181,22 +197,22 @@ class ProcessGroupPPU(ProcessGroup):
         t = self._one("all_reduce", tensors)
         op = self._op("all_reduce", opts.reduceOp)
         return self._launch("all_reduce",
-                            lambda: self._comm.allreduce(t, op=op, stream=self._stream), [t])
+                            lambda s: self._comm.allreduce(t, op=op, stream=s), [t])
 
     def allreduce_coalesced(self, tensors, opts=None):
         op = self._op("all_reduce_coalesced", opts.reduceOp)
 
-        def issue():
+        def issue(s):
             with group():
                 for t in tensors:
-                    self._comm.allreduce(t, op=op, stream=self._stream)
+                    self._comm.allreduce(t, op=op, stream=s)
         return self._launch("all_reduce_coalesced", issue, list(tensors))
 
     def reduce(self, tensors, opts=None):
         t = self._one("reduce", tensors)
         op = self._op("reduce", opts.reduceOp)
-        return self._launch("reduce", lambda: self._comm.reduce(
-            t, op=op, root=opts.rootRank, stream=self._stream), [t])
+        return self._launch("reduce", lambda s: self._comm.reduce(
+            t, op=op, root=opts.rootRank, stream=s), [t])
 
     def reduce_scatter(self, outputs, input_lists, opts=None):
         out = self._one("reduce_scatter", outputs)
@@ -204,19 +220,19 @@ class ProcessGroupPPU(ProcessGroup):
         self._same("reduce_scatter", ins, out)
         op = self._op("reduce_scatter", opts.reduceOp)
         flat = torch.cat([_flat(x) for x in ins])
-        return self._launch("reduce_scatter", lambda: self._comm.reduce_scatter(
-            flat, out, op=op, stream=self._stream), [out], keep=flat)
+        return self._launch("reduce_scatter", lambda s: self._comm.reduce_scatter(
+            flat, out, op=op, stream=s), [out], keep=flat)
 
     def _reduce_scatter_base(self, output, inp, opts=None):
         op = self._op("reduce_scatter_tensor", opts.reduceOp)
-        return self._launch("reduce_scatter_tensor", lambda: self._comm.reduce_scatter(
-            inp, output, op=op, stream=self._stream), [output])
+        return self._launch("reduce_scatter_tensor", lambda s: self._comm.reduce_scatter(
+            inp, output, op=op, stream=s), [output])
 
     # ---- data movement -------------------------------------------------
     def broadcast(self, tensors, opts=None):
         t = self._one("broadcast", tensors)
-        return self._launch("broadcast", lambda: self._comm.broadcast(
-            t, root=opts.rootRank, stream=self._stream), [t])
+        return self._launch("broadcast", lambda s: self._comm.broadcast(
+            t, root=opts.rootRank, stream=s), [t])
 
     def allgather(self, output_lists, inputs, opts=None):
         t = self._one("all_gather", inputs)
@@ -227,12 +243,12 @@ class ProcessGroupPPU(ProcessGroup):
         def finish():
             for i, o in enumerate(outs):
                 o.copy_(flat[i * t.numel():(i + 1) * t.numel()].view_as(o))
-        return self._launch("all_gather", lambda: self._comm.allgather(
-            t, flat, stream=self._stream), [outs], finish)
+        return self._launch("all_gather", lambda s: self._comm.allgather(
+            t, flat, stream=s), [outs], finish)
 
     def _allgather_base(self, output, inp, opts=None):
-        return self._launch("all_gather_into_tensor", lambda: self._comm.allgather(
-            inp, output, stream=self._stream), [output])
+        return self._launch("all_gather_into_tensor", lambda s: self._comm.allgather(
+            inp, output, stream=s), [output])
 
     def allgather_coalesced(self, output_lists, inputs, opts=None):
         raise UnsupportedError("ppu backend: all_gather_coalesced is not supported")
@@ -243,13 +259,13 @@ class ProcessGroupPPU(ProcessGroup):
         outs = self._list("gather", output_lists, "outputs") if me == root else []
         self._same("gather", outs, t)
 
-        def issue():
+        def issue(s):
             with group():
                 for p, o in enumerate(outs):
                     if p != me:
-                        self._comm.recv(o, p, stream=self._stream)
+                        self._comm.recv(o, p, stream=s)
                 if me != root:
-                    self._comm.send(t, root, stream=self._stream)
+                    self._comm.send(t, root, stream=s)
             if outs:
                 outs[me].copy_(t)
         return self._launch("gather", issue, outs or [t])
@@ -260,13 +276,13 @@ class ProcessGroupPPU(ProcessGroup):
         ins = self._list("scatter", input_lists, "inputs") if me == root else []
         self._same("scatter", ins, t)
 
-        def issue():
+        def issue(s):
             with group():
                 for p, x in enumerate(ins):
                     if p != me:
-                        self._comm.send(x, p, stream=self._stream)
+                        self._comm.send(x, p, stream=s)
                 if me != root:
-                    self._comm.recv(t, root, stream=self._stream)
+                    self._comm.recv(t, root, stream=s)
             if ins:
                 t.copy_(ins[me])
         return self._launch("scatter", issue, [t])
@@ -274,12 +290,12 @@ class ProcessGroupPPU(ProcessGroup):
     def alltoall_base(self, output, inp, output_split_sizes, input_split_sizes, opts=None):
         name = "all_to_all_single"
         if not output_split_sizes and not input_split_sizes:
-            return self._launch(name, lambda: self._comm.alltoall(
-                inp, output, stream=self._stream), [output])
+            return self._launch(name, lambda s: self._comm.alltoall(
+                inp, output, stream=s), [output])
         scnt, sdsp = self._splits(name, inp, input_split_sizes)
         rcnt, rdsp = self._splits(name, output, output_split_sizes)
-        return self._launch(name, lambda: self._comm.alltoallv(
-            inp, scnt, sdsp, output, rcnt, rdsp, stream=self._stream), [output])
+        return self._launch(name, lambda s: self._comm.alltoallv(
+            inp, scnt, sdsp, output, rcnt, rdsp, stream=s), [output])
 
     def _splits(self, name, t, sizes):
         """Element counts and displacements for splits along dim 0."""
@@ -310,8 +326,8 @@ class ProcessGroupPPU(ProcessGroup):
         def finish():
             for o, d, c in zip(outputs, rdsp, rcnt):
                 o.copy_(recv[d:d + c].view_as(o))
-        return self._launch(name, lambda: self._comm.alltoallv(
-            send, scnt, sdsp, recv, rcnt, rdsp, stream=self._stream), list(outputs), finish,
+        return self._launch(name, lambda s: self._comm.alltoallv(
+            send, scnt, sdsp, recv, rcnt, rdsp, stream=s), list(outputs), finish,
             keep=send)
 
     @staticmethod
@@ -373,7 +389,7 @@ class ProcessGroupPPU(ProcessGroup):
                                "name the source rank")
 
     def barrier(self, opts=None):
-        return self._launch("barrier", lambda: self._comm.barrier(stream=self._stream), [])
+        return self._launch("barrier", lambda s: self._comm.barrier(stream=s), [])
 
     def monitored_barrier(self, timeout=None, wait_all_ranks=False):
         raise UnsupportedError("ppu backend: monitored_barrier is not supported")

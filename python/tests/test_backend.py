@@ -73,6 +73,25 @@ def _reductions(rank, n):
     works = [dist.all_reduce(torch.full((100,), float(k)), async_op=True) for k in range(5)]
     for w in works:
         w.wait()
+    # a synchronous call with nothing queued runs on the caller's thread:
+    # no job is queued on the stream for it
+    pg = dist.distributed_c10d._get_default_group()
+    seq = pg._done._seq
+    t = torch.full((7,), float(rank))
+    dist.all_reduce(t)
+    dist.broadcast(t, src=0)
+    dist.barrier()
+    assert pg._done._seq == seq, "synchronous calls were queued on the stream"
+    same(t, torch.full((7,), float(sum(range(n)))), "synchronous all_reduce")
+    # behind queued work, a synchronous call queues too and keeps the order
+    a = torch.full((1 << 15,), float(rank + 1))
+    w = dist.all_reduce(a, async_op=True)
+    b = torch.full((3,), 2.0)
+    dist.all_reduce(b, op=dist.ReduceOp.PRODUCT)
+    assert pg._done._seq > seq + 1, "a call behind queued work ran before it"
+    w.wait()
+    same(a, torch.full((1 << 15,), float(n * (n + 1) // 2)), "async all_reduce before a sync one")
+    same(b, torch.full((3,), float(2 ** n)), "sync all_reduce behind an async one")
     dist.destroy_process_group()
 
 
