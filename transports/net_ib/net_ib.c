@@ -514,7 +514,7 @@ struct ib_link {
     unsigned ctl_next;    /* next ctl->src slot */
     uint64_t notice_seq;  /* the failure notice's sequence + 1 (0: none posted) */
     _Atomic int notice_sent, notice_done; /* posted; its write completed */
-    int registered; /* up: cm.up */
+    _Atomic int registered; /* up: cm.up; set before net_progress_add (hub_hand kicks) */
     int setup_timeout_ms, close_timeout_ms;
     int ack_timeout; /* PPU_IB_TIMEOUT, -1: librdmacm's */
     char devname[64];
@@ -1024,6 +1024,31 @@ static int hub_drain(void)
     return n;
 }
 
+/* The progress thread saw the CM channel readable: it drains it as the
+ * reader, unless a setup thread is the reader now (two readers would take
+ * each other's events: the setup's poll would then sleep on a drained
+ * channel while its event sat in its queue, and events of one id could
+ * be queued out of order). Setups waiting meanwhile are woken by
+ * hub_hand's broadcast. */
+static void hub_read_as_progress(void)
+{
+    pthread_mutex_lock(&hub.lock);
+    int mine = !hub.reading && hub.ec;
+    hub.reading |= mine;
+    pthread_mutex_unlock(&hub.lock);
+    if (!mine)
+        return;
+    hub_drain();
+    pthread_mutex_lock(&hub.lock);
+    hub.reading = 0;
+    if (hub.refs == 0 && hub.ec) { /* the last link left while this read */
+        rdma_destroy_event_channel(hub.ec);
+        hub.ec = NULL;
+    }
+    pthread_cond_broadcast(&hub.cond);
+    pthread_mutex_unlock(&hub.lock);
+}
+
 /* l's oldest event, or NULL. */
 static struct ib_cm_ev *hub_take(struct ib_link *l)
 {
@@ -1284,6 +1309,11 @@ static void cm_events(struct ib_link *l)
 static int serve(struct ib_link *l)
 {
     int moved = poll_cq(l); /* also when gone: messages that arrived still count */
+    /* events first, also when gone: a removed device is usually seen as
+     * flushed completions or a fatal async event before the CM's
+     * DEVICE_REMOVAL, which must still release the link's resources */
+    if (atomic_load_explicit(&l->nev, memory_order_acquire))
+        cm_events(l);
     if (atomic_load_explicit(&l->e.gone, memory_order_acquire))
         return 0;
     if (!atomic_load_explicit(&l->notice_sent, memory_order_relaxed) &&
@@ -1300,8 +1330,6 @@ static int serve(struct ib_link *l)
         net_end_credit_sent(&l->e, seq);
         moved = 1;
     }
-    if (atomic_load_explicit(&l->nev, memory_order_acquire))
-        cm_events(l);
     return moved;
 }
 
@@ -1389,7 +1417,7 @@ static int ib_round(struct net_progress *pg, struct net_end **links, int n, int 
         if (pf[np - 1].revents & POLLIN)
             net_progress_woken(pg, wake_fd);
         if (pf[np - 2].revents & POLLIN)
-            hub_drain();
+            hub_read_as_progress();
         for (int k = 0; k < np - 2; k++) {
             if (!(pf[k].revents & POLLIN))
                 continue;
@@ -1944,6 +1972,7 @@ static ppu_result_t net_ib_recv_finish(struct ppu_link *link)
     }
     rdma_destroy_id(l->listen); /* no more requests are taken */
     l->listen = NULL;
+    l->registered = 1; /* an event handed out from now on kicks the progress thread */
     ppu_result_t r = net_progress_add(&g, &l->e);
     l->registered = r == PPU_SUCCESS;
     return r;
@@ -1975,6 +2004,7 @@ static ppu_result_t net_ib_send_finish(struct ppu_link *link)
             return PPU_SYSTEM_ERROR;
         }
     }
+    l->registered = 1; /* an event handed out from now on kicks the progress thread */
     ppu_result_t r = net_progress_add(&g, &l->e);
     l->registered = r == PPU_SUCCESS;
     return r;
