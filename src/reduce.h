@@ -14,6 +14,13 @@
 void ppu_reduce2(void *dst, const void *a, const void *b, size_t count,
                  ppu_datatype_t datatype, ppu_redop_t op);
 
+/* The instruction set ppu_reduce2 runs ("avx512", "avx2", "generic"):
+ * PPU_SIMD's, else the best this CPU has, chosen at the first call.
+ * ppu_reduce_isa_set switches it (tests, benchmarks): -1 for a name this
+ * CPU or build lacks. */
+const char *ppu_reduce_isa(void);
+int ppu_reduce_isa_set(const char *name);
+
 /* Final step of PPU_AVG: buf[i] = buf[i] / nranks (integers truncate toward
  * zero, floats round to nearest even). No-op for other ops. */
 void ppu_reduce_finish(void *buf, size_t count, ppu_datatype_t datatype,

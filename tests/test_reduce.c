@@ -401,15 +401,38 @@ static void check_reduce2(ppu_datatype_t dt, ppu_redop_t op, size_t count, int m
     free(want);
 }
 
+/* Every instruction set the CPU has (the kernels are compiled once for
+ * each), every op, count and placement, against the reference. */
 static void check_reduce2_type(ppu_datatype_t dt)
 {
-    static const size_t counts[] = {1, 7, 255, 1023, 4099};
+    static const size_t counts[] = {1, 7, 255, 256, 257, 1023, 4099};
+    static const char *const isa[] = {"generic", "avx2", "avx512"};
+    int ran = 0;
     failures = 0;
-    for (int op = 0; op < PPU_NUM_REDOPS; op++)
-        for (size_t c = 0; c < sizeof counts / sizeof *counts; c++)
-            for (int mode = 0; mode < NUM_MODES; mode++)
-                check_reduce2(dt, (ppu_redop_t)op, counts[c], mode);
+    for (int k = 0; k < 3; k++) {
+        if (ppu_reduce_isa_set(isa[k]) != 0) {
+            cr_log_info("%s: this CPU has no %s; not run", dt_name[dt], isa[k]);
+            continue;
+        }
+        cr_assert_str_eq(ppu_reduce_isa(), isa[k]);
+        ran++;
+        long before = failures;
+        for (int op = 0; op < PPU_NUM_REDOPS; op++)
+            for (size_t c = 0; c < sizeof counts / sizeof *counts; c++)
+                for (int mode = 0; mode < NUM_MODES; mode++)
+                    check_reduce2(dt, (ppu_redop_t)op, counts[c], mode);
+        if (failures > before)
+            cr_log_error("%s: %ld failing cases with %s", dt_name[dt], failures - before, isa[k]);
+    }
+    cr_assert(ran >= 1, "the generic kernels always run");
     cr_assert_eq(failures, 0, "%s: %ld failing cases", dt_name[dt], failures);
+}
+
+Test(reduce2, isa_choice)
+{
+    cr_assert_eq(ppu_reduce_isa_set("sse9"), -1, "an unknown instruction set is refused");
+    cr_assert_eq(ppu_reduce_isa_set("generic"), 0);
+    cr_assert_str_eq(ppu_reduce_isa(), "generic");
 }
 
 Test(reduce2, int8) { check_reduce2_type(PPU_INT8); }

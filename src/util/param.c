@@ -16,6 +16,7 @@ static const char *const debug_levels[] = {"NONE", "OFF", "WARN", "INFO", "TRACE
 static const char *const debug_subsys[] = {"INIT", "COLL", "NET", "TOPO", "SHM",
                                            "BOOT", "ENV",  "ALL", NULL};
 static const char *const nets[] = {"ib", "socket", NULL};
+static const char *const simds[] = {"avx512", "avx2", "generic", NULL};
 
 #define INT(lo, hi) .kind = PPU_PK_INT, .min = (lo), .max = (hi)
 
@@ -153,6 +154,10 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "1: every message carries a checksum of its bytes, checked by the receiver; a "
         "mismatch fails the call naming the link instead of returning the data.",
         INT(0, 1)},
+    [PPU_P_SIMD] = {"PPU_SIMD", "",
+        "Instruction set of the reduction kernels: avx512, avx2 (with F16C for float16) or "
+        "generic. Empty: the best this CPU has; one it lacks is refused with the reason.",
+        .kind = PPU_PK_CHOICE, .choices = simds},
     [PPU_P_LL_MAX_BYTES] = {"PPU_LL_MAX_BYTES", "8192",
         "Largest message sent with the low-latency protocol (rounded up to 8 bytes, at most "
         "PPU_P2P_CHUNK_SIZE); 0 turns it off.",

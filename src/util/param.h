@@ -47,6 +47,7 @@ enum ppu_param {
     PPU_P_PROTO,
     PPU_P_CHECK_CALLS,
     PPU_P_CHECKSUM,
+    PPU_P_SIMD,
     PPU_P_LL_MAX_BYTES,
     PPU_P_P2P_CHUNK_SIZE,
     PPU_P_ONESHOT_MAX_BYTES,
