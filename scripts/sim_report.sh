@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 echo "## 16,384 chips: every algorithm at 1 MB, 64 MB, 1 GB"
 for coll in allreduce alltoall; do
   for size in 1M 64M 1G; do
-    "$SIM" --servers 1024 --coll "$coll" --algo all -b "$size" -e "$size" | grep -v '^# icn'
+    "$SIM" --servers 1024 --coll "$coll" --algo all --proto both -b "$size" -e "$size" | grep -v '^# icn'
   done
 done
 
@@ -32,7 +32,7 @@ for coll in allreduce alltoall; do
   printf '%s: %d rows (%d skipped over the step budget) in %.1f s; %s\n' "$coll" "$rows" \
     "$skipped" "$(echo "$end - $start" | bc)" "$(grep 'planner chose' "$OUT/sweep_$coll.txt")"
 done
-"$SIM" --servers 1024 --algo all -b 1K -e 4G -f 4 --png "$OUT/allreduce_16384.png" >/dev/null || true
+"$SIM" --servers 1024 --algo all --proto both -b 1K -e 4G -f 4 --png "$OUT/allreduce_16384.png" >/dev/null || true
 
 echo
 echo "## busbw from 16 to 16,384 chips (the planner's choice at each size)"

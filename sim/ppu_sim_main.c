@@ -66,8 +66,10 @@ static void usage(FILE *f)
         "  -o OP              sum (default), prod, max, min, avg\n"
         "  -r ROOT            broadcast and reduce (default 0)\n"
         "  --algo NAME|all|auto   auto (default): what the planner chooses; all: every\n"
-        "                     algorithm that applies, each with its faster protocol\n"
-        "  --proto simple|ll|auto (default auto)\n"
+        "                     algorithm that applies\n"
+        "  --proto simple|ll|auto|both   auto (default): the protocol the planner would\n"
+        "                     pick for each algorithm (as under PPU_ALGO=NAME); both:\n"
+        "                     replay each and keep the faster\n"
         "  --channels N       rings to use (PPU_NCHANNELS); PPU_CHUNK_SIZE and the other\n"
         "                     plan settings are read from the environment as ppuccl reads them\n"
         "  --fold on|off      replay one server when servers are provably alike (default on)\n"
@@ -110,6 +112,19 @@ struct row {
     struct sim_result r;
     double algbw, busbw;
 };
+
+/* The protocol the planner picks for c when PPU_ALGO names algorithm a
+ * (its cost model over the protocols PPU_PROTO allows). */
+static int planner_proto(struct sim *S, const struct ppu_call *c, int a)
+{
+    unsigned saved = S->ctx.set.algo_mask[c->coll];
+    int pa, pp;
+    char why[600];
+    S->ctx.set.algo_mask[c->coll] = 1u << a;
+    ppu_plan_choose(&S->ctx, c, &pa, &pp, why, sizeof why);
+    S->ctx.set.algo_mask[c->coll] = saved;
+    return pa == a ? pp : PPU_PROTO_SIMPLE;
+}
 
 static double now_s(void)
 {
@@ -355,13 +370,13 @@ static int run_sim(int argc, char **argv, struct run *R)
             return 2;
         }
     }
-    int want_proto = -1;
-    if (strcmp(proto_s, "auto")) {
+    int want_proto = -1, both = !strcmp(proto_s, "both");
+    if (strcmp(proto_s, "auto") && !both) {
         for (int q = 0; q < PPU_NUM_PROTOS; q++)
             if (!strcmp(ppu_proto_name(q), proto_s))
                 want_proto = q;
         if (want_proto < 0) {
-            fprintf(stderr, "ppu-sim: --proto %s: it must be simple, ll or auto\n", proto_s);
+            fprintf(stderr, "ppu-sim: --proto %s: it must be simple, ll, auto or both\n", proto_s);
             return 2;
         }
     }
@@ -415,9 +430,9 @@ static int run_sim(int argc, char **argv, struct run *R)
             if ((autop && a != palgo) || (want_algo >= 0 && a != want_algo))
                 continue;
             struct row best;
-            int have = 0;
+            int have = 0, aproto = autop ? pproto : planner_proto(S, &c, a);
             for (int q = 0; q < PPU_NUM_PROTOS; q++) {
-                if (want_proto >= 0 ? q != want_proto : autop ? q != pproto : 0)
+                if (want_proto >= 0 ? q != want_proto : both ? 0 : q != aproto)
                     continue;
                 /* LL only where the planner would allow it: a message per slot */
                 if (q == PPU_PROTO_LL && want_proto < 0 &&
