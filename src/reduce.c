@@ -302,12 +302,17 @@ typedef void (*reduce2_fn)(void *dst, const void *a, const void *b, size_t count
  * software conversion's integer steps written as AVX2 vector ops: gcc
  * vectorized the scalar form poorly (10 GB/s at 1 MB against 48 for
  * float16 here). Chosen at the first reduction (PPU_SIMD). */
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define ISA_avx2 __attribute__((target("avx2,f16c")))
+#ifdef __clang__ /* clang sizes vectors by target; it ignores a target string it cannot parse */
+#define ISA_avx512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,f16c")))
+#else
 #define ISA_avx512                                                                      \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,f16c,"               \
                           "prefer-vector-width=512")))
+#endif
 
 /* 8 16-bit elements as floats: float16 through F16C, bfloat16 shifted
  * into the top half (a NaN made quiet, as bf16_to_float does). */
@@ -405,8 +410,12 @@ KERNELS(avx512, reduce_half_x86)
 
 static int cpu_has(int isa)
 {
+    unsigned eax, ebx, ecx = 0, edx;
     __builtin_cpu_init();
-    int v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    /* F16C from CPUID (clang's __builtin_cpu_supports does not know it);
+     * the avx2 check covers the OS saving the AVX registers */
+    int f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+    int v3 = __builtin_cpu_supports("avx2") && f16c;
     if (isa == 0)
         return v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
