@@ -74,6 +74,8 @@ static void usage(FILE *f)
         "                     plan settings are read from the environment as ppuccl reads them\n"
         "  --fold on|off      replay one server when servers are provably alike (default on)\n"
         "  --max-steps N      steps to replay per call at most (default 20000000; 0: no limit)\n"
+        "  --jobs N           processes replaying calls side by side (default: the CPUs\n"
+        "                     online); the rows and times are the same with any N\n"
         "output:\n"
         "  --json FILE        the rows and the parameters\n"
         "  --png FILE         busbw against size, one line per algorithm (matplotlib)\n"
@@ -126,6 +128,176 @@ static int planner_proto(struct sim *S, const struct ppu_call *c, int a)
     return pa == a ? pp : PPU_PROTO_SIMPLE;
 }
 
+/* One size of the sweep: its call and the planner's choice. */
+struct size_info {
+    struct ppu_call c;
+    size_t bytes;
+    int palgo, pproto;
+};
+
+/* One algorithm at one size: the row kept (the faster protocol where
+ * several are replayed), or none. */
+struct item {
+    int size, algo;
+    int have, failed;
+    struct row row;
+};
+
+/* What every item's replay needs. */
+struct sweep {
+    struct sim *S;
+    enum ppu_coll coll;
+    int n, autop, want_proto, both;
+    size_t ll_max;
+    FILE *sf; /* --stats: written by the first item's first replay */
+};
+
+static void replay_item(const struct sweep *w, const struct size_info *si, struct item *it,
+                        int first)
+{
+    int a = it->algo, n = w->n;
+    size_t bytes = si->bytes, count = si->c.count;
+    struct row best;
+    int have = 0,
+        aproto = w->autop ? si->pproto : planner_proto(w->S, &si->c, a);
+    for (int q = 0; q < PPU_NUM_PROTOS; q++) {
+        if (w->want_proto >= 0 ? q != w->want_proto : w->both ? 0 : q != aproto)
+            continue;
+        /* LL only where the planner would allow it: a message per slot */
+        if (q == PPU_PROTO_LL && w->want_proto < 0 &&
+            (n < 2 || bytes / (size_t)n > w->ll_max || !w->ll_max))
+            continue;
+        struct row rw;
+        memset(&rw, 0, sizeof rw);
+        rw.bytes = bytes;
+        rw.count = count;
+        rw.algo = a;
+        rw.proto = q;
+        rw.planner = a == si->palgo && q == si->pproto;
+        FILE *st = w->sf && first && !have ? w->sf : NULL;
+        if (sim_run(w->S, &si->c, a, q, &rw.r, st) != 0) {
+            fprintf(stderr, "ppu-sim: %s %zu B %s/%s: %s\n", ppu_coll_name(w->coll), bytes,
+                    ppu_algo_name(a), ppu_proto_name(q), rw.r.why);
+            it->failed++;
+            continue;
+        }
+        if (!rw.r.skipped && rw.r.time_us > 0) {
+            rw.algbw = (double)bytes / rw.r.time_us / 1e3;
+            rw.busbw = rw.algbw * bus_factor(w->coll, n);
+        }
+        if (!have || (!rw.r.skipped && (best.r.skipped || rw.r.time_us < best.r.time_us)))
+            best = rw, have = 1;
+    }
+    it->have = have;
+    if (have)
+        it->row = best;
+}
+
+/* Replay every item, in jobs processes side by side (item i in process
+ * i mod jobs, so the costly small sizes spread out). Each process is a
+ * fork of this one after the model was built: it shares the cluster and
+ * the plan context and replays in its own memory; its items come back
+ * through a pipe, whole structs (the same binary on both ends, so a row's
+ * static strings are at the same addresses). 0, or -1 (errno). */
+static int replay_items(const struct sweep *w, const struct size_info *sizes,
+                        struct item *items, int nitems, int jobs)
+{
+    if (jobs > nitems)
+        jobs = nitems;
+    if (jobs <= 1) {
+        for (int i = 0; i < nitems; i++)
+            replay_item(w, &sizes[items[i].size], &items[i], i == 0);
+        return 0;
+    }
+    fflush(NULL);
+    pid_t pid[1024];
+    int fd[1024], started = 0, rc = 0;
+    for (int j = 0; j < jobs; j++) {
+        int pp[2];
+        if (pipe(pp) != 0)
+            break;
+        pid[j] = fork();
+        if (pid[j] < 0) {
+            close(pp[0]);
+            close(pp[1]);
+            break;
+        }
+        if (pid[j] == 0) {
+            close(pp[0]);
+            for (int k = 0; k < j; k++)
+                close(fd[k]);
+            for (int i = j; i < nitems; i += jobs) {
+                replay_item(w, &sizes[items[i].size], &items[i], i == 0);
+                const char *p = (const char *)&items[i];
+                size_t left = sizeof items[i];
+                while (left > 0) {
+                    ssize_t k = write(pp[1], p, left);
+                    if (k < 0 && errno == EINTR)
+                        continue;
+                    if (k <= 0)
+                        _exit(3);
+                    p += k;
+                    left -= (size_t)k;
+                }
+            }
+            if (w->sf)
+                fflush(w->sf);
+            _exit(0);
+        }
+        close(pp[1]);
+        fd[started++] = pp[0];
+    }
+    /* read each process's items in its order (a pipe holds a few; the
+     * processes block until read, so read them round robin) */
+    int *next = calloc((size_t)started + 1, sizeof *next);
+    for (int j = 0; next && j < started; j++)
+        next[j] = j;
+    for (int more = 1; more && next;) {
+        more = 0;
+        for (int j = 0; j < started; j++) {
+            if (next[j] >= nitems || next[j] < 0)
+                continue;
+            more = 1;
+            char *p = (char *)&items[next[j]];
+            size_t left = sizeof items[next[j]];
+            while (left > 0) {
+                ssize_t k = read(fd[j], p, left);
+                if (k < 0 && errno == EINTR)
+                    continue;
+                if (k <= 0)
+                    break;
+                p += k;
+                left -= (size_t)k;
+            }
+            if (left > 0) {
+                next[j] = -1; /* that process died: its items are lost */
+                rc = -1;
+                errno = EPIPE;
+                continue;
+            }
+            next[j] += jobs;
+        }
+    }
+    for (int j = 0; j < started; j++) {
+        close(fd[j]);
+        int st;
+        if (waitpid(pid[j], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            rc = -1;
+            errno = ECHILD;
+        }
+    }
+    if (!next) {
+        rc = -1;
+        errno = ENOMEM;
+    }
+    free(next);
+    /* a process that could not be started: its items run here */
+    for (int i = 0; rc == 0 && i < nitems; i++)
+        if (i % jobs >= started)
+            replay_item(w, &sizes[items[i].size], &items[i], i == 0);
+    return rc;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -136,7 +308,7 @@ static double now_s(void)
 enum { O_SERVERS = 256, O_CHIPS, O_WIRING, O_TOPO, O_DOWN, O_ICN_GBPS, O_ICN_US, O_PLANES,
        O_NIC_GBPS, O_NIC_US, O_NICS, O_FABRIC, O_OVERSUB, O_HOP_US, O_HOST_GBPS, O_HOST_US,
        O_MEM_GBPS, O_LL_EFF, O_SIMPLE_US, O_COLL, O_ALGO, O_PROTO, O_CHANNELS, O_FOLD,
-       O_MAX_STEPS, O_JSON, O_PNG, O_STATS };
+       O_MAX_STEPS, O_JSON, O_PNG, O_STATS, O_JOBS };
 
 /* What a run holds, freed by main whichever way the run ends. */
 struct run {
@@ -162,12 +334,15 @@ static int run_sim(int argc, char **argv, struct run *R)
         {"simple-us", 1, 0, O_SIMPLE_US}, {"coll", 1, 0, O_COLL}, {"algo", 1, 0, O_ALGO},
         {"proto", 1, 0, O_PROTO}, {"channels", 1, 0, O_CHANNELS}, {"fold", 1, 0, O_FOLD},
         {"max-steps", 1, 0, O_MAX_STEPS}, {"json", 1, 0, O_JSON}, {"png", 1, 0, O_PNG},
-        {"stats", 1, 0, O_STATS}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"stats", 1, 0, O_STATS}, {"jobs", 1, 0, O_JOBS}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     struct sim_params p;
     sim_params_default(&p);
     int servers = 1, chips = 0, root = 0, channels = -1;
     const char *wiring = "server16", *topo_file = NULL, *down = NULL, *algo_s = "auto",
                *proto_s = "auto", *json = NULL, *png = NULL, *stats = NULL;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int jobs = ncpu > 1 ? (int)(ncpu < 64 ? ncpu : 64) : 1;
     enum ppu_coll coll = PPU_COLL_ALLREDUCE;
     ppu_datatype_t dt = PPU_FLOAT32;
     ppu_redop_t op = PPU_SUM;
@@ -232,6 +407,7 @@ static int run_sim(int argc, char **argv, struct run *R)
         case O_JSON: json = optarg; break;
         case O_PNG: png = optarg; break;
         case O_STATS: stats = optarg; break;
+        case O_JOBS: bad = parse_num("--jobs", optarg, 1, 1024, &v); jobs = (int)v; break;
         case 'b': bad = ppu_tool_parse_size(optarg, &minb); if (bad) fprintf(stderr, "ppu-sim: -b %s: not a size\n", optarg); break;
         case 'e': bad = ppu_tool_parse_size(optarg, &maxb); if (bad) fprintf(stderr, "ppu-sim: -e %s: not a size\n", optarg); break;
         case 'f': bad = parse_num("-f", optarg, 1.0001, 1e6, &factor); break;
@@ -413,78 +589,84 @@ static int run_sim(int argc, char **argv, struct run *R)
     }
     int agree = 0, compared = 0, failed = 0;
     size_t es = ppu_datatype_size(dt);
+    /* the calls to replay: each size's applicable algorithms, in order */
+    struct size_info *sizes = NULL;
+    struct item *items = NULL;
+    int nsizes = 0, nitems = 0, capsz = 0, capit = 0;
     for (double sz = (double)minb; sz <= (double)maxb * 1.000001; sz *= factor) {
         size_t bytes = (size_t)sz;
         int per = coll == PPU_COLL_ALLGATHER || coll == PPU_COLL_REDUCE_SCATTER ||
                   coll == PPU_COLL_ALLTOALL;
         size_t count = bytes / es / (per ? (size_t)n : 1);
         struct ppu_call c = {coll, count, dt, op, root, 0, NULL};
+        if (bytes == 0 && factor > 1 && minb == 0)
+            sz = 1 / factor; /* from 0 on to 1 */
         bytes = ppu_plan_call_bytes(&S->ctx, &c);
-        int palgo, pproto;
+        if (nsizes == capsz) {
+            capsz = capsz ? 2 * capsz : 32;
+            struct size_info *more = realloc(sizes, sizeof *sizes * (size_t)capsz);
+            if (!more)
+                return fprintf(stderr, "ppu-sim: out of memory\n"), 2;
+            sizes = more;
+        }
+        struct size_info *si = &sizes[nsizes++];
+        si->c = c;
+        si->bytes = bytes;
         char why[600];
-        ppu_plan_choose(&S->ctx, &c, &palgo, &pproto, why, sizeof why);
-        size_t first = nrows;
+        ppu_plan_choose(&S->ctx, &c, &si->palgo, &si->pproto, why, sizeof why);
         for (int a = 0; a < PPU_NUM_ALGOS; a++) {
             if (a == PPU_ALGO_DIRECT || !ppu_plan_applies(&S->ctx, &c, a))
                 continue;
-            if ((autop && a != palgo) || (want_algo >= 0 && a != want_algo))
+            if ((autop && a != si->palgo) || (want_algo >= 0 && a != want_algo))
                 continue;
-            struct row best;
-            int have = 0, aproto = autop ? pproto : planner_proto(S, &c, a);
-            for (int q = 0; q < PPU_NUM_PROTOS; q++) {
-                if (want_proto >= 0 ? q != want_proto : both ? 0 : q != aproto)
-                    continue;
-                /* LL only where the planner would allow it: a message per slot */
-                if (q == PPU_PROTO_LL && want_proto < 0 &&
-                    (n < 2 || bytes / (size_t)n > set.ll_max || !set.ll_max))
-                    continue;
-                struct row rw;
-                memset(&rw, 0, sizeof rw);
-                rw.bytes = bytes;
-                rw.count = count;
-                rw.algo = a;
-                rw.proto = q;
-                rw.planner = a == palgo && q == pproto;
-                FILE *st = sf && nrows == 0 && !have ? sf : NULL;
-                if (sim_run(S, &c, a, q, &rw.r, st) != 0) {
-                    fprintf(stderr, "ppu-sim: %s %zu B %s/%s: %s\n", ppu_coll_name(coll), bytes,
-                            ppu_algo_name(a), ppu_proto_name(q), rw.r.why);
-                    failed++;
-                    continue;
-                }
-                if (!rw.r.skipped && rw.r.time_us > 0) {
-                    rw.algbw = (double)bytes / rw.r.time_us / 1e3;
-                    rw.busbw = rw.algbw * bus_factor(coll, n);
-                }
-                if (!have || (!rw.r.skipped && (best.r.skipped || rw.r.time_us < best.r.time_us)))
-                    best = rw, have = 1;
+            if (nitems == capit) {
+                capit = capit ? 2 * capit : 64;
+                struct item *more = realloc(items, sizeof *items * (size_t)capit);
+                if (!more)
+                    return fprintf(stderr, "ppu-sim: out of memory\n"), 2;
+                items = more;
             }
-            if (!have)
+            items[nitems++] = (struct item){nsizes - 1, a, 0, 0, {0}};
+        }
+    }
+    struct sweep sw = {S, coll, n, autop, want_proto, both, set.ll_max, sf};
+    if (replay_items(&sw, sizes, items, nitems, jobs) != 0) {
+        free(sizes);
+        free(items);
+        fprintf(stderr, "ppu-sim: could not run the replays side by side (%s)\n",
+                strerror(errno));
+        return 2;
+    }
+    for (int k = 0, i = 0; k < nsizes; k++) {
+        const struct size_info *si = &sizes[k];
+        size_t first = nrows;
+        for (; i < nitems && items[i].size == k; i++) {
+            failed += items[i].failed;
+            if (!items[i].have)
                 continue;
             if (nrows == caprows) {
                 caprows *= 2;
                 struct row *more = realloc(rows, sizeof *rows * caprows);
-                if (!more) {
-                    fprintf(stderr, "ppu-sim: out of memory\n");
-                    return 2;
-                }
+                if (!more)
+                    return fprintf(stderr, "ppu-sim: out of memory\n"), 2;
                 rows = R->rows = more;
             }
-            rows[nrows++] = best;
+            rows[nrows++] = items[i].row;
         }
         /* the model's fastest of this size, against the planner's choice */
         size_t fast = nrows;
-        for (size_t i = first; i < nrows; i++)
-            if (!rows[i].r.skipped && (fast == nrows || rows[i].r.time_us < rows[fast].r.time_us))
-                fast = i;
+        for (size_t i2 = first; i2 < nrows; i2++)
+            if (!rows[i2].r.skipped &&
+                (fast == nrows || rows[i2].r.time_us < rows[fast].r.time_us))
+                fast = i2;
         if (fast < nrows)
             rows[fast].fastest = 1;
         if (all && fast < nrows) {
             compared++;
-            agree += rows[fast].algo == palgo;
+            agree += rows[fast].algo == si->palgo;
         }
-        for (size_t i = first; i < nrows; i++) {
-            const struct row *w = &rows[i];
+        for (size_t i2 = first; i2 < nrows; i2++) {
+            const struct row *w = &rows[i2];
             if (w->r.skipped) {
                 printf(" %12zu %12zu %8s %6s %5d %12s %8s %8s  %-9s %-6s %4s  skipped: %s\n",
                        w->bytes, w->count, ppu_datatype_name(dt), ppu_redop_name(op), root, "-",
@@ -499,10 +681,10 @@ static int run_sim(int argc, char **argv, struct run *R)
                    all && w->fastest ? " *fastest" : "", all && w->planner ? " (planner's)" : "",
                    w->r.wall_s);
         }
-        fflush(stdout);
-        if (bytes == 0 && factor > 1 && minb == 0)
-            sz = 1 / factor; /* from 0 on to 1 */
     }
+    fflush(stdout);
+    free(sizes);
+    free(items);
     double took = now_s() - t0;
     if (all)
         printf("# the planner chose the model's fastest algorithm at %d of %d size(s)\n", agree,

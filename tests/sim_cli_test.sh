@@ -24,6 +24,13 @@ PY
 awk 'NF != 5 || $1 < 0 || $1 >= 64 || $2 < 0 || $2 >= 64 || $1 == $2 { bad = 1 } END { exit bad }' \
     "$T/s.txt" || fail "malformed --stats lines"
 grep -q " net$" "$T/s.txt" || fail "no network link in a 4-server all-reduce"
+# processes side by side change nothing but the wall times: rows, stats
+"$SIM" --servers 4 --algo all -b 1K -e 4M -f 16 --stats "$T/s3.txt" --jobs 3 >"$T/out3"
+strip() { sed -e 's/\[[0-9.]*s\]//' -e '/row(s) in/d' "$1"; }
+[ "$(strip "$T/out")" = "$(strip "$T/out3")" ] || fail "--jobs 3 gave other rows than the default"
+cmp -s "$T/s.txt" "$T/s3.txt" || fail "--jobs 3 gave other --stats lines"
+"$SIM" --servers 4 --algo all -b 1K -e 4M -f 16 --jobs 1 >"$T/out1"
+[ "$(strip "$T/out")" = "$(strip "$T/out1")" ] || fail "--jobs 1 gave other rows than the default"
 if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
     "$SIM" --wiring fullmesh8 --algo all -b 1K -e 1M --png "$T/p.png" >/dev/null
     [ -s "$T/p.png" ] || fail "no PNG"
@@ -31,7 +38,7 @@ else
     echo "sim_cli_test: matplotlib missing, --png not checked (scripts/setup.sh installs it)"
 fi
 # bad input: exit 2 and a sentence naming the flag
-for bad in "--servers 0" "--coll scan" "--algo fast" "--fabric torus" "-b 1X" "--oversub 0.5"; do
+for bad in "--servers 0" "--coll scan" "--algo fast" "--fabric torus" "-b 1X" "--oversub 0.5" "--jobs 0"; do
     # shellcheck disable=SC2086
     if "$SIM" $bad >/dev/null 2>"$T/err"; then fail "'$bad' was accepted"; fi
     flag=${bad%% *}
