@@ -49,9 +49,18 @@ struct sim_link {
     uint64_t bytes, msgs;
 };
 
+/* A step as the replay needs it, one per cache-line third: the replay
+ * jumps from channel to channel, and on 16,384 ranks every jump missed the
+ * cache three times (the builder's 40-byte step, then its send and receive
+ * links in two more arrays). */
+struct sim_step {
+    double nb;      /* bytes */
+    uint32_t flags; /* PPU_STEP_* */
+    int32_t slink, rlink; /* -1 none */
+};
+
 struct sim_chan {
-    const struct ppu_step *steps;
-    int32_t *slink, *rlink; /* per step, -1 none */
+    struct sim_step *st;
     size_t nsteps, idx;
     int rank, after, waiter; /* channel to finish first; one waiting on this */
     double t_free;
@@ -239,7 +248,7 @@ int sim_init(struct sim *S, const struct ppu_cluster *cl, const char *name,
 static void priv_reset(struct priv *v)
 {
     for (int i = 0; i < v->nch; i++) {
-        free(v->ch[i].slink);
+        free(v->ch[i].st);
     }
     v->nch = 0;
     v->nlinks = 0;
@@ -426,18 +435,20 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
     for (int c = 0; c < s->nchannels; c++) {
         const struct ppu_sched_channel *sc = &s->ch[c];
         struct sim_chan *ch = &v->ch[base + c];
-        ch->steps = sc->steps;
+
         ch->nsteps = sc->nsteps;
         ch->rank = rank;
         ch->after = sc->after >= 0 ? base + sc->after : -1;
         ch->waiter = -1;
-        ch->slink = malloc(sizeof *ch->slink * 2 * (sc->nsteps ? sc->nsteps : 1));
-        if (!ch->slink)
+        ch->st = malloc(sizeof *ch->st * (sc->nsteps ? sc->nsteps : 1));
+        if (!ch->st)
             return -1;
-        ch->rlink = ch->slink + sc->nsteps;
         for (size_t i = 0; i < sc->nsteps; i++) {
             const struct ppu_step *st = &sc->steps[i];
-            ch->slink[i] = ch->rlink[i] = -1;
+            struct sim_step *cs = &ch->st[i];
+            cs->nb = (double)st->count * (double)s->esize;
+            cs->flags = st->flags;
+            cs->slink = cs->rlink = -1;
             if (st->flags & PPU_STEP_SEND) {
                 int ring = st->send_peer >= 0 ? -1 : c;
                 int dst = st->send_peer >= 0
@@ -448,7 +459,7 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
                 if (id < 0)
                     return -1;
                 v->links[id].has_send = 1;
-                ch->slink[i] = id;
+                cs->slink = id;
             }
             if (st->flags & PPU_STEP_RECV) {
                 int ring = st->recv_peer >= 0 ? -1 : c;
@@ -466,7 +477,7 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
                 if (id < 0)
                     return -1;
                 v->links[id].has_recv = 1;
-                ch->rlink[i] = id;
+                cs->rlink = id;
             }
         }
     }
@@ -545,7 +556,7 @@ static double mem_bytes(uint32_t f, double nb)
 
 /* Run the loaded channels to the end. Returns the last end time, or -1
  * (deadlock: why filled). */
-static double replay(struct sim *S, int proto, size_t esize, int *max_hops, char *why,
+static double replay(struct sim *S, int proto, int *max_hops, char *why,
                      size_t wlen)
 {
     struct priv *v = S->priv;
@@ -578,9 +589,9 @@ static double replay(struct sim *S, int proto, size_t esize, int *max_hops, char
                     return -2;
                 break;
             }
-            const struct ppu_step *st = &ch->steps[ch->idx];
-            struct sim_link *rl = ch->rlink[ch->idx] >= 0 ? &v->links[ch->rlink[ch->idx]] : NULL;
-            struct sim_link *sl = ch->slink[ch->idx] >= 0 ? &v->links[ch->slink[ch->idx]] : NULL;
+            const struct sim_step *st = &ch->st[ch->idx];
+            struct sim_link *rl = st->rlink >= 0 ? &v->links[st->rlink] : NULL;
+            struct sim_link *sl = st->slink >= 0 ? &v->links[st->slink] : NULL;
             double ready = t;
             if (rl) {
                 if (rl->sent == rl->consumed) {
@@ -607,7 +618,7 @@ static double replay(struct sim *S, int proto, size_t esize, int *max_hops, char
                 break;
             }
             /* run the step at t */
-            double nb = (double)st->count * (double)esize;
+            double nb = st->nb;
             int hops = ch->hops;
             if (rl) {
                 int h = (int)rl->hop[rl->consumed % rl->slots];
@@ -912,6 +923,7 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
         if (add_rank(S, fold, r, &sc[r], base) != 0)
             goto oom;
         base += sc[r].nchannels;
+        ppu_sched_free(&sc[r]); /* the replay has its own copy of the steps */
     }
     for (int i = 0; i < S->nres; i++) {
         S->res[i].free_at = 0;
@@ -926,7 +938,7 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
             goto out;
         }
     int hops = 0;
-    double t = replay(S, proto, sc[0].esize, &hops, res->why, sizeof res->why);
+    double t = replay(S, proto, &hops, res->why, sizeof res->why);
     if (t == -2)
         goto oom;
     if (t < 0)
