@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -193,25 +196,52 @@ static void replay_item(const struct sweep *w, const struct size_info *si, struc
         it->row = best;
 }
 
-/* Replay every item, in jobs processes side by side (item i in process
- * i mod jobs, so the costly small sizes spread out). Each process is a
- * fork of this one after the model was built: it shares the cluster and
- * the plan context and replays in its own memory; its items come back
- * through a pipe, whole structs (the same binary on both ends, so a row's
- * static strings are at the same addresses). 0, or -1 (errno). */
+/* An item as a process sends it back: its index and what it found. */
+struct item_msg {
+    int index;
+    struct item it;
+};
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t k = write(fd, p, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Replay every item, in jobs processes side by side. Each process is a
+ * fork of this one after the model was built (it shares the cluster and
+ * the plan context, and replays in its own memory), takes the next item
+ * from a counter they share (the costly ones, small sizes on many ranks,
+ * do not pile up in one process), and sends it back through its pipe as
+ * a whole struct (the same binary on both ends, so a row's static strings
+ * are at the same addresses). 0, or -1 (errno). */
 static int replay_items(const struct sweep *w, const struct size_info *sizes,
                         struct item *items, int nitems, int jobs)
 {
     if (jobs > nitems)
         jobs = nitems;
-    if (jobs <= 1) {
+    _Atomic int *next = jobs > 1 ? mmap(NULL, sizeof *next, PROT_READ | PROT_WRITE,
+                                        MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+                                 : MAP_FAILED;
+    if (next == MAP_FAILED) { /* one process (or no shared page): here, in order */
         for (int i = 0; i < nitems; i++)
             replay_item(w, &sizes[items[i].size], &items[i], i == 0);
         return 0;
     }
+    atomic_init(next, 0);
     fflush(NULL);
     pid_t pid[1024];
-    int fd[1024], started = 0, rc = 0;
+    struct pollfd pf[1024];
+    int started = 0, rc = 0, got = 0;
     for (int j = 0; j < jobs; j++) {
         int pp[2];
         if (pipe(pp) != 0)
@@ -225,43 +255,42 @@ static int replay_items(const struct sweep *w, const struct size_info *sizes,
         if (pid[j] == 0) {
             close(pp[0]);
             for (int k = 0; k < j; k++)
-                close(fd[k]);
-            for (int i = j; i < nitems; i += jobs) {
-                replay_item(w, &sizes[items[i].size], &items[i], i == 0);
-                const char *p = (const char *)&items[i];
-                size_t left = sizeof items[i];
-                while (left > 0) {
-                    ssize_t k = write(pp[1], p, left);
-                    if (k < 0 && errno == EINTR)
-                        continue;
-                    if (k <= 0)
-                        _exit(3);
-                    p += k;
-                    left -= (size_t)k;
-                }
+                close(pf[k].fd);
+            for (int i; (i = atomic_fetch_add(next, 1)) < nitems;) {
+                struct item_msg m = {i, items[i]};
+                replay_item(w, &sizes[m.it.size], &m.it, i == 0);
+                if (write_all(pp[1], &m, sizeof m) != 0)
+                    _exit(3);
             }
             if (w->sf)
                 fflush(w->sf);
             _exit(0);
         }
         close(pp[1]);
-        fd[started++] = pp[0];
+        pf[started++] = (struct pollfd){pp[0], POLLIN, 0};
     }
-    /* read each process's items in its order (a pipe holds a few; the
-     * processes block until read, so read them round robin) */
-    int *next = calloc((size_t)started + 1, sizeof *next);
-    for (int j = 0; next && j < started; j++)
-        next[j] = j;
-    for (int more = 1; more && next;) {
-        more = 0;
-        for (int j = 0; j < started; j++) {
-            if (next[j] >= nitems || next[j] < 0)
+    if (started == 0) { /* no process could start: here, in order */
+        munmap((void *)next, sizeof *next);
+        for (int i = 0; i < nitems; i++)
+            replay_item(w, &sizes[items[i].size], &items[i], i == 0);
+        return 0;
+    }
+    /* read whatever any process sends until every pipe is closed */
+    for (int open = started; open > 0;) {
+        if (poll(pf, (nfds_t)started, -1) < 0) {
+            if (errno == EINTR)
                 continue;
-            more = 1;
-            char *p = (char *)&items[next[j]];
-            size_t left = sizeof items[next[j]];
-            while (left > 0) {
-                ssize_t k = read(fd[j], p, left);
+            rc = -1;
+            break;
+        }
+        for (int j = 0; j < started; j++) {
+            if (pf[j].fd < 0 || !(pf[j].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            struct item_msg m;
+            char *p = (char *)&m;
+            size_t left = sizeof m;
+            while (left > 0) { /* a message is written whole; read it whole */
+                ssize_t k = read(pf[j].fd, p, left);
                 if (k < 0 && errno == EINTR)
                     continue;
                 if (k <= 0)
@@ -269,32 +298,38 @@ static int replay_items(const struct sweep *w, const struct size_info *sizes,
                 p += k;
                 left -= (size_t)k;
             }
-            if (left > 0) {
-                next[j] = -1; /* that process died: its items are lost */
-                rc = -1;
-                errno = EPIPE;
+            if (left == sizeof m) { /* end of this process's pipe */
+                close(pf[j].fd);
+                pf[j].fd = -1;
+                open--;
                 continue;
             }
-            next[j] += jobs;
+            if (left > 0 || m.index < 0 || m.index >= nitems) {
+                rc = -1;
+                errno = EPROTO;
+                close(pf[j].fd);
+                pf[j].fd = -1;
+                open--;
+                continue;
+            }
+            items[m.index] = m.it;
+            got++;
         }
     }
     for (int j = 0; j < started; j++) {
-        close(fd[j]);
+        if (pf[j].fd >= 0)
+            close(pf[j].fd);
         int st;
         if (waitpid(pid[j], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
             rc = -1;
             errno = ECHILD;
         }
     }
-    if (!next) {
+    munmap((void *)next, sizeof *next);
+    if (rc == 0 && got != nitems) {
         rc = -1;
-        errno = ENOMEM;
+        errno = EPIPE;
     }
-    free(next);
-    /* a process that could not be started: its items run here */
-    for (int i = 0; rc == 0 && i < nitems; i++)
-        if (i % jobs >= started)
-            replay_item(w, &sizes[items[i].size], &items[i], i == 0);
     return rc;
 }
 
