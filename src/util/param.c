@@ -156,7 +156,8 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         INT(0, 1)},
     [PPU_P_SIMD] = {"PPU_SIMD", "",
         "Instruction set of the reduction kernels: avx512, avx2 (with F16C for float16) or "
-        "generic. Empty: the best this CPU has; one it lacks is refused with the reason.",
+        "generic. Empty: the best this CPU has; one it lacks is logged (WARN) and the best "
+        "it has is used.",
         .kind = PPU_PK_CHOICE, .choices = simds},
     [PPU_P_LL_MAX_BYTES] = {"PPU_LL_MAX_BYTES", "8192",
         "Largest message sent with the low-latency protocol (rounded up to 8 bytes, at most "
