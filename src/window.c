@@ -447,10 +447,18 @@ static void buf_bytes(const struct ppu_comm *comm, const struct ppu_coll_args *a
     }
 }
 
+/* Below this many bytes a rank sends, an all-to-all goes over the links
+ * even in windows: the window path's two waits on every rank cost more
+ * than it saves by copying each byte once instead of twice (4 ranks on
+ * the 2-core test host, us a call, links / windows: 16 KB 10-11 / 16.5-17,
+ * 64 KB 15.3 / 17.7-17.8, 128 KB 19.8-22.9 / 18.8-19.5, 1 MB 111-113 /
+ * 66-68). Every rank decides alike: the count is the same on all. */
+#define WIN_ALLTOALL_MIN_BYTES ((size_t)128 << 10)
+
 /* Does this rank take the window path for a? Only when every buffer it
  * uses lies in a window all of whose ranks it maps (every rank must pass
  * window buffers, or none). In-place all-to-all is not done here: a rank
- * would overwrite blocks its peers still read. */
+ * would overwrite blocks its peers still read; nor small ones (above). */
 static int applies(struct ppu_comm *comm, const struct ppu_coll_args *a, struct ppu_window **ws,
                    struct ppu_window **wr)
 {
@@ -458,7 +466,7 @@ static int applies(struct ppu_comm *comm, const struct ppu_coll_args *a, struct 
     buf_bytes(comm, a, comm->rank, &sb, &rb);
     if (!sb && !rb)
         return 0;
-    if (a->coll == PPU_COLL_ALLTOALL && a->sendbuf == a->recvbuf)
+    if (a->coll == PPU_COLL_ALLTOALL && (a->sendbuf == a->recvbuf || sb < WIN_ALLTOALL_MIN_BYTES))
         return 0;
     *ws = sb ? window_of(comm, a->sendbuf, sb) : NULL;
     *wr = rb ? window_of(comm, a->recvbuf, rb) : NULL;
