@@ -680,13 +680,18 @@ static int measure_judge(struct diag *d, struct path *ps, int np, int rounds,
             first[i] = ps[i].nm;
             if (!sel[i] || sel[i] == 2)
                 continue;
+            /* nearest the median, in the suspect's slot first (pin()
+             * puts a slot's pair on the same CPUs) */
             double gap = 1e300;
-            for (int j = 0; j < np; j++)
-                if (j != i && !ps[j].flagged && !ps[j].flagged_lat && kind(&ps[i], &ps[j]) == 0 &&
-                    fabs(ps[j].best - ps[i].median) < gap) {
-                    gap = fabs(ps[j].best - ps[i].median);
+            for (int j = 0; j < np; j++) {
+                if (j == i || ps[j].flagged || ps[j].flagged_lat || kind(&ps[i], &ps[j]) != 0)
+                    continue;
+                double g = fabs(ps[j].best - ps[i].median) + (ps[j].slot != ps[i].slot ? 1e200 : 0);
+                if (g < gap) {
+                    gap = g;
                     ctl[i] = j;
                 }
+            }
             if (ctl[i] >= 0 && !want[ctl[i]])
                 want[ctl[i]] = 2;
         }

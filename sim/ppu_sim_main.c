@@ -262,9 +262,7 @@ static int replay_items(const struct sweep *w, const struct size_info *sizes,
                 if (write_all(pp[1], &m, sizeof m) != 0)
                     _exit(3);
             }
-            if (w->sf)
-                fflush(w->sf);
-            _exit(0);
+            _exit(w->sf && fflush(w->sf) != 0 ? 4 : 0); /* --stats written whole, or an error */
         }
         close(pp[1]);
         pf[started++] = (struct pollfd){pp[0], POLLIN, 0};

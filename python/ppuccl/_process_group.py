@@ -151,7 +151,10 @@ class ProcessGroupPPU(ProcessGroup):
         except (TypeError, ValueError) as e:
             raise type(e)(f"ppu backend {name}: {e}") from None
         except PpuError as e:
-            if inline:  # as a queued call's failure would: later calls refuse
+            # a failure that broke the communicator ends the group, as a
+            # queued one does; a bad argument, refused before anything ran,
+            # does not (nor does it on the queued path)
+            if inline and self._comm.async_error() != Result.SUCCESS:
                 self._done.failed(e)
             raise
         if inline:
