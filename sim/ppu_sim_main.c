@@ -217,6 +217,29 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+static int replay_here(const struct sweep *w, const struct size_info *sizes, struct item *items,
+                       int nitems)
+{
+    for (int i = 0; i < nitems; i++)
+        replay_item(w, &sizes[items[i].size], &items[i], i == 0);
+    return 0;
+}
+
+/* Room for one more of n elements of size elem in *p (capacity *cap,
+ * doubled from first): 0, or -1 out of memory. */
+static int grow(void *p, int *cap, int n, int first, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    int nc = *cap ? 2 * *cap : first;
+    void *more = realloc(*(void **)p, elem * (size_t)nc);
+    if (!more)
+        return -1;
+    *(void **)p = more;
+    *cap = nc;
+    return 0;
+}
+
 /* Replay every item, in jobs processes side by side. Each process is a
  * fork of this one after the model was built (it shares the cluster and
  * the plan context, and replays in its own memory), takes the next item
@@ -232,11 +255,8 @@ static int replay_items(const struct sweep *w, const struct size_info *sizes,
     _Atomic int *next = jobs > 1 ? mmap(NULL, sizeof *next, PROT_READ | PROT_WRITE,
                                         MAP_SHARED | MAP_ANONYMOUS, -1, 0)
                                  : MAP_FAILED;
-    if (next == MAP_FAILED) { /* one process (or no shared page): here, in order */
-        for (int i = 0; i < nitems; i++)
-            replay_item(w, &sizes[items[i].size], &items[i], i == 0);
-        return 0;
-    }
+    if (next == MAP_FAILED) /* one process (or no shared page): here, in order */
+        return replay_here(w, sizes, items, nitems);
     atomic_init(next, 0);
     fflush(NULL);
     pid_t pid[1024];
@@ -269,9 +289,7 @@ static int replay_items(const struct sweep *w, const struct size_info *sizes,
     }
     if (started == 0) { /* no process could start: here, in order */
         munmap((void *)next, sizeof *next);
-        for (int i = 0; i < nitems; i++)
-            replay_item(w, &sizes[items[i].size], &items[i], i == 0);
-        return 0;
+        return replay_here(w, sizes, items, nitems);
     }
     /* read whatever any process sends until every pipe is closed */
     for (int open = started; open > 0;) {
@@ -635,13 +653,8 @@ static int run_sim(int argc, char **argv, struct run *R)
         if (bytes == 0 && factor > 1 && minb == 0)
             sz = 1 / factor; /* from 0 on to 1 */
         bytes = ppu_plan_call_bytes(&S->ctx, &c);
-        if (nsizes == capsz) {
-            capsz = capsz ? 2 * capsz : 32;
-            struct size_info *more = realloc(sizes, sizeof *sizes * (size_t)capsz);
-            if (!more)
-                return fprintf(stderr, "ppu-sim: out of memory\n"), 2;
-            sizes = more;
-        }
+        if (grow(&sizes, &capsz, nsizes, 32, sizeof *sizes) != 0)
+            return fprintf(stderr, "ppu-sim: out of memory\n"), 2;
         struct size_info *si = &sizes[nsizes++];
         si->c = c;
         si->bytes = bytes;
@@ -652,13 +665,8 @@ static int run_sim(int argc, char **argv, struct run *R)
                 continue;
             if ((autop && a != si->palgo) || (want_algo >= 0 && a != want_algo))
                 continue;
-            if (nitems == capit) {
-                capit = capit ? 2 * capit : 64;
-                struct item *more = realloc(items, sizeof *items * (size_t)capit);
-                if (!more)
-                    return fprintf(stderr, "ppu-sim: out of memory\n"), 2;
-                items = more;
-            }
+            if (grow(&items, &capit, nitems, 64, sizeof *items) != 0)
+                return fprintf(stderr, "ppu-sim: out of memory\n"), 2;
             items[nitems++] = (struct item){nsizes - 1, a, 0, 0, {0}};
         }
     }
