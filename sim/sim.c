@@ -60,7 +60,7 @@ struct sim_step {
 };
 
 struct sim_chan {
-    struct sim_step *st;
+    size_t st0; /* its first step in the step pool */
     size_t nsteps, idx;
     int rank, after, waiter; /* channel to finish first; one waiting on this */
     double t_free;
@@ -83,6 +83,10 @@ struct priv {
     size_t pool_used, pool_cap;
     struct sim_chan *ch;
     int nch, chcap;
+    /* every loaded step, channel after channel; kept from call to call, so
+     * a sweep faults its pages in once */
+    struct sim_step *steps;
+    size_t nsteps, stcap;
     struct ev *heap;
     int nheap, heapcap;
     int *pos; /* pos[c * n + r]: r's position on ring c */
@@ -247,10 +251,8 @@ int sim_init(struct sim *S, const struct ppu_cluster *cl, const char *name,
 
 static void priv_reset(struct priv *v)
 {
-    for (int i = 0; i < v->nch; i++) {
-        free(v->ch[i].st);
-    }
     v->nch = 0;
+    v->nsteps = 0;
     v->nlinks = 0;
     v->pool_used = 0;
     v->nheap = 0;
@@ -267,6 +269,7 @@ void sim_free(struct sim *S)
         free(v->hash);
         free(v->pool);
         free(v->ch);
+        free(v->steps);
         free(v->heap);
         free(v->pos);
         free(v);
@@ -428,24 +431,46 @@ static int shift(const struct sim *S, int r, int k)
 
 /* ---- loading a rank's schedule ---- */
 
-static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s, int base)
+static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s)
 {
     struct priv *v = S->priv;
-    int n = S->n;
+    int n = S->n, base = v->nch;
+    if (base + s->nchannels > v->chcap) {
+        int cap = v->chcap ? v->chcap : 64;
+        while (cap < base + s->nchannels)
+            cap *= 2;
+        struct sim_chan *nc = realloc(v->ch, sizeof *nc * (size_t)cap);
+        if (!nc)
+            return -1;
+        v->ch = nc;
+        v->chcap = cap;
+    }
+    size_t need = v->nsteps + ppu_sched_nsteps(s);
+    if (need > v->stcap) {
+        size_t cap = v->stcap ? v->stcap : 4096;
+        while (cap < need)
+            cap *= 2;
+        struct sim_step *ns = realloc(v->steps, sizeof *ns * cap);
+        if (!ns)
+            return -1;
+        v->steps = ns;
+        v->stcap = cap;
+    }
+    v->nch += s->nchannels;
     for (int c = 0; c < s->nchannels; c++) {
         const struct ppu_sched_channel *sc = &s->ch[c];
         struct sim_chan *ch = &v->ch[base + c];
 
+        memset(ch, 0, sizeof *ch);
+        ch->st0 = v->nsteps;
         ch->nsteps = sc->nsteps;
         ch->rank = rank;
         ch->after = sc->after >= 0 ? base + sc->after : -1;
         ch->waiter = -1;
-        ch->st = malloc(sizeof *ch->st * (sc->nsteps ? sc->nsteps : 1));
-        if (!ch->st)
-            return -1;
+        v->nsteps += sc->nsteps;
         for (size_t i = 0; i < sc->nsteps; i++) {
             const struct ppu_step *st = &sc->steps[i];
-            struct sim_step *cs = &ch->st[i];
+            struct sim_step *cs = &v->steps[ch->st0 + i];
             cs->nb = (double)st->count * (double)s->esize;
             cs->flags = st->flags;
             cs->slink = cs->rlink = -1;
@@ -571,12 +596,22 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
     while (v->nheap > 0) {
         struct ev e = pop(v);
         struct sim_chan *ch = &v->ch[e.chan];
+
         /* run this channel's steps while none of another channel is due
          * earlier (what the queue holds): no push and pop per step */
         for (double t = e.t;;) {
             if (ch->done)
                 break;
-            t = maxd(t, ch->t_free);
+            if (ch->t_free > t) {
+                /* woken by a message before its last step's memory work
+                 * ended (it parked early, below): back in time order */
+                t = ch->t_free;
+                if (v->nheap > 0 && v->heap[0].t < t) {
+                    if (push(v, t, e.chan) != 0)
+                        return -2;
+                    break;
+                }
+            }
             if (ch->after >= 0 && !v->ch[ch->after].done) {
                 v->ch[ch->after].waiter = e.chan;
                 break;
@@ -589,7 +624,7 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
                     return -2;
                 break;
             }
-            const struct sim_step *st = &ch->st[ch->idx];
+            const struct sim_step *st = &v->steps[ch->st0 + ch->idx];
             struct sim_link *rl = st->rlink >= 0 ? &v->links[st->rlink] : NULL;
             struct sim_link *sl = st->slink >= 0 ? &v->links[st->slink] : NULL;
             double ready = t;
@@ -672,7 +707,32 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
             ch->idx++;
             ch->t_free = tend;
             if (v->nheap > 0 && tend > v->heap[0].t) {
-                if (push(v, tend, e.chan) != 0)
+                /* wake up once, when the next step can run: parked on
+                 * the link it waits for, or at its message's arrival or
+                 * its slot's release (the loop's entry keeps time order
+                 * when the message comes before tend) */
+                double when = tend;
+                if (ch->idx < ch->nsteps) {
+                    const struct sim_step *nx = &v->steps[ch->st0 + ch->idx];
+                    if (nx->rlink >= 0) {
+                        struct sim_link *k = &v->links[nx->rlink];
+                        if (k->sent == k->consumed) {
+                            k->wrecv = e.chan;
+                            break;
+                        }
+                        when = maxd(when, k->arr[k->consumed % k->slots]);
+                    }
+                    if (nx->slink >= 0) {
+                        struct sim_link *k = &v->links[nx->slink];
+                        if (k->sent - k->consumed >= (uint32_t)k->slots) {
+                            k->wsend = e.chan;
+                            break;
+                        }
+                        if (k->sent >= (uint32_t)k->slots)
+                            when = maxd(when, k->cons[(k->sent - k->slots) % k->slots]);
+                    }
+                }
+                if (push(v, when, e.chan) != 0)
                     return -2;
                 break;
             }
@@ -831,8 +891,10 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
     }
     int n = S->n, L = S->L;
     int fold = S->p.fold && S->uniform && S->ns > 1 && rings_shift(S);
-    int nrep = fold ? L : n;
-    struct ppu_sched *sc = calloc((size_t)nrep, sizeof *sc);
+    /* schedules held at once: server 0's when the replay may fold; else
+     * each rank's is built, loaded and freed in turn */
+    int nb = fold ? L : 1;
+    struct ppu_sched *sc = calloc((size_t)nb, sizeof *sc);
     if (!sc)
         goto oom;
     int ret = -1;
@@ -854,10 +916,10 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
         res->skipped = 1;
         snprintf(res->why, sizeof res->why, "about %lld steps to replay (budget %lld)%s", est,
                  S->p.max_steps, fold ? "" : ": these schedules do not fold");
-        free_scheds(sc, nrep);
+        free_scheds(sc, nb);
         return 0;
     }
-    for (int r = 1; r < nrep; r++)
+    for (int r = 1; r < nb; r++)
         if (ppu_plan_build(&S->ctx, c, r, algo, proto, &sc[r]) != PPU_SUCCESS)
             goto oom;
     int kind = 1;
@@ -884,46 +946,26 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
                 res->skipped = 1;
                 snprintf(res->why, sizeof res->why, "about %lld steps to replay (budget %lld): "
                          "these schedules do not fold", all, S->p.max_steps);
-                free_scheds(sc, nrep);
+                free_scheds(sc, nb);
                 return 0;
             }
-            struct ppu_sched *more = realloc(sc, sizeof *sc * (size_t)n);
-            if (!more)
-                goto oom;
-            sc = more;
-            memset(sc + nrep, 0, sizeof *sc * (size_t)(n - nrep));
-            for (int r = nrep; r < n; r++)
-                if (ppu_plan_build(&S->ctx, c, r, algo, proto, &sc[r]) != PPU_SUCCESS) {
-                    nrep = n;
-                    goto oom;
-                }
-            nrep = n;
         }
     }
+    int nrep = fold ? L : n;
     S->folded = fold;
     res->fold = fold ? kind : 0;
     res->ranks_replayed = nrep;
     priv_reset(v);
-    int nch = 0;
     long long steps = 0;
     for (int r = 0; r < nrep; r++) {
-        nch += sc[r].nchannels;
-        steps += (long long)ppu_sched_nsteps(&sc[r]);
-    }
-    if (nch > v->chcap) {
-        struct sim_chan *nc = realloc(v->ch, sizeof *nc * (size_t)nch);
-        if (!nc)
+        struct ppu_sched t, *one = r < nb ? &sc[r] : &t;
+        if (r >= nb && ppu_plan_build(&S->ctx, c, r, algo, proto, &t) != PPU_SUCCESS)
             goto oom;
-        v->ch = nc;
-        v->chcap = nch;
-    }
-    memset(v->ch, 0, sizeof *v->ch * (size_t)nch);
-    v->nch = nch;
-    for (int r = 0, base = 0; r < nrep; r++) {
-        if (add_rank(S, fold, r, &sc[r], base) != 0)
+        steps += (long long)ppu_sched_nsteps(one);
+        int bad = add_rank(S, fold, r, one);
+        ppu_sched_free(one); /* the replay has its own copy of the steps */
+        if (bad)
             goto oom;
-        base += sc[r].nchannels;
-        ppu_sched_free(&sc[r]); /* the replay has its own copy of the steps */
     }
     for (int i = 0; i < S->nres; i++) {
         S->res[i].free_at = 0;
@@ -971,11 +1013,11 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
         goto oom;
     ret = 0;
 out:
-    free_scheds(sc, nrep);
+    free_scheds(sc, nb);
     return ret;
 oom:
     snprintf(res->why, sizeof res->why, "out of memory (or a schedule that cannot be built) "
              "replaying %s on %d ranks", ppu_algo_name(algo), n);
-    free_scheds(sc, nrep);
+    free_scheds(sc, nb);
     return -1;
 }
