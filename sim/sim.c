@@ -468,13 +468,17 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
         ch->after = sc->after >= 0 ? base + sc->after : -1;
         ch->waiter = -1;
         v->nsteps += sc->nsteps;
+        /* a channel's steps mostly use the same links: the last peers' */
+        int last_sp = -2, last_rp = -2, last_s = -1, last_r = -1;
         for (size_t i = 0; i < sc->nsteps; i++) {
             const struct ppu_step *st = &sc->steps[i];
             struct sim_step *cs = &v->steps[ch->st0 + i];
             cs->nb = (double)st->count * (double)s->esize;
             cs->flags = st->flags;
             cs->slink = cs->rlink = -1;
-            if (st->flags & PPU_STEP_SEND) {
+            if ((st->flags & PPU_STEP_SEND) && st->send_peer == last_sp) {
+                cs->slink = last_s;
+            } else if (st->flags & PPU_STEP_SEND) {
                 int ring = st->send_peer >= 0 ? -1 : c;
                 int dst = st->send_peer >= 0
                               ? st->send_peer
@@ -484,9 +488,12 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
                 if (id < 0)
                     return -1;
                 v->links[id].has_send = 1;
-                cs->slink = id;
+                cs->slink = last_s = id;
+                last_sp = st->send_peer;
             }
-            if (st->flags & PPU_STEP_RECV) {
+            if ((st->flags & PPU_STEP_RECV) && st->recv_peer == last_rp) {
+                cs->rlink = last_r;
+            } else if (st->flags & PPU_STEP_RECV) {
                 int ring = st->recv_peer >= 0 ? -1 : c;
                 int src = st->recv_peer >= 0
                               ? st->recv_peer
@@ -502,7 +509,8 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
                 if (id < 0)
                     return -1;
                 v->links[id].has_recv = 1;
-                cs->rlink = id;
+                cs->rlink = last_r = id;
+                last_rp = st->recv_peer;
             }
         }
     }

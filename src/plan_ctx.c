@@ -449,6 +449,7 @@ static ppu_result_t pick_trees(struct ppu_plan_ctx *x, const int *first,
 void ppu_plan_ctx_free(struct ppu_plan_ctx *x)
 {
     free(x->rings);
+    free(x->ring_pos);
     free(x->tree_parent);
     free(x->tree_kid_at);
     free(x->tree_kids);
@@ -507,12 +508,16 @@ ppu_result_t ppu_plan_ctx_init(struct ppu_plan_ctx *x, int n, const int *server_
     int want = set->nchannels > 0 ? set->nchannels : (nrings < 4 ? nrings : 4);
     x->nchannels = want > PPU_MAX_CHANNELS ? PPU_MAX_CHANNELS : want;
     x->rings = malloc(sizeof *x->rings * (size_t)n * (size_t)x->nchannels);
+    x->ring_pos = malloc(sizeof *x->ring_pos * (size_t)n * (size_t)x->nchannels);
     r = PPU_SYSTEM_ERROR;
-    if (!x->rings)
+    if (!x->rings || !x->ring_pos)
         goto fail;
     /* channels beyond the rings found share them */
-    for (int c = 0; c < x->nchannels; c++)
+    for (int c = 0; c < x->nchannels; c++) {
         memcpy(x->rings + (size_t)c * n, rings + (size_t)(c % nrings) * n, sizeof *rings * (size_t)n);
+        for (int i = 0; i < n; i++)
+            x->ring_pos[(size_t)c * n + x->rings[(size_t)c * n + i]] = i;
+    }
     if (pick_trees(x, first, stopo) != PPU_SUCCESS)
         goto fail;
     free(rings);

@@ -69,6 +69,7 @@ struct ppu_plan_ctx {
      * list of ranks (rings[c * nranks + i]: position i of ring c) */
     int nchannels, nrings_found;
     int *rings;
+    int *ring_pos; /* ring_pos[c * nranks + r]: r's position on ring c */
     /* every rank one ICN hop from every other (one server, a full mesh) */
     int mesh;
     /* the tree all-reduce's two trees: tree_parent[t * nranks + r] is r's

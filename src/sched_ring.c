@@ -132,13 +132,74 @@ size_t ppu_sched_nsteps(const struct ppu_sched *s)
     return n;
 }
 
-/* Where each rank's block of one channel lives, indexed by rank. */
-struct ring_blocks {
-    size_t *in, *out, *len;
+/* Where each member's block of one ring channel lives, by ring position:
+ * arrays for the hierarchical sub-rings; on a flat ring the blocks follow
+ * from the rank, so a build allocates nothing per rank and, with a sparse
+ * all-reduce (fewer elements than ranks), visits only the blocks that
+ * hold something: O(its steps), not O(ranks). */
+enum blk_kind {
+    BLK_ARRAYS,
+    BLK_SPLIT,    /* all-reduce: [cs, cs + cl) split evenly over the ranks */
+    BLK_RANK_IN,  /* reduce-scatter: the input's block of rank q */
+    BLK_RANK_OUT, /* all-gather: the output's block of rank q */
 };
+
+struct ring_blocks {
+    enum blk_kind kind;
+    size_t *in, *out, *len; /* BLK_ARRAYS */
+    const int *ring;        /* the others: the rank at each position */
+    size_t cs, cl, count, base, rem;
+    /* BLK_SPLIT with base 0: the positions whose block is not empty, in
+     * increasing order (nnz of them), or NULL: test every position */
+    int *nz, nnz;
+};
+
+static size_t blk_len(const struct ring_blocks *b, int i)
+{
+    switch (b->kind) {
+    case BLK_ARRAYS:
+        return b->len[i];
+    case BLK_SPLIT:
+        return b->base + ((size_t)b->ring[i] < b->rem ? 1 : 0);
+    default:
+        return b->cl;
+    }
+}
+
+static size_t blk_in(const struct ring_blocks *b, int i)
+{
+    size_t q;
+    switch (b->kind) {
+    case BLK_ARRAYS:
+        return b->in[i];
+    case BLK_SPLIT:
+        q = (size_t)b->ring[i];
+        return b->cs + q * b->base + (q < b->rem ? q : b->rem);
+    case BLK_RANK_IN:
+        return (size_t)b->ring[i] * b->count + b->cs;
+    default:
+        return b->cs;
+    }
+}
+
+static size_t blk_out(const struct ring_blocks *b, int i)
+{
+    switch (b->kind) {
+    case BLK_ARRAYS:
+        return b->out[i];
+    case BLK_SPLIT:
+        return blk_in(b, i);
+    case BLK_RANK_IN:
+        return b->cs;
+    default:
+        return (size_t)b->ring[i] * b->count + b->cs;
+    }
+}
 
 static int blocks_alloc(struct ring_blocks *b, int n)
 {
+    memset(b, 0, sizeof *b);
+    b->kind = BLK_ARRAYS;
     b->in = calloc(3 * (size_t)n, sizeof *b->in);
     b->out = b->in ? b->in + n : NULL;
     b->len = b->in ? b->in + 2 * (size_t)n : NULL;
@@ -148,7 +209,9 @@ static int blocks_alloc(struct ring_blocks *b, int n)
 static void blocks_free(struct ring_blocks *b)
 {
     free(b->in);
+    free(b->nz);
     b->in = b->out = b->len = NULL;
+    b->nz = NULL;
 }
 
 enum ring_mode { RING_RS, RING_AG, RING_AR };
@@ -159,65 +222,110 @@ enum ring_mode { RING_RS, RING_AG, RING_AR };
             return PPU_SYSTEM_ERROR;                              \
     } while (0)
 
-static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mode, int n,
-                                 const int *ring, int p, const struct ring_blocks *b,
-                                 size_t chunk, uint32_t fin)
+/* The positions d0, d0 - 1, ... (k of them, round the ring of n) whose
+ * block holds more than lo elements, in that order, into out; returns how
+ * many. With the sparse list only its members are looked at. */
+static int ring_walk(const struct ring_blocks *b, int n, int d0, int k, size_t lo, int *out)
+{
+    int m = 0;
+    if (b->nz) {
+        if (b->nnz == 0)
+            return 0;
+        int hi = b->nnz; /* first member above d0 */
+        for (int l = 0; l < hi;) {
+            int mid = (l + hi) / 2;
+            if (b->nz[mid] <= d0)
+                l = mid + 1;
+            else
+                hi = mid;
+        }
+        int j = hi ? hi - 1 : b->nnz - 1;
+        for (int e = 0; e < b->nnz; e++, j = j ? j - 1 : b->nnz - 1) {
+            int d = b->nz[j];
+            if ((d0 - d + n) % n >= k)
+                break;
+            if (lo < blk_len(b, d))
+                out[m++] = d;
+        }
+        return m;
+    }
+    for (int s = 0, d = d0; s < k; s++, d = d ? d - 1 : n - 1)
+        if (lo < blk_len(b, d))
+            out[m++] = d;
+    return m;
+}
+
+static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mode, int n, int p,
+                                 const struct ring_blocks *b, size_t chunk, uint32_t fin)
 {
     size_t biggest = 0;
-    for (int i = 0; i < n; i++) /* the ring's members: all ranks, or a sub-ring's */
-        biggest = b->len[ring[i]] > biggest ? b->len[ring[i]] : biggest;
+    if (b->kind == BLK_ARRAYS) {
+        for (int i = 0; i < n; i++)
+            biggest = b->len[i] > biggest ? b->len[i] : biggest;
+    } else {
+        biggest = b->kind == BLK_SPLIT ? b->base + (b->rem ? 1 : 0) : b->cl;
+    }
     size_t iters = (biggest + chunk - 1) / chunk;
+    int *walk = n > 2 ? malloc(sizeof *walk * (size_t)(n - 2)) : NULL;
+    if (n > 2 && !walk)
+        return PPU_SYSTEM_ERROR;
+    ppu_result_t r = PPU_SYSTEM_ERROR;
     const uint32_t R = PPU_STEP_RECV, I = PPU_STEP_INPUT, O = PPU_STEP_OUTPUT, S = PPU_STEP_SEND;
+/* ring position d places round from p; chunk `it` of its block: count */
+#define BLK(d) (((p + (d)) % n + n) % n)
+#define CNT(q) (lo < blk_len(b, q) ? (blk_len(b, q) - lo < chunk ? blk_len(b, q) - lo : chunk) : 0)
+#define STEP(...)                                                 \
+    do {                                                          \
+        if (ppu_sched_add(__VA_ARGS__) != PPU_SUCCESS)            \
+            goto out;                                             \
+    } while (0)
     for (size_t it = 0; it < iters; it++) {
         size_t lo = it * chunk;
-/* chunk `it` of the block d places round the ring: rank, offsets, count */
-#define BLK(d) ring[((p + (d)) % n + n) % n]
-#define CNT(q) (lo < b->len[q] ? (b->len[q] - lo < chunk ? b->len[q] - lo : chunk) : 0)
-#define IN(q) (b->in[q] + lo)
-#define OUT(q) (b->out[q] + lo)
         int q;
         if (n == 1) {
-            q = ring[0];
-            ADD(ch, I | O | (mode == RING_AG ? 0 : fin), -1, -1, IN(q), OUT(q), CNT(q));
+            STEP(ch, I | O | (mode == RING_AG ? 0 : fin), -1, -1, blk_in(b, 0) + lo,
+                 blk_out(b, 0) + lo, CNT(0));
             continue;
         }
         /* positions p - 2, p - 3, ... round the ring; blocks with nothing
          * left at this chunk add no step (ppu_sched_add drops them), so
-         * they are skipped here without a call */
+         * ring_walk leaves them out */
         int back = ((p - 2) % n + n) % n;
         if (mode == RING_AG) {
             q = BLK(0);
-            ADD(ch, I | O | S, -1, -1, IN(q), OUT(q), CNT(q));
+            STEP(ch, I | O | S, -1, -1, blk_in(b, q) + lo, blk_out(b, q) + lo, CNT(q));
         } else {
             q = BLK(-1);
-            ADD(ch, I | S, -1, -1, IN(q), 0, CNT(q));
+            STEP(ch, I | S, -1, -1, blk_in(b, q) + lo, 0, CNT(q));
             /* all-reduce: partial sums sent by reference wait in the output */
             uint32_t ro = mode == RING_AR ? PPU_STEP_REF_OUT : 0;
-            for (int s = 0, d = back; s < n - 2; s++, d = d ? d - 1 : n - 1) {
-                q = ring[d];
-                if (lo >= b->len[q])
-                    continue;
-                ADD(ch, R | I | S | ro, -1, -1, IN(q), ro ? OUT(q) : 0, CNT(q));
+            int m = ring_walk(b, n, back, n - 2, lo, walk);
+            for (int i = 0; i < m; i++) {
+                q = walk[i];
+                STEP(ch, R | I | S | ro, -1, -1, blk_in(b, q) + lo, ro ? blk_out(b, q) + lo : 0,
+                     CNT(q));
             }
             q = BLK(0);
-            ADD(ch, R | I | O | fin | (mode == RING_AR ? S : 0), -1, -1, IN(q), OUT(q), CNT(q));
+            STEP(ch, R | I | O | fin | (mode == RING_AR ? S : 0), -1, -1, blk_in(b, q) + lo,
+                 blk_out(b, q) + lo, CNT(q));
         }
         if (mode != RING_RS) {
-            for (int t = 0, d = (back + 1) % n; t < n - 2; t++, d = d ? d - 1 : n - 1) {
-                q = ring[d]; /* BLK(-t - 1) */
-                if (lo >= b->len[q])
-                    continue;
-                ADD(ch, R | O | S, -1, -1, 0, OUT(q), CNT(q));
+            int m = ring_walk(b, n, (back + 1) % n, n - 2, lo, walk); /* BLK(-t - 1) */
+            for (int i = 0; i < m; i++) {
+                q = walk[i];
+                STEP(ch, R | O | S, -1, -1, 0, blk_out(b, q) + lo, CNT(q));
             }
             q = BLK(1);
-            ADD(ch, R | O, -1, -1, 0, OUT(q), CNT(q));
+            STEP(ch, R | O, -1, -1, 0, blk_out(b, q) + lo, CNT(q));
         }
+    }
 #undef BLK
 #undef CNT
-#undef IN
-#undef OUT
-    }
-    return PPU_SUCCESS;
+#undef STEP
+    r = PPU_SUCCESS;
+out:
+    free(walk);
+    return r;
 }
 
 static int ring_pos(const int *ring, int n, int rank)
@@ -226,6 +334,20 @@ static int ring_pos(const int *ring, int n, int rank)
         if (ring[i] == rank)
             return i;
     return 0;
+}
+
+/* rank's position on the context's ring c */
+static int ctx_pos(const struct ppu_sched_ctx *x, int c, int rank)
+{
+    if (x->ring_pos)
+        return x->ring_pos[(size_t)c * x->nranks + rank];
+    return ring_pos(x->rings + (size_t)c * x->nranks, x->nranks, rank);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
 }
 
 /* Channels used for count elements: at least one element each. */
@@ -244,40 +366,38 @@ static ppu_result_t ring_build(struct ppu_sched *s, const struct ppu_sched_ctx *
     if (ppu_sched_init(s, nch, PPU_ALGO_RING) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
     uint32_t fin = op == PPU_AVG ? PPU_STEP_FINISH : 0;
-    struct ring_blocks b;
-    if (!blocks_alloc(&b, n)) {
-        ppu_sched_free(s);
-        return PPU_SYSTEM_ERROR;
-    }
     for (int c = 0; c < nch; c++) {
-        size_t cs, cl;
-        ppu_sched_part(0, count, nch, c, &cs, &cl);
-        for (int q = 0; q < n; q++) {
-            if (mode == RING_AR) { /* count is the whole buffer: ppu_sched_part, inline */
-                size_t base = cl / (size_t)n, rem = cl % (size_t)n, uq = (size_t)q;
-                b.in[q] = cs + uq * base + (uq < rem ? uq : rem);
-                b.len[q] = base + (uq < rem ? 1 : 0);
-                b.out[q] = b.in[q];
-            } else if (mode == RING_RS) { /* count is per rank */
-                b.in[q] = (size_t)q * count + cs;
-                b.out[q] = cs;
-                b.len[q] = cl;
-            } else {
-                b.in[q] = cs;
-                b.out[q] = (size_t)q * count + cs;
-                b.len[q] = cl;
+        struct ring_blocks b;
+        memset(&b, 0, sizeof b);
+        b.ring = x->rings + (size_t)c * n;
+        b.count = count;
+        ppu_sched_part(0, count, nch, c, &b.cs, &b.cl);
+        if (mode == RING_AR) { /* count is the whole buffer */
+            b.kind = BLK_SPLIT;
+            b.base = b.cl / (size_t)n;
+            b.rem = b.cl % (size_t)n;
+            /* few elements on many ranks: list the ranks that hold one */
+            if (b.base == 0 && x->ring_pos && b.rem * 8 < (size_t)n) {
+                b.nnz = (int)b.rem;
+                b.nz = malloc(sizeof *b.nz * (b.rem ? b.rem : 1));
+                if (!b.nz) {
+                    ppu_sched_free(s);
+                    return PPU_SYSTEM_ERROR;
+                }
+                for (int q = 0; q < b.nnz; q++)
+                    b.nz[q] = ctx_pos(x, c, q);
+                qsort(b.nz, (size_t)b.nnz, sizeof *b.nz, cmp_int);
             }
+        } else {
+            b.kind = mode == RING_RS ? BLK_RANK_IN : BLK_RANK_OUT;
         }
-        const int *ring = x->rings + (size_t)c * n;
-        ppu_result_t r = ring_channel(&s->ch[c], mode, n, ring, ring_pos(ring, n, x->rank), &b,
-                                      x->chunk, fin);
+        ppu_result_t r = ring_channel(&s->ch[c], mode, n, ctx_pos(x, c, x->rank), &b, x->chunk, fin);
+        free(b.nz);
         if (r != PPU_SUCCESS) {
-            blocks_free(&b);
             ppu_sched_free(s);
             return r;
         }
     }
-    blocks_free(&b);
     return PPU_SUCCESS;
 }
 
@@ -312,21 +432,21 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
     if (ppu_sched_init(s, 3, tree ? PPU_ALGO_HIER_TREE : PPU_ALGO_HIER) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
     uint32_t fin = op == PPU_AVG ? PPU_STEP_FINISH : 0;
-    int n = x->nranks;
-    struct ring_blocks b = {NULL, NULL, NULL}, rb = {NULL, NULL, NULL};
+    struct ring_blocks b, rb;
+    memset(&b, 0, sizeof b);
+    memset(&rb, 0, sizeof rb);
     int *pos = NULL, *parent = NULL;
     ppu_result_t r = PPU_SYSTEM_ERROR;
-    if (!blocks_alloc(&b, n) || !blocks_alloc(&rb, n))
+    if (!blocks_alloc(&b, nlocal) || !blocks_alloc(&rb, nservers))
         goto out;
     int me = ring_pos(local, nlocal, x->rank), rp = ring_pos(rail_me, nservers, x->rank);
     /* 1: reduce-scatter inside the server; local member j owns part j */
     for (int j = 0; j < nlocal; j++) {
-        int q = local[j];
-        ppu_sched_part(0, count, nlocal, j, &b.in[q], &b.len[q]);
-        b.out[q] = b.in[q];
+        ppu_sched_part(0, count, nlocal, j, &b.in[j], &b.len[j]);
+        b.out[j] = b.in[j];
     }
-    size_t shard = b.in[x->rank], shard_len = b.len[x->rank];
-    r = ring_channel(&s->ch[0], RING_RS, nlocal, local, me, &b, x->chunk, 0);
+    size_t shard = b.in[me], shard_len = b.len[me];
+    r = ring_channel(&s->ch[0], RING_RS, nlocal, me, &b, x->chunk, 0);
     on_peer_links(&s->ch[0], local, nlocal, me, 0);
     /* 2: all-reduce of this rank's shard along its rail, in the output */
     if (tree) {
@@ -351,18 +471,17 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
         }
     } else {
         for (int k = 0; k < nservers; k++) {
-            int q = rail_me[k];
-            ppu_sched_part(shard, shard_len, nservers, k, &rb.in[q], &rb.len[q]);
-            rb.out[q] = rb.in[q];
+            ppu_sched_part(shard, shard_len, nservers, k, &rb.in[k], &rb.len[k]);
+            rb.out[k] = rb.in[k];
         }
         if (r == PPU_SUCCESS)
-            r = ring_channel(&s->ch[1], RING_AR, nservers, rail_me, rp, &rb, x->chunk, fin);
+            r = ring_channel(&s->ch[1], RING_AR, nservers, rp, &rb, x->chunk, fin);
         on_peer_links(&s->ch[1], rail_me, nservers, rp, 1);
     }
     s->ch[1].after = 0;
     /* 3: all-gather inside the server, from the output */
     if (r == PPU_SUCCESS)
-        r = ring_channel(&s->ch[2], RING_AG, nlocal, local, me, &b, x->chunk, 0);
+        r = ring_channel(&s->ch[2], RING_AG, nlocal, me, &b, x->chunk, 0);
     on_peer_links(&s->ch[2], local, nlocal, me, 1);
     s->ch[2].after = 1;
 out:
@@ -382,29 +501,27 @@ ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sche
     if (ppu_sched_init(s, 2, PPU_ALGO_HIER) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
     struct ring_blocks b;
-    if (!blocks_alloc(&b, x->nranks)) {
+    if (!blocks_alloc(&b, nservers > nlocal ? nservers : nlocal)) {
         ppu_sched_free(s);
         return PPU_SYSTEM_ERROR;
     }
     int me = ring_pos(local, nlocal, x->rank), rp = ring_pos(rail_me, nservers, x->rank);
     /* 1: this rank's block to its rail (one rank a server) over the network */
     for (int k = 0; k < nservers; k++) {
-        int q = rail_me[k];
-        b.in[q] = 0;
-        b.out[q] = (size_t)q * count;
-        b.len[q] = count;
+        b.in[k] = 0;
+        b.out[k] = (size_t)rail_me[k] * count;
+        b.len[k] = count;
     }
-    ppu_result_t r = ring_channel(&s->ch[0], RING_AG, nservers, rail_me, rp, &b, x->chunk, 0);
+    ppu_result_t r = ring_channel(&s->ch[0], RING_AG, nservers, rp, &b, x->chunk, 0);
     on_peer_links(&s->ch[0], rail_me, nservers, rp, 0);
     /* 2: inside the server, for each server k, the blocks of k's ranks:
      * member j holds the block of k's rank j since phase 1 */
     for (int k = 0; k < nservers && r == PPU_SUCCESS; k++) {
         for (int j = 0; j < nlocal; j++) {
-            int q = local[j];
-            b.in[q] = b.out[q] = (size_t)srv[(size_t)k * nlocal + j] * count;
-            b.len[q] = count;
+            b.in[j] = b.out[j] = (size_t)srv[(size_t)k * nlocal + j] * count;
+            b.len[j] = count;
         }
-        r = ring_channel(&s->ch[1], RING_AG, nlocal, local, me, &b, x->chunk, 0);
+        r = ring_channel(&s->ch[1], RING_AG, nlocal, me, &b, x->chunk, 0);
     }
     on_peer_links(&s->ch[1], local, nlocal, me, 1);
     s->ch[1].after = 0;
@@ -422,7 +539,7 @@ ppu_result_t ppu_sched_hier_reduce_scatter(struct ppu_sched *s, const struct ppu
     if (ppu_sched_init(s, 2, PPU_ALGO_HIER) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
     struct ring_blocks b;
-    if (!blocks_alloc(&b, x->nranks)) {
+    if (!blocks_alloc(&b, nservers > nlocal ? nservers : nlocal)) {
         ppu_sched_free(s);
         return PPU_SYSTEM_ERROR;
     }
@@ -432,23 +549,21 @@ ppu_result_t ppu_sched_hier_reduce_scatter(struct ppu_sched *s, const struct ppu
      * for k's rank j into the temporary at k * count */
     for (int k = 0; k < nservers && r == PPU_SUCCESS; k++) {
         for (int j = 0; j < nlocal; j++) {
-            int q = local[j];
-            b.in[q] = (size_t)srv[(size_t)k * nlocal + j] * count;
-            b.out[q] = (size_t)k * count;
-            b.len[q] = count;
+            b.in[j] = (size_t)srv[(size_t)k * nlocal + j] * count;
+            b.out[j] = (size_t)k * count;
+            b.len[j] = count;
         }
-        r = ring_channel(&s->ch[0], RING_RS, nlocal, local, me, &b, x->chunk, 0);
+        r = ring_channel(&s->ch[0], RING_RS, nlocal, me, &b, x->chunk, 0);
     }
     on_peer_links(&s->ch[0], local, nlocal, me, 0);
     /* 2: the partials along the rail, over the network, into the output */
     for (int k = 0; k < nservers; k++) {
-        int q = rail_me[k];
-        b.in[q] = (size_t)k * count;
-        b.out[q] = 0;
-        b.len[q] = count;
+        b.in[k] = (size_t)k * count;
+        b.out[k] = 0;
+        b.len[k] = count;
     }
     if (r == PPU_SUCCESS)
-        r = ring_channel(&s->ch[1], RING_RS, nservers, rail_me, rp, &b, x->chunk,
+        r = ring_channel(&s->ch[1], RING_RS, nservers, rp, &b, x->chunk,
                          op == PPU_AVG ? PPU_STEP_FINISH : 0);
     on_peer_links(&s->ch[1], rail_me, nservers, rp, 0);
     s->ch[1].after = 0;

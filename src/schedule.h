@@ -90,6 +90,9 @@ struct ppu_sched_ctx {
     int nrings;
     const int *rings;       /* rings[c * nranks + i]: rank at position i of ring c */
     size_t chunk;           /* elements per message */
+    /* ring_pos[c * nranks + r]: r's position on ring c, or NULL (then
+     * found by a search; with it a flat ring's build costs O(its steps)) */
+    const int *ring_pos;
 };
 
 /* Collective builders. Counts follow the public API's meaning. */

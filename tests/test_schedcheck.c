@@ -280,6 +280,9 @@ static void check_shape(const struct shape *sh, struct tally *tl)
         size_t count;
     } calls[] = {
         {PPU_COLL_ALLREDUCE, per * n + 7}, {PPU_COLL_ALLREDUCE, 0},
+        /* fewer elements than ranks: most blocks empty (the ring lists only
+         * the ranks that hold one when they are under an eighth) */
+        {PPU_COLL_ALLREDUCE, 5}, {PPU_COLL_ALLREDUCE, (size_t)n / 3 + 1},
         {PPU_COLL_BROADCAST, per * n + 5}, {PPU_COLL_REDUCE, per * n + 3},
         {PPU_COLL_ALLGATHER, per + 1},     {PPU_COLL_REDUCE_SCATTER, per + 1},
         {PPU_COLL_ALLTOALL, big ? 2 : 600}, {PPU_COLL_ALLTOALLV, big ? 4 : 900},
