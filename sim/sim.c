@@ -36,12 +36,19 @@ struct sim_res {
 enum link_kind { LINK_ICN = 0, LINK_HOST, LINK_NET };
 static const char *const link_kinds[] = {"icn", "host", "net"};
 
+/* One FIFO slot of a link: its message's arrival, its release by the
+ * receiver, and the hops its data has made. */
+struct sim_slot {
+    double arr, cons;
+    int hop;
+};
+
 struct sim_link {
     uint64_t key;
     int src, dst; /* folded: src on server 0, dst where the message goes */
     int slots;
     uint32_t sent, consumed;
-    double *arr, *cons, *hop; /* per slot: arrival, release, hop count */
+    struct sim_slot *slot; /* per slot: what a step on this link touches, together */
     int wsend, wrecv;         /* channel parked on this link, -1 none */
     int path[4], npath;
     double alpha, bwmin;
@@ -73,13 +80,15 @@ struct ev {
     int chan;
 };
 
+typedef unsigned __int128 evkey; /* an event as the queue holds it (below) */
+
 struct priv {
     /* link table: open addressing on key */
     struct sim_link *links;
     int nlinks, cap;
     int *hash;
     size_t hcap;
-    double *pool;
+    struct sim_slot *pool;
     size_t pool_used, pool_cap;
     struct sim_chan *ch;
     int nch, chcap;
@@ -87,7 +96,7 @@ struct priv {
      * a sweep faults its pages in once */
     struct sim_step *steps;
     size_t nsteps, stcap;
-    struct ev *heap;
+    evkey *heap;
     int nheap, heapcap;
     int *pos; /* pos[c * n + r]: r's position on ring c */
     double alpha_min;
@@ -388,18 +397,16 @@ static int link_get(struct sim *S, int fold, int src, int dst, int ring, int slo
         v->links = nl;
         v->cap = nc;
     }
-    if (v->pool_used + 3 * (size_t)slots > v->pool_cap) {
+    if (v->pool_used + (size_t)slots > v->pool_cap) {
         size_t nc = v->pool_cap ? v->pool_cap * 2 : 4096;
-        while (nc < v->pool_used + 3 * (size_t)slots)
+        while (nc < v->pool_used + (size_t)slots)
             nc *= 2;
-        double *np = realloc(v->pool, sizeof *np * nc);
+        struct sim_slot *np = realloc(v->pool, sizeof *np * nc);
         if (!np)
             return -1;
         /* re-point the links' slot arrays into the moved pool */
         for (int i = 0; i < v->nlinks; i++) {
-            v->links[i].arr = np + (v->links[i].arr - v->pool);
-            v->links[i].cons = np + (v->links[i].cons - v->pool);
-            v->links[i].hop = np + (v->links[i].hop - v->pool);
+            v->links[i].slot = np + (v->links[i].slot - v->pool);
         }
         v->pool = np;
         v->pool_cap = nc;
@@ -411,10 +418,8 @@ static int link_get(struct sim *S, int fold, int src, int dst, int ring, int slo
     k->src = src;
     k->dst = dst;
     k->slots = slots;
-    k->arr = v->pool + v->pool_used;
-    k->cons = k->arr + slots;
-    k->hop = k->cons + slots;
-    v->pool_used += 3 * (size_t)slots;
+    k->slot = v->pool + v->pool_used;
+    v->pool_used += (size_t)slots;
     k->wsend = k->wrecv = -1;
     link_path(S, fold, k);
     v->hash[j] = id;
@@ -468,16 +473,24 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
         ch->after = sc->after >= 0 ? base + sc->after : -1;
         ch->waiter = -1;
         v->nsteps += sc->nsteps;
-        /* a channel's steps mostly use the same links: the last peers' */
-        int last_sp = -2, last_rp = -2, last_s = -1, last_r = -1;
+        /* a channel's steps use a few links over and over (a ring's two,
+         * a tree node's parent and children): a small cache by peer and
+         * direction saves the hash lookup */
+        int mp[2][8], mid[2][8];
+        for (int d = 0; d < 2; d++)
+            for (int e = 0; e < 8; e++)
+                mp[d][e] = -2, mid[d][e] = -1;
+#define MEMO(d, peer) (mp[d][((peer) + 1) & 7] == (peer))
+#define MEMO_ID(d, peer) mid[d][((peer) + 1) & 7]
+#define MEMO_SET(d, peer, id) (mp[d][((peer) + 1) & 7] = (peer), mid[d][((peer) + 1) & 7] = (id))
         for (size_t i = 0; i < sc->nsteps; i++) {
             const struct ppu_step *st = &sc->steps[i];
             struct sim_step *cs = &v->steps[ch->st0 + i];
             cs->nb = (double)st->count * (double)s->esize;
             cs->flags = st->flags;
             cs->slink = cs->rlink = -1;
-            if ((st->flags & PPU_STEP_SEND) && st->send_peer == last_sp) {
-                cs->slink = last_s;
+            if ((st->flags & PPU_STEP_SEND) && MEMO(0, st->send_peer)) {
+                cs->slink = MEMO_ID(0, st->send_peer);
             } else if (st->flags & PPU_STEP_SEND) {
                 int ring = st->send_peer >= 0 ? -1 : c;
                 int dst = st->send_peer >= 0
@@ -488,11 +501,11 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
                 if (id < 0)
                     return -1;
                 v->links[id].has_send = 1;
-                cs->slink = last_s = id;
-                last_sp = st->send_peer;
+                cs->slink = id;
+                MEMO_SET(0, st->send_peer, id);
             }
-            if ((st->flags & PPU_STEP_RECV) && st->recv_peer == last_rp) {
-                cs->rlink = last_r;
+            if ((st->flags & PPU_STEP_RECV) && MEMO(1, st->recv_peer)) {
+                cs->rlink = MEMO_ID(1, st->recv_peer);
             } else if (st->flags & PPU_STEP_RECV) {
                 int ring = st->recv_peer >= 0 ? -1 : c;
                 int src = st->recv_peer >= 0
@@ -509,36 +522,56 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
                 if (id < 0)
                     return -1;
                 v->links[id].has_recv = 1;
-                cs->rlink = last_r = id;
-                last_rp = st->recv_peer;
+                cs->rlink = id;
+                MEMO_SET(1, st->recv_peer, id);
             }
         }
+#undef MEMO
+#undef MEMO_ID
+#undef MEMO_SET
     }
     return 0;
 }
 
-/* ---- the event queue: a binary heap on (time, channel) ---- */
+/* ---- the event queue: a binary heap on (time, channel) ----
+ * An entry is one 128-bit key: the time's bits (a time is never negative,
+ * so its IEEE bits order as it does) above the channel. One integer
+ * compare orders two entries, without a branch on ties, and pop moves the
+ * hole to a leaf along the smaller children before placing the last entry
+ * (one compare a level instead of two). */
 
-static int ev_less(const struct ev *a, const struct ev *b)
+static evkey ev_key(double t, int chan)
 {
-    return a->t < b->t || (a->t == b->t && a->chan < b->chan);
+    uint64_t b;
+    memcpy(&b, &t, sizeof b);
+    return (evkey)b << 32 | (uint32_t)chan;
 }
+
+static double ev_t(evkey k)
+{
+    uint64_t b = (uint64_t)(k >> 32);
+    double t;
+    memcpy(&t, &b, sizeof t);
+    return t;
+}
+
+static double top_t(const struct priv *v) { return ev_t(v->heap[0]); }
 
 static int push(struct priv *v, double t, int chan)
 {
     if (v->nheap == v->heapcap) {
         int nc = v->heapcap ? v->heapcap * 2 : 1024;
-        struct ev *h = realloc(v->heap, sizeof *h * (size_t)nc);
+        evkey *h = realloc(v->heap, sizeof *h * (size_t)nc);
         if (!h)
             return -1;
         v->heap = h;
         v->heapcap = nc;
     }
     int i = v->nheap++;
-    struct ev e = {t, chan};
+    evkey e = ev_key(t, chan);
     while (i > 0) {
         int p = (i - 1) / 2;
-        if (!ev_less(&e, &v->heap[p]))
+        if (e >= v->heap[p])
             break;
         v->heap[i] = v->heap[p];
         i = p;
@@ -549,22 +582,20 @@ static int push(struct priv *v, double t, int chan)
 
 static struct ev pop(struct priv *v)
 {
-    struct ev top = v->heap[0], e = v->heap[--v->nheap];
-    int i = 0, n = v->nheap;
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && ev_less(&v->heap[c + 1], &v->heap[c]))
-            c++;
-        if (!ev_less(&v->heap[c], &e))
-            break;
-        v->heap[i] = v->heap[c];
-        i = c;
+    evkey *h = v->heap, top = h[0], e = h[--v->nheap];
+    int n = v->nheap, i = 0;
+    if (n > 0) {
+        for (int c; (c = 2 * i + 1) < n; i = c) {
+            c += c + 1 < n && h[c + 1] < h[c];
+            h[i] = h[c];
+        }
+        while (i > 0 && e < h[(i - 1) / 2]) {
+            h[i] = h[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        h[i] = e;
     }
-    if (n > 0)
-        v->heap[i] = e;
-    return top;
+    return (struct ev){ev_t(top), (int)(uint32_t)top};
 }
 
 static double maxd(double a, double b) { return a > b ? a : b; }
@@ -614,7 +645,7 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
                 /* woken by a message before its last step's memory work
                  * ended (it parked early, below): back in time order */
                 t = ch->t_free;
-                if (v->nheap > 0 && v->heap[0].t < t) {
+                if (v->nheap > 0 && top_t(v) < t) {
                     if (push(v, t, e.chan) != 0)
                         return -2;
                     break;
@@ -641,7 +672,7 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
                     rl->wrecv = e.chan;
                     break;
                 }
-                ready = maxd(ready, rl->arr[rl->consumed % rl->slots]);
+                ready = maxd(ready, rl->slot[rl->consumed % rl->slots].arr);
             }
             if (sl) {
                 if (sl->sent - sl->consumed >= (uint32_t)sl->slots) {
@@ -649,10 +680,10 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
                     break;
                 }
                 if (sl->sent >= (uint32_t)sl->slots)
-                    ready = maxd(ready, sl->cons[(sl->sent - sl->slots) % sl->slots]);
+                    ready = maxd(ready, sl->slot[(sl->sent - sl->slots) % sl->slots].cons);
             }
             if (ready > t) {
-                if (v->nheap == 0 || ready <= v->heap[0].t) {
+                if (v->nheap == 0 || ready <= top_t(v)) {
                     t = ready; /* nothing else is due first */
                     continue;
                 }
@@ -664,7 +695,7 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
             double nb = st->nb;
             int hops = ch->hops;
             if (rl) {
-                int h = (int)rl->hop[rl->consumed % rl->slots];
+                int h = rl->slot[rl->consumed % rl->slots].hop;
                 hops = h > hops ? h : hops;
             }
             struct sim_res *mem =
@@ -689,19 +720,19 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
                 }
                 double out = maxd(done, cend);
                 uint32_t m = sl->sent % sl->slots;
-                sl->arr[m] = out + sl->alpha + extra;
-                sl->hop[m] = hops + 1;
+                sl->slot[m].arr = out + sl->alpha + extra;
+                sl->slot[m].hop = hops + 1;
                 sl->sent++;
                 sl->bytes += (uint64_t)nb;
                 sl->msgs++;
                 if (sl->wrecv >= 0) {
-                    if (push(v, sl->arr[m], sl->wrecv) != 0)
+                    if (push(v, sl->slot[m].arr, sl->wrecv) != 0)
                         return -2;
                     sl->wrecv = -1;
                 }
             }
             if (rl) {
-                rl->cons[rl->consumed % rl->slots] = tend;
+                rl->slot[rl->consumed % rl->slots].cons = tend;
                 rl->consumed++;
                 if (rl->wsend >= 0) {
                     if (push(v, tend, rl->wsend) != 0)
@@ -714,7 +745,7 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
                 *max_hops = hops;
             ch->idx++;
             ch->t_free = tend;
-            if (v->nheap > 0 && tend > v->heap[0].t) {
+            if (v->nheap > 0 && tend > top_t(v)) {
                 /* wake up once, when the next step can run: parked on
                  * the link it waits for, or at its message's arrival or
                  * its slot's release (the loop's entry keeps time order
@@ -728,7 +759,7 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
                             k->wrecv = e.chan;
                             break;
                         }
-                        when = maxd(when, k->arr[k->consumed % k->slots]);
+                        when = maxd(when, k->slot[k->consumed % k->slots].arr);
                     }
                     if (nx->slink >= 0) {
                         struct sim_link *k = &v->links[nx->slink];
@@ -737,7 +768,7 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
                             break;
                         }
                         if (k->sent >= (uint32_t)k->slots)
-                            when = maxd(when, k->cons[(k->sent - k->slots) % k->slots]);
+                            when = maxd(when, k->slot[(k->sent - k->slots) % k->slots].cons);
                     }
                 }
                 if (push(v, when, e.chan) != 0)
