@@ -82,6 +82,28 @@ struct ev {
 
 typedef unsigned __int128 evkey; /* an event as the queue holds it (below) */
 
+/* Layout (full replay; folded, server 0's only are used):
+ * [ICN: rank x maxc][port tx, port rx, host tx, host rx, mem: 5 per rank]
+ * [NIC tx, rx: per server x nics][up, down: per server] */
+struct layout {
+    int maxc, nics;
+    size_t icn, chip, nic, top, total;
+};
+
+static void layout_of(const struct sim *S, struct layout *l)
+{
+    l->maxc = 1;
+    for (int s = 0; s < S->ns; s++)
+        if (S->cl->stopo[s]->nchips > l->maxc)
+            l->maxc = S->cl->stopo[s]->nchips;
+    l->nics = S->p.nics > 0 ? S->p.nics : l->maxc;
+    l->icn = 0;
+    l->chip = (size_t)S->n * l->maxc;
+    l->nic = l->chip + (size_t)S->n * 5;
+    l->top = l->nic + (size_t)S->ns * l->nics * 2;
+    l->total = l->top + (size_t)S->ns * 2;
+}
+
 struct priv {
     /* link table: open addressing on key */
     struct sim_link *links;
@@ -99,6 +121,7 @@ struct priv {
     evkey *heap;
     int nheap, heapcap;
     int *pos; /* pos[c * n + r]: r's position on ring c */
+    struct layout lay; /* where each kind of resource starts in S->res */
     double alpha_min;
 };
 
@@ -123,28 +146,6 @@ void sim_params_default(struct sim_params *p)
 }
 
 /* ---- resources ---- */
-
-/* Layout (full replay; folded, server 0's only are used):
- * [ICN: rank x maxc][port tx, port rx, host tx, host rx, mem: 5 per rank]
- * [NIC tx, rx: per server x nics][up, down: per server] */
-struct layout {
-    int maxc, nics;
-    size_t icn, chip, nic, top, total;
-};
-
-static void layout_of(const struct sim *S, struct layout *l)
-{
-    l->maxc = 1;
-    for (int s = 0; s < S->ns; s++)
-        if (S->cl->stopo[s]->nchips > l->maxc)
-            l->maxc = S->cl->stopo[s]->nchips;
-    l->nics = S->p.nics > 0 ? S->p.nics : l->maxc;
-    l->icn = 0;
-    l->chip = (size_t)S->n * l->maxc;
-    l->nic = l->chip + (size_t)S->n * 5;
-    l->top = l->nic + (size_t)S->ns * l->nics * 2;
-    l->total = l->top + (size_t)S->ns * 2;
-}
 
 static double icn_gbps(const struct sim *S, int s, int a, int b)
 {
@@ -245,6 +246,7 @@ int sim_init(struct sim *S, const struct ppu_cluster *cl, const char *name,
         return -1;
     }
     S->priv = v;
+    layout_of(S, &v->lay);
     int nc = S->ctx.nchannels;
     v->pos = malloc(sizeof *v->pos * (size_t)S->n * (nc > 0 ? nc : 1));
     if (!v->pos) {
@@ -331,8 +333,8 @@ static int nic_of(const struct sim *S, const struct layout *l, int r)
 /* The resources a message from src to dst holds, its latency and kind. */
 static void link_path(const struct sim *S, int fold, struct sim_link *k)
 {
-    struct layout l;
-    layout_of(S, &l);
+    const struct priv *v = S->priv;
+    struct layout l = v->lay;
     int a = k->src, b = k->dst;
     int sa = S->cl->server[a], sb = S->cl->server[b];
     int la = S->cl->local[a], lb = S->cl->local[b];
