@@ -625,7 +625,7 @@ static int run_sim(int argc, char **argv, struct run *R)
            p.icn_gbps > 0 ? p.icn_gbps : one->link_gbps, p.icn_us > 0 ? p.icn_us : one->link_latency_us,
            p.switch_planes > 0 ? " (switched)" : "", p.nic_gbps, p.nic_us, p.mem_gbps, p.ll_eff,
            p.simple_us);
-    printf("#%12s %12s %8s %6s %5s %12s %8s %8s  %-9s %-6s %4s  %s\n", "size(B)", "count", "type",
+    printf("#%12s %12s %8s %6s %5s %12s %8s %8s  %-9s %-6s %5s  %s\n", "size(B)", "count", "type",
            "redop", "root", "time(us)", "algbw", "busbw", "algo", "proto", "fold", "limit");
 
     size_t nrows = 0, caprows = 64;
@@ -710,16 +710,17 @@ static int run_sim(int argc, char **argv, struct run *R)
         for (size_t i2 = first; i2 < nrows; i2++) {
             const struct row *w = &rows[i2];
             if (w->r.skipped) {
-                printf(" %12zu %12zu %8s %6s %5d %12s %8s %8s  %-9s %-6s %4s  skipped: %s\n",
+                printf(" %12zu %12zu %8s %6s %5d %12s %8s %8s  %-9s %-6s %5s  skipped: %s\n",
                        w->bytes, w->count, ppu_datatype_name(dt), ppu_redop_name(op), root, "-",
                        "-", "-", ppu_algo_name(w->algo), ppu_proto_name(w->proto), "-", w->r.why);
                 continue;
             }
             const char *lim = w->r.bound_bw_us >= w->r.bound_lat_us ? w->r.busiest : "latency";
-            printf(" %12zu %12zu %8s %6s %5d %12.2f %8.2f %8.2f  %-9s %-6s %4s  %s%s%s  [%.2fs]\n", w->bytes,
+            static const char *const folds[2][3] = {{"no", "yes", "~"}, {"no", "rail", "rail~"}};
+            printf(" %12zu %12zu %8s %6s %5d %12.2f %8.2f %8.2f  %-9s %-6s %5s  %s%s%s  [%.2fs]\n", w->bytes,
                    w->count, ppu_datatype_name(dt), ppu_redop_name(op), root, w->r.time_us,
                    w->algbw, w->busbw, ppu_algo_name(w->algo), ppu_proto_name(w->proto),
-                   w->r.fold == 0 ? "no" : w->r.fold == 1 ? "yes" : "~", lim,
+                   folds[w->r.fold_by == FOLD_RAIL][w->r.fold], lim,
                    all && w->fastest ? " *fastest" : "", all && w->planner ? " (planner's)" : "",
                    w->r.wall_s);
         }
@@ -780,6 +781,9 @@ static int run_sim(int argc, char **argv, struct run *R)
                 cJSON_AddNumberToObject(o2, "bound_lat_us", w->r.bound_lat_us);
                 cJSON_AddStringToObject(o2, "busiest", w->r.busiest);
                 cJSON_AddNumberToObject(o2, "fold", w->r.fold);
+                cJSON_AddStringToObject(o2, "fold_by", w->r.fold_by == FOLD_RAIL     ? "rails"
+                                                       : w->r.fold_by == FOLD_SERVER ? "servers"
+                                                                                     : "none");
                 cJSON_AddNumberToObject(o2, "steps_replayed", (double)w->r.steps);
                 cJSON_AddNumberToObject(o2, "steps_job", (double)w->r.steps_job);
                 cJSON_AddNumberToObject(o2, "replay_s", w->r.wall_s);

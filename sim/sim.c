@@ -122,6 +122,9 @@ struct priv {
     int nheap, heapcap;
     int *pos; /* pos[c * n + r]: r's position on ring c */
     struct layout lay; /* where each kind of resource starts in S->res */
+    int rail_ok;       /* the servers' chips are alike round the server (FOLD_RAIL) */
+    int rail_broken;   /* a rail-folded call used a server-wide resource */
+    int no_rail;       /* replaying again without the rail fold */
     double alpha_min;
 };
 
@@ -247,6 +250,24 @@ int sim_init(struct sim *S, const struct ppu_cluster *cl, const char *name,
     }
     S->priv = v;
     layout_of(S, &v->lay);
+    /* FOLD_RAIL: turning chips one place round the server maps the wiring
+     * onto itself, each chip has a NIC of its own, and servers meet over
+     * their rails (sim.h) */
+    if (S->uniform && S->L > 1 && S->ns > 1 && v->lay.nics >= S->L &&
+        S->p.fabric == SIM_FABRIC_RAIL && cl->stopo[0]->nchips == S->L) {
+        const struct ppu_topo *t = cl->stopo[0];
+        int ok = 1, L = S->L;
+        for (int x = 0; x < L && ok; x++)
+            for (int y = 0; y < L && ok; y++) {
+                int x1 = (x + 1) % L, y1 = (y + 1) % L, u = x != y && ppu_topo_up(t, x, y);
+                if (u != (x1 != y1 && ppu_topo_up(t, x1, y1)))
+                    ok = 0;
+                else if (u && (icn_gbps(S, 0, x, y) != icn_gbps(S, 0, x1, y1) ||
+                               icn_us(S, 0, x, y) != icn_us(S, 0, x1, y1)))
+                    ok = 0;
+            }
+        v->rail_ok = ok;
+    }
     int nc = S->ctx.nchannels;
     v->pos = malloc(sizeof *v->pos * (size_t)S->n * (nc > 0 ? nc : 1));
     if (!v->pos) {
@@ -338,8 +359,14 @@ static void link_path(const struct sim *S, int fold, struct sim_link *k)
     int a = k->src, b = k->dst;
     int sa = S->cl->server[a], sb = S->cl->server[b];
     int la = S->cl->local[a], lb = S->cl->local[b];
-    /* resources of a rank and a server: server 0's when folded */
-    int ra = fold ? la : a, rb = fold ? lb : b, qa = fold ? 0 : sa, qb = fold ? 0 : sb;
+    /* resources of a rank and a server: their representatives' when
+     * folded (server 0's; or, folded by rails, the server's chip 0: src is
+     * one, and dst's chip, port and NIC carry what its chip 0's do) */
+    int ra = a, rb = b, qa = sa, qb = sb;
+    if (fold == FOLD_SERVER)
+        ra = la, rb = lb, qa = qb = 0;
+    else if (fold == FOLD_RAIL)
+        rb = sb * S->L;
     k->npath = 0;
     if (sa == sb) {
         const struct ppu_topo *t = S->cl->stopo[sa];
@@ -369,8 +396,13 @@ static void link_path(const struct sim *S, int fold, struct sim_link *k)
             k->path[k->npath++] = (int)(l.top + (size_t)qa * 2);
             k->path[k->npath++] = (int)(l.top + (size_t)qb * 2 + 1);
             k->alpha += S->p.hop_us;
+            /* a server's share of the top is every chip's: folded by
+             * rails, one chip's traffic would stand for sixteen's */
+            if (fold == FOLD_RAIL)
+                ((struct priv *)S->priv)->rail_broken = 1;
         }
-        k->path[k->npath++] = (int)(l.nic + ((size_t)qb * l.nics + nb) * 2 + 1);
+        int nr = fold == FOLD_RAIL ? nic_of(S, &l, rb) : nb; /* the receiving NIC's resource */
+        k->path[k->npath++] = (int)(l.nic + ((size_t)qb * l.nics + nr) * 2 + 1);
     }
     k->bwmin = INFINITY;
     for (int i = 0; i < k->npath; i++)
@@ -434,6 +466,29 @@ static int shift(const struct sim *S, int r, int k)
     long long q = (long long)r + (long long)k * S->L;
     q %= S->n;
     return (int)(q < 0 ? q + S->n : q);
+}
+
+/* The image of rank r under a fold's k-th symmetry: k servers on
+ * (FOLD_SERVER), or k chips on round its own server (FOLD_RAIL, on
+ * uniform servers: rank = server * L + local). */
+static int image(const struct sim *S, int how, int r, int k)
+{
+    if (how != FOLD_RAIL)
+        return shift(S, r, k);
+    int L = S->L, j = ((r % L + k) % L + L) % L;
+    return r - r % L + j;
+}
+
+/* Which image of its representative r is: the k above. */
+static int image_k(const struct sim *S, int how, int r)
+{
+    return how == FOLD_RAIL ? r % S->L : S->cl->server[r];
+}
+
+/* The i-th representative: server 0's ranks, or every server's chip 0. */
+static int rep_rank(const struct sim *S, int how, int i)
+{
+    return how == FOLD_RAIL ? i * S->L : i;
 }
 
 /* ---- loading a rank's schedule ---- */
@@ -514,10 +569,10 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
                               ? st->recv_peer
                               : S->ctx.rings[(size_t)c * n + (v->pos[(size_t)c * n + rank] + n - 1) % n];
                 int dst = rank;
-                if (fold) { /* the message is the image of one server 0 sends */
-                    int k = S->cl->server[src];
-                    src = shift(S, src, -k);
-                    dst = shift(S, dst, -k);
+                if (fold) { /* the message is the image of one a representative sends */
+                    int k = image_k(S, fold, src);
+                    src = image(S, fold, src, -k);
+                    dst = image(S, fold, dst, -k);
                 }
                 int slots = ring >= 0 ? S->ctx.set.fifo_slots : S->ctx.set.peer_slots;
                 int id = link_get(S, fold, src, dst, ring, slots);
@@ -701,7 +756,9 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
                 hops = h > hops ? h : hops;
             }
             struct sim_res *mem =
-                &S->res[l.chip + (size_t)(S->folded ? S->cl->local[ch->rank] : ch->rank) * 5 + 4];
+                &S->res[l.chip +
+                        (size_t)(S->folded == FOLD_SERVER ? S->cl->local[ch->rank] : ch->rank) * 5 +
+                        4];
             double mb = mem_bytes(st->flags, nb);
             double c0 = maxd(t, mem->free_at), cend = c0 + mb / mem->bw;
             mem->free_at = cend;
@@ -800,8 +857,8 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
 
 /* Is b (the schedule of rank a's image k servers on) a's steps shifted by
  * k servers? 1 exactly, 2 with counts that differ by one element, 0 no. */
-static int same_shifted(const struct sim *S, const struct ppu_sched *a, const struct ppu_sched *b,
-                        int k)
+static int same_shifted(const struct sim *S, int how, const struct ppu_sched *a,
+                        const struct ppu_sched *b, int k)
 {
     if (a->nchannels != b->nchannels || a->tmp_bytes != b->tmp_bytes)
         return 0;
@@ -815,11 +872,16 @@ static int same_shifted(const struct sim *S, const struct ppu_sched *a, const st
             const struct ppu_step *p = &x->steps[i], *q = &y->steps[i];
             if (p->flags != q->flags)
                 return 0;
+            /* the rings are checked for a server shift (rings_shift), not
+             * for a turn round the server: there a ring step proves nothing */
+            if (how == FOLD_RAIL && (((p->flags & PPU_STEP_SEND) && p->send_peer < 0) ||
+                                     ((p->flags & PPU_STEP_RECV) && p->recv_peer < 0)))
+                return 0;
             if ((p->send_peer < 0) != (q->send_peer < 0) ||
-                (p->send_peer >= 0 && shift(S, p->send_peer, k) != q->send_peer))
+                (p->send_peer >= 0 && image(S, how, p->send_peer, k) != q->send_peer))
                 return 0;
             if ((p->recv_peer < 0) != (q->recv_peer < 0) ||
-                (p->recv_peer >= 0 && shift(S, p->recv_peer, k) != q->recv_peer))
+                (p->recv_peer >= 0 && image(S, how, p->recv_peer, k) != q->recv_peer))
                 return 0;
             if (p->count != q->count) {
                 if (p->count + 1 != q->count && q->count + 1 != p->count)
@@ -873,7 +935,7 @@ static int cmp_row(const void *x, const void *y)
 static int write_stats(struct sim *S, FILE *f)
 {
     struct priv *v = S->priv;
-    int copies = S->folded ? S->ns : 1;
+    int copies = S->folded == FOLD_SERVER ? S->ns : S->folded == FOLD_RAIL ? S->L : 1;
     size_t nrows = (size_t)v->nlinks * copies, o = 0;
     struct stat_row *rows = malloc(sizeof *rows * (nrows ? nrows : 1));
     if (!rows)
@@ -881,8 +943,9 @@ static int write_stats(struct sim *S, FILE *f)
     for (int k = 0; k < copies; k++)
         for (int i = 0; i < v->nlinks; i++) {
             const struct sim_link *l = &v->links[i];
-            rows[o++] = (struct stat_row){shift(S, l->src, k), shift(S, l->dst, k), l->bytes,
-                                          l->msgs, l->kind};
+            rows[o++] = (struct stat_row){image(S, S->folded, l->src, k),
+                                          image(S, S->folded, l->dst, k), l->bytes, l->msgs,
+                                          l->kind};
         }
     qsort(rows, o, sizeof *rows, cmp_row);
     /* channels that share a pair of ranks add up, as the library's files do */
@@ -932,9 +995,10 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
     }
     int n = S->n, L = S->L;
     int fold = S->p.fold && S->uniform && S->ns > 1 && rings_shift(S);
+    int rail = S->p.fold && v->rail_ok && !v->no_rail;
     /* schedules held at once: server 0's when the replay may fold; else
      * each rank's is built, loaded and freed in turn */
-    int nb = fold ? L : 1;
+    int nb = fold || rail ? L : 1;
     struct ppu_sched *sc = calloc((size_t)nb, sizeof *sc);
     if (!sc)
         goto oom;
@@ -952,61 +1016,90 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
     /* the first rank's steps tell whether the whole replay fits the budget */
     if (ppu_plan_build(&S->ctx, c, 0, algo, proto, &sc[0]) != PPU_SUCCESS)
         goto oom;
-    long long est = (long long)ppu_sched_nsteps(&sc[0]) * (fold ? L : n);
-    if (S->p.max_steps > 0 && est > S->p.max_steps) {
+    long long s0 = (long long)ppu_sched_nsteps(&sc[0]), budget = S->p.max_steps;
+    int over_server = budget > 0 && s0 * L > budget, over_rail = budget > 0 && s0 * S->ns > budget;
+    if ((!fold || over_server) && (!rail || over_rail) && budget > 0 && s0 * n > budget) {
+        long long est = fold ? s0 * L : rail ? s0 * S->ns : s0 * n;
         res->skipped = 1;
         snprintf(res->why, sizeof res->why, "about %lld steps to replay (budget %lld)%s", est,
-                 S->p.max_steps, fold ? "" : ": these schedules do not fold");
+                 budget, fold || rail ? "" : ": these schedules do not fold");
         free_scheds(sc, nb);
         return 0;
     }
     for (int r = 1; r < nb; r++)
         if (ppu_plan_build(&S->ctx, c, r, algo, proto, &sc[r]) != PPU_SUCCESS)
             goto oom;
-    int kind = 1;
-    if (fold) { /* servers 1, S/2 and S-1 must be server 0 shifted */
-        int ks[3] = {1, S->ns / 2, S->ns - 1};
-        for (int i = 0; i < 3 && fold; i++) {
-            if (ks[i] < 1 || (i > 0 && ks[i] == ks[i - 1]))
+    /* server 0's ranks against servers 1, S/2 and S-1: shifted copies
+     * (FOLD_SERVER); or chip 0 against every chip of those servers and
+     * server 0, turned round (FOLD_RAIL) */
+    int how = FOLD_NONE, kind = 1;
+    int ks[4] = {0, 1, S->ns / 2, S->ns - 1};
+    for (int by = FOLD_SERVER; by <= FOLD_RAIL && how == FOLD_NONE; by++) {
+        int ok = by == FOLD_SERVER ? fold && !over_server : rail && !over_rail;
+        kind = 1;
+        for (int i = by == FOLD_SERVER ? 1 : 0; i < 4 && ok; i++) {
+            if (i > 0 && (ks[i] < 1 || ks[i] == ks[i - 1]))
                 continue;
-            for (int j = 0; j < L && fold; j++) {
-                struct ppu_sched t;
-                if (ppu_plan_build(&S->ctx, c, ks[i] * L + j, algo, proto, &t) != PPU_SUCCESS)
+            /* FOLD_RAIL: server k's chip 0, which chip j must be turned */
+            struct ppu_sched z = {0}, *zero = &sc[0];
+            if (by == FOLD_RAIL && i > 0) {
+                if (ppu_plan_build(&S->ctx, c, ks[i] * L, algo, proto, &z) != PPU_SUCCESS)
                     goto oom;
-                int m = same_shifted(S, &sc[j], &t, ks[i]);
-                ppu_sched_free(&t);
+                zero = &z;
+            }
+            for (int j = by == FOLD_SERVER ? 0 : 1; j < L && ok; j++) {
+                struct ppu_sched t, *one = i == 0 ? &sc[j] : &t;
+                if (i > 0 && ppu_plan_build(&S->ctx, c, ks[i] * L + j, algo, proto, &t) !=
+                                 PPU_SUCCESS) {
+                    ppu_sched_free(&z);
+                    goto oom;
+                }
+                int m = by == FOLD_SERVER ? same_shifted(S, by, &sc[j], one, ks[i])
+                                          : same_shifted(S, by, zero, one, j);
+                if (i > 0)
+                    ppu_sched_free(&t);
                 if (!m)
-                    fold = 0;
+                    ok = 0;
                 else if (m == 2)
                     kind = 2;
             }
+            ppu_sched_free(&z);
         }
-        if (!fold) { /* not symmetric: every rank */
-            long long all = est / L * n;
-            if (S->p.max_steps > 0 && all > S->p.max_steps) {
-                res->skipped = 1;
-                snprintf(res->why, sizeof res->why, "about %lld steps to replay (budget %lld): "
-                         "these schedules do not fold", all, S->p.max_steps);
-                free_scheds(sc, nb);
-                return 0;
-            }
-        }
+        if (ok)
+            how = by;
     }
-    int nrep = fold ? L : n;
-    S->folded = fold;
-    res->fold = fold ? kind : 0;
+    if (how == FOLD_NONE && budget > 0 && s0 * n > budget) { /* not symmetric: every rank */
+        res->skipped = 1;
+        snprintf(res->why, sizeof res->why, "about %lld steps to replay (budget %lld): "
+                 "these schedules do not fold", s0 * n, budget);
+        free_scheds(sc, nb);
+        return 0;
+    }
+    int nrep = how == FOLD_SERVER ? L : how == FOLD_RAIL ? S->ns : n;
+    S->folded = how;
+    res->fold = how ? kind : 0;
+    res->fold_by = how;
     res->ranks_replayed = nrep;
     priv_reset(v);
+    v->rail_broken = 0;
     long long steps = 0;
-    for (int r = 0; r < nrep; r++) {
+    for (int i = 0; i < nrep; i++) {
+        int r = rep_rank(S, how, i);
         struct ppu_sched t, *one = r < nb ? &sc[r] : &t;
         if (r >= nb && ppu_plan_build(&S->ctx, c, r, algo, proto, &t) != PPU_SUCCESS)
             goto oom;
         steps += (long long)ppu_sched_nsteps(one);
-        int bad = add_rank(S, fold, r, one);
+        int bad = add_rank(S, how, r, one);
         ppu_sched_free(one); /* the replay has its own copy of the steps */
         if (bad)
             goto oom;
+    }
+    if (how == FOLD_RAIL && v->rail_broken) { /* a server-wide resource: no rail fold */
+        free_scheds(sc, nb);
+        v->no_rail = 1;
+        int again = run_call(S, c, algo, proto, res, stats);
+        v->no_rail = 0;
+        return again;
     }
     for (int i = 0; i < S->nres; i++) {
         S->res[i].free_at = 0;
@@ -1034,7 +1127,7 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
         }
     res->time_us = t;
     res->steps = steps;
-    res->steps_job = fold ? steps * S->ns : steps;
+    res->steps_job = how == FOLD_SERVER ? steps * S->ns : how == FOLD_RAIL ? steps * L : steps;
     double eff = proto == PPU_PROTO_LL ? S->p.ll_eff : 1, amin = INFINITY;
     for (int i = 0; i < S->nres; i++) {
         double b = S->res[i].bytes / S->res[i].bw;

@@ -26,7 +26,16 @@
  * the shifted image of one of server 0's, and the per-server resources
  * (NICs, uplinks) are server 0's. Exact when the steps match exactly
  * (fold 1); when counts differ by one element somewhere (blocks that do
- * not divide evenly), fold 2 and the time is server 0's. */
+ * not divide evenly), fold 2 and the time is server 0's.
+ * Otherwise, folding by rails: where turning every server's chips one
+ * place round the server (chip j to j+1 mod L) maps the wiring onto itself
+ * (a circulant server: server16, fullmesh8), each chip has its own NIC and
+ * the fabric is rail-optimized, and the schedule of chip j is chip 0's with
+ * every peer turned j places (checked for every chip of servers 0, 1, S/2
+ * and S-1), only chip 0 of every server is replayed: hierarchical and
+ * hierarchical-tree schedules, whose trees span servers, not chips. A call
+ * that turns out to use a server's share of the top tier (shared by all
+ * its chips) is replayed again without it. */
 #ifndef PPU_SIM_H
 #define PPU_SIM_H
 
@@ -58,13 +67,20 @@ void sim_params_default(struct sim_params *p);
 struct sim_res;
 struct sim_link;
 
+/* How a replay folds (sim_result.fold_by, struct sim.folded). */
+enum sim_fold {
+    FOLD_NONE = 0,
+    FOLD_SERVER, /* server k is server 0 shifted by k servers */
+    FOLD_RAIL,   /* chip j of a server is its chip 0 turned j places round it */
+};
+
 struct sim {
     const struct ppu_cluster *cl;
     struct ppu_plan_ctx ctx;
     struct sim_params p;
     int n, ns, L; /* ranks, servers, ranks per server (0: uneven) */
     int uniform;  /* every server one wiring, rank = server * L + local */
-    int folded;   /* the call being replayed is folded */
+    int folded;   /* the call being replayed is folded (enum sim_fold) */
     /* resources: per server (0 when folded) */
     int nres;
     struct sim_res *res;
@@ -84,9 +100,10 @@ void sim_free(struct sim *S);
 struct sim_result {
     double time_us;
     int fold;             /* 0 every rank replayed, 1 folded exactly, 2 folded, counts +-1 */
+    int fold_by;          /* enum sim_fold */
     int ranks_replayed;
     long long steps;      /* steps replayed */
-    long long steps_job;  /* steps of the whole job (folded: replayed x servers) */
+    long long steps_job;  /* steps of the whole job (folded: replayed x images) */
     /* physical bounds: the busiest resource's bytes over its bandwidth, and
      * the longest chain of messages x the smallest latency */
     double bound_bw_us, bound_lat_us;

@@ -309,6 +309,85 @@ Test(sim_time, fold_is_exact)
     ppu_cluster_free(&cl);
 }
 
+/* Folding by rails (chip j of every server is chip 0 turned j places round
+ * its circulant server) changes nothing but the work either: the same
+ * time and the same bytes on every link as replaying every rank. */
+Test(sim_time, rail_fold_is_exact)
+{
+    char err[512];
+    struct ppu_plan_settings set;
+    cr_assert_eq(ppu_plan_settings_read(&set, 1, err, sizeof err), PPU_SUCCESS);
+    /* ICN links of their own, and chips whose ports share switch planes */
+    const struct {
+        const char *wiring;
+        int servers;
+    } clusters[] = {{"server16", 8}, {"switch16", 4}};
+    for (size_t w = 0; w < 2; w++) {
+        struct ppu_cluster cl;
+        cr_assert_eq(ppu_cluster_sim(&cl, clusters[w].wiring, clusters[w].servers, 16, err,
+                                     sizeof err),
+                     PPU_SUCCESS);
+        struct sim_params p;
+        sim_params_default(&p);
+        p.switch_planes = cl.stopo[0]->switch_planes;
+        const struct {
+            int algo;
+            size_t count;
+            int by; /* the fold expected */
+        } cases[] = {
+            {PPU_ALGO_HIER_TREE, 1 << 16, FOLD_RAIL},
+            {PPU_ALGO_HIER_TREE, 1008, FOLD_RAIL},
+            {PPU_ALGO_HIER_TREE, 1000, FOLD_RAIL}, /* parts of 62 and 63: fold 2, not exact */
+            {PPU_ALGO_HIER_TREE, 3 << 20, FOLD_RAIL},
+            /* 3 elements a chip, fewer than servers: no server fold */
+            {PPU_ALGO_HIER, 48, FOLD_RAIL},
+            {PPU_ALGO_TREE, 1 << 16, FOLD_NONE},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            double t[2];
+            char *text[2];
+            int by = -1, kind = -1;
+            for (int fold = 0; fold < 2; fold++) {
+                p.fold = fold;
+                struct sim S;
+                cr_assert_eq(sim_init(&S, &cl, cl.name, &set, &p, err, sizeof err), 0, "%s", err);
+                struct ppu_call c = {PPU_COLL_ALLREDUCE, cases[i].count, PPU_FLOAT32, PPU_SUM, 0, 0,
+                                     NULL};
+                struct sim_result r;
+                size_t len;
+                FILE *f = open_memstream(&text[fold], &len);
+                cr_assert(f);
+                cr_assert_eq(sim_run(&S, &c, cases[i].algo, PPU_PROTO_SIMPLE, &r, f), 0, "%s",
+                             r.why);
+                fclose(f);
+                t[fold] = r.time_us;
+                if (fold)
+                    by = r.fold_by, kind = r.fold;
+                sim_free(&S);
+            }
+            const char *what = ppu_algo_name(cases[i].algo);
+            if (cases[i].count % 16) { /* said to be approximate, and close */
+                cr_expect_eq(kind, 2, "%s %zu: uneven parts must read fold 2", what,
+                             cases[i].count);
+                cr_expect(fabs(t[0] - t[1]) <= 0.01 * t[0], "%s %zu: %.6f us folded, %.6f us not",
+                          what, cases[i].count, t[1], t[0]);
+                free(text[0]);
+                free(text[1]);
+                continue;
+            }
+            cr_expect_eq(by, cases[i].by, "%s %s %zu: folded by %d, not %d", clusters[w].wiring,
+                         what, cases[i].count, by, cases[i].by);
+            cr_expect(fabs(t[0] - t[1]) <= 1e-9 * t[0], "%s %s %zu: %.6f us folded, %.6f us not",
+                      clusters[w].wiring, what, cases[i].count, t[1], t[0]);
+            cr_expect_str_eq(text[1], text[0], "%s %s %zu: per-link bytes differ when folded",
+                             clusters[w].wiring, what, cases[i].count);
+            free(text[0]);
+            free(text[1]);
+        }
+        ppu_cluster_free(&cl);
+    }
+}
+
 /* More bandwidth never makes a call slower, and the model's times sit on
  * or above both physical bounds for every algorithm (model_time). */
 Test(sim_time, monotone_in_bandwidth)
