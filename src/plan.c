@@ -565,6 +565,16 @@ void ppu_plan_choose(const struct ppu_plan_ctx *x, const struct ppu_call *c, int
          * unless PPU_ALGO names it */
         if (al == PPU_ALGO_ONESHOT && !am && S > (double)x->set.oneshot_max)
             continue;
+        /* Two ranks one hop apart: the ring is two-shot's exchange (each
+         * rank reduces half and sends it back) over ring FIFOs, and the
+         * model prices them within 1% of each other, but on the test host
+         * (PPU_ALGO forced, 2026-12-06) two-shot ran 1.3-1.9x faster at
+         * every size from 32 KB to 128 MB and one-shot or two-shot beat
+         * the ring from 1 KB to 32 KB. So the ring is no candidate there
+         * unless PPU_ALGO names it. */
+        if (al == PPU_ALGO_RING && !am && c->coll == PPU_COLL_ALLREDUCE && x->nranks == 2 &&
+            ppu_plan_applies(x, c, PPU_ALGO_TWOSHOT))
+            continue;
         for (int pr = 0; pr < PPU_NUM_PROTOS; pr++) {
             if (pm && !(pm & BIT(pr)))
                 continue;
