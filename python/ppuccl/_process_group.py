@@ -11,6 +11,7 @@ communication overlaps the caller's compute, and returns a Work:
   DDP reads the future's value, which does.
 """
 import sys
+import threading
 
 import torch
 import torch.distributed.distributed_c10d as c10d
@@ -90,6 +91,10 @@ class ProcessGroupPPU(ProcessGroup):
         self._done = Tracker(self._stream, self._comm)
         self._seen_in_torch = False  # registered in torch's group map once
         self._p2p = []  # sends and receives not issued yet: (call, tensor, peer, job)
+        # held from "is anything queued?" to the call being issued (or run,
+        # on the caller's thread): another thread (a future's callback)
+        # cannot queue work between the check and the call
+        self._issue_lock = threading.RLock()
 
     # ---- plumbing ------------------------------------------------------
     def getBackendName(self):
@@ -142,26 +147,27 @@ class ProcessGroupPPU(ProcessGroup):
         8-byte all_reduce's time through torch. Everything else is queued
         on the group's stream."""
         self._check_usable(name)
-        self._flush_p2p()
         caller = sys._getframe(2)
         api = caller.f_code.co_filename == _C10D_FILE
-        inline = api and caller.f_locals.get("async_op") is False and self._done.idle()
-        try:
-            issue(None if inline else self._stream)
-        except (TypeError, ValueError) as e:
-            raise type(e)(f"ppu backend {name}: {e}") from None
-        except PpuError as e:
-            # a failure that broke the communicator ends the group, as a
-            # queued one does; a bad argument, refused before anything ran,
-            # does not (nor does it on the queued path)
-            if inline and self._comm.async_error() != Result.SUCCESS:
-                self._done.failed(e)
-            raise
-        if inline:
-            if finish is not None:
-                finish()
-            return PPUWork(self._done, self._done.completed(result))
-        job = self._done.add(result, finish, keep)
+        with self._issue_lock:
+            self._flush_p2p()
+            inline = api and caller.f_locals.get("async_op") is False and self._done.idle()
+            try:
+                issue(None if inline else self._stream)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"ppu backend {name}: {e}") from None
+            except PpuError as e:
+                # a failure that broke the communicator ends the group, as a
+                # queued one does; a bad argument, refused before anything
+                # ran, does not (nor does it on the queued path)
+                if inline and self._comm.async_error() != Result.SUCCESS:
+                    self._done.failed(e)
+                raise
+            if inline:
+                if finish is not None:
+                    finish()
+                return PPUWork(self._done, self._done.completed(result))
+            job = self._done.add(result, finish, keep)
         if api:
             return PPUWork(self._done, job)
         return _create_work_from_future(self._done.future(job))
@@ -366,26 +372,28 @@ class ProcessGroupPPU(ProcessGroup):
         except (TypeError, ValueError) as e:
             raise type(e)(f"ppu backend {name}: {e}") from None
         job = Job([t])
-        self._p2p.append((name, t, peer, job))
+        with self._issue_lock:
+            self._p2p.append((name, t, peer, job))
         if sys._getframe(2).f_code.co_filename == _C10D_FILE:
             return PPUWork(self._done, job, self)
         self._flush_p2p()
         return _create_work_from_future(self._done.future(job))
 
     def _flush_p2p(self):
-        calls, self._p2p = self._p2p, []
-        if not calls:
-            return
-        try:
-            with group():
-                for name, t, peer, _ in calls:
-                    getattr(self._comm, name)(t, peer, stream=self._stream)
-        except Exception as e:
+        with self._issue_lock:
+            calls, self._p2p = self._p2p, []
+            if not calls:
+                return
+            try:
+                with group():
+                    for name, t, peer, _ in calls:
+                        getattr(self._comm, name)(t, peer, stream=self._stream)
+            except Exception as e:
+                for *_, job in calls:
+                    self._done.fail(job, e)
+                raise
             for *_, job in calls:
-                self._done.fail(job, e)
-            raise
-        for *_, job in calls:
-            self._done.attach(job)
+                self._done.attach(job)
 
     def recv_anysource(self, tensors, tag=0):
         raise UnsupportedError("ppu backend recv: a receive from any source is not supported; "
