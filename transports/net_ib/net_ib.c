@@ -458,6 +458,7 @@ const struct ppu_transport_ops ppu_net_ib_ops = {.name = "net_ib", .recv_setup =
 #include <poll.h>
 #include <pthread.h>
 #include <sys/random.h>
+#include <time.h>
 #include <dirent.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -797,13 +798,16 @@ static int host_view(struct net_ib_devview **views, int *ndev, struct net_ib_ifa
 /* The device and address links use (net_ib_choose on this host): 1 with
  * the address (port 0) in *out and the device named in what, or 0 with
  * the reason in what. The last answer is kept: links ask again and again,
- * and reading every GID table each time would slow setup down. */
+ * and reading every GID table each time would slow setup down. A "no" is
+ * kept for a second only: a port that comes up later (a link trained
+ * after the job started) is found by the links set up after it. */
 static int ib_where(const char *hca, const struct sockaddr *chosen, union ppu_sockaddr *out,
                     int *iwarp, char *what, size_t len)
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     static struct {
         int valid, ok, iwarp;
+        struct timespec when; /* of the answer */
         char hca[64];
         struct sockaddr_storage chosen;
         union ppu_sockaddr at;
@@ -816,8 +820,14 @@ static int ib_where(const char *hca, const struct sockaddr *chosen, union ppu_so
                                                          : sizeof(struct sockaddr_in));
     ((struct sockaddr_in *)&c)->sin_port = 0; /* the same place in both families */
     hca = hca ? hca : "";
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
     pthread_mutex_lock(&lock);
-    if (!last.valid || strcmp(last.hca, hca) != 0 || memcmp(&last.chosen, &c, sizeof c) != 0) {
+    int stale = last.valid && !last.ok &&
+                (now.tv_sec - last.when.tv_sec) * 1000000000LL + (now.tv_nsec - last.when.tv_nsec) >
+                    1000000000LL;
+    if (!last.valid || stale || strcmp(last.hca, hca) != 0 ||
+        memcmp(&last.chosen, &c, sizeof c) != 0) {
         struct net_ib_devview *views;
         struct net_ib_ifaddr *addrs;
         int ndev, naddr, d, a;
@@ -841,6 +851,7 @@ static int ib_where(const char *hca, const struct sockaddr *chosen, union ppu_so
         free(addrs);
         snprintf(last.hca, sizeof last.hca, "%s", hca);
         last.chosen = c;
+        last.when = now;
         last.valid = 1;
     }
     int ok = last.ok;
