@@ -266,6 +266,11 @@ int sim_init(struct sim *S, const struct ppu_cluster *cl, const char *name,
                                icn_us(S, 0, x, y) != icn_us(S, 0, x1, y1)))
                     ok = 0;
             }
+        /* and every chip's own resources alike: its ports (their speed
+         * comes from one of its links), host path and memory */
+        for (int x = 1; x < L && ok; x++)
+            for (int k = 0; k < 5 && ok; k++)
+                ok = S->res[v->lay.chip + (size_t)x * 5 + k].bw == S->res[v->lay.chip + k].bw;
         v->rail_ok = ok;
     }
     int nc = S->ctx.nchannels;

@@ -388,6 +388,46 @@ Test(sim_time, rail_fold_is_exact)
     }
 }
 
+/* Chips whose ports differ (a port's speed comes from one of its chip's
+ * links: here links one place apart are twice as fast, so chip 0's port
+ * and chip 5's are not alike) must not fold by rails: the folded replay
+ * would push every chip's traffic through chip 0's port. */
+Test(sim_time, rail_fold_needs_alike_chips)
+{
+    char err[512];
+    struct ppu_cluster cl;
+    cr_assert_eq(ppu_cluster_sim(&cl, "server16", 4, 16, err, sizeof err), PPU_SUCCESS);
+    struct ppu_topo *t = cl.own; /* every server's wiring */
+    cr_assert(t && cl.stopo[0] == t);
+    for (int a = 0; a < 16; a++) {
+        t->gbps[a][(a + 1) % 16] = 2 * t->link_gbps;
+        t->gbps[(a + 1) % 16][a] = 2 * t->link_gbps;
+    }
+    struct ppu_plan_settings set;
+    cr_assert_eq(ppu_plan_settings_read(&set, 1, err, sizeof err), PPU_SUCCESS);
+    struct sim_params p;
+    sim_params_default(&p);
+    p.switch_planes = 2;
+    double tm[2];
+    int by = -1;
+    for (int fold = 0; fold < 2; fold++) {
+        p.fold = fold;
+        struct sim S;
+        cr_assert_eq(sim_init(&S, &cl, cl.name, &set, &p, err, sizeof err), 0, "%s", err);
+        struct ppu_call c = {PPU_COLL_ALLREDUCE, 3 << 20, PPU_FLOAT32, PPU_SUM, 0, 0, NULL};
+        struct sim_result r;
+        cr_assert_eq(sim_run(&S, &c, PPU_ALGO_HIER_TREE, PPU_PROTO_SIMPLE, &r, NULL), 0, "%s",
+                     r.why);
+        tm[fold] = r.time_us;
+        if (fold)
+            by = r.fold_by;
+        sim_free(&S);
+    }
+    cr_expect_neq(by, FOLD_RAIL, "chips with unlike ports folded by rails");
+    cr_expect(fabs(tm[0] - tm[1]) <= 1e-9 * tm[0], "%.6f us folded, %.6f us not", tm[1], tm[0]);
+    ppu_cluster_free(&cl);
+}
+
 /* More bandwidth never makes a call slower, and the model's times sit on
  * or above both physical bounds for every algorithm (model_time). */
 Test(sim_time, monotone_in_bandwidth)
