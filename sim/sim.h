@@ -29,8 +29,9 @@
  * not divide evenly), fold 2 and the time is server 0's.
  * Otherwise, folding by rails: where turning every server's chips one
  * place round the server (chip j to j+1 mod L) maps the wiring onto itself
- * (a circulant server: server16, fullmesh8), each chip has its own NIC and
- * the fabric is rail-optimized, and the schedule of chip j is chip 0's with
+ * (a circulant server: server16, fullmesh8), each chip has its own NIC,
+ * every chip's ports, host path and memory are alike, the fabric is
+ * rail-optimized, and the schedule of chip j is chip 0's with
  * every peer turned j places (checked for every chip of servers 0, 1, S/2
  * and S-1), only chip 0 of every server is replayed: hierarchical and
  * hierarchical-tree schedules, whose trees span servers, not chips. A call
