@@ -458,7 +458,6 @@ const struct ppu_transport_ops ppu_net_ib_ops = {.name = "net_ib", .recv_setup =
 #include <poll.h>
 #include <pthread.h>
 #include <sys/random.h>
-#include <time.h>
 #include <dirent.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -807,7 +806,7 @@ static int ib_where(const char *hca, const struct sockaddr *chosen, union ppu_so
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     static struct {
         int valid, ok, iwarp;
-        struct timespec when; /* of the answer */
+        uint64_t when_ns; /* of the answer */
         char hca[64];
         struct sockaddr_storage chosen;
         union ppu_sockaddr at;
@@ -820,12 +819,9 @@ static int ib_where(const char *hca, const struct sockaddr *chosen, union ppu_so
                                                          : sizeof(struct sockaddr_in));
     ((struct sockaddr_in *)&c)->sin_port = 0; /* the same place in both families */
     hca = hca ? hca : "";
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t now = ppu_now_ns();
     pthread_mutex_lock(&lock);
-    int stale = last.valid && !last.ok &&
-                (now.tv_sec - last.when.tv_sec) * 1000000000LL + (now.tv_nsec - last.when.tv_nsec) >
-                    1000000000LL;
+    int stale = last.valid && !last.ok && now - last.when_ns > 1000000000ull;
     if (!last.valid || stale || strcmp(last.hca, hca) != 0 ||
         memcmp(&last.chosen, &c, sizeof c) != 0) {
         struct net_ib_devview *views;
@@ -851,7 +847,7 @@ static int ib_where(const char *hca, const struct sockaddr *chosen, union ppu_so
         free(addrs);
         snprintf(last.hca, sizeof last.hca, "%s", hca);
         last.chosen = c;
-        last.when = now;
+        last.when_ns = now;
         last.valid = 1;
     }
     int ok = last.ok;
