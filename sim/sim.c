@@ -120,7 +120,6 @@ struct priv {
     size_t nsteps, stcap;
     evkey *heap;
     int nheap, heapcap;
-    int *pos; /* pos[c * n + r]: r's position on ring c */
     struct layout lay; /* where each kind of resource starts in S->res */
     int rail_ok;       /* the servers' chips are alike round the server (FOLD_RAIL) */
     int rail_broken;   /* a rail-folded call used a server-wide resource */
@@ -273,16 +272,6 @@ int sim_init(struct sim *S, const struct ppu_cluster *cl, const char *name,
                 ok = S->res[v->lay.chip + (size_t)x * 5 + k].bw == S->res[v->lay.chip + k].bw;
         v->rail_ok = ok;
     }
-    int nc = S->ctx.nchannels;
-    v->pos = malloc(sizeof *v->pos * (size_t)S->n * (nc > 0 ? nc : 1));
-    if (!v->pos) {
-        snprintf(err, errlen, "out of memory for the model of %d ranks", S->n);
-        sim_free(S);
-        return -1;
-    }
-    for (int c = 0; c < nc; c++)
-        for (int i = 0; i < S->n; i++)
-            v->pos[(size_t)c * S->n + S->ctx.rings[(size_t)c * S->n + i]] = i;
     return 0;
 }
 
@@ -308,7 +297,6 @@ void sim_free(struct sim *S)
         free(v->ch);
         free(v->steps);
         free(v->heap);
-        free(v->pos);
         free(v);
     }
     free(S->res);
@@ -490,6 +478,12 @@ static int image_k(const struct sim *S, int how, int r)
     return how == FOLD_RAIL ? r % S->L : S->cl->server[r];
 }
 
+/* How many images a representative stands for. */
+static int images(const struct sim *S, int how)
+{
+    return how == FOLD_SERVER ? S->ns : how == FOLD_RAIL ? S->L : 1;
+}
+
 /* The i-th representative: server 0's ranks, or every server's chip 0. */
 static int rep_rank(const struct sim *S, int how, int i)
 {
@@ -501,6 +495,7 @@ static int rep_rank(const struct sim *S, int how, int i)
 static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s)
 {
     struct priv *v = S->priv;
+    const int *pos = S->ctx.ring_pos; /* a rank's place on each ring */
     int n = S->n, base = v->nch;
     if (base + s->nchannels > v->chcap) {
         int cap = v->chcap ? v->chcap : 64;
@@ -557,7 +552,7 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
                 int ring = st->send_peer >= 0 ? -1 : c;
                 int dst = st->send_peer >= 0
                               ? st->send_peer
-                              : S->ctx.rings[(size_t)c * n + (v->pos[(size_t)c * n + rank] + 1) % n];
+                              : S->ctx.rings[(size_t)c * n + (pos[(size_t)c * n + rank] + 1) % n];
                 int slots = ring >= 0 ? S->ctx.set.fifo_slots : S->ctx.set.peer_slots;
                 int id = link_get(S, fold, rank, dst, ring, slots);
                 if (id < 0)
@@ -572,7 +567,7 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
                 int ring = st->recv_peer >= 0 ? -1 : c;
                 int src = st->recv_peer >= 0
                               ? st->recv_peer
-                              : S->ctx.rings[(size_t)c * n + (v->pos[(size_t)c * n + rank] + n - 1) % n];
+                              : S->ctx.rings[(size_t)c * n + (pos[(size_t)c * n + rank] + n - 1) % n];
                 int dst = rank;
                 if (fold) { /* the message is the image of one a representative sends */
                     int k = image_k(S, fold, src);
@@ -680,6 +675,32 @@ static double mem_bytes(uint32_t f, double nb)
     return rd + wr;
 }
 
+/* Can step st of channel chan run? 0: it waits for a message not yet sent
+ * or a slot not yet free, and the channel is parked on that link (the
+ * link's other end wakes it); 1: *ready raised to when its message has
+ * arrived and its send slot is released. */
+static int step_ready(struct priv *v, const struct sim_step *st, int chan, double *ready)
+{
+    if (st->rlink >= 0) {
+        struct sim_link *k = &v->links[st->rlink];
+        if (k->sent == k->consumed) {
+            k->wrecv = chan;
+            return 0;
+        }
+        *ready = maxd(*ready, k->slot[k->consumed % k->slots].arr);
+    }
+    if (st->slink >= 0) {
+        struct sim_link *k = &v->links[st->slink];
+        if (k->sent - k->consumed >= (uint32_t)k->slots) {
+            k->wsend = chan;
+            return 0;
+        }
+        if (k->sent >= (uint32_t)k->slots)
+            *ready = maxd(*ready, k->slot[(k->sent - k->slots) % k->slots].cons);
+    }
+    return 1;
+}
+
 /* Run the loaded channels to the end. Returns the last end time, or -1
  * (deadlock: why filled). */
 static double replay(struct sim *S, int proto, int *max_hops, char *why,
@@ -729,21 +750,8 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
             struct sim_link *rl = st->rlink >= 0 ? &v->links[st->rlink] : NULL;
             struct sim_link *sl = st->slink >= 0 ? &v->links[st->slink] : NULL;
             double ready = t;
-            if (rl) {
-                if (rl->sent == rl->consumed) {
-                    rl->wrecv = e.chan;
-                    break;
-                }
-                ready = maxd(ready, rl->slot[rl->consumed % rl->slots].arr);
-            }
-            if (sl) {
-                if (sl->sent - sl->consumed >= (uint32_t)sl->slots) {
-                    sl->wsend = e.chan;
-                    break;
-                }
-                if (sl->sent >= (uint32_t)sl->slots)
-                    ready = maxd(ready, sl->slot[(sl->sent - sl->slots) % sl->slots].cons);
-            }
+            if (!step_ready(v, st, e.chan, &ready))
+                break;
             if (ready > t) {
                 if (v->nheap == 0 || ready <= top_t(v)) {
                     t = ready; /* nothing else is due first */
@@ -815,26 +823,9 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
                  * its slot's release (the loop's entry keeps time order
                  * when the message comes before tend) */
                 double when = tend;
-                if (ch->idx < ch->nsteps) {
-                    const struct sim_step *nx = &v->steps[ch->st0 + ch->idx];
-                    if (nx->rlink >= 0) {
-                        struct sim_link *k = &v->links[nx->rlink];
-                        if (k->sent == k->consumed) {
-                            k->wrecv = e.chan;
-                            break;
-                        }
-                        when = maxd(when, k->slot[k->consumed % k->slots].arr);
-                    }
-                    if (nx->slink >= 0) {
-                        struct sim_link *k = &v->links[nx->slink];
-                        if (k->sent - k->consumed >= (uint32_t)k->slots) {
-                            k->wsend = e.chan;
-                            break;
-                        }
-                        if (k->sent >= (uint32_t)k->slots)
-                            when = maxd(when, k->slot[(k->sent - k->slots) % k->slots].cons);
-                    }
-                }
+                if (ch->idx < ch->nsteps &&
+                    !step_ready(v, &v->steps[ch->st0 + ch->idx], e.chan, &when))
+                    break;
                 if (push(v, when, e.chan) != 0)
                     return -2;
                 break;
@@ -901,13 +892,13 @@ static int same_shifted(const struct sim *S, int how, const struct ppu_sched *a,
 /* The rings: is the next rank of r's image its next's image, on every ring? */
 static int rings_shift(const struct sim *S)
 {
-    const struct priv *v = S->priv;
+    const int *pos = S->ctx.ring_pos;
     int n = S->n;
     for (int c = 0; c < S->ctx.nchannels; c++)
         for (int r = 0; r < n; r++) {
-            int nx = S->ctx.rings[(size_t)c * n + (v->pos[(size_t)c * n + r] + 1) % n];
+            int nx = S->ctx.rings[(size_t)c * n + (pos[(size_t)c * n + r] + 1) % n];
             int r2 = shift(S, r, 1);
-            int nx2 = S->ctx.rings[(size_t)c * n + (v->pos[(size_t)c * n + r2] + 1) % n];
+            int nx2 = S->ctx.rings[(size_t)c * n + (pos[(size_t)c * n + r2] + 1) % n];
             if (nx2 != shift(S, nx, 1))
                 return 0;
         }
@@ -940,7 +931,7 @@ static int cmp_row(const void *x, const void *y)
 static int write_stats(struct sim *S, FILE *f)
 {
     struct priv *v = S->priv;
-    int copies = S->folded == FOLD_SERVER ? S->ns : S->folded == FOLD_RAIL ? S->L : 1;
+    int copies = images(S, S->folded);
     size_t nrows = (size_t)v->nlinks * copies, o = 0;
     struct stat_row *rows = malloc(sizeof *rows * (nrows ? nrows : 1));
     if (!rows)
@@ -1132,7 +1123,7 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
         }
     res->time_us = t;
     res->steps = steps;
-    res->steps_job = how == FOLD_SERVER ? steps * S->ns : how == FOLD_RAIL ? steps * L : steps;
+    res->steps_job = steps * images(S, how);
     double eff = proto == PPU_PROTO_LL ? S->p.ll_eff : 1, amin = INFINITY;
     for (int i = 0; i < S->nres; i++) {
         double b = S->res[i].bytes / S->res[i].bw;
