@@ -209,9 +209,7 @@ static int blocks_alloc(struct ring_blocks *b, int n)
 static void blocks_free(struct ring_blocks *b)
 {
     free(b->in);
-    free(b->nz);
     b->in = b->out = b->len = NULL;
-    b->nz = NULL;
 }
 
 enum ring_mode { RING_RS, RING_AG, RING_AR };
@@ -223,15 +221,19 @@ enum ring_mode { RING_RS, RING_AG, RING_AR };
     } while (0)
 
 /* The positions d0, d0 - 1, ... (k of them, round the ring of n) whose
- * block holds more than lo elements, in that order, into out; returns how
- * many. With the sparse list only its members are looked at. */
-static int ring_walk(const struct ring_blocks *b, int n, int d0, int k, size_t lo, int *out)
+ * block holds more than lo elements, in that order: walk_next gives the
+ * next, or -1. With the sparse list only its members are looked at. */
+struct ring_walk {
+    const struct ring_blocks *b;
+    int n, d0, k, d, left;
+    size_t lo;
+};
+
+static struct ring_walk walk_from(const struct ring_blocks *b, int n, int d0, int k, size_t lo)
 {
-    int m = 0;
-    if (b->nz) {
-        if (b->nnz == 0)
-            return 0;
-        int hi = b->nnz; /* first member above d0 */
+    struct ring_walk w = {b, n, d0, k, d0, k, lo};
+    if (b->nz) { /* start at the last member at or below d0, going down */
+        int hi = b->nnz;
         for (int l = 0; l < hi;) {
             int mid = (l + hi) / 2;
             if (b->nz[mid] <= d0)
@@ -239,20 +241,32 @@ static int ring_walk(const struct ring_blocks *b, int n, int d0, int k, size_t l
             else
                 hi = mid;
         }
-        int j = hi ? hi - 1 : b->nnz - 1;
-        for (int e = 0; e < b->nnz; e++, j = j ? j - 1 : b->nnz - 1) {
-            int d = b->nz[j];
-            if ((d0 - d + n) % n >= k)
-                break;
-            if (lo < blk_len(b, d))
-                out[m++] = d;
-        }
-        return m;
+        w.d = hi ? hi - 1 : b->nnz - 1; /* an index into nz */
+        w.left = b->nnz;
     }
-    for (int s = 0, d = d0; s < k; s++, d = d ? d - 1 : n - 1)
-        if (lo < blk_len(b, d))
-            out[m++] = d;
-    return m;
+    return w;
+}
+
+static int walk_next(struct ring_walk *w)
+{
+    const struct ring_blocks *b = w->b;
+    while (w->left > 0) {
+        w->left--;
+        int d;
+        if (b->nz) {
+            d = b->nz[w->d];
+            w->d = w->d ? w->d - 1 : b->nnz - 1;
+            if ((w->d0 - d + w->n) % w->n >= w->k)
+                break; /* past the k positions */
+        } else {
+            d = w->d;
+            w->d = d ? d - 1 : w->n - 1;
+        }
+        if (w->lo < blk_len(b, d))
+            return d;
+    }
+    w->left = 0;
+    return -1;
 }
 
 static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mode, int n, int p,
@@ -266,66 +280,49 @@ static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mo
         biggest = b->kind == BLK_SPLIT ? b->base + (b->rem ? 1 : 0) : b->cl;
     }
     size_t iters = (biggest + chunk - 1) / chunk;
-    int *walk = n > 2 ? malloc(sizeof *walk * (size_t)(n - 2)) : NULL;
-    if (n > 2 && !walk)
-        return PPU_SYSTEM_ERROR;
-    ppu_result_t r = PPU_SYSTEM_ERROR;
     const uint32_t R = PPU_STEP_RECV, I = PPU_STEP_INPUT, O = PPU_STEP_OUTPUT, S = PPU_STEP_SEND;
 /* ring position d places round from p; chunk `it` of its block: count */
 #define BLK(d) (((p + (d)) % n + n) % n)
 #define CNT(q) (lo < blk_len(b, q) ? (blk_len(b, q) - lo < chunk ? blk_len(b, q) - lo : chunk) : 0)
-#define STEP(...)                                                 \
-    do {                                                          \
-        if (ppu_sched_add(__VA_ARGS__) != PPU_SUCCESS)            \
-            goto out;                                             \
-    } while (0)
     for (size_t it = 0; it < iters; it++) {
         size_t lo = it * chunk;
         int q;
         if (n == 1) {
-            STEP(ch, I | O | (mode == RING_AG ? 0 : fin), -1, -1, blk_in(b, 0) + lo,
-                 blk_out(b, 0) + lo, CNT(0));
+            ADD(ch, I | O | (mode == RING_AG ? 0 : fin), -1, -1, blk_in(b, 0) + lo,
+                blk_out(b, 0) + lo, CNT(0));
             continue;
         }
         /* positions p - 2, p - 3, ... round the ring; blocks with nothing
          * left at this chunk add no step (ppu_sched_add drops them), so
-         * ring_walk leaves them out */
+         * the walk leaves them out */
         int back = ((p - 2) % n + n) % n;
         if (mode == RING_AG) {
             q = BLK(0);
-            STEP(ch, I | O | S, -1, -1, blk_in(b, q) + lo, blk_out(b, q) + lo, CNT(q));
+            ADD(ch, I | O | S, -1, -1, blk_in(b, q) + lo, blk_out(b, q) + lo, CNT(q));
         } else {
             q = BLK(-1);
-            STEP(ch, I | S, -1, -1, blk_in(b, q) + lo, 0, CNT(q));
+            ADD(ch, I | S, -1, -1, blk_in(b, q) + lo, 0, CNT(q));
             /* all-reduce: partial sums sent by reference wait in the output */
             uint32_t ro = mode == RING_AR ? PPU_STEP_REF_OUT : 0;
-            int m = ring_walk(b, n, back, n - 2, lo, walk);
-            for (int i = 0; i < m; i++) {
-                q = walk[i];
-                STEP(ch, R | I | S | ro, -1, -1, blk_in(b, q) + lo, ro ? blk_out(b, q) + lo : 0,
-                     CNT(q));
-            }
+            for (struct ring_walk w = walk_from(b, n, back, n - 2, lo); (q = walk_next(&w)) >= 0;)
+                ADD(ch, R | I | S | ro, -1, -1, blk_in(b, q) + lo, ro ? blk_out(b, q) + lo : 0,
+                    CNT(q));
             q = BLK(0);
-            STEP(ch, R | I | O | fin | (mode == RING_AR ? S : 0), -1, -1, blk_in(b, q) + lo,
-                 blk_out(b, q) + lo, CNT(q));
+            ADD(ch, R | I | O | fin | (mode == RING_AR ? S : 0), -1, -1, blk_in(b, q) + lo,
+                blk_out(b, q) + lo, CNT(q));
         }
         if (mode != RING_RS) {
-            int m = ring_walk(b, n, (back + 1) % n, n - 2, lo, walk); /* BLK(-t - 1) */
-            for (int i = 0; i < m; i++) {
-                q = walk[i];
-                STEP(ch, R | O | S, -1, -1, 0, blk_out(b, q) + lo, CNT(q));
-            }
+            /* BLK(-t - 1) */
+            for (struct ring_walk w = walk_from(b, n, (back + 1) % n, n - 2, lo);
+                 (q = walk_next(&w)) >= 0;)
+                ADD(ch, R | O | S, -1, -1, 0, blk_out(b, q) + lo, CNT(q));
             q = BLK(1);
-            STEP(ch, R | O, -1, -1, 0, blk_out(b, q) + lo, CNT(q));
+            ADD(ch, R | O, -1, -1, 0, blk_out(b, q) + lo, CNT(q));
         }
     }
 #undef BLK
 #undef CNT
-#undef STEP
-    r = PPU_SUCCESS;
-out:
-    free(walk);
-    return r;
+    return PPU_SUCCESS;
 }
 
 static int ring_pos(const int *ring, int n, int rank)
@@ -391,7 +388,8 @@ static ppu_result_t ring_build(struct ppu_sched *s, const struct ppu_sched_ctx *
         } else {
             b.kind = mode == RING_RS ? BLK_RANK_IN : BLK_RANK_OUT;
         }
-        ppu_result_t r = ring_channel(&s->ch[c], mode, n, ctx_pos(x, c, x->rank), &b, x->chunk, fin);
+        ppu_result_t r =
+            ring_channel(&s->ch[c], mode, n, ctx_pos(x, c, x->rank), &b, x->chunk, fin);
         free(b.nz);
         if (r != PPU_SUCCESS) {
             ppu_sched_free(s);
