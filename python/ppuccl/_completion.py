@@ -58,6 +58,8 @@ class Tracker:
         caller's thread without passing one queued before it."""
         if self._pending or self.error is not None:
             return False
+        if self._stream.drained():  # no library call needed (~1 us saved)
+            return True
         try:
             return self._stream.query()
         except PpuError:  # a queued failure: the queued path reports it

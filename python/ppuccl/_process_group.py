@@ -25,6 +25,7 @@ from .errors import PpuError
 from .stream import Stream
 
 _OPS = {"SUM": Op.SUM, "PRODUCT": Op.PROD, "MIN": Op.MIN, "MAX": Op.MAX, "AVG": Op.AVG}
+_OPS_SEEN = {}  # torch's op value -> Op, for the ops met so far
 
 
 class UnsupportedError(RuntimeError):
@@ -180,8 +181,13 @@ class ProcessGroupPPU(ProcessGroup):
 
     @staticmethod
     def _op(name, reduce_op):
-        op_name = reduce_op.op.name if hasattr(reduce_op, "op") else reduce_op.name
+        op = getattr(reduce_op, "op", reduce_op)  # torch >= 1.13 wraps the enum
+        known = _OPS_SEEN.get(int(op))  # a pybind enum's name costs ~0.9 us
+        if known is not None:
+            return known
+        op_name = op.name
         try:
+            _OPS_SEEN[int(op)] = _OPS[op_name]
             return _OPS[op_name]
         except KeyError:
             raise UnsupportedError(f"ppu backend {name}: ReduceOp.{op_name} is not supported "

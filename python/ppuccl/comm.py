@@ -50,7 +50,9 @@ def group_end():
     if _tls.depth == 0:
         keep, stream = _tls.keep, _tls.stream
         _tls.keep, _tls.stream = [], None
-        if rc == Result.SUCCESS and stream is not None:
+        if stream is not None:
+            # even when the group failed: what it queued before failing
+            # still reads these buffers, and the stream must not look idle
             stream.keep(keep)
     check(rc, "ppu_group_end")
 
@@ -67,6 +69,8 @@ def group():
 
 def parse_op(op):
     """An Op from an Op, its value, or a name such as "sum"."""
+    if type(op) is Op:
+        return op
     if isinstance(op, str):
         try:
             return _OP_NAMES[op.lower()]

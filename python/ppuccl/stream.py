@@ -56,6 +56,12 @@ class Stream:
         check(rc, "ppu_stream_query", self._comm_handle)
         return True
 
+    def drained(self):
+        """True when every call queued here was seen finished by an earlier
+        synchronize() or query(): idle for sure, without asking the library.
+        False means "ask query()" (work may still be queued)."""
+        return not self._keep
+
     def destroy(self):
         """Waits for queued work, then frees the stream (idempotent)."""
         if self._h is not None:

@@ -64,6 +64,14 @@ class BindingErrors(unittest.TestCase):
         self.raises(ValueError, r"sendbuf is not contiguous \(shape \(4,\), strides \(4,\)\); "
                     r"pass t\.contiguous\(\)", c.allreduce, torch.zeros(4, 4)[:, 0])
         self.raises(ValueError, "not contiguous", c.allreduce, torch.zeros(3, 4).t())
+        # after a good float32 tensor (what the fast path learns from), the
+        # same dtype strided, sparse or as a subclass is still checked
+        c.allreduce(torch.zeros(3))
+        self.raises(ValueError, "not contiguous", c.allreduce, torch.zeros(3, 4).t())
+        self.raises(ValueError, "has layout torch.sparse_coo", c.allreduce,
+                    torch.zeros(3).to_sparse())
+        self.raises(ValueError, "not contiguous", c.allreduce,
+                    torch.nn.Parameter(torch.zeros(3, 4)).t())
         ro = np.zeros(3, np.float32)
         ro.flags.writeable = False
         self.raises(ValueError, "recvbuf is read-only", c.allreduce, np.zeros(3, np.float32), ro)
