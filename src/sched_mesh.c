@@ -67,10 +67,15 @@ static ppu_result_t direct_rs_chunk(struct ppu_sched_channel *ch, int n, int r, 
         int p = (r + k) % n;
         ADD(ch, I | S, p, -1, bs[p] + lo, 0, clip(bl[p], lo, chunk));
     }
+    /* The first message is reduced with the input straight into the
+     * output (one pass: read two, write one) rather than after a copy of
+     * the input there; later ones accumulate into the output. */
     size_t cnt = clip(bl[r], lo, chunk);
-    ADD(ch, I | O, -1, -1, bs[r] + lo, out_own + lo, cnt);
+    if (n == 1)
+        ADD(ch, I | O, -1, -1, bs[r] + lo, out_own + lo, cnt);
     for (int k = 1; k < n; k++)
-        ADD(ch, R | A | O, -1, (r - k + n) % n, 0, out_own + lo, cnt);
+        ADD(ch, k == 1 ? R | I | O : R | A | O, -1, (r - k + n) % n, k == 1 ? bs[r] + lo : 0,
+            out_own + lo, cnt);
     if (fin)
         ADD(ch, I | IO | O | fin, -1, -1, out_own + lo, out_own + lo, cnt);
     return PPU_SUCCESS;
