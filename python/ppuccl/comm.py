@@ -50,10 +50,8 @@ def group_end():
     if _tls.depth == 0:
         keep, stream = _tls.keep, _tls.stream
         _tls.keep, _tls.stream = [], None
-        if stream is not None:
-            # even when the group failed: what it queued before failing
-            # still reads these buffers, and the stream must not look idle
-            stream.keep(keep)
+        if rc == Result.SUCCESS and stream is not None:
+            stream.keep(keep)  # a failed ppu_group_end queued nothing
     check(rc, "ppu_group_end")
 
 

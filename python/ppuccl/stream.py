@@ -14,7 +14,8 @@ class Stream:
         h = ctypes.c_void_p()
         check(lib.ppu_stream_create(ctypes.byref(h)), "ppu_stream_create")
         self._h = h.value
-        self._keep = []
+        self._keep = []  # entry i: what call self._released + i holds
+        self._added = self._released = 0  # entries ever kept, and let go
         self._lock = threading.Lock()
         self._comm_handle = None  # the last communicator that queued work
 
@@ -28,17 +29,28 @@ class Stream:
         """Holds objs until the stream's queued work has finished."""
         with self._lock:
             self._keep.append(objs)
+            self._added += 1
             self._comm_handle = comm_handle or self._comm_handle
 
-    def _release(self, upto):
+    def _mark(self):
+        """Where the kept list ends now (before asking the library)."""
         with self._lock:
-            del self._keep[:upto]
+            return self._added
+
+    def _release(self, upto):
+        """Lets go of what calls before mark upto held. By absolute count:
+        a synchronize and a query on two threads, with a call queued
+        between them, must not drop the new call's entry."""
+        with self._lock:
+            k = upto - self._released
+            if k > 0:
+                del self._keep[:k]
+                self._released = upto
 
     def synchronize(self, comm=None):
         """Waits for the queued work; raises the first error it raised."""
         h = self.handle
-        with self._lock:
-            n = len(self._keep)
+        n = self._mark()
         rc = lib.ppu_stream_synchronize(h)
         self._release(n)
         check(rc, "ppu_stream_synchronize",
@@ -47,8 +59,7 @@ class Stream:
     def query(self):
         """True when idle, False while work is queued; raises a queued error."""
         h = self.handle
-        with self._lock:
-            n = len(self._keep)
+        n = self._mark()
         rc = lib.ppu_stream_query(h)
         if rc == Result.IN_PROGRESS:
             return False
@@ -57,10 +68,13 @@ class Stream:
         return True
 
     def drained(self):
-        """True when every call queued here was seen finished by an earlier
-        synchronize() or query(): idle for sure, without asking the library.
-        False means "ask query()" (work may still be queued)."""
-        return not self._keep
+        """True when every call kept here was seen finished by an earlier
+        synchronize() or query(): idle, without asking the library, for a
+        caller that serialises what is queued on this stream (the torch
+        backend's issue lock). Another thread's call may be queued and not
+        yet kept. False means "ask query()"."""
+        with self._lock:
+            return self._released == self._added
 
     def destroy(self):
         """Waits for queued work, then frees the stream (idempotent)."""
@@ -69,6 +83,7 @@ class Stream:
             lib.ppu_stream_destroy(h)
             with self._lock:
                 self._keep.clear()
+                self._released = self._added
 
     close = destroy
 

@@ -220,6 +220,25 @@ class Binding(unittest.TestCase):
             c.allreduce(a, op=ppuccl.AVG)
             np.testing.assert_array_equal(a, np.arange(5, dtype=np.float32))
 
+    def test_stream_keeps_by_absolute_count(self):
+        """A synchronize or query lets go only of what was kept before it
+        began: a call kept while it ran stays held, and the stream does not
+        read as drained (the torch backend runs calls inline on that)."""
+        with ppuccl.Stream() as s:
+            self.assertTrue(s.drained())
+            s.keep("a")
+            first = s._mark()       # a synchronize begins (sees "a")
+            s.keep("b")             # another thread queues "b" meanwhile
+            second = s._mark()      # a query begins (sees "a", "b")
+            s._release(second)      # the query ends: both done
+            self.assertTrue(s.drained())
+            s.keep("c")             # a new call
+            s._release(first)       # the synchronize ends late: "c" stays
+            self.assertEqual(s._keep, ["c"])
+            self.assertFalse(s.drained())
+            s.synchronize()         # the stream is idle: lets go of "c"
+            self.assertTrue(s.drained())
+
     def test_init_all_threads(self):
         import threading
         comms = ppuccl.Communicator.init_all(3)

@@ -71,7 +71,7 @@ class BindingErrors(unittest.TestCase):
         self.raises(ValueError, "has layout torch.sparse_coo", c.allreduce,
                     torch.zeros(3).to_sparse())
         self.raises(ValueError, "not contiguous", c.allreduce,
-                    torch.nn.Parameter(torch.zeros(3, 4)).t())
+                    torch.nn.Parameter(torch.zeros(3, 4).t()))
         ro = np.zeros(3, np.float32)
         ro.flags.writeable = False
         self.raises(ValueError, "recvbuf is read-only", c.allreduce, np.zeros(3, np.float32), ro)
