@@ -181,9 +181,11 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         "4 KiB pages.",
         INT(4096, 1 << 30)},
     [PPU_P_FIFO_SLOTS] = {"PPU_FIFO_SLOTS", "8",
-        "Slots in each ring link's FIFO. Links inside a host get fewer (down to 2) when "
-        "their ranks' share of a quarter of /dev/shm is smaller (PPU_DEBUG=INFO says so).",
-        INT(1, 64)},
+        "Slots in each ring link's FIFO, at least 2: a ring step receives and sends, and with "
+        "one slot every rank would wait for its next to take the message it sent last. Links "
+        "inside a host get fewer (down to 2) when their ranks' share of a quarter of /dev/shm "
+        "is smaller (PPU_DEBUG=INFO says so).",
+        INT(2, 64)},
     [PPU_P_SPIN] = {"PPU_SPIN", "-1",
         "Polls of a peer before a waiting rank yields its core; -1: 2000, or 0 when "
         "this host runs more ranks than it has cores.",
