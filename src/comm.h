@@ -77,6 +77,7 @@ struct ppu_comm {
     struct ppu_link_params link_base;
     int shm_ring_slots, shm_peer_slots; /* FIFO depth of links inside this host (connect.c) */
     int host_ranks; /* ranks of this communicator on this host (from the bootstrap) */
+    int stage_slots; /* reduce into a cached block, then copy to the send slot (exec.c) */
     /* the transport of links between servers (PPU_NET), chosen at connect */
     /* the transports of its links (the registry's, transports/registry.c):
      * inside its server, and to other servers (NULL until a link needs it) */
@@ -215,5 +216,9 @@ int ppu_group_uses(const struct ppu_comm *comm);
 
 const char *ppu_datatype_name(ppu_datatype_t dt);
 const char *ppu_redop_name(ppu_redop_t op);
+
+/* Tests: 1 or 0 forces comm->stage_slots for communicators made after it
+ * is set (forked ranks inherit it); -1, the default, decides by cores. */
+extern int ppu_test_stage_slots;
 
 #endif

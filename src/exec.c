@@ -122,6 +122,27 @@ static int sends_by_ref(const struct exec_task *t, const struct ppu_step *st,
            (sl->direct != PPU_DIRECT_REGISTERED || ppu_reg_covers(sl->params.reg_owner, src, nb));
 }
 
+/* dst = a op b where dst is a send slot in memory the next rank reads:
+ * reduced a block at a time into a buffer in cache, then copied out.
+ * Storing the reduction straight into the slot fetched every line of it
+ * first from the core that last read it (2 ranks, 1 MB ring: 33% of the
+ * time in the reduction against 18% for two-shot, which reduces into
+ * private memory and then copies); the copy's string stores do not.
+ * Only where ranks have cores of their own (comm->stage_slots). */
+#define SLOT_BLOCK (16u << 10)
+static void reduce_into_slot(const struct exec_task *t, void *dst, const void *a, const void *b,
+                             size_t count)
+{
+    static _Thread_local _Alignas(64) unsigned char tmp[SLOT_BLOCK];
+    size_t es = t->esize, per = SLOT_BLOCK / es;
+    for (size_t at = 0; at < count; at += per) {
+        size_t k = count - at < per ? count - at : per;
+        ppu_reduce2(tmp, (const char *)a + at * es, (const char *)b + at * es, k,
+                    t->a->datatype, t->a->op);
+        memcpy((char *)dst + at * es, tmp, k * es);
+    }
+}
+
 /* One step, of a kind in sched_ring.c's table (ppu_step_kinds: every
  * combination of flags a builder may emit, asserted when it is added).
  * PPU_IN_PROGRESS when the step cannot run yet. */
@@ -178,7 +199,10 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
         if (dst != outp && dst)
             memcpy(dst, outp, nb);
     } else if (rl && (f & PPU_STEP_INPUT)) {
-        ppu_reduce2(dst, rdata, inp, st->count, t->a->datatype, t->a->op);
+        if (sl && dst == slot && comm->stage_slots)
+            reduce_into_slot(t, dst, rdata, inp, st->count);
+        else
+            ppu_reduce2(dst, rdata, inp, st->count, t->a->datatype, t->a->op);
     } else if (rl && dst != rdata) {
         memcpy(dst, rdata, nb);
     } else if (!rl && dst && dst != inp) {

@@ -10,6 +10,7 @@
 
 #include "collcheck.h"
 #include "ranks.h"
+#include "../src/comm.h"
 
 struct cc {
     int coll;
@@ -78,6 +79,21 @@ Test(colls, allreduce_algorithms, .timeout = 600 * PPU_TEST_SLOWDOWN)
     for (int a = 0; a < 4; a++)
         for (int p = 0; p < 2; p++)
             run(CC_AR, 8, algos[a], p ? "ll" : "simple", p == 0, p ? 0 : 300007, -1);
+}
+
+/* Reductions bound for a send slot staged through a cached block
+ * (exec.c reduce_into_slot), which the ranks on this 2-core host only use
+ * at 2 ranks: forced on for 8, for the ring and tree steps that reduce
+ * and send, all datatypes and ops, and a large count. */
+Test(colls, reductions_staged_for_slots, .timeout = 600 * PPU_TEST_SLOWDOWN)
+{
+    ppu_test_stage_slots = 1;
+    run(CC_AR, 8, "ring", "simple", 1, 300007, -1);
+    run(CC_AR, 8, "tree", "simple", 0, 300007, -1);
+    run(CC_RS, 8, "ring", "simple", 1, 200003, -1);
+    run(CC_RD, 8, "", "simple", 1, 300007, 3);
+    run(CC_AR, 2, "ring", "simple", 1, 300007, -1);
+    ppu_test_stage_slots = -1;
 }
 
 Test(colls, gather_scatter_alltoall_algorithms, .timeout = 600 * PPU_TEST_SLOWDOWN)
