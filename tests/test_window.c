@@ -4,6 +4,8 @@
  * and op, odd counts, in place and at unaligned offsets; and the errors. */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ranks.h"
 #include "refval.h"
@@ -197,6 +199,37 @@ static int counts_differ(ppu_comm_t comm, int rank, int n, void *arg)
 Test(window, different_counts_are_an_error, .timeout = 60 * PPU_TEST_SLOWDOWN)
 {
     cr_expect_eq(run_ranks(2, counts_differ, NULL, 30), 0);
+}
+
+/* A rank that exits instead of calling: the other's window all-reduce
+ * ends with PPU_REMOTE_ERROR naming it, long before PPU_TIMEOUT_MS (60 s
+ * here), though it looks for gone peers only after 0.1 s of waiting. */
+static int peer_exits(ppu_comm_t comm, int rank, int n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    struct win_bufs b;
+    if (win_setup(comm, &b, 4096))
+        return 1;
+    if (rank == 1)
+        _exit(0); /* gone, without a word */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ppu_result_t r = ppu_allreduce(b.s, b.r, 16, PPU_FLOAT32, PPU_SUM, comm, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    int ok = r == PPU_REMOTE_ERROR && strstr(ppu_get_last_error(comm), "rank 1 has exited") &&
+             s < 30;
+    if (!ok)
+        fprintf(stderr, "rank %d: %d after %.1f s '%s'\n", rank, r, s, ppu_get_last_error(comm));
+    _exit(!ok); /* the communicator is broken; destroying it is not the point */
+}
+
+Test(window, peer_that_exits_is_named, .timeout = 120 * PPU_TEST_SLOWDOWN)
+{
+    setenv("PPU_TIMEOUT_MS", "60000", 1);
+    cr_expect_eq(run_ranks(2, peer_exits, NULL, 90), 0);
+    unsetenv("PPU_TIMEOUT_MS");
 }
 
 /* A buffer that is not from ppu_mem_alloc: every rank fails to register,
