@@ -8,7 +8,7 @@
 # size and the ratios.
 # Environment: COLL (allreduce, or reduce broadcast allgather reduce_scatter
 #   alltoall) ROUNDS (5) NP (2) MIN (64K) MAX (64M) FACTOR (4) ITERS (20)
-#   BUILD_DIR (<repo>/build) PNG (a plot of the last round, if set)
+#   BUILD_DIR (<repo>/build) PNG (a plot of the rounds' medians, if set)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 B=${BUILD_DIR:-$ROOT/build}/bin
@@ -22,10 +22,10 @@ trap 'rm -rf "$out"' EXIT
 have_mpi=0
 command -v mpirun >/dev/null && [ -x "$B/mpi_${COLL}_perf" ] && have_mpi=1
 for r in $(seq 1 "$ROUNDS"); do
-  "$B/ppu_${COLL}_perf" -p "$NP" "${F[@]}" -R 0 -J "$out/ppu0.json" >"$out/ppu0.$r" 2>&1
-  "$B/ppu_${COLL}_perf" -p "$NP" "${F[@]}" -R 2 -J "$out/ppu2.json" >"$out/ppu2.$r" 2>&1
+  "$B/ppu_${COLL}_perf" -p "$NP" "${F[@]}" -R 0 -J "$out/ppu0.$r.json" >"$out/ppu0.$r" 2>&1
+  "$B/ppu_${COLL}_perf" -p "$NP" "${F[@]}" -R 2 -J "$out/ppu2.$r.json" >"$out/ppu2.$r" 2>&1
   if [ $have_mpi = 1 ]; then
-    "${MPIRUN[@]}" "$B/mpi_${COLL}_perf" "${F[@]}" -J "$out/mpi.json" >"$out/mpi.$r" 2>&1
+    "${MPIRUN[@]}" "$B/mpi_${COLL}_perf" "${F[@]}" -J "$out/mpi.$r.json" >"$out/mpi.$r" 2>&1
   fi
   if [ "$COLL" = allreduce ]; then "$B/bound_allreduce" -p "$NP" "${F[@]}" >"$out/bound.$r" 2>&1; fi
 done
@@ -62,9 +62,11 @@ for s in sorted(set(p0) | set(p2) | set(bd)):
     print(f"{s:>10} {a:8.2f} {b:8.2f} {m:8.2f} {x:8.2f} {ratio(b, x)} {ratio(a, x)} "
           f"{ratio(a, m)} {ratio(b, m)}")
 EOF
-if [ -n "${PNG:-}" ]; then
-  plots=("ppuccl (malloc)=$out/ppu0.json" "ppuccl (windows, -R 2)=$out/ppu2.json")
-  [ $have_mpi = 1 ] && plots+=("Open MPI=$out/mpi.json")
-  [ "$COLL" = allreduce ] && plots+=("memory bound=$out/bound.$ROUNDS")
+if [ -n "${PNG:-}" ]; then # the medians of the rounds, as in the table
+  rounds() { local f=() r; for r in $(seq 1 "$ROUNDS"); do f+=("$out/$1.$r$2"); done
+             local IFS=,; echo "${f[*]}"; }
+  plots=("ppuccl (malloc)=$(rounds ppu0 .json)" "ppuccl (windows, -R 2)=$(rounds ppu2 .json)")
+  [ $have_mpi = 1 ] && plots+=("Open MPI=$(rounds mpi .json)")
+  [ "$COLL" = allreduce ] && plots+=("memory bound=$(rounds bound '')")
   /usr/bin/python3 "$ROOT/scripts/plot_compare.py" "$PNG" "$COLL float, $NP ranks" "${plots[@]}"
 fi

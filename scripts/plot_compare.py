@@ -2,10 +2,12 @@
 """Busbw against size (log x), one line per run, from the perf tools' -J
 JSON (out-of-place rows) or bound_allreduce's text rows.
 
-usage: plot_compare.py OUT.png TITLE LABEL=FILE [LABEL=FILE ...]
+usage: plot_compare.py OUT.png TITLE LABEL=FILE[,FILE...] [LABEL=...]
 A FILE ending in .json is a perf tool's -J output; anything else is
-bound_allreduce's output (size in column 1, busbw in column 5)."""
+bound_allreduce's output (size in column 1, busbw in column 5). Several
+files for one label (rounds of the same run) plot the median per size."""
 import json
+import statistics
 import sys
 
 import os
@@ -36,8 +38,12 @@ def main():
     fig, ax = plt.subplots(figsize=(9, 5.5))
     sizes = set()
     for arg in sys.argv[3:]:
-        label, _, path = arg.partition("=")
-        pts = series(path)
+        label, _, paths = arg.partition("=")
+        per = {}
+        for path in paths.split(","):
+            for size, bw in series(path):
+                per.setdefault(size, []).append(bw)
+        pts = sorted((size, statistics.median(v)) for size, v in per.items())
         if not pts:
             continue
         xs, ys = zip(*pts)
