@@ -157,6 +157,25 @@ static double cost_hier_broadcast(const struct ppu_plan_ctx *x, double S, int fa
     return inter + intra;
 }
 
+/* The all-reduce's phases inside a server: a reduce-scatter and an
+ * all-gather on one ICN ring, over peer links a chunk at a time. Each
+ * phase makes L-1 hops a chunk, and a chunk starts only once the one
+ * before has gone round (sim/README.md, finding 1), so the link time is
+ * hops x (alpha + chunk / link), or the memory's copies if slower. Before
+ * this the link time was left out: on 16,384 chips the planner priced a
+ * 2 GB hier all-reduce at about a tenth of what the replay gives (the
+ * busiest ICN link carries 2 S (L-1)/L, `ppu-sim --stats`). */
+static double hier_inside(const struct ppu_plan_ctx *x, double S)
+{
+    const struct ppu_model *m = &x->model;
+    double L = x->per_server, cp = (double)x->set.peer_slot, blk = S / L;
+    double chunk = blk < cp ? blk : cp, hops = 2 * (L - 1) * ceil_div(blk, cp);
+    double link = hops * (m->alpha_us + chunk / (m->link_gbps[PPU_PROTO_SIMPLE] * 1e3));
+    double mem = 2 * (L - 1) * m->alpha_us +
+                 4 * S * (L - 1) / L / (m->mem_gbps[PPU_PROTO_SIMPLE] * 1e3);
+    return link > mem ? link : mem;
+}
+
 static double cost_hier(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,
                         double S)
 {
@@ -186,8 +205,7 @@ static double cost_hier(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
     /* ICN reduce-scatter and all-gather around a ring all-reduce of each
      * rank's shard sh along its rail (2(ns-1) hops, then pipelined) */
     double sh = S / L;
-    double intra = 2 * (L - 1) * m->alpha_us + 4 * S * (L - 1) / L / mem_bw;
-    return intra + (2 * (ns - 1) + ceil_div(sh, ns * cp) - 1) * m->net_alpha_us +
+    return hier_inside(x, S) + (2 * (ns - 1) + ceil_div(sh, ns * cp) - 1) * m->net_alpha_us +
            2 * sh * (ns - 1) / ns / net_bw;
 }
 
@@ -201,8 +219,7 @@ static double cost_hier_tree(const struct ppu_plan_ctx *x, const struct ppu_call
         return cost_hier_broadcast(x, S, 2);
     const struct ppu_model *m = &x->model;
     double L = x->per_server, ns = x->nservers, sh = S / L, cp = (double)x->set.peer_slot;
-    double intra = 2 * (L - 1) * m->alpha_us +
-                   4 * S * (L - 1) / L / (m->mem_gbps[PPU_PROTO_SIMPLE] * 1e3);
+    double intra = hier_inside(x, S);
     double depth = 0;
     for (double w = 1; w < ns + 1; w *= 2)
         depth++; /* levels of a heap of ns: ceil(log2(ns + 1)) */
