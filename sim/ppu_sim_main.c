@@ -695,11 +695,14 @@ static int run_sim(int argc, char **argv, struct run *R)
             }
             rows[nrows++] = items[i].row;
         }
-        /* the model's fastest of this size, against the planner's choice */
+        /* the model's fastest of this size, against the planner's choice;
+         * on a tie (a call of 0 elements takes no time in any), the
+         * planner's is the fastest */
         size_t fast = nrows;
         for (size_t i2 = first; i2 < nrows; i2++)
             if (!rows[i2].r.skipped &&
-                (fast == nrows || rows[i2].r.time_us < rows[fast].r.time_us))
+                (fast == nrows || rows[i2].r.time_us < rows[fast].r.time_us ||
+                 (rows[i2].r.time_us == rows[fast].r.time_us && rows[i2].algo == si->palgo)))
                 fast = i2;
         if (fast < nrows)
             rows[fast].fastest = 1;
