@@ -128,7 +128,9 @@ static int sends_by_ref(const struct exec_task *t, const struct ppu_step *st,
  * first from the core that last read it (2 ranks, 1 MB ring: 33% of the
  * time in the reduction against 18% for two-shot, which reduces into
  * private memory and then copies); the copy's string stores do not.
- * Only where ranks have cores of their own (comm->stage_slots). */
+ * Only where ranks have cores of their own (comm->stage_slots), and for
+ * SIMPLE messages: an LL slot is this rank's own staging, which ll_post
+ * encodes into the link. */
 #define SLOT_BLOCK (16u << 10)
 static void reduce_into_slot(const struct exec_task *t, void *dst, const void *a, const void *b,
                              size_t count)
@@ -199,7 +201,7 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
         if (dst != outp && dst)
             memcpy(dst, outp, nb);
     } else if (rl && (f & PPU_STEP_INPUT)) {
-        if (sl && dst == slot && comm->stage_slots)
+        if (sl && dst == slot && comm->stage_slots && t->s->proto == PPU_PROTO_SIMPLE)
             reduce_into_slot(t, dst, rdata, inp, st->count);
         else
             ppu_reduce2(dst, rdata, inp, st->count, t->a->datatype, t->a->op);

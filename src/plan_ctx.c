@@ -33,8 +33,9 @@ ppu_result_t ppu_plan_settings_read(struct ppu_plan_settings *set, int rank, cha
     set->ll_max = ll > 0 ? ((size_t)ll + 7) & ~(size_t)7 : 0;
     if (set->ll_max > set->peer_slot)
         set->ll_max = set->peer_slot;
-    /* The table's ranges (param.c) hold: FIFO slots 1..64 (icn_sim's FIFO
-     * holds at most 64), channels 0..PPU_MAX_CHANNELS. */
+    /* The table's ranges (param.c) hold: FIFO slots 2..64 (a ring step
+     * needs two; icn_sim's FIFO holds at most 64), channels
+     * 0..PPU_MAX_CHANNELS. */
     _Static_assert(PPU_MAX_CHANNELS == 16, "PPU_NCHANNELS's range in param.c");
     set->fifo_slots = (int)ppu_param_int(PPU_P_FIFO_SLOTS);
     set->peer_slots = 4;
