@@ -97,11 +97,18 @@ static double cost_tree(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
                         double S)
 {
     /* up and down, a chunk at a time; a rank with f children takes in and
-     * sends out f half-buffers per tree */
+     * sends out f half-buffers per tree. A rank forwards a chunk only once
+     * it has all of it, and the next chunk waits for this one's round trip
+     * (sim/README.md, finding 2): every hop costs alpha and the chunk's
+     * time on the link (at 128 KB on 16,384 chips that time is a third of
+     * the call, and without it the flat tree was taken over hiertree). */
     (void)c;
-    double f = x->tree_fanout > 2 ? x->tree_fanout : 2;
-    return flat_time(x, proto, 2 * x->tree_depth * ceil_div(S / 2, msg_bytes(x, proto, 0)),
-                     2 * S * f, S);
+    double f = x->tree_fanout > 2 ? x->tree_fanout : 2, m = msg_bytes(x, proto, 0);
+    double half = S / 2, hops = 2 * x->tree_depth * ceil_div(half, m);
+    double bw = x->model.link_gbps[proto] * 1e3;
+    if (x->nservers > 1 && x->model.net_gbps * 1e3 < bw)
+        bw = x->model.net_gbps * 1e3;
+    return flat_time(x, proto, hops, 2 * S * f, S) + hops * (half < m ? half : m) / bw;
 }
 
 static double cost_oneshot(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,
@@ -223,8 +230,9 @@ static double cost_hier_tree(const struct ppu_plan_ctx *x, const struct ppu_call
     double depth = 0;
     for (double w = 1; w < ns + 1; w *= 2)
         depth++; /* levels of a heap of ns: ceil(log2(ns + 1)) */
-    return intra + 2 * (depth - 1) * ceil_div(sh / 2, cp) * m->net_alpha_us +
-           sh / (m->net_gbps * 1e3);
+    double hops = 2 * (depth - 1) * ceil_div(sh / 2, cp), chunk = sh / 2 < cp ? sh / 2 : cp;
+    return intra + hops * (m->net_alpha_us + chunk / (m->net_gbps * 1e3)) +
+           sh / (m->net_gbps * 1e3); /* store and forward, as cost_tree */
 }
 
 static double cost_none(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,
