@@ -217,6 +217,19 @@ int ppu_group_uses(const struct ppu_comm *comm);
 const char *ppu_datatype_name(ppu_datatype_t dt);
 const char *ppu_redop_name(ppu_redop_t op);
 
+/* Whether a waiting rank should look for exited peers now: at most every
+ * 0.1 s a communicator, whoever waits (the executor, a window call). A
+ * look may cost a TCP connection (ppu_bootstrap_peer_gone). Yes takes the
+ * turn. */
+#define PPU_ALIVE_CHECK_NS 100000000ull
+static inline int ppu_alive_check_due(struct ppu_comm *comm, uint64_t now)
+{
+    if (now < comm->next_alive_check)
+        return 0;
+    comm->next_alive_check = now + PPU_ALIVE_CHECK_NS;
+    return 1;
+}
+
 /* Tests: 1 or 0 forces comm->stage_slots for communicators made after it
  * is set (forked ranks inherit it); -1, the default, decides by cores. */
 extern int ppu_test_stage_slots;

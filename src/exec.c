@@ -476,10 +476,8 @@ static ppu_result_t execute(struct exec_task *tasks, int ntasks)
                 return ppu_fail(t->comm, PPU_ABORTED, "%s #%llu on rank %d: communicator aborted",
                                 ppu_coll_name(t->a->coll), (unsigned long long)t->comm->seq,
                                 t->comm->rank);
-            if (now >= t->comm->next_alive_check) {
-                t->comm->next_alive_check = now + 100000000ull; /* every 0.1 s */
+            if (ppu_alive_check_due(t->comm, now))
                 PPU_CHECK(peers_alive(t));
-            }
             if (deadline && now > deadline)
                 for (int c = 0; c < t->s->nchannels; c++)
                     if (t->state[c] != 2)

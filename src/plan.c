@@ -48,20 +48,24 @@ static double ceil_div(double a, double b)
 /* ---- costs: predicted time (us) for S bytes (the call's whole buffer;
  * all-gather: the gathered one) ---- */
 
+/* bytes per us of the busiest link of a flat algorithm: across servers a
+ * network link when that is slower (every flat algorithm crosses servers
+ * on some of its links) */
+static double flat_link_bw(const struct ppu_plan_ctx *x, int proto)
+{
+    const struct ppu_model *m = &x->model;
+    double bw = m->link_gbps[proto] * 1e3;
+    return x->nservers > 1 && m->net_gbps * 1e3 < bw ? m->net_gbps * 1e3 : bw;
+}
+
 /* hops x alpha, plus the slower of the busiest link's bytes and the
- * rank's own copies; across servers the busiest link is a network link
- * (every flat algorithm crosses servers on some of its links). */
+ * rank's own copies */
 static double flat_time(const struct ppu_plan_ctx *x, int proto, double hops, double copies,
                         double link)
 {
     const struct ppu_model *m = &x->model;
-    double bw_link = m->link_gbps[proto] * 1e3, bw_mem = m->mem_gbps[proto] * 1e3; /* B/us */
-    double alpha = m->alpha_us;
-    if (x->nservers > 1) {
-        bw_link = m->net_gbps * 1e3 < bw_link ? m->net_gbps * 1e3 : bw_link;
-        alpha = m->net_alpha_us;
-    }
-    double tl = link / bw_link, tm = copies / bw_mem;
+    double alpha = x->nservers > 1 ? m->net_alpha_us : m->alpha_us;
+    double tl = link / flat_link_bw(x, proto), tm = copies / (m->mem_gbps[proto] * 1e3);
     return hops * alpha + (tl > tm ? tl : tm);
 }
 
@@ -105,10 +109,8 @@ static double cost_tree(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
     (void)c;
     double f = x->tree_fanout > 2 ? x->tree_fanout : 2, m = msg_bytes(x, proto, 0);
     double half = S / 2, hops = 2 * x->tree_depth * ceil_div(half, m);
-    double bw = x->model.link_gbps[proto] * 1e3;
-    if (x->nservers > 1 && x->model.net_gbps * 1e3 < bw)
-        bw = x->model.net_gbps * 1e3;
-    return flat_time(x, proto, hops, 2 * S * f, S) + hops * (half < m ? half : m) / bw;
+    return flat_time(x, proto, hops, 2 * S * f, S) +
+           hops * (half < m ? half : m) / flat_link_bw(x, proto);
 }
 
 static double cost_oneshot(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,

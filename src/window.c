@@ -398,7 +398,7 @@ static struct ppu_window *window_by_id(struct ppu_comm *comm, int id)
 static ppu_result_t wait_all(struct ppu_comm *comm, int done, uint64_t seq, const char *what)
 {
     struct ppu_waiter w = comm->wait;
-    uint64_t deadline = 0, since = 0;
+    uint64_t deadline = 0;
     for (int q = 0; q < comm->nranks; q++) {
         struct ppu_wctl *c = comm->wctl_peer[q];
         _Atomic uint64_t *word = done ? &c->done : &c->ready;
@@ -408,27 +408,23 @@ static ppu_result_t wait_all(struct ppu_comm *comm, int done, uint64_t seq, cons
             if ((++rounds & 255) != 0)
                 continue;
             uint64_t now = ppu_now_ns();
-            if (!deadline) {
+            if (!deadline)
                 deadline = now + comm->timeout_ns;
-                since = now;
-            }
             if (atomic_load_explicit(&comm->aborted, memory_order_relaxed))
                 return ppu_fail(comm, PPU_ABORTED, "%s on rank %d: communicator aborted", what,
                                 comm->rank);
             /* Is the peer gone? A look is a TCP connection to its
-             * bootstrap listener: only once a wait has lasted 0.1 s, and
-             * then at most every 0.1 s (as the executor does). Looking
-             * every 256 polls took a few ms now and then from 2 ranks'
-             * 256 KB calls (4.6 us, 10-35 us in 4 runs of 10). A peer that
-             * wrote the word and then exited is not lost: look at the word
-             * once more after finding it gone. */
-            if (now - since >= 100000000ull && now >= comm->next_alive_check) {
-                comm->next_alive_check = now + 100000000ull;
-                if (ppu_bootstrap_peer_gone(comm->bs, q) &&
-                    atomic_load_explicit(word, memory_order_acquire) < seq)
-                    return ppu_fail(comm, PPU_REMOTE_ERROR, "%s on rank %d: rank %d has "
-                                    "exited (process gone)", what, comm->rank, q);
-            }
+             * bootstrap listener: only once this wait has lasted 0.1 s (the
+             * deadline was set at its start), then at most every 0.1 s.
+             * Looking every 256 polls took a few ms now and then from 2
+             * ranks' 256 KB calls (4.6 us, 10-35 us in 4 runs of 10). A
+             * peer that wrote the word and then exited is not lost: look
+             * at the word once more after finding it gone. */
+            if (now + comm->timeout_ns - deadline >= PPU_ALIVE_CHECK_NS &&
+                ppu_alive_check_due(comm, now) && ppu_bootstrap_peer_gone(comm->bs, q) &&
+                atomic_load_explicit(word, memory_order_acquire) < seq)
+                return ppu_fail(comm, PPU_REMOTE_ERROR, "%s on rank %d: rank %d has exited "
+                                "(process gone)", what, comm->rank, q);
             if (now > deadline)
                 return ppu_fail(comm, PPU_TIMEOUT, "%s on rank %d timed out after %llu ms "
                                 "waiting for rank %d to %s (does every rank pass buffers in "

@@ -15,7 +15,7 @@ class Stream:
         check(lib.ppu_stream_create(ctypes.byref(h)), "ppu_stream_create")
         self._h = h.value
         self._keep = []  # entry i: what call self._released + i holds
-        self._added = self._released = 0  # entries ever kept, and let go
+        self._released = 0  # entries let go so far
         self._lock = threading.Lock()
         self._comm_handle = None  # the last communicator that queued work
 
@@ -29,13 +29,12 @@ class Stream:
         """Holds objs until the stream's queued work has finished."""
         with self._lock:
             self._keep.append(objs)
-            self._added += 1
             self._comm_handle = comm_handle or self._comm_handle
 
     def _mark(self):
         """Where the kept list ends now (before asking the library)."""
         with self._lock:
-            return self._added
+            return self._released + len(self._keep)
 
     def _release(self, upto):
         """Lets go of what calls before mark upto held. By absolute count:
@@ -74,7 +73,7 @@ class Stream:
         backend's issue lock). Another thread's call may be queued and not
         yet kept. False means "ask query()"."""
         with self._lock:
-            return self._released == self._added
+            return not self._keep
 
     def destroy(self):
         """Waits for queued work, then frees the stream (idempotent)."""
@@ -82,8 +81,8 @@ class Stream:
             h, self._h = self._h, None
             lib.ppu_stream_destroy(h)
             with self._lock:
+                self._released += len(self._keep)
                 self._keep.clear()
-                self._released = self._added
 
     close = destroy
 
