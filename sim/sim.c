@@ -231,6 +231,11 @@ int sim_init(struct sim *S, const struct ppu_cluster *cl, const char *name,
     m.mem_gbps[PPU_PROTO_LL] = p->mem_gbps * p->ll_eff;
     m.net_alpha_us = p->nic_us + p->simple_us;
     m.net_gbps = p->nic_gbps;
+    /* a fat tree takes every message between servers over its top tier;
+     * a rail-optimized fabric only those between rails */
+    m.net_top_us = p->fabric == SIM_FABRIC_FATTREE ? 0 : p->hop_us;
+    if (p->fabric == SIM_FABRIC_FATTREE)
+        m.net_alpha_us += p->hop_us;
     if (ppu_plan_ctx_init(&S->ctx, S->n, cl->server, cl->stopo, name, set, &m, err, errlen) !=
         PPU_SUCCESS)
         return -1;

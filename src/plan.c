@@ -109,8 +109,11 @@ static double cost_tree(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
     (void)c;
     double f = x->tree_fanout > 2 ? x->tree_fanout : 2, m = msg_bytes(x, proto, 0);
     double half = S / 2, hops = 2 * x->tree_depth * ceil_div(half, m);
+    /* A heap over rank order puts nearly every parent and child on
+     * different servers and rails: over the fabric's top tier. */
+    double top = x->nservers > 1 ? x->model.net_top_us : 0;
     return flat_time(x, proto, hops, 2 * S * f, S) +
-           hops * (half < m ? half : m) / flat_link_bw(x, proto);
+           hops * ((half < m ? half : m) / flat_link_bw(x, proto) + top);
 }
 
 static double cost_oneshot(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,

@@ -44,6 +44,10 @@ struct ppu_model {
     double mem_gbps[PPU_NUM_PROTOS];
     double net_alpha_us; /* a message between servers */
     double net_gbps;     /* one rank's network link */
+    /* more for a message that crosses the fabric's top tier: between
+     * servers on different rails of a rail-optimized fabric (a flat
+     * algorithm's hops mostly are; a rail's never are) */
+    double net_top_us;
 };
 
 /* Every setting that changes a plan, as the planner uses it. */
