@@ -69,7 +69,8 @@ struct sim_step {
 struct sim_chan {
     size_t st0; /* its first step in the step pool */
     size_t nsteps, idx;
-    int rank, after, waiter; /* channel to finish first; one waiting on this */
+    int rank, after, after_n; /* channels to finish first: after .. + after_n - 1 */
+    int waiter, next_waiter;  /* channels waiting on this one: a list through next_waiter */
     double t_free;
     int hops;
     int done;
@@ -533,7 +534,8 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
         ch->nsteps = sc->nsteps;
         ch->rank = rank;
         ch->after = sc->after >= 0 ? base + sc->after : -1;
-        ch->waiter = -1;
+        ch->after_n = sc->after_n;
+        ch->waiter = ch->next_waiter = -1;
         v->nsteps += sc->nsteps;
         /* a channel's steps use a few links over and over (a ring's two,
          * a tree node's parent and children): a small cache by peer and
@@ -739,16 +741,23 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
                     break;
                 }
             }
-            if (ch->after >= 0 && !v->ch[ch->after].done) {
-                v->ch[ch->after].waiter = e.chan;
+            int first = -1; /* the first unfinished channel it runs after */
+            for (int i = 0; ch->after >= 0 && i < ch->after_n && first < 0; i++)
+                if (!v->ch[ch->after + i].done)
+                    first = ch->after + i;
+            if (first >= 0) {
+                ch->next_waiter = v->ch[first].waiter;
+                v->ch[first].waiter = e.chan;
                 break;
             }
             if (ch->idx == ch->nsteps) {
                 ch->done = 1;
                 left--;
                 end = maxd(end, t);
-                if (ch->waiter >= 0 && push(v, t, ch->waiter) != 0)
-                    return -2;
+                for (int w = ch->waiter; w >= 0; w = v->ch[w].next_waiter)
+                    if (push(v, t, w) != 0)
+                        return -2;
+                ch->waiter = -1;
                 break;
             }
             const struct sim_step *st = &v->steps[ch->st0 + ch->idx];
@@ -866,7 +875,8 @@ static int same_shifted(const struct sim *S, int how, const struct ppu_sched *a,
     int res = 1;
     for (int c = 0; c < a->nchannels; c++) {
         const struct ppu_sched_channel *x = &a->ch[c], *y = &b->ch[c];
-        if (x->nsteps != y->nsteps || x->after != y->after || x->in_tmp != y->in_tmp ||
+        if (x->nsteps != y->nsteps || x->after != y->after || x->after_n != y->after_n ||
+            x->in_tmp != y->in_tmp ||
             x->out_tmp != y->out_tmp)
             return 0;
         for (size_t i = 0; i < x->nsteps; i++) {

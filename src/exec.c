@@ -307,7 +307,7 @@ static int blocked_on_gone(struct exec_task *t, int c, int *peer, const char **w
 {
     struct ppu_comm *comm = t->comm;
     const struct ppu_sched_channel *sc = &t->s->ch[c];
-    if (t->state[c] == 2 || (sc->after >= 0 && t->state[sc->after] != 2))
+    if (t->state[c] == 2 || ppu_sched_waiting(sc, t->state))
         return 0;
     const struct ppu_step *st = t->idx[c] < sc->nsteps ? &sc->steps[t->idx[c]] : NULL;
     struct ppu_link *l;
@@ -372,7 +372,7 @@ static ppu_result_t task_progress(struct exec_task *t, int *progressed)
         if (t->state[c] == 2)
             continue;
         const struct ppu_sched_channel *sc = &s->ch[c];
-        if (sc->after >= 0 && t->state[sc->after] != 2)
+        if (ppu_sched_waiting(sc, t->state))
             continue;
         int refs = t->state[c] == 1;
         for (int k = 0; k < 4 && t->idx[c] < sc->nsteps; k++) {

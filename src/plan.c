@@ -170,7 +170,8 @@ static double cost_hier_broadcast(const struct ppu_plan_ctx *x, double S, int fa
 }
 
 /* The all-reduce's phases inside a server: a reduce-scatter and an
- * all-gather on one ICN ring, over peer links a chunk at a time. Each
+ * all-gather on each of the server's rings (hier_rings, a piece of every
+ * part each), over peer links a chunk at a time. Each
  * phase makes L-1 hops a chunk, and a chunk starts only once the one
  * before has gone round (sim/README.md, finding 1), so the link time is
  * hops x (alpha + chunk / link), or the memory's copies if slower. Before
@@ -179,8 +180,10 @@ static double cost_hier_broadcast(const struct ppu_plan_ctx *x, double S, int fa
  * busiest ICN link carries 2 S (L-1)/L, `ppu-sim --stats`). */
 static double hier_inside(const struct ppu_plan_ctx *x, double S)
 {
+    /* all-reduce runs a slice on each of the server's rings (hier_rings) */
     const struct ppu_model *m = &x->model;
-    double L = x->per_server, cp = (double)x->set.peer_slot, blk = S / L;
+    double K = x->hier_nrings > 0 ? x->hier_nrings : 1;
+    double L = x->per_server, cp = (double)x->set.peer_slot, blk = S / K / L;
     double chunk = blk < cp ? blk : cp, hops = 2 * (L - 1) * ceil_div(blk, cp);
     double link = hops * (m->alpha_us + chunk / (m->link_gbps[PPU_PROTO_SIMPLE] * 1e3));
     double mem = 2 * (L - 1) * m->alpha_us +
@@ -374,6 +377,15 @@ static ppu_result_t build_pairwise(const struct ppu_plan_ctx *x, const struct pp
     }
 }
 
+/* Hierarchical all-reduce on the server's rings (plan_ctx.h hier_rings). */
+static ppu_result_t hier_allreduce(const struct ppu_plan_ctx *x, const struct ppu_call *c,
+                                   const struct ppu_sched_ctx *sx, struct ppu_sched *s,
+                                   const struct servers_view *v, int tree)
+{
+    return ppu_sched_hier_allreduce(s, sx, c->count, c->op, v->local, x->per_server,
+                                    x->hier_rings, x->hier_nrings, v->rail, x->nservers, tree);
+}
+
 static ppu_result_t build_hier(const struct ppu_plan_ctx *x, const struct ppu_call *c,
                                const struct ppu_sched_ctx *sx, struct ppu_sched *s)
 {
@@ -382,7 +394,7 @@ static ppu_result_t build_hier(const struct ppu_plan_ctx *x, const struct ppu_ca
     int L = x->per_server, ns = x->nservers;
     ppu_result_t r = PPU_INVALID_USAGE;
     if (c->coll == PPU_COLL_ALLREDUCE) {
-        r = ppu_sched_hier_allreduce(s, sx, c->count, c->op, v.local, L, v.rail, ns, 0);
+        r = hier_allreduce(x, c, sx, s, &v, 0);
     } else if (c->coll == PPU_COLL_ALLGATHER) {
         r = ppu_sched_hier_allgather(s, sx, c->count, v.local, L, v.rail, ns, v.srv);
     } else if (c->coll == PPU_COLL_ALLTOALL) {
@@ -410,8 +422,7 @@ static ppu_result_t build_hier_tree(const struct ppu_plan_ctx *x, const struct p
                                         x->per_server, x->nservers, x->server, x->local, 2);
     struct servers_view v;
     PPU_CHECK(servers_view(x, sx->rank, &v));
-    ppu_result_t r = ppu_sched_hier_allreduce(s, sx, c->count, c->op, v.local, x->per_server,
-                                              v.rail, x->nservers, 1);
+    ppu_result_t r = hier_allreduce(x, c, sx, s, &v, 1);
     free(v.rail);
     return r;
 }

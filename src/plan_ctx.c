@@ -332,6 +332,121 @@ out:
     return r;
 }
 
+/* ---- rings inside servers, for hierarchical all-reduce ---- */
+
+/* Does turning every chip one place (j -> j + 1 mod L) map every
+ * server's links onto themselves? */
+static int servers_circulant(const struct ppu_topo *const *stopo, int ns, int L)
+{
+    for (int sv = 0; sv < ns; sv++) {
+        const struct ppu_topo *t = stopo[sv];
+        if (sv > 0 && t == stopo[sv - 1])
+            continue;
+        if (t->nchips != L)
+            return 0;
+        for (int a = 0; a < L; a++)
+            for (int b = 0; b < L; b++)
+                if (a != b && ppu_topo_up(t, a, b) != ppu_topo_up(t, (a + 1) % L, (b + 1) % L))
+                    return 0;
+    }
+    return 1;
+}
+
+static int gcd(int a, int b)
+{
+    while (b) {
+        int t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* The rings inside a server. On a circulant server (server16, switch16, a
+ * full mesh), the strides that are links and reach every chip (j -> j + d
+ * with d prime to L: 1 and L - 1 on server16): a turn of the server maps
+ * each onto itself, so every chip does the same work at the same moment,
+ * and ppu-sim can replay one chip a server for all (folding by rails).
+ * One ring on a switched server. Otherwise each channel's ring: it passes through a server's ranks in
+ * one run (two at server 0, split where the ring starts at rank 0); read
+ * in ring order and started at local index 0, that run is one of the
+ * server's own rings. A ring is kept when every server reads the same one
+ * (one table serves them all) and it shares no directed link with a ring
+ * kept before (their phases run side by side on peer links). */
+static ppu_result_t pick_hier_rings(struct ppu_plan_ctx *x, const struct ppu_topo *const *stopo)
+{
+    int n = x->nranks, L = x->per_server, ns = x->nservers;
+    int K = x->nchannels < x->nrings_found ? x->nchannels : x->nrings_found;
+    if (K < 1)
+        K = 1;
+    x->hier_rings = malloc(sizeof *x->hier_rings * (size_t)K * L);
+    int *seq = malloc(sizeof *seq * (size_t)n), *cnt = malloc(sizeof *cnt * (size_t)ns);
+    unsigned char *used = calloc((size_t)L * L, 1);
+    ppu_result_t r = PPU_SYSTEM_ERROR;
+    if (!x->hier_rings || !seq || !cnt || !used)
+        goto out;
+    x->hier_nrings = 0;
+    /* a switched server (switch planes) gives every message the chip's
+     * ports whatever its peer: one ring has them all */
+    if (stopo[0]->switch_planes > 0)
+        K = 1;
+    if (L > 2 && servers_circulant(stopo, ns, L)) {
+        /* strides 1, L - 1, 2, L - 2, ...: each a ring when prime to L */
+        for (int k = 2; k < 2 * L && x->hier_nrings < K; k++) {
+            int d = k % 2 ? L - k / 2 : k / 2;
+            if (used[d] || gcd(d, L) != 1 || !ppu_topo_up(stopo[0], 0, d))
+                continue;
+            used[d] = 1; /* the link 0 -> d: each stride once */
+            int *mine = x->hier_rings + (size_t)x->hier_nrings++ * L;
+            for (int i = 0; i < L; i++)
+                mine[i] = (int)((long)i * d % L);
+        }
+        r = PPU_SUCCESS;
+        if (x->hier_nrings > 0)
+            goto out;
+        memset(used, 0, (size_t)L * L);
+    }
+    for (int c = 0; c < K; c++) {
+        memset(cnt, 0, sizeof *cnt * (size_t)ns);
+        const int *ring = x->rings + (size_t)c * n;
+        for (int i = 0; i < n; i++) {
+            int q = ring[i], sv = x->server[q];
+            seq[(size_t)sv * L + cnt[sv]++] = x->local[q];
+        }
+        int *mine = x->hier_rings + (size_t)x->hier_nrings * L, ok = 1;
+        for (int sv = 0; sv < ns && ok; sv++) {
+            const int *run = seq + (size_t)sv * L;
+            int z = 0;
+            while (run[z] != 0)
+                z++;
+            for (int i = 0; i < L && ok; i++) {
+                if (sv == 0)
+                    mine[i] = run[(z + i) % L];
+                else
+                    ok = mine[i] == run[(z + i) % L];
+            }
+        }
+        for (int i = 0; i < L && ok; i++)
+            ok = !used[(size_t)mine[i] * L + mine[(i + 1) % L]];
+        if (!ok)
+            continue;
+        for (int i = 0; i < L; i++)
+            used[(size_t)mine[i] * L + mine[(i + 1) % L]] = 1;
+        x->hier_nrings++;
+    }
+    if (x->hier_nrings == 0) { /* local index order, as before rings were read */
+        for (int i = 0; i < L; i++)
+            x->hier_rings[i] = i;
+        x->hier_nrings = 1;
+    }
+    r = PPU_SUCCESS;
+out:
+    free(seq);
+    free(cnt);
+    free(used);
+    return r;
+}
+
 /* ---- trees ---- */
 
 /* The tree all-reduce's two trees when ranks span servers: in each server
@@ -456,6 +571,7 @@ void ppu_plan_ctx_free(struct ppu_plan_ctx *x)
     free(x->tree_kid_at);
     free(x->tree_kids);
     free(x->srv);
+    free(x->hier_rings);
     free(x->server);
     free(x->local);
     memset(x, 0, sizeof *x);
@@ -521,6 +637,8 @@ ppu_result_t ppu_plan_ctx_init(struct ppu_plan_ctx *x, int n, const int *server_
             x->ring_pos[(size_t)c * n + x->rings[(size_t)c * n + i]] = i;
     }
     if (pick_trees(x, first, stopo) != PPU_SUCCESS)
+        goto fail;
+    if (x->hier_ok && pick_hier_rings(x, stopo) != PPU_SUCCESS)
         goto fail;
     free(rings);
     free(first);

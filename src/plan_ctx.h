@@ -91,6 +91,13 @@ struct ppu_plan_ctx {
     /* with hier_ok: srv[s * per_server + j] is the rank with local index j
      * on server s (NULL otherwise) */
     int *srv;
+    /* with hier_ok: the rings inside a server that hierarchical all-reduce
+     * runs its phases on, hier_rings[c * per_server + i] the local index
+     * at position i of ring c: the channels' rings restricted to a
+     * server, kept where every server reads the same one and no two share
+     * a directed link (at least one: local index order if none is) */
+    int hier_nrings;
+    int *hier_rings;
 };
 
 /* One call as the planner sees it (no buffers). */

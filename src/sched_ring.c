@@ -117,8 +117,10 @@ ppu_result_t ppu_sched_init(struct ppu_sched *s, int nch, int algo)
     s->ch = calloc((size_t)(nch > 0 ? nch : 1), sizeof *s->ch);
     if (!s->ch)
         return PPU_SYSTEM_ERROR;
-    for (int c = 0; c < nch; c++)
+    for (int c = 0; c < nch; c++) {
         s->ch[c].after = -1;
+        s->ch[c].after_n = 1;
+    }
     s->nchannels = nch;
     s->algo = algo;
     return PPU_SUCCESS;
@@ -425,29 +427,54 @@ static void on_peer_links(struct ppu_sched_channel *ch, const int *ring, int n, 
 
 ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                       size_t count, ppu_redop_t op, const int *local, int nlocal,
-                                      const int *rail_me, int nservers, int tree)
+                                      const int *rings, int nrings, const int *rail_me,
+                                      int nservers, int tree)
 {
-    if (ppu_sched_init(s, 3, tree ? PPU_ALGO_HIER_TREE : PPU_ALGO_HIER) != PPU_SUCCESS)
+    /* channels: 0..K-1 the reduce-scatters, K the rail, K+1..2K the
+     * all-gathers */
+    int K = nrings, rail = K;
+    if (ppu_sched_init(s, 2 * K + 1, tree ? PPU_ALGO_HIER_TREE : PPU_ALGO_HIER) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
     uint32_t fin = op == PPU_AVG ? PPU_STEP_FINISH : 0;
     struct ring_blocks b, rb;
     memset(&b, 0, sizeof b);
     memset(&rb, 0, sizeof rb);
-    int *pos = NULL, *parent = NULL;
+    int *pos = NULL, *parent = NULL, *ring = malloc(sizeof *ring * (size_t)nlocal);
     ppu_result_t r = PPU_SYSTEM_ERROR;
-    if (!blocks_alloc(&b, nlocal) || !blocks_alloc(&rb, nservers))
+    if (!ring || !blocks_alloc(&b, nlocal) || !blocks_alloc(&rb, nservers))
         goto out;
-    int me = ring_pos(local, nlocal, x->rank), rp = ring_pos(rail_me, nservers, x->rank);
-    /* 1: reduce-scatter inside the server; local member j owns part j */
-    for (int j = 0; j < nlocal; j++) {
-        ppu_sched_part(0, count, nlocal, j, &b.in[j], &b.len[j]);
-        b.out[j] = b.in[j];
+    /* the member of local index j owns part j (its rail's shard) */
+    int lme = ring_pos(local, nlocal, x->rank), rp = ring_pos(rail_me, nservers, x->rank);
+    size_t shard, shard_len;
+    ppu_sched_part(0, count, nlocal, lme, &shard, &shard_len);
+    r = PPU_SUCCESS;
+    for (int c = 0; c < K && r == PPU_SUCCESS; c++) {
+        /* ring c reduces and gathers piece c of every part */
+        const int *li = rings + (size_t)c * nlocal;
+        int me = 0;
+        for (int p = 0; p < nlocal; p++) {
+            size_t ps, pl;
+            ppu_sched_part(0, count, nlocal, li[p], &ps, &pl);
+            ppu_sched_part(ps, pl, K, c, &b.in[p], &b.len[p]);
+            b.out[p] = b.in[p];
+            ring[p] = local[li[p]];
+            if (li[p] == lme)
+                me = p;
+        }
+        /* 1: reduce-scatter inside the server */
+        r = ring_channel(&s->ch[c], RING_RS, nlocal, me, &b, x->chunk, 0);
+        on_peer_links(&s->ch[c], ring, nlocal, me, 0);
+        /* 3: all-gather inside the server, from the output */
+        if (r == PPU_SUCCESS)
+            r = ring_channel(&s->ch[rail + 1 + c], RING_AG, nlocal, me, &b, x->chunk, 0);
+        on_peer_links(&s->ch[rail + 1 + c], ring, nlocal, me, 1);
+        s->ch[rail + 1 + c].after = rail;
     }
-    size_t shard = b.in[me], shard_len = b.len[me];
-    r = ring_channel(&s->ch[0], RING_RS, nlocal, me, &b, x->chunk, 0);
-    on_peer_links(&s->ch[0], local, nlocal, me, 0);
-    /* 2: all-reduce of this rank's shard along its rail, in the output */
-    if (tree) {
+    /* 2: all-reduce of this rank's shard along its rail, in the output,
+     * once every ring has reduced its piece of it */
+    s->ch[rail].after = 0;
+    s->ch[rail].after_n = K;
+    if (r == PPU_SUCCESS && tree) {
         /* the rail's two trees, over servers: this rank's parent and
          * children, found in O(servers) */
         pos = malloc(sizeof *pos * 2 * (size_t)nservers);
@@ -465,28 +492,23 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
                     if (pos[t * nservers + k] == rp)
                         parent[t * nservers + nkids[t]++] = rail_me[k];
             }
-            r = ppu_sched_tree_steps(&s->ch[1], up, kids, nkids, shard, shard_len, x->chunk, op, 1);
+            r = ppu_sched_tree_steps(&s->ch[rail], up, kids, nkids, shard, shard_len, x->chunk,
+                                     op, 1);
         }
-    } else {
+    } else if (r == PPU_SUCCESS) {
         for (int k = 0; k < nservers; k++) {
             ppu_sched_part(shard, shard_len, nservers, k, &rb.in[k], &rb.len[k]);
             rb.out[k] = rb.in[k];
         }
-        if (r == PPU_SUCCESS)
-            r = ring_channel(&s->ch[1], RING_AR, nservers, rp, &rb, x->chunk, fin);
-        on_peer_links(&s->ch[1], rail_me, nservers, rp, 1);
+        r = ring_channel(&s->ch[rail], RING_AR, nservers, rp, &rb, x->chunk, fin);
+        on_peer_links(&s->ch[rail], rail_me, nservers, rp, 1);
     }
-    s->ch[1].after = 0;
-    /* 3: all-gather inside the server, from the output */
-    if (r == PPU_SUCCESS)
-        r = ring_channel(&s->ch[2], RING_AG, nlocal, me, &b, x->chunk, 0);
-    on_peer_links(&s->ch[2], local, nlocal, me, 1);
-    s->ch[2].after = 1;
 out:
     blocks_free(&b);
     blocks_free(&rb);
     free(pos);
     free(parent);
+    free(ring);
     if (r != PPU_SUCCESS)
         ppu_sched_free(s);
     return r;

@@ -50,15 +50,26 @@ struct ppu_step {
 struct ppu_sched_channel {
     struct ppu_step *steps;
     size_t nsteps, cap;
-    /* p2p schedules: this channel's own buffers (NULL: the call's), and a
-     * channel that must finish first (-1: none), for ops on one link */
+    /* p2p schedules: this channel's own buffers (NULL: the call's) */
     const void *in;
     void *out;
-    int after;
+    /* channels that must finish first: after .. after + after_n - 1 (after
+     * -1: none). p2p ops on one link run one after the other; hier's rail
+     * phase waits for the reduce-scatters on every ring of the server. */
+    int after, after_n;
     /* 1: this channel's input (output) is the schedule's temporary, which
      * the executor allocates for each run (tmp_bytes) */
     int in_tmp, out_tmp;
 };
+
+/* Has channel c of these channel states (2: done) to wait still? */
+static inline int ppu_sched_waiting(const struct ppu_sched_channel *c, const uint8_t *state)
+{
+    for (int i = 0; c->after >= 0 && i < c->after_n; i++)
+        if (state[c->after + i] != 2)
+            return 1;
+    return 0;
+}
 
 enum ppu_algo {
     PPU_ALGO_RING = 0,
@@ -140,17 +151,22 @@ ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, const int up[2],
 void ppu_sched_double_binary_tree(int n, int *parent);
 
 /* Hierarchical all-reduce over servers of equal size: reduce-scatter
- * inside each server (ring over its ranks), all-reduce of each rank's
- * shard across servers along its rail (the ranks with the same local
- * index, one per server: rail[j][k] is local index j on server k), then
- * all-gather inside each server. The three phases are channels run one
- * after the other on direct peer links. local[] lists this rank's server
- * mates in ring order (this rank included), rail_me[] its rail. tree: the
- * rail phase on a double binary tree over the rail (PPU_ALGO_HIER_TREE:
- * fewer hops with many servers) instead of a ring. */
+ * inside each server, all-reduce of each rank's shard across servers
+ * along its rail (the ranks with the same local index, one per server:
+ * rail_me[k] is this rank's on server k), then all-gather inside each
+ * server. local[j]: the rank of local index j on this server, which owns
+ * part j of the buffer (the same part on every server). Inside, nrings
+ * rings side by side (rings[c * nlocal + i]: the local index at position
+ * i of ring c; no two may share a directed link), ring c reducing and
+ * gathering piece c of every part: its reduce-scatter is channel c, its
+ * all-gather channel nrings + 1 + c, on peer links. The rail phase
+ * (channel nrings) waits for every reduce-scatter, and the all-gathers
+ * for it. tree: the rail phase on a double binary tree over the rail
+ * (PPU_ALGO_HIER_TREE: fewer hops with many servers) instead of a ring. */
 ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                       size_t count, ppu_redop_t op, const int *local, int nlocal,
-                                      const int *rail_me, int nservers, int tree);
+                                      const int *rings, int nrings, const int *rail_me,
+                                      int nservers, int tree);
 
 /* Hierarchical all-gather over servers of equal size: each rank's block to
  * its rail over the network (a ring over the rail), then inside each

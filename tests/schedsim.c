@@ -320,13 +320,31 @@ static int uses_output(uint32_t f)
 
 /* --- the check before the run ------------------------------------------- */
 
-/* Does channel a of s run after channel b (b on a's chain of `after`s)? */
-static int runs_after(const struct ppu_sched *s, int a, int b)
+/* Does channel a of s run after channel b (b reached from a through
+ * `after`s)? depth bounds the walk (check_rank refuses loops to self
+ * only). */
+static int runs_after_depth(const struct ppu_sched *s, int a, int b, int depth)
 {
-    for (int i = 0; i < s->nchannels && a >= 0; i++)
-        if ((a = s->ch[a].after) == b)
+    const struct ppu_sched_channel *ch = &s->ch[a];
+    for (int i = 0; ch->after >= 0 && i < ch->after_n && depth > 0; i++)
+        if (ch->after + i == b || runs_after_depth(s, ch->after + i, b, depth - 1))
             return 1;
     return 0;
+}
+
+static int runs_after(const struct ppu_sched *s, int a, int b)
+{
+    return runs_after_depth(s, a, b, s->nchannels);
+}
+
+/* Is channel a of rank rk waiting for one of its `after` channels? */
+static int after_pending(const struct sim *m, const struct rank *rk, int a)
+{
+    const struct ppu_sched_channel *sc = &rk->s->ch[a];
+    for (int i = 0; sc->after >= 0 && i < sc->after_n; i++)
+        if (!m->ch[rk->base + sc->after + i].done)
+            return sc->after + i;
+    return -1;
 }
 
 /* Channel c uses a link whose latest user so far is *user: fine when the
@@ -395,9 +413,12 @@ static int check_rank(struct sim *m, int r)
         if (ch->in || ch->out)
             return fail(m, "rank %d channel %d has buffers of its own (a send/receive schedule): "
                         "not simulated", r, c);
-        if (ch->after < -1 || ch->after >= s->nchannels || ch->after == c)
-            return fail(m, "rank %d channel %d runs after channel %d, which is not another of its "
-                        "%d channels", r, c, ch->after, s->nchannels);
+        int n_after = ch->after >= 0 ? ch->after_n : 0;
+        if (ch->after < -1 || (ch->after >= 0 && ch->after_n < 1) ||
+            ch->after + n_after > s->nchannels || (c >= ch->after && c < ch->after + n_after))
+            return fail(m, "rank %d channel %d runs after channels %d..%d, which are not others "
+                        "of its %d channels", r, c, ch->after, ch->after + n_after - 1,
+                        s->nchannels);
     }
     for (int c = 0; c < s->nchannels; c++)
         for (size_t i = 0; i < s->ch[c].nsteps; i++)
@@ -539,8 +560,8 @@ static int visit(struct sim *m, struct chan *k)
 {
     struct rank *rk = &m->rk[k->rank];
     const struct ppu_sched_channel *sc = &rk->s->ch[k->c];
-    if (k->done || (sc->after >= 0 && !m->ch[rk->base + sc->after].done))
-        return 0; /* woken when `after` finishes */
+    if (k->done || after_pending(m, rk, k->c) >= 0)
+        return 0; /* woken when its `after` channels finish */
     while (k->idx < sc->nsteps) {
         int r = run_step(m, k, &sc->steps[k->idx]);
         if (r != RAN)
@@ -557,7 +578,8 @@ static int visit(struct sim *m, struct chan *k)
     k->done = 1;
     m->ndone++;
     for (int c = 0; c < rk->s->nchannels; c++)
-        if (rk->s->ch[c].after == k->c)
+        if (rk->s->ch[c].after >= 0 && k->c >= rk->s->ch[c].after &&
+            k->c < rk->s->ch[c].after + rk->s->ch[c].after_n)
             push_ready(m, rk->base + c);
     return 0;
 }
@@ -568,9 +590,10 @@ static int waits_on(struct sim *m, const struct chan *k, char *buf, size_t len)
     const struct rank *rk = &m->rk[k->rank];
     const struct ppu_sched_channel *sc = &rk->s->ch[k->c];
     char name[64];
-    if (sc->after >= 0 && !m->ch[rk->base + sc->after].done) {
+    int pending = after_pending(m, rk, k->c);
+    if (pending >= 0) {
         snprintf(buf, len, "rank %d channel %d waits for its channel %d to finish", k->rank, k->c,
-                 sc->after);
+                 pending);
         return 0;
     }
     if (k->idx == sc->nsteps) {

@@ -407,6 +407,50 @@ Test(schedcheck, catches_broken_schedules)
     free(w.topo);
 }
 
+/* Hierarchical all-reduce runs its phases inside a server on every ring
+ * the server gives it, not one: 2 x 8 full mesh (strides 1, 7, 3, 5),
+ * server16 (strides 1 and 15), and a server16 with a link down (not
+ * circulant: the channels' rings, restricted to a server). Each ring is a
+ * reduce-scatter and an all-gather channel around the rail's; every
+ * ring's directed links are its own. The every-shape test runs them. */
+Test(schedcheck, hier_allreduce_uses_every_ring)
+{
+    const struct {
+        size_t shape;
+        int rings;
+    } cases[] = {{10, 4}, {17, 2}, {14, 4}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct shape *sh = &shapes[cases[i].shape];
+        struct world w;
+        make_world(sh, &w);
+        int K = w.x.hier_nrings, L = w.x.per_server;
+        cr_expect(K >= cases[i].rings, "%s: %d ring(s) inside a server, want %d or more",
+                  sh->name, K, cases[i].rings);
+        unsigned char *used = calloc((size_t)L * L, 1);
+        cr_assert(used);
+        for (int c = 0; c < K; c++)
+            for (int j = 0; j < L; j++) {
+                int a = w.x.hier_rings[c * L + j], b = w.x.hier_rings[c * L + (j + 1) % L];
+                cr_expect(!used[a * L + b], "%s: link %d -> %d on two rings", sh->name, a, b);
+                cr_expect(ppu_topo_up(&w.topo[0], a, b), "%s: ring %d goes %d -> %d, no link",
+                          sh->name, c, a, b);
+                used[a * L + b] = 1;
+            }
+        free(used);
+        struct ppu_call call = {PPU_COLL_ALLREDUCE, 100000, PPU_FLOAT32, PPU_SUM, 0, 0, NULL};
+        struct ppu_sched s;
+        cr_assert_eq(ppu_plan_build(&w.x, &call, 0, PPU_ALGO_HIER, PPU_PROTO_SIMPLE, &s),
+                     PPU_SUCCESS);
+        cr_expect_eq(s.nchannels, 2 * K + 1, "%s: %d channels for %d rings", sh->name,
+                     s.nchannels, K);
+        cr_expect(s.ch[K].after == 0 && s.ch[K].after_n == K,
+                  "%s: the rail phase waits for every reduce-scatter", sh->name);
+        ppu_sched_free(&s);
+        ppu_plan_ctx_free(&w.x);
+        free(w.topo);
+    }
+}
+
 /* The table of step kinds (sched_ring.c) holds only combinations run_step
  * can mean: a source (a message or the input) and a sink (the output or a
  * send); ACCUM updates the output from exactly one source; scratch and

@@ -265,7 +265,12 @@ Test(sim_time, hier_closed_form)
     size_t S = 64u << 20;
     model_open(&m, "fullmesh8", ns, L, 0, S, G, A);
     struct sim_result r = model_time(&m, PPU_COLL_ALLREDUCE, S / 4, PPU_ALGO_HIER);
-    double want = 2.0 * (L - 1) * (A + (double)S / L / BW) +
+    /* inside, K link-disjoint rings side by side, a piece of every part
+     * each (a 4-chip full mesh holds 2: its 12 directed links do not
+     * split into 3 rings) */
+    int K = m.S.ctx.hier_nrings;
+    cr_assert_eq(K, 2, "rings inside a server of fullmesh8 x 4: %d", K);
+    double want = 2.0 * (L - 1) * (A + (double)S / L / K / BW) +
                   2.0 * (ns - 1) * (A + (double)S / L / ns / BW);
     expect_close(r.time_us, want, 0.01, "hierarchical all-reduce");
     cr_expect_eq(r.fold, 1, "4 identical servers fold");
