@@ -667,7 +667,8 @@ ppu_result_t ppu_plan_build(const struct ppu_plan_ctx *x, const struct ppu_call 
         proto >= PPU_NUM_PROTOS)
         return PPU_INVALID_USAGE;
     size_t es = ppu_datatype_size(c->datatype);
-    struct ppu_sched_ctx sx = {rank, x->nranks, x->nchannels, x->rings, 0, x->ring_pos};
+    struct ppu_sched_ctx sx = {rank, x->nranks, x->nchannels, x->rings, 0, x->ring_pos,
+                               ppu_plan_ring_skew(&x->set)};
     const struct algo_desc *d = &algos[algo];
     size_t msg = d->ring_links ? x->set.chunk_bytes : x->set.peer_slot;
     if (proto == PPU_PROTO_LL && x->set.ll_max < msg)

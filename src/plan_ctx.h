@@ -114,6 +114,15 @@ struct ppu_call {
 /* Read the plan-changing parameters (PPU_CHUNK_SIZE and the rest) into
  * set, with the rounding the links need. A malformed PPU_ALGO / PPU_PROTO
  * is PPU_INVALID_ARGUMENT with a sentence in err; rank 0 logs fallbacks. */
+/* Chunks of a ring channel in flight at once: 2 (chunk j + 1 starts round
+ * the ring while chunk j is under way) when a ring link holds 3 messages
+ * or more, else 1. A ring link needs this + 1 slots (connect.c's budget
+ * never gives it fewer). */
+static inline int ppu_plan_ring_skew(const struct ppu_plan_settings *set)
+{
+    return set->fifo_slots >= 3 ? 2 : 1;
+}
+
 ppu_result_t ppu_plan_settings_read(struct ppu_plan_settings *set, int rank, char *err,
                                     size_t errlen);
 /* The PPU_ALGO / PPU_PROTO parsing of ppu_plan_settings_read, for values

@@ -271,8 +271,47 @@ static int walk_next(struct ring_walk *w)
     return -1;
 }
 
+/* Step t of chunk `it` of a ring channel (0 .. 2n-2: the reduce-scatter's
+ * hops 0 .. n-1, the all-gather's n-1 .. 2n-2; a reduce-scatter stops at
+ * n-1, an all-gather starts there), the step the unskewed loop below lists
+ * in that place. A block with nothing at this chunk adds no step. */
+static ppu_result_t ring_step(struct ppu_sched_channel *ch, enum ring_mode mode, int n, int p,
+                              const struct ring_blocks *b, size_t chunk, uint32_t fin, size_t it,
+                              int t)
+{
+    const uint32_t R = PPU_STEP_RECV, I = PPU_STEP_INPUT, O = PPU_STEP_OUTPUT, S = PPU_STEP_SEND;
+    size_t lo = it * chunk;
+    int back = ((p - 2) % n + n) % n, q;
+#define BLK(d) (((p + (d)) % n + n) % n)
+#define CNT(q) (lo < blk_len(b, q) ? (blk_len(b, q) - lo < chunk ? blk_len(b, q) - lo : chunk) : 0)
+    if (t == n - 1 && mode == RING_AG) {
+        q = BLK(0);
+        ADD(ch, I | O | S, -1, -1, blk_in(b, q) + lo, blk_out(b, q) + lo, CNT(q));
+    } else if (t == 0) {
+        q = BLK(-1);
+        ADD(ch, I | S, -1, -1, blk_in(b, q) + lo, 0, CNT(q));
+    } else if (t < n - 1) {
+        uint32_t ro = mode == RING_AR ? PPU_STEP_REF_OUT : 0;
+        q = ((back - (t - 1)) % n + n) % n;
+        ADD(ch, R | I | S | ro, -1, -1, blk_in(b, q) + lo, ro ? blk_out(b, q) + lo : 0, CNT(q));
+    } else if (t == n - 1) {
+        q = BLK(0);
+        ADD(ch, R | I | O | fin | (mode == RING_AR ? S : 0), -1, -1, blk_in(b, q) + lo,
+            blk_out(b, q) + lo, CNT(q));
+    } else if (t < 2 * n - 2) {
+        q = ((back + 1 - (t - n)) % n + n) % n;
+        ADD(ch, R | O | S, -1, -1, 0, blk_out(b, q) + lo, CNT(q));
+    } else {
+        q = BLK(1);
+        ADD(ch, R | O, -1, -1, 0, blk_out(b, q) + lo, CNT(q));
+    }
+#undef BLK
+#undef CNT
+    return PPU_SUCCESS;
+}
+
 static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mode, int n, int p,
-                                 const struct ring_blocks *b, size_t chunk, uint32_t fin)
+                                 const struct ring_blocks *b, size_t chunk, uint32_t fin, int W)
 {
     size_t biggest = 0;
     if (b->kind == BLK_ARRAYS) {
@@ -282,6 +321,26 @@ static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mo
         biggest = b->kind == BLK_SPLIT ? b->base + (b->rem ? 1 : 0) : b->cl;
     }
     size_t iters = (biggest + chunk - 1) / chunk;
+    if (W > 1 && iters > 1 && n > 1) {
+        /* Chunks skewed (sim/README.md, finding 1): step t of chunk j at
+         * j * G + t, older chunks first on a tie, so W chunks are under
+         * way at once instead of one going round before the next starts.
+         * A message leaves its sender at its key and is taken at key + 1
+         * by the next rank, so every link keeps its order. */
+        int t0 = mode == RING_AG ? n - 1 : 0, t1 = mode == RING_RS ? n - 1 : 2 * n - 2;
+        long T = t1 - t0 + 1, G = (T + W - 1) / W;
+        long last = (long)(iters - 1) * G + T - 1;
+        for (long d = 0; d <= last; d++) {
+            long jlo = d - (T - 1) <= 0 ? 0 : (d - (T - 1) + G - 1) / G, jhi = d / G;
+            if (jhi > (long)iters - 1)
+                jhi = (long)iters - 1;
+            for (long j = jlo; j <= jhi; j++)
+                if (ring_step(ch, mode, n, p, b, chunk, fin, (size_t)j, (int)(t0 + d - j * G)) !=
+                    PPU_SUCCESS)
+                    return PPU_SYSTEM_ERROR;
+        }
+        return PPU_SUCCESS;
+    }
     const uint32_t R = PPU_STEP_RECV, I = PPU_STEP_INPUT, O = PPU_STEP_OUTPUT, S = PPU_STEP_SEND;
 /* ring position d places round from p; chunk `it` of its block: count */
 #define BLK(d) (((p + (d)) % n + n) % n)
@@ -391,7 +450,7 @@ static ppu_result_t ring_build(struct ppu_sched *s, const struct ppu_sched_ctx *
             b.kind = mode == RING_RS ? BLK_RANK_IN : BLK_RANK_OUT;
         }
         ppu_result_t r =
-            ring_channel(&s->ch[c], mode, n, ctx_pos(x, c, x->rank), &b, x->chunk, fin);
+            ring_channel(&s->ch[c], mode, n, ctx_pos(x, c, x->rank), &b, x->chunk, fin, x->skew);
         free(b.nz);
         if (r != PPU_SUCCESS) {
             ppu_sched_free(s);
@@ -462,11 +521,11 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
                 me = p;
         }
         /* 1: reduce-scatter inside the server */
-        r = ring_channel(&s->ch[c], RING_RS, nlocal, me, &b, x->chunk, 0);
+        r = ring_channel(&s->ch[c], RING_RS, nlocal, me, &b, x->chunk, 0, 1);
         on_peer_links(&s->ch[c], ring, nlocal, me, 0);
         /* 3: all-gather inside the server, from the output */
         if (r == PPU_SUCCESS)
-            r = ring_channel(&s->ch[rail + 1 + c], RING_AG, nlocal, me, &b, x->chunk, 0);
+            r = ring_channel(&s->ch[rail + 1 + c], RING_AG, nlocal, me, &b, x->chunk, 0, 1);
         on_peer_links(&s->ch[rail + 1 + c], ring, nlocal, me, 1);
         s->ch[rail + 1 + c].after = rail;
     }
@@ -500,7 +559,7 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
             ppu_sched_part(shard, shard_len, nservers, k, &rb.in[k], &rb.len[k]);
             rb.out[k] = rb.in[k];
         }
-        r = ring_channel(&s->ch[rail], RING_AR, nservers, rp, &rb, x->chunk, fin);
+        r = ring_channel(&s->ch[rail], RING_AR, nservers, rp, &rb, x->chunk, fin, 1);
         on_peer_links(&s->ch[rail], rail_me, nservers, rp, 1);
     }
 out:
@@ -532,7 +591,7 @@ ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sche
         b.out[k] = (size_t)rail_me[k] * count;
         b.len[k] = count;
     }
-    ppu_result_t r = ring_channel(&s->ch[0], RING_AG, nservers, rp, &b, x->chunk, 0);
+    ppu_result_t r = ring_channel(&s->ch[0], RING_AG, nservers, rp, &b, x->chunk, 0, 1);
     on_peer_links(&s->ch[0], rail_me, nservers, rp, 0);
     /* 2: inside the server, for each server k, the blocks of k's ranks:
      * member j holds the block of k's rank j since phase 1 */
@@ -541,7 +600,7 @@ ppu_result_t ppu_sched_hier_allgather(struct ppu_sched *s, const struct ppu_sche
             b.in[j] = b.out[j] = (size_t)srv[(size_t)k * nlocal + j] * count;
             b.len[j] = count;
         }
-        r = ring_channel(&s->ch[1], RING_AG, nlocal, me, &b, x->chunk, 0);
+        r = ring_channel(&s->ch[1], RING_AG, nlocal, me, &b, x->chunk, 0, 1);
     }
     on_peer_links(&s->ch[1], local, nlocal, me, 1);
     s->ch[1].after = 0;
@@ -573,7 +632,7 @@ ppu_result_t ppu_sched_hier_reduce_scatter(struct ppu_sched *s, const struct ppu
             b.out[j] = (size_t)k * count;
             b.len[j] = count;
         }
-        r = ring_channel(&s->ch[0], RING_RS, nlocal, me, &b, x->chunk, 0);
+        r = ring_channel(&s->ch[0], RING_RS, nlocal, me, &b, x->chunk, 0, 1);
     }
     on_peer_links(&s->ch[0], local, nlocal, me, 0);
     /* 2: the partials along the rail, over the network, into the output */
@@ -584,7 +643,7 @@ ppu_result_t ppu_sched_hier_reduce_scatter(struct ppu_sched *s, const struct ppu
     }
     if (r == PPU_SUCCESS)
         r = ring_channel(&s->ch[1], RING_RS, nservers, rp, &b, x->chunk,
-                         op == PPU_AVG ? PPU_STEP_FINISH : 0);
+                         op == PPU_AVG ? PPU_STEP_FINISH : 0, 1);
     on_peer_links(&s->ch[1], rail_me, nservers, rp, 0);
     s->ch[1].after = 0;
     s->ch[0].out_tmp = 1;

@@ -104,6 +104,12 @@ struct ppu_sched_ctx {
     /* ring_pos[c * nranks + r]: r's position on ring c, or NULL (then
      * found by a search; with it a flat ring's build costs O(its steps)) */
     const int *ring_pos;
+    /* ring forms on the channels' rings: chunks in flight at once (0 or 1:
+     * each chunk goes round before the next; W: step t of chunk j is
+     * listed at j x ceil(T / W) + t, T the steps of a chunk, older chunks
+     * first, which keeps each link's messages in step with their
+     * receiver). A link then needs W + 1 slots. */
+    int skew;
 };
 
 /* Collective builders. Counts follow the public API's meaning. */

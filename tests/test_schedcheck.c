@@ -70,8 +70,9 @@ static const struct shape shapes[] = {
 };
 
 /* FIFO depth of ring and peer links: the defaults, or the least the
- * /dev/shm budget gives a link (connect.c shm_budget) */
-static int g_ring_slots = 8, g_peer_slots = 4;
+ * /dev/shm budget gives a link (connect.c shm_budget); and the plan's
+ * PPU_FIFO_SLOTS, which sets how many chunks a ring keeps in flight */
+static int g_ring_slots = 8, g_peer_slots = 4, g_plan_slots = 8;
 
 struct world {
     struct ppu_plan_ctx x;
@@ -107,8 +108,8 @@ static void make_world(const struct shape *sh, struct world *w)
     set.ll_max = 1024;
     set.oneshot_max = 1 << 20;
     set.channel_min_bytes = 0;
-    set.fifo_slots = g_ring_slots;
-    set.peer_slots = g_peer_slots;
+    set.fifo_slots = g_plan_slots;
+    set.peer_slots = 4;
     struct ppu_model m;
     ppu_plan_model_sim(&m, 1);
     char err[512];
@@ -189,7 +190,7 @@ static void run_case(const struct shape *sh, const struct world *w, enum ppu_col
         tl->steps += (long long)ppu_sched_nsteps(&s[r]);
     }
     struct schedsim_cfg cfg = {.nranks = n, .nrings = x->nchannels, .rings = x->rings,
-                               .ring_slots = x->set.fifo_slots, .peer_slots = x->set.peer_slots,
+                               .ring_slots = g_ring_slots, .peer_slots = g_peer_slots,
                                .scratch_elems = x->set.chunk_bytes / 8, .ring_drain = 1};
     char err[1024];
     int bad = schedsim_run(&cfg, sp, in, in_n, out, out_n, err, sizeof err);
@@ -327,16 +328,87 @@ Test(schedcheck, every_collective_every_algorithm_every_shape, .timeout = 600)
             "place), %lld steps checked\n", sizeof shapes / sizeof shapes[0], tl.cases, tl.steps);
 }
 
-/* With the fewest slots a host's shared-memory budget leaves a link (2),
- * no schedule deadlocks. */
+/* Every rank's ring all-reduce of uint64 sums on 8 ranks (rank r with
+ * counts[r] elements), zeroed buffers; ring_set_free lets them go. */
+struct ring_set {
+    struct ppu_sched s[8];
+    const struct ppu_sched *sp[8];
+    uint64_t *in[8], *out[8];
+    size_t in_n[8], out_n[8];
+};
+
+static void ring_set_build(const struct world *w, const size_t *counts, struct ring_set *rs)
+{
+    for (int r = 0; r < w->x.nranks && r < 8; r++) {
+        struct ppu_call call = {PPU_COLL_ALLREDUCE, counts[r], PPU_UINT64, PPU_SUM, 0, 0, NULL};
+        cr_assert_eq(ppu_plan_build(&w->x, &call, r, PPU_ALGO_RING, PPU_PROTO_SIMPLE, &rs->s[r]),
+                     PPU_SUCCESS);
+        rs->sp[r] = &rs->s[r];
+        rs->in_n[r] = rs->out_n[r] = counts[r];
+        rs->in[r] = calloc(counts[r], 8);
+        rs->out[r] = calloc(counts[r], 8);
+        cr_assert(rs->in[r] && rs->out[r]);
+    }
+}
+
+static void ring_set_free(const struct world *w, struct ring_set *rs)
+{
+    for (int r = 0; r < w->x.nranks && r < 8; r++) {
+        ppu_sched_free(&rs->s[r]);
+        free(rs->in[r]);
+        free(rs->out[r]);
+    }
+}
+
+/* With the fewest slots a host's shared-memory budget leaves a link, no
+ * schedule deadlocks: a peer link 2, a ring link one more than the chunks
+ * the plan keeps in flight (3 with the default PPU_FIFO_SLOTS, whose rings
+ * run two chunks at once; 2 with PPU_FIFO_SLOTS=2, one chunk). */
 Test(schedcheck, fewest_slots_the_budget_gives, .timeout = 600)
 {
-    g_ring_slots = g_peer_slots = 2;
-    struct tally tl = {0, 0};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        if (shapes[i].n <= 256)
-            check_shape(&shapes[i], &tl);
-    fprintf(stderr, "schedcheck with 2 slots a link: %d cases, %lld steps\n", tl.cases, tl.steps);
+    const int plan_slots[] = {8, 2};
+    for (int k = 0; k < 2; k++) {
+        struct ppu_plan_settings set = {.fifo_slots = plan_slots[k]};
+        g_plan_slots = plan_slots[k];
+        g_ring_slots = ppu_plan_ring_skew(&set) + 1;
+        g_peer_slots = 2;
+        cr_assert_eq(g_ring_slots, k == 0 ? 3 : 2);
+        struct tally tl = {0, 0};
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            if (shapes[i].n <= 256)
+                check_shape(&shapes[i], &tl);
+        fprintf(stderr, "schedcheck, PPU_FIFO_SLOTS=%d, %d slots a ring link, 2 a peer link: %d "
+                "cases, %lld steps\n", g_plan_slots, g_ring_slots, tl.cases, tl.steps);
+    }
+}
+
+/* The same ring schedules one slot short (2 a ring link with two chunks in
+ * flight) lock up: the floor above is needed, and the checker sees it. */
+Test(schedcheck, skewed_ring_needs_its_slots)
+{
+    struct world w;
+    make_world(&shapes[4], &w); /* 8 fullmesh */
+    cr_assert_eq(ppu_plan_ring_skew(&w.x.set), 2);
+    size_t counts[8];
+    for (int r = 0; r < 8; r++)
+        counts[r] = 40000; /* many 512-element chunks a block */
+    struct ring_set rs;
+    ring_set_build(&w, counts, &rs);
+    char err[1024];
+    for (int slots = 3; slots >= 2; slots--) {
+        struct schedsim_cfg cfg = {.nranks = w.x.nranks, .nrings = w.x.nchannels,
+                                   .rings = w.x.rings, .ring_slots = slots, .peer_slots = 4,
+                                   .scratch_elems = w.x.set.chunk_bytes / 8, .ring_drain = 1};
+        err[0] = 0;
+        int bad = schedsim_run(&cfg, rs.sp, rs.in, rs.in_n, rs.out, rs.out_n, err, sizeof err);
+        if (slots == 3)
+            cr_expect_eq(bad, 0, "3 slots a ring link: %s", err);
+        else
+            cr_expect(bad && strstr(err, "deadlock"), "2 slots a ring link ran: %s", err);
+    }
+    ring_set_free(&w, &rs);
+    ppu_plan_ctx_free(&w.x);
+    free(w.topo);
 }
 
 /* The checker itself catches a wrong schedule: one rank's all-reduce built
@@ -346,30 +418,21 @@ Test(schedcheck, catches_broken_schedules)
     struct world w;
     make_world(&shapes[4], &w); /* 8 fullmesh */
     int n = w.x.nranks;
-    struct ppu_sched s[8];
-    const struct ppu_sched *sp[8];
-    uint64_t *in[8], *out[8];
-    size_t in_n[8], out_n[8], count = 4000;
-    for (int r = 0; r < n; r++) {
-        size_t c = r == 3 ? count + 600 : count; /* rank 3 called another count */
-        struct ppu_call call = {PPU_COLL_ALLREDUCE, c, PPU_UINT64, PPU_SUM, 0, 0, NULL};
-        cr_assert_eq(ppu_plan_build(&w.x, &call, r, PPU_ALGO_RING, PPU_PROTO_SIMPLE, &s[r]),
-                     PPU_SUCCESS);
-        sp[r] = &s[r];
-        in_n[r] = out_n[r] = c;
-        in[r] = calloc(c, 8);
-        out[r] = calloc(c, 8);
-    }
+    size_t counts[8];
+    for (int r = 0; r < 8; r++)
+        counts[r] = r == 3 ? 4600 : 4000; /* rank 3 called another count */
+    struct ring_set rs;
+    ring_set_build(&w, counts, &rs);
     struct schedsim_cfg cfg = {.nranks = n, .nrings = w.x.nchannels, .rings = w.x.rings,
                                .ring_slots = 8, .peer_slots = 4, .scratch_elems = 512};
     char err[1024];
-    cr_expect(schedsim_run(&cfg, sp, in, in_n, out, out_n, err, sizeof err) != 0,
+    cr_expect(schedsim_run(&cfg, rs.sp, rs.in, rs.in_n, rs.out, rs.out_n, err, sizeof err) != 0,
               "a rank with another count was not caught");
-    for (int r = 0; r < n; r++) {
-        ppu_sched_free(&s[r]);
-        free(in[r]);
-        free(out[r]);
-    }
+    ring_set_free(&w, &rs);
+    struct ppu_sched s[8];
+    const struct ppu_sched *sp[8];
+    uint64_t *in[8], *out[8];
+    size_t in_n[8], out_n[8];
     /* one-shot where rank 5 skips rank 2's contribution: the sum is off */
     for (int r = 0; r < n; r++) {
         struct ppu_call call = {PPU_COLL_ALLREDUCE, 64, PPU_UINT64, PPU_SUM, 0, 0, NULL};

@@ -182,9 +182,11 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
         INT(4096, 1 << 30)},
     [PPU_P_FIFO_SLOTS] = {"PPU_FIFO_SLOTS", "8",
         "Slots in each ring link's FIFO, at least 2: a ring step receives and sends, and with "
-        "one slot every rank would wait for its next to take the message it sent last. Links "
-        "inside a host get fewer (down to 2) when their ranks' share of a quarter of /dev/shm "
-        "is smaller (PPU_DEBUG=INFO says so).",
+        "one slot every rank would wait for its next to take the message it sent last. With 3 "
+        "or more, a ring keeps two chunks of a block in flight (the next starts round while "
+        "this one is under way), which needs 3. Links inside a host get fewer (down to 3, or 2 "
+        "with PPU_FIFO_SLOTS=2) when their ranks' share of a quarter of /dev/shm is smaller "
+        "(PPU_DEBUG=INFO says so).",
         INT(2, 64)},
     [PPU_P_SPIN] = {"PPU_SPIN", "-1",
         "Polls of a peer before a waiting rank yields its core; -1: 2000, or 0 when "
