@@ -694,11 +694,11 @@ static ppu_result_t net_params(struct ppu_comm *comm, struct ppu_link_params *p,
  * a quarter of /dev/shm shared by the ranks of this host, each of which may
  * receive on a link per channel and on a peer link from each server mate.
  * Slots halve (ring first) until that fits, never below what the schedules
- * need to run without deadlock (tests/test_schedcheck.c): 2 a peer link, and
- * a ring link one more than the chunks the plan keeps in flight on it (3
- * with the default PPU_FIFO_SLOTS). Both ends of such a link are on this
- * host and compute the same; slot sizes, which the plan depends on, do not
- * change. */
+ * need to run without deadlock (tests/test_schedcheck.c): a ring link one
+ * more than the chunks the plan keeps in flight on it (3 with the default
+ * PPU_FIFO_SLOTS), a peer link 2, or 3 where hierarchical all-reduce runs
+ * such rings on peer links. Both ends of such a link are on this host and
+ * compute the same; slot sizes, which the plan depends on, do not change. */
 static void shm_budget(struct ppu_comm *comm)
 {
     const struct ppu_plan_settings *set = &comm->plan.set;
@@ -707,17 +707,18 @@ static void shm_budget(struct ppu_comm *comm)
     double total = statvfs("/dev/shm", &vs) == 0 ? (double)vs.f_blocks * vs.f_frsize : 0;
     double share = total / 4 / (here > 0 ? here : 1);
     int ring = set->fifo_slots, peer = set->peer_slots, rmin = ppu_plan_ring_skew(set) + 1;
+    int pmin = ppu_plan_peer_slots_min(&comm->plan);
     if (rmin < 2)
         rmin = 2;
     for (;;) {
         double need = (double)comm->nchannels * ring * set->chunk_bytes +
                       (double)(mates > 0 ? mates : 0) * peer * set->peer_slot;
-        if (total == 0 || need <= share || (ring <= rmin && peer <= 2))
+        if (total == 0 || need <= share || (ring <= rmin && peer <= pmin))
             break;
         if (ring > rmin && (double)ring * set->chunk_bytes >= (double)peer * set->peer_slot)
             ring = ring / 2 > rmin ? ring / 2 : rmin;
-        else if (peer > 2)
-            peer = peer / 2 > 2 ? peer / 2 : 2;
+        else if (peer > pmin)
+            peer = peer / 2 > pmin ? peer / 2 : pmin;
         else
             ring = ring / 2 > rmin ? ring / 2 : rmin;
     }

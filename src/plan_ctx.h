@@ -116,8 +116,8 @@ struct ppu_call {
  * is PPU_INVALID_ARGUMENT with a sentence in err; rank 0 logs fallbacks. */
 /* Chunks of a ring channel in flight at once: 2 (chunk j + 1 starts round
  * the ring while chunk j is under way) when a ring link holds 3 messages
- * or more, else 1. A ring link needs this + 1 slots (connect.c's budget
- * never gives it fewer). */
+ * or more, else 1. A link a skewed ring runs on needs this + 1 slots:
+ * connect.c's budget never gives it fewer. */
 static inline int ppu_plan_ring_skew(const struct ppu_plan_settings *set)
 {
     return set->fifo_slots >= 3 ? 2 : 1;
@@ -152,6 +152,15 @@ void ppu_plan_choose(const struct ppu_plan_ctx *x, const struct ppu_call *c, int
                      int *proto, char *why, size_t wlen);
 /* Rank's schedule for a call with the given algorithm and protocol. An
  * algorithm that does not apply is PPU_INVALID_USAGE. */
+/* The fewest slots a peer link inside a host may have: 2, or one more
+ * than the skew where hierarchical all-reduce (which runs skewed rings on
+ * peer links) applies. */
+static inline int ppu_plan_peer_slots_min(const struct ppu_plan_ctx *x)
+{
+    int skew = ppu_plan_ring_skew(&x->set);
+    return x->hier_ok && skew + 1 > 2 ? skew + 1 : 2;
+}
+
 ppu_result_t ppu_plan_build(const struct ppu_plan_ctx *x, const struct ppu_call *c, int rank,
                             int algo, int proto, struct ppu_sched *s);
 /* Does algo serve this call on this context (PPU_ALGO aside)? */

@@ -521,11 +521,11 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
                 me = p;
         }
         /* 1: reduce-scatter inside the server */
-        r = ring_channel(&s->ch[c], RING_RS, nlocal, me, &b, x->chunk, 0, 1);
+        r = ring_channel(&s->ch[c], RING_RS, nlocal, me, &b, x->chunk, 0, x->skew);
         on_peer_links(&s->ch[c], ring, nlocal, me, 0);
         /* 3: all-gather inside the server, from the output */
         if (r == PPU_SUCCESS)
-            r = ring_channel(&s->ch[rail + 1 + c], RING_AG, nlocal, me, &b, x->chunk, 0, 1);
+            r = ring_channel(&s->ch[rail + 1 + c], RING_AG, nlocal, me, &b, x->chunk, 0, x->skew);
         on_peer_links(&s->ch[rail + 1 + c], ring, nlocal, me, 1);
         s->ch[rail + 1 + c].after = rail;
     }
@@ -559,7 +559,7 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
             ppu_sched_part(shard, shard_len, nservers, k, &rb.in[k], &rb.len[k]);
             rb.out[k] = rb.in[k];
         }
-        r = ring_channel(&s->ch[rail], RING_AR, nservers, rp, &rb, x->chunk, fin, 1);
+        r = ring_channel(&s->ch[rail], RING_AR, nservers, rp, &rb, x->chunk, fin, x->skew);
         on_peer_links(&s->ch[rail], rail_me, nservers, rp, 1);
     }
 out:
