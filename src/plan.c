@@ -95,7 +95,9 @@ static double cost_ring(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
          * network's (on 4,096 chips, pricing all of them so made the
          * ring look 1.5x slower than the replay and took hier) */
         return flat_time_net(x, proto, 2 * (nd - 1) + ceil_div(S, nd * k * m) - 1,
-                             4 * S * (nd - 1) / nd, 2 * S * (nd - 1) / nd / k, x->nservers / nd);
+                             4 * S * (nd - 1) / nd,
+                             2 * S * (nd - 1) / nd / k * (x->nservers > 1 ? x->ring_net_load : 1),
+                             x->nservers / nd);
     case PPU_COLL_ALLGATHER:
     case PPU_COLL_REDUCE_SCATTER:
         return flat_time(x, proto, (nd - 1) + ceil_div(S, nd * k * m) - 1, 2 * S * (nd - 1) / nd,
@@ -196,7 +198,14 @@ static double hier_inside(const struct ppu_plan_ctx *x, double S)
     double K = x->hier_nrings > 0 ? x->hier_nrings : 1;
     double L = x->per_server, cp = (double)x->set.peer_slot, blk = S / K / L;
     double chunk = blk < cp ? blk : cp, hops = 2 * (L - 1) * ceil_div(blk, cp);
-    double link = hops * (m->alpha_us + chunk / (m->link_gbps[PPU_PROTO_SIMPLE] * 1e3));
+    double bw = m->link_gbps[PPU_PROTO_SIMPLE] * 1e3, hop = m->alpha_us + chunk / bw;
+    double link = hops * hop;
+    if (blk > cp && ppu_plan_ring_skew(&x->set) > 1) {
+        /* chunks skewed (finding 1): the link's bytes and a chunk's round
+         * to fill the pipe, unless the round trips still dominate */
+        double busy = hops * chunk / bw + 2 * (L - 1) * hop, rounds = link / ppu_plan_ring_skew(&x->set);
+        link = busy > rounds ? busy : rounds;
+    }
     double mem = 2 * (L - 1) * m->alpha_us +
                  4 * S * (L - 1) / L / (m->mem_gbps[PPU_PROTO_SIMPLE] * 1e3);
     return link > mem ? link : mem;

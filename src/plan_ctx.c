@@ -636,6 +636,25 @@ ppu_result_t ppu_plan_ctx_init(struct ppu_plan_ctx *x, int n, const int *server_
         for (int i = 0; i < n; i++)
             x->ring_pos[(size_t)c * n + x->rings[(size_t)c * n + i]] = i;
     }
+    x->ring_net_load = 1;
+    if (ns > 1) {
+        /* a ring and its reverse may leave a server at the same rank */
+        int *cnt = calloc(2 * (size_t)n, sizeof *cnt);
+        r = PPU_SYSTEM_ERROR;
+        if (!cnt)
+            goto fail;
+        for (int c = 0; c < x->nchannels; c++)
+            for (int i = 0; i < n; i++) {
+                int a = x->rings[(size_t)c * n + i], b = x->rings[(size_t)c * n + (i + 1) % n];
+                if (x->server[a] != x->server[b]) {
+                    cnt[2 * a]++;
+                    cnt[2 * b + 1]++;
+                }
+            }
+        for (int i = 0; i < 2 * n; i++)
+            x->ring_net_load = cnt[i] > x->ring_net_load ? cnt[i] : x->ring_net_load;
+        free(cnt);
+    }
     if (pick_trees(x, first, stopo) != PPU_SUCCESS)
         goto fail;
     if (x->hier_ok && pick_hier_rings(x, stopo) != PPU_SUCCESS)

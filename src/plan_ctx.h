@@ -73,6 +73,9 @@ struct ppu_plan_ctx {
      * list of ranks (rings[c * nranks + i]: position i of ring c) */
     int nchannels, nrings_found;
     int *rings;
+    /* across servers: the most channels' rings that leave a server from one
+     * rank, or enter one at one rank (its network link carries them all) */
+    int ring_net_load;
     int *ring_pos; /* ring_pos[c * nranks + r]: r's position on ring c */
     /* every rank one ICN hop from every other (one server, a full mesh) */
     int mesh;
