@@ -248,6 +248,26 @@ Test(sim_time, ring_allreduce_closed_form)
     model_close(&m);
 }
 
+/* The double binary tree on 2 ranks: each is the root of one tree and a
+ * leaf of the other, and one channel lists, chunk after chunk, the
+ * reduce of tree 0, of tree 1, then the broadcast of tree 0, of tree 1
+ * (sim/README.md, finding 2). Rank 1's chunk i: it sends tree 0's part
+ * up at S_i; rank 0 has it A + w later (w = c / beta) and sends tree 1's
+ * part up and tree 0's result down, one behind the other on its link;
+ * rank 1 takes both and sends tree 1's result down, then chunk i + 1's
+ * part up behind it: S_{i+1} = S_i + 2A + 4w. The last result reaches
+ * rank 0 at S_{C-1} + 4w + 3A: C chunks a tree take C (2A + 4w) + A. */
+Test(sim_time, tree_closed_form)
+{
+    struct model_run m;
+    size_t c = 256 << 10, S = 16u << 20; /* 32 chunks a tree */
+    model_open(&m, "fullmesh8", 1, 2, 0, c, G, A);
+    struct sim_result r = model_time(&m, PPU_COLL_ALLREDUCE, S / 4, PPU_ALGO_TREE);
+    double w = (double)c / BW, C = (double)S / 2 / (double)c;
+    expect_close(r.time_us, C * (2 * A + 4 * w) + A, 0.01, "tree all-reduce, 2 ranks");
+    model_close(&m);
+}
+
 /* Two-shot on a full mesh: every rank sends a 1/N share to each peer at
  * once, reduces, and sends the result to each peer: two hops of S/N on
  * every link at once, 2(alpha + S/(N beta)) in one message a share. In
