@@ -232,6 +232,14 @@ int sim_init(struct sim *S, const struct ppu_cluster *cl, const char *name,
     m.mem_gbps[PPU_PROTO_LL] = p->mem_gbps * p->ll_eff;
     m.net_alpha_us = p->nic_us + p->simple_us;
     m.net_gbps = p->nic_gbps;
+    /* switch planes: a message has all of a chip's ports, its messages
+     * share them */
+    m.chip_gbps = 0;
+    if (p->switch_planes > 0) {
+        for (int q = 0; q < PPU_NUM_PROTOS; q++)
+            m.link_gbps[q] *= p->switch_planes;
+        m.chip_gbps = g * p->switch_planes;
+    }
     /* a fat tree takes every message between servers over its top tier;
      * a rail-optimized fabric only those between rails */
     m.net_top_us = p->fabric == SIM_FABRIC_FATTREE ? 0 : p->hop_us;

@@ -58,22 +58,26 @@ static double flat_link_bw(const struct ppu_plan_ctx *x, int proto)
     return x->nservers > 1 && m->net_gbps * 1e3 < bw ? m->net_gbps * 1e3 : bw;
 }
 
-/* hops x alpha, plus the slower of the busiest link's bytes and the
- * rank's own copies; across servers every hop at the network's alpha */
+/* hops x alpha, plus the slowest of the busiest link's bytes, a chip's
+ * bytes over its switch ports (chip_gbps; the sum over its links), and the
+ * rank's own copies; across servers net_share of the hops at the
+ * network's alpha */
 static double flat_time_net(const struct ppu_plan_ctx *x, int proto, double hops,
-                            double copies, double link, double net_share)
+                            double copies, double link, double chip, double net_share)
 {
     const struct ppu_model *m = &x->model;
     double alpha = x->nservers > 1 ? net_share * m->net_alpha_us + (1 - net_share) * m->alpha_us
                                    : m->alpha_us;
     double tl = link / flat_link_bw(x, proto), tm = copies / (m->mem_gbps[proto] * 1e3);
+    if (m->chip_gbps > 0 && chip / (m->chip_gbps * 1e3) > tl)
+        tl = chip / (m->chip_gbps * 1e3);
     return hops * alpha + (tl > tm ? tl : tm);
 }
 
 static double flat_time(const struct ppu_plan_ctx *x, int proto, double hops, double copies,
-                        double link)
+                        double link, double chip)
 {
-    return flat_time_net(x, proto, hops, copies, link, 1);
+    return flat_time_net(x, proto, hops, copies, link, chip, 1);
 }
 
 /* bytes a message of the algorithm carries */
@@ -97,16 +101,16 @@ static double cost_ring(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
         return flat_time_net(x, proto, 2 * (nd - 1) + ceil_div(S, nd * k * m) - 1,
                              4 * S * (nd - 1) / nd,
                              2 * S * (nd - 1) / nd / k * (x->nservers > 1 ? x->ring_net_load : 1),
-                             x->nservers / nd);
+                             2 * S * (nd - 1) / nd, x->nservers / nd);
     case PPU_COLL_ALLGATHER:
     case PPU_COLL_REDUCE_SCATTER:
         return flat_time(x, proto, (nd - 1) + ceil_div(S, nd * k * m) - 1, 2 * S * (nd - 1) / nd,
-                         S * (nd - 1) / nd / k);
+                         S * (nd - 1) / nd / k, S * (nd - 1) / nd);
     case PPU_COLL_ALLTOALL: /* the block for the rank p on travels p hops */
         return flat_time(x, proto, nd * (nd - 1) / 2 * ceil_div(S, nd * k * m), S * (nd - 1),
-                         S * (nd - 1) / 2 / k);
+                         S * (nd - 1) / 2 / k, S * (nd - 1) / 2);
     default: /* chains */
-        return flat_time(x, proto, (nd - 1) + ceil_div(S, k * m) - 1, 2 * S, S / k);
+        return flat_time(x, proto, (nd - 1) + ceil_div(S, k * m) - 1, 2 * S, S / k, S);
     }
 }
 
@@ -125,7 +129,7 @@ static double cost_tree(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
     /* A heap over rank order puts nearly every parent and child on
      * different servers and rails: over the fabric's top tier. */
     double top = x->nservers > 1 ? x->model.net_top_us : 0;
-    return flat_time(x, proto, hops, 2 * S * f, S) +
+    return flat_time(x, proto, hops, 2 * S * f, S, S * f / 2 + S / 2) +
            hops * ((half < m ? half : m) / flat_link_bw(x, proto) + top);
 }
 
@@ -133,7 +137,8 @@ static double cost_oneshot(const struct ppu_plan_ctx *x, const struct ppu_call *
                            double S)
 {
     (void)c; /* 1 hop; every rank reduces n inputs */
-    return flat_time(x, proto, ceil_div(S, msg_bytes(x, proto, 0)), (2.0 * x->nranks - 1) * S, S);
+    return flat_time(x, proto, ceil_div(S, msg_bytes(x, proto, 0)), (2.0 * x->nranks - 1) * S, S,
+                     S * (x->nranks - 1));
 }
 
 static double cost_twoshot(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,
@@ -142,7 +147,7 @@ static double cost_twoshot(const struct ppu_plan_ctx *x, const struct ppu_call *
     (void)c; /* 2 hops a chunk round; all links at once */
     double nd = x->nranks;
     return flat_time(x, proto, 2 * ceil_div(S, nd * msg_bytes(x, proto, 0)),
-                     4 * S * (nd - 1) / nd, 2 * S / nd);
+                     4 * S * (nd - 1) / nd, 2 * S / nd, 2 * S * (nd - 1) / nd);
 }
 
 static double cost_pairwise(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,
@@ -151,7 +156,7 @@ static double cost_pairwise(const struct ppu_plan_ctx *x, const struct ppu_call 
     (void)c; /* every block straight to its rank: all links at once */
     double nd = x->nranks;
     return flat_time(x, proto, ceil_div(S, nd * msg_bytes(x, proto, 0)), 2 * S * (nd - 1) / nd,
-                     S / nd);
+                     S / nd, S * (nd - 1) / nd);
 }
 
 /* levels below the top of a heap of n nodes with the given fanout */

@@ -69,6 +69,7 @@ void ppu_plan_model_sim(struct ppu_model *m, double over)
     m->net_alpha_us = 30.0 * over;
     m->net_gbps = 1.5 / over;
     m->net_top_us = 0; /* loopback has no fabric */
+    m->chip_gbps = 0;
 }
 
 /* ---- servers ---- */

@@ -48,6 +48,11 @@ struct ppu_model {
      * servers on different rails of a rail-optimized fabric (a flat
      * algorithm's hops mostly are; a rail's never are) */
     double net_top_us;
+    /* what one chip sends at once over all its ICN links (GB/s), where
+     * they are ports onto switch planes that any message may use, so a
+     * message gets link_gbps (all of them) but a chip's messages share
+     * them; 0: links of their own */
+    double chip_gbps;
 };
 
 /* Every setting that changes a plan, as the planner uses it. */
