@@ -5,7 +5,7 @@
 # Open MPI, and the memory bound (bound_allreduce: inputs and outputs in
 # shared memory, each rank reducing its half straight into both outputs).
 # (the bound: all-reduce only). Prints the median out-of-place busbw per
-# size and the ratios.
+# size and the ratios of the median times (busbw is printed to 2 decimals).
 # Environment: COLL (allreduce, or reduce broadcast allgather reduce_scatter
 #   alltoall) ROUNDS (5) NP (2) MIN (64K) MAX (64M) FACTOR (4) ITERS (20)
 #   BUILD_DIR (<repo>/build) PNG (a plot of the rounds' medians, if set)
@@ -52,15 +52,21 @@ def rows(kind, col):
     return {k: statistics.median(v) for k, v in per.items()}
 p0, p2, bd = rows("ppu0", 7), rows("ppu2", 7), rows("bound", 4)
 mp = rows("mpi", 7) if have_mpi else {}
-print(f"# {coll} float, {np} ranks, busbw GB/s, medians of {rounds} interleaved rounds")
+# the ratios from the median times (us, 4 figures), not from busbw, which
+# the tools print to 2 decimals: 0.06 GB/s at 1 KB is anything in 0.055-0.065
+t0, t2, tb = rows("ppu0", 5), rows("ppu2", 5), rows("bound", 2)
+tm = rows("mpi", 5) if have_mpi else {}
+print(f"# {coll} float, {np} ranks, busbw GB/s, medians of {rounds} interleaved rounds; "
+      f"ratios of the median times")
 print(f"{'size':>10} {'ppu -R0':>8} {'ppu -R2':>8} {'ompi':>8} {'bound':>8} "
       f"{'R2/bound':>8} {'R0/bound':>8} {'R0/ompi':>8} {'R2/ompi':>8}")
-def ratio(a, b):
-    return f"{a / b:8.2f}" if a and b else f"{'n/a':>8}"
+def ratio(ta, tb):  # how much faster a is than b: b's time over a's
+    return f"{tb / ta:8.2f}" if ta and tb else f"{'n/a':>8}"
 for s in sorted(set(p0) | set(p2) | set(bd)):
     a, b, m, x = p0.get(s, 0), p2.get(s, 0), mp.get(s, 0), bd.get(s, 0)
-    print(f"{s:>10} {a:8.2f} {b:8.2f} {m:8.2f} {x:8.2f} {ratio(b, x)} {ratio(a, x)} "
-          f"{ratio(a, m)} {ratio(b, m)}")
+    a_, b_, m_, x_ = t0.get(s, 0), t2.get(s, 0), tm.get(s, 0), tb.get(s, 0)
+    print(f"{s:>10} {a:8.3f} {b:8.3f} {m:8.3f} {x:8.3f} {ratio(b_, x_)} {ratio(a_, x_)} "
+          f"{ratio(a_, m_)} {ratio(b_, m_)}")
 EOF
 if [ -n "${PNG:-}" ]; then # the medians of the rounds, as in the table
   rounds() { local f=() r; for r in $(seq 1 "$ROUNDS"); do f+=("$out/$1.$r$2"); done
