@@ -1089,8 +1089,12 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
     }
     if (how == FOLD_NONE && budget > 0 && s0 * n > budget) { /* not symmetric: every rank */
         res->skipped = 1;
-        snprintf(res->why, sizeof res->why, "about %lld steps to replay (budget %lld): "
-                 "these schedules do not fold", s0 * n, budget);
+        if (rail && over_rail) /* not tried: over the budget even so */
+            snprintf(res->why, sizeof res->why, "about %lld steps to replay folded by rails "
+                     "(budget %lld), %lld without", s0 * S->ns, budget, s0 * n);
+        else
+            snprintf(res->why, sizeof res->why, "about %lld steps to replay (budget %lld): "
+                     "these schedules do not fold", s0 * n, budget);
         free_scheds(sc, nb);
         return 0;
     }
