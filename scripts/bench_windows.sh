@@ -9,6 +9,9 @@
 # Environment: COLL (allreduce, or reduce broadcast allgather reduce_scatter
 #   alltoall) ROUNDS (5) NP (2) MIN (64K) MAX (64M) FACTOR (4) ITERS (20)
 #   BUILD_DIR (<repo>/build) PNG (a plot of the rounds' medians, if set)
+# Below 64 KB give ITERS in the hundreds: with 20 (the default, sized for
+# the large calls) a 4-rank all-to-all at 1 KB read 3.0-3.5x Open MPI,
+# with 300 1.0-1.4x (2026-12-06).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 B=${BUILD_DIR:-$ROOT/build}/bin
