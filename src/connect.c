@@ -708,8 +708,6 @@ static void shm_budget(struct ppu_comm *comm)
     double share = total / 4 / (here > 0 ? here : 1);
     int ring = set->fifo_slots, peer = set->peer_slots, rmin = ppu_plan_ring_skew(set) + 1;
     int pmin = ppu_plan_peer_slots_min(&comm->plan);
-    if (rmin < 2)
-        rmin = 2;
     for (;;) {
         double need = (double)comm->nchannels * ring * set->chunk_bytes +
                       (double)(mates > 0 ? mates : 0) * peer * set->peer_slot;

@@ -204,11 +204,11 @@ static double hier_inside(const struct ppu_plan_ctx *x, double S)
     double L = x->per_server, cp = (double)x->set.peer_slot, blk = S / K / L;
     double chunk = blk < cp ? blk : cp, hops = 2 * (L - 1) * ceil_div(blk, cp);
     double bw = m->link_gbps[PPU_PROTO_SIMPLE] * 1e3, hop = m->alpha_us + chunk / bw;
-    double link = hops * hop;
-    if (blk > cp && ppu_plan_ring_skew(&x->set) > 1) {
+    double link = hops * hop, skew = ppu_plan_ring_skew(&x->set);
+    if (blk > cp && skew > 1) {
         /* chunks skewed (finding 1): the link's bytes and a chunk's round
          * to fill the pipe, unless the round trips still dominate */
-        double busy = hops * chunk / bw + 2 * (L - 1) * hop, rounds = link / ppu_plan_ring_skew(&x->set);
+        double busy = hops * chunk / bw + 2 * (L - 1) * hop, rounds = link / skew;
         link = busy > rounds ? busy : rounds;
     }
     double mem = 2 * (L - 1) * m->alpha_us +

@@ -273,8 +273,9 @@ static int walk_next(struct ring_walk *w)
 
 /* Step t of chunk `it` of a ring channel (0 .. 2n-2: the reduce-scatter's
  * hops 0 .. n-1, the all-gather's n-1 .. 2n-2; a reduce-scatter stops at
- * n-1, an all-gather starts there), the step the unskewed loop below lists
- * in that place. A block with nothing at this chunk adds no step. */
+ * n-1, an all-gather starts there), n > 1. The one place a ring step is
+ * made: ring_channel lists them chunk after chunk or skewed. A block with
+ * nothing at this chunk adds no step. */
 static ppu_result_t ring_step(struct ppu_sched_channel *ch, enum ring_mode mode, int n, int p,
                               const struct ring_blocks *b, size_t chunk, uint32_t fin, size_t it,
                               int t)
@@ -310,6 +311,13 @@ static ppu_result_t ring_step(struct ppu_sched_channel *ch, enum ring_mode mode,
     return PPU_SUCCESS;
 }
 
+/* ring_step's step t of chunk `it` into ch, or out of memory */
+#define STEP(it, t)                                                                \
+    do {                                                                           \
+        if (ring_step(ch, mode, n, p, b, chunk, fin, (it), (t)) != PPU_SUCCESS)    \
+            return PPU_SYSTEM_ERROR;                                               \
+    } while (0)
+
 static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mode, int n, int p,
                                  const struct ring_blocks *b, size_t chunk, uint32_t fin, int W)
 {
@@ -335,56 +343,40 @@ static ppu_result_t ring_channel(struct ppu_sched_channel *ch, enum ring_mode mo
             if (jhi > (long)iters - 1)
                 jhi = (long)iters - 1;
             for (long j = jlo; j <= jhi; j++)
-                if (ring_step(ch, mode, n, p, b, chunk, fin, (size_t)j, (int)(t0 + d - j * G)) !=
-                    PPU_SUCCESS)
-                    return PPU_SYSTEM_ERROR;
+                STEP((size_t)j, (int)(t0 + d - j * G));
         }
         return PPU_SUCCESS;
     }
-    const uint32_t R = PPU_STEP_RECV, I = PPU_STEP_INPUT, O = PPU_STEP_OUTPUT, S = PPU_STEP_SEND;
-/* ring position d places round from p; chunk `it` of its block: count */
-#define BLK(d) (((p + (d)) % n + n) % n)
-#define CNT(q) (lo < blk_len(b, q) ? (blk_len(b, q) - lo < chunk ? blk_len(b, q) - lo : chunk) : 0)
     for (size_t it = 0; it < iters; it++) {
         size_t lo = it * chunk;
-        int q;
-        if (n == 1) {
-            ADD(ch, I | O | (mode == RING_AG ? 0 : fin), -1, -1, blk_in(b, 0) + lo,
-                blk_out(b, 0) + lo, CNT(0));
+        if (n == 1) { /* no hops: the block itself */
+            size_t len = blk_len(b, 0);
+            if (lo < len)
+                ADD(ch, PPU_STEP_INPUT | PPU_STEP_OUTPUT | (mode == RING_AG ? 0 : fin), -1, -1,
+                    blk_in(b, 0) + lo, blk_out(b, 0) + lo, len - lo < chunk ? len - lo : chunk);
             continue;
         }
-        /* positions p - 2, p - 3, ... round the ring; blocks with nothing
-         * left at this chunk add no step (ppu_sched_add drops them), so
-         * the walk leaves them out */
-        int back = ((p - 2) % n + n) % n;
-        if (mode == RING_AG) {
-            q = BLK(0);
-            ADD(ch, I | O | S, -1, -1, blk_in(b, q) + lo, blk_out(b, q) + lo, CNT(q));
-        } else {
-            q = BLK(-1);
-            ADD(ch, I | S, -1, -1, blk_in(b, q) + lo, 0, CNT(q));
-            /* all-reduce: partial sums sent by reference wait in the output */
-            uint32_t ro = mode == RING_AR ? PPU_STEP_REF_OUT : 0;
+        /* the chunk's steps in order; the walks visit positions p - 2,
+         * p - 3, ... round the ring but only blocks with something left at
+         * this chunk (the others add no step), so a sparse all-reduce
+         * costs O(its steps) */
+        int back = ((p - 2) % n + n) % n, q;
+        if (mode != RING_AG) {
+            STEP(it, 0);
             for (struct ring_walk w = walk_from(b, n, back, n - 2, lo); (q = walk_next(&w)) >= 0;)
-                ADD(ch, R | I | S | ro, -1, -1, blk_in(b, q) + lo, ro ? blk_out(b, q) + lo : 0,
-                    CNT(q));
-            q = BLK(0);
-            ADD(ch, R | I | O | fin | (mode == RING_AR ? S : 0), -1, -1, blk_in(b, q) + lo,
-                blk_out(b, q) + lo, CNT(q));
+                STEP(it, 1 + (back - q + n) % n);
         }
+        STEP(it, n - 1);
         if (mode != RING_RS) {
-            /* BLK(-t - 1) */
             for (struct ring_walk w = walk_from(b, n, (back + 1) % n, n - 2, lo);
                  (q = walk_next(&w)) >= 0;)
-                ADD(ch, R | O | S, -1, -1, 0, blk_out(b, q) + lo, CNT(q));
-            q = BLK(1);
-            ADD(ch, R | O, -1, -1, 0, blk_out(b, q) + lo, CNT(q));
+                STEP(it, n + (back + 1 - q + n) % n);
+            STEP(it, 2 * n - 2);
         }
     }
-#undef BLK
-#undef CNT
     return PPU_SUCCESS;
 }
+#undef STEP
 
 static int ring_pos(const int *ring, int n, int rank)
 {
