@@ -49,8 +49,12 @@ expect_case() {
   [ "$got" = "$want" ] || bad "$name: findings '$got', want exactly '$want'"
 }
 
-# 2. link 2->6 limited to a quarter of the median: exactly that link.
-q=$("$py" -c "print(round($med / 4, 3))")
+# 2. link 2->6 limited to an eighth of the healthy run's median: exactly
+# that link. ppu-diag flags a link below half the median of its own run;
+# with a quarter, a run on a host at half the healthy run's speed (2
+# cores, 8 ranks) flagged nothing (once, 2026-12-06: healthy median 23.6
+# GB/s, limit 5.9); an eighth needs the host four times slower.
+q=$("$py" -c "print(round($med / 8, 3))")
 expect_case slow_link "slow_link 2->6;" PPU_SIM_FAULT=link=2-6:gbps=$q -- \
   -p 8 --expect-sim fullmesh8 --checks topo,icn
 
