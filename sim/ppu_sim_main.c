@@ -77,6 +77,8 @@ static void usage(FILE *f)
         "  --channels N       rings to use (PPU_NCHANNELS); PPU_CHUNK_SIZE and the other\n"
         "                     plan settings are read from the environment as ppuccl reads them\n"
         "  --fold on|off      replay one server when servers are provably alike (default on)\n"
+        "  --explain          print the planner's predicted time of each algorithm and\n"
+        "                     protocol, size by size, beside the replayed rows\n"
         "  --max-steps N      steps to replay per call at most (default 20000000; 0: no limit)\n"
         "  --jobs N           processes replaying calls side by side (default: the CPUs\n"
         "                     online); the rows and times are the same with any N\n"
@@ -360,7 +362,7 @@ static double now_s(void)
 enum { O_SERVERS = 256, O_CHIPS, O_WIRING, O_TOPO, O_DOWN, O_ICN_GBPS, O_ICN_US, O_PLANES,
        O_NIC_GBPS, O_NIC_US, O_NICS, O_FABRIC, O_OVERSUB, O_HOP_US, O_HOST_GBPS, O_HOST_US,
        O_MEM_GBPS, O_LL_EFF, O_SIMPLE_US, O_COLL, O_ALGO, O_PROTO, O_CHANNELS, O_FOLD,
-       O_MAX_STEPS, O_JSON, O_PNG, O_STATS, O_JOBS };
+       O_MAX_STEPS, O_JSON, O_PNG, O_STATS, O_JOBS, O_EXPLAIN };
 
 /* What a run holds, freed by main whichever way the run ends. */
 struct run {
@@ -386,11 +388,12 @@ static int run_sim(int argc, char **argv, struct run *R)
         {"simple-us", 1, 0, O_SIMPLE_US}, {"coll", 1, 0, O_COLL}, {"algo", 1, 0, O_ALGO},
         {"proto", 1, 0, O_PROTO}, {"channels", 1, 0, O_CHANNELS}, {"fold", 1, 0, O_FOLD},
         {"max-steps", 1, 0, O_MAX_STEPS}, {"json", 1, 0, O_JSON}, {"png", 1, 0, O_PNG},
-        {"stats", 1, 0, O_STATS}, {"jobs", 1, 0, O_JOBS}, {"help", 0, 0, 'h'},
+        {"stats", 1, 0, O_STATS}, {"jobs", 1, 0, O_JOBS}, {"explain", 0, 0, O_EXPLAIN},
+        {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     struct sim_params p;
     sim_params_default(&p);
-    int servers = 1, chips = 0, root = 0, channels = -1;
+    int servers = 1, chips = 0, root = 0, channels = -1, explain = 0;
     const char *wiring = "server16", *topo_file = NULL, *down = NULL, *algo_s = "auto",
                *proto_s = "auto", *json = NULL, *png = NULL, *stats = NULL;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -460,6 +463,7 @@ static int run_sim(int argc, char **argv, struct run *R)
         case O_PNG: png = optarg; break;
         case O_STATS: stats = optarg; break;
         case O_JOBS: bad = parse_num("--jobs", optarg, 1, 1024, &v); jobs = (int)v; break;
+        case O_EXPLAIN: explain = 1; break;
         case 'b': bad = ppu_tool_parse_size(optarg, &minb); if (bad) fprintf(stderr, "ppu-sim: -b %s: not a size\n", optarg); break;
         case 'e': bad = ppu_tool_parse_size(optarg, &maxb); if (bad) fprintf(stderr, "ppu-sim: -e %s: not a size\n", optarg); break;
         case 'f': bad = parse_num("-f", optarg, 1.0001, 1e6, &factor); break;
@@ -661,6 +665,8 @@ static int run_sim(int argc, char **argv, struct run *R)
         si->bytes = bytes;
         char why[600];
         ppu_plan_choose(&S->ctx, &c, &si->palgo, &si->pproto, why, sizeof why);
+        if (explain)
+            printf("# planner at %zu B: %s\n", (size_t)bytes, why);
         for (int a = 0; a < PPU_NUM_ALGOS; a++) {
             if (a == PPU_ALGO_DIRECT || !ppu_plan_applies(&S->ctx, &c, a))
                 continue;

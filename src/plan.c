@@ -120,17 +120,26 @@ static double cost_tree(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
     /* up and down, a chunk at a time; a rank with f children takes in and
      * sends out f half-buffers per tree. A rank forwards a chunk only once
      * it has all of it, and the next chunk waits for this one's round trip
-     * (sim/README.md, finding 2): every hop costs alpha and the chunk's
-     * time on the link (at 128 KB on 16,384 chips that time is a third of
-     * the call, and without it the flat tree was taken over hiertree). */
+     * (sim/README.md, finding 2): every hop of the slowest path from the
+     * root costs its latency and the chunk's time on the link (at 128 KB
+     * on 16,384 chips that time is a third of the call, and without it the
+     * flat tree was taken over hiertree). The path's hops inside a server
+     * cost the ICN's alpha, not the network's: pricing every hop as a
+     * network hop put the tree at 70 us on 8 ring8 servers where the
+     * replay gives 40. */
     (void)c;
-    double f = x->tree_fanout > 2 ? x->tree_fanout : 2, m = msg_bytes(x, proto, 0);
-    double half = S / 2, hops = 2 * x->tree_depth * ceil_div(half, m);
-    /* A heap over rank order puts nearly every parent and child on
-     * different servers and rails: over the fabric's top tier. */
-    double top = x->nservers > 1 ? x->model.net_top_us : 0;
-    return flat_time(x, proto, hops, 2 * S * f, S, S * f / 2 + S / 2) +
-           hops * ((half < m ? half : m) / flat_link_bw(x, proto) + top);
+    const struct ppu_model *m = &x->model;
+    double f = x->tree_fanout > 2 ? x->tree_fanout : 2, msg = msg_bytes(x, proto, 0);
+    double half = S / 2, chunk = half < msg ? half : msg;
+    /* a hop's chunk time: a rank's network children share its network
+     * link, and on switch planes its ICN children share the chip's ports */
+    double icn_bw = m->link_gbps[proto] * 1e3, net_bw = flat_link_bw(x, proto);
+    double fn = x->tree_net_fanout > 1 ? x->tree_net_fanout : 1;
+    double fi = m->chip_gbps > 0 && x->tree_icn_fanout > 1 ? x->tree_icn_fanout : 1;
+    double hop = x->tree_path_icn * fi / icn_bw + x->tree_path_net * fn / net_bw;
+    /* one message: tree 0 carries it all (ppu_sched_tree_steps) */
+    double round = x->tree_path_us + (S <= msg ? 2 : 1) * chunk * hop;
+    return 2 * ceil_div(half, msg) * round + flat_time(x, proto, 0, 2 * S * f, S, S * f / 2 + S / 2);
 }
 
 static double cost_oneshot(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,
@@ -264,6 +273,8 @@ static double cost_hier_tree(const struct ppu_plan_ctx *x, const struct ppu_call
     for (double w = 1; w < ns + 1; w *= 2)
         depth++; /* levels of a heap of ns: ceil(log2(ns + 1)) */
     double hops = 2 * (depth - 1) * ceil_div(sh / 2, cp), chunk = sh / 2 < cp ? sh / 2 : cp;
+    if (sh <= cp) /* one message: one tree carries it (ppu_sched_tree_steps) */
+        chunk = sh;
     return intra + hops * (m->net_alpha_us + chunk / (m->net_gbps * 1e3)) +
            sh / (m->net_gbps * 1e3); /* store and forward, as cost_tree */
 }

@@ -546,19 +546,53 @@ static ppu_result_t pick_trees(struct ppu_plan_ctx *x, const int *first,
     if (!kids)
         return PPU_SYSTEM_ERROR;
     x->tree_depth = x->tree_fanout = 0;
+    x->tree_path_us = 0;
+    x->tree_path_net = x->tree_path_icn = 0;
+    x->tree_net_fanout = x->tree_icn_fanout = 0;
+    int *net_kids = calloc((size_t)n, sizeof *net_kids);
+    if (!net_kids) {
+        free(kids);
+        return PPU_SYSTEM_ERROR;
+    }
+    const struct ppu_model *m = &x->model;
     for (int t = 0; t < 2; t++) {
         const int *parent = x->tree_parent + (size_t)t * n;
         memset(kids, 0, sizeof *kids * (size_t)n);
+        memset(net_kids, 0, sizeof *net_kids * (size_t)n);
         for (int q = 0; q < n; q++) {
-            int d = 0;
-            for (int c = q; parent[c] >= 0 && d <= n; c = parent[c])
+            int d = 0, dn = 0;
+            double us = 0;
+            for (int c = q; parent[c] >= 0 && d <= n; c = parent[c]) {
+                int p = parent[c];
                 d++;
+                if (x->server[p] != x->server[c]) { /* across the top tier between rails */
+                    dn++;
+                    us += m->net_alpha_us + (x->local[p] != x->local[c] ? m->net_top_us : 0);
+                } else {
+                    us += m->alpha_us;
+                }
+            }
             x->tree_depth = d > x->tree_depth ? d : x->tree_depth;
-            if (parent[q] >= 0 && ++kids[parent[q]] > x->tree_fanout)
-                x->tree_fanout = kids[parent[q]];
+            if (us > x->tree_path_us) {
+                x->tree_path_us = us;
+                x->tree_path_net = dn;
+                x->tree_path_icn = d - dn;
+            }
+            int p = parent[q];
+            if (p < 0)
+                continue;
+            if (++kids[p] > x->tree_fanout)
+                x->tree_fanout = kids[p];
+            int across = x->server[p] != x->server[q];
+            net_kids[p] += across;
+            if (across && net_kids[p] > x->tree_net_fanout)
+                x->tree_net_fanout = net_kids[p];
+            if (kids[p] - net_kids[p] > x->tree_icn_fanout)
+                x->tree_icn_fanout = kids[p] - net_kids[p];
         }
     }
     free(kids);
+    free(net_kids);
     return PPU_SUCCESS;
 }
 

@@ -91,6 +91,12 @@ struct ppu_plan_ctx {
      * tree_kids[tree_kid_at[t * (n + 1) + r] .. tree_kid_at[t * (n + 1) + r + 1]) */
     int *tree_kid_at, *tree_kids;
     int tree_depth, tree_fanout; /* deepest leaf, most children of a rank */
+    /* the slowest path from a root to a leaf, by the model's hop latency:
+     * its latency (us) and its edges between servers and inside one */
+    double tree_path_us;
+    int tree_path_net, tree_path_icn;
+    /* most children of a rank over the network, and inside its server */
+    int tree_net_fanout, tree_icn_fanout;
     /* servers: server[r] in 0..nservers-1, numbered in the order of their
      * first rank; local[r]: r's index among its server's ranks (rank
      * order). Hierarchical algorithms need servers of equal size (hier_ok). */

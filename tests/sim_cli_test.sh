@@ -31,6 +31,13 @@ strip() { sed -e 's/\[[0-9.]*s\]//' -e '/row(s) in/d' "$1"; }
 cmp -s "$T/s.txt" "$T/s3.txt" || fail "--jobs 3 gave other --stats lines"
 "$SIM" --servers 4 --algo all -b 1K -e 4M -f 16 --jobs 1 >"$T/out1"
 [ "$(strip "$T/out")" = "$(strip "$T/out1")" ] || fail "--jobs 1 gave other rows than the default"
+# --explain: the planner's estimates, a line a size, naming the algorithm it chose
+"$SIM" --servers 4 -b 1K -e 4M -f 16 --explain >"$T/ex"
+[ "$(grep -c '^# planner at [0-9]* B: ring/simple [0-9.]*us' "$T/ex")" = 4 ] ||
+    fail "--explain: expected 4 planner lines (1K-4M by 16): $(cat "$T/ex")"
+while read -r size algo; do
+    grep -q "^# planner at $size B: .*$algo/" "$T/ex" || fail "--explain at $size B does not price $algo"
+done < <(grep -v '^#' "$T/ex" | awk '{print $1, $9}')
 if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
     "$SIM" --wiring fullmesh8 --algo all -b 1K -e 1M --png "$T/p.png" >/dev/null
     [ -s "$T/p.png" ] || fail "no PNG"

@@ -265,6 +265,10 @@ Test(sim_time, tree_closed_form)
     struct sim_result r = model_time(&m, PPU_COLL_ALLREDUCE, S / 4, PPU_ALGO_TREE);
     double w = (double)c / BW, C = (double)S / 2 / (double)c;
     expect_close(r.time_us, C * (2 * A + 4 * w) + A, 0.01, "tree all-reduce, 2 ranks");
+    /* A call of one message goes on tree 0 alone: up and down,
+     * 2 (A + c / beta), not the two trees' 3 A + 4 (c / 2) / beta. */
+    r = model_time(&m, PPU_COLL_ALLREDUCE, c / 4, PPU_ALGO_TREE);
+    expect_close(r.time_us, 2 * (A + w), 0.01, "tree all-reduce of one message, 2 ranks");
     model_close(&m);
 }
 
