@@ -235,6 +235,7 @@ int sim_init(struct sim *S, const struct ppu_cluster *cl, const char *name,
     /* switch planes: a message has all of a chip's ports, its messages
      * share them */
     m.chip_gbps = 0;
+    m.link_is_copy = 0;
     if (p->switch_planes > 0) {
         for (int q = 0; q < PPU_NUM_PROTOS; q++)
             m.link_gbps[q] *= p->switch_planes;

@@ -70,6 +70,7 @@ void ppu_plan_model_sim(struct ppu_model *m, double over)
     m->net_gbps = 1.5 / over;
     m->net_top_us = 0; /* loopback has no fabric */
     m->chip_gbps = 0;
+    m->link_is_copy = 1;
 }
 
 /* ---- servers ---- */

@@ -53,6 +53,10 @@ struct ppu_model {
      * message gets link_gbps (all of them) but a chip's messages share
      * them; 0: links of their own */
     double chip_gbps;
+    /* 1: a link's transfer is the rank's own copy (shared memory on this
+     * host), so link time and memory time are one; 0: links move data
+     * while the memory does other work */
+    int link_is_copy;
 };
 
 /* Every setting that changes a plan, as the planner uses it. */
