@@ -667,6 +667,9 @@ static int run_sim(int argc, char **argv, struct run *R)
         ppu_plan_choose(&S->ctx, &c, &si->palgo, &si->pproto, why, sizeof why);
         if (explain)
             printf("# planner at %zu B: %s\n", (size_t)bytes, why);
+        if (want_algo >= 0 && !ppu_plan_applies(&S->ctx, &c, want_algo))
+            printf("# %zu B: %s does not apply to %s on %d ranks here\n", (size_t)bytes,
+                   ppu_algo_name(want_algo), ppu_coll_name(coll), S->n);
         for (int a = 0; a < PPU_NUM_ALGOS; a++) {
             if (a == PPU_ALGO_DIRECT || !ppu_plan_applies(&S->ctx, &c, a))
                 continue;

@@ -303,6 +303,19 @@ static int applies_always(const struct ppu_plan_ctx *x, const struct ppu_call *c
     return 1;
 }
 
+/* The ring all-to-all passes each block on hop by hop: a rank lists
+ * n(n-1)/2 steps a chunk, and every link carries S(n-1)/2 bytes. Past 512
+ * ranks (130,816 steps, 5 MB of schedule a rank) it is no candidate and
+ * PPU_ALGO cannot force it: at 16,384 ranks a rank's schedule would hold
+ * 134 million steps, gigabytes, for an algorithm the planner never takes
+ * there (pairwise and hierarchical move each block once). */
+#define RING_ALLTOALL_MAX_RANKS 512
+
+static int applies_ring(const struct ppu_plan_ctx *x, const struct ppu_call *c)
+{
+    return c->coll != PPU_COLL_ALLTOALL || x->nranks <= RING_ALLTOALL_MAX_RANKS;
+}
+
 static int applies_tree(const struct ppu_plan_ctx *x, const struct ppu_call *c)
 {
     (void)c; /* its trees' edges are links on any topology */
@@ -495,7 +508,7 @@ static const struct algo_desc algos[PPU_NUM_ALGOS] = {
                        .colls = BIT(PPU_COLL_ALLREDUCE) | BIT(PPU_COLL_BROADCAST) |
                                 BIT(PPU_COLL_REDUCE) | BIT(PPU_COLL_ALLGATHER) |
                                 BIT(PPU_COLL_REDUCE_SCATTER) | BIT(PPU_COLL_ALLTOALL),
-                       .ring_links = 1, .applies = applies_always, .cost = cost_ring,
+                       .ring_links = 1, .applies = applies_ring, .cost = cost_ring,
                        .build = build_ring},
     [PPU_ALGO_TREE] = {.name = "tree", .colls = BIT(PPU_COLL_ALLREDUCE),
                        .applies = applies_tree, .cost = cost_tree, .build = build_tree},

@@ -38,6 +38,12 @@ cmp -s "$T/s.txt" "$T/s3.txt" || fail "--jobs 3 gave other --stats lines"
 while read -r size algo; do
     grep -q "^# planner at $size B: .*$algo/" "$T/ex" || fail "--explain at $size B does not price $algo"
 done < <(grep -v '^#' "$T/ex" | awk '{print $1, $9}')
+# a ring all-to-all on 512 ranks is replayed; past 512 it does not apply
+"$SIM" --servers 32 --coll alltoall --algo ring -b 64K -e 64K >"$T/a2a"
+grep -q "^ *65536 .* ring " "$T/a2a" || fail "no ring all-to-all row at 512 ranks: $(cat "$T/a2a")"
+"$SIM" --servers 33 --coll alltoall --algo ring -b 64K -e 64K >"$T/a2a"
+grep -q "^# [0-9]* B: ring does not apply to alltoall on 528 ranks" "$T/a2a" ||
+    fail "ring all-to-all on 528 ranks: $(cat "$T/a2a")"
 if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
     "$SIM" --wiring fullmesh8 --algo all -b 1K -e 1M --png "$T/p.png" >/dev/null
     [ -s "$T/p.png" ] || fail "no PNG"

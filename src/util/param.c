@@ -140,7 +140,8 @@ static const struct ppu_param_def table[PPU_P_COUNT] = {
     [PPU_P_ALGO] = {"PPU_ALGO", "",
         "Algorithms the planner may use: names for every collective (ring,tree,oneshot,"
         "twoshot,pairwise,hier,hiertree) or per collective (allreduce:twoshot;alltoall:ring). A name "
-        "that does not apply to a call is logged and the planner chooses.",
+        "that does not apply to a call is logged and the planner chooses (the ring all-to-all "
+        "applies up to 512 ranks: past that a rank would list n(n-1)/2 steps a chunk).",
         .kind = PPU_PK_STR},
     [PPU_P_PROTO] = {"PPU_PROTO", "",
         "Protocols the planner may use, same syntax as PPU_ALGO: ll (data and flag in "
