@@ -729,10 +729,15 @@ static int run_sim(int argc, char **argv, struct run *R)
             }
             const char *lim = w->r.bound_bw_us >= w->r.bound_lat_us ? w->r.busiest : "latency";
             static const char *const folds[2][3] = {{"no", "yes", "~"}, {"no", "rail", "rail~"}};
+            char fw[16]; /* folded by blocks of P servers: "Psrv" */
+            if (w->r.fold_servers > 1)
+                snprintf(fw, sizeof fw, "%dsrv%s", w->r.fold_servers, w->r.fold == 2 ? "~" : "");
+            else
+                snprintf(fw, sizeof fw, "%s", folds[w->r.fold_by == FOLD_RAIL][w->r.fold]);
             printf(" %12zu %12zu %8s %6s %5d %12.2f %8.2f %8.2f  %-9s %-6s %5s  %s%s%s  [%.2fs]\n", w->bytes,
                    w->count, ppu_datatype_name(dt), ppu_redop_name(op), root, w->r.time_us,
                    w->algbw, w->busbw, ppu_algo_name(w->algo), ppu_proto_name(w->proto),
-                   folds[w->r.fold_by == FOLD_RAIL][w->r.fold], lim,
+                   fw, lim,
                    all && w->fastest ? " *fastest" : "", all && w->planner ? " (planner's)" : "",
                    w->r.wall_s);
         }
@@ -796,6 +801,7 @@ static int run_sim(int argc, char **argv, struct run *R)
                 cJSON_AddStringToObject(o2, "fold_by", w->r.fold_by == FOLD_RAIL     ? "rails"
                                                        : w->r.fold_by == FOLD_SERVER ? "servers"
                                                                                      : "none");
+                cJSON_AddNumberToObject(o2, "fold_servers", w->r.fold_servers);
                 cJSON_AddNumberToObject(o2, "steps_replayed", (double)w->r.steps);
                 cJSON_AddNumberToObject(o2, "steps_job", (double)w->r.steps_job);
                 cJSON_AddNumberToObject(o2, "replay_s", w->r.wall_s);

@@ -250,6 +250,7 @@ int sim_init(struct sim *S, const struct ppu_cluster *cl, const char *name,
         PPU_SUCCESS)
         return -1;
     S->L = S->ctx.hier_ok || S->ns == 1 ? S->ctx.per_server : 0;
+    S->fold_p = 1;
     S->uniform = S->L > 0;
     for (int s = 1; s < S->ns && S->uniform; s++)
         S->uniform = cl->stopo[s] == cl->stopo[0];
@@ -371,8 +372,8 @@ static void link_path(const struct sim *S, int fold, struct sim_link *k)
      * folded (server 0's; or, folded by rails, the server's chip 0: src is
      * one, and dst's chip, port and NIC carry what its chip 0's do) */
     int ra = a, rb = b, qa = sa, qb = sb;
-    if (fold == FOLD_SERVER)
-        ra = la, rb = lb, qa = qb = 0;
+    if (fold == FOLD_SERVER) /* servers 0 .. fold_p - 1 stand for all */
+        qa = sa % S->fold_p, qb = sb % S->fold_p, ra = qa * S->L + la, rb = qb * S->L + lb;
     else if (fold == FOLD_RAIL)
         rb = sb * S->L;
     k->npath = 0;
@@ -476,13 +477,13 @@ static int shift(const struct sim *S, int r, int k)
     return (int)(q < 0 ? q + S->n : q);
 }
 
-/* The image of rank r under a fold's k-th symmetry: k servers on
- * (FOLD_SERVER), or k chips on round its own server (FOLD_RAIL, on
- * uniform servers: rank = server * L + local). */
+/* The image of rank r under a fold's k-th symmetry: k blocks of fold_p
+ * servers on (FOLD_SERVER), or k chips on round its own server
+ * (FOLD_RAIL, on uniform servers: rank = server * L + local). */
 static int image(const struct sim *S, int how, int r, int k)
 {
     if (how != FOLD_RAIL)
-        return shift(S, r, k);
+        return shift(S, r, how == FOLD_SERVER ? k * S->fold_p : k);
     int L = S->L, j = ((r % L + k) % L + L) % L;
     return r - r % L + j;
 }
@@ -490,16 +491,17 @@ static int image(const struct sim *S, int how, int r, int k)
 /* Which image of its representative r is: the k above. */
 static int image_k(const struct sim *S, int how, int r)
 {
-    return how == FOLD_RAIL ? r % S->L : S->cl->server[r];
+    return how == FOLD_RAIL ? r % S->L : S->cl->server[r] / S->fold_p;
 }
 
 /* How many images a representative stands for. */
 static int images(const struct sim *S, int how)
 {
-    return how == FOLD_SERVER ? S->ns : how == FOLD_RAIL ? S->L : 1;
+    return how == FOLD_SERVER ? S->ns / S->fold_p : how == FOLD_RAIL ? S->L : 1;
 }
 
-/* The i-th representative: server 0's ranks, or every server's chip 0. */
+/* The i-th representative: the first fold_p servers' ranks, or every
+ * server's chip 0. */
 static int rep_rank(const struct sim *S, int how, int i)
 {
     return how == FOLD_RAIL ? i * S->L : i;
@@ -793,7 +795,10 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
             }
             struct sim_res *mem =
                 &S->res[l.chip +
-                        (size_t)(S->folded == FOLD_SERVER ? S->cl->local[ch->rank] : ch->rank) * 5 +
+                        (size_t)(S->folded == FOLD_SERVER
+                                     ? (S->cl->server[ch->rank] % S->fold_p) * S->L +
+                                           S->cl->local[ch->rank]
+                                     : ch->rank) * 5 +
                         4];
             double mb = mem_bytes(st->flags, nb);
             double c0 = maxd(t, mem->free_at), cend = c0 + mb / mem->bw;
@@ -913,17 +918,18 @@ static int same_shifted(const struct sim *S, int how, const struct ppu_sched *a,
     return res;
 }
 
-/* The rings: is the next rank of r's image its next's image, on every ring? */
-static int rings_shift(const struct sim *S)
+/* The rings: is the next rank of r's image (P servers on) its next's
+ * image, on every ring? */
+static int rings_shift(const struct sim *S, int P)
 {
     const int *pos = S->ctx.ring_pos;
     int n = S->n;
     for (int c = 0; c < S->ctx.nchannels; c++)
         for (int r = 0; r < n; r++) {
             int nx = S->ctx.rings[(size_t)c * n + (pos[(size_t)c * n + r] + 1) % n];
-            int r2 = shift(S, r, 1);
+            int r2 = shift(S, r, P);
             int nx2 = S->ctx.rings[(size_t)c * n + (pos[(size_t)c * n + r2] + 1) % n];
-            if (nx2 != shift(S, nx, 1))
+            if (nx2 != shift(S, nx, P))
                 return 0;
         }
     return 1;
@@ -1014,12 +1020,18 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
         return -1;
     }
     int n = S->n, L = S->L;
-    int fold = S->p.fold && S->uniform && S->ns > 1 && rings_shift(S);
+    /* folded by servers: a block of P servers stands for all, when every
+     * rank's schedule is its image's P servers on (P = 1 first; more for
+     * schedules whose pattern repeats over several servers, as a sparse
+     * ring's does) */
+    int fold = S->p.fold && S->uniform && S->ns > 1;
     int rail = S->p.fold && v->rail_ok && !v->no_rail;
-    /* schedules held at once: server 0's when the replay may fold; else
-     * each rank's is built, loaded and freed in turn */
-    int nb = fold || rail ? L : 1;
-    struct ppu_sched *sc = calloc((size_t)nb, sizeof *sc);
+    S->fold_p = 1;
+    /* schedules held at once: the representatives' when the replay may
+     * fold (grown as P grows); else each rank's is built, loaded and freed
+     * in turn */
+    int nb = 0, cap = fold || rail ? L : 1;
+    struct ppu_sched *sc = calloc((size_t)cap, sizeof *sc);
     if (!sc)
         goto oom;
     int ret = -1;
@@ -1036,6 +1048,7 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
     /* the first rank's steps tell whether the whole replay fits the budget */
     if (ppu_plan_build(&S->ctx, c, 0, algo, proto, &sc[0]) != PPU_SUCCESS)
         goto oom;
+    nb = 1;
     long long s0 = (long long)ppu_sched_nsteps(&sc[0]), budget = S->p.max_steps;
     int over_server = budget > 0 && s0 * L > budget, over_rail = budget > 0 && s0 * S->ns > budget;
     if ((!fold || over_server) && (!rail || over_rail) && budget > 0 && s0 * n > budget) {
@@ -1046,36 +1059,86 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
         free_scheds(sc, nb);
         return 0;
     }
-    for (int r = 1; r < nb; r++)
-        if (ppu_plan_build(&S->ctx, c, r, algo, proto, &sc[r]) != PPU_SUCCESS)
-            goto oom;
-    /* server 0's ranks against servers 1, S/2 and S-1: shifted copies
-     * (FOLD_SERVER); or chip 0 against every chip of those servers and
-     * server 0, turned round (FOLD_RAIL) */
     int how = FOLD_NONE, kind = 1;
-    int ks[4] = {0, 1, S->ns / 2, S->ns - 1};
-    for (int by = FOLD_SERVER; by <= FOLD_RAIL && how == FOLD_NONE; by++) {
-        int ok = by == FOLD_SERVER ? fold && !over_server : rail && !over_rail;
+    /* FOLD_SERVER with P servers: rank j of the first P against its images
+     * 1, U/2 and U-1 blocks on (U = servers / P), rank by rank, so that a
+     * schedule that does not fold fails at its first rank; P = 1, then the
+     * fold by rails (one chip a server), then P = 2, 3, ... up to 64
+     * servers or the budget */
+    for (int phase = 0; how == FOLD_NONE; phase++) {
+        if (phase != 1) { /* by servers, P of them */
+            int P = phase == 0 ? 1 : phase;
+            if (!fold || P > S->ns / 2 || P > 64 || (budget > 0 && s0 * L * P > budget)) {
+                if (phase == 0)
+                    continue;
+                break;
+            }
+            int ok = S->ns % P == 0 && rings_shift(S, P), U = S->ns / P;
+            int ks[4] = {0, 1, U / 2, U - 1};
+            S->fold_p = P;
+            kind = 1;
+            if (ok && nb < P * L) { /* room for the block's schedules */
+                struct ppu_sched *g = realloc(sc, sizeof *sc * (size_t)P * L);
+                if (!g)
+                    goto oom;
+                sc = g;
+                memset(sc + nb, 0, sizeof *sc * (size_t)(P * L - nb));
+            }
+            for (int j = 0; j < P * L && ok; j++) {
+                if (j >= nb) {
+                    if (ppu_plan_build(&S->ctx, c, j, algo, proto, &sc[j]) != PPU_SUCCESS)
+                        goto oom;
+                    nb = j + 1;
+                }
+                for (int i = 1; i < 4 && ok; i++) {
+                    if (ks[i] < 1 || ks[i] == ks[i - 1])
+                        continue;
+                    struct ppu_sched t;
+                    if (ppu_plan_build(&S->ctx, c, image(S, FOLD_SERVER, j, ks[i]), algo, proto,
+                                       &t) != PPU_SUCCESS)
+                        goto oom;
+                    int m = same_shifted(S, FOLD_SERVER, &sc[j], &t, ks[i]);
+                    ppu_sched_free(&t);
+                    if (!m)
+                        ok = 0;
+                    else if (m == 2)
+                        kind = 2;
+                }
+            }
+            if (ok)
+                how = FOLD_SERVER;
+            else
+                S->fold_p = 1;
+            continue;
+        }
+        if (!rail || over_rail)
+            continue;
+        /* FOLD_RAIL: server k's chip 0, which chip j must be turned, for
+         * server 0 and servers 1, S/2 and S-1 */
+        int ok = 1, ks[4] = {0, 1, S->ns / 2, S->ns - 1};
         kind = 1;
-        for (int i = by == FOLD_SERVER ? 1 : 0; i < 4 && ok; i++) {
+        for (int j = nb; j < L; j++) {
+            if (ppu_plan_build(&S->ctx, c, j, algo, proto, &sc[j]) != PPU_SUCCESS)
+                goto oom;
+            nb = j + 1;
+        }
+        for (int i = 0; i < 4 && ok; i++) {
             if (i > 0 && (ks[i] < 1 || ks[i] == ks[i - 1]))
                 continue;
-            /* FOLD_RAIL: server k's chip 0, which chip j must be turned */
             struct ppu_sched z = {0}, *zero = &sc[0];
-            if (by == FOLD_RAIL && i > 0) {
+            if (i > 0) {
                 if (ppu_plan_build(&S->ctx, c, ks[i] * L, algo, proto, &z) != PPU_SUCCESS)
                     goto oom;
                 zero = &z;
             }
-            for (int j = by == FOLD_SERVER ? 0 : 1; j < L && ok; j++) {
+            for (int j = 1; j < L && ok; j++) {
                 struct ppu_sched t, *one = i == 0 ? &sc[j] : &t;
                 if (i > 0 && ppu_plan_build(&S->ctx, c, ks[i] * L + j, algo, proto, &t) !=
                                  PPU_SUCCESS) {
                     ppu_sched_free(&z);
                     goto oom;
                 }
-                int m = by == FOLD_SERVER ? same_shifted(S, by, &sc[j], one, ks[i])
-                                          : same_shifted(S, by, zero, one, j);
+                int m = same_shifted(S, FOLD_RAIL, zero, one, j);
                 if (i > 0)
                     ppu_sched_free(&t);
                 if (!m)
@@ -1086,7 +1149,7 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
             ppu_sched_free(&z);
         }
         if (ok)
-            how = by;
+            how = FOLD_RAIL;
     }
     if (how == FOLD_NONE && budget > 0 && s0 * n > budget) { /* not symmetric: every rank */
         res->skipped = 1;
@@ -1099,10 +1162,11 @@ static int run_call(struct sim *S, const struct ppu_call *c, int algo, int proto
         free_scheds(sc, nb);
         return 0;
     }
-    int nrep = how == FOLD_SERVER ? L : how == FOLD_RAIL ? S->ns : n;
+    int nrep = how == FOLD_SERVER ? S->fold_p * L : how == FOLD_RAIL ? S->ns : n;
     S->folded = how;
     res->fold = how ? kind : 0;
     res->fold_by = how;
+    res->fold_servers = how == FOLD_SERVER ? S->fold_p : 0;
     res->ranks_replayed = nrep;
     priv_reset(v);
     v->rail_broken = 0;

@@ -82,6 +82,7 @@ struct sim {
     int n, ns, L; /* ranks, servers, ranks per server (0: uneven) */
     int uniform;  /* every server one wiring, rank = server * L + local */
     int folded;   /* the call being replayed is folded (enum sim_fold) */
+    int fold_p;   /* FOLD_SERVER: servers one representative block spans */
     /* resources: per server (0 when folded) */
     int nres;
     struct sim_res *res;
@@ -102,6 +103,7 @@ struct sim_result {
     double time_us;
     int fold;             /* 0 every rank replayed, 1 folded exactly, 2 folded, counts +-1 */
     int fold_by;          /* enum sim_fold */
+    int fold_servers;     /* FOLD_SERVER: servers one replayed block spans */
     int ranks_replayed;
     long long steps;      /* steps replayed */
     long long steps_job;  /* steps of the whole job (folded: replayed x images) */

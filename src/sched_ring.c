@@ -141,7 +141,13 @@ size_t ppu_sched_nsteps(const struct ppu_sched *s)
  * hold something: O(its steps), not O(ranks). */
 enum blk_kind {
     BLK_ARRAYS,
-    BLK_SPLIT,    /* all-reduce: [cs, cs + cl) split evenly over the ranks */
+    /* all-reduce: [cs, cs + cl) split evenly over the ranks, rank q's
+     * block from floor(q cl / n): the longer blocks (and, with fewer
+     * elements than ranks, the blocks that hold one) spread evenly round
+     * the ranks, not heaped on the first ones, so every server's ranks
+     * hold alike wherever the count allows, and ppu-sim can fold a sparse
+     * ring by servers */
+    BLK_SPLIT,
     BLK_RANK_IN,  /* reduce-scatter: the input's block of rank q */
     BLK_RANK_OUT, /* all-gather: the output's block of rank q */
 };
@@ -151,10 +157,18 @@ struct ring_blocks {
     size_t *in, *out, *len; /* BLK_ARRAYS */
     const int *ring;        /* the others: the rank at each position */
     size_t cs, cl, count, base, rem;
+    int n; /* BLK_SPLIT: the ranks */
     /* BLK_SPLIT with base 0: the positions whose block is not empty, in
      * increasing order (nnz of them), or NULL: test every position */
     int *nz, nnz;
 };
+
+/* BLK_SPLIT: where rank q's block starts, from cs: floor(q cl / n), in
+ * parts that cannot overflow (q base + floor(q rem / n)) */
+static size_t split_at(const struct ring_blocks *b, size_t q)
+{
+    return q * b->base + q * b->rem / (size_t)b->n;
+}
 
 static size_t blk_len(const struct ring_blocks *b, int i)
 {
@@ -162,7 +176,7 @@ static size_t blk_len(const struct ring_blocks *b, int i)
     case BLK_ARRAYS:
         return b->len[i];
     case BLK_SPLIT:
-        return b->base + ((size_t)b->ring[i] < b->rem ? 1 : 0);
+        return split_at(b, (size_t)b->ring[i] + 1) - split_at(b, (size_t)b->ring[i]);
     default:
         return b->cl;
     }
@@ -176,7 +190,7 @@ static size_t blk_in(const struct ring_blocks *b, int i)
         return b->in[i];
     case BLK_SPLIT:
         q = (size_t)b->ring[i];
-        return b->cs + q * b->base + (q < b->rem ? q : b->rem);
+        return b->cs + split_at(b, q);
     case BLK_RANK_IN:
         return (size_t)b->ring[i] * b->count + b->cs;
     default:
@@ -424,6 +438,7 @@ static ppu_result_t ring_build(struct ppu_sched *s, const struct ppu_sched_ctx *
         ppu_sched_part(0, count, nch, c, &b.cs, &b.cl);
         if (mode == RING_AR) { /* count is the whole buffer */
             b.kind = BLK_SPLIT;
+            b.n = n;
             b.base = b.cl / (size_t)n;
             b.rem = b.cl % (size_t)n;
             /* few elements on many ranks: list the ranks that hold one */
@@ -434,8 +449,10 @@ static ppu_result_t ring_build(struct ppu_sched *s, const struct ppu_sched_ctx *
                     ppu_sched_free(s);
                     return PPU_SYSTEM_ERROR;
                 }
-                for (int q = 0; q < b.nnz; q++)
-                    b.nz[q] = ctx_pos(x, c, q);
+                /* element e is rank ceil((e + 1) n / rem) - 1's */
+                for (int e = 0; e < b.nnz; e++)
+                    b.nz[e] = ctx_pos(x, c, (int)((((size_t)e + 1) * (size_t)n + b.rem - 1) /
+                                                      b.rem - 1));
                 qsort(b.nz, (size_t)b.nnz, sizeof *b.nz, cmp_int);
             }
         } else {

@@ -354,6 +354,80 @@ Test(sim_time, fold_is_exact)
     ppu_cluster_free(&cl);
 }
 
+/* One all-reduce replayed unfolded (0) and folded (1): times, per-link
+ * bytes (--stats text, to free) and the folded replay's result. */
+struct fold_pair {
+    double t[2];
+    char *text[2];
+    struct sim_result folded;
+};
+
+static void replay_both(const struct ppu_cluster *cl, const struct ppu_plan_settings *set,
+                        struct sim_params p, int algo, size_t count, struct fold_pair *o)
+{
+    char err[512];
+    for (int fold = 0; fold < 2; fold++) {
+        p.fold = fold;
+        struct sim S;
+        cr_assert_eq(sim_init(&S, cl, cl->name, set, &p, err, sizeof err), 0, "%s", err);
+        struct ppu_call c = {PPU_COLL_ALLREDUCE, count, PPU_FLOAT32, PPU_SUM, 0, 0, NULL};
+        struct sim_result r;
+        size_t len;
+        FILE *f = open_memstream(&o->text[fold], &len);
+        cr_assert(f);
+        cr_assert_eq(sim_run(&S, &c, algo, PPU_PROTO_SIMPLE, &r, f), 0, "%s", r.why);
+        fclose(f);
+        o->t[fold] = r.time_us;
+        if (fold)
+            o->folded = r;
+        sim_free(&S);
+    }
+}
+
+/* A ring all-reduce of fewer elements than ranks: the blocks that hold an
+ * element repeat every n / count ranks (src/sched_ring.c spreads them), so
+ * the replay folds by blocks of that many servers, and the time and every
+ * link's bytes are those of replaying every rank. 32 servers of 16, one
+ * channel: 2 and 8 elements repeat every 16 and 4 servers, 32 every
+ * server, 37 over no block of servers short of all 32. */
+Test(sim_time, sparse_ring_folds_by_servers)
+{
+    char err[512];
+    struct ppu_cluster cl;
+    cr_assert_eq(ppu_cluster_sim(&cl, "server16", 32, 16, err, sizeof err), PPU_SUCCESS);
+    struct ppu_plan_settings set;
+    cr_assert_eq(ppu_plan_settings_read(&set, 1, err, sizeof err), PPU_SUCCESS);
+    set.nchannels = 1;
+    struct sim_params p;
+    sim_params_default(&p);
+    const struct {
+        size_t count;
+        int servers; /* the block the fold replays */
+    } cases[] = {{2, 16}, {8, 4}, {32, 1}, {37, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct fold_pair o;
+        replay_both(&cl, &set, p, PPU_ALGO_RING, cases[k].count, &o);
+        double *t = o.t;
+        char **text = o.text;
+        int by = o.folded.fold_by, P = o.folded.fold_servers;
+        if (cases[k].servers) {
+            cr_expect_eq(by, FOLD_SERVER, "%zu elements: folded by servers", cases[k].count);
+            cr_expect_eq(P, cases[k].servers, "%zu elements: folded by %d server(s), not %d",
+                         cases[k].count, P, cases[k].servers);
+        } else {
+            cr_expect_eq(by, FOLD_NONE, "%zu elements repeat over no block of servers",
+                         cases[k].count);
+        }
+        cr_expect(fabs(t[0] - t[1]) <= 1e-9 * t[0], "%zu elements: %.6f us folded, %.6f us not",
+                  cases[k].count, t[1], t[0]);
+        cr_expect_str_eq(text[1], text[0], "%zu elements: other bytes on the links folded",
+                         cases[k].count);
+        free(text[0]);
+        free(text[1]);
+    }
+    ppu_cluster_free(&cl);
+}
+
 /* Folding by rails (chip j of every server is chip 0 turned j places round
  * its circulant server) changes nothing but the work either: the same
  * time and the same bytes on every link as replaying every rank. */
@@ -389,27 +463,11 @@ Test(sim_time, rail_fold_is_exact)
             {PPU_ALGO_TREE, 1 << 16, FOLD_NONE},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            double t[2];
-            char *text[2];
-            int by = -1, kind = -1;
-            for (int fold = 0; fold < 2; fold++) {
-                p.fold = fold;
-                struct sim S;
-                cr_assert_eq(sim_init(&S, &cl, cl.name, &set, &p, err, sizeof err), 0, "%s", err);
-                struct ppu_call c = {PPU_COLL_ALLREDUCE, cases[i].count, PPU_FLOAT32, PPU_SUM, 0, 0,
-                                     NULL};
-                struct sim_result r;
-                size_t len;
-                FILE *f = open_memstream(&text[fold], &len);
-                cr_assert(f);
-                cr_assert_eq(sim_run(&S, &c, cases[i].algo, PPU_PROTO_SIMPLE, &r, f), 0, "%s",
-                             r.why);
-                fclose(f);
-                t[fold] = r.time_us;
-                if (fold)
-                    by = r.fold_by, kind = r.fold;
-                sim_free(&S);
-            }
+            struct fold_pair o;
+            replay_both(&cl, &set, p, cases[i].algo, cases[i].count, &o);
+            double *t = o.t;
+            char **text = o.text;
+            int by = o.folded.fold_by, kind = o.folded.fold;
             const char *what = ppu_algo_name(cases[i].algo);
             if (cases[i].count % 16) { /* said to be approximate, and close */
                 cr_expect_eq(kind, 2, "%s %zu: uneven parts must read fold 2", what,
