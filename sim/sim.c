@@ -322,10 +322,11 @@ void sim_free(struct sim *S)
 
 /* ---- links ---- */
 
+/* ring: the ring channel's index, or -1 - lane for a peer link */
 static uint64_t link_key(const struct sim *S, int src, int dst, int ring)
 {
-    return ((uint64_t)src * (uint64_t)S->n + (uint64_t)dst) * (PPU_MAX_CHANNELS + 1) +
-           (uint64_t)(ring + 1);
+    return ((uint64_t)src * (uint64_t)S->n + (uint64_t)dst) * (PPU_MAX_CHANNELS + PPU_SCHED_LANES) +
+           (uint64_t)(ring + PPU_SCHED_LANES);
 }
 
 static uint64_t mix(uint64_t k)
@@ -567,7 +568,7 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
             if ((st->flags & PPU_STEP_SEND) && MEMO(0, st->send_peer)) {
                 cs->slink = MEMO_ID(0, st->send_peer);
             } else if (st->flags & PPU_STEP_SEND) {
-                int ring = st->send_peer >= 0 ? -1 : c;
+                int ring = st->send_peer >= 0 ? -1 - sc->lane : c;
                 int dst = st->send_peer >= 0
                               ? st->send_peer
                               : S->ctx.rings[(size_t)c * n + (pos[(size_t)c * n + rank] + 1) % n];
@@ -582,7 +583,7 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
             if ((st->flags & PPU_STEP_RECV) && MEMO(1, st->recv_peer)) {
                 cs->rlink = MEMO_ID(1, st->recv_peer);
             } else if (st->flags & PPU_STEP_RECV) {
-                int ring = st->recv_peer >= 0 ? -1 : c;
+                int ring = st->recv_peer >= 0 ? -1 - sc->lane : c;
                 int src = st->recv_peer >= 0
                               ? st->recv_peer
                               : S->ctx.rings[(size_t)c * n + (pos[(size_t)c * n + rank] + n - 1) % n];
@@ -890,7 +891,7 @@ static int same_shifted(const struct sim *S, int how, const struct ppu_sched *a,
     for (int c = 0; c < a->nchannels; c++) {
         const struct ppu_sched_channel *x = &a->ch[c], *y = &b->ch[c];
         if (x->nsteps != y->nsteps || x->after != y->after || x->after_n != y->after_n ||
-            x->in_tmp != y->in_tmp ||
+            x->in_tmp != y->in_tmp || x->lane != y->lane ||
             x->out_tmp != y->out_tmp)
             return 0;
         for (size_t i = 0; i < x->nsteps; i++) {

@@ -69,7 +69,8 @@ struct ppu_comm {
      * has one, between servers the network, else staged through host
      * memory. links[] lists every link this rank set up (ring and peer),
      * for the loops that visit them all: call stamps, failure notices,
-     * statistics, close. Memory grows with the links a rank uses. */
+     * statistics, close. Memory grows with the links a rank uses. One
+     * set of peer links a lane (schedule.h): peer_send[lane * nranks + q]. */
     struct ppu_link **peer_send, **peer_recv;
     struct ppu_link_ref *links;
     int nlinks, links_cap;

@@ -361,7 +361,10 @@ static ppu_result_t build_plan(struct ppu_comm *comm, const struct ppu_plan_sett
  * cannot deadlock (one thread may drive several ranks). */
 
 enum { TAG_INFO = 1, TAG_ATTACHED = 2, TAG_FINISHED = 3 };
-#define KEY_PEER 0xffff /* a direct peer link; else the ring channel's index */
+/* a direct peer link on lane 0 (KEY_PEER - lane on the others); else the
+ * ring channel's index */
+#define KEY_PEER 0xffff
+#define IS_PEER_KEY(k) ((k) > KEY_PEER - PPU_SCHED_LANES)
 
 struct link_want {
     struct ppu_comm *comm;
@@ -423,8 +426,8 @@ static void link_init(struct ppu_comm *comm, struct ppu_link *l, int peer, int k
     l->params = comm->link_base;
     l->params.peer_rank = peer;
     if (!net) /* both ends on this host: its shared-memory budget's depth */
-        l->params.nslots = key == KEY_PEER ? comm->shm_peer_slots : comm->shm_ring_slots;
-    if (key == KEY_PEER) {
+        l->params.nslots = IS_PEER_KEY(key) ? comm->shm_peer_slots : comm->shm_ring_slots;
+    if (IS_PEER_KEY(key)) {
         /* Where the topology has an ICN link between the two chips the link
          * is that; between servers a network link; otherwise it stands for a
          * path staged through host memory (the stats file says which). */
@@ -457,10 +460,11 @@ static ppu_result_t collect(struct ppu_comm *comm, const struct ppu_sched *s,
             for (int recv = 0; recv < 2; recv++) {
                 if (!(st->flags & (recv ? PPU_STEP_RECV : PPU_STEP_SEND)))
                     continue;
-                int p = recv ? st->recv_peer : st->send_peer, key = KEY_PEER;
+                int p = recv ? st->recv_peer : st->send_peer, key = KEY_PEER - ch->lane;
                 struct ppu_link *l;
                 if (p >= 0) {
-                    struct ppu_link **slot = recv ? &comm->peer_recv[p] : &comm->peer_send[p];
+                    size_t at = (size_t)ch->lane * comm->nranks + p;
+                    struct ppu_link **slot = recv ? &comm->peer_recv[at] : &comm->peer_send[at];
                     if (!*slot && !(*slot = calloc(1, sizeof **slot)))
                         return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory",
                                         comm->rank);
@@ -656,7 +660,7 @@ ppu_result_t ppu_links_ensure(struct ppu_comm *const *comms, const struct ppu_sc
             PPU_INFO(PPU_SUB_INIT, "rank %d: connected link %d->%d (%s, %s) on first use",
                      w[i].comm->rank, w[i].recv ? w[i].peer : w[i].comm->rank,
                      w[i].recv ? w[i].comm->rank : w[i].peer, w[i].link->ops->name,
-                     w[i].key == KEY_PEER ? "peer link" : "ring");
+                     IS_PEER_KEY(w[i].key) ? "peer link" : "ring");
     free(w);
     return r;
 }
@@ -746,8 +750,8 @@ ppu_result_t ppu_comm_connect(struct ppu_comm *comm, const struct ppu_plan_setti
     PPU_INFO(PPU_SUB_INIT, "rank %d: topology %.3f s, plan agreement %.3f s, plan %.3f s",
              comm->rank, (t1 - t0) / 1e9, (t2 - t1) / 1e9, (ppu_now_ns() - t2) / 1e9);
     int n = comm->nranks, nc = comm->nchannels;
-    comm->peer_send = calloc((size_t)n, sizeof *comm->peer_send);
-    comm->peer_recv = calloc((size_t)n, sizeof *comm->peer_recv);
+    comm->peer_send = calloc((size_t)n * PPU_SCHED_LANES, sizeof *comm->peer_send);
+    comm->peer_recv = calloc((size_t)n * PPU_SCHED_LANES, sizeof *comm->peer_recv);
     if (!comm->peer_send || !comm->peer_recv)
         return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory", comm->rank);
     if (n == 1)
@@ -868,7 +872,7 @@ void ppu_comm_disconnect(struct ppu_comm *comm)
             l->ops->close(l);
         l->ops = NULL;
     }
-    for (int p = 0; p < comm->nranks; p++) {
+    for (size_t p = 0; p < (size_t)comm->nranks * PPU_SCHED_LANES; p++) {
         if (comm->peer_send)
             free(comm->peer_send[p]);
         if (comm->peer_recv)

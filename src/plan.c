@@ -117,29 +117,28 @@ static double cost_ring(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
 static double cost_tree(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,
                         double S)
 {
-    /* up and down, a chunk at a time; a rank with f children takes in and
-     * sends out f half-buffers per tree. A rank forwards a chunk only once
-     * it has all of it, and the next chunk waits for this one's round trip
-     * (sim/README.md, finding 2): every hop of the slowest path from the
-     * root costs its latency and the chunk's time on the link (at 128 KB
-     * on 16,384 chips that time is a third of the call, and without it the
-     * flat tree was taken over hiertree). The path's hops inside a server
-     * cost the ICN's alpha, not the network's: pricing every hop as a
-     * network hop put the tree at 70 us on 8 ring8 servers where the
-     * replay gives 40. */
+    /* Each tree's reduce and broadcast are channels of their own (tree t
+     * on lane t), so chunks stream up and down behind each other: one
+     * chunk's trip up the slowest path from the root and back, then the
+     * busiest link's bytes (a rank with f children takes in and sends out
+     * f half-buffers per tree), or the rank's copies if slower. The path's
+     * hops inside a server cost the ICN's alpha, not the network's; a
+     * hop's chunk time counts a rank's network children (and on switch
+     * planes its ICN children) sharing its port. */
     (void)c;
     const struct ppu_model *m = &x->model;
     double f = x->tree_fanout > 2 ? x->tree_fanout : 2, msg = msg_bytes(x, proto, 0);
     double half = S / 2, chunk = half < msg ? half : msg;
-    /* a hop's chunk time: a rank's network children share its network
-     * link, and on switch planes its ICN children share the chip's ports */
     double icn_bw = m->link_gbps[proto] * 1e3, net_bw = flat_link_bw(x, proto);
     double fn = x->tree_net_fanout > 1 ? x->tree_net_fanout : 1;
     double fi = m->chip_gbps > 0 && x->tree_icn_fanout > 1 ? x->tree_icn_fanout : 1;
     double hop = x->tree_path_icn * fi / icn_bw + x->tree_path_net * fn / net_bw;
-    /* one message: tree 0 carries it all (ppu_sched_tree_steps) */
+    /* one message: tree 0 carries it all (ppu_sched_tree_allreduce) */
     double round = x->tree_path_us + (S <= msg ? 2 : 1) * chunk * hop;
-    return 2 * ceil_div(half, msg) * round + flat_time(x, proto, 0, 2 * S * f, S, S * f / 2 + S / 2);
+    /* a rank's network link takes its network children's chunks going up
+     * and its parent's coming down: (fn + 1) halves */
+    double link = x->nservers > 1 && fn > 1 ? S * (fn + 1) / 2 : S;
+    return 2 * round + flat_time(x, proto, 0, 2 * S * f, link, S * f / 2 + S / 2);
 }
 
 static double cost_oneshot(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,
@@ -262,16 +261,20 @@ static double cost_hier(const struct ppu_plan_ctx *x, const struct ppu_call *c, 
     }
     /* ICN reduce-scatter and all-gather around a ring all-reduce of each
      * rank's shard sh along its rail (2(ns-1) hops, then pipelined) */
-    double sh = S / L;
-    return hier_inside(x, S) + (2 * (ns - 1) + ceil_div(sh, ns * cp) - 1) * m->net_alpha_us +
-           2 * sh * (ns - 1) / ns / net_bw;
+    double sh = S / L, blk = sh / ns, chunk = blk < cp ? blk : cp;
+    double steps = 2 * (ns - 1) * ceil_div(blk, cp);
+    double bw = 2 * sh * (ns - 1) / ns / net_bw, rounds = steps * (m->net_alpha_us + chunk / net_bw);
+    return hier_inside(x, S) + (rounds > bw ? rounds : bw);
 }
 
 static double cost_hier_tree(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,
                              double S)
 {
     /* the same around two trees of depth D along the rail, each with half
-     * the shard up and down a chunk at a time (the flat tree's model) */
+     * the shard, streaming as the flat tree's (cost_tree): one chunk's
+     * trip up and down, then the network link's bytes. A rank is inside
+     * one tree (two children) and a leaf of the other, so its link takes
+     * in and sends out 2 sh (the ring's 2 sh (ns - 1) / ns). */
     (void)proto;
     if (c->coll == PPU_COLL_BROADCAST) /* a binary tree along the root's rail */
         return cost_hier_broadcast(x, S, 2);
@@ -281,11 +284,10 @@ static double cost_hier_tree(const struct ppu_plan_ctx *x, const struct ppu_call
     double depth = 0;
     for (double w = 1; w < ns + 1; w *= 2)
         depth++; /* levels of a heap of ns: ceil(log2(ns + 1)) */
-    double hops = 2 * (depth - 1) * ceil_div(sh / 2, cp), chunk = sh / 2 < cp ? sh / 2 : cp;
-    if (sh <= cp) /* one message: one tree carries it (ppu_sched_tree_steps) */
-        chunk = sh;
-    return intra + hops * (m->net_alpha_us + chunk / (m->net_gbps * 1e3)) +
-           sh / (m->net_gbps * 1e3); /* store and forward, as cost_tree */
+    double net_bw = m->net_gbps * 1e3, chunk = sh / 2 < cp ? sh / 2 : cp;
+    if (sh <= cp) /* one message: tree 0 carries it (ppu_sched_tree_channels) */
+        return intra + 2 * (depth - 1) * (m->net_alpha_us + sh / net_bw);
+    return intra + 2 * (depth - 1) * (m->net_alpha_us + chunk / net_bw) + 2 * sh / net_bw;
 }
 
 static double cost_none(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,

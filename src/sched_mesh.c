@@ -229,65 +229,77 @@ void ppu_sched_double_binary_tree(int n, int *parent)
     }
 }
 
-ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, const int up[2],
-                                  const int *const kids[2], const int nkids[2], size_t base,
-                                  size_t count, size_t chunk, ppu_redop_t op, int in_out)
+/* Tree t's reduce into rc and broadcast into bc, elements [at0, at0 +
+ * len) a chunk at a time. Each channel uses its own directed links (up:
+ * kid -> rank -> parent; down: parent -> rank -> kid), so a chunk goes up
+ * while the one before comes down, and the next chunk's reduce does not
+ * wait for this one's round trip (sim/README.md, finding 2). A rank's
+ * broadcast of chunk j overwrites what its reduce wrote there only after
+ * the root has taken every rank's contribution to chunk j. */
+static ppu_result_t tree_channels(struct ppu_sched_channel *rc, struct ppu_sched_channel *bc,
+                                  int up, const int *kids, int nkids, size_t at0, size_t len,
+                                  size_t chunk, uint32_t fin, uint32_t io)
 {
-    size_t hs[2], hl[2];
-    for (int t = 0; t < 2; t++)
-        ppu_sched_part(base, count, 2, t, &hs[t], &hl[t]);
-    /* One message in all: tree 0 carries it alone. Halves on both trees
-     * would share this channel's order, so a rank's tree-1 step waits for
-     * its tree-0 step and the call takes hops of both trees (ppu-sim, 8
-     * ring8 servers, 128 B-32 KB: the flat tree 54 -> 40 us, hiertree's
-     * rails 64 -> 52), for no bandwidth gained. */
-    if (count <= chunk) {
-        hs[0] = base, hl[0] = count, hl[1] = 0;
-    }
-    uint32_t fin = op == PPU_AVG ? F : 0, io = in_out ? IO : 0;
-    /* Order of messages: chunk, then up before down, then tree 0 before
-     * tree 1; every rank lists its steps in that order, which keeps each
-     * link's messages in step with their receiver. */
-    for (size_t lo = 0; lo < hl[0]; lo += chunk) {
-        for (int t = 0; t < 2; t++) {
-            size_t cnt = clip(hl[t], lo, chunk), at = hs[t] + lo;
-            int u = up[t];
-            if (nkids[t] == 0) {
-                if (u >= 0)
-                    ADD(ch, I | io | S, u, -1, at, 0, cnt);
-                else
-                    ADD(ch, I | io | O | fin, -1, -1, at, at, cnt);
-                continue;
-            }
-            ADD(ch, R | I | io | O, -1, kids[t][0], at, at, cnt);
-            for (int k = 1; k < nkids[t]; k++)
-                ADD(ch, R | A | O, -1, kids[t][k], 0, at, cnt);
-            if (u >= 0)
-                ADD(ch, I | IO | S, u, -1, at, 0, cnt);
+    for (size_t lo = 0; lo < len; lo += chunk) {
+        size_t cnt = clip(len, lo, chunk), at = at0 + lo;
+        if (nkids == 0) {
+            if (up >= 0)
+                ADD(rc, I | io | S, up, -1, at, 0, cnt);
+            else
+                ADD(rc, I | io | O | fin, -1, -1, at, at, cnt);
+        } else {
+            ADD(rc, R | I | io | O, -1, kids[0], at, at, cnt);
+            for (int k = 1; k < nkids; k++)
+                ADD(rc, R | A | O, -1, kids[k], 0, at, cnt);
+            if (up >= 0)
+                ADD(rc, I | IO | S, up, -1, at, 0, cnt);
             else if (fin)
-                ADD(ch, I | IO | O | fin, -1, -1, at, at, cnt);
+                ADD(rc, I | IO | O | fin, -1, -1, at, at, cnt);
         }
-        for (int t = 0; t < 2; t++) {
-            size_t cnt = clip(hl[t], lo, chunk), at = hs[t] + lo;
-            if (up[t] >= 0)
-                ADD(ch, R | O, -1, up[t], 0, at, cnt);
-            for (int k = 0; k < nkids[t]; k++)
-                ADD(ch, I | IO | S, kids[t][k], -1, at, 0, cnt);
-        }
+        /* down: the root from its reduce channel, the others as the
+         * parent's message comes */
+        struct ppu_sched_channel *d = up >= 0 ? bc : rc;
+        if (up >= 0)
+            ADD(bc, R | O, -1, up, 0, at, cnt);
+        for (int k = 0; k < nkids; k++)
+            ADD(d, I | IO | S, kids[k], -1, at, 0, cnt);
     }
     return PPU_SUCCESS;
 oom:
     return PPU_SYSTEM_ERROR;
 }
 
+ppu_result_t ppu_sched_tree_channels(struct ppu_sched_channel ch[4], const int up[2],
+                                     const int *const kids[2], const int nkids[2], size_t base,
+                                     size_t count, size_t chunk, ppu_redop_t op, int in_out)
+{
+    size_t hs[2], hl[2];
+    for (int t = 0; t < 2; t++)
+        ppu_sched_part(base, count, 2, t, &hs[t], &hl[t]);
+    /* One message in all: tree 0 carries it alone. Halves on both trees
+     * bought no bandwidth and, when both trees shared a channel, took hops
+     * of both (ppu-sim, 8 ring8 servers, 128 B-32 KB: the flat tree 54 ->
+     * 40 us, hiertree's rails 64 -> 52). */
+    if (count <= chunk)
+        hs[0] = base, hl[0] = count, hl[1] = 0;
+    uint32_t fin = op == PPU_AVG ? F : 0, io = in_out ? IO : 0;
+    for (int t = 0; t < 2; t++) {
+        ch[2 * t].lane = ch[2 * t + 1].lane = t;
+        if (tree_channels(&ch[2 * t], &ch[2 * t + 1], up[t], kids[t], nkids[t], hs[t], hl[t],
+                          chunk, fin, io) != PPU_SUCCESS)
+            return PPU_SYSTEM_ERROR;
+    }
+    return PPU_SUCCESS;
+}
+
 ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                       size_t count, ppu_redop_t op, const int up[2],
                                       const int *const kids[2], const int nkids[2])
 {
-    struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_TREE);
-    if (!ch)
+    if (ppu_sched_init(s, 4, PPU_ALGO_TREE) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
-    if (ppu_sched_tree_steps(ch, up, kids, nkids, 0, count, x->chunk, op, 0) != PPU_SUCCESS) {
+    if (ppu_sched_tree_channels(s->ch, up, kids, nkids, 0, count, x->chunk, op, 0) !=
+        PPU_SUCCESS) {
         ppu_sched_free(s);
         return PPU_SYSTEM_ERROR;
     }

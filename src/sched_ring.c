@@ -498,10 +498,10 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
                                       const int *rings, int nrings, const int *rail_me,
                                       int nservers, int tree)
 {
-    /* channels: 0..K-1 the reduce-scatters, K the rail, K+1..2K the
-     * all-gathers */
-    int K = nrings, rail = K;
-    if (ppu_sched_init(s, 2 * K + 1, tree ? PPU_ALGO_HIER_TREE : PPU_ALGO_HIER) != PPU_SUCCESS)
+    /* channels: 0..K-1 the reduce-scatters, K..K+R-1 the rail (a ring,
+     * or the trees' four), K+R..2K+R-1 the all-gathers */
+    int K = nrings, rail = K, R = tree ? 4 : 1;
+    if (ppu_sched_init(s, 2 * K + R, tree ? PPU_ALGO_HIER_TREE : PPU_ALGO_HIER) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
     uint32_t fin = op == PPU_AVG ? PPU_STEP_FINISH : 0;
     struct ring_blocks b, rb;
@@ -534,14 +534,17 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
         on_peer_links(&s->ch[c], ring, nlocal, me, 0);
         /* 3: all-gather inside the server, from the output */
         if (r == PPU_SUCCESS)
-            r = ring_channel(&s->ch[rail + 1 + c], RING_AG, nlocal, me, &b, x->chunk, 0, x->skew);
-        on_peer_links(&s->ch[rail + 1 + c], ring, nlocal, me, 1);
-        s->ch[rail + 1 + c].after = rail;
+            r = ring_channel(&s->ch[rail + R + c], RING_AG, nlocal, me, &b, x->chunk, 0, x->skew);
+        on_peer_links(&s->ch[rail + R + c], ring, nlocal, me, 1);
+        s->ch[rail + R + c].after = rail;
+        s->ch[rail + R + c].after_n = R;
     }
     /* 2: all-reduce of this rank's shard along its rail, in the output,
      * once every ring has reduced its piece of it */
-    s->ch[rail].after = 0;
-    s->ch[rail].after_n = K;
+    for (int q = 0; q < R; q++) {
+        s->ch[rail + q].after = 0;
+        s->ch[rail + q].after_n = K;
+    }
     if (r == PPU_SUCCESS && tree) {
         /* the rail's two trees, over servers: this rank's parent and
          * children, found in O(servers) */
@@ -560,8 +563,8 @@ ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sche
                     if (pos[t * nservers + k] == rp)
                         parent[t * nservers + nkids[t]++] = rail_me[k];
             }
-            r = ppu_sched_tree_steps(&s->ch[rail], up, kids, nkids, shard, shard_len, x->chunk,
-                                     op, 1);
+            r = ppu_sched_tree_channels(&s->ch[rail], up, kids, nkids, shard, shard_len,
+                                        x->chunk, op, 1);
         }
     } else if (r == PPU_SUCCESS) {
         for (int k = 0; k < nservers; k++) {

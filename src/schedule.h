@@ -2,7 +2,8 @@
  * into a list of steps per channel; one executor runs any list.
  *
  * Ordering rule every builder keeps: two channels of one schedule never
- * use the same directed link, and on each link the sender's messages come
+ * use the same directed link (a peer link is the pair of ranks and a lane,
+ * struct ppu_sched_channel), and on each link the sender's messages come
  * in the order the receiver's steps expect them. */
 #ifndef PPU_SCHEDULE_H
 #define PPU_SCHEDULE_H
@@ -60,7 +61,16 @@ struct ppu_sched_channel {
     /* 1: this channel's input (output) is the schedule's temporary, which
      * the executor allocates for each run (tmp_bytes) */
     int in_tmp, out_tmp;
+    /* the lane of its peer links (0 .. PPU_SCHED_LANES - 1): a pair of
+     * ranks has a peer link in each direction on each lane, so channels
+     * that would share a directed link (the tree all-reduce's two trees:
+     * on 2 ranks 1 -> 0 is tree 0's reduce and tree 1's broadcast) can
+     * run side by side on different lanes. A lane's links are connected
+     * on first use like any other. */
+    int lane;
 };
+
+#define PPU_SCHED_LANES 2
 
 /* Has channel c of these channel states (2: done) to wait still? */
 static inline int ppu_sched_waiting(const struct ppu_sched_channel *c, const uint8_t *state)
@@ -142,16 +152,20 @@ ppu_result_t ppu_sched_pairwise_alltoall(struct ppu_sched *s, const struct ppu_s
                                          const size_t *rdispls);
 /* Two trees, each carrying half the buffer: reduce up, broadcast down.
  * up[t]: this rank's parent in tree t (-1 at the root and for ranks not in
- * it), kids[t][0..nkids[t]): its children, in rank order. */
+ * it), kids[t][0..nkids[t]): its children, in rank order. Four channels:
+ * tree t's reduce (2t) and broadcast (2t + 1), on lane t; the root sends
+ * the result down from its reduce channel. A call of one message goes on
+ * tree 0 alone. */
 ppu_result_t ppu_sched_tree_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                       size_t count, ppu_redop_t op, const int up[2],
                                       const int *const kids[2], const int nkids[2]);
-/* The tree all-reduce's steps for one rank into ch: elements [base, base +
- * count), half on each tree (up, kids, nkids as above). in_out: the input
- * is the output buffer. O(steps): no scan over the ranks. */
-ppu_result_t ppu_sched_tree_steps(struct ppu_sched_channel *ch, const int up[2],
-                                  const int *const kids[2], const int nkids[2], size_t base,
-                                  size_t count, size_t chunk, ppu_redop_t op, int in_out);
+/* The tree all-reduce's channels for one rank into ch[0..3] (the layout
+ * above): elements [base, base + count), half on each tree (up, kids,
+ * nkids as above). in_out: the input is the output buffer. O(steps): no
+ * scan over the ranks. */
+ppu_result_t ppu_sched_tree_channels(struct ppu_sched_channel ch[4], const int up[2],
+                                     const int *const kids[2], const int nkids[2], size_t base,
+                                     size_t count, size_t chunk, ppu_redop_t op, int in_out);
 /* Heap-shaped binary trees over rank order and its reverse: a rank inside
  * one tree is (nearly always) a leaf of the other. parent: 2 x n. */
 void ppu_sched_double_binary_tree(int n, int *parent);
@@ -165,10 +179,11 @@ void ppu_sched_double_binary_tree(int n, int *parent);
  * rings side by side (rings[c * nlocal + i]: the local index at position
  * i of ring c; no two may share a directed link), ring c reducing and
  * gathering piece c of every part: its reduce-scatter is channel c, its
- * all-gather channel nrings + 1 + c, on peer links. The rail phase
- * (channel nrings) waits for every reduce-scatter, and the all-gathers
- * for it. tree: the rail phase on a double binary tree over the rail
- * (PPU_ALGO_HIER_TREE: fewer hops with many servers) instead of a ring. */
+ * all-gather channel nrings + R + c, on peer links. The rail phase
+ * (channels nrings .. nrings + R - 1) waits for every reduce-scatter, and
+ * the all-gathers for all of it. tree: the rail phase on a double binary
+ * tree over the rail (PPU_ALGO_HIER_TREE: fewer hops with many servers;
+ * R = 4, the tree all-reduce's channels) instead of a ring (R = 1). */
 ppu_result_t ppu_sched_hier_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                       size_t count, ppu_redop_t op, const int *local, int nlocal,
                                       const int *rings, int nrings, const int *rail_me,

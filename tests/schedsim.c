@@ -83,6 +83,8 @@ static const char *link_str(const struct link *l, char *buf, size_t len)
 {
     if (l->ring >= 0)
         snprintf(buf, len, "ring %d link %d->%d", l->ring, l->src, l->dst);
+    else if (l->ring < -1)
+        snprintf(buf, len, "lane %d peer link %d->%d", -1 - l->ring, l->src, l->dst);
     else
         snprintf(buf, len, "peer link %d->%d", l->src, l->dst);
     return buf;
@@ -124,12 +126,12 @@ static int table_grow(struct sim *m)
     return 0;
 }
 
-/* The link src->dst (ring c, or -1: peer), made on first use; NULL: out of
+/* The link src->dst (ring c, or -1 - lane: peer), made on first use; NULL: out of
  * memory. Making one may move the others: the check before the run makes
  * every link, so during the run pointers stay put. */
 static struct link *link_get(struct sim *m, int src, int dst, int ring)
 {
-    uint64_t key = (uint64_t)src << 40 | (uint64_t)dst << 16 | (uint64_t)(ring + 1);
+    uint64_t key = (uint64_t)src << 40 | (uint64_t)dst << 16 | (uint64_t)(ring + PPU_SCHED_LANES);
     size_t h = 0;
     if (m->table_cap)
         for (h = hash_at(key, m->table_cap); m->table[h]; h = (h + 1) & (m->table_cap - 1))
@@ -251,7 +253,7 @@ static struct link *step_link(struct sim *m, int r, int c, size_t i, const struc
     int q = step_peer(m, r, c, i, peer, send);
     if (q < 0)
         return NULL;
-    int ring = peer >= 0 ? -1 : c;
+    int ring = peer >= 0 ? -1 - m->rk[r].s->ch[c].lane : c;
     struct link *l = send ? link_get(m, r, q, ring) : link_get(m, q, r, ring);
     if (!l)
         fail(m, "schedsim: out of memory");
@@ -265,7 +267,8 @@ static struct link *chan_link(struct sim *m, struct chan *k, const struct ppu_st
     int peer = send ? st->send_peer : st->recv_peer, *last = send ? &k->sl : &k->rl;
     if (*last >= 0) {
         struct link *l = &m->links[*last];
-        if (peer < 0 ? l->ring >= 0 : l->ring < 0 && (send ? l->dst : l->src) == peer)
+        int lane = m->rk[k->rank].s->ch[k->c].lane;
+        if (peer < 0 ? l->ring >= 0 : l->ring == -1 - lane && (send ? l->dst : l->src) == peer)
             return l;
     }
     struct link *l = step_link(m, k->rank, k->c, k->idx, st, send);

@@ -514,6 +514,22 @@ Test(schedcheck, hier_allreduce_uses_every_ring)
         cr_expect(s.ch[K].after == 0 && s.ch[K].after_n == K,
                   "%s: the rail phase waits for every reduce-scatter", sh->name);
         ppu_sched_free(&s);
+        /* hiertree: the rail is the tree all-reduce's four channels (each
+         * tree's reduce and broadcast, tree t on lane t), all after the
+         * reduce-scatters, and the all-gathers after all four */
+        cr_assert_eq(ppu_plan_build(&w.x, &call, 0, PPU_ALGO_HIER_TREE, PPU_PROTO_SIMPLE, &s),
+                     PPU_SUCCESS);
+        cr_expect_eq(s.nchannels, 2 * K + 4, "%s: hiertree: %d channels for %d rings", sh->name,
+                     s.nchannels, K);
+        for (int q = 0; q < 4; q++)
+            cr_expect(s.ch[K + q].after == 0 && s.ch[K + q].after_n == K &&
+                          s.ch[K + q].lane == q / 2,
+                      "%s: hiertree rail channel %d: after %d x %d, lane %d", sh->name, K + q,
+                      s.ch[K + q].after, s.ch[K + q].after_n, s.ch[K + q].lane);
+        for (int c = K + 4; c < 2 * K + 4; c++)
+            cr_expect(s.ch[c].after == K && s.ch[c].after_n == 4,
+                      "%s: hiertree all-gather %d waits for the four rail channels", sh->name, c);
+        ppu_sched_free(&s);
         ppu_plan_ctx_free(&w.x);
         free(w.topo);
     }

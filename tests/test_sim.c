@@ -249,14 +249,14 @@ Test(sim_time, ring_allreduce_closed_form)
 }
 
 /* The double binary tree on 2 ranks: each is the root of one tree and a
- * leaf of the other, and one channel lists, chunk after chunk, the
- * reduce of tree 0, of tree 1, then the broadcast of tree 0, of tree 1
- * (sim/README.md, finding 2). Rank 1's chunk i: it sends tree 0's part
- * up at S_i; rank 0 has it A + w later (w = c / beta) and sends tree 1's
- * part up and tree 0's result down, one behind the other on its link;
- * rank 1 takes both and sends tree 1's result down, then chunk i + 1's
- * part up behind it: S_{i+1} = S_i + 2A + 4w. The last result reaches
- * rank 0 at S_{C-1} + 4w + 3A: C chunks a tree take C (2A + 4w) + A. */
+ * leaf of the other. Each tree's reduce and broadcast are channels of
+ * their own, tree t on lane t (sim/README.md, finding 2), so the link
+ * 1 -> 0 carries tree 0's reduce (lane 0) and tree 1's broadcast (lane 1)
+ * back to back and nothing waits for a chunk's round trip: C chunks of c
+ * bytes a tree take the link's 2 C c / beta and the last one's hop,
+ * 2 C w + A (w = c / beta). Before the lanes, with both trees' reduce and
+ * broadcast in one channel, it was C (2A + 4w) + A: 801 us here against
+ * 337. */
 Test(sim_time, tree_closed_form)
 {
     struct model_run m;
@@ -264,7 +264,7 @@ Test(sim_time, tree_closed_form)
     model_open(&m, "fullmesh8", 1, 2, 0, c, G, A);
     struct sim_result r = model_time(&m, PPU_COLL_ALLREDUCE, S / 4, PPU_ALGO_TREE);
     double w = (double)c / BW, C = (double)S / 2 / (double)c;
-    expect_close(r.time_us, C * (2 * A + 4 * w) + A, 0.01, "tree all-reduce, 2 ranks");
+    expect_close(r.time_us, 2 * C * w + A, 0.01, "tree all-reduce, 2 ranks");
     /* A call of one message goes on tree 0 alone: up and down,
      * 2 (A + c / beta), not the two trees' 3 A + 4 (c / 2) / beta. */
     r = model_time(&m, PPU_COLL_ALLREDUCE, c / 4, PPU_ALGO_TREE);
