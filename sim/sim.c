@@ -565,10 +565,13 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
             cs->nb = (double)st->count * (double)s->esize;
             cs->flags = st->flags;
             cs->slink = cs->rlink = -1;
-            if ((st->flags & PPU_STEP_SEND) && MEMO(0, st->send_peer)) {
-                cs->slink = MEMO_ID(0, st->send_peer);
+            /* the cache's key: the peer and its lane (-1: the ring) */
+            int sk = st->send_peer >= 0 ? st->send_peer + ppu_step_lane(st) * n : -1;
+            int rk = st->recv_peer >= 0 ? st->recv_peer + ppu_step_lane(st) * n : -1;
+            if ((st->flags & PPU_STEP_SEND) && MEMO(0, sk)) {
+                cs->slink = MEMO_ID(0, sk);
             } else if (st->flags & PPU_STEP_SEND) {
-                int ring = st->send_peer >= 0 ? -1 - sc->lane : c;
+                int ring = st->send_peer >= 0 ? -1 - ppu_step_lane(st) : c;
                 int dst = st->send_peer >= 0
                               ? st->send_peer
                               : S->ctx.rings[(size_t)c * n + (pos[(size_t)c * n + rank] + 1) % n];
@@ -578,12 +581,12 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
                     return -1;
                 v->links[id].has_send = 1;
                 cs->slink = id;
-                MEMO_SET(0, st->send_peer, id);
+                MEMO_SET(0, sk, id);
             }
-            if ((st->flags & PPU_STEP_RECV) && MEMO(1, st->recv_peer)) {
-                cs->rlink = MEMO_ID(1, st->recv_peer);
+            if ((st->flags & PPU_STEP_RECV) && MEMO(1, rk)) {
+                cs->rlink = MEMO_ID(1, rk);
             } else if (st->flags & PPU_STEP_RECV) {
-                int ring = st->recv_peer >= 0 ? -1 - sc->lane : c;
+                int ring = st->recv_peer >= 0 ? -1 - ppu_step_lane(st) : c;
                 int src = st->recv_peer >= 0
                               ? st->recv_peer
                               : S->ctx.rings[(size_t)c * n + (pos[(size_t)c * n + rank] + n - 1) % n];
@@ -599,7 +602,7 @@ static int add_rank(struct sim *S, int fold, int rank, const struct ppu_sched *s
                     return -1;
                 v->links[id].has_recv = 1;
                 cs->rlink = id;
-                MEMO_SET(1, st->recv_peer, id);
+                MEMO_SET(1, rk, id);
             }
         }
 #undef MEMO
@@ -891,7 +894,7 @@ static int same_shifted(const struct sim *S, int how, const struct ppu_sched *a,
     for (int c = 0; c < a->nchannels; c++) {
         const struct ppu_sched_channel *x = &a->ch[c], *y = &b->ch[c];
         if (x->nsteps != y->nsteps || x->after != y->after || x->after_n != y->after_n ||
-            x->in_tmp != y->in_tmp || x->lane != y->lane ||
+            x->in_tmp != y->in_tmp ||
             x->out_tmp != y->out_tmp)
             return 0;
         for (size_t i = 0; i < x->nsteps; i++) {

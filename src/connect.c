@@ -460,10 +460,11 @@ static ppu_result_t collect(struct ppu_comm *comm, const struct ppu_sched *s,
             for (int recv = 0; recv < 2; recv++) {
                 if (!(st->flags & (recv ? PPU_STEP_RECV : PPU_STEP_SEND)))
                     continue;
-                int p = recv ? st->recv_peer : st->send_peer, key = KEY_PEER - ch->lane;
+                int p = recv ? st->recv_peer : st->send_peer, lane = ppu_step_lane(st);
+                int key = KEY_PEER - lane;
                 struct ppu_link *l;
                 if (p >= 0) {
-                    size_t at = (size_t)ch->lane * comm->nranks + p;
+                    size_t at = (size_t)lane * comm->nranks + p;
                     struct ppu_link **slot = recv ? &comm->peer_recv[at] : &comm->peer_send[at];
                     if (!*slot && !(*slot = calloc(1, sizeof **slot)))
                         return ppu_fail(comm, PPU_SYSTEM_ERROR, "rank %d: out of memory",

@@ -97,20 +97,20 @@ static char *out_buf(const struct exec_task *t, int c)
     return ch->out_tmp ? t->tmp : ch->out ? ch->out : t->a->recvbuf;
 }
 
-/* A step's links: its channel's ring links, or the peer's on the
- * channel's lane (comm->peer_send[lane * nranks + peer]) */
-static struct ppu_link *recv_link(struct ppu_comm *comm, const struct ppu_sched_channel *sc,
-                                  int c, const struct ppu_step *st)
+/* A step's links: its channel's ring links, or the peer's on the step's
+ * lane (comm->peer_send[lane * nranks + peer]) */
+static struct ppu_link *recv_link(struct ppu_comm *comm, int c, const struct ppu_step *st)
 {
-    return st->recv_peer >= 0 ? comm->peer_recv[(size_t)sc->lane * comm->nranks + st->recv_peer]
-                              : &comm->ch[c].recv;
+    return st->recv_peer >= 0
+               ? comm->peer_recv[(size_t)ppu_step_lane(st) * comm->nranks + st->recv_peer]
+               : &comm->ch[c].recv;
 }
 
-static struct ppu_link *send_link(struct ppu_comm *comm, const struct ppu_sched_channel *sc,
-                                  int c, const struct ppu_step *st)
+static struct ppu_link *send_link(struct ppu_comm *comm, int c, const struct ppu_step *st)
 {
-    return st->send_peer >= 0 ? comm->peer_send[(size_t)sc->lane * comm->nranks + st->send_peer]
-                              : &comm->ch[c].send;
+    return st->send_peer >= 0
+               ? comm->peer_send[(size_t)ppu_step_lane(st) * comm->nranks + st->send_peer]
+               : &comm->ch[c].send;
 }
 
 /* Does the step send its bytes by reference (send_ref) rather than through
@@ -162,9 +162,8 @@ static ppu_result_t run_step(struct exec_task *t, int c, const struct ppu_step *
     const char *inp = (f & PPU_STEP_TMP_IN ? (const char *)comm->scratch
                        : f & PPU_STEP_IN_OUT ? out_buf(t, c) : in_buf(t, c)) + st->in_off * es;
     char *outp = (f & PPU_STEP_TMP_OUT ? (char *)comm->scratch : out_buf(t, c)) + st->out_off * es;
-    const struct ppu_sched_channel *sc = &t->s->ch[c];
-    struct ppu_link *rl = (f & PPU_STEP_RECV) ? recv_link(comm, sc, c, st) : NULL;
-    struct ppu_link *sl = (f & PPU_STEP_SEND) ? send_link(comm, sc, c, st) : NULL;
+    struct ppu_link *rl = (f & PPU_STEP_RECV) ? recv_link(comm, c, st) : NULL;
+    struct ppu_link *sl = (f & PPU_STEP_SEND) ? send_link(comm, c, st) : NULL;
     struct ppu_msg msg = {NULL, 0, {0, 0}, 0};
     void *slot = NULL;
 
@@ -319,9 +318,9 @@ static int blocked_on_gone(struct exec_task *t, int c, int *peer, const char **w
     const struct ppu_step *st = t->idx[c] < sc->nsteps ? &sc->steps[t->idx[c]] : NULL;
     struct ppu_link *l;
     if (st && (st->flags & PPU_STEP_RECV))
-        l = recv_link(comm, sc, c, st);
+        l = recv_link(comm, c, st);
     else if (st && (st->flags & PPU_STEP_SEND))
-        l = send_link(comm, sc, c, st);
+        l = send_link(comm, c, st);
     else if (!st && c < comm->nchannels)
         l = &comm->ch[c].send; /* draining: the next rank still reads */
     else

@@ -154,17 +154,11 @@ static double cost_twoshot(const struct ppu_plan_ctx *x, const struct ppu_call *
 {
     (void)c; /* 2 hops a chunk round; all links at once */
     double nd = x->nranks, copies = 4 * S * (nd - 1) / nd;
-    double t = flat_time(x, proto, 2 * ceil_div(S, nd * msg_bytes(x, proto, 0)), copies,
-                         2 * S / nd, 2 * S * (nd - 1) / nd);
-    /* Its chunks go one after another (a chunk's second shot is listed
-     * before the next chunk's first), so where links are not the rank's
-     * own copies a chunk's reduction does not overlap the next chunk's
-     * transfer: the memory's time adds to the link's. On one fullmesh8
-     * from 32 MB the replay gives two-shot 20-30% over this cost without
-     * it, and the ring won there. */
-    if (!x->model.link_is_copy)
-        t += copies / (x->model.mem_gbps[proto] * 1e3);
-    return t;
+    double chunks = ceil_div(S, nd * msg_bytes(x, proto, 0));
+    /* split (twoshot_split, where links are not copies): a chunk's first
+     * shot follows the chunk before's second, one hop a chunk */
+    double hops = x->model.link_is_copy ? 2 * chunks : chunks + 1;
+    return flat_time(x, proto, hops, copies, 2 * S / nd, 2 * S * (nd - 1) / nd);
 }
 
 static double cost_pairwise(const struct ppu_plan_ctx *x, const struct ppu_call *c, int proto,
@@ -717,7 +711,7 @@ ppu_result_t ppu_plan_build(const struct ppu_plan_ctx *x, const struct ppu_call 
         return PPU_INVALID_USAGE;
     size_t es = ppu_datatype_size(c->datatype);
     struct ppu_sched_ctx sx = {rank, x->nranks, x->nchannels, x->rings, 0, x->ring_pos,
-                               ppu_plan_ring_skew(&x->set)};
+                               ppu_plan_ring_skew(&x->set), !x->model.link_is_copy};
     const struct algo_desc *d = &algos[algo];
     size_t msg = d->ring_links ? x->set.chunk_bytes : x->set.peer_slot;
     if (proto == PPU_PROTO_LL && x->set.ll_max < msg)

@@ -91,12 +91,19 @@ static size_t max_of(const size_t *v, int n)
     return m;
 }
 
+/* With x->twoshot_split two channels: the first sends shot 1, reduces
+ * this rank's block and sends it as shot 2 (on lane 1: shot 1 and shot 2
+ * between two ranks would share a directed link); the second takes the
+ * other ranks' shot 2. So a chunk's shot 1 goes out while the chunk
+ * before's results come in, instead of after them (sim/README.md,
+ * finding 1). Without, all in one channel. */
 ppu_result_t ppu_sched_twoshot_allreduce(struct ppu_sched *s, const struct ppu_sched_ctx *x,
                                          size_t count, ppu_redop_t op)
 {
-    struct ppu_sched_channel *ch = one_channel(s, PPU_ALGO_TWOSHOT);
-    if (!ch)
+    int split = x->twoshot_split != 0;
+    if (ppu_sched_init(s, 1 + split, PPU_ALGO_TWOSHOT) != PPU_SUCCESS)
         return PPU_SYSTEM_ERROR;
+    struct ppu_sched_channel *ch = &s->ch[0], *in = &s->ch[split];
     int n = x->nranks, r = x->rank;
     size_t *bs = malloc(2 * sizeof *bs * (size_t)n), *bl = bs ? bs + n : NULL;
     if (!bs)
@@ -110,11 +117,12 @@ ppu_result_t ppu_sched_twoshot_allreduce(struct ppu_sched *s, const struct ppu_s
         if (direct_rs_chunk(ch, n, r, bs, bl, bs[r], lo, x->chunk, fin) != PPU_SUCCESS)
             goto oom;
         /* shot 2: the reduced block r to everyone, theirs from them */
+        uint32_t L1 = split ? PPU_STEP_LANE1 : 0;
         for (int k = 1; k < n; k++)
-            ADD(ch, I | IO | S, (r + k) % n, -1, bs[r] + lo, 0, clip(bl[r], lo, x->chunk));
+            ADD(ch, I | IO | S | L1, (r + k) % n, -1, bs[r] + lo, 0, clip(bl[r], lo, x->chunk));
         for (int k = 1; k < n; k++) {
             int p = (r - k + n) % n;
-            ADD(ch, R | O, -1, p, 0, bs[p] + lo, clip(bl[p], lo, x->chunk));
+            ADD(in, R | O | L1, -1, p, 0, bs[p] + lo, clip(bl[p], lo, x->chunk));
         }
     }
     free(bs);
@@ -238,31 +246,31 @@ void ppu_sched_double_binary_tree(int n, int *parent)
  * the root has taken every rank's contribution to chunk j. */
 static ppu_result_t tree_channels(struct ppu_sched_channel *rc, struct ppu_sched_channel *bc,
                                   int up, const int *kids, int nkids, size_t at0, size_t len,
-                                  size_t chunk, uint32_t fin, uint32_t io)
+                                  size_t chunk, uint32_t fin, uint32_t io, uint32_t lane)
 {
     for (size_t lo = 0; lo < len; lo += chunk) {
         size_t cnt = clip(len, lo, chunk), at = at0 + lo;
         if (nkids == 0) {
             if (up >= 0)
-                ADD(rc, I | io | S, up, -1, at, 0, cnt);
+                ADD(rc, I | io | S | lane, up, -1, at, 0, cnt);
             else
-                ADD(rc, I | io | O | fin, -1, -1, at, at, cnt);
+                ADD(rc, I | io | O | fin | lane, -1, -1, at, at, cnt);
         } else {
-            ADD(rc, R | I | io | O, -1, kids[0], at, at, cnt);
+            ADD(rc, R | I | io | O | lane, -1, kids[0], at, at, cnt);
             for (int k = 1; k < nkids; k++)
-                ADD(rc, R | A | O, -1, kids[k], 0, at, cnt);
+                ADD(rc, R | A | O | lane, -1, kids[k], 0, at, cnt);
             if (up >= 0)
-                ADD(rc, I | IO | S, up, -1, at, 0, cnt);
+                ADD(rc, I | IO | S | lane, up, -1, at, 0, cnt);
             else if (fin)
-                ADD(rc, I | IO | O | fin, -1, -1, at, at, cnt);
+                ADD(rc, I | IO | O | fin | lane, -1, -1, at, at, cnt);
         }
         /* down: the root from its reduce channel, the others as the
          * parent's message comes */
         struct ppu_sched_channel *d = up >= 0 ? bc : rc;
         if (up >= 0)
-            ADD(bc, R | O, -1, up, 0, at, cnt);
+            ADD(bc, R | O | lane, -1, up, 0, at, cnt);
         for (int k = 0; k < nkids; k++)
-            ADD(d, I | IO | S, kids[k], -1, at, 0, cnt);
+            ADD(d, I | IO | S | lane, kids[k], -1, at, 0, cnt);
     }
     return PPU_SUCCESS;
 oom:
@@ -284,9 +292,8 @@ ppu_result_t ppu_sched_tree_channels(struct ppu_sched_channel ch[4], const int u
         hs[0] = base, hl[0] = count, hl[1] = 0;
     uint32_t fin = op == PPU_AVG ? F : 0, io = in_out ? IO : 0;
     for (int t = 0; t < 2; t++) {
-        ch[2 * t].lane = ch[2 * t + 1].lane = t;
         if (tree_channels(&ch[2 * t], &ch[2 * t + 1], up[t], kids[t], nkids[t], hs[t], hl[t],
-                          chunk, fin, io) != PPU_SUCCESS)
+                          chunk, fin, io, t ? PPU_STEP_LANE1 : 0) != PPU_SUCCESS)
             return PPU_SYSTEM_ERROR;
     }
     return PPU_SUCCESS;

@@ -76,6 +76,7 @@ const struct ppu_step_kind *ppu_step_kinds(int *n)
 
 const char *ppu_step_kind(uint32_t flags)
 {
+    flags &= ~(uint32_t)PPU_STEP_LANE1; /* where, not what */
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (kinds[i].flags == flags)
             return kinds[i].what;

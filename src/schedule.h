@@ -3,7 +3,7 @@
  *
  * Ordering rule every builder keeps: two channels of one schedule never
  * use the same directed link (a peer link is the pair of ranks and a lane,
- * struct ppu_sched_channel), and on each link the sender's messages come
+ * PPU_STEP_LANE1), and on each link the sender's messages come
  * in the order the receiver's steps expect them. */
 #ifndef PPU_SCHEDULE_H
 #define PPU_SCHEDULE_H
@@ -25,7 +25,17 @@ enum ppu_step_flags {
     /* a message sent by reference may be built in output[out_off] (the
      * output is scratch there until a later step writes it) */
     PPU_STEP_REF_OUT = 1 << 9,
+    /* its peer links are lane 1's: a pair of ranks has a peer link in each
+     * direction on each lane, so steps that would share a directed link
+     * (the tree all-reduce's two trees: on 2 ranks 1 -> 0 is tree 0's
+     * reduce and tree 1's broadcast; two-shot's two shots) can be on
+     * different channels. A lane's links are connected on first use. Not
+     * part of a step's kind (ppu_step_kind ignores it). */
+    PPU_STEP_LANE1 = 1 << 10,
 };
+
+#define PPU_SCHED_LANES 2
+
 
 /* The flag combinations a step may carry, each with what it does
  * (sched_ring.c's table; ppu_sched_add asserts every step is one). */
@@ -48,6 +58,11 @@ struct ppu_step {
     size_t count;   /* elements */
 };
 
+static inline int ppu_step_lane(const struct ppu_step *st)
+{
+    return (st->flags & PPU_STEP_LANE1) ? 1 : 0;
+}
+
 struct ppu_sched_channel {
     struct ppu_step *steps;
     size_t nsteps, cap;
@@ -61,16 +76,7 @@ struct ppu_sched_channel {
     /* 1: this channel's input (output) is the schedule's temporary, which
      * the executor allocates for each run (tmp_bytes) */
     int in_tmp, out_tmp;
-    /* the lane of its peer links (0 .. PPU_SCHED_LANES - 1): a pair of
-     * ranks has a peer link in each direction on each lane, so channels
-     * that would share a directed link (the tree all-reduce's two trees:
-     * on 2 ranks 1 -> 0 is tree 0's reduce and tree 1's broadcast) can
-     * run side by side on different lanes. A lane's links are connected
-     * on first use like any other. */
-    int lane;
 };
-
-#define PPU_SCHED_LANES 2
 
 /* Has channel c of these channel states (2: done) to wait still? */
 static inline int ppu_sched_waiting(const struct ppu_sched_channel *c, const uint8_t *state)
@@ -120,6 +126,13 @@ struct ppu_sched_ctx {
      * first, which keeps each link's messages in step with their
      * receiver). A link then needs W + 1 slots. */
     int skew;
+    /* two-shot takes the results on a channel of its own (lane 1), so a
+     * chunk's first shot goes out while the chunk before's results come
+     * in: where links move data while the rank computes (hardware links;
+     * ppu-sim). Where a link is the rank's own copy (this host's shared
+     * memory) there is nothing to overlap, and 8 ranks on 2 cores ran
+     * 4 MB 20-30% slower with the second channel. */
+    int twoshot_split;
 };
 
 /* Collective builders. Counts follow the public API's meaning. */

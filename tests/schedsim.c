@@ -253,7 +253,7 @@ static struct link *step_link(struct sim *m, int r, int c, size_t i, const struc
     int q = step_peer(m, r, c, i, peer, send);
     if (q < 0)
         return NULL;
-    int ring = peer >= 0 ? -1 - m->rk[r].s->ch[c].lane : c;
+    int ring = peer >= 0 ? -1 - ppu_step_lane(st) : c;
     struct link *l = send ? link_get(m, r, q, ring) : link_get(m, q, r, ring);
     if (!l)
         fail(m, "schedsim: out of memory");
@@ -267,8 +267,8 @@ static struct link *chan_link(struct sim *m, struct chan *k, const struct ppu_st
     int peer = send ? st->send_peer : st->recv_peer, *last = send ? &k->sl : &k->rl;
     if (*last >= 0) {
         struct link *l = &m->links[*last];
-        int lane = m->rk[k->rank].s->ch[k->c].lane;
-        if (peer < 0 ? l->ring >= 0 : l->ring == -1 - lane && (send ? l->dst : l->src) == peer)
+        if (peer < 0 ? l->ring >= 0
+                     : l->ring == -1 - ppu_step_lane(st) && (send ? l->dst : l->src) == peer)
             return l;
     }
     struct link *l = step_link(m, k->rank, k->c, k->idx, st, send);
