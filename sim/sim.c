@@ -361,6 +361,13 @@ static int nic_of(const struct sim *S, const struct layout *l, int r)
     return S->cl->local[r] % l->nics;
 }
 
+/* Folded by servers, the rank of the first fold_p servers whose per-rank
+ * resources (ports, memory) stand for rank r's: r's place in its block. */
+static int fold_rep(const struct sim *S, int r)
+{
+    return (S->cl->server[r] % S->fold_p) * S->L + S->cl->local[r];
+}
+
 /* The resources a message from src to dst holds, its latency and kind. */
 static void link_path(const struct sim *S, int fold, struct sim_link *k)
 {
@@ -374,7 +381,7 @@ static void link_path(const struct sim *S, int fold, struct sim_link *k)
      * one, and dst's chip, port and NIC carry what its chip 0's do) */
     int ra = a, rb = b, qa = sa, qb = sb;
     if (fold == FOLD_SERVER) /* servers 0 .. fold_p - 1 stand for all */
-        qa = sa % S->fold_p, qb = sb % S->fold_p, ra = qa * S->L + la, rb = qb * S->L + lb;
+        qa = sa % S->fold_p, qb = sb % S->fold_p, ra = fold_rep(S, a), rb = fold_rep(S, b);
     else if (fold == FOLD_RAIL)
         rb = sb * S->L;
     k->npath = 0;
@@ -799,10 +806,7 @@ static double replay(struct sim *S, int proto, int *max_hops, char *why,
             }
             struct sim_res *mem =
                 &S->res[l.chip +
-                        (size_t)(S->folded == FOLD_SERVER
-                                     ? (S->cl->server[ch->rank] % S->fold_p) * S->L +
-                                           S->cl->local[ch->rank]
-                                     : ch->rank) * 5 +
+                        (size_t)(S->folded == FOLD_SERVER ? fold_rep(S, ch->rank) : ch->rank) * 5 +
                         4];
             double mb = mem_bytes(st->flags, nb);
             double c0 = maxd(t, mem->free_at), cend = c0 + mb / mem->bw;

@@ -542,11 +542,11 @@ static ppu_result_t pick_trees(struct ppu_plan_ctx *x, const int *first,
         free(fill);
         o = at[n];
     }
-    /* depth: edges from a root to the deepest leaf; fanout: most children */
+    /* the slowest root-to-leaf path (tree_path_*); fanouts: most children */
     int *kids = calloc((size_t)n, sizeof *kids);
     if (!kids)
         return PPU_SYSTEM_ERROR;
-    x->tree_depth = x->tree_fanout = 0;
+    x->tree_fanout = 0;
     x->tree_path_us = 0;
     x->tree_path_net = x->tree_path_icn = 0;
     x->tree_net_fanout = x->tree_icn_fanout = 0;
@@ -566,14 +566,13 @@ static ppu_result_t pick_trees(struct ppu_plan_ctx *x, const int *first,
             for (int c = q; parent[c] >= 0 && d <= n; c = parent[c]) {
                 int p = parent[c];
                 d++;
-                if (x->server[p] != x->server[c]) { /* across the top tier between rails */
+                if (x->server[p] != x->server[c]) { /* the top tier only between rails */
                     dn++;
                     us += m->net_alpha_us + (x->local[p] != x->local[c] ? m->net_top_us : 0);
                 } else {
                     us += m->alpha_us;
                 }
             }
-            x->tree_depth = d > x->tree_depth ? d : x->tree_depth;
             if (us > x->tree_path_us) {
                 x->tree_path_us = us;
                 x->tree_path_net = dn;

@@ -94,7 +94,7 @@ struct ppu_plan_ctx {
     /* and r's children in tree t, in rank order:
      * tree_kids[tree_kid_at[t * (n + 1) + r] .. tree_kid_at[t * (n + 1) + r + 1]) */
     int *tree_kid_at, *tree_kids;
-    int tree_depth, tree_fanout; /* deepest leaf, most children of a rank */
+    int tree_fanout; /* most children of a rank */
     /* the slowest path from a root to a leaf, by the model's hop latency:
      * its latency (us) and its edges between servers and inside one */
     double tree_path_us;
